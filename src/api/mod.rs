@@ -1,0 +1,88 @@
+//! gRPC services: each handler checks the caller's scope, parses the request into domain
+//! values, calls the store, and converts back. Errors become statuses in `error`.
+
+pub mod convert;
+pub mod error;
+pub mod paging;
+mod records;
+mod registry;
+mod unimplemented;
+
+use std::sync::Arc;
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+use prost::Message;
+
+use crate::domain::ids::PersonKeyer;
+use crate::domain::Error;
+use crate::store::{RequestKey, Store};
+
+pub use records::RecordApi;
+pub use registry::RegistryApi;
+pub use unimplemented::Unimplemented;
+
+/// Most items a batch request may carry (AIP-231/233).
+pub const MAX_BATCH: usize = 1_000;
+/// Longest accepted `request_id`.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// What every service shares.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub store: Store,
+    pub keyer: PersonKeyer,
+}
+
+/// Shared state handle.
+pub type Shared = Arc<State>;
+
+/// Today's date in China Standard Time, the calendar every publicity window is kept in.
+pub fn today() -> NaiveDate {
+    let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    Utc::now().with_timezone(&cst).date_naive()
+}
+
+/// Checks a batch's size: at least one item, at most [`MAX_BATCH`].
+pub fn batch_size(field: &str, len: usize) -> Result<(), Error> {
+    match len {
+        0 => Err(Error::invalid(field, "must hold at least one item")),
+        n if n > MAX_BATCH => Err(Error::invalid(
+            field,
+            format!("holds {n} items; at most {MAX_BATCH} per call"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The idempotency key of a write that carries a `request_id`, if it does.
+pub fn request_key<M: Message>(
+    state: &State,
+    agency_id: &str,
+    method: &'static str,
+    request_id: &str,
+    request: &M,
+) -> Result<Option<RequestKey>, Error> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.len() > MAX_REQUEST_ID_CHARS || request_id.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "request_id",
+            format!("must be at most {MAX_REQUEST_ID_CHARS} printable characters"),
+        ));
+    }
+    Ok(Some(RequestKey {
+        agency_id: agency_id.to_string(),
+        method,
+        request_id: request_id.to_string(),
+        request_digest: state.keyer.digest(&request.encode_to_vec()),
+    }))
+}
+
+/// Decodes a stored response of a replayed request.
+pub fn replayed<M: Message + Default>(bytes: &[u8]) -> Result<M, tonic::Status> {
+    M::decode(bytes).map_err(|e| {
+        tracing::error!(error = %e, "stored response does not decode");
+        tonic::Status::internal("stored response is unreadable")
+    })
+}

@@ -1,0 +1,247 @@
+//! `RecordService`: agencies file, revise and withdraw credit records; readers list them.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    enterprise_name, filter_enum, id_number, record_in, record_out, record_status_filter,
+    resource_id,
+};
+use super::paging::{decode_token, encode_token, page_size};
+use super::{batch_size, replayed, request_key, today, Shared};
+use crate::auth::caller;
+use crate::domain::agency::Scope;
+use crate::domain::codes::RecordKind;
+use crate::domain::record::{check_consistency, check_filer};
+use crate::domain::{Error, Violations};
+use crate::proto::v1::{self as pb, record_service_server::RecordService};
+use crate::store::{RecordFilter, Replay, SubmitResult};
+
+/// The record service.
+#[derive(Debug, Clone)]
+pub struct RecordApi {
+    state: Shared,
+}
+
+impl RecordApi {
+    /// Serves records from shared state.
+    pub fn new(state: Shared) -> Self {
+        RecordApi { state }
+    }
+}
+
+fn submit_response(result: &SubmitResult, today: NaiveDate) -> pb::BatchSubmitRecordsResponse {
+    pb::BatchSubmitRecordsResponse {
+        records: result
+            .records
+            .iter()
+            .map(|r| record_out(r, today))
+            .collect(),
+        outcomes: result.outcomes.iter().map(|o| o.number()).collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl RecordService for RecordApi {
+    async fn batch_submit_records(
+        &self,
+        req: Request<pb::BatchSubmitRecordsRequest>,
+    ) -> Result<Response<pb::BatchSubmitRecordsResponse>, Status> {
+        let agency = caller(&req, Scope::RecordsWrite)?;
+        let body = req.into_inner();
+        batch_size("records", body.records.len())?;
+        // Filing rights come before content: a tax bureau learns nothing more than that
+        // it may not file court records.
+        for (i, r) in body.records.iter().enumerate() {
+            if let Some(kind) = RecordKind::from_number(r.kind) {
+                check_filer(kind, agency.kind)
+                    .map_err(|why| Error::PermissionDenied(format!("records[{i}]: {why}")))?;
+            }
+        }
+        let key = request_key(
+            &self.state,
+            &agency.id,
+            "BatchSubmitRecords",
+            &body.request_id,
+            &body,
+        )?;
+        let day = today();
+        let mut v = Violations::default();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut batch = Vec::with_capacity(body.records.len());
+        for (i, r) in body.records.iter().enumerate() {
+            let path = format!("records[{i}]");
+            if let Some(p) = &r.provenance {
+                if let Some(first) = seen.insert(p.source_record_id.trim(), i) {
+                    v.add(
+                        format!("{path}.provenance.source_record_id"),
+                        format!(
+                            "repeats records[{first}]; submit each source record once per batch"
+                        ),
+                    );
+                }
+            }
+            if let Some(new) = record_in(&mut v, &self.state.keyer, &path, r) {
+                check_consistency(&path, &new.content, day, &mut v);
+                batch.push(new);
+            }
+        }
+        let batch = v.finish(batch)?;
+        let response = match self
+            .state
+            .store
+            .submit_records(&agency, batch, key, &|result| {
+                prost::Message::encode_to_vec(&submit_response(result, day))
+            })
+            .await?
+        {
+            Replay::Fresh(result) => submit_response(&result, day),
+            Replay::Replayed(bytes) => replayed(&bytes)?,
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn withdraw_record(
+        &self,
+        req: Request<pb::WithdrawRecordRequest>,
+    ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
+        let agency = caller(&req, Scope::RecordsWrite)?;
+        let body = req.get_ref();
+        let mut v = Violations::default();
+        let id = match resource_id("name", "records", &body.name) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                v.add("name", "must be a resource name records/{id}");
+                None
+            }
+        };
+        let reason = body.reason.trim();
+        if reason.is_empty() {
+            v.add("reason", "is required: say why the record is withdrawn");
+        } else if reason.chars().count() > 1_000 || reason.chars().any(|c| c.is_control()) {
+            v.add("reason", "must be at most 1,000 printable characters");
+        }
+        if body.request_id.len() > super::MAX_REQUEST_ID_CHARS {
+            v.add("request_id", "must be at most 128 characters");
+        }
+        let id = v.finish(id)?.unwrap_or_default();
+        let record = self
+            .state
+            .store
+            .withdraw_record(&agency, id, reason)
+            .await?;
+        Ok(Response::new(pb::WithdrawRecordResponse {
+            record: Some(record_out(&record, today())),
+        }))
+    }
+
+    async fn get_record(
+        &self,
+        req: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::GetRecordResponse>, Status> {
+        caller(&req, Scope::RecordsRead)?;
+        let id = resource_id("name", "records", &req.get_ref().name)?;
+        let record = self
+            .state
+            .store
+            .get_record(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("records/{id}")))?;
+        Ok(Response::new(pb::GetRecordResponse {
+            record: Some(record_out(&record, today())),
+        }))
+    }
+
+    async fn list_records(
+        &self,
+        req: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        caller(&req, Scope::RecordsRead)?;
+        let body = req.into_inner();
+        let limit = page_size(body.page_size)?;
+        let subject_key = match (
+            body.subject_enterprise.is_empty(),
+            body.subject_person_id_number.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, true) => Some(
+                enterprise_name("subject_enterprise", &body.subject_enterprise)?
+                    .as_str()
+                    .to_string(),
+            ),
+            (true, false) => {
+                let mut v = Violations::default();
+                let id = id_number(
+                    &mut v,
+                    "subject_person_id_number",
+                    &body.subject_person_id_number,
+                );
+                let id = v.finish(id)?.expect("parsed when no violation");
+                Some(self.state.keyer.key(&id).as_str().to_string())
+            }
+            (false, false) => {
+                return Err(Error::invalid(
+                    "subject_person_id_number",
+                    "give either subject_enterprise or subject_person_id_number, not both",
+                )
+                .into())
+            }
+        };
+        let filter = RecordFilter {
+            subject_key,
+            kind: filter_enum("kind", body.kind, RecordKind::from_number)?,
+            status: record_status_filter(body.status)?,
+        };
+        let query = format!("{filter:?}");
+        let after: Option<(NaiveDate, String)> = decode_token(&query, &body.page_token)?;
+        let day = today();
+        let mut page = self
+            .state
+            .store
+            .list_records(&filter, day, after, limit + 1)
+            .await?;
+        let next_page_token = if page.len() > limit {
+            page.truncate(limit);
+            let last = &page[limit - 1];
+            encode_token(&query, &(last.content.decision_date, last.id.clone()))
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: page.iter().map(|r| record_out(r, day)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_record_revisions(
+        &self,
+        req: Request<pb::ListRecordRevisionsRequest>,
+    ) -> Result<Response<pb::ListRecordRevisionsResponse>, Status> {
+        caller(&req, Scope::RecordsRead)?;
+        let body = req.into_inner();
+        let id = resource_id("name", "records", &body.name)?.to_string();
+        let limit = page_size(body.page_size)?;
+        let offset: usize = decode_token(&id, &body.page_token)?.unwrap_or(0);
+        if self.state.store.get_record(&id).await?.is_none() {
+            return Err(Error::NotFound(format!("records/{id}")).into());
+        }
+        let mut page = self
+            .state
+            .store
+            .list_record_revisions(&id, offset, limit + 1)
+            .await?;
+        let next_page_token = if page.len() > limit {
+            page.truncate(limit);
+            encode_token(&id, &(offset + limit))
+        } else {
+            String::new()
+        };
+        let day = today();
+        Ok(Response::new(pb::ListRecordRevisionsResponse {
+            revisions: page.iter().map(|r| record_out(r, day)).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,127 @@
+//! Configuration shared by the commands: where the data lives and the HMAC secret.
+//! Every flag can also be set through its `CREDIT_HUB_*` environment variable.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use rand::RngCore;
+
+use crate::domain::ids::PersonKeyer;
+use crate::store::Store;
+
+/// Where the database is and how persons are keyed.
+#[derive(clap::Args, Clone)]
+pub struct StorageArgs {
+    /// Directory of the embedded SQLite database (and, in SQLite mode, the generated
+    /// HMAC key file `hmac.key`).
+    #[arg(long, env = "CREDIT_HUB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL (`postgres://user:pass@host/db`); when set it is used instead of
+    /// the SQLite file.
+    #[arg(long, env = "CREDIT_HUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Secret for person keys (HMAC-SHA256 of ID numbers), at least 16 characters.
+    /// Never stored in the database. Required with PostgreSQL unless a key file is given.
+    #[arg(long, env = "CREDIT_HUB_HMAC_KEY", hide_env_values = true)]
+    pub hmac_key: Option<String>,
+
+    /// File holding the person-key secret (e.g. a mounted Kubernetes secret).
+    #[arg(long, env = "CREDIT_HUB_HMAC_KEY_FILE")]
+    pub hmac_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for StorageArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("hmac_key", &self.hmac_key.as_ref().map(|_| "[REDACTED]"))
+            .field("hmac_key_file", &self.hmac_key_file)
+            .finish()
+    }
+}
+
+impl StorageArgs {
+    /// Storage settings for a SQLite data directory (tests and tools).
+    pub fn sqlite(data_dir: &Path) -> Self {
+        StorageArgs {
+            data_dir: data_dir.to_path_buf(),
+            database_url: None,
+            hmac_key: None,
+            hmac_key_file: None,
+        }
+    }
+
+    /// Opens the configured database (not migrating it).
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        Ok(match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Store::open_postgres(url, 16)
+                    .await
+                    .context("cannot connect to PostgreSQL")?
+            }
+            Some(_) => bail!("--database-url must be a postgres:// URL"),
+            None => Store::open_sqlite(&self.data_dir)
+                .await
+                .with_context(|| format!("cannot open SQLite in {}", self.data_dir.display()))?,
+        })
+    }
+
+    /// The person keyer: from the flag, the key file, or (SQLite only) a key generated
+    /// once into the data directory.
+    pub fn keyer(&self) -> anyhow::Result<PersonKeyer> {
+        let secret = if let Some(key) = &self.hmac_key {
+            key.clone().into_bytes()
+        } else if let Some(file) = &self.hmac_key_file {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read HMAC key file {}", file.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec()
+        } else if self.database_url.is_none() {
+            local_key(&self.data_dir)?
+        } else {
+            bail!("with PostgreSQL, set --hmac-key or --hmac-key-file (CREDIT_HUB_HMAC_KEY[_FILE]) on every replica");
+        };
+        if secret.len() < 16 {
+            bail!("the HMAC key must be at least 16 characters");
+        }
+        Ok(PersonKeyer::new(secret))
+    }
+}
+
+/// Reads `data_dir/hmac.key`, creating it with a random key readable only by the owner.
+fn local_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("hmac.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+    write_private(&path, &key)?;
+    Ok(key.into_bytes())
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

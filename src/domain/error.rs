@@ -1,0 +1,83 @@
+//! The domain's error: what a caller did wrong, independent of transport.
+
+use std::fmt;
+
+/// One thing wrong with one field of a request, e.g. `records[3].subject.enterprise`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field path, in proto field names with `[i]` for list items.
+    pub field: String,
+    /// The rule the value broke, in words the caller can act on.
+    pub description: String,
+}
+
+/// One unmet condition for an operation that is otherwise well-formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    /// A stable machine code, e.g. `ANNUAL_REPORTS_NOT_FILED`.
+    pub kind: String,
+    /// What the condition is about, e.g. `enterprises/914403001922038216`.
+    pub subject: String,
+    /// The condition in words an officer can act on.
+    pub description: String,
+}
+
+/// Collects field violations so one response names every bad field at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Records that `field` broke a rule.
+    pub fn add(&mut self, field: impl Into<String>, description: impl fmt::Display) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.to_string(),
+        });
+    }
+
+    /// Whether nothing was wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` if nothing was wrong, otherwise the collected violations.
+    pub fn finish<T>(self, value: T) -> Result<T, Error> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}
+
+/// A request the domain refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("failed precondition: {}", .0.iter().map(|v| v.description.as_str()).collect::<Vec<_>>().join("; "))]
+    FailedPrecondition(Vec<PreconditionViolation>),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+}
+
+impl Error {
+    /// A single-field invalid-argument error.
+    pub fn invalid(field: impl Into<String>, description: impl fmt::Display) -> Self {
+        let mut v = Violations::default();
+        v.add(field, description);
+        Error::InvalidArgument(v.0)
+    }
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,11 @@
+//! Pure domain logic: identifiers, records, enterprises, agencies. No I/O, no tonic, no
+//! sqlx, so every rule is testable on its own.
+
+pub mod agency;
+pub mod codes;
+pub mod enterprise;
+pub mod error;
+pub mod ids;
+pub mod record;
+
+pub use error::{Error, FieldViolation, PreconditionViolation, Violations};

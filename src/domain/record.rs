@@ -1,0 +1,291 @@
+//! Credit records (信用记录): the facts departments publish about a subject, with the
+//! rules every submission must satisfy whatever the transport.
+
+use chrono::{Datelike, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::codes::{
+    AbnormalCause, AgencyKind, PenaltyMeasure, RecordKind, RecordStatus, RegulatoryDomain,
+    SeriousListingCause, SpotCheckOutcome, Tier,
+};
+use super::error::Violations;
+use super::ids::{MaskedId, PersonKey, PersonRef, Uscc};
+
+/// Longest accepted free-text field (names, document numbers, summaries), in characters.
+pub const MAX_TEXT_CHARS: usize = 1_000;
+/// Longest accepted agency-side record id.
+pub const MAX_SOURCE_ID_CHARS: usize = 128;
+
+/// Who or what a record is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Enterprise(Uscc),
+    Person(PersonRef),
+}
+
+impl Subject {
+    /// The key records are filed under: the USCC or the person key.
+    pub fn key(&self) -> &str {
+        match self {
+            Subject::Enterprise(u) => u.as_str(),
+            Subject::Person(p) => p.key.as_str(),
+        }
+    }
+}
+
+/// Kind-specific facts of a record. Absent fields do not apply to the record's kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub penalty_measures: Vec<PenaltyMeasure>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fine_amount_fen: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abnormal_cause: Option<AbnormalCause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serious_listing_cause: Option<SeriousListingCause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_year: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_check_outcome: Option<SpotCheckOutcome>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// What an agency asserts in one revision of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordContent {
+    pub subject: Subject,
+    pub kind: RecordKind,
+    pub tier: Tier,
+    pub domain: RegulatoryDomain,
+    pub decision_date: NaiveDate,
+    pub document_number: String,
+    pub deciding_authority: String,
+    pub summary: String,
+    pub publicity_end: NaiveDate,
+    pub attributes: Attributes,
+}
+
+impl RecordContent {
+    /// A digest of everything the agency asserted, to tell a true resubmission of a
+    /// revision from a different record reusing its revision number.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.subject.key(),
+            self.kind.code(),
+            self.tier.code(),
+            self.domain.code(),
+            &self.decision_date.to_string(),
+            &self.document_number,
+            &self.deciding_authority,
+            &self.summary,
+            &self.publicity_end.to_string(),
+            &serde_json::to_string(&self.attributes).expect("attributes serialize"),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        if let Subject::Person(p) = &self.subject {
+            h.update(p.name.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// A validated submission: content plus the agency's own identity for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub source_record_id: String,
+    pub revision: i64,
+    pub content: RecordContent,
+}
+
+/// A stored record, at its current revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub agency_id: String,
+    pub source_record_id: String,
+    pub revision: i64,
+    pub content: RecordContent,
+    pub status: RecordStatus,
+    pub withdrawal_reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Record {
+    /// The resource name `records/{id}`.
+    pub fn resource_name(&self) -> String {
+        format!("records/{}", self.id)
+    }
+
+    /// The status a reader sees on `today`: an active record whose publicity window has
+    /// ended reads as expired, without anyone having to rewrite it.
+    pub fn status_on(&self, today: NaiveDate) -> RecordStatus {
+        if self.status == RecordStatus::Active && self.content.publicity_end <= today {
+            RecordStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// The person fields of a stored record, as storage gives them back.
+pub fn stored_person(key: String, name: String, masked: String) -> Subject {
+    Subject::Person(PersonRef {
+        key: PersonKey::from_stored(key),
+        name,
+        masked_id: MaskedId::from_stored(masked),
+    })
+}
+
+/// The end of the publicity window when the agency gives none: warnings are never
+/// published; otherwise minor items 3 months, moderate 1 year, serious 3 years
+/// (SAMR Order 107 tiers).
+pub fn default_publicity_end(
+    tier: Tier,
+    decision_date: NaiveDate,
+    measures: &[PenaltyMeasure],
+) -> NaiveDate {
+    if !measures.is_empty() && measures.iter().all(|m| *m == PenaltyMeasure::Warning) {
+        return decision_date;
+    }
+    let months = match tier {
+        Tier::Minor => 3,
+        Tier::Moderate => 12,
+        Tier::Serious => 36,
+    };
+    decision_date
+        .checked_add_months(Months::new(months))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// Checks the rules that tie a record's fields together, appending violations under
+/// `path` (e.g. `records[3]`). Field formats were already checked while parsing.
+pub fn check_consistency(
+    path: &str,
+    content: &RecordContent,
+    today: NaiveDate,
+    v: &mut Violations,
+) {
+    let a = &content.attributes;
+    if let Subject::Person(_) = content.subject {
+        if !content.kind.may_concern_person() {
+            v.add(
+                format!("{path}.subject.person"),
+                format!(
+                    "a {} record must concern an enterprise, not a person",
+                    content.kind.code()
+                ),
+            );
+        }
+    }
+    match content.kind {
+        RecordKind::AdministrativePenalty if a.penalty_measures.is_empty() => v.add(
+            format!("{path}.penalty_measures"),
+            "an administrative penalty needs at least one measure",
+        ),
+        RecordKind::AbnormalOperationsListing if a.abnormal_cause.is_none() => v.add(
+            format!("{path}.abnormal_cause"),
+            "an abnormal-operations listing needs its cause",
+        ),
+        RecordKind::SeriousDishonestyListing if a.serious_listing_cause.is_none() => v.add(
+            format!("{path}.serious_listing_cause"),
+            "a serious-dishonesty listing needs its cause",
+        ),
+        RecordKind::AnnualReportFiling if a.report_year.is_none() => v.add(
+            format!("{path}.report_year"),
+            "an annual-report filing needs the year it reports on",
+        ),
+        RecordKind::SpotCheckResult if a.spot_check_outcome.is_none() => v.add(
+            format!("{path}.spot_check_outcome"),
+            "a spot-check result needs its outcome",
+        ),
+        _ => {}
+    }
+    if let Some(year) = a.report_year {
+        if year < 1980 || year > content.decision_date.year() {
+            v.add(
+                format!("{path}.report_year"),
+                "must be a past year no later than the filing date's year",
+            );
+        }
+    }
+    if a.fine_amount_fen < 0 {
+        v.add(format!("{path}.fine_amount_fen"), "must not be negative");
+    }
+    if content.decision_date > today {
+        v.add(
+            format!("{path}.decision_date"),
+            format!("must not be in the future (today is {today})"),
+        );
+    }
+    if content.publicity_end < content.decision_date {
+        v.add(
+            format!("{path}.publicity_end_date"),
+            "must not be before decision_date",
+        );
+    }
+}
+
+/// Refuses a record of a kind the submitting agency may not file.
+pub fn check_filer(kind: RecordKind, filer: AgencyKind) -> Result<(), String> {
+    if kind.filed_by() == filer {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} records may only be filed by {} agencies, not {}",
+            kind.code(),
+            kind.filed_by().label(),
+            filer.label()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_publicity_follows_the_tiers() {
+        let day = d("2026-01-31");
+        assert_eq!(
+            default_publicity_end(Tier::Minor, day, &[]),
+            d("2026-04-30")
+        );
+        assert_eq!(
+            default_publicity_end(Tier::Moderate, day, &[]),
+            d("2027-01-31")
+        );
+        assert_eq!(
+            default_publicity_end(Tier::Serious, day, &[]),
+            d("2029-01-31")
+        );
+    }
+
+    #[test]
+    fn warnings_are_never_published() {
+        let day = d("2026-03-01");
+        assert_eq!(
+            default_publicity_end(Tier::Minor, day, &[PenaltyMeasure::Warning]),
+            day
+        );
+    }
+
+    #[test]
+    fn tax_bureau_cannot_file_court_records() {
+        assert!(check_filer(RecordKind::DishonestJudgmentDebtor, AgencyKind::Tax).is_err());
+        assert!(check_filer(RecordKind::DishonestJudgmentDebtor, AgencyKind::Court).is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+//! credit-hub: a gRPC service through which government departments share enterprise
+//! credit information. See README.md for the tour and DESIGN.md for the shared picture.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod proto;
+pub mod seed;
+pub mod server;
+pub mod store;
+
+pub use server::{Server, ShutdownPolicy};

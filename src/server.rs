@@ -1,0 +1,153 @@
+//! The gRPC server: every service on one port with health, reflection and
+//! authentication, and a bounded graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::api::{RecordApi, RegistryApi, State, Unimplemented};
+use crate::auth::AuthLayer;
+use crate::domain::ids::PersonKeyer;
+use crate::proto::v1::{
+    audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
+    grade_service_server::GradeServiceServer, record_service_server::RecordServiceServer,
+    registry_service_server::RegistryServiceServer, vetting_service_server::VettingServiceServer,
+};
+use crate::store::Store;
+
+/// The named health service that is SERVING only while the database is migrated and
+/// reachable; Kubernetes readiness probes ask for it.
+pub const READINESS: &str = "readiness";
+
+/// How the server shuts down.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownPolicy {
+    /// Time between reporting NOT_SERVING and refusing new connections, so load
+    /// balancers stop routing here first.
+    pub announce: Duration,
+    /// Longest wait for in-flight calls once new connections are refused.
+    pub drain: Duration,
+}
+
+impl Default for ShutdownPolicy {
+    fn default() -> Self {
+        ShutdownPolicy {
+            announce: Duration::from_millis(500),
+            drain: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Binds `listen` (port 0 picks a free port) over a migrated store.
+    pub async fn bind(store: Store, keyer: PersonKeyer, listen: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        Ok(Server {
+            listener,
+            state: Arc::new(State { store, keyer }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then announces NOT_SERVING, stops accepting,
+    /// and drains in-flight calls within the policy's bound.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        policy: ShutdownPolicy,
+    ) -> anyhow::Result<()> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let store = self.state.store.clone();
+        let readiness = tokio::spawn(watch_readiness(store.clone(), reporter.clone()));
+
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serve = tonic::transport::Server::builder()
+            .layer(AuthLayer::new(store.clone()))
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(RegistryServiceServer::new(RegistryApi::new(
+                self.state.clone(),
+            )))
+            .add_service(RecordServiceServer::new(RecordApi::new(self.state.clone())))
+            .add_service(GradeServiceServer::new(Unimplemented))
+            .add_service(VettingServiceServer::new(Unimplemented))
+            .add_service(CertificateServiceServer::new(Unimplemented))
+            .add_service(AuditServiceServer::new(Unimplemented))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                stopped.await.ok();
+            });
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => {
+                readiness.abort();
+                return result.context("server failed");
+            }
+            () = shutdown => {}
+        }
+
+        tracing::info!("shutdown requested; reporting NOT_SERVING");
+        readiness.abort();
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_service_status(READINESS, ServingStatus::NotServing)
+            .await;
+        tokio::time::sleep(policy.announce).await;
+        let _ = stop_accepting.send(());
+        match tokio::time::timeout(policy.drain, serve).await {
+            Ok(Ok(())) => tracing::info!("drained in-flight calls; exiting"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error while draining"),
+            Err(_) => {
+                tracing::warn!(bound = ?policy.drain, "drain bound reached; dropping remaining calls")
+            }
+        }
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Keeps the readiness service in step with the database.
+async fn watch_readiness(store: Store, reporter: HealthReporter) {
+    loop {
+        let ready = matches!(store.is_migrated().await, Ok(true)) && store.ping().await.is_ok();
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter.set_service_status(READINESS, status).await;
+        reporter.set_service_status("", status).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}

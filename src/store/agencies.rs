@@ -1,0 +1,133 @@
+//! Agencies and their bearer tokens (stored only as SHA-256 hashes).
+
+use std::collections::BTreeSet;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_millis, stored_code, Error, Result, Store};
+use crate::domain::agency::{Agency, Scope};
+use crate::domain::codes::AgencyKind;
+
+/// What `agency add` asks for.
+#[derive(Debug, Clone)]
+pub struct NewAgency {
+    pub display_name: String,
+    pub kind: AgencyKind,
+    /// Empty means the kind's default scopes.
+    pub scopes: BTreeSet<Scope>,
+}
+
+/// The SHA-256 of a token, hex: the only form a token is kept in.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!(
+        "chub_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+fn agency_from_row(row: &AnyRow) -> Result<Agency> {
+    let kind: String = row.try_get("kind")?;
+    let scopes: String = row.try_get("scopes")?;
+    Ok(Agency {
+        id: row.try_get("id")?,
+        display_name: row.try_get("display_name")?,
+        kind: stored_code(&kind, AgencyKind::from_code)?,
+        scopes: scopes
+            .split_whitespace()
+            .map(|s| stored_code(s, Scope::from_code))
+            .collect::<Result<_>>()?,
+    })
+}
+
+impl Store {
+    /// Creates an agency and returns it with its bearer token, which is shown once and
+    /// never stored.
+    pub async fn create_agency(&self, new: NewAgency) -> Result<(Agency, String)> {
+        let scopes = if new.scopes.is_empty() {
+            new.kind.default_scopes()
+        } else {
+            new.scopes
+        };
+        let mut suffix = [0u8; 4];
+        rand::thread_rng().fill_bytes(&mut suffix);
+        let agency = Agency {
+            id: format!("{}-{}", new.kind.label(), hex::encode(suffix)),
+            display_name: new.display_name,
+            kind: new.kind,
+            scopes,
+        };
+        let token = new_token();
+        let scope_text = agency
+            .scopes
+            .iter()
+            .map(|s| s.code())
+            .collect::<Vec<_>>()
+            .join(" ");
+        sqlx::query(
+            "INSERT INTO agencies (id, display_name, kind, scopes, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&agency.id)
+        .bind(&agency.display_name)
+        .bind(agency.kind.code())
+        .bind(scope_text)
+        .bind(token_hash(&token))
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok((agency, token))
+    }
+
+    /// The active agency holding `token`, if any.
+    pub async fn agency_by_token(&self, token: &str) -> Result<Option<Agency>> {
+        let row = sqlx::query(
+            "SELECT id, display_name, kind, scopes FROM agencies \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(agency_from_row).transpose()
+    }
+
+    /// Every agency, with whether it is revoked.
+    pub async fn list_agencies(&self) -> Result<Vec<(Agency, bool)>> {
+        let rows = sqlx::query(
+            "SELECT id, display_name, kind, scopes, revoked_at FROM agencies ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let revoked: Option<i64> = row.try_get("revoked_at")?;
+                Ok((agency_from_row(row)?, revoked.is_some()))
+            })
+            .collect()
+    }
+
+    /// Revokes an agency's token; its calls fail as UNAUTHENTICATED from then on.
+    pub async fn revoke_agency(&self, id: &str) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE agencies SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_millis())
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Domain(crate::domain::Error::NotFound(format!(
+                "agencies/{id}"
+            ))));
+        }
+        Ok(())
+    }
+}

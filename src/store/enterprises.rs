@@ -1,0 +1,350 @@
+//! The entity registry: enterprises and the roles people hold in them.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::request_log::{self, Replay, RequestKey};
+use super::sql::{bind_all, multi_insert, placeholders, Val};
+use super::{now_millis, stored_code, stored_date, Result, Store};
+use crate::domain::codes::{EnterpriseKind, EnterpriseStatus, RoleKind};
+use crate::domain::enterprise::{Enterprise, Role};
+use crate::domain::ids::{MaskedId, PersonKey, PersonRef, Uscc};
+
+/// Filters for listing enterprises; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnterpriseFilter {
+    pub region_code: Option<String>,
+    /// Matches codes starting with this prefix.
+    pub industry_code: Option<String>,
+    pub status: Option<EnterpriseStatus>,
+}
+
+const ENTERPRISE_COLUMNS: &[&str] = &[
+    "uscc",
+    "display_name",
+    "former_names",
+    "kind",
+    "status",
+    "established_date",
+    "region_code",
+    "industry_code",
+    "in_bankruptcy_restructuring",
+    "updated_at",
+];
+
+const ROLE_COLUMNS: &[&str] = &[
+    "uscc",
+    "role",
+    "person_key",
+    "person_name",
+    "masked_id",
+    "start_date",
+    "end_date",
+];
+
+fn role_vals(uscc: &Uscc, r: &Role) -> Vec<Val> {
+    vec![
+        uscc.as_str().into(),
+        r.kind.code().into(),
+        r.person.key.as_str().into(),
+        r.person.name.clone().into(),
+        r.person.masked_id.as_str().into(),
+        r.start.map(|d| d.to_string()).into(),
+        r.end.map(|d| d.to_string()).into(),
+    ]
+}
+
+fn opt_date(s: Option<String>) -> Result<Option<NaiveDate>> {
+    s.as_deref().map(stored_date).transpose()
+}
+
+fn role_from_row(row: &AnyRow) -> Result<(String, Role)> {
+    let kind: String = row.try_get("role")?;
+    Ok((
+        row.try_get("uscc")?,
+        Role {
+            kind: stored_code(&kind, RoleKind::from_code)?,
+            person: PersonRef {
+                key: PersonKey::from_stored(row.try_get("person_key")?),
+                name: row.try_get("person_name")?,
+                masked_id: MaskedId::from_stored(row.try_get("masked_id")?),
+            },
+            start: opt_date(row.try_get("start_date")?)?,
+            end: opt_date(row.try_get("end_date")?)?,
+        },
+    ))
+}
+
+fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise> {
+    let uscc: String = row.try_get("uscc")?;
+    let former: String = row.try_get("former_names")?;
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    let restructuring: i64 = row.try_get("in_bankruptcy_restructuring")?;
+    Ok(Enterprise {
+        uscc: Uscc::parse(&uscc).map_err(|e| super::Error::Corrupt(e.to_string()))?,
+        display_name: row.try_get("display_name")?,
+        former_names: serde_json::from_str(&former)
+            .map_err(|e| super::Error::Corrupt(e.to_string()))?,
+        kind: stored_code(&kind, EnterpriseKind::from_code)?,
+        status: stored_code(&status, EnterpriseStatus::from_code)?,
+        established: opt_date(row.try_get("established_date")?)?,
+        region_code: row.try_get("region_code")?,
+        industry_code: row.try_get("industry_code")?,
+        in_bankruptcy_restructuring: restructuring != 0,
+        roles: Vec::new(),
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Inserts or replaces a batch of enterprises atomically. For each enterprise the
+    /// roles given without an end date become its current roles; a current role no
+    /// longer given is ended `today` rather than deleted, so history is kept.
+    pub async fn upsert_enterprises(
+        &self,
+        batch: Vec<Enterprise>,
+        today: NaiveDate,
+        request: Option<RequestKey>,
+        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Vec<Enterprise>>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .upsert_enterprises_once(&batch, today, request.as_ref(), encode)
+                .await
+            {
+                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn upsert_enterprises_once(
+        &self,
+        batch: &[Enterprise],
+        today: NaiveDate,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Vec<Enterprise>>> {
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = request {
+            if let Some(bytes) = request_log::find(&mut tx, key).await? {
+                return Ok(Replay::Replayed(bytes));
+            }
+        }
+        let now = now_millis();
+        let rows = batch
+            .iter()
+            .map(|e| {
+                vec![
+                    e.uscc.as_str().into(),
+                    e.display_name.clone().into(),
+                    serde_json::to_string(&e.former_names)
+                        .expect("strings serialize")
+                        .into(),
+                    e.kind.code().into(),
+                    e.status.code().into(),
+                    e.established.map(|d| d.to_string()).into(),
+                    e.region_code.clone().into(),
+                    e.industry_code.clone().into(),
+                    (e.in_bankruptcy_restructuring as i64).into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        let upsert = " ON CONFLICT (uscc) DO UPDATE SET display_name = excluded.display_name, \
+             former_names = excluded.former_names, kind = excluded.kind, status = excluded.status, \
+             established_date = excluded.established_date, region_code = excluded.region_code, \
+             industry_code = excluded.industry_code, \
+             in_bankruptcy_restructuring = excluded.in_bankruptcy_restructuring, \
+             updated_at = excluded.updated_at";
+        for (sql, vals) in multi_insert("enterprises", ENTERPRISE_COLUMNS, rows) {
+            bind_all(sqlx::query(&(sql + upsert)), vals)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        // Reconcile roles against what is stored.
+        let usccs: Vec<&Uscc> = batch.iter().map(|e| &e.uscc).collect();
+        let mut existing: HashMap<String, Vec<Role>> = HashMap::new();
+        for chunk in usccs.chunks(1000) {
+            let sql = format!(
+                "SELECT * FROM enterprise_roles WHERE uscc IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let vals = chunk.iter().map(|u| Val::from(u.as_str())).collect();
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let (uscc, role) = role_from_row(&row)?;
+                existing.entry(uscc).or_default().push(role);
+            }
+        }
+        let mut inserts = Vec::new();
+        for e in batch {
+            let stored = existing.remove(e.uscc.as_str()).unwrap_or_default();
+            let given_current: HashSet<(RoleKind, &str)> = e
+                .roles
+                .iter()
+                .filter(|r| r.end.is_none())
+                .map(|r| (r.kind, r.person.key.as_str()))
+                .collect();
+            for old in stored.iter().filter(|r| r.end.is_none()) {
+                if !given_current.contains(&(old.kind, old.person.key.as_str())) {
+                    sqlx::query(
+                        "UPDATE enterprise_roles SET end_date = $1 \
+                         WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
+                    )
+                    .bind(today.to_string())
+                    .bind(e.uscc.as_str())
+                    .bind(old.kind.code())
+                    .bind(old.person.key.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            for role in &e.roles {
+                let known = stored.iter().any(|old| {
+                    old.kind == role.kind
+                        && old.person.key == role.person.key
+                        && (old.end.is_none() && role.end.is_none()
+                            || old.start == role.start && old.end == role.end)
+                });
+                if !known {
+                    inserts.push(role_vals(&e.uscc, role));
+                }
+            }
+        }
+        for (sql, vals) in multi_insert("enterprise_roles", ROLE_COLUMNS, inserts) {
+            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        }
+        let stored = enterprises_in(&mut tx, &usccs).await?;
+        if let Some(key) = request {
+            request_log::remember(&mut tx, key, encode(&stored)).await?;
+        }
+        tx.commit().await?;
+        Ok(Replay::Fresh(stored))
+    }
+
+    /// One enterprise with its roles.
+    pub async fn get_enterprise(&self, uscc: &Uscc) -> Result<Option<Enterprise>> {
+        let mut conn = self.read.acquire().await?;
+        Ok(enterprises_in(&mut conn, &[uscc]).await?.pop())
+    }
+
+    /// Which of `usccs` are in the registry.
+    pub(super) async fn known_usccs(
+        conn: &mut AnyConnection,
+        usccs: &[&Uscc],
+    ) -> Result<HashSet<String>> {
+        let mut known = HashSet::new();
+        for chunk in usccs.chunks(1000) {
+            let sql = format!(
+                "SELECT uscc FROM enterprises WHERE uscc IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let vals = chunk.iter().map(|u| Val::from(u.as_str())).collect();
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut *conn)
+                .await?
+            {
+                known.insert(row.try_get::<String, _>("uscc")?);
+            }
+        }
+        Ok(known)
+    }
+
+    /// A page of enterprises in USCC order, starting after `after`.
+    pub async fn list_enterprises(
+        &self,
+        filter: &EnterpriseFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Enterprise>> {
+        let mut sql = String::from("SELECT uscc FROM enterprises WHERE 1 = 1");
+        let mut vals: Vec<Val> = Vec::new();
+        let mut cond = |sql: &mut String, clause: &str, v: Val| {
+            vals.push(v);
+            sql.push_str(&clause.replace('?', &format!("${}", vals.len())));
+        };
+        if let Some(region) = &filter.region_code {
+            cond(&mut sql, " AND region_code = ?", region.clone().into());
+        }
+        if let Some(industry) = &filter.industry_code {
+            cond(
+                &mut sql,
+                " AND industry_code LIKE ?",
+                format!("{industry}%").into(),
+            );
+        }
+        if let Some(status) = filter.status {
+            cond(&mut sql, " AND status = ?", status.code().into());
+        }
+        if let Some(after) = after {
+            cond(&mut sql, " AND uscc > ?", after.to_string().into());
+        }
+        sql.push_str(&format!(" ORDER BY uscc LIMIT {limit}"));
+        let usccs: Vec<Uscc> = bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|row| {
+                let code: String = row.try_get("uscc")?;
+                Uscc::parse(&code).map_err(|e| super::Error::Corrupt(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let refs: Vec<&Uscc> = usccs.iter().collect();
+        let mut conn = self.read.acquire().await?;
+        enterprises_in(&mut conn, &refs).await
+    }
+
+    /// How many enterprises the registry holds.
+    pub async fn count_enterprises(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM enterprises")
+            .fetch_one(&self.read)
+            .await?)
+    }
+}
+
+/// Loads enterprises with their roles, in the order of `usccs`; unknown ones are skipped.
+async fn enterprises_in(conn: &mut AnyConnection, usccs: &[&Uscc]) -> Result<Vec<Enterprise>> {
+    let mut found: HashMap<String, Enterprise> = HashMap::new();
+    for chunk in usccs.chunks(1000) {
+        let vals: Vec<Val> = chunk.iter().map(|u| Val::from(u.as_str())).collect();
+        let sql = format!(
+            "SELECT * FROM enterprises WHERE uscc IN ({})",
+            placeholders(1, chunk.len())
+        );
+        for row in bind_all(sqlx::query(&sql), vals.clone())
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let e = enterprise_from_row(&row)?;
+            found.insert(e.uscc.as_str().to_string(), e);
+        }
+        let sql = format!(
+            "SELECT * FROM enterprise_roles WHERE uscc IN ({}) \
+                 ORDER BY uscc, role, start_date, person_key",
+            placeholders(1, chunk.len())
+        );
+        for row in bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let (uscc, role) = role_from_row(&row)?;
+            if let Some(e) = found.get_mut(&uscc) {
+                e.roles.push(role);
+            }
+        }
+    }
+    Ok(usccs
+        .iter()
+        .filter_map(|u| found.remove(u.as_str()))
+        .collect())
+}

@@ -1,0 +1,262 @@
+//! Storage: the only place that knows SQL. One API over SQLite (embedded default) and
+//! PostgreSQL (clusters), through sqlx's `Any` driver so both run the same statements;
+//! each backend has its own migrations with the same versions.
+
+mod agencies;
+mod enterprises;
+mod migrations;
+mod records;
+mod request_log;
+mod sql;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor};
+
+use crate::domain;
+
+pub use agencies::NewAgency;
+pub use enterprises::EnterpriseFilter;
+pub use records::{RecordFilter, SubmitResult};
+pub use request_log::{Replay, RequestKey};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A storage failure, or a domain rule that only the stored state can check.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] domain::Error),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(e)
+            }
+            sqlx::Error::Database(ref db)
+                if db.code().as_deref() == Some("5") || db.code().as_deref() == Some("517") =>
+            {
+                // SQLITE_BUSY: another process holds the write lock past busy_timeout.
+                Error::Unavailable(e)
+            }
+            other => Error::Database(other),
+        }
+    }
+}
+
+/// Shorthand for storage results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The handle every service holds. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Readers. On PostgreSQL the same pool as `write`.
+    read: AnyPool,
+    /// Writers. On SQLite a single connection, so writers queue in the process instead
+    /// of failing on the database lock.
+    write: AnyPool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a caller waits for a pooled connection before the call fails as UNAVAILABLE.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database `credit-hub.db` under `data_dir`.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::Unavailable(sqlx::Error::Io(e)))?;
+        let path = data_dir.join("credit-hub.db");
+        // WAL is a property of the file: set it once with the native driver, which can
+        // also create the file; the Any driver then opens it by URL.
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await?;
+        let url = format!("sqlite://{}", path.display());
+        let sqlite_pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; \
+                             PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+        };
+        let read = sqlite_pool(8).connect(&url).await?;
+        let write = sqlite_pool(1).connect(&url).await?;
+        Ok(Store {
+            backend: Backend::Sqlite,
+            read,
+            write,
+        })
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://…`).
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool: AnyPool = PoolOptions::<Any>::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        Ok(Store {
+            backend: Backend::Postgres,
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+
+    /// Opens the database a URL names: `postgres://…` or `sqlite://path/to/dir`.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        if let Some(dir) = url.strip_prefix("sqlite://") {
+            Self::open_sqlite(Path::new(dir)).await
+        } else {
+            Self::open_postgres(url, 16).await
+        }
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every pending migration. Safe to run from several processes at once on
+    /// PostgreSQL (the migrator takes an advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        migrations::migrator(self.backend).run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Whether every migration this binary knows has been applied.
+    pub async fn is_migrated(&self) -> Result<bool> {
+        let expected = migrations::latest_version(self.backend);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.read)
+                .await
+                .or_else(|e| match e {
+                    // The table does not exist yet on a fresh database.
+                    sqlx::Error::Database(_) => Ok(None),
+                    other => Err(other),
+                })?;
+        Ok(applied == Some(expected))
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front, so a
+    /// transaction never fails halfway on a lock upgrade.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
+    /// Every text value in every table, for the test that proves no full ID number is
+    /// stored. Returns (table, column, value).
+    pub async fn dump_text_columns(&self) -> Result<Vec<(String, String, String)>> {
+        let tables: Vec<String> = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                )
+                .fetch_all(&self.read)
+                .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+                )
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        let mut out = Vec::new();
+        for table in tables {
+            // Tables come from the catalog, not from input, so formatting them in is safe.
+            let rows: Vec<AnyRow> = sqlx::query(&format!("SELECT * FROM {table}"))
+                .fetch_all(&self.read)
+                .await?;
+            for row in rows {
+                use sqlx::{Column, Row};
+                for col in row.columns() {
+                    if let Ok(Some(text)) = row.try_get::<Option<String>, _>(col.ordinal()) {
+                        out.push((table.clone(), col.name().to_string(), text));
+                    } else if let Ok(Some(bytes)) = row.try_get::<Option<Vec<u8>>, _>(col.ordinal())
+                    {
+                        out.push((
+                            table.clone(),
+                            col.name().to_string(),
+                            String::from_utf8_lossy(&bytes).into_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit every stored instant uses.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Parses a stored `YYYY-MM-DD`.
+fn stored_date(s: &str) -> Result<chrono::NaiveDate> {
+    chrono::NaiveDate::from_str(s).map_err(|_| Error::Corrupt(format!("bad stored date {s:?}")))
+}
+
+/// Parses a stored code into its enum.
+fn stored_code<T>(code: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(code).ok_or_else(|| Error::Corrupt(format!("unknown stored code {code:?}")))
+}

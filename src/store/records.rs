@@ -1,0 +1,553 @@
+//! Records: atomic batch submission with revisions, withdrawal, and reads.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::request_log::{self, Replay, RequestKey};
+use super::sql::{bind_all, multi_insert, placeholders, Val};
+use super::{now_millis, stored_code, stored_date, Error, Result, Store};
+use crate::domain::agency::Agency;
+use crate::domain::codes::{RecordKind, RecordStatus, RegulatoryDomain, SubmitOutcome, Tier};
+use crate::domain::ids::Uscc;
+use crate::domain::record::{stored_person, Attributes, NewRecord, Record, RecordContent, Subject};
+use crate::domain::{self, Violations};
+
+/// What a batch submission did, record by record, in input order.
+#[derive(Debug, Clone)]
+pub struct SubmitResult {
+    pub records: Vec<Record>,
+    pub outcomes: Vec<SubmitOutcome>,
+}
+
+/// Filters for listing records; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// The enterprise USCC or person key the records are about.
+    pub subject_key: Option<String>,
+    pub kind: Option<RecordKind>,
+    pub status: Option<RecordStatus>,
+}
+
+/// A record as one row (and as one history snapshot, serialized as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RecordRow {
+    id: String,
+    agency_id: String,
+    source_record_id: String,
+    revision: i64,
+    content_digest: String,
+    subject_type: String,
+    subject_key: String,
+    person_name: Option<String>,
+    masked_id: Option<String>,
+    kind: String,
+    tier: String,
+    domain: String,
+    decision_date: String,
+    document_number: String,
+    deciding_authority: String,
+    summary: String,
+    publicity_end_date: String,
+    attributes: String,
+    status: String,
+    withdrawal_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const RECORD_COLUMNS: &[&str] = &[
+    "id",
+    "agency_id",
+    "source_record_id",
+    "revision",
+    "content_digest",
+    "subject_type",
+    "subject_key",
+    "person_name",
+    "masked_id",
+    "kind",
+    "tier",
+    "domain",
+    "decision_date",
+    "document_number",
+    "deciding_authority",
+    "summary",
+    "publicity_end_date",
+    "attributes",
+    "status",
+    "withdrawal_reason",
+    "created_at",
+    "updated_at",
+];
+
+const REVISION_COLUMNS: &[&str] = &["record_id", "revision", "change", "received_at", "snapshot"];
+
+impl RecordRow {
+    fn from_record(r: &Record) -> Self {
+        let c = &r.content;
+        let (subject_type, person_name, masked_id) = match &c.subject {
+            Subject::Enterprise(_) => ("enterprise", None, None),
+            Subject::Person(p) => (
+                "person",
+                Some(p.name.clone()),
+                Some(p.masked_id.as_str().to_string()),
+            ),
+        };
+        RecordRow {
+            id: r.id.clone(),
+            agency_id: r.agency_id.clone(),
+            source_record_id: r.source_record_id.clone(),
+            revision: r.revision,
+            content_digest: c.digest(),
+            subject_type: subject_type.into(),
+            subject_key: c.subject.key().into(),
+            person_name,
+            masked_id,
+            kind: c.kind.code().into(),
+            tier: c.tier.code().into(),
+            domain: c.domain.code().into(),
+            decision_date: c.decision_date.to_string(),
+            document_number: c.document_number.clone(),
+            deciding_authority: c.deciding_authority.clone(),
+            summary: c.summary.clone(),
+            publicity_end_date: c.publicity_end.to_string(),
+            attributes: serde_json::to_string(&c.attributes).expect("attributes serialize"),
+            status: r.status.code().into(),
+            withdrawal_reason: r.withdrawal_reason.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(RecordRow {
+            id: row.try_get("id")?,
+            agency_id: row.try_get("agency_id")?,
+            source_record_id: row.try_get("source_record_id")?,
+            revision: row.try_get("revision")?,
+            content_digest: row.try_get("content_digest")?,
+            subject_type: row.try_get("subject_type")?,
+            subject_key: row.try_get("subject_key")?,
+            person_name: row.try_get("person_name")?,
+            masked_id: row.try_get("masked_id")?,
+            kind: row.try_get("kind")?,
+            tier: row.try_get("tier")?,
+            domain: row.try_get("domain")?,
+            decision_date: row.try_get("decision_date")?,
+            document_number: row.try_get("document_number")?,
+            deciding_authority: row.try_get("deciding_authority")?,
+            summary: row.try_get("summary")?,
+            publicity_end_date: row.try_get("publicity_end_date")?,
+            attributes: row.try_get("attributes")?,
+            status: row.try_get("status")?,
+            withdrawal_reason: row.try_get("withdrawal_reason")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    fn into_record(self) -> Result<Record> {
+        let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", self.id));
+        let subject = match self.subject_type.as_str() {
+            "enterprise" => Subject::Enterprise(
+                Uscc::parse(&self.subject_key).map_err(|_| corrupt("bad uscc"))?,
+            ),
+            "person" => stored_person(
+                self.subject_key.clone(),
+                self.person_name
+                    .clone()
+                    .ok_or_else(|| corrupt("no person name"))?,
+                self.masked_id
+                    .clone()
+                    .ok_or_else(|| corrupt("no masked id"))?,
+            ),
+            _ => return Err(corrupt("bad subject type")),
+        };
+        let attributes: Attributes =
+            serde_json::from_str(&self.attributes).map_err(|_| corrupt("bad attributes"))?;
+        Ok(Record {
+            content: RecordContent {
+                subject,
+                kind: stored_code(&self.kind, RecordKind::from_code)?,
+                tier: stored_code(&self.tier, Tier::from_code)?,
+                domain: stored_code(&self.domain, RegulatoryDomain::from_code)?,
+                decision_date: stored_date(&self.decision_date)?,
+                document_number: self.document_number,
+                deciding_authority: self.deciding_authority,
+                summary: self.summary,
+                publicity_end: stored_date(&self.publicity_end_date)?,
+                attributes,
+            },
+            status: stored_code(&self.status, RecordStatus::from_code)?,
+            id: self.id,
+            agency_id: self.agency_id,
+            source_record_id: self.source_record_id,
+            revision: self.revision,
+            withdrawal_reason: self.withdrawal_reason,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+
+    fn vals(&self) -> Vec<Val> {
+        vec![
+            self.id.clone().into(),
+            self.agency_id.clone().into(),
+            self.source_record_id.clone().into(),
+            self.revision.into(),
+            self.content_digest.clone().into(),
+            self.subject_type.clone().into(),
+            self.subject_key.clone().into(),
+            self.person_name.clone().into(),
+            self.masked_id.clone().into(),
+            self.kind.clone().into(),
+            self.tier.clone().into(),
+            self.domain.clone().into(),
+            self.decision_date.clone().into(),
+            self.document_number.clone().into(),
+            self.deciding_authority.clone().into(),
+            self.summary.clone().into(),
+            self.publicity_end_date.clone().into(),
+            self.attributes.clone().into(),
+            self.status.clone().into(),
+            self.withdrawal_reason.clone().into(),
+            self.created_at.into(),
+            self.updated_at.into(),
+        ]
+    }
+
+    fn snapshot(&self, change: &str, at: i64) -> Vec<Val> {
+        vec![
+            self.id.clone().into(),
+            self.revision.into(),
+            change.into(),
+            at.into(),
+            serde_json::to_string(self).expect("row serializes").into(),
+        ]
+    }
+}
+
+fn new_record_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+impl Store {
+    /// Submits a batch atomically for `agency`: all of it is written or none. A record
+    /// is identified by (agency, source record id): the same revision again changes
+    /// nothing, a higher one replaces the stored one (kept in history), a lower one is
+    /// ignored as stale.
+    pub async fn submit_records(
+        &self,
+        agency: &Agency,
+        batch: Vec<NewRecord>,
+        request: Option<RequestKey>,
+        encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<SubmitResult>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .submit_records_once(agency, &batch, request.as_ref(), encode)
+                .await
+            {
+                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn submit_records_once(
+        &self,
+        agency: &Agency,
+        batch: &[NewRecord],
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<SubmitResult>> {
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = request {
+            if let Some(bytes) = request_log::find(&mut tx, key).await? {
+                return Ok(Replay::Replayed(bytes));
+            }
+        }
+
+        // Every enterprise a record is about must be registered.
+        let mut usccs: Vec<&Uscc> = batch
+            .iter()
+            .filter_map(|r| match &r.content.subject {
+                Subject::Enterprise(u) => Some(u),
+                Subject::Person(_) => None,
+            })
+            .collect();
+        usccs.sort();
+        usccs.dedup();
+        let known = Store::known_usccs(&mut tx, &usccs).await?;
+        let mut violations = Violations::default();
+        for (i, r) in batch.iter().enumerate() {
+            if let Subject::Enterprise(u) = &r.content.subject {
+                if !known.contains(u.as_str()) {
+                    violations.add(
+                        format!("records[{i}].subject.enterprise"),
+                        format!("enterprise {u} is not in the registry"),
+                    );
+                }
+            }
+        }
+
+        // What this agency already filed under the same source ids.
+        let mut existing: HashMap<String, RecordRow> = HashMap::new();
+        let source_ids: Vec<&str> = batch.iter().map(|r| r.source_record_id.as_str()).collect();
+        for chunk in source_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT * FROM records WHERE agency_id = $1 AND source_record_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut vals = vec![Val::from(agency.id.as_str())];
+            vals.extend(chunk.iter().map(|s| Val::from(*s)));
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let row = RecordRow::from_row(&row)?;
+                existing.insert(row.source_record_id.clone(), row);
+            }
+        }
+
+        let now = now_millis();
+        let mut inserts = Vec::new();
+        let mut revised = Vec::new();
+        let mut snapshots = Vec::new();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (i, new) in batch.iter().enumerate() {
+            let digest = new.content.digest();
+            let (row, outcome) = match existing.get(&new.source_record_id) {
+                None => {
+                    let record = Record {
+                        id: new_record_id(),
+                        agency_id: agency.id.clone(),
+                        source_record_id: new.source_record_id.clone(),
+                        revision: new.revision,
+                        content: new.content.clone(),
+                        status: RecordStatus::Active,
+                        withdrawal_reason: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    let row = RecordRow::from_record(&record);
+                    snapshots.push(row.snapshot("CREATED", now));
+                    inserts.push(row.vals());
+                    (row, SubmitOutcome::Created)
+                }
+                Some(old) if old.revision == new.revision => {
+                    if old.content_digest != digest {
+                        violations.add(
+                            format!("records[{i}].provenance.revision"),
+                            format!(
+                                "revision {} of source record {} was already submitted with \
+                                 different content; submit revision {} to change it",
+                                new.revision,
+                                new.source_record_id,
+                                old.revision + 1
+                            ),
+                        );
+                    }
+                    (old.clone(), SubmitOutcome::Unchanged)
+                }
+                Some(old) if old.revision > new.revision => (old.clone(), SubmitOutcome::Stale),
+                Some(old) => {
+                    let record = Record {
+                        id: old.id.clone(),
+                        agency_id: agency.id.clone(),
+                        source_record_id: new.source_record_id.clone(),
+                        revision: new.revision,
+                        content: new.content.clone(),
+                        status: RecordStatus::Active,
+                        withdrawal_reason: None,
+                        created_at: old.created_at,
+                        updated_at: now,
+                    };
+                    let row = RecordRow::from_record(&record);
+                    snapshots.push(row.snapshot("REVISED", now));
+                    revised.push(row.clone());
+                    (row, SubmitOutcome::Revised)
+                }
+            };
+            records.push(row.into_record()?);
+            outcomes.push(outcome);
+        }
+        if !violations.is_empty() {
+            return Err(violations.finish(()).unwrap_err().into());
+        }
+
+        for (sql, vals) in multi_insert("records", RECORD_COLUMNS, inserts) {
+            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        }
+        for row in &revised {
+            let sets: Vec<String> = RECORD_COLUMNS[1..]
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", i + 2))
+                .collect();
+            let sql = format!("UPDATE records SET {} WHERE id = $1", sets.join(", "));
+            bind_all(sqlx::query(&sql), row.vals())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (sql, vals) in multi_insert("record_revisions", REVISION_COLUMNS, snapshots) {
+            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        }
+        let result = SubmitResult { records, outcomes };
+        if let Some(key) = request {
+            request_log::remember(&mut tx, key, encode(&result)).await?;
+        }
+        tx.commit().await?;
+        Ok(Replay::Fresh(result))
+    }
+
+    /// Withdraws a record on behalf of the agency that filed it; the withdrawn state is
+    /// kept in history. Withdrawing an already withdrawn record changes nothing.
+    pub async fn withdraw_record(&self, agency: &Agency, id: &str, reason: &str) -> Result<Record> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT * FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| domain::Error::NotFound(format!("records/{id}")))?;
+        let mut row = RecordRow::from_row(&row)?;
+        if row.agency_id != agency.id {
+            return Err(domain::Error::PermissionDenied(format!(
+                "records/{id} was filed by agencies/{}; only that agency may withdraw it",
+                row.agency_id
+            ))
+            .into());
+        }
+        if row.status == RecordStatus::Withdrawn.code() {
+            return row.into_record();
+        }
+        let now = now_millis();
+        row.status = RecordStatus::Withdrawn.code().into();
+        row.withdrawal_reason = Some(reason.to_string());
+        row.updated_at = now;
+        sqlx::query(
+            "UPDATE records SET status = $1, withdrawal_reason = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&row.status)
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let (sql, vals) = multi_insert(
+            "record_revisions",
+            REVISION_COLUMNS,
+            vec![row.snapshot("WITHDRAWN", now)],
+        )
+        .remove(0);
+        bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        tx.commit().await?;
+        row.into_record()
+    }
+
+    /// One record at its current revision.
+    pub async fn get_record(&self, id: &str) -> Result<Option<Record>> {
+        sqlx::query("SELECT * FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|row| RecordRow::from_row(&row)?.into_record())
+            .transpose()
+    }
+
+    /// A page of records, newest decision first, after the (decision date, id) cursor.
+    pub async fn list_records(
+        &self,
+        filter: &RecordFilter,
+        today: NaiveDate,
+        after: Option<(NaiveDate, String)>,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        let mut sql = String::from("SELECT * FROM records WHERE 1 = 1");
+        let mut vals: Vec<Val> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, new: Vec<Val>| {
+            let mut clause = clause.to_string();
+            for v in new {
+                vals.push(v);
+                clause = clause.replacen('?', &format!("${}", vals.len()), 1);
+            }
+            sql.push_str(&clause);
+        };
+        if let Some(key) = &filter.subject_key {
+            push(&mut sql, " AND subject_key = ?", vec![key.clone().into()]);
+        }
+        if let Some(kind) = filter.kind {
+            push(&mut sql, " AND kind = ?", vec![kind.code().into()]);
+        }
+        let today = today.to_string();
+        match filter.status {
+            None => {}
+            Some(RecordStatus::Active) => push(
+                &mut sql,
+                " AND status = 'ACTIVE' AND publicity_end_date > ?",
+                vec![today.into()],
+            ),
+            Some(RecordStatus::Expired) => push(
+                &mut sql,
+                " AND status = 'ACTIVE' AND publicity_end_date <= ?",
+                vec![today.into()],
+            ),
+            Some(other) => push(&mut sql, " AND status = ?", vec![other.code().into()]),
+        }
+        if let Some((date, id)) = after {
+            let date = date.to_string();
+            push(
+                &mut sql,
+                " AND (decision_date < ? OR (decision_date = ? AND id < ?))",
+                vec![date.clone().into(), date.into(), id.into()],
+            );
+        }
+        sql.push_str(&format!(
+            " ORDER BY decision_date DESC, id DESC LIMIT {limit}"
+        ));
+        bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|row| RecordRow::from_row(row)?.into_record())
+            .collect()
+    }
+
+    /// Every version a record went through, newest first, after `after` versions skipped.
+    pub async fn list_record_revisions(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        let rows = sqlx::query(&format!(
+            "SELECT snapshot FROM record_revisions WHERE record_id = $1 \
+             ORDER BY received_at DESC, revision DESC LIMIT {limit} OFFSET {offset}"
+        ))
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("snapshot")?;
+                let snap: RecordRow = serde_json::from_str(&text)
+                    .map_err(|e| Error::Corrupt(format!("revision snapshot: {e}")))?;
+                snap.into_record()
+            })
+            .collect()
+    }
+
+    /// How many records are stored.
+    pub async fn count_records(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM records")
+            .fetch_one(&self.read)
+            .await?)
+    }
+}

@@ -1,0 +1,84 @@
+//! The request log behind `request_id` (AIP-155): a retried write returns the response
+//! the first attempt produced, never a second copy of its effect.
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_millis, Result};
+use crate::domain;
+
+/// Identifies one logical write: the caller, the method and the caller's request id,
+/// with a digest of the request so reuse for a different request is caught.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub agency_id: String,
+    pub method: &'static str,
+    pub request_id: String,
+    pub request_digest: String,
+}
+
+/// The outcome of an idempotent write.
+#[derive(Debug)]
+pub enum Replay<T> {
+    /// The write ran now.
+    Fresh(T),
+    /// The same request ran before; this is the response it gave, encoded.
+    Replayed(Vec<u8>),
+}
+
+/// The stored response for `key`, if this request already ran. Reusing a request id for
+/// a different request is refused.
+pub(super) async fn find(
+    tx: &mut Transaction<'static, Any>,
+    key: &RequestKey,
+) -> Result<Option<Vec<u8>>> {
+    let row = sqlx::query(
+        "SELECT request_hash, response FROM request_log \
+         WHERE agency_id = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(&key.agency_id)
+    .bind(key.method)
+    .bind(&key.request_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: String = row.try_get("request_hash")?;
+    if hash != key.request_digest {
+        return Err(domain::Error::invalid(
+            "request_id",
+            "was already used for a different request; use a new request_id for a new request",
+        )
+        .into());
+    }
+    Ok(Some(row.try_get("response")?))
+}
+
+/// Remembers the response of a request that just ran, in the same transaction as its
+/// effect.
+pub(super) async fn remember(
+    tx: &mut Transaction<'static, Any>,
+    key: &RequestKey,
+    response: Vec<u8>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO request_log (agency_id, method, request_id, request_hash, response, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.agency_id)
+    .bind(key.method)
+    .bind(&key.request_id)
+    .bind(&key.request_digest)
+    .bind(response)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether an error is a unique-key race with a concurrent identical request, in which
+/// case running the request again replays the winner's response.
+pub(super) fn is_race(e: &super::Error) -> bool {
+    match e {
+        super::Error::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        _ => false,
+    }
+}
