@@ -1,1 +1,373 @@
-fn main() {}
+//! The `credit-hub` command: the server, its administration, and the client commands.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use credit_hub::cli::{self, ClientArgs};
+use credit_hub::config::StorageArgs;
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::seed::{self, SeedPlan};
+use credit_hub::store::{NewAgency, Store};
+use credit_hub::{Server, ShutdownPolicy};
+
+/// credit-hub: enterprise credit information shared between government departments.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(
+        long,
+        global = true,
+        env = "CREDIT_HUB_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(long, env = "CREDIT_HUB_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: String,
+    /// Seconds between reporting NOT_SERVING on shutdown and refusing new connections.
+    #[arg(long, env = "CREDIT_HUB_SHUTDOWN_ANNOUNCE_SECS", default_value_t = 0.5)]
+    shutdown_announce_secs: f64,
+    /// Longest wait, in seconds, for in-flight calls to finish on shutdown.
+    #[arg(long, env = "CREDIT_HUB_DRAIN_SECS", default_value_t = 20.0)]
+    drain_secs: f64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API (SQLite is created and migrated on first start; PostgreSQL
+    /// must have been migrated with `credit-hub migrate`).
+    Serve(ServeArgs),
+    /// Migrate, seed demo data if the database is empty, and serve: the quick start.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Seed of the demo data generator.
+        #[arg(long, env = "CREDIT_HUB_SEED", default_value_t = 1)]
+        seed: u64,
+    },
+    /// Apply pending database migrations.
+    Migrate {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Fill an empty database with deterministic demo data and demo agencies.
+    Seed {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Seed of the generator: the same seed gives the same data.
+        #[arg(long, env = "CREDIT_HUB_SEED", default_value_t = 1)]
+        seed: u64,
+        /// Number of enterprises.
+        #[arg(long, default_value_t = 50_000)]
+        enterprises: usize,
+        /// Number of records.
+        #[arg(long, default_value_t = 40_000)]
+        records: usize,
+    },
+    /// Manage the agencies allowed to call the service.
+    Agency {
+        #[command(subcommand)]
+        command: AgencyCommand,
+    },
+    /// Look up enterprises in the registry (client).
+    Enterprise {
+        #[command(subcommand)]
+        command: EnterpriseCommand,
+    },
+    /// Submit and list credit records (client).
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgencyCommand {
+    /// Create an agency; prints its bearer token, alone, on stdout. The token is not
+    /// stored and cannot be shown again.
+    Add {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Display name, e.g. "威海经开区人民法院".
+        #[arg(long)]
+        name: String,
+        /// market-regulation, court, tax, social-security, education or vetting-office.
+        #[arg(long)]
+        kind: String,
+        /// A scope to grant (repeatable); without any, the kind's defaults.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List agencies (never tokens).
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke an agency's token.
+    Revoke {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The agency id, as `agency list` shows it.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnterpriseCommand {
+    /// Show one enterprise.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Its unified social credit code.
+        uscc: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Submit records from a JSON-lines file in atomic batches of 1,000.
+    Submit {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The file, one record per line.
+        file: PathBuf,
+    },
+    /// List the records about an enterprise, newest decision first.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Its unified social credit code.
+        #[arg(long)]
+        subject: String,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CREDIT_HUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args, None).await,
+        Command::Demo { serve: args, seed } => serve(args, Some(seed)).await,
+        Command::Migrate { storage } => {
+            let store = storage.open_store().await?;
+            store.migrate().await.context("migration failed")?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Seed {
+            storage,
+            seed,
+            enterprises,
+            records,
+        } => {
+            let store = storage.open_store().await?;
+            store.migrate().await?;
+            run_seed(
+                &storage,
+                &store,
+                SeedPlan {
+                    seed,
+                    enterprises,
+                    records,
+                },
+            )
+            .await
+        }
+        Command::Agency { command } => agency(command).await,
+        Command::Enterprise {
+            command: EnterpriseCommand::Get { client, uscc },
+        } => cli::enterprise_get(&client, &uscc).await,
+        Command::Records { command } => match command {
+            RecordsCommand::Submit { client, file } => cli::records_submit(&client, &file).await,
+            RecordsCommand::List {
+                client,
+                subject,
+                limit,
+            } => cli::records_list(&client, &subject, limit).await,
+        },
+    }
+}
+
+async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyhow::Result<()> {
+    let keyer = storage.keyer()?;
+    let bar = indicatif::ProgressBar::new((plan.enterprises + plan.records) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("seeding {bar:40} {pos}/{len} {elapsed}")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    let report = seed::seed(store, &keyer, plan, credit_hub::api::today(), &|done, _| {
+        bar.set_position(done as u64)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let path = seed::write_tokens(&storage.data_dir, &report)?;
+    eprintln!(
+        "seeded {} enterprises and {} records in {:.1}s; demo tokens in {}",
+        report.enterprises,
+        report.records,
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+    Ok(())
+}
+
+async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
+    let keyer = args.storage.keyer()?;
+    let store = args.storage.open_store().await?;
+    if demo_seed.is_some() || args.storage.database_url.is_none() {
+        store.migrate().await.context("migration failed")?;
+    } else if !store.is_migrated().await? {
+        bail!("the PostgreSQL schema is not up to date: run `credit-hub migrate` first");
+    }
+    if let Some(seed) = demo_seed {
+        if store.count_enterprises().await? == 0 {
+            run_seed(
+                &args.storage,
+                &store,
+                SeedPlan {
+                    seed,
+                    ..SeedPlan::default()
+                },
+            )
+            .await?;
+        }
+        eprintln!(
+            "demo tokens: {}",
+            args.storage.data_dir.join("demo-tokens.txt").display()
+        );
+    }
+    let server = Server::bind(store, keyer, &args.listen).await?;
+    tracing::info!(addr = %server.local_addr(), "credit-hub serving");
+    let policy = ShutdownPolicy {
+        announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),
+        drain: Duration::from_secs_f64(args.drain_secs.max(0.0)),
+    };
+    server.run(shutdown_signal(), policy).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
+    match command {
+        AgencyCommand::Add {
+            storage,
+            name,
+            kind,
+            scopes,
+        } => {
+            let kind = AgencyKind::from_label(&kind).with_context(|| {
+                let kinds: Vec<_> = AgencyKind::ALL.iter().map(|k| k.label()).collect();
+                format!("unknown kind {kind:?}; one of {}", kinds.join(", "))
+            })?;
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    Scope::from_code(s).with_context(|| {
+                        let all: Vec<_> = Scope::ALL.iter().map(|s| s.code()).collect();
+                        format!("unknown scope {s:?}; one of {}", all.join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<BTreeSet<_>>>()?;
+            let store = storage.open_store().await?;
+            store.migrate().await?;
+            let (agency, token) = store
+                .create_agency(NewAgency {
+                    display_name: name,
+                    kind,
+                    scopes,
+                })
+                .await?;
+            eprintln!(
+                "created agencies/{} ({})",
+                agency.id,
+                agency
+                    .scopes
+                    .iter()
+                    .map(|s| s.code())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            println!("{token}");
+            Ok(())
+        }
+        AgencyCommand::List { storage } => {
+            let store = storage.open_store().await?;
+            for (a, revoked) in store.list_agencies().await? {
+                println!(
+                    "{:<28} {:<18} {:<8} {:<24} {}",
+                    a.id,
+                    a.kind.label(),
+                    if revoked { "revoked" } else { "active" },
+                    a.display_name,
+                    a.scopes
+                        .iter()
+                        .map(|s| s.code())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            Ok(())
+        }
+        AgencyCommand::Revoke { storage, id } => {
+            let store = storage.open_store().await?;
+            store
+                .revoke_agency(id.trim_start_matches("agencies/"))
+                .await?;
+            eprintln!("revoked agencies/{id}");
+            Ok(())
+        }
+    }
+}

@@ -221,7 +221,8 @@ impl Store {
             }
         };
         let mut out = Vec::new();
-        for table in tables {
+        // sqlx's own bookkeeping holds only migration scripts.
+        for table in tables.into_iter().filter(|t| !t.starts_with("_sqlx")) {
             // Tables come from the catalog, not from input, so formatting them in is safe.
             let rows: Vec<AnyRow> = sqlx::query(&format!("SELECT * FROM {table}"))
                 .fetch_all(&self.read)

@@ -1,0 +1,312 @@
+//! Client commands: the same binary calling a running service, for officers (tables) and
+//! scripts (`--json`).
+
+mod records_file;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::proto::v1 as pb;
+use pb::record_service_client::RecordServiceClient;
+use pb::registry_service_client::RegistryServiceClient;
+
+pub use records_file::read_records_file;
+
+/// Where the service is and who is calling.
+#[derive(clap::Args, Clone)]
+pub struct ClientArgs {
+    /// Address of the service.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+    /// Bearer token of the calling agency (see `agency add` or demo-tokens.txt).
+    #[arg(long, env = "CREDIT_HUB_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Print JSON lines instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("addr", &self.addr)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// A bearer for `token`; fails if the token cannot be sent as metadata.
+    pub fn new(token: &str) -> anyhow::Result<Self> {
+        Ok(Bearer(
+            format!("Bearer {token}")
+                .parse()
+                .context("token has invalid characters")?,
+        ))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// An authenticated channel to the service.
+pub async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, Bearer)> {
+    let channel = Channel::from_shared(args.addr.clone())
+        .context("--addr is not a URL")?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach credit-hub at {}", args.addr))?;
+    let bearer = Bearer::new(&args.token)?;
+    Ok((channel, bearer))
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+fn registry(c: &(Channel, Bearer)) -> RegistryServiceClient<Authed> {
+    RegistryServiceClient::with_interceptor(c.0.clone(), c.1.clone())
+}
+
+fn records(c: &(Channel, Bearer)) -> RecordServiceClient<Authed> {
+    RecordServiceClient::with_interceptor(c.0.clone(), c.1.clone())
+}
+
+/// Turns a status into an error that says what the service said, field by field.
+pub fn explain(status: Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::anyhow!(text)
+}
+
+fn enum_name<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) -> String {
+    E::try_from(n)
+        .map(|e| name(&e).trim_start_matches(prefix).to_string())
+        .unwrap_or_else(|_| n.to_string())
+}
+
+/// `credit-hub enterprise get <USCC>`.
+pub async fn enterprise_get(args: &ClientArgs, uscc: &str) -> anyhow::Result<()> {
+    let c = connect(args).await?;
+    let e = registry(&c)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc.trim()),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .enterprise
+        .context("empty response")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&enterprise_json(&e))?);
+        return Ok(());
+    }
+    let rep = e.legal_representative.as_ref();
+    println!("统一社会信用代码  {}", e.uscc);
+    println!("名称              {}", e.display_name);
+    if !e.former_names.is_empty() {
+        println!("曾用名            {}", e.former_names.join("、"));
+    }
+    println!(
+        "类型              {}",
+        enum_name(e.kind, pb::EnterpriseKind::as_str_name, "ENTERPRISE_KIND_")
+    );
+    println!(
+        "状态              {}",
+        enum_name(
+            e.status,
+            pb::EnterpriseStatus::as_str_name,
+            "ENTERPRISE_STATUS_"
+        )
+    );
+    println!("成立日期          {}", e.established_date);
+    println!("行政区划 / 行业    {} / {}", e.region_code, e.industry_code);
+    if let Some(p) = rep {
+        println!("法定代表人        {} ({})", p.name, p.masked_id_number);
+    }
+    for r in &e.roles {
+        let p = r.person.clone().unwrap_or_default();
+        println!(
+            "  {:<22} {} ({}) {}..{}",
+            enum_name(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"),
+            p.name,
+            p.masked_id_number,
+            r.start_date,
+            r.end_date
+        );
+    }
+    Ok(())
+}
+
+fn enterprise_json(e: &pb::Enterprise) -> serde_json::Value {
+    serde_json::json!({
+        "name": e.name,
+        "uscc": e.uscc,
+        "display_name": e.display_name,
+        "former_names": e.former_names,
+        "kind": enum_name(e.kind, pb::EnterpriseKind::as_str_name, ""),
+        "status": enum_name(e.status, pb::EnterpriseStatus::as_str_name, ""),
+        "established_date": e.established_date,
+        "region_code": e.region_code,
+        "industry_code": e.industry_code,
+        "legal_representative": e.legal_representative.as_ref().map(|p| serde_json::json!({"name": p.name, "masked_id_number": p.masked_id_number})),
+        "roles": e.roles.iter().map(|r| {
+            let p = r.person.clone().unwrap_or_default();
+            serde_json::json!({"kind": enum_name(r.kind, pb::RoleKind::as_str_name, ""), "name": p.name, "masked_id_number": p.masked_id_number, "start_date": r.start_date, "end_date": r.end_date})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn record_json(r: &pb::Record) -> serde_json::Value {
+    let subject = match r.subject.as_ref().and_then(|s| s.subject.as_ref()) {
+        Some(pb::subject::Subject::Enterprise(n)) => serde_json::json!({"enterprise": n}),
+        Some(pb::subject::Subject::Person(p)) => {
+            serde_json::json!({"person": {"name": p.name, "masked_id_number": p.masked_id_number}})
+        }
+        None => serde_json::Value::Null,
+    };
+    let prov = r.provenance.clone().unwrap_or_default();
+    serde_json::json!({
+        "name": r.name,
+        "subject": subject,
+        "kind": enum_name(r.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
+        "tier": enum_name(r.tier, pb::Tier::as_str_name, "TIER_"),
+        "domain": enum_name(r.domain, pb::RegulatoryDomain::as_str_name, "REGULATORY_DOMAIN_"),
+        "decision_date": r.decision_date,
+        "document_number": r.document_number,
+        "deciding_authority": r.deciding_authority,
+        "publicity_end_date": r.publicity_end_date,
+        "status": enum_name(r.status, pb::RecordStatus::as_str_name, "RECORD_STATUS_"),
+        "agency": prov.agency,
+        "source_record_id": prov.source_record_id,
+        "revision": prov.revision,
+    })
+}
+
+/// `credit-hub records list --subject <USCC>`.
+pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> anyhow::Result<()> {
+    let c = connect(args).await?;
+    let mut client = records(&c);
+    let mut token = String::new();
+    let mut shown = 0;
+    if !args.json {
+        println!(
+            "{:<40} {:<34} {:<9} {:<11} {:<10} 文号",
+            "记录", "类型", "等级", "决定日期", "状态"
+        );
+    }
+    loop {
+        let page = client
+            .list_records(pb::ListRecordsRequest {
+                subject_enterprise: format!("enterprises/{}", subject.trim()),
+                page_size: 200,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for r in &page.records {
+            if shown == limit {
+                return Ok(());
+            }
+            shown += 1;
+            if args.json {
+                println!("{}", serde_json::to_string(&record_json(r))?);
+            } else {
+                let j = record_json(r);
+                println!(
+                    "{:<40} {:<34} {:<9} {:<11} {:<10} {}",
+                    r.name,
+                    j["kind"].as_str().unwrap_or(""),
+                    j["tier"].as_str().unwrap_or(""),
+                    r.decision_date,
+                    j["status"].as_str().unwrap_or(""),
+                    r.document_number
+                );
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    if !args.json {
+        println!("({shown} records)");
+    }
+    Ok(())
+}
+
+/// `credit-hub records submit FILE.jsonl`: batches of 1,000 with a progress bar; each
+/// batch is atomic and carries a request id derived from the file and batch, so running
+/// the command again after a failure does not duplicate anything.
+pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow::Result<()> {
+    let all = read_records_file(file)?;
+    let c = connect(args).await?;
+    let mut client = records(&c);
+    let bar = indicatif::ProgressBar::new(all.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
+            .expect("valid template"),
+    );
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (b, chunk) in all.chunks(1000).enumerate() {
+        let request_id = format!("{}-{b}", crate::cli::records_file::file_digest(file)?);
+        let response = client
+            .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                request_id,
+                records: chunk.to_vec(),
+            })
+            .await
+            .map_err(|s| {
+                bar.abandon();
+                explain(s).context(format!(
+                    "batch {} (lines {}-{}) was refused; nothing of it was written",
+                    b + 1,
+                    b * 1000 + 1,
+                    b * 1000 + chunk.len()
+                ))
+            })?
+            .into_inner();
+        for o in response.outcomes {
+            *counts
+                .entry(enum_name(
+                    o,
+                    pb::SubmitOutcome::as_str_name,
+                    "SUBMIT_OUTCOME_",
+                ))
+                .or_default() += 1;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    if args.json {
+        println!("{}", serde_json::to_string(&counts)?);
+    } else {
+        for (outcome, n) in counts {
+            println!("{outcome:<10} {n}");
+        }
+    }
+    Ok(())
+}

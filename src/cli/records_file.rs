@@ -1,0 +1,187 @@
+//! The JSON-lines format `records submit` reads: one record per line, enum values by
+//! their short names (`"kind": "ADMINISTRATIVE_PENALTY"`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::proto::v1 as pb;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonLine {
+    name: String,
+    id_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordLine {
+    source_record_id: String,
+    #[serde(default)]
+    revision: i64,
+    #[serde(default)]
+    subject_enterprise: Option<String>,
+    #[serde(default)]
+    subject_person: Option<PersonLine>,
+    kind: String,
+    tier: String,
+    domain: String,
+    decision_date: String,
+    document_number: String,
+    deciding_authority: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    publicity_end_date: String,
+    #[serde(default)]
+    penalty_measures: Vec<String>,
+    #[serde(default)]
+    fine_amount_fen: i64,
+    #[serde(default)]
+    abnormal_cause: Option<String>,
+    #[serde(default)]
+    serious_listing_cause: Option<String>,
+    #[serde(default)]
+    report_year: i32,
+    #[serde(default)]
+    spot_check_outcome: Option<String>,
+}
+
+fn code<E>(
+    value: &str,
+    prefix: &str,
+    parse: fn(&str) -> Option<E>,
+    to_i32: fn(E) -> i32,
+    what: &str,
+) -> anyhow::Result<i32> {
+    let full = format!("{prefix}{}", value.trim().to_ascii_uppercase());
+    parse(&full)
+        .map(to_i32)
+        .with_context(|| format!("unknown {what} {value:?}"))
+}
+
+fn opt_code<E>(
+    value: &Option<String>,
+    prefix: &str,
+    parse: fn(&str) -> Option<E>,
+    to_i32: fn(E) -> i32,
+    what: &str,
+) -> anyhow::Result<i32> {
+    value
+        .as_deref()
+        .map_or(Ok(0), |v| code(v, prefix, parse, to_i32, what))
+}
+
+fn to_record(line: RecordLine) -> anyhow::Result<pb::Record> {
+    let subject = match (line.subject_enterprise, line.subject_person) {
+        (Some(u), None) => pb::subject::Subject::Enterprise(if u.starts_with("enterprises/") {
+            u
+        } else {
+            format!("enterprises/{u}")
+        }),
+        (None, Some(p)) => pb::subject::Subject::Person(pb::Person {
+            name: p.name,
+            id_number: p.id_number,
+            masked_id_number: String::new(),
+        }),
+        _ => bail!("give exactly one of subject_enterprise and subject_person"),
+    };
+    Ok(pb::Record {
+        subject: Some(pb::Subject {
+            subject: Some(subject),
+        }),
+        kind: code(
+            &line.kind,
+            "RECORD_KIND_",
+            pb::RecordKind::from_str_name,
+            |e| e as i32,
+            "kind",
+        )?,
+        tier: code(
+            &line.tier,
+            "TIER_",
+            pb::Tier::from_str_name,
+            |e| e as i32,
+            "tier",
+        )?,
+        domain: code(
+            &line.domain,
+            "REGULATORY_DOMAIN_",
+            pb::RegulatoryDomain::from_str_name,
+            |e| e as i32,
+            "domain",
+        )?,
+        decision_date: line.decision_date,
+        document_number: line.document_number,
+        deciding_authority: line.deciding_authority,
+        summary: line.summary,
+        publicity_end_date: line.publicity_end_date,
+        provenance: Some(pb::Provenance {
+            agency: String::new(),
+            source_record_id: line.source_record_id,
+            revision: line.revision,
+        }),
+        penalty_measures: line
+            .penalty_measures
+            .iter()
+            .map(|m| {
+                code(
+                    m,
+                    "PENALTY_MEASURE_",
+                    pb::PenaltyMeasure::from_str_name,
+                    |e| e as i32,
+                    "penalty measure",
+                )
+            })
+            .collect::<anyhow::Result<_>>()?,
+        fine_amount_fen: line.fine_amount_fen,
+        abnormal_cause: opt_code(
+            &line.abnormal_cause,
+            "ABNORMAL_CAUSE_",
+            pb::AbnormalCause::from_str_name,
+            |e| e as i32,
+            "abnormal cause",
+        )?,
+        serious_listing_cause: opt_code(
+            &line.serious_listing_cause,
+            "SERIOUS_LISTING_CAUSE_",
+            pb::SeriousListingCause::from_str_name,
+            |e| e as i32,
+            "serious listing cause",
+        )?,
+        report_year: line.report_year,
+        spot_check_outcome: opt_code(
+            &line.spot_check_outcome,
+            "SPOT_CHECK_OUTCOME_",
+            pb::SpotCheckOutcome::from_str_name,
+            |e| e as i32,
+            "spot check outcome",
+        )?,
+        ..Default::default()
+    })
+}
+
+/// Reads every record of a JSON-lines file; a malformed line stops with its line number.
+pub fn read_records_file(path: &Path) -> anyhow::Result<Vec<pb::Record>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: RecordLine = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a record line", path.display(), n + 1))?;
+        out.push(to_record(parsed).with_context(|| format!("{}:{}", path.display(), n + 1))?);
+    }
+    Ok(out)
+}
+
+/// A short digest of a file's contents, so retried submissions reuse their request ids.
+pub fn file_digest(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(hex::encode(&Sha256::digest(&bytes)[..8]))
+}

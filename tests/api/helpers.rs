@@ -1,0 +1,255 @@
+//! Spawns the real server on an ephemeral port over a fresh database per test: a temp
+//! SQLite directory, or (with `CREDIT_HUB_TEST_BACKEND=postgres`) a new PostgreSQL
+//! database created beside `CREDIT_HUB_TEST_DATABASE_URL`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use credit_hub::cli::Bearer;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::domain::ids::PersonKeyer;
+use credit_hub::proto::v1 as pb;
+use credit_hub::store::{NewAgency, Store};
+use credit_hub::{Server, ShutdownPolicy};
+use sqlx::Connection;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+pub struct TestApp {
+    pub addr: String,
+    pub channel: Channel,
+    pub store: Store,
+    pub tokens: HashMap<AgencyKind, String>,
+    pub agency_ids: HashMap<AgencyKind, String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Which backend the suite runs on.
+pub fn backend() -> String {
+    std::env::var("CREDIT_HUB_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// A fresh, migrated store for one test.
+pub async fn fresh_store(dir: &std::path::Path) -> Store {
+    let store = match backend().as_str() {
+        "sqlite" => Store::open_sqlite(dir).await.expect("open sqlite"),
+        "postgres" => {
+            let admin = std::env::var("CREDIT_HUB_TEST_DATABASE_URL")
+                .expect("CREDIT_HUB_TEST_DATABASE_URL must name a PostgreSQL database when CREDIT_HUB_TEST_BACKEND=postgres");
+            let (base, db) = admin.rsplit_once('/').expect("URL ends with /database");
+            let name = format!("{db}_{}", uuid::Uuid::now_v7().simple());
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL must be reachable for the postgres suite");
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            conn.close().await.ok();
+            Store::open_postgres(&format!("{base}/{name}"), 8)
+                .await
+                .expect("open postgres")
+        }
+        other => panic!("unknown CREDIT_HUB_TEST_BACKEND {other:?}"),
+    };
+    store.migrate().await.expect("migrate");
+    store
+}
+
+pub async fn spawn_app() -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = fresh_store(dir.path()).await;
+    let keyer = PersonKeyer::new(b"test-secret-0123456789abcdef".to_vec());
+    let mut tokens = HashMap::new();
+    let mut agency_ids = HashMap::new();
+    for kind in AgencyKind::ALL {
+        let (agency, token) = store
+            .create_agency(NewAgency {
+                display_name: format!("test {}", kind.label()),
+                kind: *kind,
+                scopes: Default::default(),
+            })
+            .await
+            .expect("create agency");
+        tokens.insert(*kind, token);
+        agency_ids.insert(*kind, agency.id);
+    }
+    let server = Server::bind(store.clone(), keyer.clone(), "127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            rx.await.ok();
+        },
+        ShutdownPolicy {
+            announce: Duration::ZERO,
+            drain: Duration::from_secs(5),
+        },
+    ));
+    let channel = Channel::from_shared(addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    TestApp {
+        addr,
+        channel,
+        store,
+        tokens,
+        agency_ids,
+        shutdown: Some(tx),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn bearer(&self, kind: AgencyKind) -> Bearer {
+        Bearer::new(&self.tokens[&kind]).unwrap()
+    }
+
+    pub fn registry(
+        &self,
+        kind: AgencyKind,
+    ) -> pb::registry_service_client::RegistryServiceClient<Authed> {
+        pb::registry_service_client::RegistryServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(kind),
+        )
+    }
+
+    pub fn records(
+        &self,
+        kind: AgencyKind,
+    ) -> pb::record_service_client::RecordServiceClient<Authed> {
+        pb::record_service_client::RecordServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(kind),
+        )
+    }
+
+    /// Registers enterprises through the API as market regulation.
+    pub async fn register(&self, enterprises: Vec<pb::Enterprise>) {
+        self.registry(AgencyKind::MarketRegulation)
+            .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+                request_id: String::new(),
+                enterprises,
+            })
+            .await
+            .expect("register enterprises");
+    }
+}
+
+// ---- fixtures -------------------------------------------------------------------
+
+/// The documented example ID number (GB 11643), the only real-format one in fixtures.
+pub const ID_A: &str = "11010519491231002X";
+/// The standard's second example.
+pub const ID_B: &str = "440524188001010014";
+
+/// A valid USCC made from a number, so tests get as many as they need.
+pub fn uscc(n: u32) -> String {
+    credit_hub::domain::ids::Uscc::complete(&format!("91371002{:08}", 30_000_000 + n))
+        .unwrap()
+        .as_str()
+        .to_string()
+}
+
+pub fn person(name: &str, id: &str) -> pb::Person {
+    pb::Person {
+        name: name.into(),
+        id_number: id.into(),
+        masked_id_number: String::new(),
+    }
+}
+
+pub fn enterprise(n: u32, rep_id: &str) -> pb::Enterprise {
+    pb::Enterprise {
+        uscc: uscc(n),
+        display_name: format!("威海测试{n}有限公司"),
+        kind: pb::EnterpriseKind::LimitedLiabilityCompany as i32,
+        status: pb::EnterpriseStatus::Operating as i32,
+        established_date: "2015-03-02".into(),
+        region_code: "371002".into(),
+        industry_code: "C1391".into(),
+        legal_representative: Some(person("张伟", rep_id)),
+        ..Default::default()
+    }
+}
+
+pub fn penalty(uscc: &str, source: &str) -> pb::Record {
+    pb::Record {
+        subject: Some(pb::Subject {
+            subject: Some(pb::subject::Subject::Enterprise(format!(
+                "enterprises/{uscc}"
+            ))),
+        }),
+        kind: pb::RecordKind::AdministrativePenalty as i32,
+        tier: pb::Tier::Moderate as i32,
+        domain: pb::RegulatoryDomain::FoodProduction as i32,
+        decision_date: "2026-05-20".into(),
+        document_number: "威开市监罚〔2026〕12号".into(),
+        deciding_authority: "威海经济技术开发区市场监督管理局".into(),
+        summary: "生产不符合食品安全标准的食品".into(),
+        provenance: Some(pb::Provenance {
+            agency: String::new(),
+            source_record_id: source.into(),
+            revision: 1,
+        }),
+        penalty_measures: vec![pb::PenaltyMeasure::Fine as i32],
+        fine_amount_fen: 5_000_000,
+        ..Default::default()
+    }
+}
+
+pub fn debtor(person: pb::Person, source: &str) -> pb::Record {
+    pb::Record {
+        subject: Some(pb::Subject {
+            subject: Some(pb::subject::Subject::Person(person)),
+        }),
+        kind: pb::RecordKind::DishonestJudgmentDebtor as i32,
+        tier: pb::Tier::Serious as i32,
+        domain: pb::RegulatoryDomain::JudicialEnforcement as i32,
+        decision_date: "2026-03-01".into(),
+        document_number: "(2026)鲁1002执123号".into(),
+        deciding_authority: "威海市环翠区人民法院".into(),
+        provenance: Some(pb::Provenance {
+            agency: String::new(),
+            source_record_id: source.into(),
+            revision: 1,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The field paths of a status's BadRequest violations.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,11 @@
+//! The integration suite: the real server on an ephemeral port, called with the
+//! generated clients. Runs on SQLite by default and on PostgreSQL with
+//! `CREDIT_HUB_TEST_BACKEND=postgres CREDIT_HUB_TEST_DATABASE_URL=postgres://…`.
+
+mod auth;
+mod helpers;
+mod identifiers;
+mod other_languages;
+mod privacy;
+mod records;
+mod registry;

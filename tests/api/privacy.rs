@@ -1,0 +1,104 @@
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use credit_hub::seed::{seed, SeedPlan};
+
+use crate::helpers::*;
+
+/// Finds every 18-character run, not part of a longer alphanumeric run (so not a slice
+/// of a hex digest), that is a checksum-valid resident ID number.
+fn full_id_numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let alnum = |i: usize| chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric());
+    let mut found = Vec::new();
+    for start in 0..chars.len().saturating_sub(17) {
+        if (start > 0 && alnum(start - 1)) || alnum(start + 18) {
+            continue;
+        }
+        let candidate: String = chars[start..start + 18].iter().collect();
+        if candidate.is_ascii() && credit_hub::domain::ids::IdNumber::parse(&candidate).is_ok() {
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn no_full_id_number_is_stored_after_seeding_and_submitting_persons() {
+    let app = spawn_app().await;
+    let mut e = enterprise(1, ID_A);
+    e.roles = vec![pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person("李娜", ID_B)),
+        ..Default::default()
+    }];
+    app.registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: "reg-1".into(),
+            enterprises: vec![e],
+        })
+        .await
+        .unwrap();
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "court-1".into(),
+            records: vec![
+                debtor(person("王磊", ID_A), "C-1"),
+                debtor(person("李娜", ID_B), "C-2"),
+            ],
+        })
+        .await
+        .unwrap();
+    let dump = app.store.dump_text_columns().await.unwrap();
+    assert!(
+        dump.iter().any(|(t, _, _)| t == "records"),
+        "the dump covers the records table"
+    );
+    for (table, column, value) in &dump {
+        let ids = full_id_numbers(value);
+        assert!(ids.is_empty(), "{table}.{column} holds a full ID number");
+        for id in [ID_A, ID_B] {
+            assert!(
+                !value.to_uppercase().contains(id),
+                "{table}.{column} holds a submitted ID number"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn seeded_demo_data_holds_no_full_id_number_and_is_deterministic() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let keyer = credit_hub::domain::ids::PersonKeyer::new(b"seed-test-secret-0123".to_vec());
+    let today = credit_hub::api::today();
+    let plan = SeedPlan {
+        seed: 42,
+        enterprises: 300,
+        records: 600,
+    };
+    let a = fresh_store(dir_a.path()).await;
+    let b = fresh_store(dir_b.path()).await;
+    seed(&a, &keyer, plan, today, &|_, _| {}).await.unwrap();
+    seed(&b, &keyer, plan, today, &|_, _| {}).await.unwrap();
+    assert_eq!(a.count_enterprises().await.unwrap(), 300);
+    assert_eq!(a.count_records().await.unwrap(), 600);
+    let first = |s: credit_hub::store::Store| async move {
+        s.list_enterprises(&Default::default(), None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.uscc, e.display_name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(first(a.clone()).await, first(b).await);
+    for (table, column, value) in a.dump_text_columns().await.unwrap() {
+        assert!(
+            full_id_numbers(&value).is_empty(),
+            "{table}.{column} holds a full ID number"
+        );
+    }
+    assert!(
+        seed(&a, &keyer, plan, today, &|_, _| {}).await.is_err(),
+        "seed refuses a filled database"
+    );
+}

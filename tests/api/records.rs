@@ -1,0 +1,407 @@
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn submit(records: Vec<pb::Record>, request_id: &str) -> pb::BatchSubmitRecordsRequest {
+    pb::BatchSubmitRecordsRequest {
+        request_id: request_id.into(),
+        records,
+    }
+}
+
+#[tokio::test]
+async fn the_same_batch_submitted_twice_leaves_one_copy() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let batch = vec![penalty(&uscc(1), "P-1"), penalty(&uscc(1), "P-2")];
+
+    let first = client
+        .batch_submit_records(submit(batch.clone(), "req-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let replay = client
+        .batch_submit_records(submit(batch.clone(), "req-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, replay, "a retry returns the first response");
+    let again = client
+        .batch_submit_records(submit(batch, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.outcomes, vec![pb::SubmitOutcome::Unchanged as i32; 2]);
+    assert_eq!(app.store.count_records().await.unwrap(), 2);
+    assert_eq!(first.outcomes, vec![pb::SubmitOutcome::Created as i32; 2]);
+    assert_eq!(
+        first.records.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        again.records.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_record_writes_nothing() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut bad = penalty(&uscc(1), "P-2");
+    bad.decision_date = "2026-02-30".into();
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(
+            vec![penalty(&uscc(1), "P-1"), bad, penalty(&uscc(1), "P-3")],
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["records[1].decision_date"]);
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn records_about_unregistered_enterprises_are_refused() {
+    let app = spawn_app().await;
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(77), "P-1")], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["records[0].subject.enterprise"]);
+}
+
+#[tokio::test]
+async fn a_higher_revision_replaces_the_record_and_keeps_the_old_one_in_history() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let first = client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = first.records[0].name.clone();
+
+    let mut revised = penalty(&uscc(1), "P-1");
+    revised.provenance.as_mut().unwrap().revision = 2;
+    revised.fine_amount_fen = 9_000_000;
+    let second = client
+        .batch_submit_records(submit(vec![revised], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.outcomes, vec![pb::SubmitOutcome::Revised as i32]);
+    assert_eq!(
+        second.records[0].name, name,
+        "a record keeps its name across revisions"
+    );
+    assert_eq!(second.records[0].fine_amount_fen, 9_000_000);
+
+    let stale = client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stale.outcomes, vec![pb::SubmitOutcome::Stale as i32]);
+    assert_eq!(stale.records[0].provenance.as_ref().unwrap().revision, 2);
+
+    let history = client
+        .list_record_revisions(pb::ListRecordRevisionsRequest {
+            name: name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let revisions: Vec<i64> = history
+        .revisions
+        .iter()
+        .map(|r| r.provenance.as_ref().unwrap().revision)
+        .collect();
+    assert_eq!(revisions, vec![2, 1]);
+    assert_eq!(history.revisions[1].fine_amount_fen, 5_000_000);
+    assert_eq!(app.store.count_records().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn reusing_a_revision_for_different_content_is_refused() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .await
+        .unwrap();
+    let mut changed = penalty(&uscc(1), "P-1");
+    changed.summary = "另一件事".into();
+    let err = client
+        .batch_submit_records(submit(vec![changed], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        vec!["records[0].provenance.revision"]
+    );
+}
+
+#[tokio::test]
+async fn reusing_a_request_id_for_another_request_is_refused() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], "req-9"))
+        .await
+        .unwrap();
+    let err = client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-2")], "req-9"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["request_id"]);
+    assert_eq!(app.store.count_records().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn tax_bureau_cannot_file_court_records() {
+    let app = spawn_app().await;
+    let err = app
+        .records(AgencyKind::Tax)
+        .batch_submit_records(submit(vec![debtor(person("王磊", ID_A), "C-1")], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("records[0]"), "{}", err.message());
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_court_lists_a_person_who_is_found_by_id_number_and_shown_masked() {
+    let app = spawn_app().await;
+    let mut court = app.records(AgencyKind::Court);
+    let filed = court
+        .batch_submit_records(submit(vec![debtor(person("王磊", ID_A), "C-1")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::subject::Subject::Person(p)) = filed.records[0].subject.clone().unwrap().subject
+    else {
+        panic!("person subject expected")
+    };
+    assert_eq!(p.masked_id_number, "110105********002X");
+    assert!(p.id_number.is_empty());
+
+    let found = app
+        .records(AgencyKind::Tax)
+        .list_records(pb::ListRecordsRequest {
+            subject_person_id_number: ID_A.to_lowercase(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.records.len(), 1);
+    let none = app
+        .records(AgencyKind::Tax)
+        .list_records(pb::ListRecordsRequest {
+            subject_person_id_number: ID_B.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.records.is_empty());
+}
+
+#[tokio::test]
+async fn penalties_cannot_be_filed_against_persons() {
+    let app = spawn_app().await;
+    let mut r = penalty(&uscc(1), "P-1");
+    r.subject = Some(pb::Subject {
+        subject: Some(pb::subject::Subject::Person(person("王磊", ID_A))),
+    });
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![r], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["records[0].subject.person"]);
+}
+
+#[tokio::test]
+async fn only_the_filing_agency_withdraws_and_the_withdrawal_is_kept() {
+    let app = spawn_app().await;
+    let filed = app
+        .records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![debtor(person("王磊", ID_A), "C-1")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = filed.records[0].name.clone();
+
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: name.clone(),
+            reason: "错误".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let mut court = app.records(AgencyKind::Court);
+    let err = court
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: name.clone(),
+            reason: " ".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["reason"]);
+
+    let withdrawn = court
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: name.clone(),
+            reason: "已履行完毕".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(withdrawn.status, pb::RecordStatus::Withdrawn as i32);
+    assert_eq!(withdrawn.withdrawal_reason, "已履行完毕");
+    let got = court
+        .get_record(pb::GetRecordRequest { name: name.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(got.status, pb::RecordStatus::Withdrawn as i32);
+    let history = court
+        .list_record_revisions(pb::ListRecordRevisionsRequest {
+            name,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let statuses: Vec<i32> = history.revisions.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[0], pb::RecordStatus::Withdrawn as i32);
+}
+
+#[tokio::test]
+async fn listing_records_filters_by_subject_kind_and_status_and_pages() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_A)])
+        .await;
+    let mut batch = Vec::new();
+    for i in 0..12 {
+        let mut r = penalty(&uscc(1 + i % 2), &format!("P-{i}"));
+        r.decision_date = format!("2026-0{}-1{}", 1 + i % 9, i % 10);
+        batch.push(r);
+    }
+    let mut old = penalty(&uscc(1), "OLD");
+    old.decision_date = "2020-01-01".into();
+    old.tier = pb::Tier::Minor as i32;
+    batch.push(old);
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(batch, ""))
+        .await
+        .unwrap();
+
+    let mut client = app.records(AgencyKind::Court);
+    let mut dates = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_records(pb::ListRecordsRequest {
+                subject_enterprise: format!("enterprises/{}", uscc(1)),
+                page_size: 4,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        dates.extend(page.records.iter().map(|r| r.decision_date.clone()));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(dates.len(), 7);
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest decision first");
+
+    let expired = client
+        .list_records(pb::ListRecordsRequest {
+            status: pb::RecordStatus::Expired as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(expired.records.len(), 1);
+    assert_eq!(
+        expired.records[0]
+            .provenance
+            .as_ref()
+            .unwrap()
+            .source_record_id,
+        "OLD"
+    );
+    let licences = client
+        .list_records(pb::ListRecordsRequest {
+            kind: pb::RecordKind::AdministrativeLicense as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(licences.records.is_empty());
+}
+
+#[tokio::test]
+async fn batches_over_a_thousand_records_are_refused() {
+    let app = spawn_app().await;
+    let records = (0..1001)
+        .map(|i| penalty(&uscc(1), &format!("P-{i}")))
+        .collect();
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(records, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["records"]);
+}
+
+#[tokio::test]
+async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut warning = penalty(&uscc(1), "W-1");
+    warning.tier = pb::Tier::Minor as i32;
+    warning.penalty_measures = vec![pb::PenaltyMeasure::Warning as i32];
+    let out = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1"), warning], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.records[0].publicity_end_date, "2027-05-20");
+    assert_eq!(out.records[1].publicity_end_date, "2026-05-20");
+    assert_eq!(out.records[1].status, pb::RecordStatus::Expired as i32);
+}

@@ -1,0 +1,187 @@
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn market_regulation_registers_an_enterprise_and_persons_come_back_masked() {
+    let app = spawn_app().await;
+    let mut e = enterprise(1, ID_A);
+    e.former_names = vec!["威海旧名有限公司".into()];
+    e.roles = vec![pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: "2020-01-01".into(),
+        end_date: String::new(),
+    }];
+    app.register(vec![e]).await;
+
+    let got = app
+        .registry(AgencyKind::Court)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(1)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .enterprise
+        .unwrap();
+    assert_eq!(got.name, format!("enterprises/{}", uscc(1)));
+    assert_eq!(got.former_names, vec!["威海旧名有限公司"]);
+    let rep = got.legal_representative.unwrap();
+    assert_eq!(rep.masked_id_number, "110105********002X");
+    assert!(rep.id_number.is_empty());
+    assert_eq!(got.roles.len(), 1);
+    assert_eq!(
+        got.roles[0].person.as_ref().unwrap().masked_id_number,
+        "440524********0014"
+    );
+}
+
+#[tokio::test]
+async fn a_role_no_longer_given_is_ended_not_deleted() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(2, ID_A)]).await;
+    app.register(vec![enterprise(2, ID_B)]).await;
+    let got = app
+        .registry(AgencyKind::MarketRegulation)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(2)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .enterprise
+        .unwrap();
+    assert_eq!(
+        got.legal_representative.unwrap().masked_id_number,
+        "440524********0014"
+    );
+    let past: Vec<_> = got
+        .roles
+        .iter()
+        .filter(|r| r.kind == pb::RoleKind::LegalRepresentative as i32)
+        .collect();
+    assert_eq!(
+        past.len(),
+        1,
+        "the former legal representative stays in history"
+    );
+    assert!(!past[0].end_date.is_empty());
+}
+
+#[tokio::test]
+async fn only_market_regulation_maintains_the_registry() {
+    let app = spawn_app().await;
+    let err = app
+        .registry(AgencyKind::Court)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![enterprise(3, ID_A)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unknown_enterprise_is_not_found() {
+    let app = spawn_app().await;
+    let err = app
+        .registry(AgencyKind::Tax)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(99)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages_through_every_enterprise_once() {
+    let app = spawn_app().await;
+    let mut batch = Vec::new();
+    for n in 0..25 {
+        let mut e = enterprise(100 + n, ID_A);
+        if n % 5 == 0 {
+            e.region_code = "371003".into();
+            e.industry_code = "F5211".into();
+        }
+        batch.push(e);
+    }
+    app.register(batch).await;
+    let mut client = app.registry(AgencyKind::Education);
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_enterprises(pb::ListEnterprisesRequest {
+                page_size: 7,
+                page_token: token,
+                region_code: "371002".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.enterprises.len() <= 7);
+        seen.extend(page.enterprises.into_iter().map(|e| e.uscc));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 20);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "ordered by USCC without repeats");
+
+    let f = client
+        .list_enterprises(pb::ListEnterprisesRequest {
+            industry_code: "F52".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(f.enterprises.len(), 5);
+
+    let first = client
+        .list_enterprises(pb::ListEnterprisesRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = client
+        .list_enterprises(pb::ListEnterprisesRequest {
+            page_size: 2,
+            page_token: first.next_page_token,
+            region_code: "371003".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["page_token"]);
+}
+
+#[tokio::test]
+async fn a_batch_repeating_a_uscc_is_refused_whole() {
+    let app = spawn_app().await;
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![enterprise(5, ID_A), enterprise(5, ID_B)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["enterprises[1].uscc"]);
+    assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
+}
