@@ -163,7 +163,7 @@ impl Store {
              industry_code = excluded.industry_code, \
              in_bankruptcy_restructuring = excluded.in_bankruptcy_restructuring, \
              updated_at = excluded.updated_at";
-        for (sql, vals) in multi_insert("enterprises", ENTERPRISE_COLUMNS, rows) {
+        for (sql, vals) in multi_insert(self.backend, "enterprises", ENTERPRISE_COLUMNS, rows) {
             bind_all(sqlx::query(&(sql + upsert)), vals)
                 .execute(&mut *tx)
                 .await?;
@@ -175,7 +175,7 @@ impl Store {
         for chunk in usccs.chunks(1000) {
             let sql = format!(
                 "SELECT * FROM enterprise_roles WHERE uscc IN ({})",
-                placeholders(1, chunk.len())
+                placeholders(self.backend, 1, chunk.len())
             );
             let vals = chunk.iter().map(|u| Val::from(u.as_str())).collect();
             for row in bind_all(sqlx::query(&sql), vals)
@@ -221,10 +221,10 @@ impl Store {
                 }
             }
         }
-        for (sql, vals) in multi_insert("enterprise_roles", ROLE_COLUMNS, inserts) {
+        for (sql, vals) in multi_insert(self.backend, "enterprise_roles", ROLE_COLUMNS, inserts) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
-        let stored = enterprises_in(&mut tx, &usccs).await?;
+        let stored = enterprises_in(self.backend, &mut tx, &usccs).await?;
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&stored)).await?;
         }
@@ -235,11 +235,14 @@ impl Store {
     /// One enterprise with its roles.
     pub async fn get_enterprise(&self, uscc: &Uscc) -> Result<Option<Enterprise>> {
         let mut conn = self.read.acquire().await?;
-        Ok(enterprises_in(&mut conn, &[uscc]).await?.pop())
+        Ok(enterprises_in(self.backend, &mut conn, &[uscc])
+            .await?
+            .pop())
     }
 
     /// Which of `usccs` are in the registry.
     pub(super) async fn known_usccs(
+        backend: super::Backend,
         conn: &mut AnyConnection,
         usccs: &[&Uscc],
     ) -> Result<HashSet<String>> {
@@ -247,7 +250,7 @@ impl Store {
         for chunk in usccs.chunks(1000) {
             let sql = format!(
                 "SELECT uscc FROM enterprises WHERE uscc IN ({})",
-                placeholders(1, chunk.len())
+                placeholders(backend, 1, chunk.len())
             );
             let vals = chunk.iter().map(|u| Val::from(u.as_str())).collect();
             for row in bind_all(sqlx::query(&sql), vals)
@@ -301,7 +304,7 @@ impl Store {
             .collect::<Result<_>>()?;
         let refs: Vec<&Uscc> = usccs.iter().collect();
         let mut conn = self.read.acquire().await?;
-        enterprises_in(&mut conn, &refs).await
+        enterprises_in(self.backend, &mut conn, &refs).await
     }
 
     /// How many enterprises the registry holds.
@@ -313,13 +316,17 @@ impl Store {
 }
 
 /// Loads enterprises with their roles, in the order of `usccs`; unknown ones are skipped.
-async fn enterprises_in(conn: &mut AnyConnection, usccs: &[&Uscc]) -> Result<Vec<Enterprise>> {
+async fn enterprises_in(
+    backend: super::Backend,
+    conn: &mut AnyConnection,
+    usccs: &[&Uscc],
+) -> Result<Vec<Enterprise>> {
     let mut found: HashMap<String, Enterprise> = HashMap::new();
     for chunk in usccs.chunks(1000) {
         let vals: Vec<Val> = chunk.iter().map(|u| Val::from(u.as_str())).collect();
         let sql = format!(
             "SELECT * FROM enterprises WHERE uscc IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         for row in bind_all(sqlx::query(&sql), vals.clone())
             .fetch_all(&mut *conn)
@@ -331,7 +338,7 @@ async fn enterprises_in(conn: &mut AnyConnection, usccs: &[&Uscc]) -> Result<Vec
         let sql = format!(
             "SELECT * FROM enterprise_roles WHERE uscc IN ({}) \
                  ORDER BY uscc, role, start_date, person_key",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         for row in bind_all(sqlx::query(&sql), vals)
             .fetch_all(&mut *conn)

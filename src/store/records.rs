@@ -284,7 +284,7 @@ impl Store {
             .collect();
         usccs.sort();
         usccs.dedup();
-        let known = Store::known_usccs(&mut tx, &usccs).await?;
+        let known = Store::known_usccs(self.backend, &mut tx, &usccs).await?;
         let mut violations = Violations::default();
         for (i, r) in batch.iter().enumerate() {
             if let Subject::Enterprise(u) = &r.content.subject {
@@ -302,8 +302,9 @@ impl Store {
         let source_ids: Vec<&str> = batch.iter().map(|r| r.source_record_id.as_str()).collect();
         for chunk in source_ids.chunks(1000) {
             let sql = format!(
-                "SELECT * FROM records WHERE agency_id = $1 AND source_record_id IN ({})",
-                placeholders(2, chunk.len())
+                "SELECT * FROM records WHERE agency_id = {} AND source_record_id IN ({})",
+                placeholders(self.backend, 1, 1),
+                placeholders(self.backend, 2, chunk.len())
             );
             let mut vals = vec![Val::from(agency.id.as_str())];
             vals.extend(chunk.iter().map(|s| Val::from(*s)));
@@ -383,7 +384,7 @@ impl Store {
             return Err(violations.finish(()).unwrap_err().into());
         }
 
-        for (sql, vals) in multi_insert("records", RECORD_COLUMNS, inserts) {
+        for (sql, vals) in multi_insert(self.backend, "records", RECORD_COLUMNS, inserts) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
         for row in &revised {
@@ -397,7 +398,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for (sql, vals) in multi_insert("record_revisions", REVISION_COLUMNS, snapshots) {
+        for (sql, vals) in multi_insert(
+            self.backend,
+            "record_revisions",
+            REVISION_COLUMNS,
+            snapshots,
+        ) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
         let result = SubmitResult { records, outcomes };
@@ -442,6 +448,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let (sql, vals) = multi_insert(
+            self.backend,
             "record_revisions",
             REVISION_COLUMNS,
             vec![row.snapshot("WITHDRAWN", now)],

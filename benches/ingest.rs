@@ -1,0 +1,201 @@
+//! BatchSubmitRecords throughput: the real server in-process on an ephemeral port, a
+//! client submitting 1,000-record batches over gRPC, on SQLite (a temp directory) and,
+//! when `CREDIT_HUB_BENCH_DATABASE_URL` names a PostgreSQL database, on a fresh database
+//! created beside it.
+//!
+//! cargo bench --bench ingest -- [BATCHES] [CONCURRENCY]
+
+use std::time::{Duration, Instant};
+
+use credit_hub::cli::Bearer;
+use credit_hub::domain::codes::{AgencyKind, EnterpriseKind, EnterpriseStatus, RoleKind};
+use credit_hub::domain::enterprise::{Enterprise, Role};
+use credit_hub::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
+use credit_hub::proto::v1 as pb;
+use credit_hub::store::{NewAgency, Store};
+use credit_hub::{Server, ShutdownPolicy};
+use sqlx::Connection;
+
+const ENTERPRISES: u32 = 10_000;
+
+fn uscc(n: u32) -> Uscc {
+    Uscc::complete(&format!("91371002{:08}", 40_000_000 + n)).expect("valid prefix")
+}
+
+fn record(n: u32, batch: usize, i: usize) -> pb::Record {
+    pb::Record {
+        subject: Some(pb::Subject {
+            subject: Some(pb::subject::Subject::Enterprise(uscc(n).resource_name())),
+        }),
+        kind: pb::RecordKind::AdministrativePenalty as i32,
+        tier: pb::Tier::Moderate as i32,
+        domain: pb::RegulatoryDomain::FoodProduction as i32,
+        decision_date: "2026-05-20".into(),
+        document_number: format!("威开市监罚〔2026〕{i}号"),
+        deciding_authority: "威海经济技术开发区市场监督管理局".into(),
+        summary: "生产不符合食品安全标准的食品".into(),
+        provenance: Some(pb::Provenance {
+            agency: String::new(),
+            source_record_id: format!("B{batch}-{i}"),
+            revision: 1,
+        }),
+        penalty_measures: vec![pb::PenaltyMeasure::Fine as i32],
+        fine_amount_fen: 5_000_000,
+        ..Default::default()
+    }
+}
+
+async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
+    store.migrate().await.expect("migrate");
+    let keyer = PersonKeyer::new(b"bench-secret-0123456789".to_vec());
+    let rep = PersonRef::new(
+        &keyer,
+        "张伟".into(),
+        &IdNumber::parse("11010519491231002X").expect("valid"),
+    );
+    for start in (0..ENTERPRISES).step_by(1000) {
+        let batch = (start..start + 1000)
+            .map(|n| Enterprise {
+                uscc: uscc(n),
+                display_name: format!("威海基准{n}有限公司"),
+                former_names: vec![],
+                kind: EnterpriseKind::LimitedLiabilityCompany,
+                status: EnterpriseStatus::Operating,
+                established: None,
+                region_code: "371002".into(),
+                industry_code: "C1391".into(),
+                in_bankruptcy_restructuring: false,
+                roles: vec![Role {
+                    kind: RoleKind::LegalRepresentative,
+                    person: rep.clone(),
+                    start: None,
+                    end: None,
+                }],
+                updated_at: 0,
+            })
+            .collect();
+        store
+            .upsert_enterprises(batch, credit_hub::api::today(), None, &|_| Vec::new())
+            .await
+            .expect("register");
+    }
+    let (_, token) = store
+        .create_agency(NewAgency {
+            display_name: "bench".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: Default::default(),
+        })
+        .await
+        .expect("agency");
+    let server = Server::bind(store, keyer, "127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy {
+            announce: Duration::ZERO,
+            drain: Duration::from_secs(5),
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(addr)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let client = pb::record_service_client::RecordServiceClient::with_interceptor(
+        channel,
+        Bearer::new(&token).expect("token"),
+    )
+    .max_encoding_message_size(16 << 20);
+
+    // Requests are built before the clock starts: the benchmark measures the service.
+    let requests: Vec<pb::BatchSubmitRecordsRequest> = (0..batches)
+        .map(|b| pb::BatchSubmitRecordsRequest {
+            request_id: format!("bench-{b}"),
+            records: (0..1000)
+                .map(|i| record((b * 1000 + i) as u32 % ENTERPRISES, b, i))
+                .collect(),
+        })
+        .collect();
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut queue = requests.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < concurrency {
+            let Some(req) = queue.next() else { break };
+            let mut c = client.clone();
+            tasks.spawn(async move {
+                let t = Instant::now();
+                c.batch_submit_records(req).await.expect("batch accepted");
+                t.elapsed()
+            });
+        }
+        match tasks.join_next().await {
+            Some(r) => latencies.push(r.expect("task")),
+            None => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "{label}: {batches} batches x 1,000 records, concurrency {concurrency}: {:.0} records/s \
+         ({:.2}s; batch latency p50 {:.0} ms, p99 {:.0} ms)",
+        (batches * 1000) as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+    );
+    let _ = stop.send(());
+    let _ = handle.await;
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var("BENCH_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("BENCH_LOG").unwrap_or_default())
+            .init();
+    }
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let batches: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    run(
+        "sqlite",
+        Store::open_sqlite(dir.path()).await.expect("sqlite"),
+        batches,
+        concurrency,
+    )
+    .await;
+
+    if let Ok(admin) = std::env::var("CREDIT_HUB_BENCH_DATABASE_URL") {
+        sqlx::any::install_default_drivers();
+        let (base, db) = admin.rsplit_once('/').expect("URL ends with /database");
+        let name = format!("{db}_bench_{}", std::process::id());
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        let store = Store::open_postgres(&format!("{base}/{name}"), 16)
+            .await
+            .expect("postgres");
+        run("postgres", store, batches, concurrency).await;
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .ok();
+    }
+}
