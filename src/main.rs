@@ -74,10 +74,10 @@ enum Command {
         #[arg(long, env = "CREDIT_HUB_SEED", default_value_t = 1)]
         seed: u64,
         /// Number of enterprises.
-        #[arg(long, default_value_t = 50_000)]
+        #[arg(long, env = "CREDIT_HUB_SEED_ENTERPRISES", default_value_t = 50_000)]
         enterprises: usize,
         /// Number of records.
-        #[arg(long, default_value_t = 40_000)]
+        #[arg(long, env = "CREDIT_HUB_SEED_RECORDS", default_value_t = 40_000)]
         records: usize,
     },
     /// Manage the agencies allowed to call the service.

@@ -31,7 +31,7 @@ pub struct ClientArgs {
     #[arg(long, env = "CREDIT_HUB_TOKEN", hide_env_values = true)]
     pub token: String,
     /// Print JSON lines instead of tables.
-    #[arg(long)]
+    #[arg(long, env = "CREDIT_HUB_JSON")]
     pub json: bool,
 }
 
