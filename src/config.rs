@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rand::RngCore;
 
+use crate::domain::grading::ModelSet;
 use crate::domain::ids::PersonKeyer;
 use crate::store::Store;
 
@@ -30,6 +31,11 @@ pub struct StorageArgs {
     /// File holding the person-key secret (e.g. a mounted Kubernetes secret).
     #[arg(long, env = "CREDIT_HUB_HMAC_KEY_FILE")]
     pub hmac_key_file: Option<PathBuf>,
+
+    /// Directory of grading models (`*.toml`). Default: `./models` if it exists, else
+    /// the models compiled into the binary. A bad model file stops startup.
+    #[arg(long, env = "CREDIT_HUB_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for StorageArgs {
@@ -42,6 +48,7 @@ impl std::fmt::Debug for StorageArgs {
             )
             .field("hmac_key", &self.hmac_key.as_ref().map(|_| "[REDACTED]"))
             .field("hmac_key_file", &self.hmac_key_file)
+            .field("models_dir", &self.models_dir)
             .finish()
     }
 }
@@ -54,11 +61,25 @@ impl StorageArgs {
             database_url: None,
             hmac_key: None,
             hmac_key_file: None,
+            models_dir: None,
         }
     }
 
-    /// Opens the configured database (not migrating it).
+    /// The grading models: from `--models-dir`, else `./models` if present, else the
+    /// shipped ones. Errors name the file, line and reason.
+    pub fn models(&self) -> anyhow::Result<ModelSet> {
+        let dir = match &self.models_dir {
+            Some(dir) => dir.clone(),
+            None if Path::new("models").is_dir() => PathBuf::from("models"),
+            None => return Ok(ModelSet::builtin()),
+        };
+        ModelSet::load_dir(&dir).map_err(|e| anyhow::anyhow!("invalid grading model: {e}"))
+    }
+
+    /// Opens the configured database (not migrating it), grading with the configured
+    /// models.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
+        let models = self.models()?;
         Ok(match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Store::open_postgres(url, 16)
@@ -69,7 +90,8 @@ impl StorageArgs {
             None => Store::open_sqlite(&self.data_dir)
                 .await
                 .with_context(|| format!("cannot open SQLite in {}", self.data_dir.display()))?,
-        })
+        }
+        .with_models(models))
     }
 
     /// The person keyer: from the flag, the key file, or (SQLite only) a key generated

@@ -46,6 +46,9 @@ struct ServeArgs {
     /// Longest wait, in seconds, for in-flight calls to finish on shutdown.
     #[arg(long, env = "CREDIT_HUB_DRAIN_SECS", default_value_t = 20.0)]
     drain_secs: f64,
+    /// Seconds between checks for records whose publicity window ended.
+    #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
+    regrade_interval_secs: f64,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +97,72 @@ enum Command {
     Records {
         #[command(subcommand)]
         command: RecordsCommand,
+    },
+    /// Show credit grades with their reasons (client).
+    Grade {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Unified social credit codes.
+        usccs: Vec<String>,
+        /// A file with one USCC per line.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Grading model; default general.
+        #[arg(long, env = "CREDIT_HUB_MODEL", default_value = "")]
+        model: String,
+        /// Declared purpose of the look-up.
+        #[arg(long, env = "CREDIT_HUB_PURPOSE", default_value = "daily-supervision")]
+        purpose: String,
+    },
+    /// Watch grade changes and report distributions (client).
+    Grades {
+        #[command(subcommand)]
+        command: GradesCommand,
+    },
+    /// Regrade every enterprise under every model (after a model change).
+    Reclassify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Regrade enterprises whose records' publicity windows have ended.
+    Regrade {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Regrade what is due now (the server also does this on its own schedule).
+        #[arg(long, required = true)]
+        due: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GradesCommand {
+    /// Print grade changes as they happen; resume with the last cursor printed.
+    Watch {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Resume after this cursor; empty starts from now.
+        #[arg(long, env = "CREDIT_HUB_CURSOR", default_value = "")]
+        cursor: String,
+        /// Only this model's changes.
+        #[arg(long, env = "CREDIT_HUB_MODEL", default_value = "")]
+        model: String,
+        /// Declared purpose.
+        #[arg(long, env = "CREDIT_HUB_PURPOSE", default_value = "daily-supervision")]
+        purpose: String,
+    },
+    /// Count enterprises per grade.
+    Stats {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Grading model; default general.
+        #[arg(long, env = "CREDIT_HUB_MODEL", default_value = "")]
+        model: String,
+        /// Group by administrative division.
+        #[arg(long)]
+        by_region: bool,
+        /// Group by industry section (GB/T 4754 letter).
+        #[arg(long)]
+        by_industry: bool,
     },
 }
 
@@ -210,6 +279,67 @@ async fn main() -> anyhow::Result<()> {
         Command::Enterprise {
             command: EnterpriseCommand::Get { client, uscc },
         } => cli::enterprise_get(&client, &uscc).await,
+        Command::Grade {
+            client,
+            mut usccs,
+            file,
+            model,
+            purpose,
+        } => {
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                usccs.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(String::from),
+                );
+            }
+            if usccs.is_empty() {
+                bail!("name at least one USCC, or --file");
+            }
+            cli::grades::grade(&client, usccs, &model, &purpose).await
+        }
+        Command::Grades { command } => match command {
+            GradesCommand::Watch {
+                client,
+                cursor,
+                model,
+                purpose,
+            } => cli::grades::watch(&client, &cursor, &model, &purpose).await,
+            GradesCommand::Stats {
+                client,
+                model,
+                by_region,
+                by_industry,
+            } => cli::grades::stats(&client, &model, by_region, by_industry).await,
+        },
+        Command::Reclassify { storage } => {
+            let store = storage.open_store().await?;
+            store.migrate().await?;
+            let total = store.count_enterprises().await? as u64;
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "reclassifying {bar:40} {pos}/{len} {elapsed} ({per_sec})",
+                )
+                .expect("valid template"),
+            );
+            let started = Instant::now();
+            let (done, changes) = store
+                .reclassify(credit_hub::api::today(), &|n| bar.set_position(n as u64))
+                .await?;
+            bar.finish_and_clear();
+            eprintln!("reclassified {done} enterprises under {} models in {:.1}s; {changes} grade changes", store.models().all().len(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Regrade { storage, due: _ } => {
+            let store = storage.open_store().await?;
+            let n = store.regrade_due(credit_hub::api::today()).await?;
+            eprintln!("processed {n} records whose publicity window ended");
+            Ok(())
+        }
         Command::Records { command } => match command {
             RecordsCommand::Submit { client, file } => cli::records_submit(&client, &file).await,
             RecordsCommand::List {
@@ -270,7 +400,9 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
             args.storage.data_dir.join("demo-tokens.txt").display()
         );
     }
-    let server = Server::bind(store, keyer, &args.listen).await?;
+    let server = Server::bind(store, keyer, &args.listen)
+        .await?
+        .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)));
     tracing::info!(addr = %server.local_addr(), "credit-hub serving");
     let policy = ShutdownPolicy {
         announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),

@@ -370,7 +370,7 @@ pub async fn seed(
             let batch: Vec<NewRecord> = records.by_ref().take(1000).collect();
             let n = batch.len();
             store
-                .submit_records(agency, batch, None, &|_| Vec::new())
+                .submit_records(agency, batch, today, None, &|_| Vec::new())
                 .await
                 .context("seeding records")?;
             done += n;

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::api::{RecordApi, RegistryApi, State, Unimplemented};
+use crate::api::{Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented};
 use crate::auth::AuthLayer;
 use crate::domain::ids::PersonKeyer;
 use crate::proto::v1::{
@@ -49,6 +49,7 @@ impl Default for ShutdownPolicy {
 pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
+    regrade_every: Duration,
 }
 
 impl Server {
@@ -59,8 +60,30 @@ impl Server {
             .with_context(|| format!("cannot listen on {listen}"))?;
         Ok(Server {
             listener,
-            state: Arc::new(State { store, keyer }),
+            state: Arc::new(State {
+                store,
+                keyer,
+                clock: Clock::default(),
+            }),
+            regrade_every: Duration::from_secs(60),
         })
+    }
+
+    /// Uses `clock` for every date (tests move it to end publicity windows).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        let state = State {
+            store: self.state.store.clone(),
+            keyer: self.state.keyer.clone(),
+            clock,
+        };
+        self.state = Arc::new(state);
+        self
+    }
+
+    /// How often the server regrades enterprises whose records' publicity ended.
+    pub fn regrade_every(mut self, interval: Duration) -> Self {
+        self.regrade_every = interval;
+        self
     }
 
     /// The address actually bound.
@@ -88,6 +111,11 @@ impl Server {
             .build_v1alpha()?;
         let store = self.state.store.clone();
         let readiness = tokio::spawn(watch_readiness(store.clone(), reporter.clone()));
+        let scheduler = tokio::spawn(regrade_due(
+            store.clone(),
+            self.state.clock.clone(),
+            self.regrade_every,
+        ));
 
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let serve = tonic::transport::Server::builder()
@@ -99,7 +127,7 @@ impl Server {
                 self.state.clone(),
             )))
             .add_service(RecordServiceServer::new(RecordApi::new(self.state.clone())))
-            .add_service(GradeServiceServer::new(Unimplemented))
+            .add_service(GradeServiceServer::new(GradeApi::new(self.state.clone())))
             .add_service(VettingServiceServer::new(Unimplemented))
             .add_service(CertificateServiceServer::new(Unimplemented))
             .add_service(AuditServiceServer::new(Unimplemented))
@@ -110,6 +138,7 @@ impl Server {
         tokio::select! {
             result = &mut serve => {
                 readiness.abort();
+                scheduler.abort();
                 return result.context("server failed");
             }
             () = shutdown => {}
@@ -117,6 +146,7 @@ impl Server {
 
         tracing::info!("shutdown requested; reporting NOT_SERVING");
         readiness.abort();
+        scheduler.abort();
         reporter
             .set_service_status("", ServingStatus::NotServing)
             .await;
@@ -149,5 +179,17 @@ async fn watch_readiness(store: Store, reporter: HealthReporter) {
         reporter.set_service_status(READINESS, status).await;
         reporter.set_service_status("", status).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Regrades, at each interval, the subjects of records whose publicity window ended.
+async fn regrade_due(store: Store, clock: Clock, interval: Duration) {
+    loop {
+        match store.regrade_due(clock.today()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "regraded after publicity windows ended"),
+            Err(e) => tracing::warn!(error = ?e, "regrading ended publicity windows failed"),
+        }
+        tokio::time::sleep(interval).await;
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod error;
+mod grades;
 pub mod paging;
 mod records;
 mod registry;
@@ -17,6 +18,7 @@ use crate::domain::ids::PersonKeyer;
 use crate::domain::Error;
 use crate::store::{RequestKey, Store};
 
+pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
 pub use unimplemented::Unimplemented;
@@ -31,6 +33,28 @@ pub const MAX_REQUEST_ID_CHARS: usize = 128;
 pub struct State {
     pub store: Store,
     pub keyer: PersonKeyer,
+    pub clock: Clock,
+}
+
+/// The service's calendar: China Standard Time, shiftable by whole days so tests can
+/// watch publicity windows end without waiting for them.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_days: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// Today's date on this clock.
+    pub fn today(&self) -> NaiveDate {
+        let offset = self.offset_days.load(std::sync::atomic::Ordering::Relaxed);
+        today() + chrono::Duration::days(offset)
+    }
+
+    /// Moves this clock (and every holder of a clone) forward by `days`.
+    pub fn advance_days(&self, days: i64) {
+        self.offset_days
+            .fetch_add(days, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Shared state handle.

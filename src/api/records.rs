@@ -10,7 +10,7 @@ use super::convert::{
     resource_id,
 };
 use super::paging::{decode_token, encode_token, page_size};
-use super::{batch_size, replayed, request_key, today, Shared};
+use super::{batch_size, replayed, request_key, Shared};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::RecordKind;
@@ -67,7 +67,7 @@ impl RecordService for RecordApi {
             &body.request_id,
             &body,
         )?;
-        let day = today();
+        let day = self.state.clock.today();
         let mut v = Violations::default();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut batch = Vec::with_capacity(body.records.len());
@@ -92,7 +92,7 @@ impl RecordService for RecordApi {
         let response = match self
             .state
             .store
-            .submit_records(&agency, batch, key, &|result| {
+            .submit_records(&agency, batch, day, key, &|result| {
                 prost::Message::encode_to_vec(&submit_response(result, day))
             })
             .await?
@@ -130,10 +130,10 @@ impl RecordService for RecordApi {
         let record = self
             .state
             .store
-            .withdraw_record(&agency, id, reason)
+            .withdraw_record(&agency, id, reason, self.state.clock.today())
             .await?;
         Ok(Response::new(pb::WithdrawRecordResponse {
-            record: Some(record_out(&record, today())),
+            record: Some(record_out(&record, self.state.clock.today())),
         }))
     }
 
@@ -150,7 +150,7 @@ impl RecordService for RecordApi {
             .await?
             .ok_or_else(|| Error::NotFound(format!("records/{id}")))?;
         Ok(Response::new(pb::GetRecordResponse {
-            record: Some(record_out(&record, today())),
+            record: Some(record_out(&record, self.state.clock.today())),
         }))
     }
 
@@ -196,7 +196,7 @@ impl RecordService for RecordApi {
         };
         let query = format!("{filter:?}");
         let after: Option<(NaiveDate, String)> = decode_token(&query, &body.page_token)?;
-        let day = today();
+        let day = self.state.clock.today();
         let mut page = self
             .state
             .store
@@ -238,7 +238,7 @@ impl RecordService for RecordApi {
         } else {
             String::new()
         };
-        let day = today();
+        let day = self.state.clock.today();
         Ok(Response::new(pb::ListRecordRevisionsResponse {
             revisions: page.iter().map(|r| record_out(r, day)).collect(),
             next_page_token,

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_in, enterprise_name, enterprise_out, filter_enum};
 use super::paging::{decode_token, encode_token, page_size};
-use super::{batch_size, replayed, request_key, today, Shared};
+use super::{batch_size, replayed, request_key, Shared};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::{AgencyKind, EnterpriseStatus};
@@ -69,7 +69,7 @@ impl RegistryService for RegistryApi {
         let response = match self
             .state
             .store
-            .upsert_enterprises(batch, today(), key, &encode)
+            .upsert_enterprises(batch, self.state.clock.today(), key, &encode)
             .await?
         {
             Replay::Fresh(stored) => pb::BatchUpsertEnterprisesResponse {

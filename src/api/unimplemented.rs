@@ -3,14 +3,13 @@
 
 use crate::proto::v1::{
     audit_service_server::AuditService, certificate_service_server::CertificateService,
-    grade_service_server::GradeService, vetting_service_server::VettingService,
+    vetting_service_server::VettingService,
 };
 
 /// Answers every RPC of the not-yet-built services with UNIMPLEMENTED.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unimplemented;
 
-impl GradeService for Unimplemented {}
 impl VettingService for Unimplemented {}
 impl CertificateService for Unimplemented {}
 impl AuditService for Unimplemented {}

@@ -253,3 +253,16 @@ code_enum! {
         Stale = 4 => "STALE",
     }
 }
+
+code_enum! {
+    /// Why an enterprise was regraded.
+    pub enum GradeChangeCause {
+        RecordSubmitted = 1 => "RECORD_SUBMITTED",
+        RecordWithdrawn = 2 => "RECORD_WITHDRAWN",
+        PublicityEnded = 3 => "PUBLICITY_ENDED",
+        RelatedPartyChanged = 4 => "RELATED_PARTY_CHANGED",
+        ModelChanged = 5 => "MODEL_CHANGED",
+        RecordRepaired = 6 => "RECORD_REPAIRED",
+        RegistryChanged = 7 => "REGISTRY_CHANGED",
+    }
+}

@@ -5,6 +5,7 @@ pub mod agency;
 pub mod codes;
 pub mod enterprise;
 pub mod error;
+pub mod grading;
 pub mod ids;
 pub mod record;
 

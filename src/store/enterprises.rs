@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Result, Store};
-use crate::domain::codes::{EnterpriseKind, EnterpriseStatus, RoleKind};
+use crate::domain::codes::{EnterpriseKind, EnterpriseStatus, GradeChangeCause, RoleKind};
 use crate::domain::enterprise::{Enterprise, Role};
 use crate::domain::ids::{MaskedId, PersonKey, PersonRef, Uscc};
 
@@ -224,11 +224,19 @@ impl Store {
         for (sql, vals) in multi_insert(self.backend, "enterprise_roles", ROLE_COLUMNS, inserts) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
+        let targets = usccs
+            .iter()
+            .map(|u| ((*u).clone(), (GradeChangeCause::RegistryChanged, None)))
+            .collect();
+        let regraded = self.regrade(&mut tx, targets, true, today).await?;
         let stored = enterprises_in(self.backend, &mut tx, &usccs).await?;
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&stored)).await?;
         }
         tx.commit().await?;
+        if regraded > 0 {
+            self.announce_grade_changes();
+        }
         Ok(Replay::Fresh(stored))
     }
 

@@ -4,6 +4,7 @@
 
 mod agencies;
 mod enterprises;
+mod grades;
 mod migrations;
 mod records;
 mod request_log;
@@ -11,6 +12,7 @@ mod sql;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -19,9 +21,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
 use crate::domain;
+use crate::domain::grading::ModelSet;
 
 pub use agencies::NewAgency;
 pub use enterprises::EnterpriseFilter;
+pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};
 pub use request_log::{Replay, RequestKey};
 
@@ -76,6 +80,10 @@ pub struct Store {
     /// Writers. On SQLite a single connection, so writers queue in the process instead
     /// of failing on the database lock.
     write: AnyPool,
+    /// The grading models every regrade applies.
+    models: Arc<ModelSet>,
+    /// Bumped after each commit that wrote grade history, to wake watchers at once.
+    grade_events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -121,11 +129,7 @@ impl Store {
         };
         let read = sqlite_pool(8).connect(&url).await?;
         let write = sqlite_pool(1).connect(&url).await?;
-        Ok(Store {
-            backend: Backend::Sqlite,
-            read,
-            write,
-        })
+        Ok(Store::assemble(Backend::Sqlite, read, write))
     }
 
     /// Connects to PostgreSQL at `url` (`postgres://…`).
@@ -136,11 +140,28 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
-        Ok(Store {
-            backend: Backend::Postgres,
-            read: pool.clone(),
-            write: pool,
-        })
+        Ok(Store::assemble(Backend::Postgres, pool.clone(), pool))
+    }
+
+    fn assemble(backend: Backend, read: AnyPool, write: AnyPool) -> Self {
+        Store {
+            backend,
+            read,
+            write,
+            models: Arc::new(ModelSet::builtin()),
+            grade_events: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// Grades with `models` instead of the shipped ones.
+    pub fn with_models(mut self, models: ModelSet) -> Self {
+        self.models = Arc::new(models);
+        self
+    }
+
+    /// The grading models in use.
+    pub fn models(&self) -> &ModelSet {
+        &self.models
     }
 
     /// Opens the database a URL names: `postgres://…` or `sqlite://path/to/dir`.

@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::grades::Targets;
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::agency::Agency;
-use crate::domain::codes::{RecordKind, RecordStatus, RegulatoryDomain, SubmitOutcome, Tier};
+use crate::domain::codes::{
+    GradeChangeCause, RecordKind, RecordStatus, RegulatoryDomain, SubmitOutcome, Tier,
+};
 use crate::domain::ids::Uscc;
 use crate::domain::record::{stored_person, Attributes, NewRecord, Record, RecordContent, Subject};
 use crate::domain::{self, Violations};
@@ -34,7 +37,7 @@ pub struct RecordFilter {
 
 /// A record as one row (and as one history snapshot, serialized as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RecordRow {
+pub(super) struct RecordRow {
     id: String,
     agency_id: String,
     source_record_id: String,
@@ -123,7 +126,7 @@ impl RecordRow {
         }
     }
 
-    fn from_row(row: &AnyRow) -> Result<Self> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(RecordRow {
             id: row.try_get("id")?,
             agency_id: row.try_get("agency_id")?,
@@ -150,7 +153,7 @@ impl RecordRow {
         })
     }
 
-    fn into_record(self) -> Result<Record> {
+    pub(super) fn into_record(self) -> Result<Record> {
         let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", self.id));
         let subject = match self.subject_type.as_str() {
             "enterprise" => Subject::Enterprise(
@@ -244,6 +247,7 @@ impl Store {
         &self,
         agency: &Agency,
         batch: Vec<NewRecord>,
+        today: NaiveDate,
         request: Option<RequestKey>,
         encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<SubmitResult>> {
@@ -251,7 +255,7 @@ impl Store {
         loop {
             attempt += 1;
             match self
-                .submit_records_once(agency, &batch, request.as_ref(), encode)
+                .submit_records_once(agency, &batch, today, request.as_ref(), encode)
                 .await
             {
                 Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
@@ -264,6 +268,7 @@ impl Store {
         &self,
         agency: &Agency,
         batch: &[NewRecord],
+        today: NaiveDate,
         request: Option<&RequestKey>,
         encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<SubmitResult>> {
@@ -393,7 +398,10 @@ impl Store {
                 .enumerate()
                 .map(|(i, c)| format!("{c} = ${}", i + 2))
                 .collect();
-            let sql = format!("UPDATE records SET {} WHERE id = $1", sets.join(", "));
+            let sql = format!(
+                "UPDATE records SET {}, expiry_graded = 0 WHERE id = $1",
+                sets.join(", ")
+            );
             bind_all(sqlx::query(&sql), row.vals())
                 .execute(&mut *tx)
                 .await?;
@@ -406,17 +414,78 @@ impl Store {
         ) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
+        // A record filed after its window ended needs no regrade when the window ends.
+        let written: Vec<&Record> = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, SubmitOutcome::Created | SubmitOutcome::Revised))
+            .map(|(r, _)| r)
+            .collect();
+        let ended: Vec<&str> = written
+            .iter()
+            .filter(|r| r.content.publicity_end <= today)
+            .map(|r| r.id.as_str())
+            .collect();
+        for chunk in ended.chunks(1000) {
+            let sql = format!(
+                "UPDATE records SET expiry_graded = 1 WHERE id IN ({})",
+                placeholders(self.backend, 1, chunk.len())
+            );
+            bind_all(
+                sqlx::query(&sql),
+                chunk.iter().map(|s| Val::from(*s)).collect(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        let targets = self
+            .record_targets(&mut tx, &written, GradeChangeCause::RecordSubmitted)
+            .await?;
+        let regraded = self.regrade(&mut tx, targets, true, today).await?;
         let result = SubmitResult { records, outcomes };
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&result)).await?;
         }
         tx.commit().await?;
+        if regraded > 0 {
+            self.announce_grade_changes();
+        }
         Ok(Replay::Fresh(result))
+    }
+
+    /// The enterprises to regrade after `records` changed: each enterprise a record is
+    /// about, and each enterprise a person it is about represents.
+    async fn record_targets(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        records: &[&Record],
+        cause: GradeChangeCause,
+    ) -> Result<Targets> {
+        let mut targets = Targets::new();
+        for r in records {
+            match &r.content.subject {
+                Subject::Enterprise(u) => {
+                    targets.insert(u.clone(), (cause, Some(r.id.clone())));
+                }
+                Subject::Person(p) => {
+                    for u in self.represented_by(tx, vec![p.key.as_str()]).await? {
+                        targets.entry(u).or_insert((cause, Some(r.id.clone())));
+                    }
+                }
+            }
+        }
+        Ok(targets)
     }
 
     /// Withdraws a record on behalf of the agency that filed it; the withdrawn state is
     /// kept in history. Withdrawing an already withdrawn record changes nothing.
-    pub async fn withdraw_record(&self, agency: &Agency, id: &str, reason: &str) -> Result<Record> {
+    pub async fn withdraw_record(
+        &self,
+        agency: &Agency,
+        id: &str,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Record> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT * FROM records WHERE id = $1")
             .bind(id)
@@ -455,8 +524,16 @@ impl Store {
         )
         .remove(0);
         bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        let record = row.into_record()?;
+        let targets = self
+            .record_targets(&mut tx, &[&record], GradeChangeCause::RecordWithdrawn)
+            .await?;
+        let regraded = self.regrade(&mut tx, targets, true, today).await?;
         tx.commit().await?;
-        row.into_record()
+        if regraded > 0 {
+            self.announce_grade_changes();
+        }
+        Ok(record)
     }
 
     /// One record at its current revision.

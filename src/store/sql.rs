@@ -24,6 +24,7 @@ pub enum Val {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Blob(Vec<u8>),
 }
 
@@ -63,6 +64,7 @@ pub fn bind_all<'q>(
             Val::Text(s) => q.bind(s),
             Val::OptText(s) => q.bind(s),
             Val::Int(i) => q.bind(i),
+            Val::OptInt(i) => q.bind(i),
             Val::Blob(b) => q.bind(b),
         };
     }

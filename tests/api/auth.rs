@@ -75,12 +75,12 @@ async fn a_missing_scope_is_refused_before_existence_is_checked() {
 #[tokio::test]
 async fn services_of_later_milestones_answer_unimplemented_to_authenticated_callers() {
     let app = spawn_app().await;
-    let mut grades = pb::grade_service_client::GradeServiceClient::with_interceptor(
+    let mut vetting = pb::vetting_service_client::VettingServiceClient::with_interceptor(
         app.channel.clone(),
-        app.bearer(AgencyKind::Court),
+        app.bearer(AgencyKind::VettingOffice),
     );
-    let err = grades
-        .get_credit_grade(pb::GetCreditGradeRequest::default())
+    let err = vetting
+        .get_vetting_report(pb::GetVettingReportRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

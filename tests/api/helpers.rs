@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use credit_hub::api::Clock;
 use credit_hub::cli::Bearer;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::domain::ids::PersonKeyer;
@@ -23,6 +24,7 @@ pub struct TestApp {
     pub store: Store,
     pub tokens: HashMap<AgencyKind, String>,
     pub agency_ids: HashMap<AgencyKind, String>,
+    pub clock: Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -96,9 +98,12 @@ pub async fn spawn_app() -> TestApp {
         tokens.insert(*kind, token);
         agency_ids.insert(*kind, agency.id);
     }
+    let clock = Clock::default();
     let server = Server::bind(store.clone(), keyer.clone(), "127.0.0.1:0")
         .await
-        .expect("bind");
+        .expect("bind")
+        .with_clock(clock.clone())
+        .regrade_every(Duration::from_millis(100));
     let addr = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(
@@ -121,6 +126,7 @@ pub async fn spawn_app() -> TestApp {
         store,
         tokens,
         agency_ids,
+        clock,
         shutdown: Some(tx),
         _dir: dir,
     }
@@ -149,6 +155,28 @@ impl TestApp {
             self.channel.clone(),
             self.bearer(kind),
         )
+    }
+
+    pub fn grades(&self, kind: AgencyKind) -> pb::grade_service_client::GradeServiceClient<Authed> {
+        pb::grade_service_client::GradeServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(kind),
+        )
+    }
+
+    /// The general-model grade of enterprise `n` as the court sees it.
+    pub async fn grade_of(&self, n: u32) -> pb::CreditGrade {
+        self.grades(AgencyKind::Court)
+            .get_credit_grade(pb::GetCreditGradeRequest {
+                name: format!("enterprises/{}", uscc(n)),
+                purpose: pb::Purpose::JudicialEnforcement as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("grade")
+            .into_inner()
+            .grade
+            .expect("grade present")
     }
 
     /// Registers enterprises through the API as market regulation.

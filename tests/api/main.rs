@@ -3,6 +3,7 @@
 //! `CREDIT_HUB_TEST_BACKEND=postgres CREDIT_HUB_TEST_DATABASE_URL=postgres://…`.
 
 mod auth;
+mod grades;
 mod helpers;
 mod identifiers;
 mod other_languages;

@@ -1,0 +1,357 @@
+//! `GradeService`: credit grades for agencies with the grades scope. Grades are an
+//! internal supervision tool and never public.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{enterprise_name, timestamp};
+use super::paging::{decode_token, encode_token, page_size};
+use super::{batch_size, Shared};
+use crate::auth::caller;
+use crate::domain::agency::Scope;
+use crate::domain::grading::{GradeChange, StoredGrade, DEFAULT_MODEL};
+use crate::domain::ids::Uscc;
+use crate::domain::{Error, Violations};
+use crate::proto::v1::{self as pb, grade_service_server::GradeService};
+
+/// History entries sent to a watcher per database read.
+const WATCH_PAGE: usize = 500;
+/// How often a watcher looks for changes written by other replicas.
+const WATCH_POLL: Duration = Duration::from_millis(500);
+
+/// The grade service.
+#[derive(Debug, Clone)]
+pub struct GradeApi {
+    state: Shared,
+}
+
+impl GradeApi {
+    /// Serves grades from shared state.
+    pub fn new(state: Shared) -> Self {
+        GradeApi { state }
+    }
+
+    /// The model a request names (default `general`); an unknown one is refused.
+    fn model(&self, field: &str, name: &str) -> Result<String, Error> {
+        let name = if name.is_empty() { DEFAULT_MODEL } else { name };
+        match self.state.store.models().get(name) {
+            Some(m) => Ok(m.name.clone()),
+            None => Err(Error::invalid(
+                field,
+                format!(
+                    "unknown model {name:?}; one of {}",
+                    self.state.store.models().names().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// Checks the declared purpose of a look-up: required and known.
+pub fn purpose(number: i32) -> Result<pb::Purpose, Error> {
+    match pb::Purpose::try_from(number) {
+        Ok(pb::Purpose::Unspecified) => Err(Error::invalid(
+            "purpose",
+            "is required: declare why you look this up",
+        )),
+        Ok(p) => Ok(p),
+        Err(_) => Err(Error::invalid(
+            "purpose",
+            format!("{number} is not a known purpose"),
+        )),
+    }
+}
+
+fn grade_out(g: &StoredGrade) -> pb::CreditGrade {
+    pb::CreditGrade {
+        name: format!("{}/creditGrades/{}", g.uscc.resource_name(), g.model),
+        enterprise: g.uscc.resource_name(),
+        grade: g.graded.grade.number(),
+        score: g.graded.score,
+        reasons: g
+            .graded
+            .reasons
+            .iter()
+            .map(|r| pb::GradeReason {
+                code: r.code.clone(),
+                records: r
+                    .record_ids
+                    .iter()
+                    .map(|id| format!("records/{id}"))
+                    .collect(),
+                points: r.points,
+                description: r.description.clone(),
+            })
+            .collect(),
+        model: g.model.clone(),
+        model_version: g.model_version.clone(),
+        compute_time: Some(timestamp(g.computed_at)),
+    }
+}
+
+fn change_out(c: &GradeChange) -> pb::GradeChange {
+    pb::GradeChange {
+        enterprise: c.uscc.resource_name(),
+        model: c.model.clone(),
+        previous_grade: c.previous.map_or(0, |p| p.0.number()),
+        grade: c.grade.number(),
+        previous_score: c.previous.map_or(0, |p| p.1),
+        score: c.score,
+        cause: c.cause.number(),
+        cause_record: c
+            .cause_record
+            .as_ref()
+            .map(|id| format!("records/{id}"))
+            .unwrap_or_default(),
+        model_version: c.model_version.clone(),
+        change_time: Some(timestamp(c.changed_at)),
+        cursor: c.seq.to_string(),
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<i64, Error> {
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "cursor",
+                "is not a cursor this service issued; use one from a GradeChange, or none",
+            )
+        })
+}
+
+#[tonic::async_trait]
+impl GradeService for GradeApi {
+    async fn get_credit_grade(
+        &self,
+        req: Request<pb::GetCreditGradeRequest>,
+    ) -> Result<Response<pb::GetCreditGradeResponse>, Status> {
+        caller(&req, Scope::GradesRead)?;
+        let body = req.get_ref();
+        let mut v = Violations::default();
+        let uscc = enterprise_name("name", &body.name)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        let model = self
+            .model("model", &body.model)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        let (uscc, model) = v.finish((uscc, model))?;
+        let (uscc, model) = (uscc.expect("checked"), model.expect("checked"));
+        let grade = self
+            .state
+            .store
+            .grades(&[&uscc], &model)
+            .await?
+            .pop()
+            .flatten();
+        let grade = grade.ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        Ok(Response::new(pb::GetCreditGradeResponse {
+            grade: Some(grade_out(&grade)),
+        }))
+    }
+
+    async fn batch_get_credit_grades(
+        &self,
+        req: Request<pb::BatchGetCreditGradesRequest>,
+    ) -> Result<Response<pb::BatchGetCreditGradesResponse>, Status> {
+        caller(&req, Scope::GradesRead)?;
+        let body = req.get_ref();
+        batch_size("names", body.names.len())?;
+        let mut v = Violations::default();
+        let model = self
+            .model("model", &body.model)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        let mut usccs: Vec<Uscc> = Vec::with_capacity(body.names.len());
+        for (i, name) in body.names.iter().enumerate() {
+            match enterprise_name(&format!("names[{i}]"), name) {
+                Ok(u) => usccs.push(u),
+                Err(e) => collect(&mut v, e),
+            }
+        }
+        let model = v.finish(model)?.expect("checked");
+        let refs: Vec<&Uscc> = usccs.iter().collect();
+        let found = self.state.store.grades(&refs, &model).await?;
+        let mut grades = Vec::with_capacity(found.len());
+        for (u, g) in usccs.iter().zip(found) {
+            grades.push(grade_out(
+                &g.ok_or_else(|| Error::NotFound(u.resource_name()))?,
+            ));
+        }
+        Ok(Response::new(pb::BatchGetCreditGradesResponse { grades }))
+    }
+
+    async fn list_grade_history(
+        &self,
+        req: Request<pb::ListGradeHistoryRequest>,
+    ) -> Result<Response<pb::ListGradeHistoryResponse>, Status> {
+        caller(&req, Scope::GradesRead)?;
+        let body = req.into_inner();
+        let mut v = Violations::default();
+        let uscc = enterprise_name("name", &body.name)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        let model = self
+            .model("model", &body.model)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        let limit = page_size(body.page_size)
+            .map_err(|e| collect(&mut v, e))
+            .ok();
+        let (uscc, model, limit) = v.finish((uscc, model, limit))?;
+        let (uscc, model, limit) = (
+            uscc.expect("checked"),
+            model.expect("checked"),
+            limit.expect("checked"),
+        );
+        let query = format!("{uscc}/{model}");
+        let before: Option<i64> = decode_token(&query, &body.page_token)?;
+        let mut page = self
+            .state
+            .store
+            .grade_history(&uscc, &model, before, limit + 1)
+            .await?;
+        if page.is_empty()
+            && before.is_none()
+            && self.state.store.get_enterprise(&uscc).await?.is_none()
+        {
+            return Err(Error::NotFound(uscc.resource_name()).into());
+        }
+        let next_page_token = if page.len() > limit {
+            page.truncate(limit);
+            encode_token(&query, &page[limit - 1].seq)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListGradeHistoryResponse {
+            changes: page.iter().map(change_out).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn watch_grade_changes(
+        &self,
+        req: Request<pb::WatchGradeChangesRequest>,
+    ) -> Result<Response<BoxStream<pb::WatchGradeChangesResponse>>, Status> {
+        caller(&req, Scope::GradesRead)?;
+        let body = req.into_inner();
+        let mut v = Violations::default();
+        let model = if body.model.is_empty() {
+            None
+        } else {
+            self.model("model", &body.model)
+                .map_err(|e| collect(&mut v, e))
+                .ok()
+        };
+        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        let cursor = if body.cursor.is_empty() {
+            None
+        } else {
+            parse_cursor(&body.cursor)
+                .map_err(|e| collect(&mut v, e))
+                .ok()
+        };
+        v.finish(())?;
+        let store = self.state.store.clone();
+        // Subscribe before reading the starting point so nothing written in between is
+        // missed.
+        let mut events = store.grade_events();
+        let mut after = match cursor {
+            Some(c) => c,
+            None => store.latest_grade_change().await?,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let page = match store
+                    .grade_changes_after(after, model.as_deref(), WATCH_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                for change in &page {
+                    after = change.seq;
+                    let msg = pb::WatchGradeChangesResponse {
+                        change: Some(change_out(change)),
+                    };
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return; // the watcher went away
+                    }
+                }
+                if page.len() == WATCH_PAGE {
+                    continue;
+                }
+                tokio::select! {
+                    _ = events.changed() => {}
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_grade_distribution(
+        &self,
+        req: Request<pb::GetGradeDistributionRequest>,
+    ) -> Result<Response<pb::GetGradeDistributionResponse>, Status> {
+        caller(&req, Scope::GradesRead)?;
+        let body = req.get_ref();
+        let model = self.model("model", &body.model)?;
+        let version = self
+            .state
+            .store
+            .models()
+            .get(&model)
+            .map(|m| m.version.clone())
+            .unwrap_or_default();
+        let rows = self
+            .state
+            .store
+            .grade_distribution(&model, body.group_by_region, body.group_by_industry)
+            .await?;
+        let total = rows.iter().map(|r| r.3).sum();
+        Ok(Response::new(pb::GetGradeDistributionResponse {
+            model,
+            model_version: version,
+            rows: rows
+                .into_iter()
+                .map(|(region_code, industry_section, grade, enterprise_count)| {
+                    pb::GradeDistributionRow {
+                        region_code,
+                        industry_section,
+                        grade: grade.number(),
+                        enterprise_count,
+                    }
+                })
+                .collect(),
+            total_enterprises: total,
+        }))
+    }
+}
+
+/// Moves the field violations of `e` into `v` so one response lists every bad field.
+fn collect(v: &mut Violations, e: Error) {
+    match e {
+        Error::InvalidArgument(found) => {
+            for f in found {
+                v.add(f.field, f.description);
+            }
+        }
+        other => v.add("request", other),
+    }
+}

@@ -1,0 +1,202 @@
+//! Grade commands for officers: one enterprise's grade with its reasons, a list of
+//! them, a live feed of changes, and the distribution the bureau reports upward.
+
+use anyhow::Context;
+use tokio_stream::StreamExt;
+
+use super::{connect, explain, ClientArgs};
+use crate::proto::v1 as pb;
+use pb::grade_service_client::GradeServiceClient;
+
+/// The purpose a command line names (`daily-supervision`, ...), as the contract's enum.
+pub fn purpose(label: &str) -> anyhow::Result<i32> {
+    let name = format!(
+        "PURPOSE_{}",
+        label.trim().replace('-', "_").to_ascii_uppercase()
+    );
+    pb::Purpose::from_str_name(&name)
+        .filter(|p| *p != pb::Purpose::Unspecified)
+        .map(|p| p as i32)
+        .with_context(|| format!("unknown purpose {label:?} (e.g. daily-supervision, administrative-licensing, judicial-enforcement)"))
+}
+
+fn grade_letter(n: i32) -> &'static str {
+    match pb::Grade::try_from(n) {
+        Ok(pb::Grade::A) => "A",
+        Ok(pb::Grade::B) => "B",
+        Ok(pb::Grade::C) => "C",
+        Ok(pb::Grade::D) => "D",
+        _ => "-",
+    }
+}
+
+fn grade_json(g: &pb::CreditGrade) -> serde_json::Value {
+    serde_json::json!({
+        "enterprise": g.enterprise,
+        "grade": grade_letter(g.grade),
+        "score": g.score,
+        "model": g.model,
+        "model_version": g.model_version,
+        "reasons": g.reasons.iter().map(|r| serde_json::json!({
+            "code": r.code, "points": r.points, "records": r.records, "description": r.description,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_grade(g: &pb::CreditGrade) {
+    println!(
+        "{}  {} 类  {} 分  (模型 {} {})",
+        g.enterprise.trim_start_matches("enterprises/"),
+        grade_letter(g.grade),
+        g.score,
+        g.model,
+        g.model_version
+    );
+    for r in &g.reasons {
+        println!("  {:<40} {:>5}  {}", r.code, r.points, r.description);
+        for rec in &r.records {
+            println!("  {:<40}        {rec}", "");
+        }
+    }
+}
+
+/// `credit-hub grade USCC...` / `credit-hub grade --file list.txt`.
+pub async fn grade(
+    args: &ClientArgs,
+    usccs: Vec<String>,
+    model: &str,
+    purpose_label: &str,
+) -> anyhow::Result<()> {
+    let c = connect(args).await?;
+    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
+    let purpose = purpose(purpose_label)?;
+    for chunk in usccs.chunks(1000) {
+        let grades = client
+            .batch_get_credit_grades(pb::BatchGetCreditGradesRequest {
+                names: chunk
+                    .iter()
+                    .map(|u| format!("enterprises/{}", u.trim()))
+                    .collect(),
+                model: model.to_string(),
+                purpose,
+                case_reference: String::new(),
+            })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .grades;
+        for g in &grades {
+            if args.json {
+                println!("{}", grade_json(g));
+            } else {
+                print_grade(g);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `credit-hub grades watch`: prints changes as they happen; prints each change's cursor
+/// so a script can resume with `--cursor`.
+pub async fn watch(
+    args: &ClientArgs,
+    cursor: &str,
+    model: &str,
+    purpose_label: &str,
+) -> anyhow::Result<()> {
+    let c = connect(args).await?;
+    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
+    let mut stream = client
+        .watch_grade_changes(pb::WatchGradeChangesRequest {
+            cursor: cursor.to_string(),
+            model: model.to_string(),
+            purpose: purpose(purpose_label)?,
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    while let Some(item) = stream.next().await {
+        let change = item.map_err(explain)?.change.context("empty change")?;
+        let cause = pb::GradeChangeCause::try_from(change.cause)
+            .map(|c| {
+                c.as_str_name()
+                    .trim_start_matches("GRADE_CHANGE_CAUSE_")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "cursor": change.cursor, "enterprise": change.enterprise, "model": change.model,
+                    "previous_grade": grade_letter(change.previous_grade), "grade": grade_letter(change.grade),
+                    "previous_score": change.previous_score, "score": change.score,
+                    "cause": cause, "cause_record": change.cause_record,
+                })
+            );
+        } else {
+            println!(
+                "{:>8}  {}  {:<16} {} -> {}  ({} -> {})  {} {}",
+                change.cursor,
+                change.enterprise.trim_start_matches("enterprises/"),
+                change.model,
+                grade_letter(change.previous_grade),
+                grade_letter(change.grade),
+                change.previous_score,
+                change.score,
+                cause,
+                change.cause_record
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `credit-hub grades stats`.
+pub async fn stats(
+    args: &ClientArgs,
+    model: &str,
+    by_region: bool,
+    by_industry: bool,
+) -> anyhow::Result<()> {
+    let c = connect(args).await?;
+    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
+    let d = client
+        .get_grade_distribution(pb::GetGradeDistributionRequest {
+            model: model.to_string(),
+            group_by_region: by_region,
+            group_by_industry: by_industry,
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    if args.json {
+        for r in &d.rows {
+            println!(
+                "{}",
+                serde_json::json!({"model": d.model, "region_code": r.region_code, "industry_section": r.industry_section,
+                    "grade": grade_letter(r.grade), "enterprises": r.enterprise_count})
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "模型 {} {}，共 {} 户",
+        d.model, d.model_version, d.total_enterprises
+    );
+    println!(
+        "{:<8} {:<6} {:<4} {:>8} {:>7}",
+        "区划", "门类", "类别", "户数", "占比"
+    );
+    for r in &d.rows {
+        println!(
+            "{:<8} {:<6} {:<4} {:>8} {:>6.2}%",
+            r.region_code,
+            r.industry_section,
+            grade_letter(r.grade),
+            r.enterprise_count,
+            100.0 * r.enterprise_count as f64 / d.total_enterprises.max(1) as f64
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,568 @@
+//! Credit grades: regrading enterprises inside the transaction that changed their
+//! inputs, the grade history watchers tail, and the reads of the grade service.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::records::RecordRow;
+use super::sql::{bind_all, multi_insert, placeholders, Val};
+use super::{now_millis, stored_code, Backend, Error, Result, Store};
+use crate::domain::codes::{GradeChangeCause, RoleKind};
+use crate::domain::grading::{grade, Grade, GradeChange, GradeInput, Graded, Reason, StoredGrade};
+use crate::domain::ids::Uscc;
+use crate::domain::record::Record;
+
+/// Why each enterprise is being regraded: its cause and the record behind it, if any.
+pub type Targets = BTreeMap<Uscc, (GradeChangeCause, Option<String>)>;
+
+const GRADE_COLUMNS: &[&str] = &[
+    "uscc",
+    "model",
+    "model_version",
+    "grade",
+    "score",
+    "reasons",
+    "computed_at",
+];
+const CHANGE_COLUMNS: &[&str] = &[
+    "uscc",
+    "model",
+    "model_version",
+    "previous_grade",
+    "previous_score",
+    "grade",
+    "score",
+    "cause",
+    "cause_record",
+    "changed_at",
+];
+/// Enterprises regraded per statement group; bounds memory in reclassify.
+const CHUNK: usize = 500;
+
+fn in_list<'a>(
+    backend: Backend,
+    sql: &str,
+    keys: impl Iterator<Item = &'a str>,
+) -> (String, Vec<Val>) {
+    let vals: Vec<Val> = keys.map(Val::from).collect();
+    (
+        sql.replace("{}", &placeholders(backend, 1, vals.len())),
+        vals,
+    )
+}
+
+fn uscc_of(s: String) -> Result<Uscc> {
+    Uscc::parse(&s).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn grade_from_row(row: &AnyRow) -> Result<StoredGrade> {
+    let grade: String = row.try_get("grade")?;
+    let reasons: String = row.try_get("reasons")?;
+    Ok(StoredGrade {
+        uscc: uscc_of(row.try_get("uscc")?)?,
+        model: row.try_get("model")?,
+        model_version: row.try_get("model_version")?,
+        graded: Graded {
+            grade: stored_code(&grade, Grade::from_code)?,
+            score: row.try_get::<i64, _>("score")? as i32,
+            reasons: serde_json::from_str::<Vec<Reason>>(&reasons)
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+        },
+        computed_at: row.try_get("computed_at")?,
+    })
+}
+
+fn change_from_row(row: &AnyRow) -> Result<GradeChange> {
+    let prev_grade: Option<String> = row.try_get("previous_grade")?;
+    let prev_score: Option<i64> = row.try_get("previous_score")?;
+    let grade: String = row.try_get("grade")?;
+    let cause: String = row.try_get("cause")?;
+    Ok(GradeChange {
+        seq: row.try_get("seq")?,
+        uscc: uscc_of(row.try_get("uscc")?)?,
+        model: row.try_get("model")?,
+        model_version: row.try_get("model_version")?,
+        previous: match (prev_grade, prev_score) {
+            (Some(g), Some(s)) => Some((stored_code(&g, Grade::from_code)?, s as i32)),
+            _ => None,
+        },
+        grade: stored_code(&grade, Grade::from_code)?,
+        score: row.try_get::<i64, _>("score")? as i32,
+        cause: stored_code(&cause, GradeChangeCause::from_code)?,
+        cause_record: row.try_get("cause_record")?,
+        changed_at: row.try_get("changed_at")?,
+    })
+}
+
+impl Store {
+    /// Regrades `targets` under every model inside `tx`, writing the grades that changed
+    /// and a history entry for each. With `related`, enterprises sharing a legal
+    /// representative with a target are regraded too (their related-party reasons may
+    /// depend on it). Returns the number of history entries written.
+    pub(super) async fn regrade(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        mut targets: Targets,
+        related: bool,
+        today: NaiveDate,
+    ) -> Result<usize> {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let b = self.backend;
+        // Current legal representatives of the targets, and everyone they represent.
+        let reps = self
+            .legal_representatives(tx, targets.keys().map(Uscc::as_str).collect())
+            .await?;
+        let rep_keys: BTreeSet<String> = reps.values().cloned().collect();
+        let mut represented: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in rep_keys.iter().collect::<Vec<_>>().chunks(1000) {
+            let (sql, vals) = in_list(
+                b,
+                "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
+                 AND end_date IS NULL AND person_key IN ({})",
+                chunk.iter().map(|s| s.as_str()),
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                let uscc: String = row.try_get("uscc")?;
+                let key: String = row.try_get("person_key")?;
+                represented.entry(key).or_default().push(uscc);
+            }
+        }
+        if related {
+            for usccs in represented.values() {
+                for u in usccs {
+                    let u = uscc_of(u.clone())?;
+                    targets
+                        .entry(u)
+                        .or_insert((GradeChangeCause::RelatedPartyChanged, None));
+                }
+            }
+        }
+        let reps = if related {
+            self.legal_representatives(tx, targets.keys().map(Uscc::as_str).collect())
+                .await?
+        } else {
+            reps
+        };
+
+        // Records about the targets, their representatives and the other enterprises
+        // those representatives run.
+        let mut subjects: BTreeSet<String> =
+            targets.keys().map(|u| u.as_str().to_string()).collect();
+        subjects.extend(reps.values().cloned());
+        for usccs in represented.values() {
+            subjects.extend(usccs.iter().cloned());
+        }
+        let mut records: HashMap<String, Vec<Record>> = HashMap::new();
+        for chunk in subjects.iter().collect::<Vec<_>>().chunks(1000) {
+            let (sql, vals) = in_list(
+                b,
+                "SELECT * FROM records WHERE subject_key IN ({})",
+                chunk.iter().map(|s| s.as_str()),
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                let r = RecordRow::from_row(&row)?.into_record()?;
+                records
+                    .entry(r.content.subject.key().to_string())
+                    .or_default()
+                    .push(r);
+            }
+        }
+
+        // What is stored now.
+        let mut current: HashMap<(String, String), (Grade, i32, String, String)> = HashMap::new();
+        for chunk in targets.keys().collect::<Vec<_>>().chunks(1000) {
+            let (sql, vals) = in_list(
+                b,
+                "SELECT uscc, model, model_version, grade, score, reasons FROM credit_grades WHERE uscc IN ({})",
+                chunk.iter().map(|u| u.as_str()),
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                let g: String = row.try_get("grade")?;
+                current.insert(
+                    (row.try_get("uscc")?, row.try_get("model")?),
+                    (
+                        stored_code(&g, Grade::from_code)?,
+                        row.try_get::<i64, _>("score")? as i32,
+                        row.try_get("model_version")?,
+                        row.try_get("reasons")?,
+                    ),
+                );
+            }
+        }
+
+        let now = now_millis();
+        let empty: Vec<Record> = Vec::new();
+        let mut grade_rows = Vec::new();
+        let mut change_rows = Vec::new();
+        for (uscc, (cause, cause_record)) in &targets {
+            let own = records.get(uscc.as_str()).unwrap_or(&empty);
+            let rep = reps.get(uscc.as_str());
+            let rep_records = rep.and_then(|k| records.get(k)).unwrap_or(&empty);
+            for model in self.models.all() {
+                let hard_d = model.hard_d_kinds();
+                let represented_hard_d: Vec<String> = rep
+                    .and_then(|k| represented.get(k))
+                    .into_iter()
+                    .flatten()
+                    .filter(|other| other.as_str() != uscc.as_str())
+                    .flat_map(|other| records.get(other).unwrap_or(&empty))
+                    .filter(|r| {
+                        hard_d.contains(&r.content.kind)
+                            && r.status_on(today) == crate::domain::codes::RecordStatus::Active
+                    })
+                    .map(|r| r.id.clone())
+                    .collect();
+                let graded = grade(
+                    model,
+                    GradeInput {
+                        own,
+                        legal_representative: rep_records,
+                        represented_hard_d: &represented_hard_d,
+                        today,
+                    },
+                );
+                let reasons = serde_json::to_string(&graded.reasons).expect("reasons serialize");
+                let before = current.get(&(uscc.as_str().to_string(), model.name.clone()));
+                if let Some((g, s, v, r)) = before {
+                    if *g == graded.grade
+                        && *s == graded.score
+                        && *v == model.version
+                        && *r == reasons
+                    {
+                        continue;
+                    }
+                }
+                grade_rows.push(vec![
+                    uscc.as_str().into(),
+                    model.name.clone().into(),
+                    model.version.clone().into(),
+                    graded.grade.code().into(),
+                    (graded.score as i64).into(),
+                    reasons.into(),
+                    now.into(),
+                ]);
+                let changed = before.is_none_or(|(g, s, v, _)| {
+                    *g != graded.grade || *s != graded.score || *v != model.version
+                });
+                if changed {
+                    change_rows.push(vec![
+                        uscc.as_str().into(),
+                        model.name.clone().into(),
+                        model.version.clone().into(),
+                        before.map(|b| b.0.code().to_string()).into(),
+                        Val::OptInt(before.map(|b| b.1 as i64)),
+                        graded.grade.code().into(),
+                        (graded.score as i64).into(),
+                        cause.code().into(),
+                        cause_record.clone().into(),
+                        now.into(),
+                    ]);
+                }
+            }
+        }
+        let upsert =
+            " ON CONFLICT (uscc, model) DO UPDATE SET model_version = excluded.model_version, \
+             grade = excluded.grade, score = excluded.score, reasons = excluded.reasons, \
+             computed_at = excluded.computed_at";
+        for (sql, vals) in multi_insert(b, "credit_grades", GRADE_COLUMNS, grade_rows) {
+            bind_all(sqlx::query(&(sql + upsert)), vals)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let changes = change_rows.len();
+        if changes > 0 && b == Backend::Postgres {
+            // History sequence numbers must become visible in order, so a watcher that
+            // has seen N never later finds a smaller one: writers of history take turns.
+            sqlx::query("SELECT pg_advisory_xact_lock(728301)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        for (sql, vals) in multi_insert(b, "grade_changes", CHANGE_COLUMNS, change_rows) {
+            bind_all(sqlx::query(&sql), vals).execute(&mut **tx).await?;
+        }
+        Ok(changes)
+    }
+
+    /// uscc -> person key of the current legal representative.
+    async fn legal_representatives(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: Vec<&str>,
+    ) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for chunk in usccs.chunks(1000) {
+            let (sql, vals) = in_list(
+                self.backend,
+                "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
+                 AND end_date IS NULL AND uscc IN ({})",
+                chunk.iter().copied(),
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                out.insert(row.try_get("uscc")?, row.try_get("person_key")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The enterprises a person currently represents as legal representative.
+    pub(super) async fn represented_by(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        person_keys: Vec<&str>,
+    ) -> Result<Vec<Uscc>> {
+        let mut out = Vec::new();
+        for chunk in person_keys.chunks(1000) {
+            let (sql, vals) = in_list(
+                self.backend,
+                &format!(
+                    "SELECT uscc FROM enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN ({{}})",
+                    RoleKind::LegalRepresentative.code()
+                ),
+                chunk.iter().copied(),
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                out.push(uscc_of(row.try_get("uscc")?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tells in-process watchers that history grew.
+    pub(super) fn announce_grade_changes(&self) {
+        self.grade_events.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes whenever this process writes grade history.
+    pub fn grade_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.grade_events.subscribe()
+    }
+
+    /// Regrades every enterprise under every model, a page at a time in USCC order
+    /// (memory stays bounded), recording changes as caused by a model change. Calls
+    /// `progress(done)` after each page. Returns (enterprises, history entries).
+    pub async fn reclassify(
+        &self,
+        today: NaiveDate,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<(usize, usize)> {
+        let mut after = String::new();
+        let (mut done, mut changes) = (0, 0);
+        loop {
+            let page: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT uscc FROM enterprises WHERE uscc > $1 ORDER BY uscc LIMIT {CHUNK}"
+            ))
+            .bind(&after)
+            .fetch_all(&self.read)
+            .await?;
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            let targets = page
+                .into_iter()
+                .map(|u| Ok((uscc_of(u)?, (GradeChangeCause::ModelChanged, None))))
+                .collect::<Result<Targets>>()?;
+            done += targets.len();
+            let mut tx = self.begin_write().await?;
+            changes += self.regrade(&mut tx, targets, false, today).await?;
+            tx.commit().await?;
+            self.announce_grade_changes();
+            progress(done);
+        }
+        Ok((done, changes))
+    }
+
+    /// Regrades the subjects of records whose publicity window has ended by `today` and
+    /// that were not yet regraded for it. Returns how many records were processed.
+    pub async fn regrade_due(&self, today: NaiveDate) -> Result<usize> {
+        let mut processed = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(
+                "SELECT id, subject_type, subject_key FROM records WHERE status = 'ACTIVE' \
+                 AND expiry_graded = 0 AND publicity_end_date <= $1 ORDER BY publicity_end_date, id LIMIT 500",
+            )
+            .bind(today.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(processed);
+            }
+            let mut targets = Targets::new();
+            let mut persons: Vec<(String, String)> = Vec::new();
+            let mut ids = Vec::new();
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let kind: String = row.try_get("subject_type")?;
+                let key: String = row.try_get("subject_key")?;
+                if kind == "enterprise" {
+                    targets.insert(
+                        uscc_of(key)?,
+                        (GradeChangeCause::PublicityEnded, Some(id.clone())),
+                    );
+                } else {
+                    persons.push((key, id.clone()));
+                }
+                ids.push(id);
+            }
+            for (key, id) in &persons {
+                for u in self.represented_by(&mut tx, vec![key.as_str()]).await? {
+                    targets
+                        .entry(u)
+                        .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
+                }
+            }
+            self.regrade(&mut tx, targets, true, today).await?;
+            let (sql, vals) = in_list(
+                self.backend,
+                "UPDATE records SET expiry_graded = 1 WHERE id IN ({})",
+                ids.iter().map(|s| s.as_str()),
+            );
+            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+            tx.commit().await?;
+            self.announce_grade_changes();
+            processed += rows.len();
+        }
+    }
+
+    /// The stored grades of `usccs` under `model`, in input order (None where ungraded).
+    pub async fn grades(&self, usccs: &[&Uscc], model: &str) -> Result<Vec<Option<StoredGrade>>> {
+        let mut found: HashMap<String, StoredGrade> = HashMap::new();
+        for chunk in usccs.chunks(1000) {
+            let mut vals = vec![Val::from(model)];
+            vals.extend(chunk.iter().map(|u| Val::from(u.as_str())));
+            let sql = format!(
+                "SELECT * FROM credit_grades WHERE model = {} AND uscc IN ({})",
+                placeholders(self.backend, 1, 1),
+                placeholders(self.backend, 2, chunk.len())
+            );
+            for row in bind_all(sqlx::query(&sql), vals)
+                .fetch_all(&self.read)
+                .await?
+            {
+                let g = grade_from_row(&row)?;
+                found.insert(g.uscc.as_str().to_string(), g);
+            }
+        }
+        Ok(usccs
+            .iter()
+            .map(|u| found.get(u.as_str()).cloned())
+            .collect())
+    }
+
+    /// One page of an enterprise's grade history under `model`, newest first, before
+    /// sequence number `before`.
+    pub async fn grade_history(
+        &self,
+        uscc: &Uscc,
+        model: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GradeChange>> {
+        sqlx::query(&format!(
+            "SELECT * FROM grade_changes WHERE uscc = $1 AND model = $2 AND seq < $3 ORDER BY seq DESC LIMIT {limit}"
+        ))
+        .bind(uscc.as_str())
+        .bind(model)
+        .bind(before.unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(change_from_row)
+        .collect()
+    }
+
+    /// History entries after sequence number `after`, oldest first, optionally of one model.
+    pub async fn grade_changes_after(
+        &self,
+        after: i64,
+        model: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<GradeChange>> {
+        let rows = match model {
+            Some(m) => sqlx::query(&format!(
+                "SELECT * FROM grade_changes WHERE seq > $1 AND model = $2 ORDER BY seq LIMIT {limit}"
+            ))
+            .bind(after)
+            .bind(m)
+            .fetch_all(&self.read)
+            .await?,
+            None => sqlx::query(&format!("SELECT * FROM grade_changes WHERE seq > $1 ORDER BY seq LIMIT {limit}"))
+                .bind(after)
+                .fetch_all(&self.read)
+                .await?,
+        };
+        rows.iter().map(change_from_row).collect()
+    }
+
+    /// The newest history sequence number (0 when there is none).
+    pub async fn latest_grade_change(&self) -> Result<i64> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM grade_changes")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(max.unwrap_or(0))
+    }
+
+    /// Counts of enterprises per grade under `model`, grouped as asked:
+    /// (region or "", industry section or "", grade, count).
+    pub async fn grade_distribution(
+        &self,
+        model: &str,
+        by_region: bool,
+        by_industry: bool,
+    ) -> Result<Vec<(String, String, Grade, i64)>> {
+        let region = if by_region { "e.region_code" } else { "''" };
+        let section = if by_industry {
+            "SUBSTR(e.industry_code, 1, 1)"
+        } else {
+            "''"
+        };
+        // PostgreSQL refuses constants in GROUP BY, so group only by real expressions.
+        let mut group = vec!["g.grade"];
+        if by_region {
+            group.push(region);
+        }
+        if by_industry {
+            group.push(section);
+        }
+        let sql = format!(
+            "SELECT {region} AS region, {section} AS section, g.grade AS grade, COUNT(*) AS n \
+             FROM credit_grades g JOIN enterprises e ON e.uscc = g.uscc WHERE g.model = $1 \
+             GROUP BY {} ORDER BY 1, 2, 3",
+            group.join(", ")
+        );
+        sqlx::query(&sql)
+            .bind(model)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|row| {
+                let g: String = row.try_get("grade")?;
+                Ok((
+                    row.try_get("region")?,
+                    row.try_get("section")?,
+                    stored_code(&g, Grade::from_code)?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,393 @@
+use std::time::Duration;
+
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::helpers::*;
+
+const A: i32 = pb::Grade::A as i32;
+const B: i32 = pb::Grade::B as i32;
+const D: i32 = pb::Grade::D as i32;
+
+fn submit(records: Vec<pb::Record>) -> pb::BatchSubmitRecordsRequest {
+    pb::BatchSubmitRecordsRequest {
+        request_id: String::new(),
+        records,
+    }
+}
+
+fn court_debtor_on_enterprise(n: u32, source: &str) -> pb::Record {
+    let mut r = debtor(person("unused", ID_A), source);
+    r.subject = Some(pb::Subject {
+        subject: Some(pb::subject::Subject::Enterprise(format!(
+            "enterprises/{}",
+            uscc(n)
+        ))),
+    });
+    r
+}
+
+async fn watch(app: &TestApp, cursor: &str) -> tonic::Streaming<pb::WatchGradeChangesResponse> {
+    app.grades(AgencyKind::Tax)
+        .watch_grade_changes(pb::WatchGradeChangesRequest {
+            cursor: cursor.into(),
+            model: "general".into(),
+            purpose: pb::Purpose::TaxAdministration as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn next_change(
+    stream: &mut tonic::Streaming<pb::WatchGradeChangesResponse>,
+) -> pb::GradeChange {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a change arrives")
+        .expect("stream open")
+        .expect("no error")
+        .change
+        .unwrap()
+}
+
+#[tokio::test]
+async fn grades_follow_records_as_they_are_filed_and_withdrawn() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    assert_eq!(app.grade_of(1).await.grade, A, "a clean enterprise is A");
+
+    let filed = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
+        .await
+        .unwrap()
+        .into_inner();
+    let penalty_name = filed.records[0].name.clone();
+    let g = app.grade_of(1).await;
+    assert_eq!(g.grade, B, "one moderate penalty makes it B");
+    assert!(
+        g.reasons
+            .iter()
+            .any(|r| r.records == vec![penalty_name.clone()]),
+        "{:?}",
+        g.reasons
+    );
+
+    let mut stream = watch(&app, "").await;
+    let court = app
+        .records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![court_debtor_on_enterprise(1, "C-1")]))
+        .await
+        .unwrap()
+        .into_inner();
+    let debtor_name = court.records[0].name.clone();
+    assert_eq!(
+        app.grade_of(1).await.grade,
+        D,
+        "a dishonest judgment debtor is D at once"
+    );
+    let change = next_change(&mut stream).await;
+    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+    assert_eq!((change.previous_grade, change.grade), (B, D));
+    assert_eq!(change.cause, pb::GradeChangeCause::RecordSubmitted as i32);
+    assert_eq!(change.cause_record, debtor_name);
+
+    app.records(AgencyKind::Court)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: debtor_name,
+            reason: "已履行".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.grade_of(1).await.grade,
+        B,
+        "withdrawal restores the grade"
+    );
+    let change = next_change(&mut stream).await;
+    assert_eq!((change.previous_grade, change.grade), (D, B));
+    assert_eq!(change.cause, pb::GradeChangeCause::RecordWithdrawn as i32);
+
+    let history = app
+        .grades(AgencyKind::Court)
+        .list_grade_history(pb::ListGradeHistoryRequest {
+            name: format!("enterprises/{}", uscc(1)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let grades: Vec<i32> = history.changes.iter().map(|c| c.grade).collect();
+    assert_eq!(
+        grades,
+        vec![B, D, B, A],
+        "newest first, back to the first grade"
+    );
+}
+
+#[tokio::test]
+async fn a_record_whose_publicity_ends_regrades_its_subject_without_a_new_submission() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(2, ID_A)]).await;
+    let mut r = penalty(&uscc(2), "P-END");
+    r.publicity_end_date = (app.clock.today() + chrono::Duration::days(1)).to_string();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![r]))
+        .await
+        .unwrap();
+    assert_eq!(app.grade_of(2).await.grade, B);
+
+    app.clock.advance_days(2);
+    let mut grade = B;
+    for _ in 0..100 {
+        grade = app.grade_of(2).await.grade;
+        if grade == A {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        grade, A,
+        "the scheduler regraded the enterprise when the window ended"
+    );
+    let history = app
+        .grades(AgencyKind::Court)
+        .list_grade_history(pb::ListGradeHistoryRequest {
+            name: format!("enterprises/{}", uscc(2)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        history.changes[0].cause,
+        pb::GradeChangeCause::PublicityEnded as i32
+    );
+    assert!(!history.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn a_dishonest_legal_representative_marks_every_enterprise_he_represents() {
+    let app = spawn_app().await;
+    app.register(vec![
+        enterprise(3, ID_A),
+        enterprise(4, ID_A),
+        enterprise(5, ID_B),
+    ])
+    .await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![debtor(person("张伟", ID_A), "C-P")]))
+        .await
+        .unwrap();
+    for n in [3, 4] {
+        let g = app.grade_of(n).await;
+        assert!(
+            g.reasons
+                .iter()
+                .any(|r| r.code == "LEGAL_REPRESENTATIVE_DISHONEST_DEBTOR"),
+            "enterprise {n}: {:?}",
+            g.reasons
+        );
+    }
+    assert!(app.grade_of(5).await.reasons.is_empty());
+
+    // The same person now also represents an enterprise that is itself graded D.
+    app.records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![court_debtor_on_enterprise(4, "C-E")]))
+        .await
+        .unwrap();
+    let g = app.grade_of(3).await;
+    assert!(
+        g.reasons
+            .iter()
+            .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D"),
+        "{:?}",
+        g.reasons
+    );
+}
+
+#[tokio::test]
+async fn a_watcher_resumes_from_its_cursor_with_no_gap_and_no_duplicate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(6, ID_A), enterprise(7, ID_B)])
+        .await;
+    let mut first = watch(&app, "").await;
+    let mut mr = app.records(AgencyKind::MarketRegulation);
+    mr.batch_submit_records(submit(vec![penalty(&uscc(6), "P-6")]))
+        .await
+        .unwrap();
+    let seen = next_change(&mut first).await;
+    drop(first);
+
+    // Changes happen while the watcher is away.
+    mr.batch_submit_records(submit(vec![penalty(&uscc(7), "P-7")]))
+        .await
+        .unwrap();
+    app.records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![court_debtor_on_enterprise(6, "C-6")]))
+        .await
+        .unwrap();
+
+    let mut resumed = watch(&app, &seen.cursor).await;
+    let a = next_change(&mut resumed).await;
+    let b = next_change(&mut resumed).await;
+    assert_eq!(a.enterprise, format!("enterprises/{}", uscc(7)));
+    assert_eq!(
+        (b.enterprise.clone(), b.grade),
+        (format!("enterprises/{}", uscc(6)), D)
+    );
+    let seq = |c: &pb::GradeChange| c.cursor.parse::<i64>().unwrap();
+    assert!(seq(&seen) < seq(&a) && seq(&a) < seq(&b));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), resumed.next())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+
+    let err = app
+        .grades(AgencyKind::Tax)
+        .watch_grade_changes(pb::WatchGradeChangesRequest {
+            cursor: "not-a-cursor".into(),
+            purpose: pb::Purpose::TaxAdministration as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["cursor"]);
+}
+
+#[tokio::test]
+async fn batch_lookups_keep_input_order_and_distribution_counts_every_enterprise() {
+    let app = spawn_app().await;
+    app.register((10..15).map(|n| enterprise(n, ID_B)).collect())
+        .await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![court_debtor_on_enterprise(12, "C-12")]))
+        .await
+        .unwrap();
+    let names: Vec<String> = [14, 12, 10]
+        .iter()
+        .map(|n| format!("enterprises/{}", uscc(*n)))
+        .collect();
+    let got = app
+        .grades(AgencyKind::Education)
+        .batch_get_credit_grades(pb::BatchGetCreditGradesRequest {
+            names: names.clone(),
+            model: "education".into(),
+            purpose: pb::Purpose::EducationAdministration as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grades;
+    assert_eq!(
+        got.iter().map(|g| g.enterprise.clone()).collect::<Vec<_>>(),
+        names
+    );
+    // All five share a legal representative, so the D enterprise marks the others.
+    assert_eq!(
+        got.iter().map(|g| g.grade).collect::<Vec<_>>(),
+        vec![B, D, B]
+    );
+    assert!(got[0]
+        .reasons
+        .iter()
+        .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D"));
+    assert!(got.iter().all(|g| g.model == "education"));
+
+    let d = app
+        .grades(AgencyKind::MarketRegulation)
+        .get_grade_distribution(pb::GetGradeDistributionRequest {
+            model: String::new(),
+            group_by_region: true,
+            group_by_industry: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.total_enterprises, 5);
+    let d_rows: i64 = d
+        .rows
+        .iter()
+        .filter(|r| r.grade == D)
+        .map(|r| r.enterprise_count)
+        .sum();
+    assert_eq!(d_rows, 1);
+    assert!(d
+        .rows
+        .iter()
+        .all(|r| r.region_code == "371002" && r.industry_section == "C"));
+}
+
+#[tokio::test]
+async fn grade_lookups_need_the_scope_a_purpose_and_a_known_model() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(20, ID_A)]).await;
+    let request = |purpose: i32, model: &str| pb::GetCreditGradeRequest {
+        name: format!("enterprises/{}", uscc(20)),
+        model: model.into(),
+        purpose,
+        case_reference: String::new(),
+    };
+    let err = app
+        .grades(AgencyKind::VettingOffice)
+        .get_credit_grade(request(pb::Purpose::CandidateVetting as i32, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let mut court = app.grades(AgencyKind::Court);
+    let err = court
+        .get_credit_grade(request(0, "no-such-model"))
+        .await
+        .unwrap_err();
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(fields, vec!["model", "purpose"]);
+    let err = court
+        .get_credit_grade(pb::GetCreditGradeRequest {
+            name: format!("enterprises/{}", uscc(21)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_bad_model_file_stops_startup_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/models/general.toml"),
+        models.join("general.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        models.join("broken.toml"),
+        "name = \"broken\"\nversion = \"1\"\ndescription = \"x\"\n[thresholds]\na = 95\nb = 80\nc = 60\n\n[[points]]\ncode = \"X\"\nkind = \"NOT_A_KIND\"\npoints = -1\ndescription = \"x\"\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--models-dir")
+        .arg(&models)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("broken.toml:11:"), "{stderr}");
+    assert!(stderr.contains("NOT_A_KIND"), "{stderr}");
+}
