@@ -3,9 +3,12 @@
 //! handler runs, so no RPC can forget to authenticate. Scope checks happen in handlers
 //! through [`caller`], before any resource is looked up.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tonic::{Request, Status};
 use tower::{Layer, Service};
@@ -28,16 +31,45 @@ pub fn is_public(path: &str) -> bool {
     PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
+/// How long a resolved token is trusted without asking the database again. A revoked
+/// token stops working within this time on every replica.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Agencies recently resolved, by token hash (never by the token itself).
+#[derive(Clone, Default)]
+struct TokenCache(Arc<Mutex<HashMap<String, (Agency, Instant)>>>);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Agency> {
+        let map = self.0.lock().expect("token cache lock");
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn put(&self, hash: String, agency: Agency) {
+        let mut map = self.0.lock().expect("token cache lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+        }
+        map.insert(hash, (agency, Instant::now()));
+    }
+}
+
 /// The layer; wraps every service on the server.
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Store,
+    cache: TokenCache,
 }
 
 impl AuthLayer {
     /// Authenticates against the agencies in `store`.
     pub fn new(store: Store) -> Self {
-        AuthLayer { store }
+        AuthLayer {
+            store,
+            cache: TokenCache::default(),
+        }
     }
 }
 
@@ -48,6 +80,7 @@ impl<S> Layer<S> for AuthLayer {
         Authenticate {
             inner,
             store: self.store.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
@@ -57,6 +90,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Authenticate<S> {
     inner: S,
     store: Store,
+    cache: TokenCache,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -83,11 +117,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
+        let cache = self.cache.clone();
         Box::pin(async move {
             if is_public(req.uri().path()) {
                 return inner.call(req).await;
             }
-            match authenticate(&store, req.headers()).await {
+            match authenticate(&store, &cache, req.headers()).await {
                 Ok(agency) => {
                     req.extensions_mut().insert(agency);
                     inner.call(req).await
@@ -98,7 +133,11 @@ where
     }
 }
 
-async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Agency, Status> {
+async fn authenticate(
+    store: &Store,
+    cache: &TokenCache,
+    headers: &http::HeaderMap,
+) -> Result<Agency, Status> {
     let unauthenticated = |message: &str| {
         status(
             tonic::Code::Unauthenticated,
@@ -119,8 +158,15 @@ async fn authenticate(store: &Store, headers: &http::HeaderMap) -> Result<Agency
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("authorization metadata must be `Bearer <token>`"))?;
+    let hash = crate::store::token_hash(token);
+    if let Some(agency) = cache.get(&hash) {
+        return Ok(agency);
+    }
     match store.agency_by_token(token).await {
-        Ok(Some(agency)) => Ok(agency),
+        Ok(Some(agency)) => {
+            cache.put(hash, agency.clone());
+            Ok(agency)
+        }
         Ok(None) => Err(unauthenticated("unknown or revoked token")),
         Err(e) => Err(e.into()),
     }

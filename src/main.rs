@@ -46,6 +46,10 @@ struct ServeArgs {
     /// Longest wait, in seconds, for in-flight calls to finish on shutdown.
     #[arg(long, env = "CREDIT_HUB_DRAIN_SECS", default_value_t = 20.0)]
     drain_secs: f64,
+    /// Milliseconds a looked-up grade is served from memory (0 disables). This replica's
+    /// own changes are seen at once; other replicas' and tools' within this time.
+    #[arg(long, env = "CREDIT_HUB_GRADE_CACHE_MS", default_value_t = 1000)]
+    grade_cache_ms: u64,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -377,7 +381,11 @@ async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyho
 
 async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let keyer = args.storage.keyer()?;
-    let store = args.storage.open_store().await?;
+    let store = args
+        .storage
+        .open_store()
+        .await?
+        .with_grade_cache(Duration::from_millis(args.grade_cache_ms));
     if demo_seed.is_some() || args.storage.database_url.is_none() {
         store.migrate().await.context("migration failed")?;
     } else if !store.is_migrated().await? {

@@ -234,9 +234,7 @@ impl Store {
             request_log::remember(&mut tx, key, encode(&stored)).await?;
         }
         tx.commit().await?;
-        if regraded > 0 {
-            self.announce_grade_changes();
-        }
+        self.after_regrade(&regraded);
         Ok(Replay::Fresh(stored))
     }
 

@@ -15,6 +15,15 @@ use crate::domain::grading::{grade, Grade, GradeChange, GradeInput, Graded, Reas
 use crate::domain::ids::Uscc;
 use crate::domain::record::Record;
 
+/// What one regrade wrote.
+#[derive(Debug, Default)]
+pub(super) struct Regraded {
+    /// History entries written.
+    pub changes: usize,
+    /// (uscc, model) of every grade rewritten.
+    pub rewritten: Vec<(String, String)>,
+}
+
 /// Why each enterprise is being regraded: its cause and the record behind it, if any.
 pub type Targets = BTreeMap<Uscc, (GradeChangeCause, Option<String>)>;
 
@@ -101,16 +110,16 @@ impl Store {
     /// Regrades `targets` under every model inside `tx`, writing the grades that changed
     /// and a history entry for each. With `related`, enterprises sharing a legal
     /// representative with a target are regraded too (their related-party reasons may
-    /// depend on it). Returns the number of history entries written.
+    /// depend on it). Call [`Store::after_regrade`] with the result once `tx` commits.
     pub(super) async fn regrade(
         &self,
         tx: &mut Transaction<'static, Any>,
         mut targets: Targets,
         related: bool,
         today: NaiveDate,
-    ) -> Result<usize> {
+    ) -> Result<Regraded> {
         if targets.is_empty() {
-            return Ok(0);
+            return Ok(Regraded::default());
         }
         let b = self.backend;
         // Current legal representatives of the targets, and everyone they represent.
@@ -208,6 +217,7 @@ impl Store {
         let empty: Vec<Record> = Vec::new();
         let mut grade_rows = Vec::new();
         let mut change_rows = Vec::new();
+        let mut rewritten = Vec::new();
         for (uscc, (cause, cause_record)) in &targets {
             let own = records.get(uscc.as_str()).unwrap_or(&empty);
             let rep = reps.get(uscc.as_str());
@@ -246,6 +256,7 @@ impl Store {
                         continue;
                     }
                 }
+                rewritten.push((uscc.as_str().to_string(), model.name.clone()));
                 grade_rows.push(vec![
                     uscc.as_str().into(),
                     model.name.clone().into(),
@@ -294,7 +305,16 @@ impl Store {
         for (sql, vals) in multi_insert(b, "grade_changes", CHANGE_COLUMNS, change_rows) {
             bind_all(sqlx::query(&sql), vals).execute(&mut **tx).await?;
         }
-        Ok(changes)
+        Ok(Regraded { changes, rewritten })
+    }
+
+    /// What a committed regrade means for readers: evict the rewritten grades from the
+    /// cache and wake watchers if history grew.
+    pub(super) fn after_regrade(&self, regraded: &Regraded) {
+        self.grade_cache.evict(&regraded.rewritten);
+        if regraded.changes > 0 {
+            self.grade_events.send_modify(|n| *n += 1);
+        }
     }
 
     /// uscc -> person key of the current legal representative.
@@ -347,11 +367,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Tells in-process watchers that history grew.
-    pub(super) fn announce_grade_changes(&self) {
-        self.grade_events.send_modify(|n| *n += 1);
-    }
-
     /// A receiver that changes whenever this process writes grade history.
     pub fn grade_events(&self) -> tokio::sync::watch::Receiver<u64> {
         self.grade_events.subscribe()
@@ -382,9 +397,10 @@ impl Store {
                 .collect::<Result<Targets>>()?;
             done += targets.len();
             let mut tx = self.begin_write().await?;
-            changes += self.regrade(&mut tx, targets, false, today).await?;
+            let regraded = self.regrade(&mut tx, targets, false, today).await?;
             tx.commit().await?;
-            self.announce_grade_changes();
+            self.after_regrade(&regraded);
+            changes += regraded.changes;
             progress(done);
         }
         Ok((done, changes))
@@ -430,7 +446,7 @@ impl Store {
                         .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
                 }
             }
-            self.regrade(&mut tx, targets, true, today).await?;
+            let regraded = self.regrade(&mut tx, targets, true, today).await?;
             let (sql, vals) = in_list(
                 self.backend,
                 "UPDATE records SET expiry_graded = 1 WHERE id IN ({})",
@@ -438,15 +454,31 @@ impl Store {
             );
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
             tx.commit().await?;
-            self.announce_grade_changes();
+            self.after_regrade(&regraded);
             processed += rows.len();
         }
     }
 
     /// The stored grades of `usccs` under `model`, in input order (None where ungraded).
     pub async fn grades(&self, usccs: &[&Uscc], model: &str) -> Result<Vec<Option<StoredGrade>>> {
+        let cache = &self.grade_cache;
         let mut found: HashMap<String, StoredGrade> = HashMap::new();
-        for chunk in usccs.chunks(1000) {
+        let mut missing: Vec<&Uscc> = Vec::new();
+        for u in usccs {
+            match cache
+                .enabled()
+                .then(|| cache.get(u.as_str(), model))
+                .flatten()
+            {
+                Some(g) => {
+                    found.insert(u.as_str().to_string(), g);
+                }
+                None => missing.push(u),
+            }
+        }
+        let generation = cache.generation();
+        let mut read = Vec::new();
+        for chunk in missing.chunks(1000) {
             let mut vals = vec![Val::from(model)];
             vals.extend(chunk.iter().map(|u| Val::from(u.as_str())));
             let sql = format!(
@@ -458,9 +490,14 @@ impl Store {
                 .fetch_all(&self.read)
                 .await?
             {
-                let g = grade_from_row(&row)?;
-                found.insert(g.uscc.as_str().to_string(), g);
+                read.push(grade_from_row(&row)?);
             }
+        }
+        if cache.enabled() {
+            cache.put(generation, read.iter().cloned());
+        }
+        for g in read {
+            found.insert(g.uscc.as_str().to_string(), g);
         }
         Ok(usccs
             .iter()

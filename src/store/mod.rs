@@ -4,6 +4,7 @@
 
 mod agencies;
 mod enterprises;
+mod grade_cache;
 mod grades;
 mod migrations;
 mod records;
@@ -23,7 +24,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 use crate::domain;
 use crate::domain::grading::ModelSet;
 
-pub use agencies::NewAgency;
+pub use agencies::{token_hash, NewAgency};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};
@@ -84,6 +85,8 @@ pub struct Store {
     models: Arc<ModelSet>,
     /// Bumped after each commit that wrote grade history, to wake watchers at once.
     grade_events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Recently read grades, for the look-up path.
+    grade_cache: Arc<grade_cache::GradeCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,6 +96,9 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a looked-up grade is served from memory by default.
+pub const DEFAULT_GRADE_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// How long a caller waits for a pooled connection before the call fails as UNAVAILABLE.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -150,7 +156,15 @@ impl Store {
             write,
             models: Arc::new(ModelSet::builtin()),
             grade_events: Arc::new(tokio::sync::watch::channel(0).0),
+            grade_cache: Arc::new(grade_cache::GradeCache::new(DEFAULT_GRADE_CACHE_TTL)),
         }
+    }
+
+    /// Keeps looked-up grades for `ttl` (zero turns the cache off). This process's own
+    /// changes reach readers at once; other processes' within `ttl`.
+    pub fn with_grade_cache(mut self, ttl: Duration) -> Self {
+        self.grade_cache = Arc::new(grade_cache::GradeCache::new(ttl));
+        self
     }
 
     /// Grades with `models` instead of the shipped ones.

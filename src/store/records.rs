@@ -447,9 +447,7 @@ impl Store {
             request_log::remember(&mut tx, key, encode(&result)).await?;
         }
         tx.commit().await?;
-        if regraded > 0 {
-            self.announce_grade_changes();
-        }
+        self.after_regrade(&regraded);
         Ok(Replay::Fresh(result))
     }
 
@@ -530,9 +528,7 @@ impl Store {
             .await?;
         let regraded = self.regrade(&mut tx, targets, true, today).await?;
         tx.commit().await?;
-        if regraded > 0 {
-            self.announce_grade_changes();
-        }
+        self.after_regrade(&regraded);
         Ok(record)
     }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# GetCreditGrade / BatchGetCreditGrades throughput and latency of credit-hub on the
+# 50,000-enterprise demo, as a ratio to a hello-world tonic server (examples/
+# hello_grades.rs: same contract, in-memory map) driven by the same h2load command in
+# the same run. h2load counts gRPC errors (HTTP 200 + grpc-status != 0) as successes, so
+# the script also checks that every response carried a body: an error is trailers-only.
+#
+# usage: bench/grade_lookup.sh sqlite|postgres [get|batch] [REQUESTS] [CLIENTS] [STREAMS] [--append]
+# postgres uses a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend=${1:-sqlite}; mode=${2:-get}; n=${3:-100000}; c=${4:-16}; m=${5:-8}
+append=no; [[ " $* " == *" --append "* ]] && append=yes
+command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
+
+cargo build --release --quiet --bin credit-hub --example hello_grades
+bin=target/release/credit-hub; hello=target/release/examples/hello_grades
+work=$(mktemp -d); pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$backend" = postgres ]; then psql -h 127.0.0.1 -U postgres -qc "drop database if exists \"$db\" with (force)" >/dev/null; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export CREDIT_HUB_DATA_DIR=$work/data
+if [ "$backend" = postgres ]; then
+  db=chbench_$$
+  psql -h 127.0.0.1 -U postgres -qc "create database $db" >/dev/null
+  export CREDIT_HUB_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db CREDIT_HUB_HMAC_KEY=bench-secret-0123456789
+  $bin seed >/dev/null 2>&1
+  psql -h 127.0.0.1 -U postgres -d "$db" -qtAc "select uscc from enterprises order by uscc" > "$work/usccs"
+else
+  $bin seed >/dev/null 2>&1
+  python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('select uscc from enterprises order by uscc')]" "$work/data/credit-hub.db" > "$work/usccs"
+fi
+token=$(awk -F'\t' '$1=="court"{print $3}' "$work/data/demo-tokens.txt")
+
+$bin serve --listen 127.0.0.1:50961 >"$work/serve.log" 2>&1 & pids+=($!)
+$hello 127.0.0.1:50962 "$work/usccs" & pids+=($!)
+sleep 2
+
+# The request, pre-encoded as one gRPC frame (5-byte prefix + protobuf message).
+python3 - "$mode" "$work" <<'PY'
+import sys
+mode, work = sys.argv[1], sys.argv[2]
+usccs = open(f"{work}/usccs").read().split()
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F; n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n: return out
+def field(num, data): return varint(num << 3 | 2) + varint(len(data)) + data
+purpose = varint(3 << 3) + varint(4)              # purpose = PURPOSE_JUDICIAL_ENFORCEMENT
+if mode == "get":
+    msg = field(1, f"enterprises/{usccs[len(usccs)//2]}".encode()) + purpose
+else:
+    step = len(usccs) // 1000
+    msg = b"".join(field(1, f"enterprises/{u}".encode()) for u in usccs[::step][:1000]) + purpose
+open(f"{work}/frame", "wb").write(b"\0" + len(msg).to_bytes(4, "big") + msg)
+PY
+method=GetCreditGrade; [ "$mode" = batch ] && method=BatchGetCreditGrades
+
+run() { # name port extra-header...
+  local name=$1 port=$2; shift 2
+  h2load -n "$n" -c "$c" -m "$m" -d "$work/frame" -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
+    --log-file "$work/$name.log" "http://127.0.0.1:$port/credithub.v1.GradeService/$method" > "$work/$name.out"
+  python3 - "$work/$name.log" "$work/$name.out" "$name" "$n" <<'PY'
+import re, sys
+log, out, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+lat = sorted(int(l.split()[2]) for l in open(log) if l.strip())
+text = open(out).read()
+rps = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", text).group(1))
+ok = int(re.search(r"(\d+) succeeded", text).group(1))
+data = int(re.search(r"\(([0-9]+)\) data", text).group(1))
+pct = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1000
+print(f"{name} {rps:.0f} {pct(0.5):.2f} {pct(0.99):.2f} {ok} {data}")
+PY
+}
+read -r _ hello_rps hello_p50 hello_p99 hello_ok hello_data < <(run hello 50962)
+read -r _ hub_rps hub_p50 hub_p99 hub_ok hub_data < <(run hub 50961 -H "authorization: Bearer $token")
+
+# Every response must carry a message: trailers-only responses are gRPC errors.
+python3 - "$n" "$hello_ok" "$hello_data" "$hub_ok" "$hub_data" <<'PY'
+import sys
+n, hok, hdata, cok, cdata = map(int, sys.argv[1:])
+for name, ok, data in (("hello", hok, hdata), ("credit-hub", cok, cdata)):
+    if ok != n:
+        sys.exit(f"{name}: only {ok} of {n} requests succeeded at the HTTP level")
+    if data < n * 20:
+        sys.exit(f"{name}: {data} body bytes for {n} responses: some responses carried no message (gRPC errors)")
+PY
+grep -q "grpc-status" "$work/serve.log" && { echo "unexpected errors in the server log" >&2; exit 1; }
+
+ratio=$(python3 -c "print(f'{$hub_rps/$hello_rps:.2f}')")
+row="| $(date +%F) | $backend | $method | $n / -c $c -m $m | $hub_rps | $hub_p50 / $hub_p99 ms | $hello_rps | $hello_p50 / $hello_p99 ms | $ratio |"
+echo "$row"
+if [ "$append" = yes ]; then
+  echo "$row" >> BENCHMARKS.md
+fi
