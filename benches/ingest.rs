@@ -48,11 +48,15 @@ fn record(n: u32, batch: usize, i: usize) -> pb::Record {
 async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
     store.migrate().await.expect("migrate");
     let keyer = PersonKeyer::new(b"bench-secret-0123456789".to_vec());
-    let rep = PersonRef::new(
-        &keyer,
-        "张伟".into(),
-        &IdNumber::parse("11010519491231002X").expect("valid"),
-    );
+    // Each enterprise has its own synthetic legal representative, as in the registry.
+    let rep = |n: u32| {
+        let mut digits = format!("37100219800101{:03}", n % 1000).into_bytes();
+        digits[12] = b'0' + (n / 1000 % 3) as u8; // day 01-21 spreads births
+        let check = IdNumber::check_char(&digits);
+        digits.push(check as u8);
+        let id = IdNumber::parse(std::str::from_utf8(&digits).expect("ascii")).expect("valid");
+        PersonRef::new(&keyer, format!("代表{n}"), &id)
+    };
     for start in (0..ENTERPRISES).step_by(1000) {
         let batch = (start..start + 1000)
             .map(|n| Enterprise {
@@ -67,7 +71,7 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
                 in_bankruptcy_restructuring: false,
                 roles: vec![Role {
                     kind: RoleKind::LegalRepresentative,
-                    person: rep.clone(),
+                    person: rep(n),
                     start: None,
                     end: None,
                 }],

@@ -10,7 +10,7 @@ use sqlx::{Any, Row, Transaction};
 use super::records::RecordRow;
 use super::sql::{bind_all, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, Backend, Error, Result, Store};
-use crate::domain::codes::{GradeChangeCause, RoleKind};
+use crate::domain::codes::{GradeChangeCause, RecordStatus, RoleKind};
 use crate::domain::grading::{grade, Grade, GradeChange, GradeInput, Graded, Reason, StoredGrade};
 use crate::domain::ids::Uscc;
 use crate::domain::record::Record;
@@ -213,6 +213,32 @@ impl Store {
             }
         }
 
+        // Per model and legal representative: the hard-D records of the enterprises that
+        // person represents, computed once rather than per target.
+        let hard_d_by_rep: Vec<HashMap<&str, Vec<(&str, String)>>> = self
+            .models
+            .all()
+            .iter()
+            .map(|model| {
+                let kinds = model.hard_d_kinds();
+                let mut by_rep: HashMap<&str, Vec<(&str, String)>> = HashMap::new();
+                for (key, usccs) in &represented {
+                    for u in usccs {
+                        for r in records.get(u).into_iter().flatten() {
+                            if kinds.contains(&r.content.kind)
+                                && r.status_on(today) == RecordStatus::Active
+                            {
+                                by_rep
+                                    .entry(key.as_str())
+                                    .or_default()
+                                    .push((u.as_str(), r.id.clone()));
+                            }
+                        }
+                    }
+                }
+                by_rep
+            })
+            .collect();
         let now = now_millis();
         let empty: Vec<Record> = Vec::new();
         let mut grade_rows = Vec::new();
@@ -222,19 +248,13 @@ impl Store {
             let own = records.get(uscc.as_str()).unwrap_or(&empty);
             let rep = reps.get(uscc.as_str());
             let rep_records = rep.and_then(|k| records.get(k)).unwrap_or(&empty);
-            for model in self.models.all() {
-                let hard_d = model.hard_d_kinds();
+            for (m, model) in self.models.all().iter().enumerate() {
                 let represented_hard_d: Vec<String> = rep
-                    .and_then(|k| represented.get(k))
+                    .and_then(|k| hard_d_by_rep[m].get(k.as_str()))
                     .into_iter()
                     .flatten()
-                    .filter(|other| other.as_str() != uscc.as_str())
-                    .flat_map(|other| records.get(other).unwrap_or(&empty))
-                    .filter(|r| {
-                        hard_d.contains(&r.content.kind)
-                            && r.status_on(today) == crate::domain::codes::RecordStatus::Active
-                    })
-                    .map(|r| r.id.clone())
+                    .filter(|(other, _)| *other != uscc.as_str())
+                    .map(|(_, id)| id.clone())
                     .collect();
                 let graded = grade(
                     model,

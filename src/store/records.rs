@@ -441,7 +441,8 @@ impl Store {
         let targets = self
             .record_targets(&mut tx, &written, GradeChangeCause::RecordSubmitted)
             .await?;
-        let regraded = self.regrade(&mut tx, targets, true, today).await?;
+        let related = self.affects_related(&written);
+        let regraded = self.regrade(&mut tx, targets, related, today).await?;
         let result = SubmitResult { records, outcomes };
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&result)).await?;
@@ -449,6 +450,19 @@ impl Store {
         tx.commit().await?;
         self.after_regrade(&regraded);
         Ok(Replay::Fresh(result))
+    }
+
+    /// Whether changing `records` can change other enterprises' related-party reasons:
+    /// only records that make their enterprise hard-D under some model can.
+    fn affects_related(&self, records: &[&Record]) -> bool {
+        records.iter().any(|r| {
+            matches!(r.content.subject, Subject::Enterprise(_))
+                && self
+                    .models
+                    .all()
+                    .iter()
+                    .any(|m| m.hard_d_kinds().contains(&r.content.kind))
+        })
     }
 
     /// The enterprises to regrade after `records` changed: each enterprise a record is
@@ -526,7 +540,8 @@ impl Store {
         let targets = self
             .record_targets(&mut tx, &[&record], GradeChangeCause::RecordWithdrawn)
             .await?;
-        let regraded = self.regrade(&mut tx, targets, true, today).await?;
+        let related = self.affects_related(&[&record]);
+        let regraded = self.regrade(&mut tx, targets, related, today).await?;
         tx.commit().await?;
         self.after_regrade(&regraded);
         Ok(record)
