@@ -50,6 +50,9 @@ const CHANGE_COLUMNS: &[&str] = &[
 ];
 /// Enterprises regraded per statement group; bounds memory in reclassify.
 const CHUNK: usize = 500;
+/// Keys per `IN (…)` look-up. PostgreSQL stops using the index for long lists once the
+/// table is large (a 3,000-key list scanned all records), so lists stay short.
+const IN_LIST: usize = 250;
 
 fn in_list<'a>(
     backend: Backend,
@@ -128,7 +131,7 @@ impl Store {
             .await?;
         let rep_keys: BTreeSet<String> = reps.values().cloned().collect();
         let mut represented: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in rep_keys.iter().collect::<Vec<_>>().chunks(1000) {
+        for chunk in rep_keys.iter().collect::<Vec<_>>().chunks(IN_LIST) {
             let (sql, vals) = in_list(
                 b,
                 "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
@@ -170,7 +173,7 @@ impl Store {
             subjects.extend(usccs.iter().cloned());
         }
         let mut records: HashMap<String, Vec<Record>> = HashMap::new();
-        for chunk in subjects.iter().collect::<Vec<_>>().chunks(1000) {
+        for chunk in subjects.iter().collect::<Vec<_>>().chunks(IN_LIST) {
             let (sql, vals) = in_list(
                 b,
                 "SELECT * FROM records WHERE subject_key IN ({})",
@@ -190,7 +193,7 @@ impl Store {
 
         // What is stored now.
         let mut current: HashMap<(String, String), (Grade, i32, String, String)> = HashMap::new();
-        for chunk in targets.keys().collect::<Vec<_>>().chunks(1000) {
+        for chunk in targets.keys().collect::<Vec<_>>().chunks(IN_LIST) {
             let (sql, vals) = in_list(
                 b,
                 "SELECT uscc, model, model_version, grade, score, reasons FROM credit_grades WHERE uscc IN ({})",
@@ -344,7 +347,7 @@ impl Store {
         usccs: Vec<&str>,
     ) -> Result<HashMap<String, String>> {
         let mut out = HashMap::new();
-        for chunk in usccs.chunks(1000) {
+        for chunk in usccs.chunks(IN_LIST) {
             let (sql, vals) = in_list(
                 self.backend,
                 "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
@@ -368,7 +371,7 @@ impl Store {
         person_keys: Vec<&str>,
     ) -> Result<Vec<Uscc>> {
         let mut out = Vec::new();
-        for chunk in person_keys.chunks(1000) {
+        for chunk in person_keys.chunks(IN_LIST) {
             let (sql, vals) = in_list(
                 self.backend,
                 &format!(
@@ -498,7 +501,7 @@ impl Store {
         }
         let generation = cache.generation();
         let mut read = Vec::new();
-        for chunk in missing.chunks(1000) {
+        for chunk in missing.chunks(IN_LIST) {
             let mut vals = vec![Val::from(model)];
             vals.extend(chunk.iter().map(|u| Val::from(u.as_str())));
             let sql = format!(

@@ -144,6 +144,15 @@ impl Store {
         let pool: AnyPool = PoolOptions::<Any>::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Statements are prepared once and reused; a generic plan for an
+                    // IN-list of keys scans the whole records table once it is large.
+                    conn.execute("SET plan_cache_mode = force_custom_plan")
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         Ok(Store::assemble(Backend::Postgres, pool.clone(), pool))
