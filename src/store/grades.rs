@@ -50,8 +50,9 @@ const CHANGE_COLUMNS: &[&str] = &[
 ];
 /// Enterprises regraded per statement group; bounds memory in reclassify.
 const CHUNK: usize = 500;
-/// Keys per `IN (…)` look-up. PostgreSQL stops using the index for long lists once the
-/// table is large (a 3,000-key list scanned all records), so lists stay short.
+/// Keys per `IN (…)` look-up. These statements are not kept prepared: PostgreSQL's
+/// generic plan for a reused key list scans the whole records table once it is large,
+/// while a one-shot statement is planned for its actual keys.
 const IN_LIST: usize = 250;
 
 fn in_list<'a>(
@@ -138,7 +139,7 @@ impl Store {
                  AND end_date IS NULL AND person_key IN ({})",
                 chunk.iter().map(|s| s.as_str()),
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&mut **tx)
                 .await?
             {
@@ -179,7 +180,7 @@ impl Store {
                 "SELECT * FROM records WHERE subject_key IN ({})",
                 chunk.iter().map(|s| s.as_str()),
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&mut **tx)
                 .await?
             {
@@ -199,7 +200,7 @@ impl Store {
                 "SELECT uscc, model, model_version, grade, score, reasons FROM credit_grades WHERE uscc IN ({})",
                 chunk.iter().map(|u| u.as_str()),
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&mut **tx)
                 .await?
             {
@@ -354,7 +355,7 @@ impl Store {
                  AND end_date IS NULL AND uscc IN ({})",
                 chunk.iter().copied(),
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&mut **tx)
                 .await?
             {
@@ -380,7 +381,7 @@ impl Store {
                 ),
                 chunk.iter().copied(),
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&mut **tx)
                 .await?
             {
@@ -509,7 +510,7 @@ impl Store {
                 placeholders(self.backend, 1, 1),
                 placeholders(self.backend, 2, chunk.len())
             );
-            for row in bind_all(sqlx::query(&sql), vals)
+            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
                 .fetch_all(&self.read)
                 .await?
             {
