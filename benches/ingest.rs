@@ -83,6 +83,8 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
             .await
             .expect("register");
     }
+    // Statistics as autovacuum would have them on a running system.
+    store.analyze().await.expect("analyze");
     let (_, token) = store
         .create_agency(NewAgency {
             display_name: "bench".into(),

@@ -336,6 +336,7 @@ pub async fn seed(
         progress(done, total);
     }
 
+    store.analyze().await?;
     let weights: u32 = KIND_MIX.iter().map(|(_, w)| w).sum();
     let mut by_agency: Vec<Vec<NewRecord>> = vec![Vec::new(); agencies.len()];
     for i in 0..plan.records {
@@ -377,6 +378,7 @@ pub async fn seed(
             progress(done, total);
         }
     }
+    store.analyze().await?;
     Ok(SeedReport {
         enterprises: plan.enterprises,
         records: plan.records,

@@ -404,6 +404,7 @@ impl Store {
         today: NaiveDate,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<(usize, usize)> {
+        self.analyze().await?;
         let mut after = String::new();
         let (mut done, mut changes) = (0, 0);
         loop {

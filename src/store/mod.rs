@@ -224,6 +224,14 @@ impl Store {
         Ok(applied == Some(expected))
     }
 
+    /// Refreshes the planner's statistics. Called after bulk loads (seed, reclassify):
+    /// without statistics PostgreSQL plans key look-ups as full scans until autovacuum
+    /// gets round to the tables.
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("ANALYZE").execute(&self.write).await?;
+        Ok(())
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
