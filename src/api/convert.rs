@@ -343,18 +343,9 @@ pub fn record_in(
             );
             None
         }
-        Some(pb::subject::Subject::Enterprise(name)) => {
-            match enterprise_name(&format!("{path}.subject.enterprise"), name) {
-                Ok(u) => Some(Subject::Enterprise(u)),
-                Err(Error::InvalidArgument(found)) => {
-                    for f in found {
-                        v.add(f.field, f.description);
-                    }
-                    None
-                }
-                Err(_) => None,
-            }
-        }
+        Some(pb::subject::Subject::Enterprise(name)) => v
+            .check(enterprise_name(&format!("{path}.subject.enterprise"), name))
+            .map(Subject::Enterprise),
         Some(pb::subject::Subject::Person(p)) => {
             person(v, keyer, &format!("{path}.subject.person"), Some(p)).map(Subject::Person)
         }

@@ -135,14 +135,9 @@ impl GradeService for GradeApi {
         caller(&req, Scope::GradesRead)?;
         let body = req.get_ref();
         let mut v = Violations::default();
-        let uscc = enterprise_name("name", &body.name)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
-        let model = self
-            .model("model", &body.model)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
-        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        let uscc = v.check(enterprise_name("name", &body.name));
+        let model = v.check(self.model("model", &body.model));
+        v.check(purpose(body.purpose));
         let (uscc, model) = v.finish((uscc, model))?;
         let (uscc, model) = (uscc.expect("checked"), model.expect("checked"));
         let grade = self
@@ -166,18 +161,14 @@ impl GradeService for GradeApi {
         let body = req.get_ref();
         batch_size("names", body.names.len())?;
         let mut v = Violations::default();
-        let model = self
-            .model("model", &body.model)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
-        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
-        let mut usccs: Vec<Uscc> = Vec::with_capacity(body.names.len());
-        for (i, name) in body.names.iter().enumerate() {
-            match enterprise_name(&format!("names[{i}]"), name) {
-                Ok(u) => usccs.push(u),
-                Err(e) => collect(&mut v, e),
-            }
-        }
+        let model = v.check(self.model("model", &body.model));
+        v.check(purpose(body.purpose));
+        let usccs: Vec<Uscc> = body
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| v.check(enterprise_name(&format!("names[{i}]"), name)))
+            .collect();
         let model = v.finish(model)?.expect("checked");
         let refs: Vec<&Uscc> = usccs.iter().collect();
         let found = self.state.store.grades(&refs, &model).await?;
@@ -197,17 +188,10 @@ impl GradeService for GradeApi {
         caller(&req, Scope::GradesRead)?;
         let body = req.into_inner();
         let mut v = Violations::default();
-        let uscc = enterprise_name("name", &body.name)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
-        let model = self
-            .model("model", &body.model)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
-        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
-        let limit = page_size(body.page_size)
-            .map_err(|e| collect(&mut v, e))
-            .ok();
+        let uscc = v.check(enterprise_name("name", &body.name));
+        let model = v.check(self.model("model", &body.model));
+        v.check(purpose(body.purpose));
+        let limit = v.check(page_size(body.page_size));
         let (uscc, model, limit) = v.finish((uscc, model, limit))?;
         let (uscc, model, limit) = (
             uscc.expect("checked"),
@@ -249,17 +233,13 @@ impl GradeService for GradeApi {
         let model = if body.model.is_empty() {
             None
         } else {
-            self.model("model", &body.model)
-                .map_err(|e| collect(&mut v, e))
-                .ok()
+            v.check(self.model("model", &body.model))
         };
-        purpose(body.purpose).map_err(|e| collect(&mut v, e)).ok();
+        v.check(purpose(body.purpose));
         let cursor = if body.cursor.is_empty() {
             None
         } else {
-            parse_cursor(&body.cursor)
-                .map_err(|e| collect(&mut v, e))
-                .ok()
+            v.check(parse_cursor(&body.cursor))
         };
         v.finish(())?;
         let store = self.state.store.clone();
@@ -341,17 +321,5 @@ impl GradeService for GradeApi {
                 .collect(),
             total_enterprises: total,
         }))
-    }
-}
-
-/// Moves the field violations of `e` into `v` so one response lists every bad field.
-fn collect(v: &mut Violations, e: Error) {
-    match e {
-        Error::InvalidArgument(found) => {
-            for f in found {
-                v.add(f.field, f.description);
-            }
-        }
-        other => v.add("request", other),
     }
 }

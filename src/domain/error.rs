@@ -35,6 +35,23 @@ impl Violations {
         });
     }
 
+    /// The value of `result`, or `None` after recording its field violations (any other
+    /// error is recorded against `request`), so a handler can check every field before
+    /// answering.
+    pub fn check<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(Error::InvalidArgument(found)) => {
+                self.0.extend(found);
+                None
+            }
+            Err(other) => {
+                self.add("request", other);
+                None
+            }
+        }
+    }
+
     /// Whether nothing was wrong.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
