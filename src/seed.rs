@@ -334,6 +334,10 @@ pub async fn seed(
             .context("seeding enterprises")?;
         done += end - start;
         progress(done, total);
+        if end % 50_000 == 0 {
+            // Keep planner statistics in step with a large bulk load.
+            store.analyze().await?;
+        }
     }
 
     store.analyze().await?;
