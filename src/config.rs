@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rand::RngCore;
 
-use crate::domain::grading::ModelSet;
+use crate::domain::grading::{Model, ModelError, ModelSet};
 use crate::domain::ids::PersonKeyer;
 use crate::store::Store;
 
@@ -73,7 +73,7 @@ impl StorageArgs {
             None if Path::new("models").is_dir() => PathBuf::from("models"),
             None => return Ok(ModelSet::builtin()),
         };
-        ModelSet::load_dir(&dir).map_err(|e| anyhow::anyhow!("invalid grading model: {e}"))
+        load_models(&dir).map_err(|e| anyhow::anyhow!("invalid grading model: {e}"))
     }
 
     /// Opens the configured database (not migrating it), grading with the configured
@@ -115,6 +115,27 @@ impl StorageArgs {
         }
         Ok(PersonKeyer::new(secret))
     }
+}
+
+/// Loads every `*.toml` directly in `dir` (not its subfolders) as a grading model.
+fn load_models(dir: &Path) -> Result<ModelSet, ModelError> {
+    let io = |file: &Path, e: std::io::Error| ModelError {
+        file: file.display().to_string(),
+        line: 0,
+        reason: e.to_string(),
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut models = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        models.push(Model::parse(&path.display().to_string(), &text)?);
+    }
+    ModelSet::new(models)
 }
 
 /// Reads `data_dir/hmac.key`, creating it with a random key readable only by the owner.

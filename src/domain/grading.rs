@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -338,30 +337,6 @@ impl ModelSet {
             });
         }
         Ok(ModelSet { models })
-    }
-
-    /// Loads every `*.toml` directly in `dir` (not its subfolders).
-    pub fn load_dir(dir: &Path) -> Result<Self, ModelError> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| ModelError {
-                file: dir.display().to_string(),
-                line: 0,
-                reason: e.to_string(),
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        let mut models = Vec::new();
-        for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|e| ModelError {
-                file: path.display().to_string(),
-                line: 0,
-                reason: e.to_string(),
-            })?;
-            models.push(Model::parse(&path.display().to_string(), &text)?);
-        }
-        Self::new(models)
     }
 
     /// The models shipped in `models/`, compiled into the binary.

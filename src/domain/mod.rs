@@ -1,5 +1,5 @@
-//! Pure domain logic: identifiers, records, enterprises, agencies. No I/O, no tonic, no
-//! sqlx, so every rule is testable on its own.
+//! Pure domain logic: identifiers, records, enterprises, agencies, grading. No I/O, no
+//! tonic, no sqlx, so every rule is testable on its own.
 
 pub mod agency;
 pub mod codes;
