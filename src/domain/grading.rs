@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::codes::{code_enum, RecordKind, RecordStatus, RegulatoryDomain, SpotCheckOutcome, Tier};
-use super::record::Record;
+use super::record::{status_on, Record};
 
 code_enum! {
     /// A credit-risk grade, A lowest risk to D highest.
@@ -406,13 +406,49 @@ pub struct Graded {
     pub reasons: Vec<Reason>,
 }
 
+/// What grading reads of a record: enough to count it, none of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub id: String,
+    pub kind: RecordKind,
+    pub tier: Tier,
+    pub domain: RegulatoryDomain,
+    pub decision_date: NaiveDate,
+    pub publicity_end: NaiveDate,
+    pub status: RecordStatus,
+    /// Only spot-check results carry one.
+    pub spot_check_outcome: Option<SpotCheckOutcome>,
+}
+
+impl Fact {
+    /// The record's status on `today`, as [`Record::status_on`] gives it.
+    pub fn status_on(&self, today: NaiveDate) -> RecordStatus {
+        status_on(self.status, self.publicity_end, today)
+    }
+}
+
+impl From<&Record> for Fact {
+    fn from(r: &Record) -> Self {
+        Fact {
+            id: r.id.clone(),
+            kind: r.content.kind,
+            tier: r.content.tier,
+            domain: r.content.domain,
+            decision_date: r.content.decision_date,
+            publicity_end: r.content.publicity_end,
+            status: r.status,
+            spot_check_outcome: r.content.attributes.spot_check_outcome,
+        }
+    }
+}
+
 /// Everything a grade depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct GradeInput<'a> {
     /// Records about the enterprise.
-    pub own: &'a [Record],
+    pub own: &'a [Fact],
     /// Records about its current legal representative.
-    pub legal_representative: &'a [Record],
+    pub legal_representative: &'a [Fact],
     /// Ids of the records that make another enterprise of the same legal representative
     /// hard-D under this model.
     pub represented_hard_d: &'a [String],
@@ -429,19 +465,13 @@ fn domain_bound(kind: RecordKind) -> bool {
     )
 }
 
-fn counted(records: &[Record], today: NaiveDate) -> Vec<&Record> {
-    let mut out: Vec<&Record> = records
+fn counted(records: &[Fact], today: NaiveDate) -> Vec<&Fact> {
+    let mut out: Vec<&Fact> = records
         .iter()
         .filter(|r| r.status_on(today) == RecordStatus::Active)
         .collect();
     // Arrival order must not matter.
-    out.sort_by(|a, b| {
-        (a.content.kind, a.content.decision_date, &a.id).cmp(&(
-            b.content.kind,
-            b.content.decision_date,
-            &b.id,
-        ))
-    });
+    out.sort_by(|a, b| (a.kind, a.decision_date, &a.id).cmp(&(b.kind, b.decision_date, &b.id)));
     out
 }
 
@@ -460,12 +490,11 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
     // Points: each record counts under the first rule that matches it.
     let mut by_rule: BTreeMap<usize, (Vec<String>, i32)> = BTreeMap::new();
     for r in &own {
-        let c = &r.content;
+        let c = *r;
         let Some((i, rule)) = model.points.iter().enumerate().find(|(_, p)| {
             p.kind == c.kind
                 && p.tier.is_none_or(|t| t == c.tier)
-                && p.outcome
-                    .is_none_or(|o| Some(o) == c.attributes.spot_check_outcome)
+                && p.outcome.is_none_or(|o| Some(o) == c.spot_check_outcome)
         }) else {
             continue;
         };
@@ -510,7 +539,7 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         let ids: Vec<String> = match rule.relation {
             Relation::LegalRepresentativeRecord => rep
                 .iter()
-                .filter(|r| Some(r.content.kind) == rule.kind)
+                .filter(|r| Some(r.kind) == rule.kind)
                 .map(|r| r.id.clone())
                 .collect(),
             Relation::LegalRepresentativeRepresentsD => {
@@ -539,7 +568,7 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
     for rule in &model.overrides {
         let ids: Vec<String> = own
             .iter()
-            .filter(|r| r.content.kind == rule.kind)
+            .filter(|r| r.kind == rule.kind)
             .map(|r| r.id.clone())
             .collect();
         if ids.is_empty() {
@@ -615,9 +644,9 @@ mod tests {
         "2026-11-30".parse().unwrap()
     }
 
-    fn rec(id: &str, kind: RecordKind, tier: Tier) -> Record {
+    fn rec(id: &str, kind: RecordKind, tier: Tier) -> Fact {
         let decision: NaiveDate = "2026-06-01".parse().unwrap();
-        Record {
+        let record = Record {
             id: id.into(),
             agency_id: "a".into(),
             source_record_id: id.into(),
@@ -641,14 +670,15 @@ mod tests {
             withdrawal_reason: None,
             created_at: 0,
             updated_at: 0,
-        }
+        };
+        Fact::from(&record)
     }
 
     fn general() -> Model {
         ModelSet::builtin().get("general").unwrap().clone()
     }
 
-    fn input(own: &[Record]) -> GradeInput<'_> {
+    fn input(own: &[Fact]) -> GradeInput<'_> {
         GradeInput {
             own,
             legal_representative: &[],
@@ -709,7 +739,7 @@ mod tests {
     #[test]
     fn expired_and_withdrawn_records_do_not_count() {
         let mut old = rec("old", RecordKind::AdministrativePenalty, Tier::Moderate);
-        old.content.publicity_end = today();
+        old.publicity_end = today();
         let mut gone = rec("gone", RecordKind::AdministrativePenalty, Tier::Serious);
         gone.status = RecordStatus::Withdrawn;
         assert_eq!(grade(&general(), input(&[old, gone])).grade, Grade::A);
@@ -717,7 +747,7 @@ mod tests {
 
     #[test]
     fn deductions_are_capped_per_kind() {
-        let own: Vec<Record> = (0..50)
+        let own: Vec<Fact> = (0..50)
             .map(|i| {
                 rec(
                     &format!("r{i:02}"),
@@ -758,7 +788,7 @@ mod tests {
             specs in proptest::collection::vec(kinds(), 0..30),
             seed in any::<u64>(),
         ) {
-            let own: Vec<Record> = specs.iter().enumerate().map(|(i, (k, t))| rec(&format!("r{i}"), *k, *t)).collect();
+            let own: Vec<Fact> = specs.iter().enumerate().map(|(i, (k, t))| rec(&format!("r{i}"), *k, *t)).collect();
             let mut shuffled = own.clone();
             use rand::{seq::SliceRandom, SeedableRng};
             shuffled.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));

@@ -129,11 +129,17 @@ impl Record {
     /// The status a reader sees on `today`: an active record whose publicity window has
     /// ended reads as expired, without anyone having to rewrite it.
     pub fn status_on(&self, today: NaiveDate) -> RecordStatus {
-        if self.status == RecordStatus::Active && self.content.publicity_end <= today {
-            RecordStatus::Expired
-        } else {
-            self.status
-        }
+        status_on(self.status, self.content.publicity_end, today)
+    }
+}
+
+/// A stored status as it stands on `today`: an active record whose publicity window has
+/// ended counts as expired.
+pub fn status_on(stored: RecordStatus, publicity_end: NaiveDate, today: NaiveDate) -> RecordStatus {
+    if stored == RecordStatus::Active && publicity_end <= today {
+        RecordStatus::Expired
+    } else {
+        stored
     }
 }
 

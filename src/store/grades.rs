@@ -7,13 +7,16 @@ use chrono::NaiveDate;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::records::RecordRow;
-use super::sql::{bind_all, multi_insert, placeholders, Val};
-use super::{now_millis, stored_code, Backend, Error, Result, Store};
-use crate::domain::codes::{GradeChangeCause, RecordStatus, RoleKind};
-use crate::domain::grading::{grade, Grade, GradeChange, GradeInput, Graded, Reason, StoredGrade};
+use super::sql::{bind_all, in_json, json_keys, multi_insert, placeholders, select_json, Val};
+use super::{now_millis, stored_code, stored_date, Backend, Error, Result, Store};
+use crate::domain::codes::{
+    GradeChangeCause, RecordKind, RecordStatus, RegulatoryDomain, RoleKind, Tier,
+};
+use crate::domain::grading::{
+    grade, Fact, Grade, GradeChange, GradeInput, Graded, Reason, StoredGrade,
+};
 use crate::domain::ids::Uscc;
-use crate::domain::record::Record;
+use crate::domain::record::Attributes;
 
 /// What one regrade wrote.
 #[derive(Debug, Default)]
@@ -48,23 +51,71 @@ const CHANGE_COLUMNS: &[&str] = &[
     "cause_record",
     "changed_at",
 ];
-/// Enterprises regraded per statement group; bounds memory in reclassify.
+/// Enterprises regraded per transaction in reclassify; bounds its memory.
 const CHUNK: usize = 500;
-/// Keys per `IN (…)` look-up. These statements are not kept prepared: PostgreSQL's
-/// generic plan for a reused key list scans the whole records table once it is large,
-/// while a one-shot statement is planned for its actual keys.
-const IN_LIST: usize = 250;
 
-fn in_list<'a>(
-    backend: Backend,
+/// What [`fact_from_json`] reads of a record. Attributes are only needed (and parsed)
+/// for spot-check results.
+const FACT_COLUMNS: &[&str] = &[
+    "subject_key",
+    "id",
+    "kind",
+    "tier",
+    "domain",
+    "decision_date",
+    "publicity_end_date",
+    "status",
+    "CASE WHEN kind = 'SPOT_CHECK_RESULT' THEN attributes END",
+];
+type FactRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+/// Runs a [`select_json`] query and decodes its one value into rows.
+async fn fetch_json<'c, T: serde::de::DeserializeOwned>(
+    on: impl sqlx::Executor<'c, Database = Any>,
     sql: &str,
-    keys: impl Iterator<Item = &'a str>,
-) -> (String, Vec<Val>) {
-    let vals: Vec<Val> = keys.map(Val::from).collect();
-    (
-        sql.replace("{}", &placeholders(backend, 1, vals.len())),
-        vals,
-    )
+    vals: Vec<Val>,
+) -> Result<Vec<T>> {
+    let text: String = bind_all(sqlx::query(sql), vals)
+        .fetch_one(on)
+        .await?
+        .try_get(0)?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("aggregated rows: {e}")))
+}
+
+/// (subject key, fact) from a row of [`FACT_COLUMNS`].
+fn fact_from_json(row: FactRow) -> Result<(String, Fact)> {
+    let (subject, id, kind, tier, domain, decision, end, status, attributes) = row;
+    let spot_check_outcome = match attributes {
+        Some(a) => {
+            serde_json::from_str::<Attributes>(&a)
+                .map_err(|e| Error::Corrupt(format!("record {id}: attributes: {e}")))?
+                .spot_check_outcome
+        }
+        None => None,
+    };
+    Ok((
+        subject,
+        Fact {
+            kind: stored_code(&kind, RecordKind::from_code)?,
+            tier: stored_code(&tier, Tier::from_code)?,
+            domain: stored_code(&domain, RegulatoryDomain::from_code)?,
+            decision_date: stored_date(&decision)?,
+            publicity_end: stored_date(&end)?,
+            status: stored_code(&status, RecordStatus::from_code)?,
+            spot_check_outcome,
+            id,
+        },
+    ))
 }
 
 fn uscc_of(s: String) -> Result<Uscc> {
@@ -128,25 +179,26 @@ impl Store {
         let b = self.backend;
         // Current legal representatives of the targets, and everyone they represent.
         let reps = self
-            .legal_representatives(tx, targets.keys().map(Uscc::as_str).collect())
+            .legal_representatives(tx, targets.keys().map(Uscc::as_str))
             .await?;
-        let rep_keys: BTreeSet<String> = reps.values().cloned().collect();
         let mut represented: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in rep_keys.iter().collect::<Vec<_>>().chunks(IN_LIST) {
-            let (sql, vals) = in_list(
+        let rep_keys: BTreeSet<&str> = reps.values().map(String::as_str).collect();
+        let rows: Vec<(String, String)> = fetch_json(
+            &mut **tx,
+            &select_json(
                 b,
-                "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
-                 AND end_date IS NULL AND person_key IN ({})",
-                chunk.iter().map(|s| s.as_str()),
-            );
-            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
-                .fetch_all(&mut **tx)
-                .await?
-            {
-                let uscc: String = row.try_get("uscc")?;
-                let key: String = row.try_get("person_key")?;
-                represented.entry(key).or_default().push(uscc);
-            }
+                &["uscc", "person_key"],
+                &format!(
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN {}",
+                    RoleKind::LegalRepresentative.code(),
+                    in_json(b, 1)
+                ),
+            ),
+            vec![json_keys(rep_keys)],
+        )
+        .await?;
+        for (uscc, key) in rows {
+            represented.entry(key).or_default().push(uscc);
         }
         if related {
             for usccs in represented.values() {
@@ -159,62 +211,91 @@ impl Store {
             }
         }
         let reps = if related {
-            self.legal_representatives(tx, targets.keys().map(Uscc::as_str).collect())
+            self.legal_representatives(tx, targets.keys().map(Uscc::as_str))
                 .await?
         } else {
             reps
         };
 
-        // Records about the targets, their representatives and the other enterprises
-        // those representatives run.
-        let mut subjects: BTreeSet<String> =
-            targets.keys().map(|u| u.as_str().to_string()).collect();
-        subjects.extend(reps.values().cloned());
-        for usccs in represented.values() {
-            subjects.extend(usccs.iter().cloned());
-        }
-        let mut records: HashMap<String, Vec<Record>> = HashMap::new();
-        for chunk in subjects.iter().collect::<Vec<_>>().chunks(IN_LIST) {
-            let (sql, vals) = in_list(
+        // Everything about the targets and their representatives; of the other
+        // enterprises those representatives run, only what can make them hard-D.
+        let mut subjects: BTreeSet<&str> = targets.keys().map(Uscc::as_str).collect();
+        subjects.extend(reps.values().map(String::as_str));
+        let others: BTreeSet<&str> = represented
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .filter(|u| !subjects.contains(u))
+            .collect();
+        let mut hard_d_kinds: Vec<&str> = self
+            .models
+            .all()
+            .iter()
+            .flat_map(|m| m.hard_d_kinds())
+            .map(|k| k.code())
+            .collect();
+        hard_d_kinds.sort();
+        hard_d_kinds.dedup();
+        let mut records: HashMap<String, Vec<Fact>> = HashMap::new();
+        let facts = fetch_json(
+            &mut **tx,
+            &select_json(
                 b,
-                "SELECT * FROM records WHERE subject_key IN ({})",
-                chunk.iter().map(|s| s.as_str()),
-            );
-            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
-                .fetch_all(&mut **tx)
-                .await?
-            {
-                let r = RecordRow::from_row(&row)?.into_record()?;
-                records
-                    .entry(r.content.subject.key().to_string())
-                    .or_default()
-                    .push(r);
-            }
+                FACT_COLUMNS,
+                &format!("records WHERE subject_key IN {}", in_json(b, 1)),
+            ),
+            vec![json_keys(subjects)],
+        )
+        .await?;
+        let other_facts = fetch_json(
+            &mut **tx,
+            &select_json(
+                b,
+                FACT_COLUMNS,
+                &format!(
+                    "records WHERE subject_key IN {} AND status = '{}' AND kind IN {}",
+                    in_json(b, 1),
+                    RecordStatus::Active.code(),
+                    in_json(b, 2)
+                ),
+            ),
+            vec![json_keys(others), json_keys(hard_d_kinds)],
+        )
+        .await?;
+        for row in facts.into_iter().chain(other_facts) {
+            let (subject, fact) = fact_from_json(row)?;
+            records.entry(subject).or_default().push(fact);
         }
 
         // What is stored now.
         let mut current: HashMap<(String, String), (Grade, i32, String, String)> = HashMap::new();
-        for chunk in targets.keys().collect::<Vec<_>>().chunks(IN_LIST) {
-            let (sql, vals) = in_list(
+        let rows: Vec<(String, String, String, String, i64, String)> = fetch_json(
+            &mut **tx,
+            &select_json(
                 b,
-                "SELECT uscc, model, model_version, grade, score, reasons FROM credit_grades WHERE uscc IN ({})",
-                chunk.iter().map(|u| u.as_str()),
+                &[
+                    "uscc",
+                    "model",
+                    "model_version",
+                    "grade",
+                    "score",
+                    "reasons",
+                ],
+                &format!("credit_grades WHERE uscc IN {}", in_json(b, 1)),
+            ),
+            vec![json_keys(targets.keys().map(Uscc::as_str))],
+        )
+        .await?;
+        for (uscc, model, version, grade, score, reasons) in rows {
+            current.insert(
+                (uscc, model),
+                (
+                    stored_code(&grade, Grade::from_code)?,
+                    score as i32,
+                    version,
+                    reasons,
+                ),
             );
-            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
-                .fetch_all(&mut **tx)
-                .await?
-            {
-                let g: String = row.try_get("grade")?;
-                current.insert(
-                    (row.try_get("uscc")?, row.try_get("model")?),
-                    (
-                        stored_code(&g, Grade::from_code)?,
-                        row.try_get::<i64, _>("score")? as i32,
-                        row.try_get("model_version")?,
-                        row.try_get("reasons")?,
-                    ),
-                );
-            }
         }
 
         // Per model and legal representative: the hard-D records of the enterprises that
@@ -229,8 +310,7 @@ impl Store {
                 for (key, usccs) in &represented {
                     for u in usccs {
                         for r in records.get(u).into_iter().flatten() {
-                            if kinds.contains(&r.content.kind)
-                                && r.status_on(today) == RecordStatus::Active
+                            if kinds.contains(&r.kind) && r.status_on(today) == RecordStatus::Active
                             {
                                 by_rep
                                     .entry(key.as_str())
@@ -244,7 +324,7 @@ impl Store {
             })
             .collect();
         let now = now_millis();
-        let empty: Vec<Record> = Vec::new();
+        let empty: Vec<Fact> = Vec::new();
         let mut grade_rows = Vec::new();
         let mut change_rows = Vec::new();
         let mut rewritten = Vec::new();
@@ -345,24 +425,24 @@ impl Store {
     async fn legal_representatives(
         &self,
         tx: &mut Transaction<'static, Any>,
-        usccs: Vec<&str>,
+        usccs: impl IntoIterator<Item = &str>,
     ) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for chunk in usccs.chunks(IN_LIST) {
-            let (sql, vals) = in_list(
-                self.backend,
-                "SELECT uscc, person_key FROM enterprise_roles WHERE role = 'LEGAL_REPRESENTATIVE' \
-                 AND end_date IS NULL AND uscc IN ({})",
-                chunk.iter().copied(),
-            );
-            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
-                .fetch_all(&mut **tx)
-                .await?
-            {
-                out.insert(row.try_get("uscc")?, row.try_get("person_key")?);
-            }
-        }
-        Ok(out)
+        let b = self.backend;
+        let rows: Vec<(String, String)> = fetch_json(
+            &mut **tx,
+            &select_json(
+                b,
+                &["uscc", "person_key"],
+                &format!(
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND uscc IN {}",
+                    RoleKind::LegalRepresentative.code(),
+                    in_json(b, 1)
+                ),
+            ),
+            vec![json_keys(usccs)],
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The enterprises a person currently represents as legal representative.
@@ -371,24 +451,22 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         person_keys: Vec<&str>,
     ) -> Result<Vec<Uscc>> {
-        let mut out = Vec::new();
-        for chunk in person_keys.chunks(IN_LIST) {
-            let (sql, vals) = in_list(
-                self.backend,
+        let b = self.backend;
+        let rows: Vec<(String,)> = fetch_json(
+            &mut **tx,
+            &select_json(
+                b,
+                &["uscc"],
                 &format!(
-                    "SELECT uscc FROM enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN ({{}})",
-                    RoleKind::LegalRepresentative.code()
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN {}",
+                    RoleKind::LegalRepresentative.code(),
+                    in_json(b, 1)
                 ),
-                chunk.iter().copied(),
-            );
-            for row in bind_all(sqlx::query(&sql).persistent(false), vals)
-                .fetch_all(&mut **tx)
-                .await?
-            {
-                out.push(uscc_of(row.try_get("uscc")?)?);
-            }
-        }
-        Ok(out)
+            ),
+            vec![json_keys(person_keys)],
+        )
+        .await?;
+        rows.into_iter().map(|(u,)| uscc_of(u)).collect()
     }
 
     /// A receiver that changes whenever this process writes grade history.
@@ -472,12 +550,16 @@ impl Store {
                 }
             }
             let regraded = self.regrade(&mut tx, targets, true, today).await?;
-            let (sql, vals) = in_list(
-                self.backend,
-                "UPDATE records SET expiry_graded = 1 WHERE id IN ({})",
-                ids.iter().map(|s| s.as_str()),
+            let sql = format!(
+                "UPDATE records SET expiry_graded = 1 WHERE id IN {}",
+                in_json(self.backend, 1)
             );
-            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+            bind_all(
+                sqlx::query(&sql),
+                vec![json_keys(ids.iter().map(String::as_str))],
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             self.after_regrade(&regraded);
             processed += rows.len();
@@ -503,22 +585,47 @@ impl Store {
         }
         let generation = cache.generation();
         let mut read = Vec::new();
-        // The single-enterprise look-up, the hot path, stays prepared (uncached
-        // GetCreditGrade on SQLite 13.8k -> 20.3k/s). Longer key lists are one-shot
-        // (see IN_LIST).
-        for chunk in missing.chunks(IN_LIST) {
-            let mut vals = vec![Val::from(model)];
-            vals.extend(chunk.iter().map(|u| Val::from(u.as_str())));
-            let sql = format!(
-                "SELECT * FROM credit_grades WHERE model = {} AND uscc IN ({})",
-                placeholders(self.backend, 1, 1),
-                placeholders(self.backend, 2, chunk.len())
-            );
-            for row in bind_all(sqlx::query(&sql).persistent(chunk.len() == 1), vals)
-                .fetch_all(&self.read)
-                .await?
+        if let [one] = missing[..] {
+            // The single-enterprise look-up, the hot path, stays prepared (uncached
+            // GetCreditGrade on SQLite 13.8k -> 20.3k/s).
+            if let Some(row) =
+                sqlx::query("SELECT * FROM credit_grades WHERE model = $1 AND uscc = $2")
+                    .bind(model)
+                    .bind(one.as_str())
+                    .fetch_optional(&self.read)
+                    .await?
             {
                 read.push(grade_from_row(&row)?);
+            }
+        } else if !missing.is_empty() {
+            let b = self.backend;
+            let rows: Vec<(String, String, String, String, i64, String, i64)> = fetch_json(
+                &self.read,
+                &select_json(
+                    b,
+                    GRADE_COLUMNS,
+                    &format!(
+                        "credit_grades WHERE model = {} AND uscc IN {}",
+                        placeholders(b, 1, 1),
+                        in_json(b, 2)
+                    ),
+                ),
+                vec![model.into(), json_keys(missing.iter().map(|u| u.as_str()))],
+            )
+            .await?;
+            for (uscc, model, model_version, grade, score, reasons, computed_at) in rows {
+                read.push(StoredGrade {
+                    uscc: uscc_of(uscc)?,
+                    model,
+                    model_version,
+                    graded: Graded {
+                        grade: stored_code(&grade, Grade::from_code)?,
+                        score: score as i32,
+                        reasons: serde_json::from_str(&reasons)
+                            .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    },
+                    computed_at,
+                });
             }
         }
         if cache.enabled() {
