@@ -14,6 +14,7 @@ use tonic::{Request, Status};
 use tower::{Layer, Service};
 
 use crate::api::error::status;
+use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
 use crate::store::Store;
 
@@ -25,6 +26,58 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/credithub.v1.CertificateService/VerifyCertificate",
     "/credithub.v1.CertificateService/ListIssuerKeys",
 ];
+
+/// The scope every non-public RPC needs, checked in the layer before any handler runs
+/// (handlers check again through [`caller`]). An RPC missing here is refused, so a new
+/// RPC cannot be served without a deliberate entry; a test walks the descriptor.
+const METHOD_SCOPES: &[(&str, Scope)] = &[
+    (
+        "RegistryService/BatchUpsertEnterprises",
+        Scope::RegistryWrite,
+    ),
+    ("RegistryService/GetEnterprise", Scope::RegistryRead),
+    ("RegistryService/ListEnterprises", Scope::RegistryRead),
+    ("RecordService/BatchSubmitRecords", Scope::RecordsWrite),
+    ("RecordService/WithdrawRecord", Scope::RecordsWrite),
+    ("RecordService/GetRecord", Scope::RecordsRead),
+    ("RecordService/ListRecords", Scope::RecordsRead),
+    ("RecordService/ListRecordRevisions", Scope::RecordsRead),
+    ("GradeService/GetCreditGrade", Scope::GradesRead),
+    ("GradeService/BatchGetCreditGrades", Scope::GradesRead),
+    ("GradeService/ListGradeHistory", Scope::GradesRead),
+    ("GradeService/WatchGradeChanges", Scope::GradesRead),
+    ("GradeService/GetGradeDistribution", Scope::GradesRead),
+    ("VettingService/CrossCheck", Scope::VettingRun),
+    ("VettingService/GetVettingReport", Scope::VettingRun),
+    ("VettingService/ListVettingReports", Scope::VettingRun),
+    (
+        "CertificateService/IssueCertificate",
+        Scope::CertificatesIssue,
+    ),
+    (
+        "CertificateService/GetCertificate",
+        Scope::CertificatesIssue,
+    ),
+    (
+        "CertificateService/ListCertificates",
+        Scope::CertificatesIssue,
+    ),
+    (
+        "CertificateService/RevokeCertificate",
+        Scope::CertificatesRevoke,
+    ),
+    ("AuditService/ListAuditEntries", Scope::AuditRead),
+    ("AuditService/ExportAuditEntries", Scope::AuditRead),
+];
+
+/// The scope `path` (`/credithub.v1.Service/Method`) needs, if it is a known RPC.
+pub fn required_scope(path: &str) -> Option<Scope> {
+    let method = path.strip_prefix("/credithub.v1.")?;
+    METHOD_SCOPES
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, s)| *s)
+}
 
 /// Whether `path` (`/package.Service/Method`) needs no token.
 pub fn is_public(path: &str) -> bool {
@@ -56,19 +109,75 @@ impl TokenCache {
     }
 }
 
+/// Per-agency token buckets: each agency may make `rate` requests per second on
+/// average, in bursts of up to one second's worth; agencies never share a bucket, so
+/// one agency's flood leaves the others untouched.
+#[derive(Clone, Default)]
+struct Quotas {
+    /// Requests per second for agencies without their own limit; None: unlimited.
+    default_rate: Option<u32>,
+    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+}
+
+impl Quotas {
+    /// Takes one request from `agency`'s bucket, or says how long until one is free.
+    fn take(&self, agency: &Agency) -> Result<(), Duration> {
+        let Some(rate) = agency.rate_limit.or(self.default_rate).filter(|r| *r > 0) else {
+            return Ok(());
+        };
+        let rate = f64::from(rate);
+        let mut buckets = self.buckets.lock().expect("quota lock");
+        let now = Instant::now();
+        let (tokens, at) = buckets.entry(agency.id.clone()).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED with when to retry and which quota was exceeded.
+fn over_quota(agency: &Agency, retry: Duration) -> Status {
+    let mut details = tonic_types::ErrorDetails::with_retry_info(Some(retry));
+    details.add_quota_failure_violation(
+        agency.resource_name(),
+        "requests per second for this agency exceeded; retry after the given delay",
+    );
+    status(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "{} is over its request rate; retry in {} ms",
+            agency.resource_name(),
+            retry.as_millis().max(1)
+        ),
+        "RATE_LIMITED",
+        details,
+    )
+}
+
 /// The layer; wraps every service on the server.
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Store,
     cache: TokenCache,
+    quotas: Quotas,
 }
 
 impl AuthLayer {
-    /// Authenticates against the agencies in `store`.
-    pub fn new(store: Store) -> Self {
+    /// Authenticates against the agencies in `store`; agencies without their own rate
+    /// limit get `default_rate` requests per second (None: unlimited).
+    pub fn new(store: Store, default_rate: Option<u32>) -> Self {
         AuthLayer {
             store,
             cache: TokenCache::default(),
+            quotas: Quotas {
+                default_rate,
+                ..Quotas::default()
+            },
         }
     }
 }
@@ -81,6 +190,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             store: self.store.clone(),
             cache: self.cache.clone(),
+            quotas: self.quotas.clone(),
         }
     }
 }
@@ -91,6 +201,7 @@ pub struct Authenticate<S> {
     inner: S,
     store: Store,
     cache: TokenCache,
+    quotas: Quotas,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -118,11 +229,27 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
         let cache = self.cache.clone();
+        let quotas = self.quotas.clone();
         Box::pin(async move {
             if is_public(req.uri().path()) {
                 return inner.call(req).await;
             }
-            match authenticate(&store, &cache, req.headers()).await {
+            let scoped = authenticate(&store, &cache, req.headers())
+                .await
+                .and_then(|agency| {
+                    if let Some(note) = req.extensions().get::<AuditNote>() {
+                        note.agency(&agency.id);
+                    }
+                    let scope = required_scope(req.uri().path()).ok_or_else(|| {
+                        Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                    })?;
+                    agency.require(scope)?;
+                    quotas
+                        .take(&agency)
+                        .map_err(|retry| over_quota(&agency, retry))?;
+                    Ok(agency)
+                });
+            match scoped {
                 Ok(agency) => {
                     req.extensions_mut().insert(agency);
                     inner.call(req).await

@@ -32,6 +32,12 @@ pub struct StorageArgs {
     #[arg(long, env = "CREDIT_HUB_HMAC_KEY_FILE")]
     pub hmac_key_file: Option<PathBuf>,
 
+    /// File holding the Ed25519 key (64 hex characters) that signs audit-log checkpoints
+    /// (e.g. a mounted Kubernetes secret). Without it, SQLite mode generates
+    /// `audit-signing.key` in the data directory; PostgreSQL requires it.
+    #[arg(long, env = "CREDIT_HUB_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
+
     /// Directory of grading models (`*.toml`). Default: `./models` if it exists, else
     /// the models compiled into the binary. A bad model file stops startup.
     #[arg(long, env = "CREDIT_HUB_MODELS_DIR")]
@@ -48,6 +54,7 @@ impl std::fmt::Debug for StorageArgs {
             )
             .field("hmac_key", &self.hmac_key.as_ref().map(|_| "[REDACTED]"))
             .field("hmac_key_file", &self.hmac_key_file)
+            .field("audit_key_file", &self.audit_key_file)
             .field("models_dir", &self.models_dir)
             .finish()
     }
@@ -61,6 +68,7 @@ impl StorageArgs {
             database_url: None,
             hmac_key: None,
             hmac_key_file: None,
+            audit_key_file: None,
             models_dir: None,
         }
     }
@@ -114,6 +122,47 @@ impl StorageArgs {
             bail!("the HMAC key must be at least 16 characters");
         }
         Ok(PersonKeyer::new(secret))
+    }
+}
+
+impl StorageArgs {
+    /// The key that signs audit checkpoints: from `--audit-key-file`, or (SQLite only)
+    /// generated once into the data directory.
+    pub fn audit_key(&self) -> anyhow::Result<ed25519_dalek::SigningKey> {
+        let text = if let Some(file) = &self.audit_key_file {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read audit key file {}", file.display()))?
+        } else if self.database_url.is_none() {
+            let path = self.data_dir.join("audit-signing.key");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(_) => {
+                    std::fs::create_dir_all(&self.data_dir)?;
+                    let key = hex::encode(crate::audit::random_key().to_bytes());
+                    write_private(&path, &key)?;
+                    key
+                }
+            }
+        } else {
+            bail!("with PostgreSQL, set --audit-key-file (CREDIT_HUB_AUDIT_KEY_FILE) to the audit signing key on every replica");
+        };
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("the audit signing key must be 64 hex characters (an Ed25519 secret key)")?;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+    }
+
+    /// The public key audit verification trusts, if a signing key is configured or
+    /// present; never generates one.
+    pub fn audit_public_key(&self) -> anyhow::Result<Option<String>> {
+        let present = self.audit_key_file.is_some()
+            || (self.database_url.is_none() && self.data_dir.join("audit-signing.key").exists());
+        Ok(if present {
+            Some(crate::audit::public_key_hex(&self.audit_key()?))
+        } else {
+            None
+        })
     }
 }
 

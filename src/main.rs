@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use credit_hub::audit::AuditSettings;
 use credit_hub::cli::{self, ClientArgs};
 use credit_hub::config::StorageArgs;
-use credit_hub::domain::agency::Scope;
+use credit_hub::domain::agency::{PurposePolicy, Scope};
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::seed::{self, SeedPlan};
 use credit_hub::store::{NewAgency, Store};
@@ -50,6 +51,20 @@ struct ServeArgs {
     /// own changes are seen at once; other replicas' and tools' within this time.
     #[arg(long, env = "CREDIT_HUB_GRADE_CACHE_MS", default_value_t = 1000)]
     grade_cache_ms: u64,
+    /// Requests per second each agency may make unless `agency add --rate-limit` set
+    /// its own; 0 means unlimited. Over it, calls get RESOURCE_EXHAUSTED with RetryInfo.
+    #[arg(long, env = "CREDIT_HUB_DEFAULT_RATE_LIMIT", default_value_t = 0)]
+    default_rate_limit: u32,
+    /// Audit log: on, or off (only to measure its cost in benchmarks).
+    #[arg(long, env = "CREDIT_HUB_AUDIT_LOG", default_value = "on", value_parser = ["on", "off"])]
+    audit_log: String,
+    /// Seconds between signed checkpoints of the audit chain's head.
+    #[arg(long, env = "CREDIT_HUB_AUDIT_CHECKPOINT_SECS", default_value_t = 60)]
+    audit_checkpoint_secs: u64,
+    /// Which purposes each agency kind may declare (TOML; default: the shipped
+    /// `policies/purposes.toml`).
+    #[arg(long, env = "CREDIT_HUB_PURPOSES_FILE")]
+    purposes_file: Option<PathBuf>,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -128,6 +143,11 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// The audit log: verify its chain, list or export entries.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Regrade enterprises whose records' publicity windows have ended.
     Regrade {
         #[command(flatten)]
@@ -135,6 +155,38 @@ enum Command {
         /// Regrade what is due now (the server also does this on its own schedule).
         #[arg(long, required = true)]
         due: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain and its signed checkpoints in the configured database
+    /// (server running or not); exits non-zero naming the first broken or missing entry.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Also trust checkpoints signed by this public key (hex); repeatable. The
+        /// configured signing key's public half is always trusted.
+        #[arg(long)]
+        trust_key: Vec<String>,
+    },
+    /// List entries (client; needs the audit:read scope): e.g. who looked at an
+    /// enterprise in the last year: `audit list --enterprise USCC --since-days 365`.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        query: cli::audit::AuditQuery,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Stream every matching entry as JSON lines (client; needs the audit:read scope).
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        query: cli::audit::AuditQuery,
     },
 }
 
@@ -186,6 +238,10 @@ enum AgencyCommand {
         /// A scope to grant (repeatable); without any, the kind's defaults.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Requests per second this agency may make (default: the server's
+        /// --default-rate-limit).
+        #[arg(long)]
+        rate_limit: Option<u32>,
     },
     /// List agencies (never tokens).
     List {
@@ -319,6 +375,15 @@ async fn main() -> anyhow::Result<()> {
                 by_industry,
             } => cli::grades::stats(&client, &model, by_region, by_industry).await,
         },
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { storage, trust_key } => audit_verify(&storage, trust_key).await,
+            AuditCommand::List {
+                client,
+                query,
+                limit,
+            } => cli::audit::list(&client, &query, limit).await,
+            AuditCommand::Export { client, query } => cli::audit::export(&client, &query).await,
+        },
         Command::Reclassify { storage } => {
             let store = storage.open_store().await?;
             store.migrate().await?;
@@ -379,8 +444,38 @@ async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyho
     Ok(())
 }
 
+/// `credit-hub audit verify`.
+async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow::Result<()> {
+    trusted.extend(storage.audit_public_key()?);
+    let store = storage.open_store().await?;
+    match store.verify_audit(&trusted).await? {
+        Ok(v) => {
+            println!(
+                "audit chain intact: {} entries, {} signed checkpoints",
+                v.entries, v.checkpoints
+            );
+            Ok(())
+        }
+        Err(broken) => bail!("audit chain broken: {broken}"),
+    }
+}
+
 async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let keyer = args.storage.keyer()?;
+    let audit = AuditSettings {
+        enabled: args.audit_log == "on",
+        signing_key: args.storage.audit_key()?,
+        checkpoint_every: Duration::from_secs(args.audit_checkpoint_secs.max(1)),
+    };
+    let purposes = match &args.purposes_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            PurposePolicy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid purpose policy {}: {e}", file.display()))?
+        }
+        None => PurposePolicy::builtin(),
+    };
     let store = args
         .storage
         .open_store()
@@ -410,7 +505,10 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     }
     let server = Server::bind(store, keyer, &args.listen)
         .await?
-        .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)));
+        .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
+        .audit(audit)
+        .purposes(purposes)
+        .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0));
     tracing::info!(addr = %server.local_addr(), "credit-hub serving");
     let policy = ShutdownPolicy {
         announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),
@@ -447,6 +545,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             name,
             kind,
             scopes,
+            rate_limit,
         } => {
             let kind = AgencyKind::from_label(&kind).with_context(|| {
                 let kinds: Vec<_> = AgencyKind::ALL.iter().map(|k| k.label()).collect();
@@ -470,6 +569,9 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
                     scopes,
                 })
                 .await?;
+            if rate_limit.is_some() {
+                store.set_agency_rate_limit(&agency.id, rate_limit).await?;
+            }
             eprintln!(
                 "created agencies/{} ({})",
                 agency.id,

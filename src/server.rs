@@ -12,8 +12,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::api::{Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented};
+use crate::api::{AuditApi, Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented};
+use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
+use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
@@ -50,6 +52,8 @@ pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
     regrade_every: Duration,
+    audit: AuditSettings,
+    default_rate: Option<u32>,
 }
 
 impl Server {
@@ -64,18 +68,26 @@ impl Server {
                 store,
                 keyer,
                 clock: Clock::default(),
+                purposes: PurposePolicy::builtin(),
             }),
             regrade_every: Duration::from_secs(60),
+            audit: AuditSettings::default(),
+            default_rate: None,
         })
     }
 
     /// Uses `clock` for every date (tests move it to end publicity windows).
     pub fn with_clock(mut self, clock: Clock) -> Self {
-        let state = State {
-            store: self.state.store.clone(),
-            keyer: self.state.keyer.clone(),
-            clock,
-        };
+        let mut state = State::clone(&self.state);
+        state.clock = clock;
+        self.state = Arc::new(state);
+        self
+    }
+
+    /// Which purposes each kind of agency may declare (default: the shipped policy).
+    pub fn purposes(mut self, policy: PurposePolicy) -> Self {
+        let mut state = State::clone(&self.state);
+        state.purposes = policy;
         self.state = Arc::new(state);
         self
     }
@@ -83,6 +95,18 @@ impl Server {
     /// How often the server regrades enterprises whose records' publicity ended.
     pub fn regrade_every(mut self, interval: Duration) -> Self {
         self.regrade_every = interval;
+        self
+    }
+
+    /// How the audit log runs (on, with a per-process key, unless told otherwise).
+    pub fn audit(mut self, settings: AuditSettings) -> Self {
+        self.audit = settings;
+        self
+    }
+
+    /// Requests per second for agencies without their own limit (None: unlimited).
+    pub fn default_rate_limit(mut self, rate: Option<u32>) -> Self {
+        self.default_rate = rate;
         self
     }
 
@@ -121,8 +145,10 @@ impl Server {
         // Without TCP_NODELAY a response split over several frames waits for the
         // client's delayed ACK: about 40 ms of nothing.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let audit = AuditLog::start(store.clone(), self.audit.clone());
         let serve = tonic::transport::Server::builder()
-            .layer(AuthLayer::new(store.clone()))
+            .layer(AuditLayer::new(audit))
+            .layer(AuthLayer::new(store.clone(), self.default_rate))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -133,7 +159,7 @@ impl Server {
             .add_service(GradeServiceServer::new(GradeApi::new(self.state.clone())))
             .add_service(VettingServiceServer::new(Unimplemented))
             .add_service(CertificateServiceServer::new(Unimplemented))
-            .add_service(AuditServiceServer::new(Unimplemented))
+            .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, async {
                 stopped.await.ok();
             });

@@ -562,6 +562,7 @@ mod tests {
             pb::SubmitOutcome,
             "SUBMIT_OUTCOME_"
         );
+        same!(crate::domain::codes::Purpose, pb::Purpose, "PURPOSE_");
         let _ = pb::Record::default().encode_to_vec();
     }
 }

@@ -43,6 +43,12 @@ impl From<domain::Error> for Status {
                 "PERMISSION_DENIED",
                 ErrorDetails::new(),
             ),
+            domain::Error::PurposeNotPermitted(_) => status(
+                Code::PermissionDenied,
+                message,
+                "PURPOSE_NOT_PERMITTED",
+                ErrorDetails::new(),
+            ),
             domain::Error::FailedPrecondition(violations) => {
                 let mut d = ErrorDetails::new();
                 for v in violations {

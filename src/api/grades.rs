@@ -11,8 +11,10 @@ use tonic::{Request, Response, Status};
 use super::convert::{enterprise_name, timestamp};
 use super::paging::{decode_token, encode_token, page_size};
 use super::{batch_size, Shared};
+use crate::audit::AuditNote;
 use crate::auth::caller;
-use crate::domain::agency::Scope;
+use crate::domain::agency::{Agency, Scope};
+use crate::domain::codes::Purpose;
 use crate::domain::grading::{GradeChange, StoredGrade, DEFAULT_MODEL};
 use crate::domain::ids::Uscc;
 use crate::domain::{Error, Violations};
@@ -35,6 +37,19 @@ impl GradeApi {
         GradeApi { state }
     }
 
+    /// Notes the declared purpose and case reference for the audit log, then checks
+    /// that the caller's kind of agency may declare that purpose.
+    fn permit(
+        &self,
+        note: &AuditNote,
+        agency: &Agency,
+        purpose: Purpose,
+        case_reference: &str,
+    ) -> Result<(), Error> {
+        note.purpose(Some(purpose), case_reference);
+        self.state.purposes.permit(agency.kind, purpose)
+    }
+
     /// The model a request names (default `general`); an unknown one is refused.
     fn model(&self, field: &str, name: &str) -> Result<String, Error> {
         let name = if name.is_empty() { DEFAULT_MODEL } else { name };
@@ -52,14 +67,14 @@ impl GradeApi {
 }
 
 /// Checks the declared purpose of a look-up: required and known.
-pub fn purpose(number: i32) -> Result<pb::Purpose, Error> {
-    match pb::Purpose::try_from(number) {
-        Ok(pb::Purpose::Unspecified) => Err(Error::invalid(
+pub fn purpose(number: i32) -> Result<Purpose, Error> {
+    match Purpose::from_number(number) {
+        Some(p) => Ok(p),
+        None if number == 0 => Err(Error::invalid(
             "purpose",
             "is required: declare why you look this up",
         )),
-        Ok(p) => Ok(p),
-        Err(_) => Err(Error::invalid(
+        None => Err(Error::invalid(
             "purpose",
             format!("{number} is not a known purpose"),
         )),
@@ -132,14 +147,24 @@ impl GradeService for GradeApi {
         &self,
         req: Request<pb::GetCreditGradeRequest>,
     ) -> Result<Response<pb::GetCreditGradeResponse>, Status> {
-        caller(&req, Scope::GradesRead)?;
+        let agency = caller(&req, Scope::GradesRead)?;
+        let note = AuditNote::of(&req);
         let body = req.get_ref();
         let mut v = Violations::default();
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
-        v.check(purpose(body.purpose));
-        let (uscc, model) = v.finish((uscc, model))?;
+        let declared = v.check(purpose(body.purpose));
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
+        let (uscc, model, declared) = v.finish((uscc, model, declared))?;
         let (uscc, model) = (uscc.expect("checked"), model.expect("checked"));
+        self.permit(
+            &note,
+            &agency,
+            declared.expect("checked"),
+            &body.case_reference,
+        )?;
         let grade = self
             .state
             .store
@@ -148,6 +173,7 @@ impl GradeService for GradeApi {
             .pop()
             .flatten();
         let grade = grade.ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        note.count(1);
         Ok(Response::new(pb::GetCreditGradeResponse {
             grade: Some(grade_out(&grade)),
         }))
@@ -157,19 +183,28 @@ impl GradeService for GradeApi {
         &self,
         req: Request<pb::BatchGetCreditGradesRequest>,
     ) -> Result<Response<pb::BatchGetCreditGradesResponse>, Status> {
-        caller(&req, Scope::GradesRead)?;
+        let agency = caller(&req, Scope::GradesRead)?;
+        let note = AuditNote::of(&req);
         let body = req.get_ref();
         batch_size("names", body.names.len())?;
         let mut v = Violations::default();
         let model = v.check(self.model("model", &body.model));
-        v.check(purpose(body.purpose));
+        let declared = v.check(purpose(body.purpose));
         let usccs: Vec<Uscc> = body
             .names
             .iter()
             .enumerate()
             .filter_map(|(i, name)| v.check(enterprise_name(&format!("names[{i}]"), name)))
             .collect();
-        let model = v.finish(model)?.expect("checked");
+        note.subjects(usccs.iter().map(Uscc::resource_name));
+        let (model, declared) = v.finish((model, declared))?;
+        let model = model.expect("checked");
+        self.permit(
+            &note,
+            &agency,
+            declared.expect("checked"),
+            &body.case_reference,
+        )?;
         let refs: Vec<&Uscc> = usccs.iter().collect();
         let found = self.state.store.grades(&refs, &model).await?;
         let mut grades = Vec::with_capacity(found.len());
@@ -178,6 +213,7 @@ impl GradeService for GradeApi {
                 &g.ok_or_else(|| Error::NotFound(u.resource_name()))?,
             ));
         }
+        note.count(grades.len());
         Ok(Response::new(pb::BatchGetCreditGradesResponse { grades }))
     }
 
@@ -185,19 +221,29 @@ impl GradeService for GradeApi {
         &self,
         req: Request<pb::ListGradeHistoryRequest>,
     ) -> Result<Response<pb::ListGradeHistoryResponse>, Status> {
-        caller(&req, Scope::GradesRead)?;
+        let agency = caller(&req, Scope::GradesRead)?;
+        let note = AuditNote::of(&req);
         let body = req.into_inner();
         let mut v = Violations::default();
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
-        v.check(purpose(body.purpose));
+        let declared = v.check(purpose(body.purpose));
         let limit = v.check(page_size(body.page_size));
-        let (uscc, model, limit) = v.finish((uscc, model, limit))?;
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
+        let (uscc, model, limit, declared) = v.finish((uscc, model, limit, declared))?;
         let (uscc, model, limit) = (
             uscc.expect("checked"),
             model.expect("checked"),
             limit.expect("checked"),
         );
+        self.permit(
+            &note,
+            &agency,
+            declared.expect("checked"),
+            &body.case_reference,
+        )?;
         let query = format!("{uscc}/{model}");
         let before: Option<i64> = decode_token(&query, &body.page_token)?;
         let mut page = self
@@ -217,6 +263,7 @@ impl GradeService for GradeApi {
         } else {
             String::new()
         };
+        note.count(page.len());
         Ok(Response::new(pb::ListGradeHistoryResponse {
             changes: page.iter().map(change_out).collect(),
             next_page_token,
@@ -227,7 +274,8 @@ impl GradeService for GradeApi {
         &self,
         req: Request<pb::WatchGradeChangesRequest>,
     ) -> Result<Response<BoxStream<pb::WatchGradeChangesResponse>>, Status> {
-        caller(&req, Scope::GradesRead)?;
+        let agency = caller(&req, Scope::GradesRead)?;
+        let note = AuditNote::of(&req);
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {
@@ -235,13 +283,14 @@ impl GradeService for GradeApi {
         } else {
             v.check(self.model("model", &body.model))
         };
-        v.check(purpose(body.purpose));
+        let declared = v.check(purpose(body.purpose));
         let cursor = if body.cursor.is_empty() {
             None
         } else {
             v.check(parse_cursor(&body.cursor))
         };
-        v.finish(())?;
+        let declared = v.finish(declared)?;
+        self.permit(&note, &agency, declared.expect("checked"), "")?;
         let store = self.state.store.clone();
         // Subscribe before reading the starting point so nothing written in between is
         // missed.

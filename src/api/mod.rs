@@ -1,6 +1,7 @@
 //! gRPC services: each handler checks the caller's scope, parses the request into domain
 //! values, calls the store, and converts back. Errors become statuses in `error`.
 
+mod audit;
 pub mod convert;
 pub mod error;
 mod grades;
@@ -14,10 +15,12 @@ use std::sync::Arc;
 use chrono::{FixedOffset, NaiveDate, Utc};
 use prost::Message;
 
+use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
 use crate::domain::Error;
 use crate::store::{RequestKey, Store};
 
+pub use audit::AuditApi;
 pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
@@ -34,6 +37,8 @@ pub struct State {
     pub store: Store,
     pub keyer: PersonKeyer,
     pub clock: Clock,
+    /// Which purposes each kind of agency may declare.
+    pub purposes: PurposePolicy,
 }
 
 /// The service's calendar: China Standard Time, shiftable by whole days so tests can

@@ -11,6 +11,7 @@ use super::convert::{
 };
 use super::paging::{decode_token, encode_token, page_size};
 use super::{batch_size, replayed, request_key, Shared};
+use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::RecordKind;
@@ -50,7 +51,9 @@ impl RecordService for RecordApi {
         req: Request<pb::BatchSubmitRecordsRequest>,
     ) -> Result<Response<pb::BatchSubmitRecordsResponse>, Status> {
         let agency = caller(&req, Scope::RecordsWrite)?;
+        let note = AuditNote::of(&req);
         let body = req.into_inner();
+        note.request_id(&body.request_id);
         batch_size("records", body.records.len())?;
         // Filing rights come before content: a tax bureau learns nothing more than that
         // it may not file court records.
@@ -89,6 +92,8 @@ impl RecordService for RecordApi {
             }
         }
         let batch = v.finish(batch)?;
+        note.subjects(batch.iter().map(|r| r.content.subject.audit_name()))
+            .count(batch.len());
         let response = match self
             .state
             .store
@@ -108,7 +113,9 @@ impl RecordService for RecordApi {
         req: Request<pb::WithdrawRecordRequest>,
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
         let agency = caller(&req, Scope::RecordsWrite)?;
+        let note = AuditNote::of(&req);
         let body = req.get_ref();
+        note.request_id(&body.request_id);
         let mut v = Violations::default();
         let id = match resource_id("name", "records", &body.name) {
             Ok(id) => Some(id),
@@ -132,6 +139,7 @@ impl RecordService for RecordApi {
             .store
             .withdraw_record(&agency, id, reason, self.state.clock.today())
             .await?;
+        note.subject(record.content.subject.audit_name()).count(1);
         Ok(Response::new(pb::WithdrawRecordResponse {
             record: Some(record_out(&record, self.state.clock.today())),
         }))
@@ -149,6 +157,9 @@ impl RecordService for RecordApi {
             .get_record(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("records/{id}")))?;
+        AuditNote::of(&req)
+            .subject(record.content.subject.audit_name())
+            .count(1);
         Ok(Response::new(pb::GetRecordResponse {
             record: Some(record_out(&record, self.state.clock.today())),
         }))
@@ -159,6 +170,7 @@ impl RecordService for RecordApi {
         req: Request<pb::ListRecordsRequest>,
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
         caller(&req, Scope::RecordsRead)?;
+        let note = AuditNote::of(&req);
         let body = req.into_inner();
         let limit = page_size(body.page_size)?;
         let subject_key = match (
@@ -189,6 +201,11 @@ impl RecordService for RecordApi {
                 .into())
             }
         };
+        match (&subject_key, body.subject_enterprise.is_empty()) {
+            (Some(key), true) => note.subject(format!("persons/{key}")),
+            (Some(uscc), false) => note.subject(format!("enterprises/{uscc}")),
+            (None, _) => &note,
+        };
         let filter = RecordFilter {
             subject_key,
             kind: filter_enum("kind", body.kind, RecordKind::from_number)?,
@@ -209,6 +226,8 @@ impl RecordService for RecordApi {
         } else {
             String::new()
         };
+        note.subjects(page.iter().map(|r| r.content.subject.audit_name()))
+            .count(page.len());
         Ok(Response::new(pb::ListRecordsResponse {
             records: page.iter().map(|r| record_out(r, day)).collect(),
             next_page_token,
@@ -220,6 +239,7 @@ impl RecordService for RecordApi {
         req: Request<pb::ListRecordRevisionsRequest>,
     ) -> Result<Response<pb::ListRecordRevisionsResponse>, Status> {
         caller(&req, Scope::RecordsRead)?;
+        let req_note = AuditNote::of(&req);
         let body = req.into_inner();
         let id = resource_id("name", "records", &body.name)?.to_string();
         let limit = page_size(body.page_size)?;
@@ -239,6 +259,9 @@ impl RecordService for RecordApi {
             String::new()
         };
         let day = self.state.clock.today();
+        let note = req_note;
+        note.subjects(page.first().map(|r| r.content.subject.audit_name()))
+            .count(page.len());
         Ok(Response::new(pb::ListRecordRevisionsResponse {
             revisions: page.iter().map(|r| record_out(r, day)).collect(),
             next_page_token,

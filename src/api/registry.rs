@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{enterprise_in, enterprise_name, enterprise_out, filter_enum};
 use super::paging::{decode_token, encode_token, page_size};
 use super::{batch_size, replayed, request_key, Shared};
+use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::{AgencyKind, EnterpriseStatus};
@@ -35,8 +36,10 @@ impl RegistryService for RegistryApi {
         req: Request<pb::BatchUpsertEnterprisesRequest>,
     ) -> Result<Response<pb::BatchUpsertEnterprisesResponse>, Status> {
         let agency = caller(&req, Scope::RegistryWrite)?;
+        let note = AuditNote::of(&req);
         agency.require_kind(AgencyKind::MarketRegulation, "maintain the registry")?;
         let body = req.into_inner();
+        note.request_id(&body.request_id);
         batch_size("enterprises", body.enterprises.len())?;
         let key = request_key(
             &self.state,
@@ -61,6 +64,8 @@ impl RegistryService for RegistryApi {
             }
         }
         let batch = v.finish(batch)?;
+        note.subjects(batch.iter().map(|e| e.uscc.resource_name()))
+            .count(batch.len());
         let encode = |stored: &[crate::domain::enterprise::Enterprise]| {
             prost::Message::encode_to_vec(&pb::BatchUpsertEnterprisesResponse {
                 enterprises: stored.iter().map(enterprise_out).collect(),
@@ -85,13 +90,16 @@ impl RegistryService for RegistryApi {
         req: Request<pb::GetEnterpriseRequest>,
     ) -> Result<Response<pb::GetEnterpriseResponse>, Status> {
         caller(&req, Scope::RegistryRead)?;
+        let note = AuditNote::of(&req);
         let uscc = enterprise_name("name", &req.get_ref().name)?;
+        note.subject(uscc.resource_name());
         let enterprise = self
             .state
             .store
             .get_enterprise(&uscc)
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        note.count(1);
         Ok(Response::new(pb::GetEnterpriseResponse {
             enterprise: Some(enterprise_out(&enterprise)),
         }))
@@ -102,6 +110,7 @@ impl RegistryService for RegistryApi {
         req: Request<pb::ListEnterprisesRequest>,
     ) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
         caller(&req, Scope::RegistryRead)?;
+        let note = AuditNote::of(&req);
         let body = req.into_inner();
         let limit = page_size(body.page_size)?;
         let mut v = Violations::default();
@@ -133,6 +142,7 @@ impl RegistryService for RegistryApi {
         } else {
             String::new()
         };
+        note.count(page.len());
         Ok(Response::new(pb::ListEnterprisesResponse {
             enterprises: page.iter().map(enterprise_out).collect(),
             next_page_token,

@@ -2,8 +2,7 @@
 //! generated traits answer UNIMPLEMENTED by default; callers still authenticate first.
 
 use crate::proto::v1::{
-    audit_service_server::AuditService, certificate_service_server::CertificateService,
-    vetting_service_server::VettingService,
+    certificate_service_server::CertificateService, vetting_service_server::VettingService,
 };
 
 /// Answers every RPC of the not-yet-built services with UNIMPLEMENTED.
@@ -12,4 +11,3 @@ pub struct Unimplemented;
 
 impl VettingService for Unimplemented {}
 impl CertificateService for Unimplemented {}
-impl AuditService for Unimplemented {}

@@ -1,6 +1,7 @@
 //! Client commands: the same binary calling a running service, for officers (tables) and
 //! scripts (`--json`).
 
+pub mod audit;
 pub mod grades;
 mod records_file;
 

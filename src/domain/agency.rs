@@ -1,9 +1,10 @@
 //! Callers: agencies, their kinds and the scopes that gate each operation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::codes::{code_enum, AgencyKind};
+use super::codes::{code_enum, AgencyKind, Purpose};
+use super::Error;
 
 code_enum! {
     /// A permission an agency holds. Checked before the resource is looked up, so a caller
@@ -77,6 +78,8 @@ pub struct Agency {
     pub display_name: String,
     pub kind: AgencyKind,
     pub scopes: BTreeSet<Scope>,
+    /// Requests per second it may make; None means the server's default.
+    pub rate_limit: Option<u32>,
 }
 
 impl Agency {
@@ -126,5 +129,98 @@ mod tests {
         assert!(!AgencyKind::VettingOffice
             .default_scopes()
             .contains(&Scope::RecordsWrite));
+    }
+}
+
+/// Which purposes each kind of agency may declare (configuration, see
+/// `policies/purposes.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposePolicy {
+    allowed: BTreeMap<AgencyKind, BTreeSet<Purpose>>,
+}
+
+impl PurposePolicy {
+    /// The policy shipped in `policies/purposes.toml`.
+    pub fn builtin() -> Self {
+        Self::parse(include_str!("../../policies/purposes.toml"))
+            .expect("the shipped purpose policy is valid")
+    }
+
+    /// Reads a policy: agency kind codes mapped to lists of purpose codes. Errors name
+    /// the unknown kind or purpose.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: BTreeMap<String, Vec<String>> = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut allowed = BTreeMap::new();
+        for (kind, purposes) in raw {
+            let kind_code = kind.clone();
+            let kind = AgencyKind::from_code(&kind).ok_or_else(|| {
+                format!(
+                    "unknown agency kind {kind:?}; one of {}",
+                    AgencyKind::ALL
+                        .iter()
+                        .map(|k| k.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let purposes = purposes
+                .iter()
+                .map(|p| {
+                    Purpose::from_code(p)
+                        .ok_or_else(|| format!("{kind_code}: unknown purpose {p:?}"))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            allowed.insert(kind, purposes);
+        }
+        Ok(PurposePolicy { allowed })
+    }
+
+    /// Whether an agency of `kind` may declare `purpose`; refused with the purposes it
+    /// may declare.
+    pub fn permit(&self, kind: AgencyKind, purpose: Purpose) -> Result<(), Error> {
+        let allowed = self.allowed.get(&kind);
+        if allowed.is_some_and(|a| a.contains(&purpose)) {
+            return Ok(());
+        }
+        let listed: Vec<&str> = allowed.into_iter().flatten().map(|p| p.code()).collect();
+        Err(Error::PurposeNotPermitted(format!(
+            "a {} agency may not declare purpose {}; it may declare: {}",
+            kind.code(),
+            purpose.code(),
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        )))
+    }
+}
+
+#[cfg(test)]
+mod purpose_tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_policy_limits_each_kind_to_its_own_work() {
+        let p = PurposePolicy::builtin();
+        assert!(p
+            .permit(AgencyKind::Court, Purpose::JudicialEnforcement)
+            .is_ok());
+        assert!(matches!(
+            p.permit(AgencyKind::Court, Purpose::TaxAdministration),
+            Err(Error::PurposeNotPermitted(_))
+        ));
+        for purpose in Purpose::ALL {
+            assert!(p.permit(AgencyKind::MarketRegulation, *purpose).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_policy_naming_an_unknown_purpose_is_refused() {
+        let e = PurposePolicy::parse("COURT = [\"JUDICIAL_ENFORCEMENT\", \"GOSSIP\"]").unwrap_err();
+        assert!(e.contains("GOSSIP"), "{e}");
+        assert!(PurposePolicy::parse("ARMY = []")
+            .unwrap_err()
+            .contains("ARMY"));
     }
 }

@@ -266,3 +266,20 @@ code_enum! {
         RegistryChanged = 7 => "REGISTRY_CHANGED",
     }
 }
+
+code_enum! {
+    /// Why a caller looks credit data up; declared with grade look-ups and cross-checks,
+    /// kept in the audit log, and limited per agency kind by configuration.
+    pub enum Purpose {
+        DailySupervision = 1 => "DAILY_SUPERVISION",
+        AdministrativeLicensing = 2 => "ADMINISTRATIVE_LICENSING",
+        PublicProcurement = 3 => "PUBLIC_PROCUREMENT",
+        JudicialEnforcement = 4 => "JUDICIAL_ENFORCEMENT",
+        TaxAdministration = 5 => "TAX_ADMINISTRATION",
+        SocialSecurityAdministration = 6 => "SOCIAL_SECURITY_ADMINISTRATION",
+        EducationAdministration = 7 => "EDUCATION_ADMINISTRATION",
+        CandidateVetting = 8 => "CANDIDATE_VETTING",
+        SpotCheckPlanning = 9 => "SPOT_CHECK_PLANNING",
+        CreditRepair = 10 => "CREDIT_REPAIR",
+    }
+}

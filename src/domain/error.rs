@@ -76,6 +76,8 @@ pub enum Error {
     NotFound(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("purpose not permitted: {0}")]
+    PurposeNotPermitted(String),
     #[error("failed precondition: {}", .0.iter().map(|v| v.description.as_str()).collect::<Vec<_>>().join("; "))]
     FailedPrecondition(Vec<PreconditionViolation>),
     #[error("already exists: {0}")]

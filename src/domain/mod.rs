@@ -2,6 +2,7 @@
 //! tonic, no sqlx, so every rule is testable on its own.
 
 pub mod agency;
+pub mod audit;
 pub mod codes;
 pub mod enterprise;
 pub mod error;

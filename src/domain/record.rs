@@ -32,6 +32,15 @@ impl Subject {
             Subject::Person(p) => p.key.as_str(),
         }
     }
+
+    /// How audit entries name the subject: `enterprises/{uscc}` or
+    /// `persons/{person_key}` (never an ID number).
+    pub fn audit_name(&self) -> String {
+        match self {
+            Subject::Enterprise(u) => u.resource_name(),
+            Subject::Person(p) => format!("persons/{}", p.key.as_str()),
+        }
+    }
 }
 
 /// Kind-specific facts of a record. Absent fields do not apply to the record's kind.

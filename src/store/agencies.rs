@@ -46,6 +46,9 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency> {
             .split_whitespace()
             .map(|s| stored_code(s, Scope::from_code))
             .collect::<Result<_>>()?,
+        rate_limit: row
+            .try_get::<Option<i64>, _>("rate_limit")?
+            .map(|r| r.clamp(0, u32::MAX as i64) as u32),
     })
 }
 
@@ -65,6 +68,7 @@ impl Store {
             display_name: new.display_name,
             kind: new.kind,
             scopes,
+            rate_limit: None,
         };
         let token = new_token();
         let scope_text = agency
@@ -91,7 +95,7 @@ impl Store {
     /// The active agency holding `token`, if any.
     pub async fn agency_by_token(&self, token: &str) -> Result<Option<Agency>> {
         let row = sqlx::query(
-            "SELECT id, display_name, kind, scopes FROM agencies \
+            "SELECT id, display_name, kind, scopes, rate_limit FROM agencies \
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash(token))
@@ -100,10 +104,24 @@ impl Store {
         row.as_ref().map(agency_from_row).transpose()
     }
 
+    /// Sets how many requests per second agency `id` may make (None: the server's
+    /// default). Takes effect on every replica within the token cache's lifetime.
+    pub async fn set_agency_rate_limit(&self, id: &str, limit: Option<u32>) -> Result<()> {
+        let done = sqlx::query("UPDATE agencies SET rate_limit = $1 WHERE id = $2")
+            .bind(limit.map(i64::from))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(crate::domain::Error::NotFound(format!("agencies/{id}")).into());
+        }
+        Ok(())
+    }
+
     /// Every agency, with whether it is revoked.
     pub async fn list_agencies(&self) -> Result<Vec<(Agency, bool)>> {
         let rows = sqlx::query(
-            "SELECT id, display_name, kind, scopes, revoked_at FROM agencies ORDER BY id",
+            "SELECT id, display_name, kind, scopes, rate_limit, revoked_at FROM agencies ORDER BY id",
         )
         .fetch_all(&self.read)
         .await?;

@@ -80,7 +80,7 @@ type FactRow = (
 );
 
 /// Runs a [`select_json`] query and decodes its one value into rows.
-async fn fetch_json<'c, T: serde::de::DeserializeOwned>(
+pub(super) async fn fetch_json<'c, T: serde::de::DeserializeOwned>(
     on: impl sqlx::Executor<'c, Database = Any>,
     sql: &str,
     vals: Vec<Val>,

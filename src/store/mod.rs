@@ -3,6 +3,7 @@
 //! each backend has its own migrations with the same versions.
 
 mod agencies;
+mod audit;
 mod enterprises;
 mod grade_cache;
 mod grades;
@@ -25,6 +26,7 @@ use crate::domain;
 use crate::domain::grading::ModelSet;
 
 pub use agencies::{token_hash, NewAgency};
+pub use audit::{AuditFilter, VerifiedChain};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};

@@ -25,6 +25,11 @@ pub struct TestApp {
     pub tokens: HashMap<AgencyKind, String>,
     pub agency_ids: HashMap<AgencyKind, String>,
     pub clock: Clock,
+    /// The database's URL, for tools and tests that open it directly.
+    pub db_url: String,
+    /// The SQLite data directory (unused on PostgreSQL).
+    pub data_dir: std::path::PathBuf,
+    pub keyer: PersonKeyer,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -53,8 +58,17 @@ pub fn backend() -> String {
 
 /// A fresh, migrated store for one test.
 pub async fn fresh_store(dir: &std::path::Path) -> Store {
-    let store = match backend().as_str() {
-        "sqlite" => Store::open_sqlite(dir).await.expect("open sqlite"),
+    fresh_database(dir).await.0
+}
+
+/// A fresh, migrated store for one test, and the database's URL for tools that open it
+/// themselves (`sqlite://…/credit-hub.db` or `postgres://…`).
+pub async fn fresh_database(dir: &std::path::Path) -> (Store, String) {
+    let (store, url) = match backend().as_str() {
+        "sqlite" => (
+            Store::open_sqlite(dir).await.expect("open sqlite"),
+            format!("sqlite://{}", dir.join("credit-hub.db").display()),
+        ),
         "postgres" => {
             let admin = std::env::var("CREDIT_HUB_TEST_DATABASE_URL")
                 .expect("CREDIT_HUB_TEST_DATABASE_URL must name a PostgreSQL database when CREDIT_HUB_TEST_BACKEND=postgres");
@@ -69,20 +83,22 @@ pub async fn fresh_store(dir: &std::path::Path) -> Store {
                 .await
                 .expect("create test database");
             conn.close().await.ok();
-            Store::open_postgres(&format!("{base}/{name}"), 8)
-                .await
-                .expect("open postgres")
+            let url = format!("{base}/{name}");
+            (
+                Store::open_postgres(&url, 8).await.expect("open postgres"),
+                url,
+            )
         }
         other => panic!("unknown CREDIT_HUB_TEST_BACKEND {other:?}"),
     };
     store.migrate().await.expect("migrate");
-    store
+    (store, url)
 }
 
 pub async fn spawn_app() -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = fresh_store(dir.path()).await;
+    let (store, db_url) = fresh_database(dir.path()).await;
     let keyer = PersonKeyer::new(b"test-secret-0123456789abcdef".to_vec());
     let mut tokens = HashMap::new();
     let mut agency_ids = HashMap::new();
@@ -127,6 +143,9 @@ pub async fn spawn_app() -> TestApp {
         tokens,
         agency_ids,
         clock,
+        db_url,
+        data_dir: dir.path().to_path_buf(),
+        keyer,
         shutdown: Some(tx),
         _dir: dir,
     }

@@ -2,6 +2,7 @@
 //! generated clients. Runs on SQLite by default and on PostgreSQL with
 //! `CREDIT_HUB_TEST_BACKEND=postgres CREDIT_HUB_TEST_DATABASE_URL=postgres://…`.
 
+mod audit;
 mod auth;
 mod grades;
 mod helpers;

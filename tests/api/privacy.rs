@@ -102,3 +102,86 @@ async fn seeded_demo_data_holds_no_full_id_number_and_is_deterministic() {
         "seed refuses a filled database"
     );
 }
+
+/// A log sink for one test: every event at every level, as text.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    // The test runtime is single-threaded, so the server's tasks log here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![debtor(person("李四", ID_B), "d1")],
+        })
+        .await
+        .unwrap();
+    let forged = "chub_forged-secret-token-value";
+    let _ = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        app.channel.clone(),
+        credit_hub::cli::Bearer::new(forged).unwrap(),
+    )
+    .get_enterprise(pb::GetEnterpriseRequest::default())
+    .await;
+    app.grade_of(1).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.is_empty(), "the capture saw the server's logs");
+    for secret in app.tokens.values().map(String::as_str).chain([
+        forged,
+        ID_A,
+        ID_B,
+        "test-secret-0123456789abcdef",
+    ]) {
+        assert!(!text.contains(secret), "a log line holds {secret:?}");
+    }
+
+    // Debug output of everything that holds a secret.
+    let mut storage = credit_hub::config::StorageArgs::sqlite(&app.data_dir);
+    storage.hmac_key = Some("hmac-secret-0123456789".into());
+    storage.database_url = Some("postgres://svc:db-password-42@db/credit".into());
+    let audit = credit_hub::audit::AuditSettings::default();
+    let audit_secret = hex::encode(audit.signing_key.to_bytes());
+    let debug = format!(
+        "{storage:?} {:?} {audit:?} {:?}",
+        app.keyer,
+        credit_hub::cli::ClientArgs {
+            addr: "http://x".into(),
+            token: "chub_client-token".into(),
+            json: false,
+        }
+    );
+    for secret in [
+        "hmac-secret-0123456789",
+        "db-password-42",
+        "test-secret-0123456789abcdef",
+        &audit_secret,
+        "chub_client-token",
+    ] {
+        assert!(
+            !debug.contains(secret),
+            "Debug output holds {secret:?}: {debug}"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+-- Accountability: the audit log, one hash chain of every call on credit data, and
+-- per-agency rate limits. Audit sequence numbers are dense (assigned by the writer
+-- under the write lock), so a deleted entry leaves a gap that verification names.
+-- Subjects are also indexed one per row, for "who looked at this enterprise / person".
+
+CREATE TABLE audit_entries (
+    seq             BIGINT PRIMARY KEY,
+    time            BIGINT NOT NULL,
+    agency          TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    request_id      TEXT NOT NULL,
+    subjects        TEXT NOT NULL,
+    purpose         TEXT,
+    case_reference  TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    result_count    BIGINT NOT NULL,
+    previous_hash   TEXT NOT NULL,
+    hash            TEXT NOT NULL
+);
+CREATE INDEX audit_entries_by_agency ON audit_entries (agency, seq);
+CREATE INDEX audit_entries_by_time ON audit_entries (time);
+
+CREATE TABLE audit_subjects (
+    subject  TEXT NOT NULL,
+    seq      BIGINT NOT NULL,
+    PRIMARY KEY (subject, seq)
+);
+
+CREATE TABLE audit_checkpoints (
+    seq         BIGINT PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    time        BIGINT NOT NULL,
+    public_key  TEXT NOT NULL,
+    signature   TEXT NOT NULL
+);
+
+-- Requests per second an agency may make; NULL means the server's default.
+ALTER TABLE agencies ADD COLUMN rate_limit INTEGER;

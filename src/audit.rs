@@ -1,0 +1,347 @@
+//! Tamper-evident query log (查询留痕): a tower layer that records every call on credit
+//! data, answered or refused, and holds the response back until its entry is durable;
+//! a writer that group-commits waiting entries into the hash chain in one transaction;
+//! and signed checkpoints of the chain head. The chain rules are in `domain::audit`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, SigningKey};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::auth::is_public;
+use crate::domain::audit::{AuditEvent, Checkpoint};
+use crate::domain::codes::Purpose;
+use crate::store::{now_millis, Store};
+
+/// Most entries one group commit writes.
+const GROUP: usize = 1_000;
+
+/// How the audit log runs.
+#[derive(Clone)]
+pub struct AuditSettings {
+    /// Off only for benchmarking the log's own cost; a production server keeps it on.
+    pub enabled: bool,
+    /// Signs checkpoints of the chain head.
+    pub signing_key: SigningKey,
+    /// How often the head is checkpointed while entries are being written.
+    pub checkpoint_every: Duration,
+}
+
+impl std::fmt::Debug for AuditSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSettings")
+            .field("enabled", &self.enabled)
+            .field("signing_key", &"[REDACTED]")
+            .field("public_key", &public_key_hex(&self.signing_key))
+            .field("checkpoint_every", &self.checkpoint_every)
+            .finish()
+    }
+}
+
+impl Default for AuditSettings {
+    /// On, with a key made up for this process (tests); servers pass a configured key.
+    fn default() -> Self {
+        AuditSettings {
+            enabled: true,
+            signing_key: random_key(),
+            checkpoint_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A fresh signing key from the operating system's random source.
+pub fn random_key() -> SigningKey {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    SigningKey::from_bytes(&bytes)
+}
+
+/// A signing key's public half, lowercase hex, as checkpoints carry it.
+pub fn public_key_hex(key: &SigningKey) -> String {
+    hex::encode(key.verifying_key().to_bytes())
+}
+
+type Pending = (AuditEvent, oneshot::Sender<bool>);
+
+/// Handle to the writer. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: Option<mpsc::Sender<Pending>>,
+}
+
+impl AuditLog {
+    /// Starts the writer on `store`; it stops once every handle is dropped, after a
+    /// last checkpoint.
+    pub fn start(store: Store, settings: AuditSettings) -> Self {
+        if !settings.enabled {
+            return AuditLog { tx: None };
+        }
+        let (tx, rx) = mpsc::channel(16 * GROUP);
+        tokio::spawn(writer(store, rx, settings));
+        AuditLog { tx: Some(tx) }
+    }
+
+    /// Appends `event` and waits until it is committed. UNAVAILABLE when it cannot
+    /// be: a call that cannot be accounted for is not answered.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), Status> {
+        let Some(tx) = &self.tx else { return Ok(()) };
+        let (done, committed) = oneshot::channel();
+        let unavailable = || Status::unavailable("the audit log cannot be written; retry later");
+        tx.send((event, done)).await.map_err(|_| unavailable())?;
+        match committed.await {
+            Ok(true) => Ok(()),
+            _ => Err(unavailable()),
+        }
+    }
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSettings) {
+    let mut head: Option<(i64, String)> = None;
+    let mut signed = 0;
+    let mut tick = tokio::time::interval(settings.checkpoint_every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            first = rx.recv() => {
+                let Some(first) = first else { break };
+                let mut batch = vec![first];
+                while batch.len() < GROUP {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let ok = match store.append_audit(events).await {
+                    Ok(entries) => {
+                        if let Some(last) = entries.last() {
+                            head = Some((last.seq, last.hash.clone()));
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
+                        false
+                    }
+                };
+                for ack in acks {
+                    let _ = ack.send(ok);
+                }
+            }
+            _ = tick.tick() => checkpoint(&store, &settings.signing_key, &head, &mut signed).await,
+        }
+    }
+    checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
+}
+
+/// Signs and stores the head if it moved since the last checkpoint.
+async fn checkpoint(
+    store: &Store,
+    key: &SigningKey,
+    head: &Option<(i64, String)>,
+    signed: &mut i64,
+) {
+    let Some((seq, hash)) = head else { return };
+    if *seq <= *signed {
+        return;
+    }
+    let time = now_millis();
+    let cp = Checkpoint {
+        seq: *seq,
+        hash: hash.clone(),
+        time,
+        public_key: public_key_hex(key),
+        signature: hex::encode(key.sign(&Checkpoint::message(*seq, hash, time)).to_bytes()),
+    };
+    match store.add_audit_checkpoint(&cp).await {
+        Ok(()) => *signed = *seq,
+        Err(e) => tracing::warn!(error = ?e, "audit checkpoint could not be stored; will retry"),
+    }
+}
+
+/// What handlers (and authentication) learn about a call for its audit entry. Shared
+/// through the request's extensions; a request without one (a test calling a handler
+/// directly) gets a detached note.
+#[derive(Clone, Default)]
+pub struct AuditNote(Arc<Mutex<Noted>>);
+
+#[derive(Default)]
+struct Noted {
+    agency: String,
+    request_id: String,
+    subjects: Vec<String>,
+    purpose: Option<Purpose>,
+    case_reference: String,
+    result_count: i64,
+}
+
+impl AuditNote {
+    /// The note of `req`.
+    pub fn of<T>(req: &tonic::Request<T>) -> AuditNote {
+        req.extensions()
+            .get::<AuditNote>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Noted)) -> &Self {
+        f(&mut self.0.lock().expect("audit note lock"));
+        self
+    }
+
+    /// The authenticated agency's id.
+    pub fn agency(&self, id: &str) -> &Self {
+        self.with(|n| n.agency = id.to_string())
+    }
+
+    pub fn request_id(&self, id: &str) -> &Self {
+        self.with(|n| n.request_id = id.to_string())
+    }
+
+    /// A subject touched, as a resource name (`enterprises/{uscc}`, `persons/{key}`).
+    pub fn subject(&self, name: String) -> &Self {
+        self.with(|n| n.subjects.push(name))
+    }
+
+    pub fn subjects(&self, names: impl IntoIterator<Item = String>) -> &Self {
+        self.with(|n| n.subjects.extend(names))
+    }
+
+    pub fn purpose(&self, purpose: Option<Purpose>, case_reference: &str) -> &Self {
+        self.with(|n| {
+            n.purpose = purpose;
+            n.case_reference = case_reference.to_string();
+        })
+    }
+
+    /// Items returned or written.
+    pub fn count(&self, n: usize) -> &Self {
+        self.with(|noted| noted.result_count = n as i64)
+    }
+
+    fn take(&self) -> Noted {
+        std::mem::take(&mut self.0.lock().expect("audit note lock"))
+    }
+}
+
+/// The layer; wraps every service, outside authentication so refusals are logged too.
+#[derive(Clone)]
+pub struct AuditLayer {
+    log: AuditLog,
+}
+
+impl AuditLayer {
+    pub fn new(log: AuditLog) -> Self {
+        AuditLayer { log }
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = Audited<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Audited {
+            inner,
+            log: self.log.clone(),
+        }
+    }
+}
+
+/// The service the layer produces.
+#[derive(Clone)]
+pub struct Audited<S> {
+    inner: S,
+    log: AuditLog,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// The gRPC status code name of a response: trailers-only errors carry `grpc-status`
+/// in the headers; a response that starts with headers alone is being answered.
+fn outcome(headers: &http::HeaderMap) -> String {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Ok);
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let upper = c.is_ascii_uppercase() && i > 0;
+            upper.then_some('_').into_iter().chain(c.to_uppercase())
+        })
+        .collect()
+}
+
+impl<S, B> Service<http::Request<B>> for Audited<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let log = self.log.clone();
+        Box::pin(async move {
+            let method = req.uri().path().to_string();
+            if is_public(&method) || !method.starts_with("/credithub.") {
+                return inner.call(req).await;
+            }
+            let note = AuditNote::default();
+            req.extensions_mut().insert(note.clone());
+            let time = now_millis();
+            let response = inner.call(req).await?;
+            let noted = note.take();
+            let event = AuditEvent {
+                time,
+                agency: noted.agency,
+                method,
+                request_id: noted.request_id,
+                subjects: noted.subjects,
+                purpose: noted.purpose,
+                case_reference: noted.case_reference,
+                outcome: outcome(response.headers()),
+                result_count: noted.result_count,
+            };
+            match log.record(event).await {
+                Ok(()) => Ok(response),
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_grpc_code_names() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(outcome(&h), "OK");
+        h.insert("grpc-status", "7".parse().unwrap());
+        assert_eq!(outcome(&h), "PERMISSION_DENIED");
+        h.insert("grpc-status", "3".parse().unwrap());
+        assert_eq!(outcome(&h), "INVALID_ARGUMENT");
+    }
+}

@@ -1,0 +1,469 @@
+//! Accountability: every call on credit data is in the hash chain, refusals included;
+//! tampering is named; purposes are bound to agency kinds; no RPC escapes its scope.
+
+use std::collections::BTreeSet;
+
+use credit_hub::auth::required_scope;
+use credit_hub::cli::Bearer;
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::audit::ChainBreak;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use credit_hub::store::{NewAgency, Store};
+use credit_hub::{Server, ShutdownPolicy};
+use prost::Message;
+use sqlx::Connection;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::*;
+
+async fn agency_with(app: &TestApp, scopes: BTreeSet<Scope>, kind: AgencyKind) -> Bearer {
+    let (_, token) = app
+        .store
+        .create_agency(NewAgency {
+            display_name: format!("scoped {scopes:?}"),
+            kind,
+            scopes,
+        })
+        .await
+        .unwrap();
+    Bearer::new(&token).unwrap()
+}
+
+fn auditor(app: &TestApp, bearer: Bearer) -> pb::audit_service_client::AuditServiceClient<Authed> {
+    pb::audit_service_client::AuditServiceClient::with_interceptor(app.channel.clone(), bearer)
+}
+
+async fn raw_sql(app: &TestApp, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.ok();
+}
+
+/// `credit-hub audit verify` against the test's database: (success, stderr).
+fn verify_cli(app: &TestApp) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"));
+    cmd.args(["audit", "verify"]);
+    if backend() == "postgres" {
+        cmd.args(["--database-url", &app.db_url]);
+    } else {
+        cmd.args(["--data-dir", app.data_dir.to_str().unwrap()]);
+    }
+    let out = cmd.output().expect("run credit-hub");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+#[tokio::test]
+async fn every_rpc_needs_a_token_and_its_own_scope() {
+    let app = spawn_app().await;
+    let set =
+        prost_types::FileDescriptorSet::decode(credit_hub::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut methods = Vec::new();
+    for file in set.file.iter().filter(|f| f.package() == "credithub.v1") {
+        for service in &file.service {
+            for m in &service.method {
+                methods.push((
+                    format!("/credithub.v1.{}/{}", service.name(), m.name()),
+                    m.server_streaming(),
+                ));
+            }
+        }
+    }
+    assert!(methods.len() >= 24, "found {} RPCs", methods.len());
+    let call = |path: String, streaming: bool, bearer: Option<Bearer>| {
+        let channel = app.channel.clone();
+        async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await.unwrap();
+            let mut req = tonic::Request::new(());
+            if let Some(b) = bearer {
+                req = tonic::service::Interceptor::call(&mut { b }, req).unwrap();
+            }
+            let codec = tonic_prost::ProstCodec::<(), ()>::default();
+            let path = http::uri::PathAndQuery::try_from(path).unwrap();
+            if streaming {
+                match grpc.server_streaming(req, path, codec).await {
+                    Ok(mut s) => s
+                        .get_mut()
+                        .message()
+                        .await
+                        .err()
+                        .map_or(Code::Ok, |e| e.code()),
+                    Err(e) => e.code(),
+                }
+            } else {
+                grpc.unary(req, path, codec)
+                    .await
+                    .err()
+                    .map_or(Code::Ok, |e| e.code())
+            }
+        }
+    };
+    for (path, streaming) in methods {
+        if path.ends_with("/VerifyCertificate") || path.ends_with("/ListIssuerKeys") {
+            continue; // public by design
+        }
+        let scope = required_scope(&path)
+            .unwrap_or_else(|| panic!("{path} has no scope: add it to auth::METHOD_SCOPES"));
+        assert_eq!(
+            call(path.clone(), streaming, None).await,
+            Code::Unauthenticated,
+            "{path} without a token"
+        );
+        assert_eq!(
+            call(
+                path.clone(),
+                streaming,
+                Some(Bearer::new("chub_forged").unwrap())
+            )
+            .await,
+            Code::Unauthenticated,
+            "{path} with a forged token"
+        );
+        let others: BTreeSet<Scope> = Scope::ALL.iter().copied().filter(|s| *s != scope).collect();
+        let wrong = agency_with(&app, others, AgencyKind::MarketRegulation).await;
+        assert_eq!(
+            call(path.clone(), streaming, Some(wrong)).await,
+            Code::PermissionDenied,
+            "{path} without {scope}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn look_ups_and_refusals_are_audited_and_the_chain_verifies() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "court-1".into(),
+            records: vec![debtor(person("李四", ID_B), "d1")],
+        })
+        .await
+        .unwrap();
+    app.grades(AgencyKind::Court)
+        .get_credit_grade(pb::GetCreditGradeRequest {
+            name: format!("enterprises/{}", uscc(1)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            case_reference: "(2026)鲁1002执9号".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Refused: no records scope; and no token at all.
+    let refused = app
+        .records(AgencyKind::VettingOffice)
+        .get_record(pb::GetRecordRequest {
+            name: "records/x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    pb::registry_service_client::RegistryServiceClient::new(app.channel.clone())
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(1)),
+        })
+        .await
+        .unwrap_err();
+
+    // A court cannot read the audit log; a supervisor with audit:read can.
+    let err = auditor(&app, app.bearer(AgencyKind::Court))
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let supervisor = agency_with(
+        &app,
+        [Scope::AuditRead].into(),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let mut audit = auditor(&app, supervisor);
+
+    let looked = audit
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            method: "/credithub.v1.GradeService/GetCreditGrade".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(looked.len(), 1, "{looked:?}");
+    let e = &looked[0];
+    assert_eq!(
+        e.agency,
+        format!("agencies/{}", app.agency_ids[&AgencyKind::Court])
+    );
+    assert_eq!(e.purpose, pb::Purpose::JudicialEnforcement as i32);
+    assert_eq!(e.case_reference, "(2026)鲁1002执9号");
+    assert_eq!(e.outcome, "OK");
+    assert_eq!(e.result_count, 1);
+    assert_eq!(e.hash.len(), 64);
+
+    // The person is found by ID number, stored only as a keyed hash.
+    let by_person = audit
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            subject_person_id_number: ID_B.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(by_person.len(), 1);
+    assert_eq!(by_person[0].request_id, "court-1");
+    assert!(by_person[0].subjects[0].starts_with("persons/"));
+    assert!(!by_person[0].subjects[0].contains(ID_B));
+
+    let all = audit
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let outcomes: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| (e.method.as_str(), e.outcome.as_str()))
+        .collect();
+    assert!(
+        outcomes.contains(&("/credithub.v1.RecordService/GetRecord", "PERMISSION_DENIED")),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(
+            "/credithub.v1.RegistryService/GetEnterprise",
+            "UNAUTHENTICATED"
+        )),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(
+            "/credithub.v1.AuditService/ListAuditEntries",
+            "PERMISSION_DENIED"
+        )),
+        "{outcomes:?}"
+    );
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].previous_hash, pair[0].hash);
+        assert_eq!(pair[1].sequence, pair[0].sequence + 1);
+    }
+
+    // Exported entries are the same chain.
+    let mut stream = audit
+        .export_audit_entries(pb::ExportAuditEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut exported = 0;
+    while let Some(m) = stream.message().await.unwrap() {
+        assert_eq!(m.entry.unwrap().sequence, exported + 1);
+        exported += 1;
+    }
+    assert!(exported >= all.len() as i64);
+
+    let verified = app
+        .store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("chain intact");
+    assert!(verified.entries >= 8, "{verified:?}");
+    let (ok, out) = verify_cli(&app);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn audit_verify_names_an_altered_or_deleted_entry() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    for n in [1, 2, 1, 2] {
+        app.grade_of(n).await;
+    }
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+
+    // One byte of one entry.
+    raw_sql(
+        &app,
+        "UPDATE audit_entries SET result_count = result_count + 1 WHERE seq = 3",
+    )
+    .await;
+    assert_eq!(
+        app.store.verify_audit(&[]).await.unwrap(),
+        Err(ChainBreak::Altered { seq: 3 })
+    );
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("audit entry 3 was altered"), "{out}");
+    raw_sql(
+        &app,
+        "UPDATE audit_entries SET result_count = result_count - 1 WHERE seq = 3",
+    )
+    .await;
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+
+    // One whole entry.
+    raw_sql(&app, "DELETE FROM audit_entries WHERE seq = 2").await;
+    assert_eq!(
+        app.store.verify_audit(&[]).await.unwrap(),
+        Err(ChainBreak::Missing {
+            expected: 2,
+            found: 3
+        })
+    );
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("audit entry 2 is missing"), "{out}");
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_extend_one_chain() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    // A second server process's worth of state: its own pool on the same database.
+    let second: Store = if backend() == "postgres" {
+        Store::open_postgres(&app.db_url, 8).await.unwrap()
+    } else {
+        Store::open_sqlite(&app.data_dir).await.unwrap()
+    };
+    let server = Server::bind(second, app.keyer.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    let other = tonic::transport::Channel::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let channel = if i % 2 == 0 {
+            app.channel.clone()
+        } else {
+            other.clone()
+        };
+        let bearer = app.bearer(AgencyKind::Tax);
+        calls.spawn(async move {
+            pb::registry_service_client::RegistryServiceClient::with_interceptor(channel, bearer)
+                .get_enterprise(pb::GetEnterpriseRequest {
+                    name: format!("enterprises/{}", uscc(1)),
+                })
+                .await
+                .expect("answered");
+        });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap();
+    }
+    let _ = stop.send(());
+    let verified = app
+        .store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unforked chain");
+    assert!(verified.entries >= 201, "{verified:?}");
+}
+
+#[tokio::test]
+async fn a_purpose_outside_the_agency_kinds_list_is_refused_and_audited() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let err = app
+        .grades(AgencyKind::Court)
+        .get_credit_grade(pb::GetCreditGradeRequest {
+            name: format!("enterprises/{}", uscc(1)),
+            purpose: pb::Purpose::TaxAdministration as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "PURPOSE_NOT_PERMITTED"
+    );
+    assert!(
+        err.message().contains("JUDICIAL_ENFORCEMENT"),
+        "{}",
+        err.message()
+    );
+
+    let supervisor = agency_with(
+        &app,
+        [Scope::AuditRead].into(),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let entries = auditor(&app, supervisor)
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.GradeService/GetCreditGrade".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].outcome, "PERMISSION_DENIED");
+    assert_eq!(entries[0].purpose, pb::Purpose::TaxAdministration as i32);
+}
+
+#[tokio::test]
+async fn an_agency_over_its_quota_is_refused_while_others_are_served() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let tax_id = &app.agency_ids[&AgencyKind::Tax];
+    app.store
+        .set_agency_rate_limit(tax_id, Some(5))
+        .await
+        .unwrap();
+    let get = || pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    };
+    let mut tax = app.registry(AgencyKind::Tax);
+    let mut refused = None;
+    for _ in 0..50 {
+        if let Err(e) = tax.get_enterprise(get()).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("50 calls at once exceed 5 per second");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let retry = err.get_details_retry_info().expect("RetryInfo");
+    assert!(retry
+        .retry_delay
+        .is_some_and(|d| d > std::time::Duration::ZERO));
+    let quota = err.get_details_quota_failure().expect("QuotaFailure");
+    assert_eq!(quota.violations[0].subject, format!("agencies/{tax_id}"));
+
+    // Meanwhile the court is untouched.
+    let mut court = app.registry(AgencyKind::Court);
+    for _ in 0..50 {
+        court
+            .get_enterprise(get())
+            .await
+            .expect("court is not limited");
+    }
+    // And the tax bureau is served again once its bucket refills.
+    tokio::time::sleep(retry.retry_delay.unwrap() + std::time::Duration::from_millis(50)).await;
+    tax.get_enterprise(get())
+        .await
+        .expect("served after the delay");
+}
