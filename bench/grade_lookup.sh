@@ -5,6 +5,9 @@
 # the same run. h2load counts gRPC errors (HTTP 200 + grpc-status != 0) as successes, so
 # the script also checks that every response carried a body: an error is trailers-only.
 #
+# A third server on the same database runs with `--audit-log off`, so the same run also
+# gives the audit log's cost (throughput with the log on / off).
+#
 # usage: bench/grade_lookup.sh sqlite|postgres [get|batch] [REQUESTS] [CLIENTS] [STREAMS] [--append]
 # postgres uses a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards.
 set -euo pipefail
@@ -25,6 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 export CREDIT_HUB_DATA_DIR=$work/data
+python3 -c "import os; print(os.urandom(32).hex())" > "$work/audit.key"
+export CREDIT_HUB_AUDIT_KEY_FILE=$work/audit.key
 if [ "$backend" = postgres ]; then
   db=chbench_$$
   psql -h 127.0.0.1 -U postgres -qc "create database $db" >/dev/null
@@ -39,6 +44,7 @@ token=$(awk -F'\t' '$1=="court"{print $3}' "$work/data/demo-tokens.txt")
 
 $bin serve --listen 127.0.0.1:50961 >"$work/serve.log" 2>&1 & pids+=($!)
 $hello 127.0.0.1:50962 "$work/usccs" & pids+=($!)
+$bin serve --listen 127.0.0.1:50963 --audit-log off >"$work/serve-noaudit.log" 2>&1 & pids+=($!)
 sleep 2
 
 # The request, pre-encoded as one gRPC frame (5-byte prefix + protobuf message).
@@ -81,22 +87,27 @@ PY
 }
 read -r _ hello_rps hello_p50 hello_p99 hello_ok hello_data < <(run hello 50962)
 read -r _ hub_rps hub_p50 hub_p99 hub_ok hub_data < <(run hub 50961 -H "authorization: Bearer $token")
+read -r _ off_rps off_p50 off_p99 off_ok off_data < <(run noaudit 50963 -H "authorization: Bearer $token")
 
 # Every response must carry a message: trailers-only responses are gRPC errors.
-python3 - "$n" "$hello_ok" "$hello_data" "$hub_ok" "$hub_data" <<'PY'
+python3 - "$n" "$hello_ok" "$hello_data" "$hub_ok" "$hub_data" "$off_ok" "$off_data" <<'PY'
 import sys
-n, hok, hdata, cok, cdata = map(int, sys.argv[1:])
-for name, ok, data in (("hello", hok, hdata), ("credit-hub", cok, cdata)):
+n, hok, hdata, cok, cdata, ook, odata = map(int, sys.argv[1:])
+for name, ok, data in (("hello", hok, hdata), ("credit-hub", cok, cdata), ("credit-hub, audit off", ook, odata)):
     if ok != n:
         sys.exit(f"{name}: only {ok} of {n} requests succeeded at the HTTP level")
     if data < n * 20:
         sys.exit(f"{name}: {data} body bytes for {n} responses: some responses carried no message (gRPC errors)")
 PY
-grep -q "grpc-status" "$work/serve.log" && { echo "unexpected errors in the server log" >&2; exit 1; }
+grep -q "grpc-status" "$work/serve.log" "$work/serve-noaudit.log" && { echo "unexpected errors in the server log" >&2; exit 1; }
+# Every credit-hub call of the audited run is in the chain, which still verifies.
+$bin audit verify >&2
 
 ratio=$(python3 -c "print(f'{$hub_rps/$hello_rps:.2f}')")
 row="| $(date +%F) | $backend | $method | $n / -c $c -m $m | $hub_rps | $hub_p50 / $hub_p99 ms | $hello_rps | $hello_p50 / $hello_p99 ms | $ratio |"
+audit_row="| $(date +%F) | $backend | $method | $n / -c $c -m $m | $hub_rps | $hub_p50 / $hub_p99 ms | $off_rps | $off_p50 / $off_p99 ms | $(python3 -c "print(f'{1 - $hub_rps/$off_rps:.0%}')") |"
 echo "$row"
+echo "audit on/off: $audit_row"
 if [ "$append" = yes ]; then
   echo "$row" >> BENCHMARKS.md
 fi

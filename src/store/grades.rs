@@ -189,9 +189,9 @@ impl Store {
                 b,
                 &["uscc", "person_key"],
                 &format!(
-                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN {}",
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
                     RoleKind::LegalRepresentative.code(),
-                    in_json(b, 1)
+                    in_json(b, "person_key", 1)
                 ),
             ),
             vec![json_keys(rep_keys)],
@@ -242,7 +242,7 @@ impl Store {
             &select_json(
                 b,
                 FACT_COLUMNS,
-                &format!("records WHERE subject_key IN {}", in_json(b, 1)),
+                &format!("records WHERE {}", in_json(b, "subject_key", 1)),
             ),
             vec![json_keys(subjects)],
         )
@@ -253,10 +253,10 @@ impl Store {
                 b,
                 FACT_COLUMNS,
                 &format!(
-                    "records WHERE subject_key IN {} AND status = '{}' AND kind IN {}",
-                    in_json(b, 1),
+                    "records WHERE {} AND status = '{}' AND {}",
+                    in_json(b, "subject_key", 1),
                     RecordStatus::Active.code(),
-                    in_json(b, 2)
+                    in_json(b, "kind", 2)
                 ),
             ),
             vec![json_keys(others), json_keys(hard_d_kinds)],
@@ -281,7 +281,7 @@ impl Store {
                     "score",
                     "reasons",
                 ],
-                &format!("credit_grades WHERE uscc IN {}", in_json(b, 1)),
+                &format!("credit_grades WHERE {}", in_json(b, "uscc", 1)),
             ),
             vec![json_keys(targets.keys().map(Uscc::as_str))],
         )
@@ -434,9 +434,9 @@ impl Store {
                 b,
                 &["uscc", "person_key"],
                 &format!(
-                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND uscc IN {}",
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
                     RoleKind::LegalRepresentative.code(),
-                    in_json(b, 1)
+                    in_json(b, "uscc", 1)
                 ),
             ),
             vec![json_keys(usccs)],
@@ -458,9 +458,9 @@ impl Store {
                 b,
                 &["uscc"],
                 &format!(
-                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND person_key IN {}",
+                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
                     RoleKind::LegalRepresentative.code(),
-                    in_json(b, 1)
+                    in_json(b, "person_key", 1)
                 ),
             ),
             vec![json_keys(person_keys)],
@@ -551,8 +551,8 @@ impl Store {
             }
             let regraded = self.regrade(&mut tx, targets, true, today).await?;
             let sql = format!(
-                "UPDATE records SET expiry_graded = 1 WHERE id IN {}",
-                in_json(self.backend, 1)
+                "UPDATE records SET expiry_graded = 1 WHERE {}",
+                in_json(self.backend, "id", 1)
             );
             bind_all(
                 sqlx::query(&sql),
@@ -605,9 +605,9 @@ impl Store {
                     b,
                     GRADE_COLUMNS,
                     &format!(
-                        "credit_grades WHERE model = {} AND uscc IN {}",
+                        "credit_grades WHERE model = {} AND {}",
                         placeholders(b, 1, 1),
-                        in_json(b, 2)
+                        in_json(b, "uscc", 2)
                     ),
                 ),
                 vec![model.into(), json_keys(missing.iter().map(|u| u.as_str()))],

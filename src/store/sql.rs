@@ -175,13 +175,17 @@ pub fn multi_insert(
     }
 }
 
-/// A subquery yielding the strings of a JSON array bound as parameter `n`, for
-/// `key IN (…)` look-ups of any number of keys with a single bound value (see
-/// [`json_keys`]). PostgreSQL plans it as a few index probes whatever the list's length.
-pub fn in_json(backend: Backend, n: usize) -> String {
+/// `column` is one of the strings of a JSON array bound as parameter `n`: key look-ups
+/// of any number of keys with a single bound value (see [`json_keys`]). On PostgreSQL
+/// the keys become an array (`= ANY`), which it answers with index probes even before
+/// a table has statistics; as an `IN (subquery)` it would plan a semi-join that scans
+/// the whole table.
+pub fn in_json(backend: Backend, column: &str, n: usize) -> String {
     match backend {
-        Backend::Sqlite => "(SELECT value FROM json_each(?))".to_string(),
-        Backend::Postgres => format!("(SELECT json_array_elements_text(${n}::json))"),
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(?))"),
+        Backend::Postgres => {
+            format!("{column} = ANY (ARRAY(SELECT json_array_elements_text(${n}::json)))")
+        }
     }
 }
 
