@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .generate_default_stubs(true)
+        .codec_path("crate::api::codec::ProtoCodec")
         .compile_fds(fds)?;
 
     let mut code = String::new();

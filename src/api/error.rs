@@ -12,6 +12,22 @@ use crate::store;
 /// The `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "credithub";
 
+/// Longest status message sent; error texts may quote input, and a 100,000-character
+/// field quoted back would not fit in the response's headers.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+/// Longest violation description sent.
+const MAX_DESCRIPTION_CHARS: usize = 300;
+/// Most field violations listed; the rest are counted in one more.
+const MAX_VIOLATIONS: usize = 100;
+
+/// `text` cut to `max` characters, marked when cut.
+fn bounded(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// A status with `ErrorInfo { reason, domain: "credithub" }` and further details.
 pub fn status(
     code: Code,
@@ -20,7 +36,7 @@ pub fn status(
     mut details: ErrorDetails,
 ) -> Status {
     details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
-    Status::with_error_details(code, message, details)
+    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE_CHARS), details)
 }
 
 impl From<domain::Error> for Status {
@@ -29,8 +45,18 @@ impl From<domain::Error> for Status {
         match e {
             domain::Error::InvalidArgument(violations) => {
                 let mut d = ErrorDetails::new();
-                for v in violations {
-                    d.add_bad_request_violation(v.field, v.description);
+                let more = violations.len().saturating_sub(MAX_VIOLATIONS);
+                for v in violations.into_iter().take(MAX_VIOLATIONS) {
+                    d.add_bad_request_violation(
+                        bounded(v.field, MAX_DESCRIPTION_CHARS),
+                        bounded(v.description, MAX_DESCRIPTION_CHARS),
+                    );
+                }
+                if more > 0 {
+                    d.add_bad_request_violation(
+                        "request",
+                        format!("{more} more violations not listed; fix these and resubmit"),
+                    );
                 }
                 status(Code::InvalidArgument, message, "INVALID_FIELD", d)
             }

@@ -2,6 +2,7 @@
 //! values, calls the store, and converts back. Errors become statuses in `error`.
 
 mod audit;
+pub mod codec;
 pub mod convert;
 pub mod error;
 mod grades;

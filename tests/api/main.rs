@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod grades;
 mod helpers;
+mod hostile;
 mod identifiers;
 mod other_languages;
 mod privacy;
