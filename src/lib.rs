@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod overload;
 pub mod proto;
 pub mod seed;
 pub mod server;

@@ -55,6 +55,10 @@ struct ServeArgs {
     /// its own; 0 means unlimited. Over it, calls get RESOURCE_EXHAUSTED with RetryInfo.
     #[arg(long, env = "CREDIT_HUB_DEFAULT_RATE_LIMIT", default_value_t = 0)]
     default_rate_limit: u32,
+    /// Most calls handled at once; beyond it new calls get UNAVAILABLE with RetryInfo
+    /// at once (health and reflection are never refused).
+    #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
+    max_concurrent_calls: usize,
     /// Audit log: on, or off (only to measure its cost in benchmarks).
     #[arg(long, env = "CREDIT_HUB_AUDIT_LOG", default_value = "on", value_parser = ["on", "off"])]
     audit_log: String,
@@ -508,7 +512,8 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)
-        .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0));
+        .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0))
+        .max_concurrent_calls(args.max_concurrent_calls);
     tracing::info!(addr = %server.local_addr(), "credit-hub serving");
     let policy = ShutdownPolicy {
         announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),

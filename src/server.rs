@@ -17,6 +17,7 @@ use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
+use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
     grade_service_server::GradeServiceServer, record_service_server::RecordServiceServer,
@@ -54,6 +55,7 @@ pub struct Server {
     regrade_every: Duration,
     audit: AuditSettings,
     default_rate: Option<u32>,
+    max_concurrent_calls: usize,
 }
 
 impl Server {
@@ -73,6 +75,7 @@ impl Server {
             regrade_every: Duration::from_secs(60),
             audit: AuditSettings::default(),
             default_rate: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         })
     }
 
@@ -107,6 +110,13 @@ impl Server {
     /// Requests per second for agencies without their own limit (None: unlimited).
     pub fn default_rate_limit(mut self, rate: Option<u32>) -> Self {
         self.default_rate = rate;
+        self
+    }
+
+    /// Most calls handled at once; more are refused with UNAVAILABLE (health and
+    /// reflection are never refused).
+    pub fn max_concurrent_calls(mut self, max: usize) -> Self {
+        self.max_concurrent_calls = max;
         self
     }
 
@@ -147,6 +157,7 @@ impl Server {
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let audit = AuditLog::start(store.clone(), self.audit.clone());
         let serve = tonic::transport::Server::builder()
+            .layer(ShedLayer::new(self.max_concurrent_calls))
             .layer(AuditLayer::new(audit))
             .layer(AuthLayer::new(store.clone(), self.default_rate))
             .add_service(health)

@@ -467,3 +467,63 @@ async fn an_agency_over_its_quota_is_refused_while_others_are_served() {
         .await
         .expect("served after the delay");
 }
+
+#[tokio::test]
+async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let store = if backend() == "postgres" {
+        Store::open_postgres(&app.db_url, 8).await.unwrap()
+    } else {
+        Store::open_sqlite(&app.data_dir).await.unwrap()
+    };
+    let server = Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
+        .await
+        .unwrap()
+        .max_concurrent_calls(1);
+    let addr = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    let channel = tonic::transport::Channel::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (channel, bearer) = (channel.clone(), app.bearer(AgencyKind::Tax));
+        calls.spawn(async move {
+            pb::registry_service_client::RegistryServiceClient::with_interceptor(channel, bearer)
+                .get_enterprise(pb::GetEnterpriseRequest {
+                    name: format!("enterprises/{}", uscc(1)),
+                })
+                .await
+        });
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let probe = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    assert!(probe.is_ok(), "health is never shed: {probe:?}");
+    let (mut served, mut shed) = (0, 0);
+    while let Some(r) = calls.join_next().await {
+        match r.unwrap() {
+            Ok(_) => served += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert!(e.get_details_retry_info().is_some());
+                shed += 1;
+            }
+        }
+    }
+    let _ = stop.send(());
+    assert!(served > 0 && shed > 0, "served {served}, shed {shed}");
+}
