@@ -20,11 +20,12 @@ CREATE TABLE audit_entries (
 CREATE INDEX audit_entries_by_agency ON audit_entries (agency, seq);
 CREATE INDEX audit_entries_by_time ON audit_entries (time);
 
+-- WITHOUT ROWID: the key is the whole row, so each subject is one B-tree insert, not two.
 CREATE TABLE audit_subjects (
     subject  TEXT NOT NULL,
     seq      INTEGER NOT NULL,
     PRIMARY KEY (subject, seq)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE audit_checkpoints (
     seq         INTEGER PRIMARY KEY,
