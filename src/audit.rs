@@ -264,21 +264,32 @@ type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// The gRPC status code name of a response: trailers-only errors carry `grpc-status`
 /// in the headers; a response that starts with headers alone is being answered.
-fn outcome(headers: &http::HeaderMap) -> String {
+fn outcome(headers: &http::HeaderMap) -> &'static str {
+    use tonic::Code::*;
     let code = headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
-        .unwrap_or(tonic::Code::Ok);
-    format!("{code:?}")
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let upper = c.is_ascii_uppercase() && i > 0;
-            upper.then_some('_').into_iter().chain(c.to_uppercase())
-        })
-        .collect()
+        .map_or(Ok, tonic::Code::from_i32);
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 impl<S, B> Service<http::Request<B>> for Audited<S>
@@ -320,7 +331,7 @@ where
                 subjects: noted.subjects,
                 purpose: noted.purpose,
                 case_reference: noted.case_reference,
-                outcome: outcome(response.headers()),
+                outcome: outcome(response.headers()).to_string(),
                 result_count: noted.result_count,
             };
             match log.record(event).await {

@@ -4,8 +4,7 @@
 
 use sqlx::Row;
 
-use super::grades::fetch_json;
-use super::sql::{bind_all, multi_insert, placeholders, select_json, Val};
+use super::sql::{bind_all, fetch_json, multi_insert, placeholders, select_json, Val};
 use super::{stored_code, Backend, Result, Store};
 use crate::domain::audit::{
     AuditEntry, AuditEvent, ChainBreak, ChainCheck, Checkpoint, GENESIS_HASH,

@@ -7,7 +7,9 @@ use chrono::NaiveDate;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::sql::{bind_all, in_json, json_keys, multi_insert, placeholders, select_json, Val};
+use super::sql::{
+    bind_all, fetch_json, in_json, json_keys, multi_insert, placeholders, select_json, Val,
+};
 use super::{now_millis, stored_code, stored_date, Backend, Error, Result, Store};
 use crate::domain::codes::{
     GradeChangeCause, RecordKind, RecordStatus, RegulatoryDomain, RoleKind, Tier,
@@ -79,19 +81,6 @@ type FactRow = (
     Option<String>,
 );
 
-/// Runs a [`select_json`] query and decodes its one value into rows.
-pub(super) async fn fetch_json<'c, T: serde::de::DeserializeOwned>(
-    on: impl sqlx::Executor<'c, Database = Any>,
-    sql: &str,
-    vals: Vec<Val>,
-) -> Result<Vec<T>> {
-    let text: String = bind_all(sqlx::query(sql), vals)
-        .fetch_one(on)
-        .await?
-        .try_get(0)?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("aggregated rows: {e}")))
-}
-
 /// (subject key, fact) from a row of [`FACT_COLUMNS`].
 fn fact_from_json(row: FactRow) -> Result<(String, Fact)> {
     let (subject, id, kind, tier, domain, decision, end, status, attributes) = row;
@@ -118,7 +107,7 @@ fn fact_from_json(row: FactRow) -> Result<(String, Fact)> {
     ))
 }
 
-fn uscc_of(s: String) -> Result<Uscc> {
+pub(super) fn uscc_of(s: String) -> Result<Uscc> {
     Uscc::parse(&s).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
@@ -181,25 +170,9 @@ impl Store {
         let reps = self
             .legal_representatives(tx, targets.keys().map(Uscc::as_str))
             .await?;
-        let mut represented: HashMap<String, Vec<String>> = HashMap::new();
-        let rep_keys: BTreeSet<&str> = reps.values().map(String::as_str).collect();
-        let rows: Vec<(String, String)> = fetch_json(
-            &mut **tx,
-            &select_json(
-                b,
-                &["uscc", "person_key"],
-                &format!(
-                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
-                    RoleKind::LegalRepresentative.code(),
-                    in_json(b, "person_key", 1)
-                ),
-            ),
-            vec![json_keys(rep_keys)],
-        )
-        .await?;
-        for (uscc, key) in rows {
-            represented.entry(key).or_default().push(uscc);
-        }
+        let represented = self
+            .represented_by(tx, reps.values().map(String::as_str))
+            .await?;
         if related {
             for usccs in represented.values() {
                 for u in usccs {
@@ -421,14 +394,16 @@ impl Store {
         }
     }
 
-    /// uscc -> person key of the current legal representative.
-    async fn legal_representatives(
+    /// (uscc, person key) of every current legal representative whose `column`
+    /// (`uscc` or `person_key`) is one of `keys`.
+    async fn legal_representations(
         &self,
         tx: &mut Transaction<'static, Any>,
-        usccs: impl IntoIterator<Item = &str>,
-    ) -> Result<HashMap<String, String>> {
+        column: &str,
+        keys: impl IntoIterator<Item = &str>,
+    ) -> Result<Vec<(String, String)>> {
         let b = self.backend;
-        let rows: Vec<(String, String)> = fetch_json(
+        fetch_json(
             &mut **tx,
             &select_json(
                 b,
@@ -436,37 +411,39 @@ impl Store {
                 &format!(
                     "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
                     RoleKind::LegalRepresentative.code(),
-                    in_json(b, "uscc", 1)
+                    in_json(b, column, 1)
                 ),
             ),
-            vec![json_keys(usccs)],
+            vec![json_keys(keys)],
         )
-        .await?;
+        .await
+    }
+
+    /// uscc -> person key of the current legal representative.
+    async fn legal_representatives(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: impl IntoIterator<Item = &str>,
+    ) -> Result<HashMap<String, String>> {
+        let rows = self.legal_representations(tx, "uscc", usccs).await?;
         Ok(rows.into_iter().collect())
     }
 
-    /// The enterprises a person currently represents as legal representative.
+    /// person key -> the enterprises (USCCs) that person currently represents as legal
+    /// representative, in one look-up for all of `person_keys`.
     pub(super) async fn represented_by(
         &self,
         tx: &mut Transaction<'static, Any>,
-        person_keys: Vec<&str>,
-    ) -> Result<Vec<Uscc>> {
-        let b = self.backend;
-        let rows: Vec<(String,)> = fetch_json(
-            &mut **tx,
-            &select_json(
-                b,
-                &["uscc"],
-                &format!(
-                    "enterprise_roles WHERE role = '{}' AND end_date IS NULL AND {}",
-                    RoleKind::LegalRepresentative.code(),
-                    in_json(b, "person_key", 1)
-                ),
-            ),
-            vec![json_keys(person_keys)],
-        )
-        .await?;
-        rows.into_iter().map(|(u,)| uscc_of(u)).collect()
+        person_keys: impl IntoIterator<Item = &str>,
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (uscc, key) in self
+            .legal_representations(tx, "person_key", person_keys)
+            .await?
+        {
+            out.entry(key).or_default().push(uscc);
+        }
+        Ok(out)
     }
 
     /// A receiver that changes whenever this process writes grade history.
@@ -542,10 +519,13 @@ impl Store {
                 }
                 ids.push(id);
             }
+            let represented = self
+                .represented_by(&mut tx, persons.iter().map(|(key, _)| key.as_str()))
+                .await?;
             for (key, id) in &persons {
-                for u in self.represented_by(&mut tx, vec![key.as_str()]).await? {
+                for u in represented.get(key).into_iter().flatten() {
                     targets
-                        .entry(u)
+                        .entry(uscc_of(u.clone())?)
                         .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
                 }
             }

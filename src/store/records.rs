@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::grades::Targets;
+use super::grades::{uscc_of, Targets};
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
@@ -473,6 +473,11 @@ impl Store {
         records: &[&Record],
         cause: GradeChangeCause,
     ) -> Result<Targets> {
+        let persons = records.iter().filter_map(|r| match &r.content.subject {
+            Subject::Person(p) => Some(p.key.as_str()),
+            Subject::Enterprise(_) => None,
+        });
+        let represented = self.represented_by(tx, persons).await?;
         let mut targets = Targets::new();
         for r in records {
             match &r.content.subject {
@@ -480,8 +485,10 @@ impl Store {
                     targets.insert(u.clone(), (cause, Some(r.id.clone())));
                 }
                 Subject::Person(p) => {
-                    for u in self.represented_by(tx, vec![p.key.as_str()]).await? {
-                        targets.entry(u).or_insert((cause, Some(r.id.clone())));
+                    for u in represented.get(p.key.as_str()).into_iter().flatten() {
+                        targets
+                            .entry(uscc_of(u.clone())?)
+                            .or_insert((cause, Some(r.id.clone())));
                     }
                 }
             }

@@ -3,7 +3,7 @@
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::Any;
+use sqlx::{Any, Row};
 
 use super::Backend;
 
@@ -217,6 +217,19 @@ pub fn placeholders(backend: Backend, first: usize, n: usize) -> String {
         .map(|i| mark(backend, i))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Runs a [`select_json`] query and decodes its one value into rows.
+pub async fn fetch_json<'c, T: serde::de::DeserializeOwned>(
+    on: impl sqlx::Executor<'c, Database = Any>,
+    sql: &str,
+    vals: Vec<Val>,
+) -> super::Result<Vec<T>> {
+    let text: String = bind_all(sqlx::query(sql), vals)
+        .fetch_one(on)
+        .await?
+        .try_get(0)?;
+    serde_json::from_str(&text).map_err(|e| super::Error::Corrupt(format!("aggregated rows: {e}")))
 }
 
 #[cfg(test)]

@@ -58,6 +58,38 @@ fn verify_cli(app: &TestApp) -> (bool, String) {
     )
 }
 
+/// Another server on the test's database, as a second replica or process would run:
+/// its own pool, configured by `configure`. Returns a channel to it and its stop switch.
+async fn second_server(
+    app: &TestApp,
+    configure: impl FnOnce(Server) -> Server,
+) -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
+    let store = if backend() == "postgres" {
+        Store::open_postgres(&app.db_url, 8).await.unwrap()
+    } else {
+        Store::open_sqlite(&app.data_dir).await.unwrap()
+    };
+    let server = configure(
+        Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
+            .await
+            .unwrap(),
+    );
+    let addr = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    let channel = tonic::transport::Channel::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (channel, stop)
+}
+
 #[tokio::test]
 async fn every_rpc_needs_a_token_and_its_own_scope() {
     let app = spawn_app().await;
@@ -327,28 +359,7 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
 async fn two_servers_on_one_database_extend_one_chain() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    // A second server process's worth of state: its own pool on the same database.
-    let second: Store = if backend() == "postgres" {
-        Store::open_postgres(&app.db_url, 8).await.unwrap()
-    } else {
-        Store::open_sqlite(&app.data_dir).await.unwrap()
-    };
-    let server = Server::bind(second, app.keyer.clone(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy::default(),
-    ));
-    let other = tonic::transport::Channel::from_shared(addr)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (other, stop) = second_server(&app, |s| s).await;
 
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -472,28 +483,7 @@ async fn an_agency_over_its_quota_is_refused_while_others_are_served() {
 async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    let store = if backend() == "postgres" {
-        Store::open_postgres(&app.db_url, 8).await.unwrap()
-    } else {
-        Store::open_sqlite(&app.data_dir).await.unwrap()
-    };
-    let server = Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
-        .await
-        .unwrap()
-        .max_concurrent_calls(1);
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy::default(),
-    ));
-    let channel = tonic::transport::Channel::from_shared(addr)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (channel, stop) = second_server(&app, |s| s.max_concurrent_calls(1)).await;
 
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..100 {
