@@ -90,6 +90,7 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
             display_name: "bench".into(),
             kind: AgencyKind::MarketRegulation,
             scopes: Default::default(),
+            cert_subject: None,
         })
         .await
         .expect("agency");

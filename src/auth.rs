@@ -16,6 +16,7 @@ use tower::{Layer, Service};
 use crate::api::error::status;
 use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
+use crate::peer::PeerPolicy;
 use crate::store::Store;
 
 /// gRPC paths callable without a token.
@@ -165,6 +166,7 @@ pub struct AuthLayer {
     store: Store,
     cache: TokenCache,
     quotas: Quotas,
+    peers: Arc<PeerPolicy>,
 }
 
 impl AuthLayer {
@@ -178,7 +180,14 @@ impl AuthLayer {
                 default_rate,
                 ..Quotas::default()
             },
+            peers: Arc::new(PeerPolicy::default()),
         }
+    }
+
+    /// Which gateways may forward their callers' client certificates.
+    pub fn with_peers(mut self, peers: PeerPolicy) -> Self {
+        self.peers = Arc::new(peers);
+        self
     }
 }
 
@@ -191,6 +200,7 @@ impl<S> Layer<S> for AuthLayer {
             store: self.store.clone(),
             cache: self.cache.clone(),
             quotas: self.quotas.clone(),
+            peers: self.peers.clone(),
         }
     }
 }
@@ -202,6 +212,7 @@ pub struct Authenticate<S> {
     store: Store,
     cache: TokenCache,
     quotas: Quotas,
+    peers: Arc<PeerPolicy>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -230,11 +241,12 @@ where
         let store = self.store.clone();
         let cache = self.cache.clone();
         let quotas = self.quotas.clone();
+        let peers = self.peers.clone();
         Box::pin(async move {
             if is_public(req.uri().path()) {
                 return inner.call(req).await;
             }
-            let scoped = authenticate(&store, &cache, req.headers())
+            let scoped = authenticate(&store, &cache, &peers, req.extensions(), req.headers())
                 .await
                 .and_then(|agency| {
                     if let Some(note) = req.extensions().get::<AuditNote>() {
@@ -260,24 +272,53 @@ where
     }
 }
 
+fn unauthenticated(message: &str) -> Status {
+    status(
+        tonic::Code::Unauthenticated,
+        message,
+        "UNAUTHENTICATED",
+        tonic_types::ErrorDetails::new(),
+    )
+}
+
+/// The agency behind a call: by its client certificate (direct, or forwarded by a
+/// trusted gateway), by its bearer token, or by both when they agree. A certificate
+/// that names no agency is refused even alongside a good token, so a stolen token
+/// cannot ride on someone else's connection.
 async fn authenticate(
     store: &Store,
     cache: &TokenCache,
+    peers: &PeerPolicy,
+    extensions: &http::Extensions,
     headers: &http::HeaderMap,
 ) -> Result<Agency, Status> {
-    let unauthenticated = |message: &str| {
-        status(
-            tonic::Code::Unauthenticated,
-            message,
-            "UNAUTHENTICATED",
-            tonic_types::ErrorDetails::new(),
-        )
+    let by_certificate = match peers
+        .presented(extensions, headers)
+        .map_err(|e| unauthenticated(&e.to_string()))?
+    {
+        Some(names) => Some(agency_by_certificate(store, cache, &names).await?),
+        None => None,
     };
-    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(unauthenticated(
-            "missing bearer token: send metadata `authorization: Bearer <token>`",
-        ));
+    let by_token = match headers.get(http::header::AUTHORIZATION) {
+        Some(value) => Some(agency_by_token(store, cache, value).await?),
+        None => None,
     };
+    match (by_certificate, by_token) {
+        (Some(cert), Some(token)) if cert.id != token.id => Err(unauthenticated(
+            "the client certificate and the bearer token belong to different agencies",
+        )),
+        (Some(agency), _) | (None, Some(agency)) => Ok(agency),
+        (None, None) => Err(unauthenticated(
+            "missing credentials: send metadata `authorization: Bearer <token>` or connect with a registered client certificate",
+        )),
+    }
+}
+
+async fn agency_by_token(
+    store: &Store,
+    cache: &TokenCache,
+    value: &http::HeaderValue,
+) -> Result<Agency, Status> {
     let token = value
         .to_str()
         .ok()
@@ -295,6 +336,34 @@ async fn authenticate(
             Ok(agency)
         }
         Ok(None) => Err(unauthenticated("unknown or revoked token")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn agency_by_certificate(
+    store: &Store,
+    cache: &TokenCache,
+    names: &[String],
+) -> Result<Agency, Status> {
+    // Certificate names share the token cache under a prefix no token hash can have.
+    let key = format!("cert:{}", names.join("\n"));
+    if let Some(agency) = cache.get(&key) {
+        return Ok(agency);
+    }
+    match store.agency_by_certificate(names).await {
+        Ok(Some(agency)) => {
+            cache.put(key, agency.clone());
+            Ok(agency)
+        }
+        Ok(None) => {
+            let mut shown: String = names[0].chars().take(100).collect();
+            if names.len() > 1 {
+                shown.push_str(&format!(" and {} other name(s)", names.len() - 1));
+            }
+            Err(unauthenticated(&format!(
+                "the client certificate ({shown}) is not registered to an active agency"
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }

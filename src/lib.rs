@@ -10,9 +10,10 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod overload;
+pub mod peer;
 pub mod proto;
 pub mod seed;
 pub mod server;
 pub mod store;
 
-pub use server::{Server, ShutdownPolicy};
+pub use server::{Server, ShutdownPolicy, TlsFiles};

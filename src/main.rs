@@ -69,6 +69,28 @@ struct ServeArgs {
     /// `policies/purposes.toml`).
     #[arg(long, env = "CREDIT_HUB_PURPOSES_FILE")]
     purposes_file: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "CREDIT_HUB_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CREDIT_HUB_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign agencies' client certificates (mutual TLS).
+    /// Clients without a certificate still authenticate by token.
+    #[arg(long, env = "CREDIT_HUB_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// A gateway whose forwarded client certificates are believed (repeatable): a name
+    /// its own client certificate carries, or the address or CIDR block its plaintext
+    /// connections come from. Forwarded certificates from anyone else are ignored.
+    #[arg(
+        long = "trusted-gateway",
+        env = "CREDIT_HUB_TRUSTED_GATEWAYS",
+        value_delimiter = ','
+    )]
+    trusted_gateways: Vec<credit_hub::peer::Gateway>,
+    /// The header a trusted gateway puts the client certificate in (Envoy's format).
+    #[arg(long, env = "CREDIT_HUB_FORWARDED_CERT_HEADER", default_value = credit_hub::peer::DEFAULT_FORWARDED_CERT_HEADER)]
+    forwarded_cert_header: String,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -246,6 +268,12 @@ enum AgencyCommand {
         /// --default-rate-limit).
         #[arg(long)]
         rate_limit: Option<u32>,
+        /// A name its TLS client certificate carries (subject Common Name, or a DNS,
+        /// URI or e-mail Subject Alternative Name): connections presenting such a
+        /// certificate, signed by the server's --tls-client-ca, act as this agency
+        /// without a token.
+        #[arg(long)]
+        cert_subject: Option<String>,
     },
     /// List agencies (never tokens).
     List {
@@ -507,14 +535,35 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
             args.storage.data_dir.join("demo-tokens.txt").display()
         );
     }
-    let server = Server::bind(store, keyer, &args.listen)
+    let peers = credit_hub::peer::PeerPolicy::new(
+        args.trusted_gateways.clone(),
+        &args.forwarded_cert_header,
+    )
+    .map_err(|e| anyhow::anyhow!("--forwarded-cert-header: {e}"))?;
+    let mut server = Server::bind(store, keyer, &args.listen)
         .await?
+        .peers(peers)
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)
         .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0))
         .max_concurrent_calls(args.max_concurrent_calls);
-    tracing::info!(addr = %server.local_addr(), "credit-hub serving");
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        server = server.tls(credit_hub::TlsFiles {
+            cert: read(cert)?,
+            key: read(key)?,
+            client_ca: args.tls_client_ca.as_ref().map(read).transpose()?,
+        });
+    }
+    tracing::info!(
+        addr = %server.local_addr(),
+        tls = args.tls_cert.is_some(),
+        mutual_tls = args.tls_client_ca.is_some(),
+        "credit-hub serving"
+    );
     let policy = ShutdownPolicy {
         announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),
         drain: Duration::from_secs_f64(args.drain_secs.max(0.0)),
@@ -551,6 +600,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             kind,
             scopes,
             rate_limit,
+            cert_subject,
         } => {
             let kind = AgencyKind::from_label(&kind).with_context(|| {
                 let kinds: Vec<_> = AgencyKind::ALL.iter().map(|k| k.label()).collect();
@@ -565,6 +615,10 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<BTreeSet<_>>>()?;
+            let cert_subject = cert_subject.map(|c| c.trim().to_owned());
+            if cert_subject.as_deref() == Some("") {
+                bail!("--cert-subject cannot be empty");
+            }
             let store = storage.open_store().await?;
             store.migrate().await?;
             let (agency, token) = store
@@ -572,11 +626,13 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
                     display_name: name,
                     kind,
                     scopes,
+                    cert_subject,
                 })
                 .await?;
             if rate_limit.is_some() {
                 store.set_agency_rate_limit(&agency.id, rate_limit).await?;
             }
+
             eprintln!(
                 "created agencies/{} ({})",
                 agency.id,
@@ -592,18 +648,23 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
         }
         AgencyCommand::List { storage } => {
             let store = storage.open_store().await?;
-            for (a, revoked) in store.list_agencies().await? {
+            for listing in store.list_agencies().await? {
+                let a = &listing.agency;
                 println!(
-                    "{:<28} {:<18} {:<8} {:<24} {}",
+                    "{:<28} {:<18} {:<8} {:<24} {}{}",
                     a.id,
                     a.kind.label(),
-                    if revoked { "revoked" } else { "active" },
+                    if listing.revoked { "revoked" } else { "active" },
                     a.display_name,
                     a.scopes
                         .iter()
                         .map(|s| s.code())
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(" "),
+                    listing
+                        .cert_subject
+                        .map(|c| format!("  certificate: {c}"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())

@@ -309,6 +309,7 @@ pub async fn seed(
                     display_name,
                     kind: *kind,
                     scopes: Default::default(),
+                    cert_subject: None,
                 })
                 .await?,
         );

@@ -18,6 +18,7 @@ use crate::auth::AuthLayer;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
 use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
+use crate::peer::PeerPolicy;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
     grade_service_server::GradeServiceServer, record_service_server::RecordServiceServer,
@@ -48,6 +49,42 @@ impl Default for ShutdownPolicy {
     }
 }
 
+/// The server's TLS material, PEM-encoded.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: Vec<u8>,
+    /// Its private key.
+    pub key: Vec<u8>,
+    /// CA certificates that sign agencies' client certificates. Clients without a
+    /// certificate are still accepted (they authenticate by token); a certificate not
+    /// signed by one of these fails the handshake.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("cert", &format_args!("{} bytes", self.cert.len()))
+            .field("key", &"[redacted]")
+            .field("client_ca", &self.client_ca.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl TlsFiles {
+    fn config(&self) -> tonic::transport::ServerTlsConfig {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&self.cert, &self.key));
+        if let Some(ca) = &self.client_ca {
+            config = config
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true);
+        }
+        config
+    }
+}
+
 /// A bound, not yet serving, server.
 pub struct Server {
     listener: TcpListener,
@@ -56,6 +93,8 @@ pub struct Server {
     audit: AuditSettings,
     default_rate: Option<u32>,
     max_concurrent_calls: usize,
+    tls: Option<TlsFiles>,
+    peers: PeerPolicy,
 }
 
 impl Server {
@@ -76,6 +115,8 @@ impl Server {
             audit: AuditSettings::default(),
             default_rate: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            tls: None,
+            peers: PeerPolicy::default(),
         })
     }
 
@@ -120,6 +161,18 @@ impl Server {
         self
     }
 
+    /// Serves TLS (HTTP/2 over TLS 1.2/1.3) instead of plaintext HTTP/2.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Which gateways may forward their callers' client certificates.
+    pub fn peers(mut self, peers: PeerPolicy) -> Self {
+        self.peers = peers;
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -134,6 +187,12 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         policy: ShutdownPolicy,
     ) -> anyhow::Result<()> {
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder
+                .tls_config(tls.config())
+                .context("invalid TLS certificate, key or client CA")?;
+        }
         let (reporter, health) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -156,10 +215,10 @@ impl Server {
         // client's delayed ACK: about 40 ms of nothing.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let audit = AuditLog::start(store.clone(), self.audit.clone());
-        let serve = tonic::transport::Server::builder()
+        let serve = builder
             .layer(ShedLayer::new(self.max_concurrent_calls))
             .layer(AuditLayer::new(audit))
-            .layer(AuthLayer::new(store.clone(), self.default_rate))
+            .layer(AuthLayer::new(store.clone(), self.default_rate).with_peers(self.peers))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -29,9 +29,25 @@ pub struct ClientArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub addr: String,
-    /// Bearer token of the calling agency (see `agency add` or demo-tokens.txt).
-    #[arg(long, env = "CREDIT_HUB_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// Bearer token of the calling agency (see `agency add` or demo-tokens.txt); may be
+    /// left out when --tls-client-cert identifies the agency.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "tls_client_cert"
+    )]
+    pub token: Option<String>,
+    /// CA certificate (PEM) that signed the server's certificate; with an `https://`
+    /// --addr the system's roots are not consulted, so this is required there.
+    #[arg(long, env = "CREDIT_HUB_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The agency's client certificate (PEM) for mutual TLS; needs --tls-client-key.
+    #[arg(long, env = "CREDIT_HUB_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub tls_client_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-client-cert.
+    #[arg(long, env = "CREDIT_HUB_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub tls_client_key: Option<std::path::PathBuf>,
     /// Print JSON lines instead of tables.
     #[arg(long, env = "CREDIT_HUB_JSON")]
     pub json: bool,
@@ -42,41 +58,74 @@ impl std::fmt::Debug for ClientArgs {
         f.debug_struct("ClientArgs")
             .field("addr", &self.addr)
             .field("token", &"[REDACTED]")
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client_cert", &self.tls_client_cert)
             .finish()
     }
 }
 
-/// Adds the bearer token to every call.
+/// Adds the bearer token, if any, to every call.
 #[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl Bearer {
     /// A bearer for `token`; fails if the token cannot be sent as metadata.
     pub fn new(token: &str) -> anyhow::Result<Self> {
-        Ok(Bearer(
+        Ok(Bearer(Some(
             format!("Bearer {token}")
                 .parse()
                 .context("token has invalid characters")?,
-        ))
+        )))
+    }
+
+    /// No token: the client certificate identifies the caller.
+    pub fn none() -> Self {
+        Bearer(None)
     }
 }
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
         Ok(req)
     }
 }
 
 /// An authenticated channel to the service.
 pub async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, Bearer)> {
-    let channel = Channel::from_shared(args.addr.clone())
+    let mut endpoint = Channel::from_shared(args.addr.clone())
         .context("--addr is not a URL")?
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    if args.tls_ca.is_some() || args.tls_client_cert.is_some() || args.addr.starts_with("https://")
+    {
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        match &args.tls_ca {
+            Some(ca) => {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?))
+            }
+            None => anyhow::bail!("--tls-ca is required to connect over TLS"),
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
+        }
+        endpoint = endpoint.tls_config(tls).context("invalid TLS settings")?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot reach credit-hub at {}", args.addr))?;
-    let bearer = Bearer::new(&args.token)?;
+    let bearer = match &args.token {
+        Some(token) => Bearer::new(token)?,
+        None => Bearer::none(),
+    };
     Ok((channel, bearer))
 }
 

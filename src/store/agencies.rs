@@ -18,6 +18,10 @@ pub struct NewAgency {
     pub kind: AgencyKind,
     /// Empty means the kind's default scopes.
     pub scopes: BTreeSet<Scope>,
+    /// A name its TLS client certificate carries (Common Name, or a DNS, URI or e-mail
+    /// Subject Alternative Name); connections presenting it act as this agency. One
+    /// name identifies at most one agency.
+    pub cert_subject: Option<String>,
 }
 
 /// The SHA-256 of a token, hex: the only form a token is kept in.
@@ -33,6 +37,15 @@ fn new_token() -> String {
         "chub_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
+}
+
+/// An agency with what only administrators see.
+#[derive(Debug, Clone)]
+pub struct AgencyListing {
+    pub agency: Agency,
+    pub revoked: bool,
+    /// The client-certificate name bound to it, if any.
+    pub cert_subject: Option<String>,
 }
 
 fn agency_from_row(row: &AnyRow) -> Result<Agency> {
@@ -70,6 +83,19 @@ impl Store {
             scopes,
             rate_limit: None,
         };
+        if let Some(name) = &new.cert_subject {
+            let taken: Option<String> =
+                sqlx::query_scalar("SELECT id FROM agencies WHERE cert_subject = $1")
+                    .bind(name)
+                    .fetch_optional(&self.read)
+                    .await?;
+            if let Some(other) = taken {
+                return Err(crate::domain::Error::AlreadyExists(format!(
+                    "the certificate name {name:?} already identifies agencies/{other}"
+                ))
+                .into());
+            }
+        }
         let token = new_token();
         let scope_text = agency
             .scopes
@@ -78,8 +104,8 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" ");
         sqlx::query(
-            "INSERT INTO agencies (id, display_name, kind, scopes, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO agencies (id, display_name, kind, scopes, token_hash, created_at, cert_subject) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&agency.id)
         .bind(&agency.display_name)
@@ -87,6 +113,7 @@ impl Store {
         .bind(scope_text)
         .bind(token_hash(&token))
         .bind(now_millis())
+        .bind(&new.cert_subject)
         .execute(&self.write)
         .await?;
         Ok((agency, token))
@@ -118,17 +145,40 @@ impl Store {
         Ok(())
     }
 
-    /// Every agency, with whether it is revoked.
-    pub async fn list_agencies(&self) -> Result<Vec<(Agency, bool)>> {
+    /// The active agency whose certificate name is one of `names`.
+    pub async fn agency_by_certificate(&self, names: &[String]) -> Result<Option<Agency>> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT id, display_name, kind, scopes, rate_limit FROM agencies \
+             WHERE revoked_at IS NULL AND cert_subject IN ({}) ORDER BY id LIMIT 1",
+            super::sql::placeholders(self.backend(), 1, names.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for name in names {
+            query = query.bind(name);
+        }
+        let row = query.fetch_optional(&self.read).await?;
+        row.as_ref().map(agency_from_row).transpose()
+    }
+
+    /// Every agency, as `agency list` shows it.
+    pub async fn list_agencies(&self) -> Result<Vec<AgencyListing>> {
         let rows = sqlx::query(
-            "SELECT id, display_name, kind, scopes, rate_limit, revoked_at FROM agencies ORDER BY id",
+            "SELECT id, display_name, kind, scopes, rate_limit, revoked_at, cert_subject \
+             FROM agencies ORDER BY id",
         )
         .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|row| {
                 let revoked: Option<i64> = row.try_get("revoked_at")?;
-                Ok((agency_from_row(row)?, revoked.is_some()))
+                Ok(AgencyListing {
+                    agency: agency_from_row(row)?,
+                    revoked: revoked.is_some(),
+                    cert_subject: row.try_get("cert_subject")?,
+                })
             })
             .collect()
     }

@@ -25,7 +25,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 use crate::domain;
 use crate::domain::grading::ModelSet;
 
-pub use agencies::{token_hash, NewAgency};
+pub use agencies::{token_hash, AgencyListing, NewAgency};
 pub use audit::{AuditFilter, VerifiedChain};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;

@@ -9,8 +9,8 @@ use credit_hub::domain::agency::Scope;
 use credit_hub::domain::audit::ChainBreak;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
-use credit_hub::store::{NewAgency, Store};
-use credit_hub::{Server, ShutdownPolicy};
+use credit_hub::store::NewAgency;
+use credit_hub::Server;
 use prost::Message;
 use sqlx::Connection;
 use tonic::Code;
@@ -25,6 +25,7 @@ async fn agency_with(app: &TestApp, scopes: BTreeSet<Scope>, kind: AgencyKind) -
             display_name: format!("scoped {scopes:?}"),
             kind,
             scopes,
+            cert_subject: None,
         })
         .await
         .unwrap();
@@ -58,31 +59,13 @@ fn verify_cli(app: &TestApp) -> (bool, String) {
     )
 }
 
-/// Another server on the test's database, as a second replica or process would run:
-/// its own pool, configured by `configure`. Returns a channel to it and its stop switch.
+/// Another server on the test's database, configured by `configure`, and a channel to it.
 async fn second_server(
     app: &TestApp,
     configure: impl FnOnce(Server) -> Server,
 ) -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
-    let store = if backend() == "postgres" {
-        Store::open_postgres(&app.db_url, 8).await.unwrap()
-    } else {
-        Store::open_sqlite(&app.data_dir).await.unwrap()
-    };
-    let server = configure(
-        Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
-            .await
-            .unwrap(),
-    );
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy::default(),
-    ));
-    let channel = tonic::transport::Channel::from_shared(addr)
+    let (addr, stop) = another_server(app, configure).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await

@@ -108,6 +108,7 @@ pub async fn spawn_app() -> TestApp {
                 display_name: format!("test {}", kind.label()),
                 kind: *kind,
                 scopes: Default::default(),
+                cert_subject: None,
             })
             .await
             .expect("create agency");
@@ -149,6 +150,33 @@ pub async fn spawn_app() -> TestApp {
         shutdown: Some(tx),
         _dir: dir,
     }
+}
+
+/// Another server on the test's database, as a second replica or process would run:
+/// its own pool, configured by `configure`. Returns its address and its stop switch.
+pub async fn another_server(
+    app: &TestApp,
+    configure: impl FnOnce(Server) -> Server,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let store = if backend() == "postgres" {
+        Store::open_postgres(&app.db_url, 8).await.unwrap()
+    } else {
+        Store::open_sqlite(&app.data_dir).await.unwrap()
+    };
+    let server = configure(
+        Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
+            .await
+            .unwrap(),
+    );
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    (addr, stop)
 }
 
 impl TestApp {

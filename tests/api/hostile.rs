@@ -147,6 +147,7 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
             display_name: "every scope".into(),
             kind: AgencyKind::MarketRegulation,
             scopes: all,
+            cert_subject: None,
         })
         .await
         .unwrap();

@@ -12,3 +12,4 @@ mod other_languages;
 mod privacy;
 mod records;
 mod registry;
+mod tls;

@@ -163,12 +163,20 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
     storage.database_url = Some("postgres://svc:db-password-42@db/credit".into());
     let audit = credit_hub::audit::AuditSettings::default();
     let audit_secret = hex::encode(audit.signing_key.to_bytes());
+    let tls = credit_hub::TlsFiles {
+        cert: b"cert".to_vec(),
+        key: b"tls-private-key-material".to_vec(),
+        client_ca: None,
+    };
     let debug = format!(
-        "{storage:?} {:?} {audit:?} {:?}",
+        "{storage:?} {:?} {audit:?} {:?} {tls:?}",
         app.keyer,
         credit_hub::cli::ClientArgs {
             addr: "http://x".into(),
-            token: "chub_client-token".into(),
+            token: Some("chub_client-token".into()),
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
             json: false,
         }
     );
@@ -178,6 +186,7 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
         "test-secret-0123456789abcdef",
         &audit_secret,
         "chub_client-token",
+        "tls-private-key-material",
     ] {
         assert!(
             !debug.contains(secret),
