@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use tokio::sync::{mpsc, oneshot};
@@ -93,7 +93,15 @@ impl AuditLog {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (done, committed) = oneshot::channel();
         let unavailable = || Status::unavailable("the audit log cannot be written; retry later");
-        tx.send((event, done)).await.map_err(|_| unavailable())?;
+        // Queued without waiting while there is room, so an entry is written even if
+        // the call is dropped (deadline, disconnect) before its commit is confirmed.
+        match tx.try_send((event, done)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                tx.send(pending).await.map_err(|_| unavailable())?
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(unavailable()),
+        }
         match committed.await {
             Ok(true) => Ok(()),
             _ => Err(unavailable()),
@@ -230,7 +238,95 @@ impl AuditNote {
     }
 }
 
+/// Answers go out this long before the caller's deadline, so that the answer
+/// (DEADLINE_EXCEEDED) still reaches a caller that is about to give up.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
+
+/// The caller's time budget from the `grpc-timeout` header: 1 to 8 digits and a unit
+/// (`H`, `M`, `S`, `m`, `u`, `n`). None when absent or malformed (then no deadline).
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn deadline_exceeded(budget: Duration) -> Status {
+    crate::api::error::status(
+        tonic::Code::DeadlineExceeded,
+        format!(
+            "the caller's deadline ({} ms) passed before the call finished and its work was stopped; \
+             a write retried with the same request_id is applied at most once",
+            budget.as_millis()
+        ),
+        "DEADLINE_EXCEEDED",
+        tonic_types::ErrorDetails::new(),
+    )
+}
+
+/// A call's entry while the call runs. If the call is dropped before it finishes (the
+/// transport's own deadline, the client going away) the entry is still queued, as
+/// DEADLINE_EXCEEDED or CANCELLED: an attempt is accounted for even when unanswered.
+struct Unfinished {
+    log: AuditLog,
+    note: AuditNote,
+    method: String,
+    time: i64,
+    deadline: Option<Instant>,
+    armed: bool,
+}
+
+impl Unfinished {
+    fn event(&mut self, outcome: &str) -> AuditEvent {
+        self.armed = false;
+        let noted = self.note.take();
+        AuditEvent {
+            time: self.time,
+            agency: noted.agency,
+            method: std::mem::take(&mut self.method),
+            request_id: noted.request_id,
+            subjects: noted.subjects,
+            purpose: noted.purpose,
+            case_reference: noted.case_reference,
+            outcome: outcome.to_string(),
+            result_count: noted.result_count,
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let outcome = match self.deadline {
+            Some(d) if Instant::now() + DEADLINE_MARGIN >= d => "DEADLINE_EXCEEDED",
+            _ => "CANCELLED",
+        };
+        let event = self.event(outcome);
+        if let Some(tx) = &self.log.tx {
+            let (done, _) = oneshot::channel();
+            if tx.try_send((event, done)).is_err() {
+                tracing::error!("audit queue full: an abandoned call's entry was not written");
+            }
+        }
+    }
+}
+
 /// The layer; wraps every service, outside authentication so refusals are logged too.
+/// It also keeps the caller's deadline: past it the call's work is dropped (its
+/// transaction rolls back) and the answer is DEADLINE_EXCEEDED.
 #[derive(Clone)]
 pub struct AuditLayer {
     log: AuditLog,
@@ -320,20 +416,26 @@ where
             }
             let note = AuditNote::default();
             req.extensions_mut().insert(note.clone());
-            let time = now_millis();
-            let response = inner.call(req).await?;
-            let noted = note.take();
-            let event = AuditEvent {
-                time,
-                agency: noted.agency,
+            let budget = grpc_timeout(req.headers());
+            let mut unfinished = Unfinished {
+                log: log.clone(),
+                note,
                 method,
-                request_id: noted.request_id,
-                subjects: noted.subjects,
-                purpose: noted.purpose,
-                case_reference: noted.case_reference,
-                outcome: outcome(response.headers()).to_string(),
-                result_count: noted.result_count,
+                time: now_millis(),
+                deadline: budget.map(|b| Instant::now() + b),
+                armed: true,
             };
+            let work = inner.call(req);
+            let response = match budget {
+                Some(budget) => {
+                    match tokio::time::timeout(budget.saturating_sub(DEADLINE_MARGIN), work).await {
+                        Ok(response) => response?,
+                        Err(_) => deadline_exceeded(budget).into_http(),
+                    }
+                }
+                None => work.await?,
+            };
+            let event = unfinished.event(outcome(response.headers()));
             match log.record(event).await {
                 Ok(()) => Ok(response),
                 Err(status) => Ok(status.into_http()),
@@ -345,6 +447,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_by_unit_and_malformed_ones_are_ignored() {
+        let t = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&h)
+        };
+        assert_eq!(t("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(t("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(t("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(t("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(t("123456789m"), None);
+        assert_eq!(t("m"), None);
+        assert_eq!(t("10x"), None);
+        assert_eq!(t("-1S"), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
 
     #[test]
     fn outcomes_are_grpc_code_names() {

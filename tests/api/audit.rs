@@ -500,3 +500,67 @@ async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
     let _ = stop.send(());
     assert!(served > 0 && shed > 0, "served {served}, shed {shed}");
 }
+
+#[tokio::test]
+async fn past_the_callers_deadline_the_work_stops_and_nothing_is_written() {
+    let app = spawn_app().await;
+    app.register((1..=1000).map(|n| enterprise(n, ID_A)).collect())
+        .await;
+    let batch = pb::BatchSubmitRecordsRequest {
+        request_id: "deadline-batch-1".into(),
+        records: (1..=1000)
+            .map(|n| penalty(&uscc(n), &format!("p-{n}")))
+            .collect(),
+    };
+    let mut hurried = tonic::Request::new(batch.clone());
+    hurried.set_timeout(std::time::Duration::from_millis(20));
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(hurried)
+        .await
+        .unwrap_err();
+    // The client gives up at its deadline (tonic reports that as CANCELLED, other
+    // stacks as DEADLINE_EXCEEDED); the server's own answer comes just before it.
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+
+    // The batch was stopped, not left running: nothing appears afterwards either.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+    let audited = auditor(
+        &app,
+        agency_with(
+            &app,
+            [Scope::AuditRead].into(),
+            AgencyKind::MarketRegulation,
+        )
+        .await,
+    )
+    .list_audit_entries(pb::ListAuditEntriesRequest {
+        method: "/credithub.v1.RecordService/BatchSubmitRecords".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .entries;
+    // Which comes first, the server's timer or the client's reset of the stream, decides
+    // the outcome recorded; either way the abandoned attempt is on the record.
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(
+        ["DEADLINE_EXCEEDED", "CANCELLED"].contains(&audited[0].outcome.as_str()),
+        "{audited:?}"
+    );
+
+    // The same request with time to finish is applied in full.
+    let done = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(batch)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.records.len(), 1000);
+    assert_eq!(app.store.count_records().await.unwrap(), 1000);
+}
