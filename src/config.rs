@@ -8,6 +8,7 @@ use rand::RngCore;
 
 use crate::domain::grading::{Model, ModelError, ModelSet};
 use crate::domain::ids::PersonKeyer;
+use crate::domain::vetting::VettingPolicy;
 use crate::store::Store;
 
 /// Where the database is and how persons are keyed.
@@ -82,6 +83,36 @@ impl StorageArgs {
             None => return Ok(ModelSet::builtin()),
         };
         load_models(&dir).map_err(|e| anyhow::anyhow!("invalid grading model: {e}"))
+    }
+
+    /// The vetting policy: the highest `version` among `<models dir>/vetting/*.toml`
+    /// (older versions may stay beside it for reference), else the shipped one. A bad
+    /// file stops startup naming the file, line and reason.
+    pub fn vetting_policy(&self) -> anyhow::Result<VettingPolicy> {
+        let dir = match &self.models_dir {
+            Some(dir) => dir.join("vetting"),
+            None => PathBuf::from("models/vetting"),
+        };
+        if !dir.is_dir() {
+            return Ok(VettingPolicy::builtin());
+        }
+        let mut best: Option<VettingPolicy> = None;
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let policy = VettingPolicy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid vetting policy {}: {e}", path.display()))?;
+            if best.as_ref().is_none_or(|b| policy.version() > b.version()) {
+                best = Some(policy);
+            }
+        }
+        best.with_context(|| format!("no vetting policy (*.toml) in {}", dir.display()))
     }
 
     /// Opens the configured database (not migrating it), grading with the configured

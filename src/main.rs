@@ -182,6 +182,9 @@ enum Command {
         #[arg(long, required = true)]
         due: bool,
     },
+    /// Cross-check candidates for a public role against credit records (client; needs
+    /// the vetting:run scope): prints a summary and writes the report as CSV and HTML.
+    Vet(cli::vet::VetArgs),
 }
 
 #[derive(Subcommand)]
@@ -449,6 +452,7 @@ async fn main() -> anyhow::Result<()> {
                 limit,
             } => cli::records_list(&client, &subject, limit).await,
         },
+        Command::Vet(args) => cli::vet::run(&args).await,
     }
 }
 
@@ -494,6 +498,7 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
 
 async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let keyer = args.storage.keyer()?;
+    let vetting = args.storage.vetting_policy()?;
     let audit = AuditSettings {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,
@@ -543,6 +548,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let mut server = Server::bind(store, keyer, &args.listen)
         .await?
         .peers(peers)
+        .vetting_policy(vetting)
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)

@@ -86,6 +86,11 @@ fn pick<'a, R: Rng>(rng: &mut R, items: &'a [&'a str]) -> &'a str {
 }
 
 fn synthetic_id<R: Rng>(rng: &mut R) -> IdNumber {
+    IdNumber::parse(&synthetic_id_text(rng)).expect("built to be valid")
+}
+
+/// A checksum-valid synthetic ID number, as text (demo data only).
+fn synthetic_id_text<R: Rng>(rng: &mut R) -> String {
     let birth = NaiveDate::from_ymd_opt(1950, 1, 1).expect("valid")
         + Duration::days(rng.gen_range(0..18_000));
     let mut digits = format!(
@@ -96,7 +101,7 @@ fn synthetic_id<R: Rng>(rng: &mut R) -> IdNumber {
     );
     let check = IdNumber::check_char(digits.as_bytes());
     digits.push(check);
-    IdNumber::parse(&digits).expect("built to be valid")
+    digits
 }
 
 fn person<R: Rng>(rng: &mut R, keyer: &PersonKeyer) -> PersonRef {
@@ -109,7 +114,33 @@ fn person<R: Rng>(rng: &mut R, keyer: &PersonKeyer) -> PersonRef {
     PersonRef::new(keyer, name, &synthetic_id(rng))
 }
 
-fn enterprise<R: Rng>(rng: &mut R, keyer: &PersonKeyer, i: usize, today: NaiveDate) -> Enterprise {
+/// The legal representative of the `i`-th demo enterprise of seed `seed`: derived from
+/// the two alone, so that benchmarks and demonstrations can cross-check people the demo
+/// data holds without any ID number being stored to find them again. Returns the name
+/// and the (synthetic) ID number as text.
+pub fn demo_representative(seed: u64, i: usize) -> (String, String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ 0x5EED_0000_0000_0000 ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let name = format!(
+        "{}{}{}",
+        pick(&mut rng, SURNAMES),
+        pick(&mut rng, GIVEN),
+        pick(&mut rng, GIVEN)
+    );
+    let id = synthetic_id_text(&mut rng);
+    (name, id)
+}
+
+fn enterprise<R: Rng>(
+    rng: &mut R,
+    keyer: &PersonKeyer,
+    seed: u64,
+    i: usize,
+    today: NaiveDate,
+) -> Enterprise {
+    let (rep_name, rep_id) = demo_representative(seed, i);
+    let rep_id = IdNumber::parse(&rep_id).expect("built to be valid");
     let region = pick(rng, REGIONS);
     // 9 = market regulation, 1 = enterprise; then the region and an organisation code
     // derived from the index so codes never collide.
@@ -124,7 +155,7 @@ fn enterprise<R: Rng>(rng: &mut R, keyer: &PersonKeyer, i: usize, today: NaiveDa
     );
     let mut roles = vec![Role {
         kind: RoleKind::LegalRepresentative,
-        person: person(rng, keyer),
+        person: PersonRef::new(keyer, rep_name, &rep_id),
         start: Some(today - Duration::days(rng.gen_range(30..4000))),
         end: None,
     }];
@@ -321,7 +352,7 @@ pub async fn seed(
     for start in (0..plan.enterprises).step_by(1000) {
         let end = (start + 1000).min(plan.enterprises);
         let batch: Vec<Enterprise> = (start..end)
-            .map(|i| enterprise(&mut rng, keyer, i, today))
+            .map(|i| enterprise(&mut rng, keyer, plan.seed, i, today))
             .collect();
         for e in &batch {
             usccs.push(e.uscc.clone());

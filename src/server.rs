@@ -12,11 +12,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::api::{AuditApi, Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented};
+use crate::api::{
+    AuditApi, Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented, VettingApi,
+};
 use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
+use crate::domain::vetting::VettingPolicy;
 use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
@@ -95,6 +98,7 @@ pub struct Server {
     max_concurrent_calls: usize,
     tls: Option<TlsFiles>,
     peers: PeerPolicy,
+    vetting: VettingPolicy,
 }
 
 impl Server {
@@ -117,6 +121,7 @@ impl Server {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             tls: None,
             peers: PeerPolicy::default(),
+            vetting: VettingPolicy::builtin(),
         })
     }
 
@@ -170,6 +175,12 @@ impl Server {
     /// Which gateways may forward their callers' client certificates.
     pub fn peers(mut self, peers: PeerPolicy) -> Self {
         self.peers = peers;
+        self
+    }
+
+    /// The policy that judges cross-checks (default: the shipped one).
+    pub fn vetting_policy(mut self, policy: VettingPolicy) -> Self {
+        self.vetting = policy;
         self
     }
 
@@ -227,7 +238,10 @@ impl Server {
             )))
             .add_service(RecordServiceServer::new(RecordApi::new(self.state.clone())))
             .add_service(GradeServiceServer::new(GradeApi::new(self.state.clone())))
-            .add_service(VettingServiceServer::new(Unimplemented))
+            .add_service(VettingServiceServer::new(VettingApi::new(
+                self.state.clone(),
+                self.vetting,
+            )))
             .add_service(CertificateServiceServer::new(Unimplemented))
             .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, async {

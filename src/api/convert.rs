@@ -51,7 +51,7 @@ pub fn resource_id<'a>(field: &str, prefix: &str, name: &'a str) -> Result<&'a s
 
 /// Checks free text: trimmed, at most `max` characters, no control characters.
 /// Returns `None` (after recording why) when the text breaks a rule.
-fn text(
+pub fn text(
     v: &mut Violations,
     field: &str,
     value: &str,

@@ -10,6 +10,7 @@ pub mod paging;
 mod records;
 mod registry;
 mod unimplemented;
+mod vetting;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
 pub use unimplemented::Unimplemented;
+pub use vetting::VettingApi;
 
 /// Most items a batch request may carry (AIP-231/233).
 pub const MAX_BATCH: usize = 1_000;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod grades;
 mod records_file;
+pub mod vet;
 
 use std::time::Duration;
 

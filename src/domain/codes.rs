@@ -283,3 +283,26 @@ code_enum! {
         CreditRepair = 10 => "CREDIT_REPAIR",
     }
 }
+
+code_enum! {
+    /// Why candidates are cross-checked; the vetting policy may judge findings
+    /// differently per purpose.
+    pub enum VettingPurpose {
+        PartyMemberDevelopment = 1 => "PARTY_MEMBER_DEVELOPMENT",
+        VillageCommitteeCandidate = 2 => "VILLAGE_COMMITTEE_CANDIDATE",
+        NonPublicEconomyRepresentative = 3 => "NON_PUBLIC_ECONOMY_REPRESENTATIVE",
+        PublicHonorNomination = 4 => "PUBLIC_HONOR_NOMINATION",
+        Other = 5 => "OTHER",
+    }
+}
+
+code_enum! {
+    /// The outcome of a cross-check for one candidate, from best to worst; INVALID is
+    /// for a candidate whose own input could not be checked.
+    pub enum Verdict {
+        Clear = 1 => "CLEAR",
+        Review = 2 => "REVIEW",
+        Adverse = 3 => "ADVERSE",
+        Invalid = 4 => "INVALID",
+    }
+}

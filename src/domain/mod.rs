@@ -9,5 +9,6 @@ pub mod error;
 pub mod grading;
 pub mod ids;
 pub mod record;
+pub mod vetting;
 
 pub use error::{Error, FieldViolation, PreconditionViolation, Violations};

@@ -142,8 +142,8 @@ impl Store {
                     e.event.agency.clone().into(),
                     e.event.method.clone().into(),
                     e.event.request_id.clone().into(),
-                    serde_json::Value::from(e.event.subjects.clone())
-                        .to_string()
+                    serde_json::to_string(&e.event.subjects)
+                        .expect("strings always serialize")
                         .into(),
                     e.event.purpose.map(|p| p.code().to_string()).into(),
                     e.event.case_reference.clone().into(),

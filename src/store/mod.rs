@@ -11,6 +11,7 @@ mod migrations;
 mod records;
 mod request_log;
 mod sql;
+mod vetting;
 
 use std::path::Path;
 use std::str::FromStr;

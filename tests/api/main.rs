@@ -13,3 +13,4 @@ mod privacy;
 mod records;
 mod registry;
 mod tls;
+mod vetting;

@@ -145,6 +145,34 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
     .get_enterprise(pb::GetEnterpriseRequest::default())
     .await;
     app.grade_of(1).await;
+    // A cross-check, with one malformed ID among the candidates.
+    let typo = format!("{}0", &ID_B[..17]);
+    let mut stream = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::VettingOffice),
+    )
+    .cross_check(pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
+        case_reference: "2026-组织-001".into(),
+        candidates: [("张伟", ID_A), ("李四", ID_B), ("王五", typo.as_str())]
+            .into_iter()
+            .map(|(name, id)| pb::Candidate {
+                name: name.into(),
+                id_number: id.into(),
+                declared_enterprises: vec![],
+            })
+            .collect(),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    let mut answered = 0;
+    while let Some(message) = tokio_stream::StreamExt::next(&mut stream).await {
+        message.unwrap();
+        answered += 1;
+    }
+    assert_eq!(answered, 4, "three results and a summary");
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(!text.is_empty(), "the capture saw the server's logs");
@@ -152,6 +180,7 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
         forged,
         ID_A,
         ID_B,
+        typo.as_str(),
         "test-secret-0123456789abcdef",
     ]) {
         assert!(!text.contains(secret), "a log line holds {secret:?}");

@@ -1,0 +1,502 @@
+//! `VettingService`: cross-checks of candidates for vetting offices, streamed one
+//! candidate at a time in input order, and the reports they leave.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{id_number, resource_id, text, timestamp};
+use super::paging::{decode_token, encode_token, page_size};
+use super::{Shared, MAX_REQUEST_ID_CHARS};
+use crate::audit::AuditNote;
+use crate::auth::caller;
+use crate::domain::agency::Scope;
+use crate::domain::codes::{AgencyKind, Purpose, Verdict, VettingPurpose};
+use crate::domain::ids::Uscc;
+use crate::domain::vetting::{
+    cross_check, CandidateResult, Checked, Finding, VerdictCounts, VettingPolicy, VettingReport,
+    MAX_CANDIDATES, ROLE_LOOKBACK_YEARS,
+};
+use crate::domain::{Error, Violations};
+use crate::proto::v1::{self as pb, vetting_service_server::VettingService};
+use crate::store::{now_millis, Store};
+
+/// Candidates checked with the first database round, so the first result comes fast.
+const FIRST_GROUP: usize = 32;
+/// Candidates checked per database round after the first.
+const GROUP: usize = 500;
+
+/// The vetting service.
+#[derive(Debug, Clone)]
+pub struct VettingApi {
+    state: Shared,
+    policy: Arc<VettingPolicy>,
+}
+
+impl VettingApi {
+    /// Serves cross-checks judged by `policy`.
+    pub fn new(state: Shared, policy: VettingPolicy) -> Self {
+        VettingApi {
+            state,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+/// A candidate as parsed: checkable, or INVALID with the reasons.
+enum Parsed {
+    Valid {
+        name: String,
+        masked_id: String,
+        person_key: String,
+        declared: Vec<String>,
+    },
+    Invalid {
+        name: String,
+        masked_id: String,
+        reasons: Vec<String>,
+    },
+}
+
+/// Parses candidate `index`; a malformed field makes this candidate INVALID, never the
+/// whole request.
+fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Parsed {
+    let mut v = Violations::default();
+    let name = text(&mut v, "name", &c.name, true, 100);
+    let id = id_number(&mut v, "id_number", &c.id_number);
+    let mut declared = BTreeSet::new();
+    if c.declared_enterprises.len() > 100 {
+        v.add("declared_enterprises", "at most 100 per candidate");
+    } else {
+        for (i, d) in c.declared_enterprises.iter().enumerate() {
+            let d = d.trim();
+            let d = d.strip_prefix("enterprises/").unwrap_or(d);
+            match Uscc::parse(d) {
+                Ok(u) => {
+                    declared.insert(u.as_str().to_string());
+                }
+                Err(e) => v.add(
+                    format!("declared_enterprises[{i}]"),
+                    format!("invalid unified social credit code: {e}"),
+                ),
+            }
+        }
+    }
+    let masked_id = id
+        .as_ref()
+        .map(|id| id.masked().as_str().to_string())
+        .unwrap_or_default();
+    match (v.finish(()), name, id) {
+        (Ok(()), Some(name), Some(id)) => Parsed::Valid {
+            name,
+            masked_id,
+            person_key: state.keyer.key(&id).as_str().to_string(),
+            declared: declared.into_iter().collect(),
+        },
+        (result, name, _) => {
+            let reasons = match result {
+                Err(Error::InvalidArgument(violations)) => violations
+                    .into_iter()
+                    .map(|v| format!("candidates[{index}].{}: {}", v.field, v.description))
+                    .collect(),
+                _ => vec![format!("candidates[{index}]: invalid")],
+            };
+            Parsed::Invalid {
+                name: name.unwrap_or_else(|| c.name.chars().take(100).collect()),
+                masked_id,
+                reasons,
+            }
+        }
+    }
+}
+
+fn date_text(d: Option<chrono::NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn finding_out(f: &Finding) -> pb::Finding {
+    let link = f.link.as_ref();
+    pb::Finding {
+        code: f.code.clone(),
+        verdict: f.verdict.number(),
+        description: f.description.clone(),
+        role: link.and_then(|l| l.role).map_or(0, |r| r.number()),
+        role_start_date: date_text(link.and_then(|l| l.start)),
+        role_end_date: date_text(link.and_then(|l| l.end)),
+        declared: link.is_some_and(|l| l.declared),
+        enterprise: f.enterprise.as_ref().map(|e| pb::EvidenceEnterprise {
+            enterprise: format!("enterprises/{}", e.uscc),
+            uscc: e.uscc.clone(),
+            display_name: e.display_name.clone(),
+            grade: e.grade.map_or(0, |g| g.number()),
+        }),
+        record: f.record.as_ref().map(|r| pb::EvidenceRecord {
+            record: format!("records/{}", r.id),
+            kind: r.kind.number(),
+            agency: format!("agencies/{}", r.agency_id),
+            document_number: r.document_number.clone(),
+            decision_date: r.decision_date.to_string(),
+            publicity_end_date: r.publicity_end.to_string(),
+            tier: r.tier.number(),
+        }),
+    }
+}
+
+fn result_out(r: &CandidateResult) -> pb::CandidateResult {
+    pb::CandidateResult {
+        index: r.index as i32,
+        name: r.name.clone(),
+        masked_id_number: r.masked_id.clone(),
+        verdict: r.verdict.number(),
+        findings: r.findings.iter().map(finding_out).collect(),
+        invalid_reasons: r.invalid_reasons.clone(),
+    }
+}
+
+fn summary_out(report: &VettingReport) -> pb::CrossCheckSummary {
+    let c = report.counts;
+    pb::CrossCheckSummary {
+        report: report.resource_name(),
+        policy_version: report.policy_version.clone(),
+        clear_count: c.clear as i32,
+        review_count: c.review as i32,
+        adverse_count: c.adverse as i32,
+        invalid_count: c.invalid as i32,
+    }
+}
+
+fn report_out(report: &VettingReport) -> pb::VettingReport {
+    pb::VettingReport {
+        name: report.resource_name(),
+        purpose: report.purpose.number(),
+        case_reference: report.case_reference.clone(),
+        policy_version: report.policy_version.clone(),
+        agency: format!("agencies/{}", report.agency_id),
+        create_time: Some(timestamp(report.created_at)),
+        summary: Some(summary_out(report)),
+        results: report.results.iter().map(result_out).collect(),
+    }
+}
+
+type Sender = mpsc::Sender<Result<pb::CrossCheckResponse, Status>>;
+
+fn event(e: pb::cross_check_response::Event) -> Result<pb::CrossCheckResponse, Status> {
+    Ok(pb::CrossCheckResponse { event: Some(e) })
+}
+
+/// What a running cross-check needs besides its candidates.
+struct Job {
+    store: Store,
+    policy: Arc<VettingPolicy>,
+    report: VettingReport,
+    /// The request's id and digest, if it carried a request_id.
+    request: Option<(String, String)>,
+    today: chrono::NaiveDate,
+}
+
+/// Checks the candidates group by group, sending each result as soon as its group is
+/// judged, then stores the report and sends the summary. Stops as soon as the caller
+/// goes away; a check that did not finish leaves no report.
+async fn run(mut job: Job, candidates: Vec<Parsed>, tx: Sender) {
+    let linked_since = job
+        .today
+        .checked_sub_months(chrono::Months::new(12 * ROLE_LOOKBACK_YEARS))
+        .unwrap_or(job.today);
+    let mut start = 0;
+    let mut group = FIRST_GROUP;
+    while start < candidates.len() {
+        let end = (start + group).min(candidates.len());
+        let slice = &candidates[start..end];
+        let persons: Vec<&str> = slice
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Valid { person_key, .. } => Some(person_key.as_str()),
+                Parsed::Invalid { .. } => None,
+            })
+            .collect();
+        let declared: Vec<&str> = slice
+            .iter()
+            .flat_map(|p| match p {
+                Parsed::Valid { declared, .. } => declared.as_slice(),
+                Parsed::Invalid { .. } => &[],
+            })
+            .map(String::as_str)
+            .collect();
+        let evidence = tokio::select! {
+            evidence = job.store.vetting_evidence(&persons, &declared, job.today, linked_since) => evidence,
+            () = tx.closed() => return,
+        };
+        let evidence = match evidence {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        for (offset, parsed) in slice.iter().enumerate() {
+            let index = start + offset;
+            let result = match parsed {
+                Parsed::Valid {
+                    name,
+                    masked_id,
+                    person_key,
+                    declared,
+                } => cross_check(
+                    &job.policy,
+                    job.report.purpose,
+                    &Checked {
+                        index,
+                        name,
+                        masked_id,
+                        person_key,
+                        declared,
+                    },
+                    &evidence,
+                ),
+                Parsed::Invalid {
+                    name,
+                    masked_id,
+                    reasons,
+                } => CandidateResult {
+                    index,
+                    person_key: None,
+                    name: name.clone(),
+                    masked_id: masked_id.clone(),
+                    verdict: Verdict::Invalid,
+                    findings: Vec::new(),
+                    invalid_reasons: reasons.clone(),
+                },
+            };
+            job.report.counts.add(result.verdict);
+            let out = event(pb::cross_check_response::Event::Result(result_out(&result)));
+            job.report.results.push(result);
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+        start = end;
+        group = GROUP;
+    }
+    job.report.created_at = now_millis();
+    if let Err(e) = job
+        .store
+        .save_vetting_report(
+            &job.report,
+            job.request
+                .as_ref()
+                .map(|(id, digest)| (id.as_str(), digest.as_str())),
+        )
+        .await
+    {
+        let _ = tx.send(Err(e.into())).await;
+        return;
+    }
+    let _ = tx
+        .send(event(pb::cross_check_response::Event::Summary(
+            summary_out(&job.report),
+        )))
+        .await;
+}
+
+/// Streams a stored report again, for a retried request.
+async fn replay(report: VettingReport, tx: Sender) {
+    for r in &report.results {
+        if tx
+            .send(event(pb::cross_check_response::Event::Result(result_out(
+                r,
+            ))))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx
+        .send(event(pb::cross_check_response::Event::Summary(
+            summary_out(&report),
+        )))
+        .await;
+}
+
+#[tonic::async_trait]
+impl VettingService for VettingApi {
+    async fn cross_check(
+        &self,
+        req: Request<pb::CrossCheckRequest>,
+    ) -> Result<Response<BoxStream<pb::CrossCheckResponse>>, Status> {
+        let agency = caller(&req, Scope::VettingRun)?;
+        agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
+        let note = AuditNote::of(&req);
+        let r = req.into_inner();
+        let mut v = Violations::default();
+        let purpose = VettingPurpose::from_number(r.purpose);
+        if purpose.is_none() {
+            let codes: Vec<_> = VettingPurpose::ALL
+                .iter()
+                .map(|p| format!("VETTING_PURPOSE_{}", p.code()))
+                .collect();
+            v.add(
+                "purpose",
+                format!("is required: one of {}", codes.join(", ")),
+            );
+        }
+        let case_reference = text(&mut v, "case_reference", &r.case_reference, true, 128);
+        match r.candidates.len() {
+            0 => v.add("candidates", "must hold at least one candidate"),
+            n if n > MAX_CANDIDATES => v.add(
+                "candidates",
+                format!("holds {n} candidates; at most {MAX_CANDIDATES} per cross-check"),
+            ),
+            _ => {}
+        }
+        if r.request_id.chars().count() > MAX_REQUEST_ID_CHARS
+            || r.request_id.chars().any(char::is_control)
+        {
+            v.add(
+                "request_id",
+                format!("must be at most {MAX_REQUEST_ID_CHARS} printable characters"),
+            );
+        }
+        v.finish(())?;
+        // Both are present once the violations above are empty.
+        let purpose = purpose.ok_or_else(|| Error::invalid("purpose", "is required"))?;
+        let case_reference =
+            case_reference.ok_or_else(|| Error::invalid("case_reference", "is required"))?;
+        note.purpose(Some(Purpose::CandidateVetting), &case_reference);
+        self.state
+            .purposes
+            .permit(agency.kind, Purpose::CandidateVetting)?;
+        note.request_id(&r.request_id);
+
+        let parsed: Vec<Parsed> = r
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_candidate(&self.state, i, c))
+            .collect();
+        note.count(parsed.len());
+        for p in &parsed {
+            if let Parsed::Valid {
+                person_key,
+                declared,
+                ..
+            } = p
+            {
+                note.subject(format!("persons/{person_key}"));
+                note.subjects(declared.iter().map(|u| format!("enterprises/{u}")));
+            }
+        }
+
+        let (tx, rx) = mpsc::channel(64);
+        let request = (!r.request_id.is_empty()).then(|| {
+            let digest = self.state.keyer.digest(&prost::Message::encode_to_vec(&r));
+            (r.request_id.clone(), digest)
+        });
+        if let Some((id, digest)) = &request {
+            if let Some((stored, stored_digest)) = self
+                .state
+                .store
+                .vetting_report_by_request(&agency.id, id)
+                .await?
+            {
+                if &stored_digest != digest {
+                    return Err(Error::invalid(
+                        "request_id",
+                        format!(
+                            "{} was already used for a different cross-check ({}); use a new request_id",
+                            id,
+                            stored.resource_name()
+                        ),
+                    )
+                    .into());
+                }
+                tokio::spawn(replay(stored, tx));
+                return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+            }
+        }
+        let job = Job {
+            store: self.state.store.clone(),
+            policy: self.policy.clone(),
+            report: VettingReport {
+                id: uuid::Uuid::now_v7().simple().to_string(),
+                agency_id: agency.id.clone(),
+                purpose,
+                case_reference,
+                policy_version: self.policy.version().to_string(),
+                created_at: 0,
+                counts: VerdictCounts::default(),
+                results: Vec::with_capacity(parsed.len()),
+            },
+            request,
+            today: self.state.clock.today(),
+        };
+        tokio::spawn(run(job, parsed, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_vetting_report(
+        &self,
+        req: Request<pb::GetVettingReportRequest>,
+    ) -> Result<Response<pb::GetVettingReportResponse>, Status> {
+        let agency = caller(&req, Scope::VettingRun)?;
+        let note = AuditNote::of(&req);
+        let id = resource_id("name", "vettingReports", &req.get_ref().name)?;
+        let report = self
+            .state
+            .store
+            .vetting_report(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("vettingReports/{id}")))?;
+        if report.agency_id != agency.id {
+            return Err(Error::PermissionDenied(format!(
+                "vettingReports/{id} belongs to another agency; only the office that ran a cross-check may read it"
+            ))
+            .into());
+        }
+        note.subjects(
+            report
+                .results
+                .iter()
+                .filter_map(|r| r.person_key.as_ref())
+                .map(|k| format!("persons/{k}")),
+        );
+        note.count(report.results.len());
+        Ok(Response::new(pb::GetVettingReportResponse {
+            report: Some(report_out(&report)),
+        }))
+    }
+
+    async fn list_vetting_reports(
+        &self,
+        req: Request<pb::ListVettingReportsRequest>,
+    ) -> Result<Response<pb::ListVettingReportsResponse>, Status> {
+        let agency = caller(&req, Scope::VettingRun)?;
+        let r = req.get_ref();
+        let size = page_size(r.page_size)?;
+        let query = format!("vettingReports?agency={}", agency.id);
+        let before: Option<String> = decode_token(&query, &r.page_token)?;
+        let mut reports = self
+            .state
+            .store
+            .list_vetting_reports(&agency.id, before.as_deref(), size + 1)
+            .await?;
+        let next_page_token = if reports.len() > size {
+            reports.truncate(size);
+            reports
+                .last()
+                .map(|last| encode_token(&query, &last.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        AuditNote::of(&req).count(reports.len());
+        Ok(Response::new(pb::ListVettingReportsResponse {
+            reports: reports.iter().map(report_out).collect(),
+            next_page_token,
+        }))
+    }
+}

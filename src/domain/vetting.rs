@@ -1,0 +1,539 @@
+//! Cross-checking candidates for public roles (信用联查互证): what counts as a finding,
+//! how a versioned policy turns findings into a verdict per purpose, and the result kept
+//! in a report. Evidence gathering is the store's; this module only judges it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::codes::{RecordKind, RoleKind, Tier, Verdict, VettingPurpose};
+use super::grading::Grade;
+
+/// Roles that ended longer ago than this no longer link a person to an enterprise.
+pub const ROLE_LOOKBACK_YEARS: u32 = 3;
+
+/// Most candidates one cross-check may carry.
+pub const MAX_CANDIDATES: usize = 10_000;
+
+/// What a finding is about, as a stable code for machines and policies.
+pub fn finding_code(kind: RecordKind, about_person: bool) -> Option<&'static str> {
+    use RecordKind::*;
+    Some(match (kind, about_person) {
+        (DishonestJudgmentDebtor, true) => "DISHONEST_JUDGMENT_DEBTOR",
+        (ConsumptionRestriction, true) => "CONSUMPTION_RESTRICTION",
+        (MajorTaxViolation, true) => "TAX_VIOLATION",
+        (SocialSecuritySeriousDishonesty | SocialSecurityArrears, true) => {
+            "SOCIAL_SECURITY_DISHONESTY"
+        }
+        (EducationViolation, true) => "EDUCATION_VIOLATION",
+        (SeriousDishonestyListing, false) => "ENTERPRISE_SERIOUS_DISHONESTY",
+        (AbnormalOperationsListing, false) => "ENTERPRISE_ABNORMAL_OPERATIONS",
+        (SocialSecuritySeriousDishonesty | SocialSecurityArrears, false) => {
+            "ENTERPRISE_SOCIAL_SECURITY_ARREARS"
+        }
+        (MajorTaxViolation, false) => "ENTERPRISE_MAJOR_TAX_VIOLATION",
+        (DishonestJudgmentDebtor, false) => "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
+        _ => return None,
+    })
+}
+
+/// Record kinds that can give a finding about a linked or declared enterprise.
+pub const ENTERPRISE_FINDING_KINDS: &[RecordKind] = &[
+    RecordKind::SeriousDishonestyListing,
+    RecordKind::AbnormalOperationsListing,
+    RecordKind::SocialSecuritySeriousDishonesty,
+    RecordKind::SocialSecurityArrears,
+    RecordKind::MajorTaxViolation,
+    RecordKind::DishonestJudgmentDebtor,
+];
+
+/// The registry knows the candidate's ID number under another name.
+pub const IDENTITY_MISMATCH: &str = "IDENTITY_MISMATCH";
+/// A declared enterprise is not in the registry.
+pub const DECLARED_ENTERPRISE_UNKNOWN: &str = "DECLARED_ENTERPRISE_UNKNOWN";
+
+/// How the candidate is linked to an enterprise in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The registered role, if the registry links them (None: declared only).
+    pub role: Option<RoleKind>,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+    /// The candidate declared the enterprise.
+    pub declared: bool,
+}
+
+/// An enterprise on an evidence path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceEnterprise {
+    pub uscc: String,
+    pub display_name: String,
+    /// Its general-model grade, if graded.
+    pub grade: Option<Grade>,
+}
+
+/// A record on an evidence path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    pub id: String,
+    pub kind: RecordKind,
+    pub tier: Tier,
+    pub agency_id: String,
+    pub document_number: String,
+    pub decision_date: NaiveDate,
+    pub publicity_end: NaiveDate,
+}
+
+/// One finding: the evidence path person → role → enterprise → record, as far as it
+/// goes, with the verdict the policy gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: String,
+    pub verdict: Verdict,
+    /// A sentence for the officer, in Chinese.
+    pub description: String,
+    pub link: Option<Link>,
+    pub enterprise: Option<EvidenceEnterprise>,
+    pub record: Option<EvidenceRecord>,
+}
+
+/// The outcome for one candidate, as streamed and as kept in the report. Holds the
+/// masked ID only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateResult {
+    pub index: usize,
+    /// The candidate's person key, so that reading a report is audited against the
+    /// persons in it; never sent to callers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_key: Option<String>,
+    pub name: String,
+    pub masked_id: String,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    /// Why an INVALID candidate could not be checked.
+    pub invalid_reasons: Vec<String>,
+}
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictCounts {
+    pub clear: usize,
+    pub review: usize,
+    pub adverse: usize,
+    pub invalid: usize,
+}
+
+impl VerdictCounts {
+    /// Counts `verdict` once.
+    pub fn add(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Clear => self.clear += 1,
+            Verdict::Review => self.review += 1,
+            Verdict::Adverse => self.adverse += 1,
+            Verdict::Invalid => self.invalid += 1,
+        }
+    }
+}
+
+/// A stored cross-check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VettingReport {
+    pub id: String,
+    pub agency_id: String,
+    pub purpose: VettingPurpose,
+    pub case_reference: String,
+    pub policy_version: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub counts: VerdictCounts,
+    pub results: Vec<CandidateResult>,
+}
+
+impl VettingReport {
+    /// The resource name `vettingReports/{id}`.
+    pub fn resource_name(&self) -> String {
+        format!("vettingReports/{}", self.id)
+    }
+}
+
+/// A registered role of a person, as the cross-check needs it.
+#[derive(Debug, Clone)]
+pub struct RoleRow {
+    pub uscc: String,
+    pub role: RoleKind,
+    /// The name the registry holds for the person.
+    pub person_name: String,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+}
+
+/// Everything the cross-check of a group of candidates may cite.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    /// Active records about each person, by person key.
+    pub person_records: HashMap<String, Vec<EvidenceRecord>>,
+    /// Each person's roles (current and ended), by person key.
+    pub roles: HashMap<String, Vec<RoleRow>>,
+    /// Registered enterprises among those linked or declared, by USCC.
+    pub enterprises: HashMap<String, EvidenceEnterprise>,
+    /// Active listings about those enterprises, by USCC.
+    pub enterprise_records: HashMap<String, Vec<EvidenceRecord>>,
+}
+
+/// One policy rule: findings with `finding`'s code (and, if given, one of `roles`)
+/// get `verdict`, or the verdict `purposes` names for the check's purpose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    finding: String,
+    #[serde(default)]
+    roles: Vec<RoleKind>,
+    verdict: Verdict,
+    #[serde(default)]
+    purposes: BTreeMap<VettingPurpose, Verdict>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    version: String,
+    /// Verdict for a finding no rule matches.
+    unmatched: Verdict,
+    #[serde(rename = "rule")]
+    rules: Vec<Rule>,
+}
+
+/// Which findings give which verdict, per purpose; versioned, from
+/// `models/vetting/*.toml`.
+#[derive(Debug, Clone)]
+pub struct VettingPolicy {
+    file: PolicyFile,
+}
+
+/// Every finding code a policy may name.
+pub const FINDING_CODES: &[&str] = &[
+    "DISHONEST_JUDGMENT_DEBTOR",
+    "CONSUMPTION_RESTRICTION",
+    "TAX_VIOLATION",
+    "SOCIAL_SECURITY_DISHONESTY",
+    "EDUCATION_VIOLATION",
+    "ENTERPRISE_SERIOUS_DISHONESTY",
+    "ENTERPRISE_ABNORMAL_OPERATIONS",
+    "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
+    "ENTERPRISE_MAJOR_TAX_VIOLATION",
+    "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
+    IDENTITY_MISMATCH,
+    DECLARED_ENTERPRISE_UNKNOWN,
+];
+
+impl VettingPolicy {
+    /// The shipped default policy.
+    pub fn builtin() -> Self {
+        Self::parse(include_str!("../../models/vetting/default.toml"))
+            .expect("the shipped vetting policy is valid")
+    }
+
+    /// Parses and checks a policy file; the error names the line and the reason.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].lines().count().max(1))
+                .unwrap_or(1);
+            format!("line {line}: {}", e.message())
+        })?;
+        if file.version.trim().is_empty() {
+            return Err("version must not be empty".into());
+        }
+        if file.unmatched == Verdict::Invalid {
+            return Err("unmatched: INVALID is only for malformed input".into());
+        }
+        for (i, rule) in file.rules.iter().enumerate() {
+            if !FINDING_CODES.contains(&rule.finding.as_str()) {
+                return Err(format!(
+                    "rule {}: unknown finding {:?}; one of {}",
+                    i + 1,
+                    rule.finding,
+                    FINDING_CODES.join(", ")
+                ));
+            }
+            if rule.verdict == Verdict::Invalid
+                || rule.purposes.values().any(|v| *v == Verdict::Invalid)
+            {
+                return Err(format!(
+                    "rule {}: INVALID is only for malformed input",
+                    i + 1
+                ));
+            }
+        }
+        Ok(VettingPolicy { file })
+    }
+
+    /// The policy's version, named in every result.
+    pub fn version(&self) -> &str {
+        &self.file.version
+    }
+
+    /// The verdict for a finding `code` reached through `role` (None: about the
+    /// person, or a declared enterprise without a registered role), for `purpose`.
+    /// The first matching rule decides.
+    pub fn judge(&self, purpose: VettingPurpose, code: &str, role: Option<RoleKind>) -> Verdict {
+        self.file
+            .rules
+            .iter()
+            .find(|r| {
+                r.finding == code
+                    && (r.roles.is_empty() || role.is_some_and(|role| r.roles.contains(&role)))
+            })
+            .map(|r| r.purposes.get(&purpose).copied().unwrap_or(r.verdict))
+            .unwrap_or(self.file.unmatched)
+    }
+}
+
+/// A candidate that passed validation, ready to be checked.
+#[derive(Debug, Clone)]
+pub struct Checked<'a> {
+    pub index: usize,
+    pub name: &'a str,
+    pub masked_id: &'a str,
+    pub person_key: &'a str,
+    /// USCCs the candidate declared, deduplicated.
+    pub declared: &'a [String],
+}
+
+/// Judges one candidate on the evidence gathered for its group.
+pub fn cross_check(
+    policy: &VettingPolicy,
+    purpose: VettingPurpose,
+    candidate: &Checked<'_>,
+    evidence: &Evidence,
+) -> CandidateResult {
+    let mut findings = Vec::new();
+    let finding = |code: &str,
+                   link: Option<Link>,
+                   enterprise: Option<EvidenceEnterprise>,
+                   record: Option<EvidenceRecord>| {
+        let role = link.as_ref().and_then(|l| l.role);
+        Finding {
+            code: code.to_string(),
+            verdict: policy.judge(purpose, code, role),
+            description: describe(code, link.as_ref(), enterprise.as_ref()),
+            link,
+            enterprise,
+            record,
+        }
+    };
+    for record in evidence
+        .person_records
+        .get(candidate.person_key)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(code) = finding_code(record.kind, true) {
+            findings.push(finding(code, None, None, Some(record.clone())));
+        }
+    }
+    let roles = evidence
+        .roles
+        .get(candidate.person_key)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    // Same ID, other name: one finding per name the registry holds.
+    let mut other_names: Vec<&str> = roles
+        .iter()
+        .map(|r| r.person_name.as_str())
+        .filter(|n| n.trim() != candidate.name.trim())
+        .collect();
+    other_names.sort_unstable();
+    other_names.dedup();
+    for other in other_names {
+        let mut mismatch = finding(IDENTITY_MISMATCH, None, None, None);
+        mismatch
+            .description
+            .push_str(&format!("（登记姓名：{other}）"));
+        findings.push(mismatch);
+    }
+    // Every linked enterprise through each of its roles, then declared ones not linked.
+    let mut links: Vec<(String, Link)> = roles
+        .iter()
+        .map(|r| {
+            (
+                r.uscc.clone(),
+                Link {
+                    role: Some(r.role),
+                    start: r.start,
+                    end: r.end,
+                    declared: candidate.declared.contains(&r.uscc),
+                },
+            )
+        })
+        .collect();
+    for uscc in candidate.declared {
+        if !links.iter().any(|(u, _)| u == uscc) {
+            links.push((
+                uscc.clone(),
+                Link {
+                    role: None,
+                    start: None,
+                    end: None,
+                    declared: true,
+                },
+            ));
+        }
+    }
+    for (uscc, link) in links {
+        let Some(enterprise) = evidence.enterprises.get(&uscc) else {
+            if link.role.is_none() {
+                let stub = EvidenceEnterprise {
+                    uscc: uscc.clone(),
+                    display_name: String::new(),
+                    grade: None,
+                };
+                findings.push(finding(
+                    DECLARED_ENTERPRISE_UNKNOWN,
+                    Some(link),
+                    Some(stub),
+                    None,
+                ));
+            }
+            continue;
+        };
+        for record in evidence.enterprise_records.get(&uscc).into_iter().flatten() {
+            if let Some(code) = finding_code(record.kind, false) {
+                findings.push(finding(
+                    code,
+                    Some(link.clone()),
+                    Some(enterprise.clone()),
+                    Some(record.clone()),
+                ));
+            }
+        }
+    }
+    CandidateResult {
+        index: candidate.index,
+        person_key: Some(candidate.person_key.to_string()),
+        name: candidate.name.to_string(),
+        masked_id: candidate.masked_id.to_string(),
+        verdict: overall(&findings),
+        findings,
+        invalid_reasons: Vec::new(),
+    }
+}
+
+/// The candidate's verdict: the worst of its findings', CLEAR without any.
+pub fn overall(findings: &[Finding]) -> Verdict {
+    findings
+        .iter()
+        .map(|f| f.verdict)
+        .max()
+        .unwrap_or(Verdict::Clear)
+}
+
+/// The officer's sentence for a finding.
+pub fn describe(
+    code: &str,
+    link: Option<&Link>,
+    enterprise: Option<&EvidenceEnterprise>,
+) -> String {
+    let what = match code {
+        "DISHONEST_JUDGMENT_DEBTOR" => "本人为失信被执行人",
+        "CONSUMPTION_RESTRICTION" => "本人被限制高消费",
+        "TAX_VIOLATION" => "本人为重大税收违法失信主体",
+        "SOCIAL_SECURITY_DISHONESTY" => "本人有社会保险领域失信记录",
+        "EDUCATION_VIOLATION" => "本人有教育领域违规记录",
+        "ENTERPRISE_SERIOUS_DISHONESTY" => "企业被列入严重违法失信名单",
+        "ENTERPRISE_ABNORMAL_OPERATIONS" => "企业被列入经营异常名录",
+        "ENTERPRISE_SOCIAL_SECURITY_ARREARS" => "企业欠缴社会保险费",
+        "ENTERPRISE_MAJOR_TAX_VIOLATION" => "企业为重大税收违法失信主体",
+        "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR" => "企业为失信被执行人",
+        IDENTITY_MISMATCH => "登记信息中该身份证号对应的姓名与申报姓名不一致",
+        DECLARED_ENTERPRISE_UNKNOWN => "申报的企业未在登记信息中找到",
+        other => other,
+    };
+    let role = link.map(|l| match l.role {
+        Some(RoleKind::LegalRepresentative) => "担任法定代表人的",
+        Some(RoleKind::Shareholder) => "担任股东的",
+        Some(RoleKind::Executive) => "担任高级管理人员的",
+        None => "申报的",
+    });
+    match (role, enterprise) {
+        (Some(role), Some(e)) => format!("{role}{}（{}）：{what}", e.display_name, e.uscc),
+        (None, Some(e)) => format!("{}（{}）：{what}", e.display_name, e.uscc),
+        _ => what.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_follows_the_published_defaults() {
+        let p = VettingPolicy::builtin();
+        for purpose in VettingPurpose::ALL {
+            assert_eq!(
+                p.judge(*purpose, "DISHONEST_JUDGMENT_DEBTOR", None),
+                Verdict::Adverse
+            );
+            assert_eq!(
+                p.judge(
+                    *purpose,
+                    "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
+                    Some(RoleKind::LegalRepresentative)
+                ),
+                Verdict::Review
+            );
+        }
+        let rep = Some(RoleKind::LegalRepresentative);
+        assert_eq!(
+            p.judge(
+                VettingPurpose::NonPublicEconomyRepresentative,
+                "ENTERPRISE_SERIOUS_DISHONESTY",
+                rep
+            ),
+            Verdict::Adverse
+        );
+        assert_eq!(
+            p.judge(
+                VettingPurpose::VillageCommitteeCandidate,
+                "ENTERPRISE_SERIOUS_DISHONESTY",
+                rep
+            ),
+            Verdict::Review
+        );
+        assert_eq!(
+            p.judge(VettingPurpose::Other, IDENTITY_MISMATCH, None),
+            Verdict::Review
+        );
+    }
+
+    #[test]
+    fn a_bad_policy_names_its_line_or_rule() {
+        let err = VettingPolicy::parse("version = \"1\"\nunmatched = \"MAYBE\"\nrule = []\n")
+            .unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+        let err = VettingPolicy::parse(
+            "version = \"1\"\nunmatched = \"REVIEW\"\n[[rule]]\nfinding = \"NOPE\"\nverdict = \"CLEAR\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("rule 1: unknown finding"), "{err}");
+    }
+
+    #[test]
+    fn the_worst_finding_decides() {
+        let f = |verdict| Finding {
+            code: "X".into(),
+            verdict,
+            description: String::new(),
+            link: None,
+            enterprise: None,
+            record: None,
+        };
+        assert_eq!(overall(&[]), Verdict::Clear);
+        assert_eq!(
+            overall(&[f(Verdict::Review), f(Verdict::Adverse), f(Verdict::Clear)]),
+            Verdict::Adverse
+        );
+    }
+}

@@ -1,0 +1,487 @@
+//! Cross-checks for vetting offices: planted persons, enterprises and records from
+//! several agencies, and the verdicts, evidence paths and reports they give.
+
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::domain::ids::IdNumber;
+use credit_hub::proto::v1 as pb;
+use credit_hub::store::NewAgency;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::helpers::*;
+
+/// A checksum-valid ID number from 17 leading digits.
+fn valid_id(first17: &str) -> String {
+    format!("{first17}{}", IdNumber::check_char(first17.as_bytes()))
+}
+
+/// A listing or arrears record about enterprise `n`.
+fn about_enterprise(n: u32, kind: pb::RecordKind, source: &str) -> pb::Record {
+    let mut r = penalty(&uscc(n), source);
+    r.kind = kind as i32;
+    r.tier = pb::Tier::Serious as i32;
+    r.penalty_measures.clear();
+    r.fine_amount_fen = 0;
+    match kind {
+        pb::RecordKind::SeriousDishonestyListing => {
+            r.domain = pb::RegulatoryDomain::BusinessRegistration as i32;
+            r.serious_listing_cause = pb::SeriousListingCause::SeriousViolation as i32;
+            r.document_number = "威开市监严列〔2026〕3号".into();
+        }
+        _ => {
+            r.domain = pb::RegulatoryDomain::SocialSecurity as i32;
+            r.document_number = "威开人社欠〔2026〕8号".into();
+        }
+    }
+    r
+}
+
+fn candidate(name: &str, id: &str, declared: &[String]) -> pb::Candidate {
+    pb::Candidate {
+        name: name.into(),
+        id_number: id.into(),
+        declared_enterprises: declared.to_vec(),
+    }
+}
+
+fn vetting(
+    app: &TestApp,
+    kind: AgencyKind,
+) -> pb::vetting_service_client::VettingServiceClient<Authed> {
+    pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(kind),
+    )
+}
+
+/// Runs a cross-check and collects the streamed results and the summary.
+async fn run(
+    client: &mut pb::vetting_service_client::VettingServiceClient<Authed>,
+    request: pb::CrossCheckRequest,
+) -> Result<(Vec<pb::CandidateResult>, pb::CrossCheckSummary), tonic::Status> {
+    let mut stream = client.cross_check(request).await?.into_inner();
+    let mut results = Vec::new();
+    let mut summary = None;
+    while let Some(message) = stream.next().await {
+        match message?.event {
+            Some(pb::cross_check_response::Event::Result(r)) => {
+                assert!(summary.is_none(), "no result after the summary");
+                results.push(r);
+            }
+            Some(pb::cross_check_response::Event::Summary(s)) => summary = Some(s),
+            None => panic!("empty stream message"),
+        }
+    }
+    Ok((results, summary.expect("the stream ends with a summary")))
+}
+
+fn verdict(r: &pb::CandidateResult) -> pb::Verdict {
+    pb::Verdict::try_from(r.verdict).unwrap()
+}
+
+#[tokio::test]
+async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
+    let app = spawn_app().await;
+    let id_c = valid_id("37100219850315002");
+    let id_d = valid_id("37100219900720003");
+    let id_e = valid_id("37100219951111004");
+    app.register(vec![
+        enterprise(1, ID_A),
+        {
+            let mut e = enterprise(2, &id_c);
+            e.legal_representative = Some(person("王芳", &id_c));
+            e
+        },
+        {
+            let mut e = enterprise(3, &id_d);
+            e.legal_representative = Some(person("赵强", &id_d));
+            e
+        },
+    ])
+    .await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![debtor(person("李娜", ID_B), "court-7")],
+        })
+        .await
+        .unwrap();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![about_enterprise(
+                2,
+                pb::RecordKind::SeriousDishonestyListing,
+                "sd-2",
+            )],
+        })
+        .await
+        .unwrap();
+    app.records(AgencyKind::SocialSecurity)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![about_enterprise(
+                3,
+                pb::RecordKind::SocialSecurityArrears,
+                "ss-3",
+            )],
+        })
+        .await
+        .unwrap();
+
+    let typo = format!(
+        "{}{}",
+        &ID_A[..17],
+        if ID_A.ends_with('X') { '1' } else { 'X' }
+    );
+    let candidates = vec![
+        candidate("张伟", ID_A, &[]),
+        candidate("李娜", ID_B, &[]),
+        candidate("王芳", &id_c, &[]),
+        candidate("张三", &typo, &[]),
+        candidate("王五", ID_A, &[]),
+        candidate("赵强", &id_d, &[]),
+        candidate("孙丽", &id_e, &[uscc(1), uscc(99)]),
+    ];
+    let request = pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
+        case_reference: "2026-统战-009".into(),
+        candidates: candidates.clone(),
+        request_id: "npe-1".into(),
+    };
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, summary) = run(&mut office, request.clone()).await.unwrap();
+
+    // One result per candidate, in input order.
+    assert_eq!(
+        results.iter().map(|r| r.index).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    let verdicts: Vec<_> = results.iter().map(verdict).collect();
+    use pb::Verdict::*;
+    assert_eq!(
+        verdicts,
+        [Clear, Adverse, Adverse, Invalid, Review, Review, Review],
+        "{results:#?}"
+    );
+    assert!(results[0].findings.is_empty());
+
+    // The debtor: ADVERSE citing the court's record.
+    let debt = &results[1].findings[0];
+    assert_eq!(debt.code, "DISHONEST_JUDGMENT_DEBTOR");
+    let record = debt.record.as_ref().unwrap();
+    assert_eq!(
+        record.agency,
+        format!("agencies/{}", app.agency_ids[&AgencyKind::Court])
+    );
+    assert_eq!(record.document_number, "(2026)鲁1002执123号");
+    assert_eq!(record.decision_date, "2026-03-01");
+    assert!(!record.publicity_end_date.is_empty());
+
+    // The legal representative of a seriously dishonest enterprise: the full path.
+    let listed = &results[2].findings[0];
+    assert_eq!(listed.code, "ENTERPRISE_SERIOUS_DISHONESTY");
+    assert_eq!(listed.verdict, Adverse as i32);
+    assert_eq!(listed.role, pb::RoleKind::LegalRepresentative as i32);
+    let e = listed.enterprise.as_ref().unwrap();
+    assert_eq!(e.uscc, uscc(2));
+    assert_eq!(e.display_name, "威海测试2有限公司");
+    assert_eq!(e.grade, pb::Grade::D as i32, "the listing makes it D");
+    let r = listed.record.as_ref().unwrap();
+    assert_eq!(r.kind, pb::RecordKind::SeriousDishonestyListing as i32);
+    assert_eq!(r.document_number, "威开市监严列〔2026〕3号");
+    assert!(
+        listed.description.contains("法定代表人"),
+        "{}",
+        listed.description
+    );
+
+    // One typo sinks only its own row.
+    assert!(results[3].findings.is_empty());
+    assert!(
+        results[3].invalid_reasons[0].contains("candidates[3].id_number")
+            && results[3].invalid_reasons[0].contains("check character"),
+        "{:?}",
+        results[3].invalid_reasons
+    );
+    // Same ID, another name in the registry.
+    assert_eq!(results[4].findings[0].code, "IDENTITY_MISMATCH");
+    assert!(results[4].findings[0].description.contains("张伟"));
+    // Social-security arrears of the enterprise the candidate represents.
+    assert_eq!(
+        results[5].findings[0].code,
+        "ENTERPRISE_SOCIAL_SECURITY_ARREARS"
+    );
+    // A declared enterprise that is registered and clean adds nothing; an unknown one
+    // is put before an officer.
+    assert_eq!(results[6].findings.len(), 1, "{:?}", results[6].findings);
+    assert_eq!(results[6].findings[0].code, "DECLARED_ENTERPRISE_UNKNOWN");
+    assert!(results[6].findings[0].declared);
+
+    assert_eq!(
+        (
+            summary.clear_count,
+            summary.review_count,
+            summary.adverse_count,
+            summary.invalid_count
+        ),
+        (1, 3, 2, 1)
+    );
+    assert_eq!(summary.policy_version, "2026.1");
+    assert!(summary.report.starts_with("vettingReports/"));
+
+    // Masked IDs only, everywhere in the answer.
+    let shown = format!("{results:?}{summary:?}");
+    for id in [
+        ID_A,
+        ID_B,
+        id_c.as_str(),
+        id_d.as_str(),
+        id_e.as_str(),
+        typo.as_str(),
+    ] {
+        assert!(!shown.contains(id), "a response holds a full ID number");
+    }
+    assert_eq!(
+        results[0].masked_id_number,
+        format!("{}********{}", &ID_A[..6], &ID_A[14..])
+    );
+
+    // The same request again replays the report instead of running a second check.
+    let (again, summary_again) = run(&mut office, request.clone()).await.unwrap();
+    assert_eq!(summary_again.report, summary.report);
+    assert_eq!(again, results);
+    // Reusing the request_id for another request is refused.
+    let err = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            case_reference: "2026-统战-010".into(),
+            ..request
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["request_id"]);
+
+    // Another purpose, another policy outcome for the same evidence.
+    let (village, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: "2026-组织-017".into(),
+            candidates: vec![candidates[2].clone()],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict(&village[0]), Review);
+
+    // The report: whole for its office, refused to anyone else.
+    let report = office
+        .get_vetting_report(pb::GetVettingReportRequest {
+            name: summary.report.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.results, results);
+    assert_eq!(report.case_reference, "2026-统战-009");
+    assert_eq!(
+        report.agency,
+        format!("agencies/{}", app.agency_ids[&AgencyKind::VettingOffice])
+    );
+    let listed = office
+        .list_vetting_reports(pb::ListVettingReportsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].name, summary.report, "newest first");
+
+    let (_, other_token) = app
+        .store
+        .create_agency(NewAgency {
+            display_name: "另一区组织部".into(),
+            kind: AgencyKind::VettingOffice,
+            scopes: Default::default(),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    let mut other = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        credit_hub::cli::Bearer::new(&other_token).unwrap(),
+    );
+    let err = other
+        .get_vetting_report(pb::GetVettingReportRequest {
+            name: summary.report.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let none = other
+        .list_vetting_reports(pb::ListVettingReportsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert!(none.is_empty());
+
+    // Only vetting offices run cross-checks.
+    let err = run(
+        &mut vetting(&app, AgencyKind::Court),
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::Other as i32,
+            case_reference: "x".into(),
+            candidates: vec![candidates[0].clone()],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Nothing stored holds a full ID number, reports included.
+    for (table, column, value) in app.store.dump_text_columns().await.unwrap() {
+        for id in [
+            ID_A,
+            ID_B,
+            id_c.as_str(),
+            id_d.as_str(),
+            id_e.as_str(),
+            typo.as_str(),
+        ] {
+            assert!(
+                !value.contains(id),
+                "{table}.{column} holds a full ID number"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_cross_check_request_is_refused_field_by_field() {
+    let app = spawn_app().await;
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let err = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: 0,
+            case_reference: " ".into(),
+            candidates: vec![],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        ["purpose", "case_reference", "candidates"]
+    );
+    let err = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::Other as i32,
+            case_reference: "长".repeat(129),
+            candidates: vec![candidate("张伟", ID_A, &[]); 10_001],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["case_reference", "candidates"]);
+}
+
+/// Runs `credit-hub vet` on `file`, writing into `out`; returns (stdout, stderr). Awaited,
+/// not blocking: the server under test shares this test's runtime.
+async fn vet_cli(app: &TestApp, file: &std::path::Path, out: &std::path::Path) -> (String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["vet", file.to_str().unwrap()])
+        .args(["--purpose", "village-committee", "--case", "2026-组织-017"])
+        .args(["--addr", &app.addr, "--out-dir", out.to_str().unwrap()])
+        .args(["--token", &app.tokens[&AgencyKind::VettingOffice]])
+        .output()
+        .await
+        .expect("run credit-hub");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "vet failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The one file with extension `ext` in `dir`.
+fn written(dir: &std::path::Path, ext: &str) -> Vec<u8> {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::read(&files[0]).unwrap()
+}
+
+#[tokio::test]
+async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![debtor(person("李娜", ID_B), "court-7")],
+        })
+        .await
+        .unwrap();
+    let typo = format!("{}0", &ID_B[..17]);
+    let text = format!(
+        "姓名,身份证号,申报企业\r\n张伟,{ID_A},\r\n李娜,{ID_B},{}\r\n王五,{typo},\r\n",
+        uscc(1)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let gbk = dir.path().join("gbk.csv");
+    let (bytes, _, unmappable) = encoding_rs::GBK.encode(&text);
+    assert!(!unmappable);
+    std::fs::write(&gbk, &bytes).unwrap();
+    let bom = dir.path().join("bom.csv");
+    std::fs::write(&bom, [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat()).unwrap();
+    let (out_a, out_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&out_a).unwrap();
+    std::fs::create_dir_all(&out_b).unwrap();
+
+    let (stdout_a, stderr_a) = vet_cli(&app, &gbk, &out_a).await;
+    let (stdout_b, stderr_b) = vet_cli(&app, &bom, &out_b).await;
+    let (csv_a, csv_b) = (written(&out_a, "csv"), written(&out_b, "csv"));
+    assert_eq!(csv_a, csv_b, "the same candidates give the same report");
+    let csv = String::from_utf8(csv_a).unwrap();
+    assert!(csv.starts_with('\u{feff}'), "Excel needs the BOM");
+    assert!(
+        csv.contains("李娜") && csv.contains("失信被执行人"),
+        "{csv}"
+    );
+    let html = String::from_utf8(written(&out_a, "html")).unwrap();
+    assert!(
+        html.contains("李娜") && html.contains("(2026)鲁1002执123号"),
+        "{html}"
+    );
+
+    // Nothing the CLI prints or writes holds a full ID number, typo included.
+    for output in [&stdout_a, &stderr_a, &stdout_b, &stderr_b, &csv, &html] {
+        for id in [ID_A, ID_B, typo.as_str()] {
+            assert!(!output.contains(id), "CLI output holds a full ID number");
+        }
+    }
+    // Both runs are on record as reports of the office.
+    let reports = vetting(&app, AgencyKind::VettingOffice)
+        .list_vetting_reports(pb::ListVettingReportsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert_eq!(reports.len(), 2);
+}
