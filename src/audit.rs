@@ -109,6 +109,33 @@ impl AuditLog {
     }
 }
 
+/// Attempts at writing one group of entries before its calls are refused.
+const APPEND_ATTEMPTS: u32 = 3;
+
+/// Appends `events`, retrying a failed transaction: on SQLite a write lock held past the
+/// busy timeout (say by abandoned work still finishing) fails it, and entries of calls
+/// whose callers have gone (deadline, cancel) have nobody to refuse, so would be lost.
+async fn append(store: &Store, events: Vec<AuditEvent>, head: &mut Option<(i64, String)>) -> bool {
+    for attempt in 1..=APPEND_ATTEMPTS {
+        match store.append_audit(events.clone()).await {
+            Ok(entries) => {
+                if let Some(last) = entries.last() {
+                    *head = Some((last.seq, last.hash.clone()));
+                }
+                return true;
+            }
+            Err(e) if attempt < APPEND_ATTEMPTS => {
+                tracing::warn!(error = ?e, attempt, "audit entries could not be written; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
+            }
+        }
+    }
+    false
+}
+
 async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSettings) {
     let mut head: Option<(i64, String)> = None;
     let mut signed = 0;
@@ -126,18 +153,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSe
                     }
                 }
                 let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                let ok = match store.append_audit(events).await {
-                    Ok(entries) => {
-                        if let Some(last) = entries.last() {
-                            head = Some((last.seq, last.hash.clone()));
-                        }
-                        true
-                    }
-                    Err(e) => {
-                        tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
-                        false
-                    }
-                };
+                let ok = append(&store, events, &mut head).await;
                 for ack in acks {
                     let _ = ack.send(ok);
                 }

@@ -258,7 +258,21 @@ impl Store {
     /// transaction never fails halfway on a lock upgrade.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => match self.write.begin_with("BEGIN IMMEDIATE").await {
+                // A write abandoned at the wrong moment (deadline, disconnect) can leave the
+                // driver believing its pooled connection is still inside that transaction,
+                // and it then refuses to begin another: every later write, the audit log's
+                // included, would fail. Close that connection (SQLite rolls back whatever
+                // it still held) and begin on a fresh one.
+                Err(sqlx::Error::InvalidSavePointStatement) => {
+                    tracing::warn!(
+                        "closing a write connection left inside an abandoned transaction"
+                    );
+                    self.write.acquire().await?.close().await.ok();
+                    self.write.begin_with("BEGIN IMMEDIATE").await?
+                }
+                begun => begun?,
+            },
             Backend::Postgres => self.write.begin().await?,
         })
     }
