@@ -17,6 +17,7 @@ use crate::api::error::status;
 use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
 use crate::peer::PeerPolicy;
+use crate::quota::TokenBuckets;
 use crate::store::Store;
 
 /// gRPC paths callable without a token.
@@ -110,33 +111,20 @@ impl TokenCache {
     }
 }
 
-/// Per-agency token buckets: each agency may make `rate` requests per second on
-/// average, in bursts of up to one second's worth; agencies never share a bucket, so
-/// one agency's flood leaves the others untouched.
+/// Per-agency request rates: agencies never share a bucket.
 #[derive(Clone, Default)]
 struct Quotas {
     /// Requests per second for agencies without their own limit; None: unlimited.
     default_rate: Option<u32>,
-    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+    buckets: TokenBuckets<String>,
 }
 
 impl Quotas {
     /// Takes one request from `agency`'s bucket, or says how long until one is free.
     fn take(&self, agency: &Agency) -> Result<(), Duration> {
-        let Some(rate) = agency.rate_limit.or(self.default_rate).filter(|r| *r > 0) else {
-            return Ok(());
-        };
-        let rate = f64::from(rate);
-        let mut buckets = self.buckets.lock().expect("quota lock");
-        let now = Instant::now();
-        let (tokens, at) = buckets.entry(agency.id.clone()).or_insert((rate, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+        match agency.rate_limit.or(self.default_rate).filter(|r| *r > 0) {
+            Some(rate) => self.buckets.take(agency.id.clone(), rate),
+            None => Ok(()),
         }
     }
 }

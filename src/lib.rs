@@ -12,6 +12,7 @@ pub mod domain;
 pub mod overload;
 pub mod peer;
 pub mod proto;
+pub mod quota;
 pub mod seed;
 pub mod server;
 pub mod store;
