@@ -5,7 +5,7 @@
 //!
 //! cargo bench --bench ingest -- [BATCHES] [CONCURRENCY]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use credit_hub::cli::Bearer;
 use credit_hub::domain::codes::{AgencyKind, EnterpriseKind, EnterpriseStatus, RoleKind};
@@ -13,8 +13,9 @@ use credit_hub::domain::enterprise::{Enterprise, Role};
 use credit_hub::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use credit_hub::proto::v1 as pb;
 use credit_hub::store::{NewAgency, Store};
-use credit_hub::{Server, ShutdownPolicy};
-use sqlx::Connection;
+use credit_hub::Server;
+
+mod common;
 
 const ENTERPRISES: u32 = 10_000;
 
@@ -97,22 +98,8 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
     let server = Server::bind(store, keyer, "127.0.0.1:0")
         .await
         .expect("bind");
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy {
-            announce: Duration::ZERO,
-            drain: Duration::from_secs(5),
-        },
-    ));
-    let channel = tonic::transport::Channel::from_shared(addr)
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let running = common::Running::start(server).await;
+    let channel = running.channel.clone();
     let client = pb::record_service_client::RecordServiceClient::with_interceptor(
         channel,
         Bearer::new(&token).expect("token"),
@@ -158,8 +145,7 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
         p(0.5).as_secs_f64() * 1e3,
         p(0.99).as_secs_f64() * 1e3,
     );
-    let _ = stop.send(());
-    let _ = handle.await;
+    running.stop().await;
 }
 
 #[tokio::main]
@@ -169,40 +155,12 @@ async fn main() {
             .with_env_filter(std::env::var("BENCH_LOG").unwrap_or_default())
             .init();
     }
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::args();
     let batches: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    run(
-        "sqlite",
-        Store::open_sqlite(dir.path()).await.expect("sqlite"),
-        batches,
-        concurrency,
-    )
+    common::on_each_backend("bench", |label, store| {
+        run(label, store, batches, concurrency)
+    })
     .await;
-
-    if let Ok(admin) = std::env::var("CREDIT_HUB_BENCH_DATABASE_URL") {
-        sqlx::any::install_default_drivers();
-        let (base, db) = admin.rsplit_once('/').expect("URL ends with /database");
-        let name = format!("{db}_bench_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-        let store = Store::open_postgres(&format!("{base}/{name}"), 16)
-            .await
-            .expect("postgres");
-        run("postgres", store, batches, concurrency).await;
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .ok();
-    }
 }

@@ -6,7 +6,7 @@
 //!
 //! cargo bench --bench vetting -- [CANDIDATES]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use credit_hub::cli::Bearer;
 use credit_hub::domain::codes::AgencyKind;
@@ -14,9 +14,10 @@ use credit_hub::domain::ids::PersonKeyer;
 use credit_hub::proto::v1 as pb;
 use credit_hub::seed::{demo_representative, seed, SeedPlan};
 use credit_hub::store::{NewAgency, Store};
-use credit_hub::{Server, ShutdownPolicy};
-use sqlx::Connection;
+use credit_hub::Server;
 use tokio_stream::StreamExt;
+
+mod common;
 
 async fn run(label: &str, store: Store, candidates: usize) {
     store.migrate().await.expect("migrate");
@@ -46,22 +47,8 @@ async fn run(label: &str, store: Store, candidates: usize) {
         .await
         .expect("bind")
         .audit(audit);
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy {
-            announce: Duration::ZERO,
-            drain: Duration::from_secs(5),
-        },
-    ));
-    let channel = tonic::transport::Channel::from_shared(addr)
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let running = common::Running::start(server).await;
+    let channel = running.channel.clone();
     let mut client = pb::vetting_service_client::VettingServiceClient::with_interceptor(
         channel,
         Bearer::new(&token).expect("token"),
@@ -123,44 +110,13 @@ async fn run(label: &str, store: Store, candidates: usize) {
         s.adverse_count,
         s.invalid_count,
     );
-    let _ = stop.send(());
-    let _ = handle.await;
+    running.stop().await;
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::args();
     let candidates: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    run(
-        "sqlite",
-        Store::open_sqlite(dir.path()).await.expect("sqlite"),
-        candidates,
-    )
-    .await;
-
-    if let Ok(admin) = std::env::var("CREDIT_HUB_BENCH_DATABASE_URL") {
-        sqlx::any::install_default_drivers();
-        let (base, db) = admin.rsplit_once('/').expect("URL ends with /database");
-        let name = format!("{db}_vet_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-        let store = Store::open_postgres(&format!("{base}/{name}"), 16)
-            .await
-            .expect("postgres");
-        run("postgres", store, candidates).await;
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .ok();
-    }
+    common::on_each_backend("vet", |label, store| run(label, store, candidates)).await;
 }
