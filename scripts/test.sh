@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import grpc, grpc_reflection, grpc_health' 2>/dev/null; then
+if ! python3 -c 'import grpc, grpc_reflection, grpc_health, cryptography, jcs, base58' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 if cargo nextest --version >/dev/null 2>&1; then

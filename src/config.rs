@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rand::RngCore;
 
+use crate::api::certificates::{key_fingerprint, CertificateSettings};
+use crate::domain::certificate::Issuer;
 use crate::domain::grading::{Model, ModelError, ModelSet};
 use crate::domain::ids::PersonKeyer;
 use crate::domain::vetting::VettingPolicy;
@@ -160,11 +162,29 @@ impl StorageArgs {
     /// The key that signs audit checkpoints: from `--audit-key-file`, or (SQLite only)
     /// generated once into the data directory.
     pub fn audit_key(&self) -> anyhow::Result<ed25519_dalek::SigningKey> {
-        let text = if let Some(file) = &self.audit_key_file {
+        self.signing_key(
+            self.audit_key_file.as_deref(),
+            "audit-signing.key",
+            "--audit-key-file (CREDIT_HUB_AUDIT_KEY_FILE)",
+            "audit signing key",
+        )
+    }
+
+    /// An Ed25519 signing key (64 hex characters) read from `file`, or (SQLite only)
+    /// generated once into `generated` in the data directory. `flag` and `what` name it
+    /// in errors.
+    pub fn signing_key(
+        &self,
+        file: Option<&Path>,
+        generated: &str,
+        flag: &str,
+        what: &str,
+    ) -> anyhow::Result<ed25519_dalek::SigningKey> {
+        let text = if let Some(file) = file {
             std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read audit key file {}", file.display()))?
+                .with_context(|| format!("cannot read the {what} file {}", file.display()))?
         } else if self.database_url.is_none() {
-            let path = self.data_dir.join("audit-signing.key");
+            let path = self.data_dir.join(generated);
             match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(_) => {
@@ -175,12 +195,14 @@ impl StorageArgs {
                 }
             }
         } else {
-            bail!("with PostgreSQL, set --audit-key-file (CREDIT_HUB_AUDIT_KEY_FILE) to the audit signing key on every replica");
+            bail!("with PostgreSQL, set {flag} to the {what} on every replica");
         };
         let bytes: [u8; 32] = hex::decode(text.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .context("the audit signing key must be 64 hex characters (an Ed25519 secret key)")?;
+            .with_context(|| {
+                format!("the {what} must be 64 hex characters (an Ed25519 secret key)")
+            })?;
         Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
     }
 
@@ -195,6 +217,96 @@ impl StorageArgs {
             None
         })
     }
+}
+
+/// How certificates are signed and presented.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CertificateArgs {
+    /// File holding the Ed25519 key (64 hex characters) that signs certificates (e.g. a
+    /// mounted Kubernetes secret). Without it, SQLite mode generates `cert-signing.key`
+    /// in the data directory; PostgreSQL requires it. To rotate, point this at a new
+    /// key: new certificates use it, older ones keep verifying with the retired key.
+    #[arg(long, env = "CREDIT_HUB_CERT_KEY_FILE")]
+    pub cert_key_file: Option<PathBuf>,
+
+    /// Id of the signing key, as certificates and ListIssuerKeys name it (default:
+    /// derived from the public key). A new key needs a new id.
+    #[arg(long, env = "CREDIT_HUB_CERT_KEY_ID")]
+    pub cert_key_id: Option<String>,
+
+    /// The issuer's id (a URL or DID) written into every certificate; key ids are its
+    /// fragments (`{issuer}#{key id}`).
+    #[arg(
+        long,
+        env = "CREDIT_HUB_CERT_ISSUER",
+        default_value = "did:web:credit-hub.localhost"
+    )]
+    pub cert_issuer: String,
+
+    /// The issuing bureau's name, printed on certificates.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_CERT_ISSUER_NAME",
+        default_value = "市场监督管理局（credit-hub）"
+    )]
+    pub cert_issuer_name: String,
+
+    /// Where relying parties check a certificate's status online, written into its
+    /// credentialStatus (the public VerifyCertificate RPC of this service).
+    #[arg(
+        long,
+        env = "CREDIT_HUB_CERT_STATUS_SERVICE",
+        default_value = "grpc://127.0.0.1:50051/credithub.v1.CertificateService/VerifyCertificate"
+    )]
+    pub cert_status_service: String,
+
+    /// Days a new certificate is valid.
+    #[arg(long, env = "CREDIT_HUB_CERT_VALIDITY_DAYS", default_value_t = crate::api::certificates::DEFAULT_VALIDITY_DAYS)]
+    pub cert_validity_days: u32,
+
+    /// VerifyCertificate and ListIssuerKeys calls per second per client address (they
+    /// need no token). Over it: RESOURCE_EXHAUSTED with RetryInfo.
+    #[arg(long, env = "CREDIT_HUB_PUBLIC_RATE_LIMIT", default_value_t = crate::api::certificates::DEFAULT_PUBLIC_RATE)]
+    pub public_rate_limit: u32,
+}
+
+impl CertificateArgs {
+    /// The certificate settings: the key from `--cert-key-file`, or (SQLite only) one
+    /// generated once into the data directory.
+    pub fn settings(&self, storage: &StorageArgs) -> anyhow::Result<CertificateSettings> {
+        let signing_key = storage.signing_key(
+            self.cert_key_file.as_deref(),
+            "cert-signing.key",
+            "--cert-key-file (CREDIT_HUB_CERT_KEY_FILE)",
+            "certificate signing key",
+        )?;
+        let key_id = match &self.cert_key_id {
+            Some(id) if is_key_id(id) => id.clone(),
+            Some(id) => bail!("--cert-key-id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"),
+            None => key_fingerprint(&signing_key.verifying_key()),
+        };
+        if self.cert_validity_days == 0 {
+            bail!("--cert-validity-days must be at least 1");
+        }
+        Ok(CertificateSettings {
+            signing_key,
+            key_id,
+            issuer: Issuer {
+                id: self.cert_issuer.clone(),
+                name: self.cert_issuer_name.clone(),
+                status_service: self.cert_status_service.clone(),
+            },
+            validity: std::time::Duration::from_secs(u64::from(self.cert_validity_days) * 86_400),
+            public_rate: self.public_rate_limit.max(1),
+        })
+    }
+}
+
+fn is_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Loads every `*.toml` directly in `dir` (not its subfolders) as a grading model.

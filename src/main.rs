@@ -91,6 +91,8 @@ struct ServeArgs {
     /// The header a trusted gateway puts the client certificate in (Envoy's format).
     #[arg(long, env = "CREDIT_HUB_FORWARDED_CERT_HEADER", default_value = credit_hub::peer::DEFAULT_FORWARDED_CERT_HEADER)]
     forwarded_cert_header: String,
+    #[command(flatten)]
+    certificates: credit_hub::config::CertificateArgs,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -185,6 +187,12 @@ enum Command {
     /// Cross-check candidates for a public role against credit records (client; needs
     /// the vetting:run scope): prints a summary and writes the report as CSV and HTML.
     Vet(cli::vet::VetArgs),
+    /// Credit certificates: issue, get, list, revoke (client), verify (online, or
+    /// offline with --issuer-keys), keys, and render a printable page.
+    Cert {
+        #[command(subcommand)]
+        command: cli::cert::CertCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -453,6 +461,7 @@ async fn main() -> anyhow::Result<()> {
             } => cli::records_list(&client, &subject, limit).await,
         },
         Command::Vet(args) => cli::vet::run(&args).await,
+        Command::Cert { command } => cli::cert::run(command).await,
     }
 }
 
@@ -469,6 +478,17 @@ async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyho
     })
     .await?;
     bar.finish_and_clear();
+    let market_token = report
+        .agencies
+        .iter()
+        .find(|(kind, _, _)| kind == AgencyKind::MarketRegulation.label())
+        .map(|(_, _, token)| token.clone())
+        .context("the seed made no market-regulation agency")?;
+    let market = store
+        .agency_by_token(&market_token)
+        .await?
+        .context("the demo market-regulation agency is missing")?;
+    let case = seed::remediation_case(store, &keyer, &market, credit_hub::api::today()).await?;
     let path = seed::write_tokens(&storage.data_dir, &report)?;
     eprintln!(
         "seeded {} enterprises and {} records in {:.1}s; demo tokens in {}",
@@ -476,6 +496,9 @@ async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyho
         report.records,
         started.elapsed().as_secs_f64(),
         path.display()
+    );
+    eprintln!(
+        "annual-report remediation demo case: enterprise {case} (try `credit-hub cert issue --kind annual-report-remediation --enterprise {case}`)"
     );
     Ok(())
 }
@@ -499,6 +522,7 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
 async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let keyer = args.storage.keyer()?;
     let vetting = args.storage.vetting_policy()?;
+    let certificates = args.certificates.settings(&args.storage)?;
     let audit = AuditSettings {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,
@@ -549,6 +573,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .await?
         .peers(peers)
         .vetting_policy(vetting)
+        .certificates(certificates)
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)

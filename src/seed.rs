@@ -436,3 +436,108 @@ pub fn write_tokens(data_dir: &Path, report: &SeedReport) -> anyhow::Result<std:
     crate::config::write_private(&path, &text)?;
     Ok(path)
 }
+
+/// The unified social credit code of the demo's annual-report remediation case.
+pub fn remediation_case_uscc() -> Uscc {
+    Uscc::complete("9137100277777777").expect("digits only")
+}
+
+/// Adds the case the bureau meets most (see the certificates issue): an enterprise put
+/// on the serious-dishonesty list only because it missed two annual reports for three
+/// years, which has since filed both, so it qualifies for an annual-report remediation
+/// certificate. Filed by `market`, a market-regulation agency. Returns its USCC.
+pub async fn remediation_case(
+    store: &Store,
+    keyer: &PersonKeyer,
+    market: &Agency,
+    today: NaiveDate,
+) -> anyhow::Result<Uscc> {
+    use chrono::Datelike;
+    let uscc = remediation_case_uscc();
+    let (rep_name, rep_id) = demo_representative(0xA11, 0);
+    let rep_id = IdNumber::parse(&rep_id).expect("built to be valid");
+    store
+        .upsert_enterprises(
+            vec![Enterprise {
+                uscc: uscc.clone(),
+                display_name: "威海补报年报演示商贸有限公司".into(),
+                former_names: vec![],
+                kind: EnterpriseKind::LimitedLiabilityCompany,
+                status: EnterpriseStatus::Operating,
+                established: Some(today - Duration::days(3_000)),
+                region_code: "371002".into(),
+                industry_code: "F5191".into(),
+                in_bankruptcy_restructuring: false,
+                roles: vec![Role {
+                    kind: RoleKind::LegalRepresentative,
+                    person: PersonRef::new(keyer, rep_name, &rep_id),
+                    start: Some(today - Duration::days(3_000)),
+                    end: None,
+                }],
+                updated_at: 0,
+            }],
+            today,
+            None,
+            &|_| Vec::new(),
+        )
+        .await
+        .context("registering the remediation case")?;
+    let listed = today - Duration::days(200);
+    let record = |source: &str, kind, tier, date: NaiveDate, attributes: Attributes| NewRecord {
+        source_record_id: format!("DEMO-REMEDIATION-{source}"),
+        revision: 1,
+        content: RecordContent {
+            subject: Subject::Enterprise(uscc.clone()),
+            kind,
+            tier,
+            domain: RegulatoryDomain::BusinessRegistration,
+            decision_date: date,
+            document_number: format!("威开市监{source}〔{}〕1号", date.year()),
+            deciding_authority: "威海经济技术开发区市场监督管理局".into(),
+            summary: format!("演示数据：年报补报案例 {source}"),
+            publicity_end: default_publicity_end(tier, date, &[]),
+            attributes,
+        },
+    };
+    let mut records = Vec::new();
+    for (n, days_before) in [(1, 3 * 365 + 60), (2, 2 * 365 + 60)] {
+        let date = listed - Duration::days(days_before);
+        let year = date.year() - 1;
+        records.push(record(
+            &format!("ABN{n}"),
+            RecordKind::AbnormalOperationsListing,
+            Tier::Moderate,
+            date,
+            Attributes {
+                abnormal_cause: Some(AbnormalCause::AnnualReportNotFiled),
+                report_year: Some(year),
+                ..Attributes::default()
+            },
+        ));
+        records.push(record(
+            &format!("AR{n}"),
+            RecordKind::AnnualReportFiling,
+            Tier::Minor,
+            listed + Duration::days(30 * n),
+            Attributes {
+                report_year: Some(year),
+                ..Attributes::default()
+            },
+        ));
+    }
+    records.push(record(
+        "SDL",
+        RecordKind::SeriousDishonestyListing,
+        Tier::Serious,
+        listed,
+        Attributes {
+            serious_listing_cause: Some(SeriousListingCause::AbnormalListThreeYears),
+            ..Attributes::default()
+        },
+    ));
+    store
+        .submit_records(market, records, today, None, &|_| Vec::new())
+        .await
+        .context("filing the remediation case")?;
+    Ok(uscc)
+}

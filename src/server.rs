@@ -13,7 +13,8 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::api::{
-    AuditApi, Clock, GradeApi, RecordApi, RegistryApi, State, Unimplemented, VettingApi,
+    AuditApi, CertificateApi, CertificateSettings, Clock, GradeApi, RecordApi, RegistryApi, State,
+    VettingApi,
 };
 use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
@@ -99,6 +100,7 @@ pub struct Server {
     tls: Option<TlsFiles>,
     peers: PeerPolicy,
     vetting: VettingPolicy,
+    certificates: CertificateSettings,
 }
 
 impl Server {
@@ -122,6 +124,7 @@ impl Server {
             tls: None,
             peers: PeerPolicy::default(),
             vetting: VettingPolicy::builtin(),
+            certificates: CertificateSettings::default(),
         })
     }
 
@@ -184,6 +187,12 @@ impl Server {
         self
     }
 
+    /// How certificates are signed (default: a key made up for this process).
+    pub fn certificates(mut self, settings: CertificateSettings) -> Self {
+        self.certificates = settings;
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -214,6 +223,15 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let store = self.state.store.clone();
+        // New certificates are signed with the configured key from now on; keys it
+        // replaces stay listed so what they signed keeps verifying.
+        store
+            .register_issuer_key(
+                &self.certificates.key_id,
+                &crate::api::certificates::signing_public_key(&self.certificates),
+            )
+            .await
+            .context("cannot register the certificate signing key")?;
         let readiness = tokio::spawn(watch_readiness(store.clone(), reporter.clone()));
         let scheduler = tokio::spawn(regrade_due(
             store.clone(),
@@ -242,7 +260,10 @@ impl Server {
                 self.state.clone(),
                 self.vetting,
             )))
-            .add_service(CertificateServiceServer::new(Unimplemented))
+            .add_service(CertificateServiceServer::new(CertificateApi::new(
+                self.state.clone(),
+                self.certificates.clone(),
+            )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, async {
                 stopped.await.ok();

@@ -77,7 +77,13 @@ pub fn text(
     Some(value.to_string())
 }
 
-fn date(v: &mut Violations, field: &str, value: &str, required: bool) -> Option<Option<NaiveDate>> {
+/// Parses a `YYYY-MM-DD` date; empty is `Some(None)` unless required.
+pub fn date(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+) -> Option<Option<NaiveDate>> {
     if value.is_empty() {
         if required {
             v.add(field, "is required (YYYY-MM-DD)");
@@ -95,7 +101,7 @@ fn date(v: &mut Violations, field: &str, value: &str, required: bool) -> Option<
 }
 
 /// Parses a required enum value; 0 (unspecified) and unknown numbers are refused.
-fn required_enum<T>(
+pub fn required_enum<T>(
     v: &mut Violations,
     field: &str,
     number: i32,

@@ -2,6 +2,7 @@
 //! values, calls the store, and converts back. Errors become statuses in `error`.
 
 mod audit;
+pub mod certificates;
 pub mod codec;
 pub mod convert;
 pub mod error;
@@ -9,7 +10,6 @@ mod grades;
 pub mod paging;
 mod records;
 mod registry;
-mod unimplemented;
 mod vetting;
 
 use std::sync::Arc;
@@ -23,10 +23,10 @@ use crate::domain::Error;
 use crate::store::{RequestKey, Store};
 
 pub use audit::AuditApi;
+pub use certificates::{CertificateApi, CertificateSettings};
 pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
-pub use unimplemented::Unimplemented;
 pub use vetting::VettingApi;
 
 /// Most items a batch request may carry (AIP-231/233).

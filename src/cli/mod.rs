@@ -2,6 +2,7 @@
 //! scripts (`--json`).
 
 pub mod audit;
+pub mod cert;
 pub mod grades;
 mod records_file;
 pub mod vet;
@@ -147,6 +148,14 @@ pub fn explain(status: Status) -> anyhow::Error {
     if let Some(bad) = status.get_details_bad_request() {
         for v in bad.field_violations {
             text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    if let Some(failed) = status.get_details_precondition_failure() {
+        for v in failed.violations {
+            text.push_str(&format!(
+                "\n  {} ({}): {}",
+                v.r#type, v.subject, v.description
+            ));
         }
     }
     anyhow::anyhow!(text)

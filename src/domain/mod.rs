@@ -1,13 +1,16 @@
-//! Pure domain logic: identifiers, records, enterprises, agencies, grading. No I/O, no
-//! tonic, no sqlx, so every rule is testable on its own.
+//! Pure domain logic: identifiers, records, enterprises, agencies, grading, vetting and
+//! certificates. No I/O, no tonic, no sqlx, so every rule is testable on its own.
 
 pub mod agency;
 pub mod audit;
+pub mod certificate;
 pub mod codes;
+pub mod data_integrity;
 pub mod enterprise;
 pub mod error;
 pub mod grading;
 pub mod ids;
+pub mod jcs;
 pub mod record;
 pub mod vetting;
 

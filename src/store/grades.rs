@@ -382,6 +382,10 @@ impl Store {
         for (sql, vals) in multi_insert(b, "grade_changes", CHANGE_COLUMNS, change_rows) {
             bind_all(sqlx::query(&sql), vals).execute(&mut **tx).await?;
         }
+        // Whatever regrades an enterprise may have taken it off the serious-dishonesty
+        // list; a remediation certificate must not outlive that.
+        self.supersede_remediations(tx, targets.keys().map(Uscc::as_str), today)
+            .await?;
         Ok(Regraded { changes, rewritten })
     }
 

@@ -4,6 +4,7 @@
 
 mod agencies;
 mod audit;
+mod certificates;
 mod enterprises;
 mod grade_cache;
 mod grades;
@@ -28,6 +29,7 @@ use crate::domain::grading::ModelSet;
 
 pub use agencies::{token_hash, AgencyListing, NewAgency};
 pub use audit::{AuditFilter, VerifiedChain};
+pub use certificates::{CertificateFilter, IssuerKey};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};

@@ -443,6 +443,7 @@ impl Store {
             .await?;
         let related = self.affects_related(&written);
         let regraded = self.regrade(&mut tx, targets, related, today).await?;
+        self.suspend_contradicted(&mut tx, &written).await?;
         let result = SubmitResult { records, outcomes };
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&result)).await?;

@@ -9,7 +9,6 @@ use credit_hub::domain::agency::Scope;
 use credit_hub::domain::audit::ChainBreak;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
-use credit_hub::store::NewAgency;
 use credit_hub::Server;
 use prost::Message;
 use sqlx::Connection;
@@ -17,20 +16,6 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::helpers::*;
-
-async fn agency_with(app: &TestApp, scopes: BTreeSet<Scope>, kind: AgencyKind) -> Bearer {
-    let (_, token) = app
-        .store
-        .create_agency(NewAgency {
-            display_name: format!("scoped {scopes:?}"),
-            kind,
-            scopes,
-            cert_subject: None,
-        })
-        .await
-        .unwrap();
-    Bearer::new(&token).unwrap()
-}
 
 fn auditor(app: &TestApp, bearer: Bearer) -> pb::audit_service_client::AuditServiceClient<Authed> {
     pb::audit_service_client::AuditServiceClient::with_interceptor(app.channel.clone(), bearer)

@@ -73,21 +73,6 @@ async fn a_missing_scope_is_refused_before_existence_is_checked() {
 }
 
 #[tokio::test]
-async fn services_of_later_milestones_answer_unimplemented_to_authenticated_callers() {
-    let app = spawn_app().await;
-    let mut certificates =
-        pb::certificate_service_client::CertificateServiceClient::with_interceptor(
-            app.channel.clone(),
-            app.bearer(AgencyKind::MarketRegulation),
-        );
-    let err = certificates
-        .get_certificate(pb::GetCertificateRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-}
-
-#[tokio::test]
 async fn health_reports_readiness_without_a_token() {
     let app = spawn_app().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use credit_hub::api::Clock;
 use credit_hub::cli::Bearer;
+use std::collections::BTreeSet;
+
+use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::domain::ids::PersonKeyer;
 use credit_hub::proto::v1 as pb;
@@ -177,6 +180,21 @@ pub async fn another_server(
         ShutdownPolicy::default(),
     ));
     (addr, stop)
+}
+
+/// A bearer for a new agency of `kind` holding exactly `scopes`.
+pub async fn agency_with(app: &TestApp, scopes: BTreeSet<Scope>, kind: AgencyKind) -> Bearer {
+    let (_, token) = app
+        .store
+        .create_agency(NewAgency {
+            display_name: format!("scoped {scopes:?}"),
+            kind,
+            scopes,
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    Bearer::new(&token).unwrap()
 }
 
 impl TestApp {

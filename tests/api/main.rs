@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod certificates;
 mod grades;
 mod helpers;
 mod hostile;

@@ -8,7 +8,7 @@
 //! free-text field (a swapped column, a careless message) is masked before it is shown.
 
 mod input;
-mod report;
+pub(crate) mod report;
 
 use input::{load_candidates, CandidateRow};
 use report::{

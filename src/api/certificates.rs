@@ -1,0 +1,517 @@
+//! `CertificateService`: issuing signed credit certificates to enterprises, keeping their
+//! register, and verifying presented documents for anyone (public, rate-limited per
+//! client address).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+use tonic_types::ErrorDetails;
+
+use super::convert::{date, enterprise_name, filter_enum, required_enum, text, timestamp};
+use super::error::status;
+use super::paging::{decode_token, encode_token, page_size};
+use super::{replayed, request_key, Shared};
+use crate::audit::AuditNote;
+use crate::auth::caller;
+use crate::domain::agency::Scope;
+use crate::domain::certificate::{
+    check_period, credential, credit_status_statements, judge, presented, remediation_statements,
+    serial, Certificate, CertificateKind, CertificateStatus, Draft, Issuer, VerificationResult,
+};
+use crate::domain::codes::AgencyKind;
+use crate::domain::data_integrity::{self, public_key_multibase, ProofOptions};
+use crate::domain::{Error, Violations};
+use crate::proto::v1::{self as pb, certificate_service_server::CertificateService};
+use crate::quota::TokenBuckets;
+use crate::store::{now_millis, CertificateFilter, Replay};
+
+/// Largest document VerifyCertificate reads; certificates are a few kilobytes.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// How certificates are signed and verified.
+#[derive(Clone)]
+pub struct CertificateSettings {
+    /// The key new certificates are signed with.
+    pub signing_key: SigningKey,
+    /// Its id, the fragment of the proof's `verificationMethod`.
+    pub key_id: String,
+    /// Who issues, and where status is checked.
+    pub issuer: Issuer,
+    /// How long a new certificate is valid (whole seconds count).
+    pub validity: std::time::Duration,
+    /// Public calls (verify, list keys) per second per client address.
+    pub public_rate: u32,
+}
+
+impl std::fmt::Debug for CertificateSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateSettings")
+            .field("signing_key", &"[REDACTED]")
+            .field("key_id", &self.key_id)
+            .field("issuer", &self.issuer)
+            .field("validity", &self.validity)
+            .field("public_rate", &self.public_rate)
+            .finish()
+    }
+}
+
+/// Default validity of a certificate, in days.
+pub const DEFAULT_VALIDITY_DAYS: u32 = 90;
+/// Default public calls per second per client address.
+pub const DEFAULT_PUBLIC_RATE: u32 = 50;
+
+impl Default for CertificateSettings {
+    /// A key made up for this process (tests); servers pass a configured one.
+    fn default() -> Self {
+        let signing_key = crate::audit::random_key();
+        CertificateSettings {
+            key_id: key_fingerprint(&signing_key.verifying_key()),
+            signing_key,
+            issuer: Issuer {
+                id: "did:web:credit-hub.localhost".into(),
+                name: "市场监督管理局（credit-hub）".into(),
+                status_service:
+                    "grpc://127.0.0.1:50051/credithub.v1.CertificateService/VerifyCertificate"
+                        .into(),
+            },
+            validity: std::time::Duration::from_secs(u64::from(DEFAULT_VALIDITY_DAYS) * 86_400),
+            public_rate: DEFAULT_PUBLIC_RATE,
+        }
+    }
+}
+
+/// A key id derived from the public key, for keys configured without one.
+pub fn key_fingerprint(key: &VerifyingKey) -> String {
+    format!("key-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16])
+}
+
+/// The certificate service.
+#[derive(Clone)]
+pub struct CertificateApi {
+    state: Shared,
+    settings: Arc<CertificateSettings>,
+    /// Issuer public keys by key id, filled from the register on first need.
+    keys: Arc<RwLock<HashMap<String, VerifyingKey>>>,
+    public_calls: TokenBuckets<IpAddr>,
+}
+
+impl CertificateApi {
+    pub fn new(state: Shared, settings: CertificateSettings) -> Self {
+        CertificateApi {
+            state,
+            settings: Arc::new(settings),
+            keys: Arc::default(),
+            public_calls: TokenBuckets::default(),
+        }
+    }
+
+    /// Refuses a public call over its address's rate (RESOURCE_EXHAUSTED, RetryInfo).
+    fn admit<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(addr) = req.remote_addr() else {
+            return Ok(());
+        };
+        self.public_calls
+            .take(addr.ip(), self.settings.public_rate)
+            .map_err(|retry| {
+                let mut details = ErrorDetails::with_retry_info(Some(retry));
+                details.add_quota_failure_violation(
+                    format!("clientAddress/{}", addr.ip()),
+                    "public certificate calls per second from this address exceeded",
+                );
+                status(
+                    tonic::Code::ResourceExhausted,
+                    format!(
+                        "too many verification calls from {}; retry in {} ms",
+                        addr.ip(),
+                        retry.as_millis().max(1)
+                    ),
+                    "RATE_LIMITED",
+                    details,
+                )
+            })
+    }
+
+    /// The public key of `key_id`, asking the register when it is not yet known here
+    /// (another replica may have started signing with a new key).
+    async fn key(&self, key_id: &str) -> Result<Option<VerifyingKey>, Status> {
+        if let Some(k) = self.keys.read().expect("key cache").get(key_id) {
+            return Ok(Some(*k));
+        }
+        let mut loaded = HashMap::new();
+        for k in self.state.store.issuer_keys().await? {
+            match data_integrity::parse_public_key(&k.public_key_multibase) {
+                Ok(public) => {
+                    loaded.insert(k.key_id, public);
+                }
+                Err(e) => tracing::error!(key_id = %k.key_id, error = %e, "unreadable issuer key"),
+            }
+        }
+        let found = loaded.get(key_id).copied();
+        *self.keys.write().expect("key cache") = loaded;
+        Ok(found)
+    }
+
+    /// Signs the certificate of `draft` for `agency_id`.
+    fn sign(
+        &self,
+        draft: &Draft,
+        period: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+        agency_id: &str,
+    ) -> Certificate {
+        let s = &self.settings;
+        let unsigned = credential(draft, &s.issuer);
+        let signed = data_integrity::sign(
+            &unsigned,
+            &ProofOptions {
+                verification_method: s.issuer.verification_method(&s.key_id),
+                created: crate::domain::certificate::xsd_time(draft.issued),
+            },
+            &s.signing_key,
+        );
+        Certificate {
+            serial: draft.serial.clone(),
+            uscc: draft.uscc.clone(),
+            enterprise_name: draft.enterprise_name.clone(),
+            kind: draft.kind,
+            period,
+            status: CertificateStatus::Valid,
+            status_reason: String::new(),
+            issued_at: draft.issued.timestamp_millis(),
+            valid_from: draft.issued.timestamp_millis(),
+            valid_until: draft.valid_until.timestamp_millis(),
+            key_id: s.key_id.clone(),
+            document: signed.to_string(),
+            revocation_reason: None,
+            revoked_at: None,
+            agency_id: agency_id.to_string(),
+        }
+    }
+}
+
+fn date_text(d: Option<chrono::NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// The proto form of a certificate as it stands at `now`.
+pub fn certificate_out(c: &Certificate, now: i64) -> pb::Certificate {
+    pb::Certificate {
+        name: c.resource_name(),
+        serial_number: c.serial.clone(),
+        enterprise: c.uscc.resource_name(),
+        enterprise_display_name: c.enterprise_name.clone(),
+        kind: c.kind.number(),
+        period_start_date: date_text(c.period.map(|p| p.0)),
+        period_end_date: date_text(c.period.map(|p| p.1)),
+        status: c.status_at(now).number(),
+        status_reason: c.status_reason.clone(),
+        issue_time: Some(timestamp(c.issued_at)),
+        valid_from: Some(timestamp(c.valid_from)),
+        valid_until: Some(timestamp(c.valid_until)),
+        issuer_key_id: c.key_id.clone(),
+        document: c.document.clone(),
+        revocation_reason: c.revocation_reason.clone().unwrap_or_default(),
+        revoke_time: c.revoked_at.map(timestamp),
+    }
+}
+
+#[tonic::async_trait]
+impl CertificateService for CertificateApi {
+    async fn issue_certificate(
+        &self,
+        req: Request<pb::IssueCertificateRequest>,
+    ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
+        let agency = caller(&req, Scope::CertificatesIssue)?;
+        agency.require_kind(AgencyKind::MarketRegulation, "issue certificates")?;
+        let note = AuditNote::of(&req);
+        let r = req.get_ref();
+        let today = self.state.clock.today();
+        let mut v = Violations::default();
+        let uscc = v.check(enterprise_name("enterprise", &r.enterprise));
+        let kind = required_enum(&mut v, "kind", r.kind, CertificateKind::from_number);
+        let start = date(&mut v, "period_start_date", &r.period_start_date, false);
+        let end = date(&mut v, "period_end_date", &r.period_end_date, false);
+        if r.request_id.trim().is_empty() {
+            v.add(
+                "request_id",
+                "is required: a retry with the same request_id returns the same certificate",
+            );
+        }
+        let period = match (kind, start, end) {
+            (Some(CertificateKind::CreditStatus), Some(s), Some(e)) => {
+                v.check(check_period(s, e, today).map(Some))
+            }
+            (Some(CertificateKind::AnnualReportRemediation), Some(s), Some(e)) => {
+                if s.is_some() || e.is_some() {
+                    v.add(
+                        "period_start_date",
+                        "must be empty for an annual-report remediation certificate, which states the enterprise's current listing",
+                    );
+                }
+                Some(None)
+            }
+            _ => None,
+        };
+        let key = v.check(request_key(
+            &self.state,
+            &agency.id,
+            "IssueCertificate",
+            &r.request_id,
+            r,
+        ));
+        v.finish(())?;
+        let (Some(uscc), Some(kind), Some(period), Some(Some(key))) = (uscc, kind, period, key)
+        else {
+            return Err(Error::invalid("request", "is incomplete").into());
+        };
+        note.subject(uscc.resource_name()).request_id(&r.request_id);
+        let now = now_millis();
+        if let Some(existing) = self.state.store.certificate_by_request(&key).await? {
+            note.count(1);
+            return Ok(Response::new(pb::IssueCertificateResponse {
+                certificate: Some(certificate_out(&existing, now)),
+            }));
+        }
+        let enterprise = self
+            .state
+            .store
+            .get_enterprise(&uscc)
+            .await?
+            .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        let records = self.state.store.records_about(&uscc).await?;
+        let statements = match (kind, period) {
+            (CertificateKind::CreditStatus, Some((s, e))) => {
+                credit_status_statements(&records, s, e, today)
+            }
+            (CertificateKind::AnnualReportRemediation, _) => {
+                remediation_statements(&uscc, &records, today).map_err(Error::FailedPrecondition)?
+            }
+            (CertificateKind::CreditStatus, None) => {
+                return Err(Error::invalid("period_start_date", "is required").into())
+            }
+        };
+        let issued: DateTime<Utc> =
+            DateTime::from_timestamp_millis(now - now % 1000).unwrap_or_else(Utc::now);
+        let draft = Draft {
+            serial: serial(issued, rand::random()),
+            uscc: uscc.clone(),
+            enterprise_name: enterprise.display_name.clone(),
+            kind,
+            issued,
+            valid_until: issued
+                + chrono::Duration::seconds(self.settings.validity.as_secs().min(1 << 40) as i64),
+            statements,
+        };
+        let cert = self.sign(&draft, period, &agency.id);
+        let stored = self.state.store.insert_certificate(&cert, &key).await?;
+        note.count(1);
+        Ok(Response::new(pb::IssueCertificateResponse {
+            certificate: Some(certificate_out(&stored, now)),
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        req: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::GetCertificateResponse>, Status> {
+        caller(&req, Scope::CertificatesIssue)?;
+        let serial = super::convert::resource_id("name", "certificates", &req.get_ref().name)?;
+        let cert = self
+            .state
+            .store
+            .certificate(serial)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("certificates/{serial}")))?;
+        AuditNote::of(&req)
+            .subject(cert.uscc.resource_name())
+            .count(1);
+        Ok(Response::new(pb::GetCertificateResponse {
+            certificate: Some(certificate_out(&cert, now_millis())),
+        }))
+    }
+
+    async fn list_certificates(
+        &self,
+        req: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        caller(&req, Scope::CertificatesIssue)?;
+        let r = req.get_ref();
+        let size = page_size(r.page_size)?;
+        let uscc = if r.enterprise.is_empty() {
+            None
+        } else {
+            Some(enterprise_name("enterprise", &r.enterprise)?)
+        };
+        let status = filter_enum("status", r.status, CertificateStatus::from_number)?;
+        let query = format!(
+            "certificates?enterprise={}&status={}",
+            r.enterprise,
+            status.map_or("", |s| s.code())
+        );
+        let after: Option<(i64, String)> = decode_token(&query, &r.page_token)?;
+        let now = now_millis();
+        let filter = CertificateFilter {
+            uscc: uscc.as_ref().map(|u| u.as_str().to_string()),
+            status,
+        };
+        let mut found = self
+            .state
+            .store
+            .list_certificates(&filter, after, size + 1, now)
+            .await?;
+        let next_page_token = if found.len() > size {
+            found.truncate(size);
+            found
+                .last()
+                .map(|c| encode_token(&query, &(c.issued_at, c.serial.clone())))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let note = AuditNote::of(&req);
+        note.subjects(found.iter().map(|c| c.uscc.resource_name()));
+        note.count(found.len());
+        Ok(Response::new(pb::ListCertificatesResponse {
+            certificates: found.iter().map(|c| certificate_out(c, now)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        req: Request<pb::RevokeCertificateRequest>,
+    ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
+        let agency = caller(&req, Scope::CertificatesRevoke)?;
+        agency.require_kind(AgencyKind::MarketRegulation, "revoke certificates")?;
+        let note = AuditNote::of(&req);
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        let serial =
+            v.check(super::convert::resource_id("name", "certificates", &r.name).map(String::from));
+        let reason = text(&mut v, "reason", &r.reason, true, 500);
+        let key = v.check(request_key(
+            &self.state,
+            &agency.id,
+            "RevokeCertificate",
+            &r.request_id,
+            r,
+        ));
+        v.finish(())?;
+        let (Some(serial), Some(reason), Some(key)) = (serial, reason, key) else {
+            return Err(Error::invalid("request", "is incomplete").into());
+        };
+        note.request_id(&r.request_id);
+        let now = now_millis();
+        let encode = move |c: &Certificate| {
+            prost::Message::encode_to_vec(&pb::RevokeCertificateResponse {
+                certificate: Some(certificate_out(c, now)),
+            })
+        };
+        let response = match self
+            .state
+            .store
+            .revoke_certificate(&serial, &reason, key.as_ref(), &encode)
+            .await?
+        {
+            Replay::Fresh(cert) => {
+                note.subject(cert.uscc.resource_name());
+                pb::RevokeCertificateResponse {
+                    certificate: Some(certificate_out(&cert, now)),
+                }
+            }
+            Replay::Replayed(bytes) => replayed(&bytes)?,
+        };
+        note.count(1);
+        Ok(Response::new(response))
+    }
+
+    async fn verify_certificate(
+        &self,
+        req: Request<pb::VerifyCertificateRequest>,
+    ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
+        self.admit(&req)?;
+        let document = &req.get_ref().document;
+        if document.trim().is_empty() {
+            return Err(Error::invalid("document", "is required: the certificate JSON").into());
+        }
+        if document.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::invalid(
+                "document",
+                format!(
+                    "is {} bytes; a certificate is at most {MAX_DOCUMENT_BYTES}",
+                    document.len()
+                ),
+            )
+            .into());
+        }
+        let tampered = |reason: &str| {
+            Response::new(pb::VerifyCertificateResponse {
+                result: VerificationResult::Tampered.number(),
+                reason: reason.to_string(),
+                ..Default::default()
+            })
+        };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(document) else {
+            return Ok(tampered("do not trust this document: it is not valid JSON"));
+        };
+        let shown = presented(&doc);
+        let prefix = format!("{}#", self.settings.issuer.id);
+        let key = match shown.key_id.as_deref() {
+            Some(id) => self.key(id).await?,
+            None => None,
+        };
+        let proof = data_integrity::verify(&doc, |method| method.strip_prefix(&prefix).and(key))
+            .map(|_| ());
+        let now = now_millis();
+        let register = match (&proof, &shown.serial) {
+            (Ok(()), Some(serial)) => self.state.store.certificate(serial).await?,
+            _ => None,
+        };
+        let (result, mut reason) = judge(
+            proof,
+            &shown,
+            register
+                .as_ref()
+                .map(|c| (c.status, c.status_reason.clone())),
+            Utc::now(),
+        );
+        if result == VerificationResult::Valid && register.is_none() {
+            reason = "the signature is genuine, but this service's register has no certificate with this serial; ask the issuer".into();
+        }
+        Ok(Response::new(pb::VerifyCertificateResponse {
+            result: result.number(),
+            reason,
+            serial_number: shown.serial.unwrap_or_default(),
+            issuer_key_id: shown.key_id.unwrap_or_default(),
+            status: register.map_or(0, |c| c.status_at(now).number()),
+        }))
+    }
+
+    async fn list_issuer_keys(
+        &self,
+        req: Request<pb::ListIssuerKeysRequest>,
+    ) -> Result<Response<pb::ListIssuerKeysResponse>, Status> {
+        self.admit(&req)?;
+        let keys = self.state.store.issuer_keys().await?;
+        Ok(Response::new(pb::ListIssuerKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|k| pb::IssuerKey {
+                    key_id: k.key_id,
+                    public_key_multibase: k.public_key_multibase,
+                    valid_from: Some(timestamp(k.valid_from)),
+                    valid_until: k.valid_until.map(timestamp),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// The multibase public key of the configured signing key.
+pub fn signing_public_key(settings: &CertificateSettings) -> String {
+    public_key_multibase(&settings.signing_key.verifying_key())
+}

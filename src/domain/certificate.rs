@@ -1,0 +1,800 @@
+//! Credit certificates (信用证明): which enterprise may have which kind, what each kind
+//! states, the W3C Verifiable Credential that carries the statements, and what a
+//! verifier concludes from a presented document. Signing is in `data_integrity`.
+
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::codes::{code_enum, AbnormalCause, RecordKind, RecordStatus, SeriousListingCause};
+use super::data_integrity::ProofError;
+use super::ids::Uscc;
+use super::record::Record;
+use super::{Error, PreconditionViolation};
+
+code_enum! {
+    /// What a certificate attests.
+    pub enum CertificateKind {
+        CreditStatus = 1 => "CREDIT_STATUS",
+        AnnualReportRemediation = 2 => "ANNUAL_REPORT_REMEDIATION",
+    }
+}
+
+code_enum! {
+    /// Where an issued certificate stands. `Expired` is derived from `valid_until` when
+    /// read; the others are stored.
+    pub enum CertificateStatus {
+        Valid = 1 => "VALID",
+        Revoked = 2 => "REVOKED",
+        Suspended = 3 => "SUSPENDED",
+        Superseded = 4 => "SUPERSEDED",
+        Expired = 5 => "EXPIRED",
+    }
+}
+
+code_enum! {
+    /// What verifying a presented document concluded.
+    pub enum VerificationResult {
+        Valid = 1 => "VALID",
+        Tampered = 2 => "TAMPERED",
+        Expired = 3 => "EXPIRED",
+        Revoked = 4 => "REVOKED",
+        Suspended = 5 => "SUSPENDED",
+        UnknownKey = 6 => "UNKNOWN_KEY",
+        Superseded = 7 => "SUPERSEDED",
+    }
+}
+
+/// Longest period a credit-status certificate covers.
+pub const MAX_PERIOD_YEARS: u32 = 5;
+
+/// The W3C context every certificate is expressed in; terms of its own fall under the
+/// context's `@vocab`, so no further context needs fetching.
+pub const VC_CONTEXT: &str = "https://www.w3.org/ns/credentials/v2";
+
+/// How a certificate's serial number becomes its credential id.
+const ID_PREFIX: &str = "urn:credithub:certificate:";
+
+/// Who signs certificates and where their status is checked.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// The issuer's URL or DID; key ids are fragments of it.
+    pub id: String,
+    /// The issuing bureau's name, printed on certificates.
+    pub name: String,
+    /// Where a relying party checks a certificate's current status online.
+    pub status_service: String,
+}
+
+impl Issuer {
+    /// The `verificationMethod` URL of the key with `key_id`.
+    pub fn verification_method(&self, key_id: &str) -> String {
+        format!("{}#{key_id}", self.id)
+    }
+}
+
+/// Checks a requested credit-status period: both ends given, in order, not in the
+/// future and at most [`MAX_PERIOD_YEARS`] long.
+pub fn check_period(
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), Error> {
+    let start = start.ok_or_else(|| {
+        Error::invalid(
+            "period_start_date",
+            "is required for a credit-status certificate (YYYY-MM-DD)",
+        )
+    })?;
+    let end = end.ok_or_else(|| {
+        Error::invalid(
+            "period_end_date",
+            "is required for a credit-status certificate (YYYY-MM-DD)",
+        )
+    })?;
+    if end < start {
+        return Err(Error::invalid(
+            "period_end_date",
+            "must not be before period_start_date",
+        ));
+    }
+    if end > today {
+        return Err(Error::invalid(
+            "period_end_date",
+            format!("must not be in the future (today is {today}): a certificate states what has happened"),
+        ));
+    }
+    let earliest = end
+        .checked_sub_months(Months::new(12 * MAX_PERIOD_YEARS))
+        .unwrap_or(NaiveDate::MIN);
+    if start < earliest {
+        return Err(Error::invalid(
+            "period_start_date",
+            format!("the period may cover at most {MAX_PERIOD_YEARS} years: start on or after {earliest}"),
+        ));
+    }
+    Ok((start, end))
+}
+
+/// A record as a certificate states it. Never carries a grade or a score.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stated {
+    record: String,
+    kind: &'static str,
+    document_number: String,
+    deciding_authority: String,
+    decision_date: String,
+    publicity_end_date: String,
+    summary: String,
+    /// Repaired (信用修复) items are stated, and marked as such.
+    repaired: bool,
+}
+
+impl Stated {
+    fn of(r: &Record) -> Self {
+        Stated {
+            record: r.resource_name(),
+            kind: r.content.kind.code(),
+            document_number: r.content.document_number.clone(),
+            deciding_authority: r.content.deciding_authority.clone(),
+            decision_date: r.content.decision_date.to_string(),
+            publicity_end_date: r.content.publicity_end.to_string(),
+            summary: r.content.summary.clone(),
+            repaired: r.status == RecordStatus::Repaired,
+        }
+    }
+}
+
+/// Whether a record is still stated: in publicity or repaired. Withdrawn records never
+/// happened; records whose publicity ended are no longer published anywhere.
+fn stated_on(r: &Record, today: NaiveDate) -> bool {
+    matches!(
+        r.status_on(today),
+        RecordStatus::Active | RecordStatus::Repaired
+    )
+}
+
+fn is_active(r: &Record, today: NaiveDate) -> bool {
+    r.status_on(today) == RecordStatus::Active
+}
+
+/// The statements of a credit-status certificate (专项信用报告 style) over
+/// `start..=end`: administrative penalties, coercive measures and serious-dishonesty
+/// status, repaired items marked. `records` are the enterprise's own.
+pub fn credit_status_statements(
+    records: &[Record],
+    start: NaiveDate,
+    end: NaiveDate,
+    today: NaiveDate,
+) -> Value {
+    let in_period = |kind: RecordKind| -> Vec<Stated> {
+        let mut found: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.content.kind == kind && stated_on(r, today))
+            .filter(|r| (start..=end).contains(&r.content.decision_date))
+            .collect();
+        found.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
+        found.into_iter().map(Stated::of).collect()
+    };
+    let penalties = in_period(RecordKind::AdministrativePenalty);
+    let coercive = in_period(RecordKind::AdministrativeCoerciveMeasure);
+    let listings = in_period(RecordKind::SeriousDishonestyListing);
+    let listed_now = records
+        .iter()
+        .any(|r| r.content.kind == RecordKind::SeriousDishonestyListing && is_active(r, today));
+    let part = |items: &[Stated], what: &str| {
+        let open = items.iter().filter(|s| !s.repaired).count();
+        match (items.len(), open) {
+            (0, _) => format!("无{what}记录"),
+            (n, o) if o == n => format!("有{what}记录{n}条"),
+            (n, o) => format!("有{what}记录{n}条（其中{}条已信用修复）", n - o),
+        }
+    };
+    let summary = format!(
+        "{start}至{end}期间，{}；{}；{}。截至出具日{}严重违法失信名单。",
+        part(&penalties, "行政处罚"),
+        part(&coercive, "行政强制"),
+        part(&listings, "列入严重违法失信名单"),
+        if listed_now { "仍在" } else { "不在" }
+    );
+    json!({
+        "period": { "startDate": start.to_string(), "endDate": end.to_string() },
+        "administrativePenalties": penalties,
+        "administrativeCoerciveMeasures": coercive,
+        "seriousDishonesty": {
+            "listedOnIssueDate": listed_now,
+            "listingsInPeriod": listings,
+        },
+        "summary": summary,
+    })
+}
+
+/// How far before a serious-dishonesty listing the abnormal-operations listings that led
+/// to it are looked for: the three years on the abnormal list, and a year's slack.
+const ABNORMAL_LOOKBACK_YEARS: u32 = 4;
+
+/// The year an annual-report abnormal listing is about: as recorded, else the year
+/// before the listing (reports are due by 30 June of the following year).
+fn missed_year(listing: &Record) -> i32 {
+    use chrono::Datelike;
+    listing
+        .content
+        .attributes
+        .report_year
+        .unwrap_or(listing.content.decision_date.year() - 1)
+}
+
+/// The statements of an annual-report remediation certificate, or every unmet
+/// condition: every active serious-dishonesty listing has the annual-report cause, the
+/// abnormal-operations listings behind it were for missed annual reports, and each
+/// missed report has since been filed.
+pub fn remediation_statements(
+    uscc: &Uscc,
+    records: &[Record],
+    today: NaiveDate,
+) -> Result<Value, Vec<PreconditionViolation>> {
+    let subject = uscc.resource_name();
+    let mut unmet = Vec::new();
+    let mut listings: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.content.kind == RecordKind::SeriousDishonestyListing && is_active(r, today))
+        .collect();
+    listings.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
+    if listings.is_empty() {
+        unmet.push(PreconditionViolation {
+            kind: "NOT_ON_SERIOUS_DISHONESTY_LIST".into(),
+            subject: subject.clone(),
+            description: "The enterprise is not on the serious-dishonesty list, so there is nothing to remediate (企业不在严重违法失信名单中); issue a credit-status certificate instead.".into(),
+        });
+        return Err(unmet);
+    }
+    for l in &listings {
+        if l.content.attributes.serious_listing_cause
+            != Some(SeriousListingCause::AbnormalListThreeYears)
+        {
+            unmet.push(PreconditionViolation {
+                kind: "LISTING_CAUSE_NOT_ANNUAL_REPORT".into(),
+                subject: l.resource_name(),
+                description: format!(
+                    "Serious-dishonesty listing {} ({}) is not for three years on the abnormal-operations list over missed annual reports (列入原因不是未报年报); only that cause can be remediated by filing.",
+                    l.content.document_number, l.content.decision_date
+                ),
+            });
+        }
+    }
+    let first_listed = listings[0].content.decision_date;
+    let since = first_listed
+        .checked_sub_months(Months::new(12 * ABNORMAL_LOOKBACK_YEARS))
+        .unwrap_or(NaiveDate::MIN);
+    let mut abnormal: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.content.kind == RecordKind::AbnormalOperationsListing)
+        .filter(|r| r.status != RecordStatus::Withdrawn)
+        .filter(|r| r.content.decision_date >= since && r.content.decision_date <= today)
+        .collect();
+    abnormal.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
+    for a in &abnormal {
+        if a.content.attributes.abnormal_cause != Some(AbnormalCause::AnnualReportNotFiled) {
+            unmet.push(PreconditionViolation {
+                kind: "ABNORMAL_CAUSE_NOT_ANNUAL_REPORT".into(),
+                subject: a.resource_name(),
+                description: format!(
+                    "Abnormal-operations listing {} ({}) has cause {}, not a missed annual report (经营异常原因不是未报年报); cure that cause first.",
+                    a.content.document_number,
+                    a.content.decision_date,
+                    a.content.attributes.abnormal_cause.map_or("UNKNOWN", |c| c.code())
+                ),
+            });
+        }
+    }
+    let missed: Vec<&Record> = abnormal
+        .iter()
+        .copied()
+        .filter(|a| {
+            a.content.attributes.abnormal_cause == Some(AbnormalCause::AnnualReportNotFiled)
+        })
+        .collect();
+    if missed.is_empty() {
+        unmet.push(PreconditionViolation {
+            kind: "MISSED_ANNUAL_REPORTS_NOT_RECORDED".into(),
+            subject: subject.clone(),
+            description: "No abnormal-operations listing for a missed annual report is on record, so the filings cannot be matched to what was missed (无未报年报的经营异常记录); the market-regulation bureau must record those listings first.".into(),
+        });
+    }
+    let mut reports = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &missed {
+        let year = missed_year(a);
+        if !seen.insert(year) {
+            continue;
+        }
+        let filing = records
+            .iter()
+            .filter(|r| r.content.kind == RecordKind::AnnualReportFiling)
+            .filter(|r| r.status != RecordStatus::Withdrawn)
+            .filter(|r| r.content.attributes.report_year == Some(year))
+            .min_by_key(|r| r.content.decision_date);
+        match filing {
+            Some(f) => reports.push(json!({
+                "reportYear": year,
+                "abnormalListing": Stated::of(a),
+                "filing": {
+                    "record": f.resource_name(),
+                    "documentNumber": f.content.document_number,
+                    "filedDate": f.content.decision_date.to_string(),
+                },
+            })),
+            None => unmet.push(PreconditionViolation {
+                kind: "ANNUAL_REPORT_NOT_FILED".into(),
+                subject: subject.clone(),
+                description: format!(
+                    "The {year} annual report has not been filed ({year}年度年报未报送): file it through the National Enterprise Credit Information Publicity System, then request the certificate again."
+                ),
+            }),
+        }
+    }
+    if !unmet.is_empty() {
+        return Err(unmet);
+    }
+    let years: Vec<String> = seen.iter().map(|y| y.to_string()).collect();
+    let summary = format!(
+        "该企业因被列入经营异常名录届满3年仍未履行相关义务被列入严重违法失信名单，列入原因仅为未按时报送年度报告；所缺{}年度年报均已补报公示。该企业尚未移出严重违法失信名单，本证明据实说明上述情况。",
+        years.join("、")
+    );
+    Ok(json!({
+        "seriousDishonestyListings": listings.iter().map(|l| {
+            let mut v = serde_json::to_value(Stated::of(l)).expect("serializes");
+            v["cause"] = SeriousListingCause::AbnormalListThreeYears.code().into();
+            v
+        }).collect::<Vec<_>>(),
+        "missedAnnualReports": reports,
+        "summary": summary,
+    }))
+}
+
+/// Whether a new record contradicts a credit-status certificate over `start..=end`: a
+/// serious-tier penalty or coercive measure, or a serious-dishonesty listing, decided
+/// inside the period that the certificate could not state.
+pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate) -> bool {
+    let c = &record.content;
+    let stated_kind = match c.kind {
+        RecordKind::SeriousDishonestyListing => true,
+        RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure => {
+            c.tier == super::codes::Tier::Serious
+        }
+        _ => false,
+    };
+    stated_kind && record.status == RecordStatus::Active && (start..=end).contains(&c.decision_date)
+}
+
+/// A new serial number: the issue date and 40 random bits, e.g. `XY-20261201-9F3A7C21D4`.
+pub fn serial(issued: DateTime<Utc>, random: u64) -> String {
+    format!(
+        "XY-{}-{:010X}",
+        issued.format("%Y%m%d"),
+        random & 0xFF_FFFF_FFFF
+    )
+}
+
+/// A certificate about to be signed.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub serial: String,
+    pub uscc: Uscc,
+    pub enterprise_name: String,
+    pub kind: CertificateKind,
+    pub issued: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    /// The kind's statements, from [`credit_status_statements`] or
+    /// [`remediation_statements`].
+    pub statements: Value,
+}
+
+/// Seconds-precision UTC, as `validFrom`, `validUntil` and `created` carry it.
+pub fn xsd_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The unsigned credential of `draft`.
+pub fn credential(draft: &Draft, issuer: &Issuer) -> Map<String, Value> {
+    let (type_name, title) = match draft.kind {
+        CertificateKind::CreditStatus => ("CreditStatusCertificate", "信用状况证明"),
+        CertificateKind::AnnualReportRemediation => {
+            ("AnnualReportRemediationCertificate", "年报补报信用情况证明")
+        }
+    };
+    let mut subject = Map::new();
+    subject.insert(
+        "id".into(),
+        format!("urn:uscc:{}", draft.uscc.as_str()).into(),
+    );
+    subject.insert("uscc".into(), draft.uscc.as_str().into());
+    subject.insert("name".into(), draft.enterprise_name.clone().into());
+    if let Value::Object(statements) = &draft.statements {
+        subject.extend(statements.clone());
+    }
+    let doc = json!({
+        "@context": [VC_CONTEXT],
+        "id": format!("{ID_PREFIX}{}", draft.serial),
+        "type": ["VerifiableCredential", type_name],
+        "name": title,
+        "issuer": { "id": issuer.id, "name": issuer.name },
+        "validFrom": xsd_time(draft.issued),
+        "validUntil": xsd_time(draft.valid_until),
+        "credentialSubject": subject,
+        "credentialStatus": {
+            "type": "CreditHubCertificateStatus",
+            "statusPurpose": "revocation",
+            "serialNumber": draft.serial,
+            "statusService": issuer.status_service,
+        },
+    });
+    match doc {
+        Value::Object(map) => map,
+        _ => unreachable!("json! object literal"),
+    }
+}
+
+/// An issued certificate as the register keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub serial: String,
+    pub uscc: Uscc,
+    pub enterprise_name: String,
+    pub kind: CertificateKind,
+    pub period: Option<(NaiveDate, NaiveDate)>,
+    /// Stored status: never `Expired`, which [`Certificate::status_at`] derives.
+    pub status: CertificateStatus,
+    pub status_reason: String,
+    /// Milliseconds since the Unix epoch.
+    pub issued_at: i64,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub key_id: String,
+    /// The signed credential, exactly as handed out.
+    pub document: String,
+    pub revocation_reason: Option<String>,
+    pub revoked_at: Option<i64>,
+    /// The agency that issued it.
+    pub agency_id: String,
+}
+
+impl Certificate {
+    /// The resource name `certificates/{serial}`.
+    pub fn resource_name(&self) -> String {
+        format!("certificates/{}", self.serial)
+    }
+
+    /// The status a reader sees at `now_ms`: a valid certificate past its validity reads
+    /// as expired.
+    pub fn status_at(&self, now_ms: i64) -> CertificateStatus {
+        if self.status == CertificateStatus::Valid && now_ms >= self.valid_until {
+            CertificateStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// What can be read from a presented document before trusting it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presented {
+    pub serial: Option<String>,
+    pub key_id: Option<String>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Reads the serial, key id and validity end of a document (a JSON object).
+pub fn presented(doc: &Value) -> Presented {
+    let serial = doc
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.strip_prefix(ID_PREFIX))
+        .map(String::from);
+    let key_id = doc
+        .pointer("/proof/verificationMethod")
+        .and_then(Value::as_str)
+        .and_then(|m| m.rsplit_once('#'))
+        .map(|(_, k)| k.to_string());
+    let valid_until = doc
+        .get("validUntil")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Presented {
+        serial,
+        key_id,
+        valid_until,
+    }
+}
+
+/// The verdict on a document: its proof first (a document that fails it says nothing
+/// trustworthy), then the issuer's register, then time. `register` is the stored
+/// status and its reason, when the issuer knows the serial.
+pub fn judge(
+    proof: Result<(), ProofError>,
+    presented: &Presented,
+    register: Option<(CertificateStatus, String)>,
+    now: DateTime<Utc>,
+) -> (VerificationResult, String) {
+    use VerificationResult as R;
+    match proof {
+        Err(ProofError::UnknownKey(method)) => {
+            return (
+                R::UnknownKey,
+                format!("signed with a key this issuer does not list ({method})"),
+            )
+        }
+        Err(e) => return (R::Tampered, format!("do not trust this document: {e}")),
+        Ok(()) => {}
+    }
+    match register {
+        Some((CertificateStatus::Revoked, reason)) => {
+            return (R::Revoked, format!("revoked by the issuer: {reason}"))
+        }
+        Some((CertificateStatus::Suspended, reason)) => {
+            return (R::Suspended, format!("suspended by the issuer: {reason}"))
+        }
+        Some((CertificateStatus::Superseded, reason)) => {
+            return (R::Superseded, format!("superseded: {reason}"))
+        }
+        _ => {}
+    }
+    match presented.valid_until {
+        Some(until) if now >= until => {
+            (R::Expired, format!("validity ended at {}", xsd_time(until)))
+        }
+        Some(_) => (R::Valid, String::new()),
+        None => (
+            R::Tampered,
+            "the document has no readable validUntil".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::codes::{RegulatoryDomain, Tier};
+    use crate::domain::record::{Attributes, RecordContent, Subject};
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn uscc() -> Uscc {
+        Uscc::complete("91371002MA3C0000").unwrap()
+    }
+
+    fn record(id: &str, kind: RecordKind, date: &str, attributes: Attributes) -> Record {
+        Record {
+            id: id.into(),
+            agency_id: "market".into(),
+            source_record_id: id.into(),
+            revision: 1,
+            content: RecordContent {
+                subject: Subject::Enterprise(uscc()),
+                kind,
+                tier: Tier::Serious,
+                domain: RegulatoryDomain::BusinessRegistration,
+                decision_date: d(date),
+                document_number: format!("doc-{id}"),
+                deciding_authority: "威海经开区市场监管局".into(),
+                summary: String::new(),
+                publicity_end: d("2029-12-31"),
+                attributes,
+            },
+            status: RecordStatus::Active,
+            withdrawal_reason: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn abnormal(id: &str, date: &str, year: i32) -> Record {
+        record(
+            id,
+            RecordKind::AbnormalOperationsListing,
+            date,
+            Attributes {
+                abnormal_cause: Some(AbnormalCause::AnnualReportNotFiled),
+                report_year: Some(year),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn listing(id: &str, cause: SeriousListingCause) -> Record {
+        record(
+            id,
+            RecordKind::SeriousDishonestyListing,
+            "2026-07-10",
+            Attributes {
+                serious_listing_cause: Some(cause),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn filing(id: &str, year: i32) -> Record {
+        record(
+            id,
+            RecordKind::AnnualReportFiling,
+            "2026-09-01",
+            Attributes {
+                report_year: Some(year),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn periods_are_bounded_and_ordered() {
+        let today = d("2026-12-01");
+        assert!(check_period(Some(d("2021-12-01")), Some(today), today).is_ok());
+        assert!(check_period(Some(d("2021-11-30")), Some(today), today).is_err());
+        assert!(check_period(Some(d("2026-02-01")), Some(d("2026-01-01")), today).is_err());
+        assert!(check_period(Some(d("2026-01-01")), Some(d("2026-12-02")), today).is_err());
+        assert!(check_period(None, Some(today), today).is_err());
+    }
+
+    #[test]
+    fn remediation_needs_every_missed_report_filed() {
+        let today = d("2026-12-01");
+        let mut records = vec![
+            listing("s1", SeriousListingCause::AbnormalListThreeYears),
+            abnormal("a1", "2023-07-01", 2022),
+            abnormal("a2", "2024-07-01", 2023),
+            filing("f1", 2022),
+        ];
+        let unmet = remediation_statements(&uscc(), &records, today).unwrap_err();
+        assert_eq!(unmet.len(), 1);
+        assert_eq!(unmet[0].kind, "ANNUAL_REPORT_NOT_FILED");
+        assert!(unmet[0].description.contains("2023"));
+        records.push(filing("f2", 2023));
+        let statements = remediation_statements(&uscc(), &records, today).unwrap();
+        assert_eq!(
+            statements["missedAnnualReports"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(
+            statements["seriousDishonestyListings"][0]["cause"],
+            "ABNORMAL_LIST_THREE_YEARS"
+        );
+    }
+
+    #[test]
+    fn remediation_lists_every_unmet_condition() {
+        let today = d("2026-12-01");
+        let mut unreachable = abnormal("a2", "2024-07-01", 2023);
+        unreachable.content.attributes.abnormal_cause = Some(AbnormalCause::UnreachableAddress);
+        let records = vec![
+            listing("s1", SeriousListingCause::AbnormalListThreeYears),
+            listing("s2", SeriousListingCause::SeriousViolation),
+            abnormal("a1", "2023-07-01", 2022),
+            unreachable,
+        ];
+        let kinds: Vec<String> = remediation_statements(&uscc(), &records, today)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "LISTING_CAUSE_NOT_ANNUAL_REPORT",
+                "ABNORMAL_CAUSE_NOT_ANNUAL_REPORT",
+                "ANNUAL_REPORT_NOT_FILED"
+            ]
+        );
+        let none = remediation_statements(&uscc(), &[], today).unwrap_err();
+        assert_eq!(none[0].kind, "NOT_ON_SERIOUS_DISHONESTY_LIST");
+    }
+
+    #[test]
+    fn credit_status_marks_repairs_and_leaves_out_withdrawn_and_ended_records() {
+        let today = d("2026-12-01");
+        let mut repaired = record(
+            "p1",
+            RecordKind::AdministrativePenalty,
+            "2025-03-01",
+            Attributes::default(),
+        );
+        repaired.status = RecordStatus::Repaired;
+        let active = record(
+            "p2",
+            RecordKind::AdministrativePenalty,
+            "2026-03-01",
+            Attributes::default(),
+        );
+        let mut withdrawn = record(
+            "p3",
+            RecordKind::AdministrativePenalty,
+            "2026-04-01",
+            Attributes::default(),
+        );
+        withdrawn.status = RecordStatus::Withdrawn;
+        let mut ended = record(
+            "p4",
+            RecordKind::AdministrativePenalty,
+            "2024-04-01",
+            Attributes::default(),
+        );
+        ended.content.publicity_end = d("2025-04-01");
+        let before = record(
+            "p5",
+            RecordKind::AdministrativePenalty,
+            "2020-01-01",
+            Attributes::default(),
+        );
+        let s = credit_status_statements(
+            &[repaired, active, withdrawn, ended, before],
+            d("2022-01-01"),
+            today,
+            today,
+        );
+        let penalties = s["administrativePenalties"].as_array().unwrap();
+        assert_eq!(penalties.len(), 2);
+        assert_eq!(penalties[0]["record"], "records/p1");
+        assert_eq!(penalties[0]["repaired"], true);
+        assert_eq!(penalties[1]["repaired"], false);
+        assert_eq!(s["seriousDishonesty"]["listedOnIssueDate"], false);
+        assert!(s["summary"].as_str().unwrap().contains("其中1条已信用修复"));
+    }
+
+    #[test]
+    fn only_serious_records_inside_the_period_contradict_it() {
+        let (start, end) = (d("2025-01-01"), d("2025-12-31"));
+        let mut p = record(
+            "p",
+            RecordKind::AdministrativePenalty,
+            "2025-06-01",
+            Attributes::default(),
+        );
+        assert!(contradicts(&p, start, end));
+        p.content.tier = Tier::Moderate;
+        assert!(!contradicts(&p, start, end));
+        let late = record(
+            "s",
+            RecordKind::SeriousDishonestyListing,
+            "2026-02-01",
+            Attributes::default(),
+        );
+        assert!(!contradicts(&late, start, end));
+    }
+
+    #[test]
+    fn verdicts_put_the_proof_first_then_the_register_then_time() {
+        let now = Utc::now();
+        let live = Presented {
+            valid_until: Some(now + chrono::Duration::days(1)),
+            ..Default::default()
+        };
+        let past = Presented {
+            valid_until: Some(now - chrono::Duration::days(1)),
+            ..Default::default()
+        };
+        use VerificationResult as R;
+        assert_eq!(judge(Ok(()), &live, None, now).0, R::Valid);
+        assert_eq!(judge(Ok(()), &past, None, now).0, R::Expired);
+        assert_eq!(
+            judge(Err(ProofError::BadSignature), &live, None, now).0,
+            R::Tampered
+        );
+        let revoked = Some((CertificateStatus::Revoked, "错误出具".to_string()));
+        assert_eq!(judge(Ok(()), &past, revoked.clone(), now).0, R::Revoked);
+        assert_eq!(
+            judge(Err(ProofError::BadSignature), &live, revoked, now).0,
+            R::Tampered
+        );
+    }
+
+    #[test]
+    fn serials_carry_the_date_and_fit_the_printed_form() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(serial(t, u64::MAX), "XY-20261201-FFFFFFFFFF");
+    }
+}

@@ -1,0 +1,474 @@
+//! The certificate register: issuer keys, issued certificates (documents stored exactly
+//! as signed), their status changes, and the hooks that keep them honest when records
+//! change.
+
+use chrono::NaiveDate;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::records::RecordRow;
+use super::request_log::{self, Replay, RequestKey};
+use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
+use super::{now_millis, stored_code, stored_date, Error, Result, Store};
+use crate::domain::certificate::{contradicts, Certificate, CertificateKind, CertificateStatus};
+use crate::domain::codes::{RecordKind, RecordStatus};
+use crate::domain::ids::Uscc;
+use crate::domain::record::{Record, Subject};
+use crate::domain::{self, PreconditionViolation};
+
+/// A public key certificates are (or were) signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerKey {
+    pub key_id: String,
+    pub public_key_multibase: String,
+    /// Milliseconds since the Unix epoch.
+    pub valid_from: i64,
+    /// When a newer key took over; None for the current key.
+    pub valid_until: Option<i64>,
+}
+
+/// Filters for listing certificates; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    pub uscc: Option<String>,
+    /// `Valid` and `Expired` are told apart by `valid_until` at `now`.
+    pub status: Option<CertificateStatus>,
+}
+
+fn certificate_from_row(row: &AnyRow) -> Result<Certificate> {
+    let serial: String = row.try_get("serial")?;
+    let date = |col: &str| -> Result<Option<NaiveDate>> {
+        row.try_get::<Option<String>, _>(col)?
+            .map(|s| stored_date(&s))
+            .transpose()
+    };
+    let period = match (date("period_start_date")?, date("period_end_date")?) {
+        (Some(s), Some(e)) => Some((s, e)),
+        _ => None,
+    };
+    let uscc: String = row.try_get("uscc")?;
+    Ok(Certificate {
+        uscc: Uscc::parse(&uscc)
+            .map_err(|_| Error::Corrupt(format!("certificate {serial}: bad uscc")))?,
+        enterprise_name: row.try_get("enterprise_name")?,
+        kind: stored_code(
+            &row.try_get::<String, _>("kind")?,
+            CertificateKind::from_code,
+        )?,
+        period,
+        status: stored_code(
+            &row.try_get::<String, _>("status")?,
+            CertificateStatus::from_code,
+        )?,
+        status_reason: row.try_get("status_reason")?,
+        issued_at: row.try_get("issued_at")?,
+        valid_from: row.try_get("valid_from")?,
+        valid_until: row.try_get("valid_until")?,
+        key_id: row.try_get("key_id")?,
+        document: row.try_get("document")?,
+        revocation_reason: row.try_get("revocation_reason")?,
+        revoked_at: row.try_get("revoked_at")?,
+        agency_id: row.try_get("agency_id")?,
+        serial,
+    })
+}
+
+impl Store {
+    /// Makes `key_id` the signing key: registers it if new, retiring the key that signed
+    /// until now (which keeps verifying what it signed). Refuses a key id or public key
+    /// already registered with a different partner, which would make old certificates
+    /// verify against the wrong key.
+    pub async fn register_issuer_key(
+        &self,
+        key_id: &str,
+        public_key_multibase: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT key_id, public_key_multibase, valid_until FROM issuer_keys \
+             WHERE key_id = $1 OR public_key_multibase = $2",
+        )
+        .bind(key_id)
+        .bind(public_key_multibase)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut current = false;
+        for row in &rows {
+            let id: String = row.try_get("key_id")?;
+            let public: String = row.try_get("public_key_multibase")?;
+            if id != key_id || public != public_key_multibase {
+                return Err(Error::Corrupt(format!(
+                    "issuer key id {key_id} or its public key is already registered as key {id} with public key {public}; give a new key a new id"
+                )));
+            }
+            current = row.try_get::<Option<i64>, _>("valid_until")?.is_none();
+        }
+        if current {
+            return Ok(());
+        }
+        let now = now_millis();
+        sqlx::query(
+            "UPDATE issuer_keys SET valid_until = $1 WHERE valid_until IS NULL AND key_id <> $2",
+        )
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            sqlx::query(
+                "INSERT INTO issuer_keys (key_id, public_key_multibase, valid_from, valid_until) \
+                 VALUES ($1, $2, $3, NULL)",
+            )
+            .bind(key_id)
+            .bind(public_key_multibase)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // A retired key brought back (a rollback) signs again.
+            sqlx::query("UPDATE issuer_keys SET valid_until = NULL WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every issuer key, oldest first.
+    pub async fn issuer_keys(&self) -> Result<Vec<IssuerKey>> {
+        let rows = sqlx::query(
+            "SELECT key_id, public_key_multibase, valid_from, valid_until FROM issuer_keys \
+             ORDER BY valid_from, key_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IssuerKey {
+                    key_id: r.try_get("key_id")?,
+                    public_key_multibase: r.try_get("public_key_multibase")?,
+                    valid_from: r.try_get("valid_from")?,
+                    valid_until: r.try_get("valid_until")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every record about an enterprise, in any status.
+    pub async fn records_about(&self, uscc: &Uscc) -> Result<Vec<Record>> {
+        let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
+            .bind(uscc.as_str())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| RecordRow::from_row(r)?.into_record())
+            .collect()
+    }
+
+    /// The certificate an earlier request with `key` produced, if any. Refuses a
+    /// request id reused for a different request.
+    pub async fn certificate_by_request(&self, key: &RequestKey) -> Result<Option<Certificate>> {
+        let row =
+            sqlx::query("SELECT * FROM certificates WHERE agency_id = $1 AND request_id = $2")
+                .bind(&key.agency_id)
+                .bind(&key.request_id)
+                .fetch_optional(&self.write)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: String = row.try_get("request_digest")?;
+        if digest != key.request_digest {
+            return Err(domain::Error::invalid(
+                "request_id",
+                format!(
+                    "{} was already used to issue certificates/{} for a different request; use a new request_id",
+                    key.request_id,
+                    row.try_get::<String, _>("serial")?
+                ),
+            )
+            .into());
+        }
+        Ok(Some(certificate_from_row(&row)?))
+    }
+
+    /// Stores a newly signed certificate issued under `key`. When a concurrent identical
+    /// request got there first, its certificate is returned instead and this one is
+    /// discarded, so a request id yields exactly one certificate.
+    pub async fn insert_certificate(
+        &self,
+        cert: &Certificate,
+        key: &RequestKey,
+    ) -> Result<Certificate> {
+        let (start, end) = match cert.period {
+            Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
+            None => (None, None),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO certificates (serial, uscc, enterprise_name, kind, period_start_date, \
+             period_end_date, status, status_reason, issued_at, valid_from, valid_until, key_id, \
+             document, revocation_reason, revoked_at, agency_id, request_id, request_digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, $14, $15, $16) \
+             ON CONFLICT (agency_id, request_id) DO NOTHING",
+        )
+        .bind(&cert.serial)
+        .bind(cert.uscc.as_str())
+        .bind(&cert.enterprise_name)
+        .bind(cert.kind.code())
+        .bind(start)
+        .bind(end)
+        .bind(cert.status.code())
+        .bind(&cert.status_reason)
+        .bind(cert.issued_at)
+        .bind(cert.valid_from)
+        .bind(cert.valid_until)
+        .bind(&cert.key_id)
+        .bind(&cert.document)
+        .bind(&cert.agency_id)
+        .bind(&key.request_id)
+        .bind(&key.request_digest)
+        .execute(&self.write)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(cert.clone());
+        }
+        self.certificate_by_request(key).await?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "certificate for request {} neither inserted nor found",
+                key.request_id
+            ))
+        })
+    }
+
+    /// One certificate by serial number.
+    pub async fn certificate(&self, serial: &str) -> Result<Option<Certificate>> {
+        sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| certificate_from_row(&r))
+            .transpose()
+    }
+
+    /// Certificates newest first, after the cursor (issue time, serial) of a previous
+    /// page.
+    pub async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        after: Option<(i64, String)>,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Certificate>> {
+        let mut sql = String::from("SELECT * FROM certificates WHERE 1 = 1");
+        let mut vals: Vec<Val> = Vec::new();
+        let param = |vals: &mut Vec<Val>, v: Val| {
+            vals.push(v);
+            format!("${}", vals.len())
+        };
+        if let Some(u) = &filter.uscc {
+            let p = param(&mut vals, u.clone().into());
+            sql.push_str(&format!(" AND uscc = {p}"));
+        }
+        match filter.status {
+            None => {}
+            Some(CertificateStatus::Valid) => {
+                let p = param(&mut vals, now.into());
+                sql.push_str(&format!(" AND status = 'VALID' AND valid_until > {p}"));
+            }
+            Some(CertificateStatus::Expired) => {
+                let p = param(&mut vals, now.into());
+                sql.push_str(&format!(" AND status = 'VALID' AND valid_until <= {p}"));
+            }
+            Some(other) => {
+                let p = param(&mut vals, other.code().into());
+                sql.push_str(&format!(" AND status = {p}"));
+            }
+        }
+        if let Some((issued, serial)) = after {
+            let a = param(&mut vals, issued.into());
+            let b = param(&mut vals, issued.into());
+            let c = param(&mut vals, serial.into());
+            sql.push_str(&format!(
+                " AND (issued_at < {a} OR (issued_at = {b} AND serial < {c}))"
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY issued_at DESC, serial DESC LIMIT {}",
+            limit
+        ));
+        bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(certificate_from_row)
+            .collect()
+    }
+
+    /// Revokes a certificate for good, with the reason verifiers are shown. A retry with
+    /// the same request returns the first answer; revoking a revoked certificate again
+    /// without one is refused.
+    pub async fn revoke_certificate(
+        &self,
+        serial: &str,
+        reason: &str,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&Certificate) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Certificate>> {
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = request {
+            if let Some(bytes) = request_log::find(&mut tx, key).await? {
+                return Ok(Replay::Replayed(bytes));
+            }
+        }
+        let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| domain::Error::NotFound(format!("certificates/{serial}")))?;
+        let mut cert = certificate_from_row(&row)?;
+        if cert.status == CertificateStatus::Revoked {
+            return Err(
+                domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                    kind: "ALREADY_REVOKED".into(),
+                    subject: cert.resource_name(),
+                    description: format!(
+                        "{} was already revoked: {}",
+                        cert.resource_name(),
+                        cert.revocation_reason.clone().unwrap_or_default()
+                    ),
+                }])
+                .into(),
+            );
+        }
+        let now = now_millis();
+        sqlx::query(
+            "UPDATE certificates SET status = 'REVOKED', status_reason = $1, \
+             revocation_reason = $2, revoked_at = $3 WHERE serial = $4",
+        )
+        .bind(reason)
+        .bind(reason)
+        .bind(now)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?;
+        cert.status = CertificateStatus::Revoked;
+        cert.status_reason = reason.to_string();
+        cert.revocation_reason = Some(reason.to_string());
+        cert.revoked_at = Some(now);
+        if let Some(key) = request {
+            request_log::remember(&mut tx, key, encode(&cert)).await?;
+        }
+        tx.commit().await?;
+        Ok(Replay::Fresh(cert))
+    }
+
+    /// Suspends each valid credit-status certificate whose period a just-written record
+    /// contradicts (a serious record inside the certified period), saying which record.
+    /// Runs in the transaction that writes the records.
+    pub(super) async fn suspend_contradicted(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        written: &[&Record],
+    ) -> Result<usize> {
+        let serious: Vec<(&Uscc, &Record)> = written
+            .iter()
+            .filter_map(|r| match &r.content.subject {
+                Subject::Enterprise(u)
+                    if matches!(
+                        r.content.kind,
+                        RecordKind::AdministrativePenalty
+                            | RecordKind::AdministrativeCoerciveMeasure
+                            | RecordKind::SeriousDishonestyListing
+                    ) =>
+                {
+                    Some((u, *r))
+                }
+                _ => None,
+            })
+            .collect();
+        if serious.is_empty() {
+            return Ok(0);
+        }
+        let now = now_millis();
+        let sql = format!(
+            "SELECT serial, uscc, period_start_date, period_end_date FROM certificates \
+             WHERE kind = 'CREDIT_STATUS' AND status = 'VALID' AND valid_until > {} AND {}",
+            placeholders(self.backend, 1, 1),
+            in_json(self.backend, "uscc", 2)
+        );
+        let rows = bind_all(
+            sqlx::query(&sql),
+            vec![
+                Val::Int(now),
+                json_keys(serious.iter().map(|(u, _)| u.as_str())),
+            ],
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut suspended = 0;
+        for row in rows {
+            let serial: String = row.try_get("serial")?;
+            let uscc: String = row.try_get("uscc")?;
+            let start = stored_date(&row.try_get::<String, _>("period_start_date")?)?;
+            let end = stored_date(&row.try_get::<String, _>("period_end_date")?)?;
+            let Some((_, record)) = serious
+                .iter()
+                .find(|(u, r)| u.as_str() == uscc && contradicts(r, start, end))
+            else {
+                continue;
+            };
+            let c = &record.content;
+            let reason = format!(
+                "证明期间内新增严重失信记录：a {} record decided on {} (document {}, {}) arrived after issue and is not stated on the certificate",
+                c.kind.code(),
+                c.decision_date,
+                c.document_number,
+                record.resource_name()
+            );
+            sqlx::query(
+                "UPDATE certificates SET status = 'SUSPENDED', status_reason = $1 \
+                 WHERE serial = $2 AND status = 'VALID'",
+            )
+            .bind(reason)
+            .bind(&serial)
+            .execute(&mut **tx)
+            .await?;
+            suspended += 1;
+        }
+        Ok(suspended)
+    }
+
+    /// Marks superseded the valid annual-report remediation certificates of `usccs` that
+    /// are no longer on the serious-dishonesty list on `today`: what they state is no
+    /// longer the enterprise's situation. Runs in the transaction that regrades them.
+    pub(super) async fn supersede_remediations<'a>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: impl IntoIterator<Item = &'a str>,
+        today: NaiveDate,
+    ) -> Result<u64> {
+        let sql = format!(
+            "UPDATE certificates SET status = 'SUPERSEDED', status_reason = {} \
+             WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {} \
+             AND NOT EXISTS (SELECT 1 FROM records r WHERE r.subject_key = certificates.uscc \
+             AND r.kind = '{}' AND r.status = '{}' AND r.publicity_end_date > {})",
+            placeholders(self.backend, 1, 1),
+            in_json(self.backend, "uscc", 2),
+            RecordKind::SeriousDishonestyListing.code(),
+            RecordStatus::Active.code(),
+            placeholders(self.backend, 3, 1),
+        );
+        let done = bind_all(
+            sqlx::query(&sql),
+            vec![
+                Val::Text(format!(
+                    "企业已移出严重违法失信名单（{today}）：the enterprise has left the serious-dishonesty list, so this certificate no longer describes it"
+                )),
+                json_keys(usccs),
+                Val::Text(today.to_string()),
+            ],
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

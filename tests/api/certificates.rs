@@ -1,0 +1,794 @@
+//! Credit certificates through the real server: issue, verify online and offline,
+//! tamper, revoke, expire, suspend on a contradicting record, supersede when the
+//! enterprise leaves the list, refuse ineligible remediation, and issue exactly once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use credit_hub::api::CertificateSettings;
+use credit_hub::cli::cert::verify_offline;
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::certificate::VerificationResult;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use pb::certificate_service_client::CertificateServiceClient;
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::*;
+
+impl TestApp {
+    fn certificates(&self, kind: AgencyKind) -> CertificateServiceClient<Authed> {
+        CertificateServiceClient::with_interceptor(self.channel.clone(), self.bearer(kind))
+    }
+
+    /// The public client: no token at all.
+    fn verifier(&self) -> CertificateServiceClient<Channel> {
+        CertificateServiceClient::new(self.channel.clone())
+    }
+
+    async fn submit(&self, kind: AgencyKind, records: Vec<pb::Record>) {
+        self.records(kind)
+            .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                request_id: String::new(),
+                records,
+            })
+            .await
+            .expect("submit records");
+    }
+
+    async fn verify(&self, document: &str) -> pb::VerifyCertificateResponse {
+        self.verifier()
+            .verify_certificate(pb::VerifyCertificateRequest {
+                document: document.into(),
+            })
+            .await
+            .expect("verify")
+            .into_inner()
+    }
+
+    /// The issuer keys as `credit-hub cert keys` writes them.
+    async fn keys_json(&self) -> String {
+        let keys = self
+            .verifier()
+            .list_issuer_keys(pb::ListIssuerKeysRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .keys;
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "keyId": k.key_id,
+                    "publicKeyMultibase": k.public_key_multibase,
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+/// A second server on the test's database signing with `settings`, and a channel to it.
+async fn replica(
+    app: &TestApp,
+    settings: CertificateSettings,
+) -> (Channel, tokio::sync::oneshot::Sender<()>) {
+    let (addr, stop) = another_server(app, |s| s.certificates(settings)).await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (channel, stop)
+}
+
+fn status_request(n: u32, request_id: &str) -> pb::IssueCertificateRequest {
+    pb::IssueCertificateRequest {
+        enterprise: format!("enterprises/{}", uscc(n)),
+        kind: pb::CertificateKind::CreditStatus as i32,
+        period_start_date: "2025-01-01".into(),
+        period_end_date: credit_hub::api::today().to_string(),
+        request_id: request_id.into(),
+    }
+}
+
+async fn issue(app: &TestApp, request: pb::IssueCertificateRequest) -> pb::Certificate {
+    issue_on(app, &app.channel, request).await
+}
+
+/// Issues as market regulation through `channel` (a replica's, or the app's).
+async fn issue_on(
+    app: &TestApp,
+    channel: &Channel,
+    request: pb::IssueCertificateRequest,
+) -> pb::Certificate {
+    CertificateServiceClient::with_interceptor(
+        channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .issue_certificate(request)
+    .await
+    .expect("issue certificate")
+    .into_inner()
+    .certificate
+    .expect("certificate")
+}
+
+fn result_of(r: &pb::VerifyCertificateResponse) -> VerificationResult {
+    VerificationResult::from_number(r.result).expect("a verification result")
+}
+
+fn market_record(n: u32, kind: pb::RecordKind, source: &str, date: &str) -> pb::Record {
+    pb::Record {
+        kind: kind as i32,
+        tier: pb::Tier::Serious as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        decision_date: date.into(),
+        document_number: format!("威开市监〔{source}〕号"),
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        ..penalty(&uscc(n), source)
+    }
+}
+
+fn abnormal(n: u32, source: &str, date: &str, year: i32, cause: pb::AbnormalCause) -> pb::Record {
+    pb::Record {
+        abnormal_cause: cause as i32,
+        report_year: year,
+        tier: pb::Tier::Moderate as i32,
+        ..market_record(n, pb::RecordKind::AbnormalOperationsListing, source, date)
+    }
+}
+
+fn listing(n: u32, source: &str, cause: pb::SeriousListingCause) -> pb::Record {
+    pb::Record {
+        serious_listing_cause: cause as i32,
+        ..market_record(
+            n,
+            pb::RecordKind::SeriousDishonestyListing,
+            source,
+            "2026-07-10",
+        )
+    }
+}
+
+fn filing(n: u32, source: &str, year: i32, date: &str) -> pb::Record {
+    pb::Record {
+        report_year: year,
+        tier: pb::Tier::Minor as i32,
+        ..market_record(n, pb::RecordKind::AnnualReportFiling, source, date)
+    }
+}
+
+#[tokio::test]
+async fn an_issued_certificate_verifies_online_and_offline_and_one_changed_character_is_tampered() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    app.submit(AgencyKind::MarketRegulation, vec![penalty(&uscc(1), "p-1")])
+        .await;
+    let cert = issue(&app, status_request(1, "issue-1")).await;
+    assert_eq!(cert.status, pb::CertificateStatus::Valid as i32);
+    assert_eq!(cert.name, format!("certificates/{}", cert.serial_number));
+    let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    assert_eq!(doc["type"][0], "VerifiableCredential");
+    assert_eq!(doc["proof"]["cryptosuite"], "eddsa-jcs-2022");
+    assert_eq!(doc["credentialSubject"]["uscc"], uscc(1));
+    assert_eq!(
+        doc["credentialSubject"]["administrativePenalties"][0]["documentNumber"],
+        "威开市监罚〔2026〕12号"
+    );
+    assert!(doc["id"].as_str().unwrap().ends_with(&cert.serial_number));
+
+    let online = app.verify(&cert.document).await;
+    assert_eq!(result_of(&online), VerificationResult::Valid, "{online:?}");
+    assert_eq!(online.serial_number, cert.serial_number);
+    assert_eq!(online.issuer_key_id, cert.issuer_key_id);
+    let keys = app.keys_json().await;
+    assert_eq!(
+        verify_offline(&cert.document, &keys).unwrap().0,
+        VerificationResult::Valid
+    );
+
+    // One character of the enterprise's name changed.
+    let tampered = cert.document.replacen("测试1", "测试7", 1);
+    assert_ne!(tampered, cert.document);
+    assert_eq!(
+        result_of(&app.verify(&tampered).await),
+        VerificationResult::Tampered
+    );
+    assert_eq!(
+        verify_offline(&tampered, &keys).unwrap().0,
+        VerificationResult::Tampered
+    );
+    // Not JSON at all is reported, not refused.
+    assert_eq!(
+        result_of(&app.verify("{\"id\": ").await),
+        VerificationResult::Tampered
+    );
+    // A key nobody listed.
+    let foreign = cert
+        .document
+        .replace(&cert.issuer_key_id, "key-someone-else");
+    assert_eq!(
+        result_of(&app.verify(&foreign).await),
+        VerificationResult::UnknownKey
+    );
+}
+
+#[tokio::test]
+async fn the_grade_never_appears_on_a_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(2, ID_A)]).await;
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![listing(2, "s-1", pb::SeriousListingCause::SeriousViolation)],
+    )
+    .await;
+    let grade = app.grade_of(2).await;
+    assert_eq!(grade.grade, pb::Grade::D as i32, "the listing makes it D");
+    let cert = issue(&app, status_request(2, "issue-2")).await;
+    let lower = cert.document.to_lowercase();
+    assert!(
+        !lower.contains("grade") && !lower.contains("score"),
+        "{lower}"
+    );
+    // Nor any of the grade's reasons (record kinds are stated; reason codes are not).
+    for reason in &grade.reasons {
+        let quoted = format!("\"{}\"", reason.code);
+        assert!(!cert.document.contains(&quoted), "{}", reason.code);
+        assert!(
+            !cert.document.contains(&reason.description),
+            "{}",
+            reason.description
+        );
+    }
+    let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    assert_eq!(
+        doc["credentialSubject"]["seriousDishonesty"]["listedOnIssueDate"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn revoked_certificates_verify_as_revoked_and_only_market_regulation_may_revoke() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(3, ID_A)]).await;
+    let cert = issue(&app, status_request(3, "issue-3")).await;
+    let revoke = |reason: &str, request_id: &str| pb::RevokeCertificateRequest {
+        name: cert.name.clone(),
+        reason: reason.into(),
+        request_id: request_id.into(),
+    };
+    let err = app
+        .certificates(AgencyKind::Court)
+        .revoke_certificate(revoke("错误出具", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let court_with_scope = agency_with(
+        &app,
+        BTreeSet::from([Scope::CertificatesIssue, Scope::CertificatesRevoke]),
+        AgencyKind::Court,
+    )
+    .await;
+    let err = CertificateServiceClient::with_interceptor(app.channel.clone(), court_with_scope)
+        .revoke_certificate(revoke("错误出具", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let err = app
+        .certificates(AgencyKind::MarketRegulation)
+        .revoke_certificate(revoke(" ", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["reason"]);
+
+    let mut market = app.certificates(AgencyKind::MarketRegulation);
+    let revoked = market
+        .revoke_certificate(revoke("依据错误，已重新出具", "revoke-3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    assert_eq!(revoked.status, pb::CertificateStatus::Revoked as i32);
+    assert!(revoked.revoke_time.is_some());
+    // The retry answers the same; a second revocation is refused.
+    let again = market
+        .revoke_certificate(revoke("依据错误，已重新出具", "revoke-3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    assert_eq!(again, revoked);
+    let err = market
+        .revoke_certificate(revoke("再次", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Revoked);
+    assert!(verified.reason.contains("依据错误"), "{}", verified.reason);
+    assert_eq!(verified.status, pb::CertificateStatus::Revoked as i32);
+}
+
+#[tokio::test]
+async fn a_certificate_past_valid_until_verifies_as_expired() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(4, ID_A)]).await;
+    let settings = CertificateSettings {
+        validity: Duration::from_secs(1),
+        ..CertificateSettings::default()
+    };
+    let (channel, _stop) = replica(&app, settings).await;
+    let cert = issue_on(&app, &channel, status_request(4, "issue-4")).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let verified = CertificateServiceClient::new(channel)
+        .verify_certificate(pb::VerifyCertificateRequest {
+            document: cert.document.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(result_of(&verified), VerificationResult::Expired);
+    assert_eq!(verified.status, pb::CertificateStatus::Expired as i32);
+    // The first server, with its own key, still knows the retired one.
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Expired
+    );
+    let keys = app.keys_json().await;
+    assert_eq!(
+        verify_offline(&cert.document, &keys).unwrap().0,
+        VerificationResult::Expired
+    );
+}
+
+#[tokio::test]
+async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(5, ID_A)]).await;
+    let cert = issue(&app, status_request(5, "issue-5")).await;
+    // A moderate penalty does not contradict the certificate's serious-record status.
+    app.submit(AgencyKind::MarketRegulation, vec![penalty(&uscc(5), "p-5")])
+        .await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+    let serious = pb::Record {
+        tier: pb::Tier::Serious as i32,
+        document_number: "威开市监罚〔2026〕99号".into(),
+        penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+        ..penalty(&uscc(5), "p-5-serious")
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![serious])
+        .await;
+
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Suspended);
+    assert!(verified.reason.contains("99号"), "{}", verified.reason);
+    let suspended = app
+        .certificates(AgencyKind::MarketRegulation)
+        .list_certificates(pb::ListCertificatesRequest {
+            status: pb::CertificateStatus::Suspended as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    assert_eq!(suspended.len(), 1);
+    assert_eq!(suspended[0].serial_number, cert.serial_number);
+    // The statements stay as issued.
+    assert_eq!(suspended[0].document, cert.document);
+}
+
+#[tokio::test]
+async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_the_listing_ends() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(6, ID_A), enterprise(7, ID_B)])
+        .await;
+    use pb::{AbnormalCause as A, SeriousListingCause as S};
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![
+            listing(6, "s-6", S::AbnormalListThreeYears),
+            abnormal(6, "a-6-1", "2023-07-01", 2022, A::AnnualReportNotFiled),
+            abnormal(6, "a-6-2", "2024-07-01", 2023, A::AnnualReportNotFiled),
+            filing(6, "f-6-1", 2022, "2026-08-01"),
+            listing(7, "s-7", S::SeriousViolation),
+            abnormal(7, "a-7-1", "2024-07-01", 2023, A::UnreachableAddress),
+        ],
+    )
+    .await;
+    let remediation = |n: u32, request_id: &str| pb::IssueCertificateRequest {
+        enterprise: format!("enterprises/{}", uscc(n)),
+        kind: pb::CertificateKind::AnnualReportRemediation as i32,
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    let mut market = app.certificates(AgencyKind::MarketRegulation);
+    let err = market
+        .issue_certificate(remediation(6, "r-6"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let unmet = err.get_details_precondition_failure().unwrap().violations;
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert_eq!(unmet[0].r#type, "ANNUAL_REPORT_NOT_FILED");
+    assert!(
+        unmet[0].description.contains("2023"),
+        "{}",
+        unmet[0].description
+    );
+
+    let err = market
+        .issue_certificate(remediation(7, "r-7"))
+        .await
+        .unwrap_err();
+    let kinds: Vec<String> = err
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations
+        .into_iter()
+        .map(|v| v.r#type)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "LISTING_CAUSE_NOT_ANNUAL_REPORT",
+            "ABNORMAL_CAUSE_NOT_ANNUAL_REPORT",
+            "MISSED_ANNUAL_REPORTS_NOT_RECORDED"
+        ]
+    );
+
+    // The 2023 report is filed: now it qualifies, and says exactly that.
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![filing(6, "f-6-2", 2023, "2026-09-15")],
+    )
+    .await;
+    let cert = issue(&app, remediation(6, "r-6-again")).await;
+    let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    let subject = &doc["credentialSubject"];
+    assert_eq!(
+        subject["seriousDishonestyListings"][0]["cause"],
+        "ABNORMAL_LIST_THREE_YEARS"
+    );
+    let years: Vec<i64> = subject["missedAnnualReports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reportYear"].as_i64().unwrap())
+        .collect();
+    assert_eq!(years, [2022, 2023]);
+    assert_eq!(
+        subject["missedAnnualReports"][1]["filing"]["filedDate"],
+        "2026-09-15"
+    );
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+
+    // The listing is withdrawn: the enterprise has left the list.
+    let listing_name = app
+        .records(AgencyKind::MarketRegulation)
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(6)),
+            kind: pb::RecordKind::SeriousDishonestyListing as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records[0]
+        .name
+        .clone();
+    app.records(AgencyKind::MarketRegulation)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: listing_name,
+            reason: "移出严重违法失信名单".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Superseded);
+    assert_eq!(verified.status, pb::CertificateStatus::Superseded as i32);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_requests_with_one_request_id_issue_one_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A)]).await;
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let mut client = app.certificates(AgencyKind::MarketRegulation);
+        calls.push(tokio::spawn(async move {
+            client
+                .issue_certificate(status_request(8, "same-request"))
+                .await
+                .map(|r| r.into_inner().certificate.unwrap().serial_number)
+        }));
+    }
+    let mut serials = BTreeSet::new();
+    for call in calls {
+        serials.insert(call.await.unwrap().expect("every request succeeds"));
+    }
+    assert_eq!(serials.len(), 1, "{serials:?}");
+    let listed = app
+        .certificates(AgencyKind::MarketRegulation)
+        .list_certificates(pb::ListCertificatesRequest {
+            enterprise: format!("enterprises/{}", uscc(8)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    assert_eq!(listed.len(), 1);
+    // The same id for a different request is refused.
+    let mut other = status_request(8, "same-request");
+    other.period_start_date = "2024-01-01".into();
+    let err = app
+        .certificates(AgencyKind::MarketRegulation)
+        .issue_certificate(other)
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["request_id"]);
+}
+
+#[tokio::test]
+async fn bad_issue_requests_name_each_field_and_only_market_regulation_may_issue() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(9, ID_A)]).await;
+    let mut market = app.certificates(AgencyKind::MarketRegulation);
+    let err = market
+        .issue_certificate(pb::IssueCertificateRequest {
+            enterprise: "enterprises/123".into(),
+            kind: 0,
+            period_start_date: "2026-02-30".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        ["enterprise", "kind", "period_start_date", "request_id"]
+    );
+    let mut too_long = status_request(9, "long");
+    too_long.period_start_date = "2019-01-01".into();
+    let err = market.issue_certificate(too_long).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["period_start_date"]);
+    let mut future = status_request(9, "future");
+    future.period_end_date = "2999-01-01".into();
+    let err = market.issue_certificate(future).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["period_end_date"]);
+    let err = market
+        .issue_certificate(status_request(99, "unknown"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let err = app
+        .certificates(AgencyKind::Tax)
+        .issue_certificate(status_request(9, "tax"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let tax_with_scope = agency_with(
+        &app,
+        BTreeSet::from([Scope::CertificatesIssue]),
+        AgencyKind::Tax,
+    )
+    .await;
+    let err = CertificateServiceClient::with_interceptor(app.channel.clone(), tax_with_scope)
+        .issue_certificate(status_request(9, "tax"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn public_verification_is_rate_limited_per_client_address() {
+    let app = spawn_app().await;
+    let settings = CertificateSettings {
+        public_rate: 3,
+        ..CertificateSettings::default()
+    };
+    let (channel, _stop) = replica(&app, settings).await;
+    let mut client = CertificateServiceClient::new(channel);
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = client.list_issuer_keys(pb::ListIssuerKeysRequest {}).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("the fourth call within a second is refused");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.get_details_retry_info().is_some());
+    let err = client
+        .verify_certificate(pb::VerifyCertificateRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.code(),
+        Code::ResourceExhausted | Code::InvalidArgument
+    ));
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_new_certificates_and_the_old_ones_keep_verifying() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(10, ID_A)]).await;
+    let old = issue(&app, status_request(10, "before-rotation")).await;
+    let rotated = CertificateSettings {
+        key_id: "2027-01".into(),
+        ..CertificateSettings::default()
+    };
+    let (channel, _stop) = replica(&app, rotated).await;
+    let new = issue_on(&app, &channel, status_request(10, "after-rotation")).await;
+    assert_eq!(new.issuer_key_id, "2027-01");
+    assert_ne!(old.issuer_key_id, new.issuer_key_id);
+    let keys = CertificateServiceClient::new(channel.clone())
+        .list_issuer_keys(pb::ListIssuerKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys.len(), 2);
+    let retired = keys.iter().find(|k| k.key_id == old.issuer_key_id).unwrap();
+    assert!(retired.valid_until.is_some());
+    assert!(keys[1].public_key_multibase.starts_with("z6Mk"));
+    for doc in [&old.document, &new.document] {
+        let verified = CertificateServiceClient::new(channel.clone())
+            .verify_certificate(pb::VerifyCertificateRequest {
+                document: doc.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(result_of(&verified), VerificationResult::Valid);
+    }
+}
+
+/// The CLI verifies offline with no server and renders a printable page; an
+/// independent implementation (Python `cryptography` + a JCS library) accepts the
+/// service's certificate and the W3C test vector.
+#[tokio::test]
+async fn the_cli_and_an_independent_python_verifier_accept_the_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(11, ID_A)]).await;
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![penalty(&uscc(11), "p-11")],
+    )
+    .await;
+    let cert = issue(&app, status_request(11, "issue-11")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let doc_path = dir.path().join("cert.json");
+    let keys_path = dir.path().join("keys.json");
+    std::fs::write(&doc_path, &cert.document).unwrap();
+    std::fs::write(&keys_path, app.keys_json().await).unwrap();
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let out = tokio::process::Command::new(bin)
+        .args(["cert", "verify"])
+        .arg(&doc_path)
+        .arg("--issuer-keys")
+        .arg(&keys_path)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.starts_with("VALID"), "{stdout}");
+    let tampered_path = dir.path().join("tampered.json");
+    std::fs::write(&tampered_path, cert.document.replacen("威开", "威丌", 1)).unwrap();
+    let out = tokio::process::Command::new(bin)
+        .args(["cert", "verify"])
+        .arg(&tampered_path)
+        .arg("--issuer-keys")
+        .arg(&keys_path)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("TAMPERED"));
+
+    let out = tokio::process::Command::new(bin)
+        .args(["cert", "render", "--html"])
+        .arg(&doc_path)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(dir.path().join("cert.html")).unwrap();
+    assert!(html.contains(&cert.serial_number));
+    assert!(
+        html.contains("行政处罚信息") && html.contains("<svg"),
+        "{html}"
+    );
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/verify_certificate.py"
+    );
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/eddsa-jcs-2022");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&doc_path)
+        .arg(&keys_path)
+        .arg(&tampered_path)
+        .arg(vectors)
+        .output()
+        .await
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python verifier failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "w3c vector: VALID",
+            "certificate: VALID",
+            "tampered: TAMPERED"
+        ]
+    );
+}
+
+/// The demo's remediation case (what `credit-hub demo` seeds) qualifies as it should.
+#[tokio::test]
+async fn the_demo_remediation_case_gets_its_certificate() {
+    let app = spawn_app().await;
+    let market = app
+        .store
+        .agency_by_token(&app.tokens[&AgencyKind::MarketRegulation])
+        .await
+        .unwrap()
+        .unwrap();
+    let uscc = credit_hub::seed::remediation_case(
+        &app.store,
+        &app.keyer,
+        &market,
+        credit_hub::api::today(),
+    )
+    .await
+    .unwrap();
+    let cert = issue(
+        &app,
+        pb::IssueCertificateRequest {
+            enterprise: uscc.resource_name(),
+            kind: pb::CertificateKind::AnnualReportRemediation as i32,
+            request_id: "demo".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    assert_eq!(
+        doc["credentialSubject"]["missedAnnualReports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(doc["credentialSubject"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("尚未移出"));
+}
