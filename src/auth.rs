@@ -68,6 +68,13 @@ const METHOD_SCOPES: &[(&str, Scope)] = &[
         "CertificateService/RevokeCertificate",
         Scope::CertificatesRevoke,
     ),
+    ("RepairService/CreditCheckup", Scope::RepairManage),
+    ("RepairService/ApplyForRepair", Scope::RepairManage),
+    ("RepairService/RecordCreditInterview", Scope::RepairManage),
+    ("RepairService/DecideRepair", Scope::RepairManage),
+    ("RepairService/GetRepairApplication", Scope::RepairManage),
+    ("RepairService/ListRepairApplications", Scope::RepairManage),
+    ("RepairService/ListRepairCandidates", Scope::RepairManage),
     ("AuditService/ListAuditEntries", Scope::AuditRead),
     ("AuditService/ExportAuditEntries", Scope::AuditRead),
 ];

@@ -10,6 +10,7 @@ use crate::api::certificates::{key_fingerprint, CertificateSettings};
 use crate::domain::certificate::Issuer;
 use crate::domain::grading::{Model, ModelError, ModelSet};
 use crate::domain::ids::PersonKeyer;
+use crate::domain::repair::{RepairPolicy, WorkCalendar};
 use crate::domain::vetting::VettingPolicy;
 use crate::store::Store;
 
@@ -307,6 +308,45 @@ fn is_key_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The credit-repair rules: `policy_file` or the shipped `policies/repair.toml`, and
+/// the working-day calendar: every `*.toml` in `calendar_dir` or the shipped
+/// `policies/calendar/`. A bad file stops startup naming it and the reason.
+pub fn repair_rules(
+    policy_file: Option<&Path>,
+    calendar_dir: Option<&Path>,
+) -> anyhow::Result<(RepairPolicy, WorkCalendar)> {
+    let policy = match policy_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            RepairPolicy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid repair policy {}: {e}", file.display()))?
+        }
+        None => RepairPolicy::builtin(),
+    };
+    let calendar = match calendar_dir {
+        Some(dir) => {
+            let mut texts = Vec::new();
+            for entry in
+                std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+            {
+                let path = entry?.path();
+                if path.extension().is_some_and(|x| x == "toml") {
+                    texts.push(
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    );
+                }
+            }
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            WorkCalendar::from_years(&texts)
+                .map_err(|e| anyhow::anyhow!("invalid calendar in {}: {e}", dir.display()))?
+        }
+        None => WorkCalendar::builtin(),
+    };
+    Ok((policy, calendar))
 }
 
 /// Loads every `*.toml` directly in `dir` (not its subfolders) as a grading model.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chrono::Datelike;
 use clap::{Parser, Subcommand};
 
 use credit_hub::audit::AuditSettings;
@@ -93,6 +94,13 @@ struct ServeArgs {
     forwarded_cert_header: String,
     #[command(flatten)]
     certificates: credit_hub::config::CertificateArgs,
+    /// Credit-repair rules (TOML; default: the shipped `policies/repair.toml`).
+    #[arg(long, env = "CREDIT_HUB_REPAIR_POLICY_FILE")]
+    repair_policy_file: Option<PathBuf>,
+    /// Directory of working-day calendars, one `<year>.toml` each (default: the shipped
+    /// `policies/calendar/`, 2026 and 2027).
+    #[arg(long, env = "CREDIT_HUB_CALENDAR_DIR")]
+    calendar_dir: Option<PathBuf>,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -192,6 +200,11 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: cli::cert::CertCommand,
+    },
+    /// Credit repair (client): checkup, apply, interview, decide, list, candidates.
+    Repair {
+        #[command(subcommand)]
+        command: cli::repair::RepairCommand,
     },
 }
 
@@ -462,6 +475,7 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Vet(args) => cli::vet::run(&args).await,
         Command::Cert { command } => cli::cert::run(command).await,
+        Command::Repair { command } => cli::repair::run(command).await,
     }
 }
 
@@ -523,6 +537,13 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     let keyer = args.storage.keyer()?;
     let vetting = args.storage.vetting_policy()?;
     let certificates = args.certificates.settings(&args.storage)?;
+    let (repair, calendar) = credit_hub::config::repair_rules(
+        args.repair_policy_file.as_deref(),
+        args.calendar_dir.as_deref(),
+    )?;
+    if !calendar.knows(credit_hub::api::today().year()) {
+        tracing::warn!("the working-day calendar has no file for this year: repair deadlines count Monday to Friday only");
+    }
     let audit = AuditSettings {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,
@@ -574,6 +595,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .peers(peers)
         .vetting_policy(vetting)
         .certificates(certificates)
+        .repair(repair, calendar)
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)

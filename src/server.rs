@@ -13,20 +13,22 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::api::{
-    AuditApi, CertificateApi, CertificateSettings, Clock, GradeApi, RecordApi, RegistryApi, State,
-    VettingApi,
+    AuditApi, CertificateApi, CertificateSettings, Clock, GradeApi, RecordApi, RegistryApi,
+    RepairApi, State, VettingApi,
 };
 use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
+use crate::domain::repair::{RepairPolicy, WorkCalendar};
 use crate::domain::vetting::VettingPolicy;
 use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
     grade_service_server::GradeServiceServer, record_service_server::RecordServiceServer,
-    registry_service_server::RegistryServiceServer, vetting_service_server::VettingServiceServer,
+    registry_service_server::RegistryServiceServer, repair_service_server::RepairServiceServer,
+    vetting_service_server::VettingServiceServer,
 };
 use crate::store::Store;
 
@@ -101,6 +103,8 @@ pub struct Server {
     peers: PeerPolicy,
     vetting: VettingPolicy,
     certificates: CertificateSettings,
+    repair: RepairPolicy,
+    calendar: WorkCalendar,
 }
 
 impl Server {
@@ -125,6 +129,8 @@ impl Server {
             peers: PeerPolicy::default(),
             vetting: VettingPolicy::builtin(),
             certificates: CertificateSettings::default(),
+            repair: RepairPolicy::builtin(),
+            calendar: WorkCalendar::builtin(),
         })
     }
 
@@ -190,6 +196,13 @@ impl Server {
     /// How certificates are signed (default: a key made up for this process).
     pub fn certificates(mut self, settings: CertificateSettings) -> Self {
         self.certificates = settings;
+        self
+    }
+
+    /// The credit-repair rules and the working-day calendar (default: the shipped ones).
+    pub fn repair(mut self, policy: RepairPolicy, calendar: WorkCalendar) -> Self {
+        self.repair = policy;
+        self.calendar = calendar;
         self
     }
 
@@ -263,6 +276,11 @@ impl Server {
             .add_service(CertificateServiceServer::new(CertificateApi::new(
                 self.state.clone(),
                 self.certificates.clone(),
+            )))
+            .add_service(RepairServiceServer::new(RepairApi::new(
+                self.state.clone(),
+                self.repair,
+                self.calendar,
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, async {

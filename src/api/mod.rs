@@ -10,6 +10,7 @@ mod grades;
 pub mod paging;
 mod records;
 mod registry;
+mod repair;
 mod vetting;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use certificates::{CertificateApi, CertificateSettings};
 pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
+pub use repair::RepairApi;
 pub use vetting::VettingApi;
 
 /// Most items a batch request may carry (AIP-231/233).

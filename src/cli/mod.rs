@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cert;
 pub mod grades;
 mod records_file;
+pub mod repair;
 pub mod vet;
 
 use std::time::Duration;

@@ -19,6 +19,7 @@ code_enum! {
         CertificatesIssue = 7 => "certificates:issue",
         CertificatesRevoke = 8 => "certificates:revoke",
         AuditRead = 9 => "audit:read",
+        RepairManage = 10 => "repair:manage",
     }
 }
 
@@ -42,6 +43,7 @@ impl AgencyKind {
                 GradesRead,
                 CertificatesIssue,
                 CertificatesRevoke,
+                RepairManage,
             ],
             AgencyKind::Court
             | AgencyKind::Tax

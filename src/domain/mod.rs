@@ -12,6 +12,7 @@ pub mod grading;
 pub mod ids;
 pub mod jcs;
 pub mod record;
+pub mod repair;
 pub mod vetting;
 
 pub use error::{Error, FieldViolation, PreconditionViolation, Violations};

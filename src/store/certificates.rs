@@ -313,12 +313,10 @@ impl Store {
         request: Option<&RequestKey>,
         encode: &(dyn Fn(&Certificate) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<Certificate>> {
-        let mut tx = self.begin_write().await?;
-        if let Some(key) = request {
-            if let Some(bytes) = request_log::find(&mut tx, key).await? {
-                return Ok(Replay::Replayed(bytes));
-            }
-        }
+        let mut tx = match request_log::begin(self, request).await? {
+            Ok(tx) => tx,
+            Err(bytes) => return Ok(Replay::Replayed(bytes)),
+        };
         let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
             .bind(serial)
             .fetch_optional(&mut *tx)

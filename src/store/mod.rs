@@ -10,6 +10,7 @@ mod grade_cache;
 mod grades;
 mod migrations;
 mod records;
+mod repair;
 mod request_log;
 mod sql;
 mod vetting;
@@ -33,6 +34,7 @@ pub use certificates::{CertificateFilter, IssuerKey};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};
+pub use repair::{PoolEntry, RepairFilter};
 pub use request_log::{Replay, RequestKey};
 
 /// Which database a store runs on.

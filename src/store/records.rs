@@ -87,7 +87,8 @@ const RECORD_COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
-const REVISION_COLUMNS: &[&str] = &["record_id", "revision", "change", "received_at", "snapshot"];
+pub(super) const REVISION_COLUMNS: &[&str] =
+    &["record_id", "revision", "change", "received_at", "snapshot"];
 
 impl RecordRow {
     fn from_record(r: &Record) -> Self {
@@ -223,7 +224,13 @@ impl RecordRow {
         ]
     }
 
-    fn snapshot(&self, change: &str, at: i64) -> Vec<Val> {
+    /// Sets the stored status, as of `at`.
+    pub(super) fn set_status(&mut self, status: RecordStatus, at: i64) {
+        self.status = status.code().into();
+        self.updated_at = at;
+    }
+
+    pub(super) fn snapshot(&self, change: &str, at: i64) -> Vec<Val> {
         vec![
             self.id.clone().into(),
             self.revision.into(),
@@ -455,7 +462,7 @@ impl Store {
 
     /// Whether changing `records` can change other enterprises' related-party reasons:
     /// only records that make their enterprise hard-D under some model can.
-    fn affects_related(&self, records: &[&Record]) -> bool {
+    pub(super) fn affects_related(&self, records: &[&Record]) -> bool {
         records.iter().any(|r| {
             matches!(r.content.subject, Subject::Enterprise(_))
                 && self
@@ -468,7 +475,7 @@ impl Store {
 
     /// The enterprises to regrade after `records` changed: each enterprise a record is
     /// about, and each enterprise a person it is about represents.
-    async fn record_targets(
+    pub(super) async fn record_targets(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         records: &[&Record],

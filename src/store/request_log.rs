@@ -25,6 +25,21 @@ pub enum Replay<T> {
     Replayed(Vec<u8>),
 }
 
+/// Begins the write transaction of `request`, or gives back the response it already
+/// produced when this request ran before.
+pub(super) async fn begin(
+    store: &super::Store,
+    request: Option<&RequestKey>,
+) -> Result<Result<Transaction<'static, Any>, Vec<u8>>> {
+    let mut tx = store.begin_write().await?;
+    if let Some(key) = request {
+        if let Some(bytes) = find(&mut tx, key).await? {
+            return Ok(Err(bytes));
+        }
+    }
+    Ok(Ok(tx))
+}
+
 /// The stored response for `key`, if this request already ran. Reusing a request id for
 /// a different request is refused.
 pub(super) async fn find(

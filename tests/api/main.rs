@@ -13,5 +13,6 @@ mod other_languages;
 mod privacy;
 mod records;
 mod registry;
+mod repair;
 mod tls;
 mod vetting;

@@ -1,0 +1,388 @@
+//! `credit-hub repair …`: the credit check-up as a readable report, repair applications
+//! (apply, interview, decide, list with overdue ones marked) and screening.
+
+use anyhow::Context;
+
+use super::{connect, explain, Authed, ClientArgs};
+use crate::proto::v1 as pb;
+use pb::repair_service_client::RepairServiceClient;
+
+/// `repair` subcommands.
+#[derive(clap::Subcommand)]
+pub enum RepairCommand {
+    /// The credit check-up (信用体检) of an enterprise: what can be repaired, when, with
+    /// what, and the grade afterwards.
+    Checkup {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The enterprise's unified social credit code.
+        uscc: String,
+    },
+    /// Accept a repair application.
+    Apply {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The enterprise's unified social credit code.
+        #[arg(long)]
+        enterprise: String,
+        /// A record to repair (`records/ID` or `ID`); repeatable.
+        #[arg(long = "record", required = true)]
+        records: Vec<String>,
+        /// Reference to the credit commitment letter.
+        #[arg(long)]
+        commitment_letter: String,
+        /// Reference to a proof of performance; repeatable.
+        #[arg(long = "proof")]
+        proofs: Vec<String>,
+    },
+    /// Record the credit interview (信用约谈) of an application.
+    Interview {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The application id (`repairApplications/ID` or `ID`).
+        application: String,
+        /// Date held, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// The officer who held it.
+        #[arg(long)]
+        officer: String,
+        /// What came of it.
+        #[arg(long)]
+        outcome: String,
+    },
+    /// Approve or reject an application (market-regulation agencies).
+    Decide {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The application id.
+        application: String,
+        /// approve or reject.
+        #[arg(long, value_parser = ["approve", "reject"])]
+        decision: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List applications, newest first; overdue ones are marked.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only this enterprise's (USCC).
+        #[arg(long)]
+        enterprise: Option<String>,
+    },
+    /// Enterprises that could apply for repair today.
+    Candidates {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only this administrative division (6 digits).
+        #[arg(long, default_value = "")]
+        region: String,
+    },
+}
+
+fn name(prefix: &str, id: &str) -> String {
+    let id = id.trim();
+    if id.starts_with(&format!("{prefix}/")) {
+        id.to_string()
+    } else {
+        format!("{prefix}/{id}")
+    }
+}
+
+fn short<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) -> String {
+    E::try_from(n)
+        .map(|e| name(&e).trim_start_matches(prefix).to_string())
+        .unwrap_or_else(|_| n.to_string())
+}
+
+fn show(a: &pb::RepairApplication, json: bool) {
+    let state = short(a.state, pb::RepairState::as_str_name, "REPAIR_STATE_");
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": a.name,
+                "enterprise": a.enterprise,
+                "records": a.records,
+                "state": state,
+                "decisionDeadlineDate": a.decision_deadline_date,
+                "overdue": a.overdue,
+                "interviewRequired": a.interview_required,
+                "decisionReason": a.decision_reason,
+            })
+        );
+        return;
+    }
+    println!(
+        "{}{}  {}  {}  due {}  {} record(s){}{}",
+        if a.overdue { "!! OVERDUE  " } else { "" },
+        a.name,
+        a.enterprise,
+        state,
+        a.decision_deadline_date,
+        a.records.len(),
+        if a.interview_required && a.interview.is_none() {
+            "  (credit interview needed)"
+        } else {
+            ""
+        },
+        if a.decision_reason.is_empty() {
+            String::new()
+        } else {
+            format!("  reason: {}", a.decision_reason)
+        }
+    );
+}
+
+async fn client(args: &ClientArgs) -> anyhow::Result<RepairServiceClient<Authed>> {
+    let (channel, bearer) = connect(args).await?;
+    Ok(RepairServiceClient::with_interceptor(channel, bearer))
+}
+
+/// Runs a `repair` subcommand.
+pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
+    let request_id = || uuid::Uuid::now_v7().simple().to_string();
+    match command {
+        RepairCommand::Checkup { client: args, uscc } => {
+            let c = client(&args)
+                .await?
+                .credit_checkup(pb::CreditCheckupRequest {
+                    enterprise: name("enterprises", &uscc),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            if args.json {
+                for i in &c.items {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "record": i.record,
+                            "documentNumber": i.document_number,
+                            "repairability": short(i.repairability, pb::Repairability::as_str_name, "REPAIRABILITY_"),
+                            "repairableFromDate": i.repairable_from_date,
+                            "reason": i.reason,
+                        })
+                    );
+                }
+                return Ok(());
+            }
+            let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
+            println!(
+                "信用体检报告  {}  {}",
+                c.enterprise_display_name, c.enterprise
+            );
+            println!(
+                "grade now {} ({}); after repairing what can be repaired today {} ({}){}",
+                grade(c.current_grade),
+                c.current_score,
+                grade(c.grade_after_repair),
+                c.score_after_repair,
+                if c.in_bankruptcy_restructuring {
+                    "; in bankruptcy restructuring"
+                } else {
+                    ""
+                }
+            );
+            if c.items.is_empty() {
+                println!("no active negative records");
+            }
+            for i in &c.items {
+                let needs: Vec<String> = i
+                    .requirements
+                    .iter()
+                    .map(|q| {
+                        short(
+                            *q,
+                            pb::RepairRequirement::as_str_name,
+                            "REPAIR_REQUIREMENT_",
+                        )
+                    })
+                    .collect();
+                println!(
+                    "- {} {} {} decided {} publicity to {}: {}{}\n    {}{}",
+                    i.document_number,
+                    short(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
+                    short(i.tier, pb::Tier::as_str_name, "TIER_"),
+                    i.decision_date,
+                    i.publicity_end_date,
+                    short(
+                        i.repairability,
+                        pb::Repairability::as_str_name,
+                        "REPAIRABILITY_"
+                    ),
+                    if i.repairable_from_date.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" from {}", i.repairable_from_date)
+                    },
+                    i.reason,
+                    if needs.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n    needs: {}", needs.join(", "))
+                    }
+                );
+            }
+            Ok(())
+        }
+        RepairCommand::Apply {
+            client: args,
+            enterprise,
+            records,
+            commitment_letter,
+            proofs,
+        } => {
+            let a = client(&args)
+                .await?
+                .apply_for_repair(pb::ApplyForRepairRequest {
+                    enterprise: name("enterprises", &enterprise),
+                    records: records.iter().map(|r| name("records", r)).collect(),
+                    commitment_letter_reference: commitment_letter,
+                    proof_references: proofs,
+                    request_id: request_id(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .application
+                .context("empty response")?;
+            show(&a, args.json);
+            Ok(())
+        }
+        RepairCommand::Interview {
+            client: args,
+            application,
+            date,
+            officer,
+            outcome,
+        } => {
+            let a = client(&args)
+                .await?
+                .record_credit_interview(pb::RecordCreditInterviewRequest {
+                    name: name("repairApplications", &application),
+                    interview: Some(pb::CreditInterview {
+                        interview_date: date,
+                        officer,
+                        outcome,
+                    }),
+                    request_id: request_id(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .application
+                .context("empty response")?;
+            show(&a, args.json);
+            Ok(())
+        }
+        RepairCommand::Decide {
+            client: args,
+            application,
+            decision,
+            reason,
+        } => {
+            let decision = if decision == "approve" {
+                pb::RepairDecision::Approve
+            } else {
+                pb::RepairDecision::Reject
+            };
+            let a = client(&args)
+                .await?
+                .decide_repair(pb::DecideRepairRequest {
+                    name: name("repairApplications", &application),
+                    decision: decision as i32,
+                    reason,
+                    request_id: request_id(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .application
+                .context("empty response")?;
+            show(&a, args.json);
+            Ok(())
+        }
+        RepairCommand::List {
+            client: args,
+            enterprise,
+        } => {
+            let mut api = client(&args).await?;
+            let mut page_token = String::new();
+            loop {
+                let page = api
+                    .list_repair_applications(pb::ListRepairApplicationsRequest {
+                        enterprise: enterprise
+                            .as_deref()
+                            .map(|u| name("enterprises", u))
+                            .unwrap_or_default(),
+                        page_size: 1000,
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for a in &page.applications {
+                    show(a, args.json);
+                }
+                if page.next_page_token.is_empty() {
+                    return Ok(());
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        RepairCommand::Candidates {
+            client: args,
+            region,
+        } => {
+            let mut api = client(&args).await?;
+            let mut page_token = String::new();
+            loop {
+                let page = api
+                    .list_repair_candidates(pb::ListRepairCandidatesRequest {
+                        region_code: region.clone(),
+                        page_size: 1000,
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for c in &page.candidates {
+                    if args.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "enterprise": c.enterprise,
+                                "name": c.enterprise_display_name,
+                                "regionCode": c.region_code,
+                                "repairableRecords": c.repairable_records,
+                                "seriousListingRemovable": c.serious_listing_removable,
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{}  {}  {}  {} repairable record(s){}",
+                            c.enterprise,
+                            c.region_code,
+                            c.enterprise_display_name,
+                            c.repairable_records.len(),
+                            if c.serious_listing_removable {
+                                "  (serious-dishonesty listing removable)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+                if page.next_page_token.is_empty() {
+                    return Ok(());
+                }
+                page_token = page.next_page_token;
+            }
+        }
+    }
+}

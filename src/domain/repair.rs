@@ -1,0 +1,496 @@
+//! Credit repair (信用修复): which records can be repaired and from when (the tier rules
+//! of SAMR Order 107, as configuration), China's working-day calendar for decision
+//! deadlines, and repair applications with their states.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, Months, NaiveDate, Weekday};
+use serde::Deserialize;
+
+use super::codes::{code_enum, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier};
+use super::ids::Uscc;
+use super::record::Record;
+
+code_enum! {
+    /// Whether and when a record can be repaired.
+    pub enum Repairability {
+        RepairableNow = 1 => "REPAIRABLE_NOW",
+        RepairableLater = 2 => "REPAIRABLE_LATER",
+        NeverEarly = 3 => "NEVER_EARLY",
+        EndsByItself = 4 => "ENDS_BY_ITSELF",
+    }
+}
+
+code_enum! {
+    /// What a repair application must carry.
+    pub enum RepairRequirement {
+        ProofOfPerformance = 1 => "PROOF_OF_PERFORMANCE",
+        CreditCommitmentLetter = 2 => "CREDIT_COMMITMENT_LETTER",
+        CreditInterview = 3 => "CREDIT_INTERVIEW",
+    }
+}
+
+code_enum! {
+    /// Where a repair application stands.
+    pub enum RepairState {
+        Accepted = 1 => "ACCEPTED",
+        Interviewed = 2 => "INTERVIEWED",
+        Approved = 3 => "APPROVED",
+        Rejected = 4 => "REJECTED",
+    }
+}
+
+/// The rules of one tier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierRule {
+    /// Publicity ends by itself; no application.
+    #[serde(default)]
+    pub ends_by_itself: bool,
+    /// Months after the decision from which an application can be made.
+    #[serde(default)]
+    pub repairable_after_months: u32,
+    pub requirements: Vec<RepairRequirement>,
+}
+
+/// The repair rules: tiers, repairable kinds, never-early measures, decision time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairPolicy {
+    pub version: String,
+    pub decision_working_days: u32,
+    pub kinds: BTreeSet<RecordKind>,
+    pub never_early_measures: BTreeSet<PenaltyMeasure>,
+    pub tiers: BTreeMap<Tier, TierRule>,
+}
+
+impl RepairPolicy {
+    /// The shipped policy, `policies/repair.toml`.
+    pub fn builtin() -> Self {
+        Self::parse(include_str!("../../policies/repair.toml"))
+            .expect("the shipped repair policy is valid")
+    }
+
+    /// Reads a policy; every tier must have a rule.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let policy: RepairPolicy = toml::from_str(text).map_err(|e| e.to_string())?;
+        for tier in Tier::ALL {
+            if !policy.tiers.contains_key(tier) {
+                return Err(format!("no rule for tier {}", tier.code()));
+            }
+        }
+        if policy.decision_working_days == 0 {
+            return Err("decision_working_days must be at least 1".into());
+        }
+        Ok(policy)
+    }
+
+    fn tier(&self, tier: Tier) -> &TierRule {
+        &self.tiers[&tier]
+    }
+}
+
+/// What the check-up says about one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub repairability: Repairability,
+    /// First day an application can be made (now or later).
+    pub from: Option<NaiveDate>,
+    pub requirements: Vec<RepairRequirement>,
+    pub reason: String,
+}
+
+/// Whether a record is a negative one the bureau repairs, active on `today`.
+pub fn is_repair_subject(policy: &RepairPolicy, r: &Record, today: NaiveDate) -> bool {
+    policy.kinds.contains(&r.content.kind)
+        && r.status_on(today) == RecordStatus::Active
+        && !(r.content.kind == RecordKind::SpotCheckResult
+            && r.content.attributes.spot_check_outcome == Some(SpotCheckOutcome::Passed))
+}
+
+fn is_listing(r: &Record) -> bool {
+    matches!(
+        r.content.kind,
+        RecordKind::AbnormalOperationsListing | RecordKind::SeriousDishonestyListing
+    )
+}
+
+/// Assesses `record` among the enterprise's `records` (to see whether it is on the
+/// abnormal or serious-dishonesty list). None when it is not a record the bureau
+/// repairs. An enterprise in bankruptcy restructuring waits for no period, as Order
+/// 107 allows; heavier penalties stay never-early for it too.
+pub fn assess(
+    policy: &RepairPolicy,
+    record: &Record,
+    records: &[Record],
+    restructuring: bool,
+    today: NaiveDate,
+) -> Option<Assessment> {
+    if !is_repair_subject(policy, record, today) {
+        return None;
+    }
+    let c = &record.content;
+    let rule = policy.tier(c.tier);
+    let end = c.publicity_end;
+    if c.kind == RecordKind::AdministrativePenalty {
+        if let Some(m) = c
+            .attributes
+            .penalty_measures
+            .iter()
+            .find(|m| policy.never_early_measures.contains(m))
+        {
+            return Some(Assessment {
+                repairability: Repairability::NeverEarly,
+                from: None,
+                requirements: Vec::new(),
+                reason: format!(
+                    "A heavier penalty ({}) is never repaired early (较重行政处罚不予提前修复); its publicity ends by itself on {end}.",
+                    m.code()
+                ),
+            });
+        }
+    }
+    if rule.ends_by_itself {
+        return Some(Assessment {
+            repairability: Repairability::EndsByItself,
+            from: None,
+            requirements: Vec::new(),
+            reason: format!(
+                "A minor item needs no repair: its publicity ends by itself on {end} (轻微失信信息公示期满自动停止公示)."
+            ),
+        });
+    }
+    let waiting = if restructuring {
+        c.decision_date
+    } else {
+        c.decision_date
+            .checked_add_months(Months::new(rule.repairable_after_months))
+            .unwrap_or(NaiveDate::MAX)
+    };
+    let mut from = waiting;
+    let mut reason = if restructuring {
+        "In bankruptcy restructuring: may apply without the waiting period (破产重整企业可申请修复).".to_string()
+    } else {
+        format!(
+            "A {} item may be repaired {} months after the decision.",
+            c.tier.code().to_lowercase(),
+            rule.repairable_after_months
+        )
+    };
+    if c.kind == RecordKind::AdministrativePenalty {
+        // A penalty cannot be repaired while the enterprise is on a list.
+        let blocking = records
+            .iter()
+            .filter(|l| is_listing(l) && l.status_on(today) == RecordStatus::Active)
+            .max_by_key(|l| l.content.publicity_end);
+        if let Some(l) = blocking {
+            if l.content.publicity_end > from {
+                from = l.content.publicity_end;
+                reason = format!(
+                    "Not repairable while the enterprise is on the {} (listing {}, until {}): 列入名单期间不予修复行政处罚信息.",
+                    if l.content.kind == RecordKind::SeriousDishonestyListing {
+                        "serious-dishonesty list"
+                    } else {
+                        "abnormal-operations list"
+                    },
+                    l.content.document_number,
+                    l.content.publicity_end
+                );
+            }
+        }
+    }
+    if from >= end {
+        return Some(Assessment {
+            repairability: Repairability::EndsByItself,
+            from: None,
+            requirements: Vec::new(),
+            reason: format!("{reason} Its publicity ends on {end} before then, by itself."),
+        });
+    }
+    Some(Assessment {
+        repairability: if from <= today {
+            Repairability::RepairableNow
+        } else {
+            Repairability::RepairableLater
+        },
+        from: Some(from),
+        requirements: rule.requirements.clone(),
+        reason,
+    })
+}
+
+/// One year of the working-day calendar.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarYear {
+    pub year: i32,
+    /// Days off that would otherwise be working days (and the weekends of a break).
+    pub holidays: BTreeSet<NaiveDate>,
+    /// Saturdays and Sundays worked instead (调休).
+    pub working_weekends: BTreeSet<NaiveDate>,
+}
+
+/// China's working-day calendar: weekdays, less public holidays, plus weekend working
+/// days, for each year it has a file for; other years count Monday to Friday.
+#[derive(Debug, Clone, Default)]
+pub struct WorkCalendar {
+    years: BTreeMap<i32, CalendarYear>,
+}
+
+impl WorkCalendar {
+    /// The shipped calendars, `policies/calendar/*.toml`.
+    pub fn builtin() -> Self {
+        Self::from_years(&[
+            include_str!("../../policies/calendar/2026.toml"),
+            include_str!("../../policies/calendar/2027.toml"),
+        ])
+        .expect("the shipped calendars are valid")
+    }
+
+    /// Reads one TOML text per year; every listed date must fall in its year.
+    pub fn from_years(texts: &[&str]) -> Result<Self, String> {
+        let mut years = BTreeMap::new();
+        for text in texts {
+            let y: CalendarYear = toml::from_str(text).map_err(|e| e.to_string())?;
+            if let Some(d) = y
+                .holidays
+                .iter()
+                .chain(&y.working_weekends)
+                .find(|d| d.year() != y.year)
+            {
+                return Err(format!("{d} is not in {}", y.year));
+            }
+            if let Some(d) = y
+                .working_weekends
+                .iter()
+                .find(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+            {
+                return Err(format!(
+                    "{d} is listed as a working weekend but is a weekday"
+                ));
+            }
+            years.insert(y.year, y);
+        }
+        Ok(WorkCalendar { years })
+    }
+
+    /// Whether the calendar knows `year`'s holidays.
+    pub fn knows(&self, year: i32) -> bool {
+        self.years.contains_key(&year)
+    }
+
+    /// Whether `day` is a working day.
+    pub fn is_working_day(&self, day: NaiveDate) -> bool {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        match self.years.get(&day.year()) {
+            Some(y) if y.working_weekends.contains(&day) => true,
+            Some(y) if y.holidays.contains(&day) => false,
+            _ => !weekend,
+        }
+    }
+
+    /// The `n`th working day after `start` (the day of acceptance does not count).
+    pub fn add_working_days(&self, start: NaiveDate, n: u32) -> NaiveDate {
+        let mut day = start;
+        let mut left = n;
+        while left > 0 {
+            day = day.succ_opt().unwrap_or(NaiveDate::MAX);
+            if day == NaiveDate::MAX {
+                return day;
+            }
+            if self.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        day
+    }
+}
+
+/// A credit interview (信用约谈).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interview {
+    pub date: NaiveDate,
+    pub officer: String,
+    pub outcome: String,
+}
+
+/// A repair application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairApplication {
+    pub id: String,
+    pub uscc: Uscc,
+    /// Record ids.
+    pub records: Vec<String>,
+    pub commitment_letter_reference: String,
+    pub proof_references: Vec<String>,
+    pub state: RepairState,
+    pub agency_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub accepted_at: i64,
+    pub accepted_date: NaiveDate,
+    pub deadline: NaiveDate,
+    pub interview_required: bool,
+    pub interview: Option<Interview>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+}
+
+impl RepairApplication {
+    /// The resource name `repairApplications/{id}`.
+    pub fn resource_name(&self) -> String {
+        format!("repairApplications/{}", self.id)
+    }
+
+    /// Whether no decision has been made.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, RepairState::Accepted | RepairState::Interviewed)
+    }
+
+    /// Whether its deadline passed without a decision.
+    pub fn overdue(&self, today: NaiveDate) -> bool {
+        self.is_open() && today > self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::codes::RegulatoryDomain;
+    use crate::domain::record::{Attributes, RecordContent, Subject};
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn record(kind: RecordKind, tier: Tier, date: &str, end: &str) -> Record {
+        Record {
+            id: format!("{}-{date}", kind.code()),
+            agency_id: "m".into(),
+            source_record_id: "s".into(),
+            revision: 1,
+            content: RecordContent {
+                subject: Subject::Enterprise(Uscc::complete("91371002MA3C0000").unwrap()),
+                kind,
+                tier,
+                domain: RegulatoryDomain::FoodProduction,
+                decision_date: d(date),
+                document_number: "doc".into(),
+                deciding_authority: "a".into(),
+                summary: String::new(),
+                publicity_end: d(end),
+                attributes: Attributes {
+                    penalty_measures: vec![PenaltyMeasure::Fine],
+                    ..Default::default()
+                },
+            },
+            status: RecordStatus::Active,
+            withdrawal_reason: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn tiers_set_when_a_penalty_can_be_repaired() {
+        let p = RepairPolicy::builtin();
+        let today = d("2026-12-01");
+        let minor = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Minor,
+            "2026-10-01",
+            "2027-01-01",
+        );
+        let moderate = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Moderate,
+            "2026-10-01",
+            "2027-10-01",
+        );
+        let serious = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Serious,
+            "2026-10-01",
+            "2029-10-01",
+        );
+        let a = |r: &Record| assess(&p, r, &[], false, today).unwrap();
+        assert_eq!(a(&minor).repairability, Repairability::EndsByItself);
+        assert_eq!(a(&moderate).from, Some(d("2027-01-01")));
+        assert_eq!(a(&moderate).repairability, Repairability::RepairableLater);
+        assert_eq!(a(&serious).from, Some(d("2027-10-01")));
+        assert!(a(&serious)
+            .requirements
+            .contains(&RepairRequirement::CreditInterview));
+        let old = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Moderate,
+            "2026-08-01",
+            "2027-08-01",
+        );
+        assert_eq!(a(&old).repairability, Repairability::RepairableNow);
+        // Restructuring waives the wait.
+        assert_eq!(
+            assess(&p, &serious, &[], true, today)
+                .unwrap()
+                .repairability,
+            Repairability::RepairableNow
+        );
+    }
+
+    #[test]
+    fn heavy_penalties_and_listed_enterprises_wait() {
+        let p = RepairPolicy::builtin();
+        let today = d("2026-12-01");
+        let mut revoked = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Serious,
+            "2025-01-01",
+            "2028-01-01",
+        );
+        revoked.content.attributes.penalty_measures = vec![PenaltyMeasure::LicenseRevoked];
+        let a = assess(&p, &revoked, &[], false, today).unwrap();
+        assert_eq!(a.repairability, Repairability::NeverEarly);
+        assert!(a.reason.contains("LICENSE_REVOKED"));
+        let penalty = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Moderate,
+            "2026-01-01",
+            "2027-01-01",
+        );
+        let listing = record(
+            RecordKind::AbnormalOperationsListing,
+            Tier::Moderate,
+            "2026-03-01",
+            "2026-12-20",
+        );
+        let a = assess(&p, &penalty, &[penalty.clone(), listing], false, today).unwrap();
+        assert_eq!(a.repairability, Repairability::RepairableLater);
+        assert_eq!(a.from, Some(d("2026-12-20")));
+        assert!(a.reason.contains("abnormal-operations list"));
+    }
+
+    #[test]
+    fn a_deadline_across_national_day_skips_the_holiday_and_counts_the_worked_saturday() {
+        let cal = WorkCalendar::builtin();
+        // Accepted Tuesday 29 September 2026: 30 Sep, then 8, 9, 10 (a worked Saturday),
+        // 12, 13, 14 October.
+        assert_eq!(cal.add_working_days(d("2026-09-29"), 7), d("2026-10-14"));
+        assert!(cal.is_working_day(d("2026-10-10")));
+        assert!(!cal.is_working_day(d("2026-10-05")));
+        // Unknown years count weekdays.
+        assert_eq!(cal.add_working_days(d("2030-01-04"), 1), d("2030-01-07"));
+    }
+
+    #[test]
+    fn bad_calendars_and_policies_are_refused() {
+        assert!(WorkCalendar::from_years(&[
+            "year = 2026\nholidays = [\"2027-01-01\"]\nworking_weekends = []"
+        ])
+        .is_err());
+        assert!(WorkCalendar::from_years(&[
+            "year = 2026\nholidays = []\nworking_weekends = [\"2026-01-05\"]"
+        ])
+        .is_err());
+        assert!(RepairPolicy::parse("version = \"x\"\ndecision_working_days = 7\nkinds = []\nnever_early_measures = []\n[tiers.MINOR]\nrequirements = []").is_err());
+    }
+}

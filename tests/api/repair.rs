@@ -1,0 +1,527 @@
+//! Credit repair through the real server: check-up dates per tier, never-early and
+//! listing-blocked penalties, the apply → interview → decide workflow and its effects,
+//! working-day deadlines over a holiday, and screening for planted candidates.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{Months, NaiveDate};
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use pb::repair_service_client::RepairServiceClient;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::*;
+
+impl TestApp {
+    fn repair(&self) -> RepairServiceClient<Authed> {
+        RepairServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer(AgencyKind::MarketRegulation),
+        )
+    }
+
+    async fn file(&self, records: Vec<pb::Record>) -> Vec<pb::Record> {
+        self.records(AgencyKind::MarketRegulation)
+            .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                request_id: String::new(),
+                records,
+            })
+            .await
+            .expect("submit")
+            .into_inner()
+            .records
+    }
+
+    async fn checkup(&self, n: u32) -> pb::CreditCheckupResponse {
+        self.repair()
+            .credit_checkup(pb::CreditCheckupRequest {
+                enterprise: format!("enterprises/{}", uscc(n)),
+            })
+            .await
+            .expect("checkup")
+            .into_inner()
+    }
+}
+
+fn days_ago(app: &TestApp, days: i64) -> NaiveDate {
+    app.clock.today() - chrono::Duration::days(days)
+}
+
+/// A market-regulation penalty of `tier`, decided `days` ago, in `domain`.
+fn fine(app: &TestApp, n: u32, source: &str, tier: pb::Tier, days: i64) -> pb::Record {
+    pb::Record {
+        tier: tier as i32,
+        decision_date: days_ago(app, days).to_string(),
+        document_number: format!("威开市监罚〔{source}〕号"),
+        ..penalty(&uscc(n), source)
+    }
+}
+
+fn item<'a>(c: &'a pb::CreditCheckupResponse, record: &pb::Record) -> &'a pb::CheckupItem {
+    c.items
+        .iter()
+        .find(|i| i.record == record.name)
+        .unwrap_or_else(|| panic!("{} is in the check-up: {c:?}", record.name))
+}
+
+fn after_months(d: NaiveDate, months: u32) -> String {
+    d.checked_add_months(Months::new(months))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_early() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let revoked = pb::Record {
+        penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+        ..fine(&app, 1, "revoked", pb::Tier::Serious, 500)
+    };
+    let filed = app
+        .file(vec![
+            fine(&app, 1, "minor", pb::Tier::Minor, 20),
+            fine(&app, 1, "moderate-old", pb::Tier::Moderate, 200),
+            fine(&app, 1, "moderate-new", pb::Tier::Moderate, 30),
+            fine(&app, 1, "serious", pb::Tier::Serious, 100),
+            revoked,
+        ])
+        .await;
+    let c = app.checkup(1).await;
+    use pb::Repairability as R;
+    let minor = item(&c, &filed[0]);
+    assert_eq!(minor.repairability, R::EndsByItself as i32);
+    assert!(minor.requirements.is_empty());
+    let old = item(&c, &filed[1]);
+    assert_eq!(old.repairability, R::RepairableNow as i32);
+    assert_eq!(
+        old.repairable_from_date,
+        after_months(days_ago(&app, 200), 3)
+    );
+    let new = item(&c, &filed[2]);
+    assert_eq!(new.repairability, R::RepairableLater as i32);
+    assert_eq!(
+        new.repairable_from_date,
+        after_months(days_ago(&app, 30), 3)
+    );
+    let serious = item(&c, &filed[3]);
+    assert_eq!(serious.repairability, R::RepairableLater as i32);
+    assert_eq!(
+        serious.repairable_from_date,
+        after_months(days_ago(&app, 100), 12)
+    );
+    assert!(serious
+        .requirements
+        .contains(&(pb::RepairRequirement::CreditInterview as i32)));
+    let never = item(&c, &filed[4]);
+    assert_eq!(never.repairability, R::NeverEarly as i32);
+    assert!(never.reason.contains("LICENSE_REVOKED"), "{}", never.reason);
+    assert!(never.repairable_from_date.is_empty());
+    // Repairing the one item repairable today cannot hurt (the penalty cap is reached).
+    assert!(c.score_after_repair >= c.current_score, "{c:?}");
+}
+
+#[tokio::test]
+async fn a_penalty_held_while_on_the_abnormal_list_waits_until_the_listing_ends() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(2, ID_A)]).await;
+    let listing_end = app.clock.today() + chrono::Duration::days(40);
+    let listing = pb::Record {
+        kind: pb::RecordKind::AbnormalOperationsListing as i32,
+        abnormal_cause: pb::AbnormalCause::UnreachableAddress as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        decision_date: days_ago(&app, 100).to_string(),
+        publicity_end_date: listing_end.to_string(),
+        document_number: "威开市监异〔2026〕7号".into(),
+        ..penalty(&uscc(2), "abnormal")
+    };
+    let filed = app
+        .file(vec![
+            fine(&app, 2, "held", pb::Tier::Moderate, 200),
+            listing,
+        ])
+        .await;
+    let c = app.checkup(2).await;
+    let held = item(&c, &filed[0]);
+    assert_eq!(
+        held.repairability,
+        pb::Repairability::RepairableLater as i32
+    );
+    assert_eq!(held.repairable_from_date, listing_end.to_string());
+    assert!(
+        held.reason.contains("abnormal-operations list"),
+        "{}",
+        held.reason
+    );
+    // Applying for it now names why not.
+    let err = app
+        .repair()
+        .apply_for_repair(pb::ApplyForRepairRequest {
+            enterprise: format!("enterprises/{}", uscc(2)),
+            records: vec![filed[0].name.clone()],
+            commitment_letter_reference: "承诺书-2".into(),
+            proof_references: vec!["缴款凭证-2".into()],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let v = err.get_details_precondition_failure().unwrap().violations;
+    assert_eq!(v[0].r#type, "NOT_REPAIRABLE_NOW");
+    assert!(v[0].description.contains(&listing_end.to_string()));
+}
+
+fn application(n: u32, records: &[&pb::Record], request_id: &str) -> pb::ApplyForRepairRequest {
+    pb::ApplyForRepairRequest {
+        enterprise: format!("enterprises/{}", uscc(n)),
+        records: records.iter().map(|r| r.name.clone()).collect(),
+        commitment_letter_reference: format!("承诺书-{n}"),
+        proof_references: vec![format!("缴款凭证-{n}")],
+        request_id: request_id.into(),
+    }
+}
+
+fn decide(name: &str, decision: pb::RepairDecision, request_id: &str) -> pb::DecideRepairRequest {
+    pb::DecideRepairRequest {
+        name: name.into(),
+        decision: decision as i32,
+        reason: "已履行处罚并作出信用承诺".into(),
+        request_id: request_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_watcher_sees_it() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(3, ID_A)]).await;
+    let filed = app
+        .file(vec![fine(&app, 3, "serious-old", pb::Tier::Serious, 400)])
+        .await;
+    let before = app.grade_of(3).await;
+    let checkup = app.checkup(3).await;
+    assert_eq!(checkup.current_score, before.score);
+    assert!(
+        checkup.score_after_repair > checkup.current_score,
+        "{checkup:?}"
+    );
+    let mut watcher = app
+        .grades(AgencyKind::Tax)
+        .watch_grade_changes(pb::WatchGradeChangesRequest {
+            cursor: String::new(),
+            model: "general".into(),
+            purpose: pb::Purpose::TaxAdministration as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let mut repair = app.repair();
+    let app_ = repair
+        .apply_for_repair(application(3, &[&filed[0]], "apply-3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(app_.state, pb::RepairState::Accepted as i32);
+    assert!(app_.interview_required);
+    assert!(!app_.decision_deadline_date.is_empty());
+    // The same records cannot be in two open applications.
+    let err = repair
+        .apply_for_repair(application(3, &[&filed[0]], "apply-3-again"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    let err = repair
+        .decide_repair(decide(&app_.name, pb::RepairDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.get_details_precondition_failure().unwrap().violations[0].r#type,
+        "INTERVIEW_NOT_RECORDED"
+    );
+    let interviewed = repair
+        .record_credit_interview(pb::RecordCreditInterviewRequest {
+            name: app_.name.clone(),
+            interview: Some(pb::CreditInterview {
+                interview_date: app.clock.today().to_string(),
+                officer: "王科长".into(),
+                outcome: "企业已整改并承诺守信经营".into(),
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(interviewed.state, pb::RepairState::Interviewed as i32);
+    let approved = repair
+        .decide_repair(decide(&app_.name, pb::RepairDecision::Approve, "decide-3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(approved.state, pb::RepairState::Approved as i32);
+
+    let record = app
+        .records(AgencyKind::MarketRegulation)
+        .get_record(pb::GetRecordRequest {
+            name: filed[0].name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(record.status, pb::RecordStatus::Repaired as i32);
+    let after = app.grade_of(3).await;
+    assert!(after.score > before.score, "{before:?} -> {after:?}");
+    let change = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+        .await
+        .expect("a change arrives")
+        .unwrap()
+        .unwrap()
+        .change
+        .unwrap();
+    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(3)));
+    assert_eq!(change.cause, pb::GradeChangeCause::RecordRepaired as i32);
+
+    // Every step is in the audit log.
+    let auditor = agency_with(
+        &app,
+        BTreeSet::from([Scope::AuditRead]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let entries = pb::audit_service_client::AuditServiceClient::with_interceptor(
+        app.channel.clone(),
+        auditor,
+    )
+    .list_audit_entries(pb::ListAuditEntriesRequest {
+        subject_enterprise: format!("enterprises/{}", uscc(3)),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .entries;
+    let methods: BTreeSet<&str> = entries.iter().map(|e| e.method.as_str()).collect();
+    for step in ["ApplyForRepair", "RecordCreditInterview", "DecideRepair"] {
+        assert!(
+            methods.contains(format!("/credithub.v1.RepairService/{step}").as_str()),
+            "{step} audited: {methods:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejecting_leaves_everything_unchanged_and_only_market_regulation_decides() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(4, ID_A)]).await;
+    let filed = app
+        .file(vec![fine(&app, 4, "moderate-old", pb::Tier::Moderate, 200)])
+        .await;
+    let before = app.grade_of(4).await;
+    let mut repair = app.repair();
+    let open = repair
+        .apply_for_repair(application(4, &[&filed[0]], ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert!(!open.interview_required);
+    let court = agency_with(
+        &app,
+        BTreeSet::from([Scope::RepairManage]),
+        AgencyKind::Court,
+    )
+    .await;
+    let err = RepairServiceClient::with_interceptor(app.channel.clone(), court)
+        .decide_repair(decide(&open.name, pb::RepairDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let rejected = repair
+        .decide_repair(decide(&open.name, pb::RepairDecision::Reject, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(rejected.state, pb::RepairState::Rejected as i32);
+    let record = app
+        .records(AgencyKind::MarketRegulation)
+        .get_record(pb::GetRecordRequest {
+            name: filed[0].name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(record.status, pb::RecordStatus::Active as i32);
+    let after = app.grade_of(4).await;
+    assert_eq!((after.grade, after.score), (before.grade, before.score));
+    let err = repair
+        .decide_repair(decide(&open.name, pb::RepairDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = repair
+        .decide_repair(pb::DecideRepairRequest {
+            name: open.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["decision", "reason"]);
+}
+
+#[tokio::test]
+async fn a_deadline_spanning_national_day_lands_on_the_right_working_day() {
+    let app = spawn_app().await;
+    // Move the service's calendar to Tuesday 29 September 2026.
+    let target: NaiveDate = "2026-09-29".parse().unwrap();
+    app.clock
+        .advance_days((target - app.clock.today()).num_days());
+    assert_eq!(app.clock.today(), target);
+    app.register(vec![enterprise(5, ID_A)]).await;
+    let filed = app
+        .file(vec![fine(&app, 5, "moderate", pb::Tier::Moderate, 200)])
+        .await;
+    let open = app
+        .repair()
+        .apply_for_repair(application(5, &[&filed[0]], ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    // 30 Sep; 1–7 Oct off; 8, 9, Saturday 10 (worked), 12, 13, 14 Oct.
+    assert_eq!(open.decision_deadline_date, "2026-10-14");
+    assert!(!open.overdue);
+    app.clock.advance_days(16);
+    let later = app
+        .repair()
+        .get_repair_application(pb::GetRepairApplicationRequest {
+            name: open.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert!(later.overdue);
+}
+
+#[tokio::test]
+async fn screening_finds_exactly_the_planted_candidates() {
+    let app = spawn_app().await;
+    let mut other_region = enterprise(13, ID_B);
+    other_region.region_code = "371082".into();
+    app.register(vec![
+        enterprise(10, ID_A),
+        enterprise(11, ID_A),
+        enterprise(12, ID_B),
+        other_region,
+        enterprise(14, ID_B),
+    ])
+    .await;
+    let listing = pb::Record {
+        kind: pb::RecordKind::SeriousDishonestyListing as i32,
+        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        tier: pb::Tier::Serious as i32,
+        decision_date: days_ago(&app, 400).to_string(),
+        document_number: "威开市监严〔2025〕3号".into(),
+        ..penalty(&uscc(11), "listing-11")
+    };
+    let heavy = pb::Record {
+        penalty_measures: vec![pb::PenaltyMeasure::PracticeBan as i32],
+        ..fine(&app, 14, "heavy-14", pb::Tier::Serious, 500)
+    };
+    app.file(vec![
+        fine(&app, 10, "ready-10", pb::Tier::Moderate, 200),
+        listing,
+        fine(&app, 12, "young-12", pb::Tier::Moderate, 30),
+        fine(&app, 13, "ready-13", pb::Tier::Moderate, 200),
+        heavy,
+    ])
+    .await;
+    let list = |region: &str, domain: pb::RegulatoryDomain| pb::ListRepairCandidatesRequest {
+        region_code: region.into(),
+        domain: domain as i32,
+        ..Default::default()
+    };
+    let mut repair = app.repair();
+    let found = |c: Vec<pb::RepairCandidate>| -> BTreeSet<String> {
+        c.into_iter().map(|c| c.enterprise).collect()
+    };
+    let all = repair
+        .list_repair_candidates(list("", pb::RegulatoryDomain::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates;
+    let removable: Vec<bool> = all.iter().map(|c| c.serious_listing_removable).collect();
+    assert_eq!(
+        found(all),
+        [10, 11, 13]
+            .map(|n| format!("enterprises/{}", uscc(n)))
+            .into()
+    );
+    assert_eq!(removable.iter().filter(|r| **r).count(), 1);
+    let local = repair
+        .list_repair_candidates(list("371002", pb::RegulatoryDomain::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates;
+    assert_eq!(
+        found(local),
+        [10, 11].map(|n| format!("enterprises/{}", uscc(n))).into()
+    );
+    let food = repair
+        .list_repair_candidates(list("", pb::RegulatoryDomain::FoodProduction))
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates;
+    assert_eq!(
+        found(food),
+        [10, 13].map(|n| format!("enterprises/{}", uscc(n))).into()
+    );
+    // Pages of one walk the same set.
+    let mut seen = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = repair
+            .list_repair_candidates(pb::ListRepairCandidatesRequest {
+                page_size: 1,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(found(page.candidates));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 3);
+}
