@@ -27,6 +27,8 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/credithub.v1.CertificateService/VerifyCertificate",
     "/credithub.v1.CertificateService/ListIssuerKeys",
+    "/credithub.v1.SpotCheckService/VerifyDraw",
+    "/credithub.v1.SpotCheckService/ListPublishedResults",
 ];
 
 /// The scope every non-public RPC needs, checked in the layer before any handler runs
@@ -75,6 +77,25 @@ const METHOD_SCOPES: &[(&str, Scope)] = &[
     ("RepairService/GetRepairApplication", Scope::RepairManage),
     ("RepairService/ListRepairApplications", Scope::RepairManage),
     ("RepairService/ListRepairCandidates", Scope::RepairManage),
+    (
+        "SpotCheckService/BatchUpsertInspectors",
+        Scope::SpotChecksManage,
+    ),
+    ("SpotCheckService/ListInspectors", Scope::SpotChecksManage),
+    (
+        "SpotCheckService/CreateSpotCheckPlan",
+        Scope::SpotChecksManage,
+    ),
+    (
+        "SpotCheckService/DrawSpotCheckPlan",
+        Scope::SpotChecksManage,
+    ),
+    ("SpotCheckService/GetSpotCheckPlan", Scope::SpotChecksManage),
+    ("SpotCheckService/MergePlans", Scope::SpotChecksManage),
+    (
+        "SpotCheckService/RecordSpotCheckResult",
+        Scope::SpotChecksManage,
+    ),
     ("AuditService/ListAuditEntries", Scope::AuditRead),
     ("AuditService/ExportAuditEntries", Scope::AuditRead),
 ];

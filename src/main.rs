@@ -97,6 +97,10 @@ struct ServeArgs {
     /// Credit-repair rules (TOML; default: the shipped `policies/repair.toml`).
     #[arg(long, env = "CREDIT_HUB_REPAIR_POLICY_FILE")]
     repair_policy_file: Option<PathBuf>,
+    /// Spot-check defaults: ratios per grade, inspectors per visit, non-on-site domains
+    /// (TOML; default: the shipped `policies/spotcheck.toml`).
+    #[arg(long, env = "CREDIT_HUB_SPOTCHECK_POLICY_FILE")]
+    spotcheck_policy_file: Option<PathBuf>,
     /// Directory of working-day calendars, one `<year>.toml` each (default: the shipped
     /// `policies/calendar/`, 2026 and 2027).
     #[arg(long, env = "CREDIT_HUB_CALENDAR_DIR")]
@@ -205,6 +209,11 @@ enum Command {
     Repair {
         #[command(subcommand)]
         command: cli::repair::RepairCommand,
+    },
+    /// "Double random" spot checks: plan, draw, verify, merge, result, published.
+    Spotcheck {
+        #[command(subcommand)]
+        command: cli::spotcheck::SpotCheckCommand,
     },
 }
 
@@ -476,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Vet(args) => cli::vet::run(&args).await,
         Command::Cert { command } => cli::cert::run(command).await,
         Command::Repair { command } => cli::repair::run(command).await,
+        Command::Spotcheck { command } => cli::spotcheck::run(command).await,
     }
 }
 
@@ -541,6 +551,15 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         args.repair_policy_file.as_deref(),
         args.calendar_dir.as_deref(),
     )?;
+    let spotcheck = match &args.spotcheck_policy_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            credit_hub::domain::spotcheck::SpotCheckPolicy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("invalid spot-check policy {}: {e}", file.display()))?
+        }
+        None => credit_hub::domain::spotcheck::SpotCheckPolicy::builtin(),
+    };
     if !calendar.knows(credit_hub::api::today().year()) {
         tracing::warn!("the working-day calendar has no file for this year: repair deadlines count Monday to Friday only");
     }
@@ -596,6 +615,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .vetting_policy(vetting)
         .certificates(certificates)
         .repair(repair, calendar)
+        .spotcheck_policy(spotcheck)
         .regrade_every(Duration::from_secs_f64(args.regrade_interval_secs.max(1.0)))
         .audit(audit)
         .purposes(purposes)

@@ -14,13 +14,14 @@ use tonic_health::ServingStatus;
 
 use crate::api::{
     AuditApi, CertificateApi, CertificateSettings, Clock, GradeApi, RecordApi, RegistryApi,
-    RepairApi, State, VettingApi,
+    RepairApi, SpotCheckApi, State, VettingApi,
 };
 use crate::audit::{AuditLayer, AuditLog, AuditSettings};
 use crate::auth::AuthLayer;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
 use crate::domain::repair::{RepairPolicy, WorkCalendar};
+use crate::domain::spotcheck::SpotCheckPolicy;
 use crate::domain::vetting::VettingPolicy;
 use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
@@ -28,6 +29,7 @@ use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
     grade_service_server::GradeServiceServer, record_service_server::RecordServiceServer,
     registry_service_server::RegistryServiceServer, repair_service_server::RepairServiceServer,
+    spot_check_service_server::SpotCheckServiceServer,
     vetting_service_server::VettingServiceServer,
 };
 use crate::store::Store;
@@ -105,6 +107,7 @@ pub struct Server {
     certificates: CertificateSettings,
     repair: RepairPolicy,
     calendar: WorkCalendar,
+    spotcheck: SpotCheckPolicy,
 }
 
 impl Server {
@@ -131,6 +134,7 @@ impl Server {
             certificates: CertificateSettings::default(),
             repair: RepairPolicy::builtin(),
             calendar: WorkCalendar::builtin(),
+            spotcheck: SpotCheckPolicy::builtin(),
         })
     }
 
@@ -203,6 +207,12 @@ impl Server {
     pub fn repair(mut self, policy: RepairPolicy, calendar: WorkCalendar) -> Self {
         self.repair = policy;
         self.calendar = calendar;
+        self
+    }
+
+    /// The spot-check defaults (default: the shipped ones).
+    pub fn spotcheck_policy(mut self, policy: SpotCheckPolicy) -> Self {
+        self.spotcheck = policy;
         self
     }
 
@@ -280,7 +290,13 @@ impl Server {
             .add_service(RepairServiceServer::new(RepairApi::new(
                 self.state.clone(),
                 self.repair,
+                self.calendar.clone(),
+            )))
+            .add_service(SpotCheckServiceServer::new(SpotCheckApi::new(
+                self.state.clone(),
+                self.spotcheck,
                 self.calendar,
+                self.certificates.public_rate,
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
             .serve_with_incoming_shutdown(incoming, async {

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 /// The bench's positional arguments (cargo passes flags such as `--bench` too).
+// Not every bench takes arguments; each bench compiles this module on its own.
+#[allow(dead_code)]
 pub fn args() -> Vec<String> {
     std::env::args()
         .skip(1)

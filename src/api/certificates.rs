@@ -3,18 +3,16 @@
 //! client address).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
-use tonic_types::ErrorDetails;
 
 use super::convert::{date, enterprise_name, filter_enum, required_enum, text, timestamp};
-use super::error::status;
 use super::paging::{decode_token, encode_token, page_size};
+use super::public::PublicLimit;
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -27,7 +25,6 @@ use crate::domain::codes::AgencyKind;
 use crate::domain::data_integrity::{self, public_key_multibase, ProofOptions};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, certificate_service_server::CertificateService};
-use crate::quota::TokenBuckets;
 use crate::store::{now_millis, CertificateFilter, Replay};
 
 /// Largest document VerifyCertificate reads; certificates are a few kilobytes.
@@ -97,43 +94,17 @@ pub struct CertificateApi {
     settings: Arc<CertificateSettings>,
     /// Issuer public keys by key id, filled from the register on first need.
     keys: Arc<RwLock<HashMap<String, VerifyingKey>>>,
-    public_calls: TokenBuckets<IpAddr>,
+    public_calls: PublicLimit,
 }
 
 impl CertificateApi {
     pub fn new(state: Shared, settings: CertificateSettings) -> Self {
         CertificateApi {
             state,
+            public_calls: PublicLimit::new(settings.public_rate),
             settings: Arc::new(settings),
             keys: Arc::default(),
-            public_calls: TokenBuckets::default(),
         }
-    }
-
-    /// Refuses a public call over its address's rate (RESOURCE_EXHAUSTED, RetryInfo).
-    fn admit<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(addr) = req.remote_addr() else {
-            return Ok(());
-        };
-        self.public_calls
-            .take(addr.ip(), self.settings.public_rate)
-            .map_err(|retry| {
-                let mut details = ErrorDetails::with_retry_info(Some(retry));
-                details.add_quota_failure_violation(
-                    format!("clientAddress/{}", addr.ip()),
-                    "public certificate calls per second from this address exceeded",
-                );
-                status(
-                    tonic::Code::ResourceExhausted,
-                    format!(
-                        "too many verification calls from {}; retry in {} ms",
-                        addr.ip(),
-                        retry.as_millis().max(1)
-                    ),
-                    "RATE_LIMITED",
-                    details,
-                )
-            })
     }
 
     /// The public key of `key_id`, asking the register when it is not yet known here
@@ -433,7 +404,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::VerifyCertificateRequest>,
     ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
-        self.admit(&req)?;
+        self.public_calls.admit(&req)?;
         let document = &req.get_ref().document;
         if document.trim().is_empty() {
             return Err(Error::invalid("document", "is required: the certificate JSON").into());
@@ -495,7 +466,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::ListIssuerKeysRequest>,
     ) -> Result<Response<pb::ListIssuerKeysResponse>, Status> {
-        self.admit(&req)?;
+        self.public_calls.admit(&req)?;
         let keys = self.state.store.issuer_keys().await?;
         Ok(Response::new(pb::ListIssuerKeysResponse {
             keys: keys

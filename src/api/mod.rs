@@ -8,9 +8,11 @@ pub mod convert;
 pub mod error;
 mod grades;
 pub mod paging;
+pub mod public;
 mod records;
 mod registry;
 mod repair;
+mod spotcheck;
 mod vetting;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub use grades::GradeApi;
 pub use records::RecordApi;
 pub use registry::RegistryApi;
 pub use repair::RepairApi;
+pub use spotcheck::SpotCheckApi;
 pub use vetting::VettingApi;
 
 /// Most items a batch request may carry (AIP-231/233).

@@ -6,6 +6,7 @@ pub mod cert;
 pub mod grades;
 mod records_file;
 pub mod repair;
+pub mod spotcheck;
 pub mod vet;
 
 use std::time::Duration;

@@ -20,6 +20,7 @@ code_enum! {
         CertificatesRevoke = 8 => "certificates:revoke",
         AuditRead = 9 => "audit:read",
         RepairManage = 10 => "repair:manage",
+        SpotChecksManage = 11 => "spotchecks:manage",
     }
 }
 
@@ -44,6 +45,7 @@ impl AgencyKind {
                 CertificatesIssue,
                 CertificatesRevoke,
                 RepairManage,
+                SpotChecksManage,
             ],
             AgencyKind::Court
             | AgencyKind::Tax

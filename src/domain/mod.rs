@@ -12,7 +12,9 @@ pub mod grading;
 pub mod ids;
 pub mod jcs;
 pub mod record;
+
 pub mod repair;
+pub mod spotcheck;
 pub mod vetting;
 
 pub use error::{Error, FieldViolation, PreconditionViolation, Violations};

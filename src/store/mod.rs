@@ -12,6 +12,7 @@ mod migrations;
 mod records;
 mod repair;
 mod request_log;
+mod spotcheck;
 mod sql;
 mod vetting;
 

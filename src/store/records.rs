@@ -279,13 +279,28 @@ impl Store {
         request: Option<&RequestKey>,
         encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<SubmitResult>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = match request_log::begin(self, request).await? {
+            Ok(tx) => tx,
+            Err(bytes) => return Ok(Replay::Replayed(bytes)),
+        };
+        let (result, regraded) = self.write_records(&mut tx, agency, batch, today).await?;
         if let Some(key) = request {
-            if let Some(bytes) = request_log::find(&mut tx, key).await? {
-                return Ok(Replay::Replayed(bytes));
-            }
+            request_log::remember(&mut tx, key, encode(&result)).await?;
         }
+        tx.commit().await?;
+        self.after_regrade(&regraded);
+        Ok(Replay::Fresh(result))
+    }
 
+    /// Writes a batch inside `tx`: the records, their history, the regrade they cause and
+    /// the certificates they contradict. Call [`Store::after_regrade`] once `tx` commits.
+    pub(super) async fn write_records(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        agency: &Agency,
+        batch: &[NewRecord],
+        today: NaiveDate,
+    ) -> Result<(SubmitResult, super::grades::Regraded)> {
         // Every enterprise a record is about must be registered.
         let mut usccs: Vec<&Uscc> = batch
             .iter()
@@ -296,7 +311,7 @@ impl Store {
             .collect();
         usccs.sort();
         usccs.dedup();
-        let known = Store::known_usccs(self.backend, &mut tx, &usccs).await?;
+        let known = Store::known_usccs(self.backend, tx, &usccs).await?;
         let mut violations = Violations::default();
         for (i, r) in batch.iter().enumerate() {
             if let Subject::Enterprise(u) = &r.content.subject {
@@ -321,7 +336,7 @@ impl Store {
             let mut vals = vec![Val::from(agency.id.as_str())];
             vals.extend(chunk.iter().map(|s| Val::from(*s)));
             for row in bind_all(sqlx::query(&sql), vals)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?
             {
                 let row = RecordRow::from_row(&row)?;
@@ -397,7 +412,7 @@ impl Store {
         }
 
         for (sql, vals) in multi_insert(self.backend, "records", RECORD_COLUMNS, inserts) {
-            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+            bind_all(sqlx::query(&sql), vals).execute(&mut **tx).await?;
         }
         for row in &revised {
             let sets: Vec<String> = RECORD_COLUMNS[1..]
@@ -410,7 +425,7 @@ impl Store {
                 sets.join(", ")
             );
             bind_all(sqlx::query(&sql), row.vals())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         for (sql, vals) in multi_insert(
@@ -419,7 +434,7 @@ impl Store {
             REVISION_COLUMNS,
             snapshots,
         ) {
-            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+            bind_all(sqlx::query(&sql), vals).execute(&mut **tx).await?;
         }
         // A record filed after its window ended needs no regrade when the window ends.
         let written: Vec<&Record> = records
@@ -442,22 +457,16 @@ impl Store {
                 sqlx::query(&sql),
                 chunk.iter().map(|s| Val::from(*s)).collect(),
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let targets = self
-            .record_targets(&mut tx, &written, GradeChangeCause::RecordSubmitted)
+            .record_targets(tx, &written, GradeChangeCause::RecordSubmitted)
             .await?;
         let related = self.affects_related(&written);
-        let regraded = self.regrade(&mut tx, targets, related, today).await?;
-        self.suspend_contradicted(&mut tx, &written).await?;
-        let result = SubmitResult { records, outcomes };
-        if let Some(key) = request {
-            request_log::remember(&mut tx, key, encode(&result)).await?;
-        }
-        tx.commit().await?;
-        self.after_regrade(&regraded);
-        Ok(Replay::Fresh(result))
+        let regraded = self.regrade(tx, targets, related, today).await?;
+        self.suspend_contradicted(tx, &written).await?;
+        Ok((SubmitResult { records, outcomes }, regraded))
     }
 
     /// Whether changing `records` can change other enterprises' related-party reasons:

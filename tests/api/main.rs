@@ -14,5 +14,6 @@ mod privacy;
 mod records;
 mod registry;
 mod repair;
+mod spotcheck;
 mod tls;
 mod vetting;

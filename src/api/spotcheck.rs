@@ -1,0 +1,883 @@
+//! `SpotCheckService`: the inspector register, plans drawn from a committed seed, public
+//! verification of draws, joint inspections, and published results.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use tonic::{Request, Response, Status};
+
+use super::convert::{date, enterprise_name, required_enum, resource_id, text, timestamp};
+use super::paging::{decode_token, encode_token, page_size};
+use super::public::PublicLimit;
+use super::{batch_size, replayed, request_key, Shared};
+use crate::audit::AuditNote;
+use crate::auth::caller;
+use crate::domain::agency::{Agency, Scope};
+use crate::domain::codes::{Purpose, RecordKind, RegulatoryDomain, SpotCheckOutcome, Tier};
+use crate::domain::grading::Grade;
+use crate::domain::record::{
+    check_consistency, default_publicity_end, Attributes, NewRecord, RecordContent, Subject,
+};
+use crate::domain::repair::WorkCalendar;
+use crate::domain::spotcheck::{
+    check_ratios, commitment, draw, merge, Cycle, DrawnPlan, InspectionItem, Inspector, Plan,
+    SpotCheckPolicy, SpotCheckResult,
+};
+use crate::domain::{Error, PreconditionViolation, Violations};
+use crate::proto::v1::{self as pb, spot_check_service_server::SpotCheckService};
+use crate::store::{now_millis, Replay};
+
+/// Most check items a plan may carry.
+const MAX_ITEMS: usize = 50;
+/// Most inspectors per visit.
+const MAX_INSPECTORS_PER_VISIT: u32 = 10;
+
+/// The spot-check service.
+#[derive(Clone)]
+pub struct SpotCheckApi {
+    state: Shared,
+    policy: Arc<SpotCheckPolicy>,
+    calendar: Arc<WorkCalendar>,
+    public_calls: PublicLimit,
+}
+
+impl SpotCheckApi {
+    pub fn new(
+        state: Shared,
+        policy: SpotCheckPolicy,
+        calendar: WorkCalendar,
+        public_rate: u32,
+    ) -> Self {
+        SpotCheckApi {
+            state,
+            policy: Arc::new(policy),
+            calendar: Arc::new(calendar),
+            public_calls: PublicLimit::new(public_rate),
+        }
+    }
+
+    /// The plan `name` if it belongs to `agency`'s department.
+    async fn own_plan(&self, field: &str, name: &str, agency: &Agency) -> Result<Plan, Status> {
+        let id = resource_id(field, "spotCheckPlans", name)?;
+        let plan = self
+            .state
+            .store
+            .spot_check_plan(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
+        if plan.agency_id != agency.id {
+            return Err(Error::PermissionDenied(format!(
+                "{} belongs to agencies/{}; only its department may change it",
+                plan.resource_name(),
+                plan.agency_id
+            ))
+            .into());
+        }
+        Ok(plan)
+    }
+
+    /// The proto form of `plan`, with result and overdue marks as of `today`.
+    async fn plan_out(&self, plan: &Plan, today: NaiveDate) -> Result<pb::SpotCheckPlan, Status> {
+        let recorded: BTreeSet<String> = match &plan.drawn {
+            Some(_) => self
+                .state
+                .store
+                .plan_results(&plan.id)
+                .await?
+                .into_iter()
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let deadline = self
+            .calendar
+            .add_working_days(plan.cycle.end, self.policy.publish_working_days);
+        let targets: Vec<pb::SpotCheckTarget> = plan
+            .drawn
+            .iter()
+            .flat_map(|d| &d.targets)
+            .map(|t| {
+                let result_recorded = recorded.contains(&t.uscc);
+                pb::SpotCheckTarget {
+                    enterprise: format!("enterprises/{}", t.uscc),
+                    grade: t.grade.number(),
+                    non_on_site: t.non_on_site,
+                    inspectors: t.inspectors.clone(),
+                    result_recorded,
+                    overdue: !result_recorded && today > deadline,
+                }
+            })
+            .collect();
+        Ok(pb::SpotCheckPlan {
+            name: plan.resource_name(),
+            department: format!("agencies/{}", plan.agency_id),
+            domain: plan.domain.number(),
+            cycle: plan.cycle.label.clone(),
+            region_code: plan.region_code.clone(),
+            industry_code: plan.industry_code.clone(),
+            ratios: plan
+                .ratios
+                .iter()
+                .map(|(g, r)| pb::GradeRatio {
+                    grade: g.number(),
+                    ratio: *r,
+                })
+                .collect(),
+            inspectors_per_visit: plan.inspectors_per_visit as i32,
+            check_items: plan.check_items.clone(),
+            state: if plan.drawn.is_some() {
+                pb::SpotCheckPlanState::Drawn
+            } else {
+                pb::SpotCheckPlanState::Created
+            } as i32,
+            seed_commitment: plan.seed_commitment.clone(),
+            // The seed is revealed only by the draw.
+            seed: if plan.drawn.is_some() {
+                plan.seed.clone()
+            } else {
+                String::new()
+            },
+            create_time: Some(timestamp(plan.created_at)),
+            draw_time: plan.drawn.as_ref().map(|d| timestamp(d.drawn_at)),
+            eligible: plan
+                .drawn
+                .as_ref()
+                .map(|d| grade_counts(d.eligible.iter().map(|(g, v)| (*g, v.len()))))
+                .unwrap_or_default(),
+            overdue_count: targets.iter().filter(|t| t.overdue).count() as i32,
+            targets,
+        })
+    }
+}
+
+fn grade_counts(counts: impl Iterator<Item = (Grade, usize)>) -> Vec<pb::GradeCount> {
+    counts
+        .map(|(g, n)| pb::GradeCount {
+            grade: g.number(),
+            count: n as i32,
+        })
+        .collect()
+}
+
+fn result_out(r: &SpotCheckResult, name: &str, today: NaiveDate) -> pb::PublishedResult {
+    let published = chrono::DateTime::from_timestamp_millis(r.published_at)
+        .map(|t| t.date_naive())
+        .unwrap_or(today);
+    pb::PublishedResult {
+        plan: format!("spotCheckPlans/{}", r.plan_id),
+        department: format!("agencies/{}", r.agency_id),
+        enterprise: format!("enterprises/{}", r.uscc),
+        enterprise_display_name: name.to_string(),
+        outcome: r.outcome.number(),
+        items: r
+            .items
+            .iter()
+            .map(|i| pb::InspectionItem {
+                item: i.item.clone(),
+                passed: i.passed,
+                finding: i.finding.clone(),
+            })
+            .collect(),
+        inspection_date: r.inspection_date.to_string(),
+        publish_time: Some(timestamp(r.published_at)),
+        publish_due_date: r.publish_due.to_string(),
+        published_late: published > r.publish_due,
+    }
+}
+
+/// Parses an inspector of the register.
+fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Inspector> {
+    let code = text(v, &format!("{path}.code"), &i.code, true, 64);
+    let name = text(
+        v,
+        &format!("{path}.display_name"),
+        &i.display_name,
+        true,
+        100,
+    );
+    let mut domains = Vec::new();
+    if i.domains.is_empty() {
+        v.add(
+            format!("{path}.domains"),
+            "must name at least one domain the inspector may inspect",
+        );
+    }
+    for (j, d) in i.domains.iter().enumerate() {
+        if let Some(d) = required_enum(
+            v,
+            &format!("{path}.domains[{j}]"),
+            *d,
+            RegulatoryDomain::from_number,
+        ) {
+            domains.push(d);
+        }
+    }
+    let mut conflicts = Vec::new();
+    for (j, c) in i.conflicts.iter().enumerate() {
+        if let Some(u) = v.check(enterprise_name(&format!("{path}.conflicts[{j}]"), c)) {
+            conflicts.push(u.as_str().to_string());
+        }
+    }
+    Some(Inspector {
+        code: code?,
+        display_name: name?,
+        domains,
+        conflicts,
+    })
+}
+
+#[tonic::async_trait]
+impl SpotCheckService for SpotCheckApi {
+    async fn batch_upsert_inspectors(
+        &self,
+        req: Request<pb::BatchUpsertInspectorsRequest>,
+    ) -> Result<Response<pb::BatchUpsertInspectorsResponse>, Status> {
+        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let r = req.get_ref();
+        batch_size("inspectors", r.inspectors.len())?;
+        let mut v = Violations::default();
+        let mut seen = BTreeMap::new();
+        let mut parsed = Vec::with_capacity(r.inspectors.len());
+        for (i, given) in r.inspectors.iter().enumerate() {
+            let path = format!("inspectors[{i}]");
+            if let Some(first) = seen.insert(given.code.trim().to_string(), i) {
+                v.add(
+                    format!("{path}.code"),
+                    format!("repeats inspectors[{first}].code"),
+                );
+            }
+            if let Some(ins) = inspector_in(&mut v, &path, given) {
+                parsed.push(ins);
+            }
+        }
+        v.finish(())?;
+        self.state
+            .store
+            .upsert_inspectors(&agency.id, &parsed)
+            .await?;
+        AuditNote::of(&req).count(parsed.len());
+        Ok(Response::new(pb::BatchUpsertInspectorsResponse {
+            count: parsed.len() as i32,
+        }))
+    }
+
+    async fn list_inspectors(
+        &self,
+        req: Request<pb::ListInspectorsRequest>,
+    ) -> Result<Response<pb::ListInspectorsResponse>, Status> {
+        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let r = req.get_ref();
+        let size = page_size(r.page_size)?;
+        let query = format!("inspectors?agency={}", agency.id);
+        let after: Option<String> = decode_token(&query, &r.page_token)?;
+        let mut found = self
+            .state
+            .store
+            .list_inspectors(&agency.id, after.as_deref(), size + 1)
+            .await?;
+        let next_page_token = if found.len() > size {
+            found.truncate(size);
+            found
+                .last()
+                .map(|i| encode_token(&query, &i.code))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        AuditNote::of(&req).count(found.len());
+        Ok(Response::new(pb::ListInspectorsResponse {
+            inspectors: found
+                .into_iter()
+                .map(|i| pb::Inspector {
+                    code: i.code,
+                    display_name: i.display_name,
+                    domains: i.domains.iter().map(|d| d.number()).collect(),
+                    conflicts: i
+                        .conflicts
+                        .iter()
+                        .map(|u| format!("enterprises/{u}"))
+                        .collect(),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn create_spot_check_plan(
+        &self,
+        req: Request<pb::CreateSpotCheckPlanRequest>,
+    ) -> Result<Response<pb::CreateSpotCheckPlanResponse>, Status> {
+        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let note = AuditNote::of(&req);
+        let r = req.get_ref();
+        let given = r.plan.clone().unwrap_or_default();
+        let mut v = Violations::default();
+        let domain = required_enum(
+            &mut v,
+            "plan.domain",
+            given.domain,
+            RegulatoryDomain::from_number,
+        );
+        let cycle = match Cycle::parse(given.cycle.trim()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                v.add("plan.cycle", e);
+                None
+            }
+        };
+        let region = given.region_code.trim().to_string();
+        if !region.is_empty() && !crate::domain::enterprise::is_region_code(&region) {
+            v.add(
+                "plan.region_code",
+                "must be a 6-digit administrative division code",
+            );
+        }
+        let industry = given.industry_code.trim().to_string();
+        if !industry.is_empty() && !crate::domain::enterprise::is_industry_code(&industry) {
+            v.add(
+                "plan.industry_code",
+                "must be a GB/T 4754 code prefix such as C or C13",
+            );
+        }
+        let mut ratios = BTreeMap::new();
+        if given.ratios.is_empty() {
+            ratios = self.policy.ratios.clone();
+        } else {
+            for (i, gr) in given.ratios.iter().enumerate() {
+                if let Some(g) = required_enum(
+                    &mut v,
+                    &format!("plan.ratios[{i}].grade"),
+                    gr.grade,
+                    Grade::from_number,
+                ) {
+                    if ratios.insert(g, gr.ratio).is_some() {
+                        v.add(
+                            format!("plan.ratios[{i}].grade"),
+                            format!("grade {} is given twice", g.code()),
+                        );
+                    }
+                }
+            }
+            if let Err((_, e)) = check_ratios(&ratios) {
+                v.add("plan.ratios", e);
+            }
+        }
+        let per_visit = match given.inspectors_per_visit {
+            0 => self.policy.inspectors_per_visit,
+            n if n < 0 || n as u32 > MAX_INSPECTORS_PER_VISIT => {
+                v.add(
+                    "plan.inspectors_per_visit",
+                    format!("must be 1 to {MAX_INSPECTORS_PER_VISIT}"),
+                );
+                1
+            }
+            n => n as u32,
+        };
+        if given.check_items.is_empty() || given.check_items.len() > MAX_ITEMS {
+            v.add(
+                "plan.check_items",
+                format!("must list 1 to {MAX_ITEMS} check items"),
+            );
+        }
+        let items: Vec<String> = given
+            .check_items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                text(&mut v, &format!("plan.check_items[{i}]"), item, true, 200)
+            })
+            .collect();
+        let key = v.check(request_key(
+            &self.state,
+            &agency.id,
+            "CreateSpotCheckPlan",
+            &r.request_id,
+            r,
+        ));
+        v.finish(())?;
+        let (Some(domain), Some(cycle), Some(key)) = (domain, cycle, key) else {
+            return Err(Error::invalid("plan", "is incomplete").into());
+        };
+        note.purpose(Some(Purpose::SpotCheckPlanning), "")
+            .request_id(&r.request_id);
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let seed = hex::encode(seed);
+        let plan = Plan {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            agency_id: agency.id.clone(),
+            domain,
+            cycle,
+            region_code: region,
+            industry_code: industry,
+            ratios,
+            inspectors_per_visit: per_visit,
+            check_items: items,
+            seed_commitment: commitment(&seed),
+            seed,
+            created_at: now_millis(),
+            drawn: None,
+        };
+        let today = self.state.clock.today();
+        let out = self.plan_out(&plan, today).await?;
+        let encode = move |_: &Plan| {
+            prost::Message::encode_to_vec(&pb::CreateSpotCheckPlanResponse {
+                plan: Some(out.clone()),
+            })
+        };
+        let response = match self
+            .state
+            .store
+            .insert_spot_check_plan(&plan, key.as_ref(), &encode)
+            .await?
+        {
+            Replay::Fresh(p) => pb::CreateSpotCheckPlanResponse {
+                plan: Some(self.plan_out(&p, today).await?),
+            },
+            Replay::Replayed(bytes) => replayed(&bytes)?,
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn draw_spot_check_plan(
+        &self,
+        req: Request<pb::DrawSpotCheckPlanRequest>,
+    ) -> Result<Response<pb::DrawSpotCheckPlanResponse>, Status> {
+        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let note = AuditNote::of(&req);
+        note.purpose(Some(Purpose::SpotCheckPlanning), "");
+        let mut plan = self.own_plan("name", &req.get_ref().name, &agency).await?;
+        let store = &self.state.store;
+        if plan.drawn.is_some() {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "ALREADY_DRAWN".into(),
+                subject: plan.resource_name(),
+                description: format!(
+                    "{} was already drawn; its draw cannot change",
+                    plan.resource_name()
+                ),
+            }])
+            .into());
+        }
+        let population = store
+            .spot_check_population(&plan.region_code, &plan.industry_code)
+            .await?;
+        let activity = store.cycle_activity(&plan.cycle).await?;
+        // This department's own targets and results this cycle; anyone's, for A grades.
+        let own: BTreeSet<&str> = activity
+            .iter()
+            .filter(|(a, _)| *a == plan.agency_id)
+            .map(|(_, u)| u.as_str())
+            .collect();
+        let anyone: BTreeSet<&str> = activity.iter().map(|(_, u)| u.as_str()).collect();
+        let mut eligible: BTreeMap<Grade, Vec<String>> = BTreeMap::new();
+        for (uscc, grade) in &population {
+            if own.contains(uscc.as_str()) || (*grade == Grade::A && anyone.contains(uscc.as_str()))
+            {
+                continue;
+            }
+            eligible.entry(*grade).or_default().push(uscc.clone());
+        }
+        let inspectors: Vec<_> = store
+            .inspectors_of(&plan.agency_id)
+            .await?
+            .iter()
+            .map(|i| i.qualified(&plan.agency_id))
+            .collect();
+        let drawn = plan
+            .draw(
+                eligible,
+                &inspectors,
+                &self.policy.non_on_site_domains,
+                now_millis(),
+            )
+            .ok_or_else(|| Error::invalid("name", "the plan's stored seed is unreadable"))?;
+        store.save_draw(&plan, &drawn).await?;
+        note.subjects(
+            drawn
+                .targets
+                .iter()
+                .map(|t| format!("enterprises/{}", t.uscc)),
+        );
+        note.count(drawn.targets.len());
+        plan.drawn = Some(drawn);
+        Ok(Response::new(pb::DrawSpotCheckPlanResponse {
+            plan: Some(self.plan_out(&plan, self.state.clock.today()).await?),
+        }))
+    }
+
+    async fn get_spot_check_plan(
+        &self,
+        req: Request<pb::GetSpotCheckPlanRequest>,
+    ) -> Result<Response<pb::GetSpotCheckPlanResponse>, Status> {
+        caller(&req, Scope::SpotChecksManage)?;
+        let id = resource_id("name", "spotCheckPlans", &req.get_ref().name)?;
+        let plan = self
+            .state
+            .store
+            .spot_check_plan(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
+        AuditNote::of(&req).count(plan.drawn.as_ref().map_or(0, |d| d.targets.len()));
+        Ok(Response::new(pb::GetSpotCheckPlanResponse {
+            plan: Some(self.plan_out(&plan, self.state.clock.today()).await?),
+        }))
+    }
+
+    async fn verify_draw(
+        &self,
+        req: Request<pb::VerifyDrawRequest>,
+    ) -> Result<Response<pb::VerifyDrawResponse>, Status> {
+        self.public_calls.admit(&req)?;
+        let id = resource_id("name", "spotCheckPlans", &req.get_ref().name)?;
+        let plan = self
+            .state
+            .store
+            .spot_check_plan(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
+        let Some(drawn) = &plan.drawn else {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "NOT_DRAWN".into(),
+                subject: plan.resource_name(),
+                description: "the plan has not been drawn yet; only its seed commitment is public"
+                    .into(),
+            }])
+            .into());
+        };
+        let redrawn = plan
+            .seed_bytes()
+            .map(|seed| draw(&seed, &drawn.eligible, &plan.ratios))
+            .unwrap_or_default();
+        let stored: Vec<(String, Grade)> = drawn
+            .targets
+            .iter()
+            .map(|t| (t.uscc.clone(), t.grade))
+            .collect();
+        let per_grade = |list: &[(String, Grade)]| {
+            grade_counts(
+                Grade::ALL
+                    .iter()
+                    .map(|g| (*g, list.iter().filter(|(_, x)| x == g).count())),
+            )
+        };
+        Ok(Response::new(pb::VerifyDrawResponse {
+            seed_matches_commitment: commitment(&plan.seed) == plan.seed_commitment,
+            targets_match: redrawn == stored,
+            seed: plan.seed.clone(),
+            seed_commitment: plan.seed_commitment.clone(),
+            eligible: grade_counts(drawn.eligible.iter().map(|(g, v)| (*g, v.len()))),
+            drawn: per_grade(&redrawn),
+        }))
+    }
+
+    async fn merge_plans(
+        &self,
+        req: Request<pb::MergePlansRequest>,
+    ) -> Result<Response<pb::MergePlansResponse>, Status> {
+        caller(&req, Scope::SpotChecksManage)?;
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        if r.plans.len() < 2 || r.plans.len() > 100 {
+            v.add("plans", "must name 2 to 100 drawn plans of one cycle");
+        }
+        let mut ids = Vec::new();
+        for (i, name) in r.plans.iter().enumerate() {
+            if let Some(id) = v.check(resource_id(&format!("plans[{i}]"), "spotCheckPlans", name)) {
+                if ids.iter().any(|x: &String| x == id) {
+                    v.add(format!("plans[{i}]"), "repeats an earlier plan");
+                } else {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        v.finish(())?;
+        let store = &self.state.store;
+        let plans = store.spot_check_plans(&ids).await?;
+        let mut unmet = Vec::new();
+        for p in &plans {
+            if p.drawn.is_none() {
+                unmet.push(PreconditionViolation {
+                    kind: "NOT_DRAWN".into(),
+                    subject: p.resource_name(),
+                    description: format!(
+                        "{} has not been drawn; draw it before merging",
+                        p.resource_name()
+                    ),
+                });
+            }
+            if p.cycle.label != plans[0].cycle.label {
+                unmet.push(PreconditionViolation {
+                    kind: "OTHER_CYCLE".into(),
+                    subject: p.resource_name(),
+                    description: format!(
+                        "{} is for cycle {}, not {}; only one cycle's plans merge",
+                        p.resource_name(),
+                        p.cycle.label,
+                        plans[0].cycle.label
+                    ),
+                });
+            }
+        }
+        if !unmet.is_empty() {
+            return Err(Error::FailedPrecondition(unmet).into());
+        }
+        let mut inspectors = Vec::new();
+        let departments: BTreeSet<&str> = plans.iter().map(|p| p.agency_id.as_str()).collect();
+        for d in departments {
+            inspectors.extend(store.inspectors_of(d).await?.iter().map(|i| i.qualified(d)));
+        }
+        let drawn: Vec<DrawnPlan> = plans
+            .iter()
+            .filter_map(|p| {
+                Some(DrawnPlan {
+                    id: p.id.clone(),
+                    department: p.agency_id.clone(),
+                    domain: p.domain,
+                    check_items: p.check_items.clone(),
+                    targets: p
+                        .drawn
+                        .as_ref()?
+                        .targets
+                        .iter()
+                        .map(|t| (t.uscc.clone(), t.non_on_site))
+                        .collect(),
+                    seed: p.seed_bytes()?,
+                })
+            })
+            .collect();
+        let k = plans
+            .iter()
+            .map(|p| p.inspectors_per_visit)
+            .max()
+            .unwrap_or(1) as usize;
+        let merged = merge(&drawn, &inspectors, k);
+        let note = AuditNote::of(&req);
+        note.purpose(Some(Purpose::SpotCheckPlanning), "");
+        note.count(merged.visits.len());
+        Ok(Response::new(pb::MergePlansResponse {
+            joint_share: merged.joint_share(),
+            visits_before: merged.visits_before as i32,
+            visits_after: merged.visits.len() as i32,
+            joint_visits: merged.joint_visits as i32,
+            visits: merged
+                .visits
+                .into_iter()
+                .map(|v| pb::JointVisit {
+                    enterprise: format!("enterprises/{}", v.uscc),
+                    plans: v
+                        .plans
+                        .iter()
+                        .map(|p| format!("spotCheckPlans/{p}"))
+                        .collect(),
+                    departments: v
+                        .departments
+                        .iter()
+                        .map(|d| format!("agencies/{d}"))
+                        .collect(),
+                    check_items: v.check_items,
+                    inspectors: v.inspectors,
+                    non_on_site: v.non_on_site,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn record_spot_check_result(
+        &self,
+        req: Request<pb::RecordSpotCheckResultRequest>,
+    ) -> Result<Response<pb::RecordSpotCheckResultResponse>, Status> {
+        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let note = AuditNote::of(&req);
+        let r = req.get_ref();
+        let today = self.state.clock.today();
+        let mut v = Violations::default();
+        let uscc = v.check(enterprise_name("enterprise", &r.enterprise));
+        let outcome = required_enum(&mut v, "outcome", r.outcome, SpotCheckOutcome::from_number);
+        let inspected = date(&mut v, "inspection_date", &r.inspection_date, true).flatten();
+        if inspected.is_some_and(|d| d > today) {
+            v.add(
+                "inspection_date",
+                format!("must not be in the future (today is {today})"),
+            );
+        }
+        if r.items.is_empty() || r.items.len() > MAX_ITEMS {
+            v.add(
+                "items",
+                format!("must list 1 to {MAX_ITEMS} inspected items"),
+            );
+        }
+        let mut items = Vec::new();
+        for (i, it) in r.items.iter().enumerate() {
+            let item = text(&mut v, &format!("items[{i}].item"), &it.item, true, 200);
+            let finding = text(
+                &mut v,
+                &format!("items[{i}].finding"),
+                &it.finding,
+                !it.passed,
+                1_000,
+            );
+            if let (Some(item), Some(finding)) = (item, finding) {
+                items.push(InspectionItem {
+                    item,
+                    passed: it.passed,
+                    finding,
+                });
+            }
+        }
+        match outcome {
+            Some(SpotCheckOutcome::Passed) if r.items.iter().any(|i| !i.passed) => {
+                v.add("outcome", "PASSED contradicts an item that did not pass")
+            }
+            Some(SpotCheckOutcome::ProblemsFound) if r.items.iter().all(|i| i.passed) => v.add(
+                "outcome",
+                "PROBLEMS_FOUND needs at least one item that did not pass",
+            ),
+            _ => {}
+        }
+        v.finish(())?;
+        let (Some(uscc), Some(outcome), Some(inspected)) = (uscc, outcome, inspected) else {
+            return Err(Error::invalid("request", "is incomplete").into());
+        };
+        note.subject(uscc.resource_name());
+        let plan = self.own_plan("plan", &r.plan, &agency).await?;
+        let is_target = plan
+            .drawn
+            .as_ref()
+            .is_some_and(|d| d.targets.iter().any(|t| t.uscc == uscc.as_str()));
+        if !is_target {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "NOT_A_TARGET".into(),
+                subject: uscc.resource_name(),
+                description: format!(
+                    "{} was not drawn by {}; only drawn targets are inspected under a plan",
+                    uscc.resource_name(),
+                    plan.resource_name()
+                ),
+            }])
+            .into());
+        }
+        let tier = match outcome {
+            SpotCheckOutcome::Passed => Tier::Minor,
+            SpotCheckOutcome::ProblemsFound | SpotCheckOutcome::NotFoundAtAddress => Tier::Moderate,
+        };
+        let content = RecordContent {
+            subject: Subject::Enterprise(uscc.clone()),
+            kind: RecordKind::SpotCheckResult,
+            tier,
+            domain: plan.domain,
+            decision_date: inspected,
+            document_number: format!("双随机抽查 {}", plan.resource_name()),
+            deciding_authority: agency.display_name.clone(),
+            summary: items
+                .iter()
+                .map(|i| {
+                    if i.passed {
+                        format!("{}：合格", i.item)
+                    } else {
+                        format!("{}：{}", i.item, i.finding)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("；")
+                .chars()
+                .take(crate::domain::record::MAX_TEXT_CHARS)
+                .collect(),
+            publicity_end: default_publicity_end(tier, inspected, &[]),
+            attributes: Attributes {
+                spot_check_outcome: Some(outcome),
+                ..Default::default()
+            },
+        };
+        let mut v = Violations::default();
+        check_consistency("result", &content, today, &mut v);
+        v.finish(())?;
+        let result = SpotCheckResult {
+            plan_id: plan.id.clone(),
+            uscc: uscc.as_str().to_string(),
+            agency_id: agency.id.clone(),
+            outcome,
+            items,
+            inspection_date: inspected,
+            published_at: now_millis(),
+            publish_due: self
+                .calendar
+                .add_working_days(inspected, self.policy.publish_working_days),
+            record_id: String::new(),
+        };
+        let record = NewRecord {
+            source_record_id: format!("SPOTCHECK-{}-{}", plan.id, uscc.as_str()),
+            revision: 1,
+            content,
+        };
+        let enterprise = self
+            .state
+            .store
+            .get_enterprise(&uscc)
+            .await?
+            .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        let (stored, result) = self
+            .state
+            .store
+            .record_spot_check_result(&agency, record, &result, today)
+            .await?;
+        note.count(1);
+        Ok(Response::new(pb::RecordSpotCheckResultResponse {
+            result: Some(result_out(&result, &enterprise.display_name, today)),
+            record: stored.resource_name(),
+        }))
+    }
+
+    async fn list_published_results(
+        &self,
+        req: Request<pb::ListPublishedResultsRequest>,
+    ) -> Result<Response<pb::ListPublishedResultsResponse>, Status> {
+        self.public_calls.admit(&req)?;
+        let r = req.get_ref();
+        let size = page_size(r.page_size)?;
+        let plan = if r.plan.is_empty() {
+            None
+        } else {
+            Some(resource_id("plan", "spotCheckPlans", &r.plan)?.to_string())
+        };
+        let uscc = if r.enterprise.is_empty() {
+            None
+        } else {
+            Some(enterprise_name("enterprise", &r.enterprise)?)
+        };
+        let query = format!(
+            "publishedResults?plan={}&enterprise={}",
+            r.plan, r.enterprise
+        );
+        let after: Option<(i64, String, String)> = decode_token(&query, &r.page_token)?;
+        let mut found = self
+            .state
+            .store
+            .published_results(
+                plan.as_deref(),
+                uscc.as_ref().map(|u| u.as_str()),
+                after,
+                size + 1,
+            )
+            .await?;
+        let next_page_token = if found.len() > size {
+            found.truncate(size);
+            found
+                .last()
+                .map(|(x, _)| {
+                    encode_token(&query, &(x.published_at, x.plan_id.clone(), x.uscc.clone()))
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let today = self.state.clock.today();
+        Ok(Response::new(pb::ListPublishedResultsResponse {
+            results: found
+                .iter()
+                .map(|(x, name)| result_out(x, name, today))
+                .collect(),
+            next_page_token,
+        }))
+    }
+}

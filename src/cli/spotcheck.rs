@@ -1,0 +1,395 @@
+//! `credit-hub spotcheck …`: create and draw plans, verify a draw, merge departments'
+//! plans into joint visits, record results, and read the published results.
+
+use anyhow::{bail, Context};
+use tonic::transport::Channel;
+
+use super::{connect, explain, Authed, ClientArgs};
+use crate::proto::v1 as pb;
+use pb::spot_check_service_client::SpotCheckServiceClient;
+
+/// `spotcheck` subcommands.
+#[derive(clap::Subcommand)]
+pub enum SpotCheckCommand {
+    /// Create a plan (its seed is committed now and revealed by `draw`).
+    Plan {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Regulatory domain, e.g. FOOD_PRODUCTION.
+        #[arg(long)]
+        domain: String,
+        /// The cycle: 2026 or 2026-Q4.
+        #[arg(long)]
+        cycle: String,
+        /// Only enterprises of this administrative division.
+        #[arg(long, default_value = "")]
+        region: String,
+        /// Only enterprises whose industry code starts with this.
+        #[arg(long, default_value = "")]
+        industry: String,
+        /// Ratios per grade, e.g. A=0.02,B=0.05,C=0.15,D=0.3 (default: configuration).
+        #[arg(long, default_value = "")]
+        ratios: String,
+        /// Inspectors per visit (default: configuration).
+        #[arg(long, default_value_t = 0)]
+        inspectors_per_visit: i32,
+        /// A check item; repeatable.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+    },
+    /// Draw a plan's targets and inspectors, revealing its seed.
+    Draw {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The plan id.
+        plan: String,
+    },
+    /// Re-run a drawn plan from its published inputs (no token needed).
+    Verify {
+        /// The plan id.
+        plan: String,
+        /// Address of the service.
+        #[arg(
+            long,
+            env = "CREDIT_HUB_ADDR",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        addr: String,
+    },
+    /// Merge drawn plans of one cycle into joint visits.
+    Merge {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Plan ids, two or more.
+        #[arg(required = true, num_args = 2..)]
+        plans: Vec<String>,
+    },
+    /// Record (and publish) the result of inspecting a target.
+    Result {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The plan id.
+        #[arg(long)]
+        plan: String,
+        /// The enterprise's unified social credit code.
+        #[arg(long)]
+        enterprise: String,
+        /// passed, problems-found or not-found-at-address.
+        #[arg(long, value_parser = ["passed", "problems-found", "not-found-at-address"])]
+        outcome: String,
+        /// An item: `item` when it passed, `item=finding` when it did not; repeatable.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        /// Date inspected, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
+    /// Published results (no token needed), newest first.
+    Published {
+        /// Only this plan's.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only this enterprise's (USCC).
+        #[arg(long)]
+        enterprise: Option<String>,
+        /// Address of the service.
+        #[arg(
+            long,
+            env = "CREDIT_HUB_ADDR",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        addr: String,
+    },
+}
+
+fn plan_name(id: &str) -> String {
+    let id = id.trim();
+    if id.starts_with("spotCheckPlans/") {
+        id.to_string()
+    } else {
+        format!("spotCheckPlans/{id}")
+    }
+}
+
+fn grade_label(n: i32) -> &'static str {
+    pb::Grade::try_from(n).map_or("?", |g| g.as_str_name().trim_start_matches("GRADE_"))
+}
+
+/// Parses `A=0.02,B=0.05,…`.
+fn parse_ratios(text: &str) -> anyhow::Result<Vec<pb::GradeRatio>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|pair| {
+            let (g, r) = pair
+                .split_once('=')
+                .with_context(|| format!("{pair:?}: write GRADE=RATIO"))?;
+            let grade = pb::Grade::from_str_name(&format!("GRADE_{}", g.trim().to_uppercase()))
+                .with_context(|| format!("unknown grade {g:?}"))?;
+            Ok(pb::GradeRatio {
+                grade: grade as i32,
+                ratio: r
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{r:?} is not a number"))?,
+            })
+        })
+        .collect()
+}
+
+fn show_plan(p: &pb::SpotCheckPlan) {
+    println!(
+        "{}  {}  cycle {}  {} target(s){}  commitment {}",
+        p.name,
+        pb::RegulatoryDomain::try_from(p.domain).map_or("?", |d| d.as_str_name()),
+        p.cycle,
+        p.targets.len(),
+        if p.overdue_count > 0 {
+            format!("  !! {} OVERDUE", p.overdue_count)
+        } else {
+            String::new()
+        },
+        p.seed_commitment
+    );
+    if !p.seed.is_empty() {
+        println!("seed {}", p.seed);
+    }
+    for t in &p.targets {
+        println!(
+            "  {}  {}  {}{}{}",
+            t.enterprise,
+            grade_label(t.grade),
+            if t.non_on_site {
+                "non-on-site"
+            } else {
+                "visit"
+            },
+            if t.inspectors.is_empty() {
+                String::new()
+            } else {
+                format!("  inspectors {}", t.inspectors.join(", "))
+            },
+            if t.overdue { "  !! OVERDUE" } else { "" }
+        );
+    }
+}
+
+async fn authed(args: &ClientArgs) -> anyhow::Result<SpotCheckServiceClient<Authed>> {
+    let (channel, bearer) = connect(args).await?;
+    Ok(SpotCheckServiceClient::with_interceptor(channel, bearer))
+}
+
+async fn public(addr: &str) -> anyhow::Result<SpotCheckServiceClient<Channel>> {
+    let channel = Channel::from_shared(addr.to_string())
+        .context("--addr is not a URL")?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach credit-hub at {addr}"))?;
+    Ok(SpotCheckServiceClient::new(channel))
+}
+
+/// Runs a `spotcheck` subcommand.
+pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
+    match command {
+        SpotCheckCommand::Plan {
+            client,
+            domain,
+            cycle,
+            region,
+            industry,
+            ratios,
+            inspectors_per_visit,
+            items,
+        } => {
+            let domain = pb::RegulatoryDomain::from_str_name(&format!(
+                "REGULATORY_DOMAIN_{}",
+                domain.trim().to_uppercase().replace('-', "_")
+            ))
+            .with_context(|| format!("unknown domain {domain:?}"))?;
+            let plan = authed(&client)
+                .await?
+                .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+                    plan: Some(pb::SpotCheckPlan {
+                        domain: domain as i32,
+                        cycle,
+                        region_code: region,
+                        industry_code: industry,
+                        ratios: parse_ratios(&ratios)?,
+                        inspectors_per_visit,
+                        check_items: items,
+                        ..Default::default()
+                    }),
+                    request_id: uuid::Uuid::now_v7().simple().to_string(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .plan
+                .context("empty response")?;
+            show_plan(&plan);
+            Ok(())
+        }
+        SpotCheckCommand::Draw { client, plan } => {
+            let plan = authed(&client)
+                .await?
+                .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
+                    name: plan_name(&plan),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .plan
+                .context("empty response")?;
+            show_plan(&plan);
+            Ok(())
+        }
+        SpotCheckCommand::Verify { plan, addr } => {
+            let v = public(&addr)
+                .await?
+                .verify_draw(pb::VerifyDrawRequest {
+                    name: plan_name(&plan),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!(
+                "seed matches commitment: {}; same targets from the published inputs: {}",
+                v.seed_matches_commitment, v.targets_match
+            );
+            for (e, d) in v.eligible.iter().zip(&v.drawn) {
+                println!(
+                    "  grade {}: {} drawn of {} eligible",
+                    grade_label(e.grade),
+                    d.count,
+                    e.count
+                );
+            }
+            if !(v.seed_matches_commitment && v.targets_match) {
+                bail!("the draw does not verify");
+            }
+            Ok(())
+        }
+        SpotCheckCommand::Merge { client, plans } => {
+            let m = authed(&client)
+                .await?
+                .merge_plans(pb::MergePlansRequest {
+                    plans: plans.iter().map(|p| plan_name(p)).collect(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!(
+                "{} visits before merging, {} after; {} joint ({:.2}%)",
+                m.visits_before,
+                m.visits_after,
+                m.joint_visits,
+                m.joint_share * 100.0
+            );
+            for v in &m.visits {
+                println!(
+                    "  {}  {} department(s)  inspectors {}",
+                    v.enterprise,
+                    v.departments.len(),
+                    v.inspectors.join(", ")
+                );
+            }
+            Ok(())
+        }
+        SpotCheckCommand::Result {
+            client,
+            plan,
+            enterprise,
+            outcome,
+            items,
+            date,
+        } => {
+            let outcome = match outcome.as_str() {
+                "passed" => pb::SpotCheckOutcome::Passed,
+                "problems-found" => pb::SpotCheckOutcome::ProblemsFound,
+                _ => pb::SpotCheckOutcome::NotFoundAtAddress,
+            };
+            let items = items
+                .iter()
+                .map(|i| match i.split_once('=') {
+                    Some((item, finding)) => pb::InspectionItem {
+                        item: item.into(),
+                        passed: false,
+                        finding: finding.into(),
+                    },
+                    None => pb::InspectionItem {
+                        item: i.clone(),
+                        passed: true,
+                        finding: String::new(),
+                    },
+                })
+                .collect();
+            let r = authed(&client)
+                .await?
+                .record_spot_check_result(pb::RecordSpotCheckResultRequest {
+                    plan: plan_name(&plan),
+                    enterprise: format!("enterprises/{}", enterprise.trim()),
+                    outcome: outcome as i32,
+                    items,
+                    inspection_date: date,
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!("published; recorded as {}", r.record);
+            Ok(())
+        }
+        SpotCheckCommand::Published {
+            plan,
+            enterprise,
+            addr,
+        } => {
+            let mut api = public(&addr).await?;
+            let mut page_token = String::new();
+            loop {
+                let page = api
+                    .list_published_results(pb::ListPublishedResultsRequest {
+                        plan: plan.as_deref().map(plan_name).unwrap_or_default(),
+                        enterprise: enterprise
+                            .as_ref()
+                            .map(|u| format!("enterprises/{}", u.trim()))
+                            .unwrap_or_default(),
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for r in &page.results {
+                    println!(
+                        "{}  {}  {}  {}  inspected {}{}",
+                        r.enterprise,
+                        r.enterprise_display_name,
+                        pb::SpotCheckOutcome::try_from(r.outcome).map_or("?", |o| o
+                            .as_str_name()
+                            .trim_start_matches("SPOT_CHECK_OUTCOME_")),
+                        r.items
+                            .iter()
+                            .map(|i| if i.passed {
+                                i.item.clone()
+                            } else {
+                                format!("{}: {}", i.item, i.finding)
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        r.inspection_date,
+                        if r.published_late {
+                            "  (published late)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if page.next_page_token.is_empty() {
+                    return Ok(());
+                }
+                page_token = page.next_page_token;
+            }
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Spot checks: the inspector register, plans (seed kept secret until the draw), the
+//! population a draw reads, and results written with their record in one transaction.
+
+use chrono::NaiveDate;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::request_log::{self, Replay, RequestKey};
+use super::sql::{bind_all, fetch_json, multi_insert, select_json, Val};
+use super::{now_millis, stored_code, stored_date, Error, Result, Store};
+use crate::domain::agency::Agency;
+use crate::domain::codes::{RegulatoryDomain, SpotCheckOutcome};
+use crate::domain::grading::{Grade, DEFAULT_MODEL};
+use crate::domain::record::{NewRecord, Record};
+use crate::domain::spotcheck::{
+    Cycle, Drawn, InspectionItem, Inspector, Plan, SpotCheckResult, Target,
+};
+use crate::domain::{self, PreconditionViolation};
+
+fn corrupt(what: &str, id: &str) -> Error {
+    Error::Corrupt(format!("{what} {id}: unreadable"))
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str, id: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| corrupt(what, id))
+}
+
+fn inspector_from_row(row: &AnyRow) -> Result<Inspector> {
+    let code: String = row.try_get("code")?;
+    Ok(Inspector {
+        display_name: row.try_get("display_name")?,
+        domains: json(&row.try_get::<String, _>("domains")?, "inspector", &code)?,
+        conflicts: json(&row.try_get::<String, _>("conflicts")?, "inspector", &code)?,
+        code,
+    })
+}
+
+fn plan_from_row(row: &AnyRow) -> Result<Plan> {
+    let id: String = row.try_get("id")?;
+    let cycle: String = row.try_get("cycle")?;
+    let drawn = match (
+        row.try_get::<Option<i64>, _>("drawn_at")?,
+        row.try_get::<Option<String>, _>("inputs")?,
+        row.try_get::<Option<String>, _>("targets")?,
+    ) {
+        (Some(drawn_at), Some(inputs), Some(targets)) => Some(Drawn {
+            drawn_at,
+            eligible: json(&inputs, "plan", &id)?,
+            targets: json(&targets, "plan", &id)?,
+        }),
+        _ => None,
+    };
+    Ok(Plan {
+        agency_id: row.try_get("agency_id")?,
+        domain: stored_code(
+            &row.try_get::<String, _>("domain")?,
+            RegulatoryDomain::from_code,
+        )?,
+        cycle: Cycle::parse(&cycle).map_err(|_| corrupt("plan", &id))?,
+        region_code: row.try_get("region_code")?,
+        industry_code: row.try_get("industry_code")?,
+        ratios: json(&row.try_get::<String, _>("ratios")?, "plan", &id)?,
+        inspectors_per_visit: row.try_get::<i64, _>("inspectors_per_visit")? as u32,
+        check_items: json(&row.try_get::<String, _>("check_items")?, "plan", &id)?,
+        seed_commitment: row.try_get("seed_commitment")?,
+        seed: row.try_get("seed")?,
+        created_at: row.try_get("created_at")?,
+        drawn,
+        id,
+    })
+}
+
+fn result_from_row(row: &AnyRow) -> Result<SpotCheckResult> {
+    let plan_id: String = row.try_get("plan_id")?;
+    Ok(SpotCheckResult {
+        uscc: row.try_get("uscc")?,
+        agency_id: row.try_get("agency_id")?,
+        outcome: stored_code(
+            &row.try_get::<String, _>("outcome")?,
+            SpotCheckOutcome::from_code,
+        )?,
+        items: json::<Vec<InspectionItem>>(
+            &row.try_get::<String, _>("items")?,
+            "result",
+            &plan_id,
+        )?,
+        inspection_date: stored_date(&row.try_get::<String, _>("inspection_date")?)?,
+        published_at: row.try_get("published_at")?,
+        publish_due: stored_date(&row.try_get::<String, _>("publish_due")?)?,
+        record_id: row.try_get("record_id")?,
+        plan_id,
+    })
+}
+
+impl Store {
+    /// Adds or replaces the department's inspectors, atomically.
+    pub async fn upsert_inspectors(&self, agency_id: &str, inspectors: &[Inspector]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let now = now_millis();
+        let rows: Vec<Vec<Val>> = inspectors
+            .iter()
+            .map(|i| {
+                vec![
+                    agency_id.into(),
+                    i.code.clone().into(),
+                    i.display_name.clone().into(),
+                    serde_json::to_string(&i.domains)
+                        .expect("domains serialize")
+                        .into(),
+                    serde_json::to_string(&i.conflicts)
+                        .expect("conflicts serialize")
+                        .into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        let upsert = " ON CONFLICT (agency_id, code) DO UPDATE SET display_name = excluded.display_name, \
+                      domains = excluded.domains, conflicts = excluded.conflicts, updated_at = excluded.updated_at";
+        for (sql, vals) in multi_insert(
+            self.backend,
+            "inspectors",
+            &[
+                "agency_id",
+                "code",
+                "display_name",
+                "domains",
+                "conflicts",
+                "updated_at",
+            ],
+            rows,
+        ) {
+            bind_all(sqlx::query(&(sql + upsert)), vals)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The department's inspectors by code, after `after`.
+    pub async fn list_inspectors(
+        &self,
+        agency_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Inspector>> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM inspectors WHERE agency_id = $1 AND code > $2 ORDER BY code LIMIT {limit}"
+        ))
+        .bind(agency_id)
+        .bind(after.unwrap_or(""))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(inspector_from_row).collect()
+    }
+
+    /// Every inspector of `agency_id`.
+    pub async fn inspectors_of(&self, agency_id: &str) -> Result<Vec<Inspector>> {
+        self.list_inspectors(agency_id, None, i32::MAX as usize)
+            .await
+    }
+
+    /// Stores a new plan (its seed stays secret until the draw).
+    pub async fn insert_spot_check_plan(
+        &self,
+        plan: &Plan,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&Plan) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Plan>> {
+        let mut tx = match request_log::begin(self, request).await? {
+            Ok(tx) => tx,
+            Err(bytes) => return Ok(Replay::Replayed(bytes)),
+        };
+        sqlx::query(
+            "INSERT INTO spot_check_plans (id, agency_id, domain, cycle, region_code, industry_code, \
+             ratios, inspectors_per_visit, check_items, seed_commitment, seed, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'CREATED', $12)",
+        )
+        .bind(&plan.id)
+        .bind(&plan.agency_id)
+        .bind(plan.domain.code())
+        .bind(&plan.cycle.label)
+        .bind(&plan.region_code)
+        .bind(&plan.industry_code)
+        .bind(serde_json::to_string(&plan.ratios).expect("ratios serialize"))
+        .bind(i64::from(plan.inspectors_per_visit))
+        .bind(serde_json::to_string(&plan.check_items).expect("items serialize"))
+        .bind(&plan.seed_commitment)
+        .bind(&plan.seed)
+        .bind(plan.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = request {
+            request_log::remember(&mut tx, key, encode(plan)).await?;
+        }
+        tx.commit().await?;
+        Ok(Replay::Fresh(plan.clone()))
+    }
+
+    /// One plan.
+    pub async fn spot_check_plan(&self, id: &str) -> Result<Option<Plan>> {
+        sqlx::query("SELECT * FROM spot_check_plans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| plan_from_row(&r))
+            .transpose()
+    }
+
+    /// Operating enterprises with their general-model grade, filtered by region and
+    /// industry prefix (empty: any), in no particular order (the draw sorts). Ungraded
+    /// enterprises are left out.
+    pub async fn spot_check_population(
+        &self,
+        region: &str,
+        industry_prefix: &str,
+    ) -> Result<Vec<(String, Grade)>> {
+        // One aggregated JSON value: tens of thousands of rows cost little that way.
+        let rows: Vec<(String, String)> = fetch_json(
+            &self.read,
+            &select_json(
+                self.backend,
+                &["e.uscc", "g.grade"],
+                "enterprises e JOIN credit_grades g ON g.uscc = e.uscc AND g.model = $1 \
+                 WHERE e.status = 'OPERATING' AND ($2 = '' OR e.region_code = $3) \
+                 AND e.industry_code LIKE $4",
+            ),
+            vec![
+                DEFAULT_MODEL.into(),
+                region.into(),
+                region.into(),
+                format!("{industry_prefix}%").into(),
+            ],
+        )
+        .await?;
+        rows.into_iter()
+            .map(|(u, g)| Ok((u, stored_code(&g, Grade::from_code)?)))
+            .collect()
+    }
+
+    /// Who has inspected or will inspect whom in `cycle`: (department, USCC) for every
+    /// target of the cycle's drawn plans and every result inspected within it.
+    pub async fn cycle_activity(&self, cycle: &Cycle) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let plans = sqlx::query(
+            "SELECT id, agency_id, targets FROM spot_check_plans WHERE cycle = $1 AND state = 'DRAWN'",
+        )
+        .bind(&cycle.label)
+        .fetch_all(&self.read)
+        .await?;
+        for row in &plans {
+            let id: String = row.try_get("id")?;
+            let agency: String = row.try_get("agency_id")?;
+            let targets: Vec<Target> = json(
+                &row.try_get::<Option<String>, _>("targets")?
+                    .unwrap_or_default(),
+                "plan",
+                &id,
+            )?;
+            out.extend(targets.into_iter().map(|t| (agency.clone(), t.uscc)));
+        }
+        let results: Vec<(String, String)> = sqlx::query_as(
+            "SELECT agency_id, uscc FROM spot_check_results \
+             WHERE inspection_date >= $1 AND inspection_date <= $2",
+        )
+        .bind(cycle.start.to_string())
+        .bind(cycle.end.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        out.extend(results);
+        Ok(out)
+    }
+
+    /// Fixes a plan's draw; refused if it was already drawn.
+    pub async fn save_draw(&self, plan: &Plan, drawn: &Drawn) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE spot_check_plans SET state = 'DRAWN', drawn_at = $1, inputs = $2, targets = $3 \
+             WHERE id = $4 AND state = 'CREATED'",
+        )
+        .bind(drawn.drawn_at)
+        .bind(serde_json::to_string(&drawn.eligible).expect("inputs serialize"))
+        .bind(serde_json::to_string(&drawn.targets).expect("targets serialize"))
+        .bind(&plan.id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(
+                domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                    kind: "ALREADY_DRAWN".into(),
+                    subject: plan.resource_name(),
+                    description: format!(
+                        "{} was already drawn; its draw cannot change",
+                        plan.resource_name()
+                    ),
+                }])
+                .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes a result and the record it becomes in one transaction (the record regrades
+    /// the enterprise). Refused if the plan already has a result for the enterprise.
+    pub async fn record_spot_check_result(
+        &self,
+        agency: &Agency,
+        record: NewRecord,
+        result: &SpotCheckResult,
+        today: NaiveDate,
+    ) -> Result<(Record, SpotCheckResult)> {
+        let mut tx = self.begin_write().await?;
+        let existing: Option<(String,)> = sqlx::query_as(
+            "SELECT record_id FROM spot_check_results WHERE plan_id = $1 AND uscc = $2",
+        )
+        .bind(&result.plan_id)
+        .bind(&result.uscc)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if existing.is_some() {
+            return Err(domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "RESULT_ALREADY_RECORDED".into(),
+                subject: format!("enterprises/{}", result.uscc),
+                description: format!(
+                    "spotCheckPlans/{} already has a published result for enterprises/{}; results are never rewritten",
+                    result.plan_id, result.uscc
+                ),
+            }])
+            .into());
+        }
+        let (written, regraded) = self
+            .write_records(&mut tx, agency, &[record], today)
+            .await?;
+        let stored = written
+            .records
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Corrupt("spot-check record not written".into()))?;
+        let mut result = result.clone();
+        result.record_id = stored.id.clone();
+        sqlx::query(
+            "INSERT INTO spot_check_results (plan_id, uscc, agency_id, outcome, items, \
+             inspection_date, published_at, publish_due, record_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&result.plan_id)
+        .bind(&result.uscc)
+        .bind(&result.agency_id)
+        .bind(result.outcome.code())
+        .bind(serde_json::to_string(&result.items).expect("items serialize"))
+        .bind(result.inspection_date.to_string())
+        .bind(result.published_at)
+        .bind(result.publish_due.to_string())
+        .bind(&result.record_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.after_regrade(&regraded);
+        Ok((stored, result))
+    }
+
+    /// Published results, newest first, after the cursor (publish time, plan, USCC) of a
+    /// previous page; with each enterprise's registered name.
+    pub async fn published_results(
+        &self,
+        plan_id: Option<&str>,
+        uscc: Option<&str>,
+        after: Option<(i64, String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(SpotCheckResult, String)>> {
+        let mut sql = String::from(
+            "SELECT r.*, e.display_name FROM spot_check_results r \
+             JOIN enterprises e ON e.uscc = r.uscc WHERE 1 = 1",
+        );
+        let mut vals: Vec<Val> = Vec::new();
+        let mut cond = |sql: &mut String, clause: &str, v: Val| {
+            vals.push(v);
+            sql.push_str(&clause.replace('?', &format!("${}", vals.len())));
+        };
+        if let Some(p) = plan_id {
+            cond(&mut sql, " AND r.plan_id = ?", p.into());
+        }
+        if let Some(u) = uscc {
+            cond(&mut sql, " AND r.uscc = ?", u.into());
+        }
+        if let Some((at, plan, u)) = after {
+            cond(&mut sql, " AND (r.published_at < ?", at.into());
+            cond(&mut sql, " OR (r.published_at = ?", at.into());
+            cond(&mut sql, " AND (r.plan_id < ?", plan.clone().into());
+            cond(&mut sql, " OR (r.plan_id = ?", plan.into());
+            cond(&mut sql, " AND r.uscc < ?))))", u.into());
+        }
+        sql.push_str(&format!(
+            " ORDER BY r.published_at DESC, r.plan_id DESC, r.uscc DESC LIMIT {limit}"
+        ));
+        let rows = bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((result_from_row(r)?, r.try_get("display_name")?)))
+            .collect()
+    }
+
+    /// The USCCs a plan has results for.
+    pub async fn plan_results(&self, plan_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT uscc FROM spot_check_results WHERE plan_id = $1")
+                .bind(plan_id)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
+    /// Several plans at once, in the order asked; NOT_FOUND names a missing one.
+    pub async fn spot_check_plans(&self, ids: &[String]) -> Result<Vec<Plan>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                self.spot_check_plan(id)
+                    .await?
+                    .ok_or_else(|| domain::Error::NotFound(format!("spotCheckPlans/{id}")))?,
+            );
+        }
+        Ok(out)
+    }
+}

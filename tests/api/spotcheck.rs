@@ -1,0 +1,468 @@
+//! Spot checks through the real server: ratios per grade, the committed seed and public
+//! re-verification, cycle exclusions, joint visits across departments, conflicts of
+//! interest, and published results that regrade.
+
+use std::collections::BTreeSet;
+
+use chrono::Datelike;
+use credit_hub::cli::Bearer;
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use pb::spot_check_service_client::SpotCheckServiceClient;
+use sha2::{Digest, Sha256};
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::*;
+
+/// Enterprises 100.. are graded A (no records); 200.. are D (a serious listing).
+async fn population(app: &TestApp, a: u32, d: u32) {
+    let mut all: Vec<pb::Enterprise> = (100..100 + a).map(|n| enterprise(n, ID_A)).collect();
+    all.extend((200..200 + d).map(|n| enterprise(n, ID_B)));
+    app.register(all).await;
+    if d > 0 {
+        let listings = (200..200 + d)
+            .map(|n| pb::Record {
+                kind: pb::RecordKind::SeriousDishonestyListing as i32,
+                serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
+                tier: pb::Tier::Serious as i32,
+                domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+                penalty_measures: vec![],
+                fine_amount_fen: 0,
+                ..penalty(&uscc(n), &format!("listing-{n}"))
+            })
+            .collect();
+        app.records(AgencyKind::MarketRegulation)
+            .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                request_id: String::new(),
+                records: listings,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+fn cycle(app: &TestApp) -> String {
+    let today = app.clock.today();
+    format!("{}-Q{}", today.year(), (today.month() - 1) / 3 + 1)
+}
+
+fn client(app: &TestApp, bearer: Bearer) -> SpotCheckServiceClient<Authed> {
+    SpotCheckServiceClient::with_interceptor(app.channel.clone(), bearer)
+}
+
+fn public(app: &TestApp) -> SpotCheckServiceClient<Channel> {
+    SpotCheckServiceClient::new(app.channel.clone())
+}
+
+/// A second department: another market-regulation office.
+async fn second_department(app: &TestApp) -> Bearer {
+    agency_with(
+        app,
+        BTreeSet::from([Scope::SpotChecksManage, Scope::RecordsRead]),
+        AgencyKind::MarketRegulation,
+    )
+    .await
+}
+
+fn ratios(a: f64, d: f64) -> Vec<pb::GradeRatio> {
+    [
+        (pb::Grade::A, a),
+        (pb::Grade::B, 0.0),
+        (pb::Grade::C, 0.0),
+        (pb::Grade::D, d),
+    ]
+    .into_iter()
+    .map(|(g, r)| pb::GradeRatio {
+        grade: g as i32,
+        ratio: r,
+    })
+    .collect()
+}
+
+async fn plan_and_draw(
+    app: &TestApp,
+    c: &mut SpotCheckServiceClient<Authed>,
+    domain: pb::RegulatoryDomain,
+    ratios: Vec<pb::GradeRatio>,
+    per_visit: i32,
+) -> pb::SpotCheckPlan {
+    let created = c
+        .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+            plan: Some(pb::SpotCheckPlan {
+                domain: domain as i32,
+                cycle: cycle(app),
+                ratios,
+                inspectors_per_visit: per_visit,
+                check_items: vec!["营业执照公示".into(), "经营场所".into()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create plan")
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(created.state, pb::SpotCheckPlanState::Created as i32);
+    assert!(
+        created.seed.is_empty(),
+        "the seed stays secret until the draw"
+    );
+    assert_eq!(created.seed_commitment.len(), 64);
+    let drawn = c
+        .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .expect("draw")
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(drawn.seed_commitment, created.seed_commitment);
+    assert_eq!(
+        hex::encode(Sha256::digest(drawn.seed.as_bytes())),
+        created.seed_commitment
+    );
+    drawn
+}
+
+fn grades_of(plan: &pb::SpotCheckPlan, grade: pb::Grade) -> usize {
+    plan.targets
+        .iter()
+        .filter(|t| t.grade == grade as i32)
+        .count()
+}
+
+#[tokio::test]
+async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_inputs() {
+    let app = spawn_app().await;
+    population(&app, 40, 10).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let plan = plan_and_draw(
+        &app,
+        &mut market,
+        pb::RegulatoryDomain::Advertising,
+        ratios(0.25, 0.5),
+        1,
+    )
+    .await;
+    // 0.25 × 40 = 10 and 0.5 × 10 = 5 (counts are ratio × eligible, rounded half up).
+    assert_eq!(grades_of(&plan, pb::Grade::A), 10);
+    assert_eq!(grades_of(&plan, pb::Grade::D), 5);
+    // A-grade targets in a domain that allows it are checked without a visit.
+    assert!(plan
+        .targets
+        .iter()
+        .all(|t| t.non_on_site == (t.grade == pb::Grade::A as i32)));
+    let verified = public(&app)
+        .verify_draw(pb::VerifyDrawRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        verified.seed_matches_commitment && verified.targets_match,
+        "{verified:?}"
+    );
+    assert_eq!(verified.seed, plan.seed);
+
+    // Another plan over the same population draws another list.
+    let second_dept = second_department(&app).await;
+    let other = plan_and_draw(
+        &app,
+        &mut client(&app, second_dept),
+        pb::RegulatoryDomain::Pricing,
+        ratios(0.0, 0.5),
+        1,
+    )
+    .await;
+    assert_ne!(other.seed, plan.seed);
+    let d_of = |p: &pb::SpotCheckPlan| -> BTreeSet<String> {
+        p.targets
+            .iter()
+            .filter(|t| t.grade == pb::Grade::D as i32)
+            .map(|t| t.enterprise.clone())
+            .collect()
+    };
+    assert_eq!(d_of(&other).len(), 5);
+    assert_ne!(d_of(&other), d_of(&plan), "two seeds gave the same draw");
+    // A plan cannot be drawn twice.
+    let err = market
+        .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_grade_a_enterprise_inspected_this_cycle_is_never_drawn_again() {
+    let app = spawn_app().await;
+    population(&app, 12, 6).await;
+    let mut first = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let all = plan_and_draw(
+        &app,
+        &mut first,
+        pb::RegulatoryDomain::FoodProduction,
+        ratios(1.0, 1.0),
+        1,
+    )
+    .await;
+    assert_eq!(all.targets.len(), 18);
+    // The same department this cycle: everything it drew is excluded.
+    let again = plan_and_draw(
+        &app,
+        &mut first,
+        pb::RegulatoryDomain::Pricing,
+        ratios(1.0, 1.0),
+        1,
+    )
+    .await;
+    assert!(again.targets.is_empty(), "{:?}", again.targets);
+    // Another department: no A-grade enterprise twice in a cycle; D-grade ones may be.
+    let mut second = client(&app, second_department(&app).await);
+    let other = plan_and_draw(
+        &app,
+        &mut second,
+        pb::RegulatoryDomain::Pricing,
+        ratios(1.0, 1.0),
+        1,
+    )
+    .await;
+    assert_eq!(grades_of(&other, pb::Grade::A), 0);
+    assert_eq!(grades_of(&other, pb::Grade::D), 6);
+    let eligible_a = other
+        .eligible
+        .iter()
+        .find(|e| e.grade == pb::Grade::A as i32)
+        .map_or(0, |e| e.count);
+    assert_eq!(eligible_a, 0);
+}
+
+async fn register_inspectors(
+    c: &mut SpotCheckServiceClient<Authed>,
+    prefix: &str,
+    conflicts: Vec<String>,
+) {
+    c.batch_upsert_inspectors(pb::BatchUpsertInspectorsRequest {
+        inspectors: vec![
+            pb::Inspector {
+                code: format!("{prefix}-1"),
+                display_name: format!("{prefix} 检查员甲"),
+                domains: vec![
+                    pb::RegulatoryDomain::FoodProduction as i32,
+                    pb::RegulatoryDomain::Pricing as i32,
+                ],
+                conflicts,
+            },
+            pb::Inspector {
+                code: format!("{prefix}-2"),
+                display_name: format!("{prefix} 检查员乙"),
+                domains: vec![
+                    pb::RegulatoryDomain::FoodProduction as i32,
+                    pb::RegulatoryDomain::Pricing as i32,
+                ],
+                conflicts: vec![],
+            },
+        ],
+    })
+    .await
+    .expect("register inspectors");
+}
+
+#[tokio::test]
+async fn merging_two_departments_plans_reduces_visits_and_reports_the_joint_share() {
+    let app = spawn_app().await;
+    population(&app, 0, 10).await;
+    let mut first = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let mut second = client(&app, second_department(&app).await);
+    register_inspectors(&mut first, "m1", vec![]).await;
+    register_inspectors(&mut second, "m2", vec![]).await;
+    let p1 = plan_and_draw(
+        &app,
+        &mut first,
+        pb::RegulatoryDomain::FoodProduction,
+        ratios(0.0, 1.0),
+        1,
+    )
+    .await;
+    let p2 = plan_and_draw(
+        &app,
+        &mut second,
+        pb::RegulatoryDomain::Pricing,
+        ratios(0.0, 0.5),
+        1,
+    )
+    .await;
+    let merged = first
+        .merge_plans(pb::MergePlansRequest {
+            plans: vec![p1.name.clone(), p2.name.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.visits_before, 15);
+    assert_eq!(merged.visits_after, 10);
+    assert_eq!(merged.joint_visits, 5);
+    assert!((merged.joint_share - 0.5).abs() < 1e-9);
+    for v in merged.visits.iter().filter(|v| v.departments.len() == 2) {
+        assert_eq!(v.check_items.len(), 4);
+        // Each department sends one of its own inspectors.
+        assert!(
+            v.inspectors.iter().any(|i| i.contains("/inspectors/m1-")),
+            "{v:?}"
+        );
+        assert!(
+            v.inspectors.iter().any(|i| i.contains("/inspectors/m2-")),
+            "{v:?}"
+        );
+    }
+    let err = first
+        .merge_plans(pb::MergePlansRequest {
+            plans: vec![p1.name.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["plans"]);
+}
+
+#[tokio::test]
+async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
+    let app = spawn_app().await;
+    population(&app, 0, 10).await;
+    let conflicted = format!("enterprises/{}", uscc(203));
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    register_inspectors(&mut market, "m", vec![conflicted.clone()]).await;
+    let plan = plan_and_draw(
+        &app,
+        &mut market,
+        pb::RegulatoryDomain::FoodProduction,
+        ratios(0.0, 1.0),
+        2,
+    )
+    .await;
+    for t in &plan.targets {
+        if t.enterprise == conflicted {
+            assert_eq!(t.inspectors, ["m-2"], "the conflicted inspector stays away");
+        } else {
+            assert_eq!(t.inspectors.len(), 2);
+        }
+    }
+    let listed = market
+        .list_inspectors(pb::ListInspectorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .inspectors;
+    assert_eq!(listed[0].conflicts, [conflicted]);
+}
+
+#[tokio::test]
+async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspectors() {
+    let app = spawn_app().await;
+    population(&app, 4, 0).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    register_inspectors(&mut market, "m", vec![]).await;
+    let plan = plan_and_draw(
+        &app,
+        &mut market,
+        pb::RegulatoryDomain::FoodProduction,
+        ratios(0.5, 0.0),
+        1,
+    )
+    .await;
+    assert_eq!(plan.targets.len(), 2);
+    let target = plan.targets[0].enterprise.clone();
+    let n: u32 = (100..104)
+        .find(|n| format!("enterprises/{}", uscc(*n)) == target)
+        .unwrap();
+    let before = app.grade_of(n).await;
+    let result = |outcome: pb::SpotCheckOutcome, passed: bool| pb::RecordSpotCheckResultRequest {
+        plan: plan.name.clone(),
+        enterprise: target.clone(),
+        outcome: outcome as i32,
+        items: vec![pb::InspectionItem {
+            item: "经营场所".into(),
+            passed,
+            finding: if passed {
+                String::new()
+            } else {
+                "未按规定公示许可证".into()
+            },
+        }],
+        inspection_date: app.clock.today().to_string(),
+    };
+    let err = market
+        .record_spot_check_result(result(pb::SpotCheckOutcome::Passed, false))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["outcome"]);
+    let recorded = market
+        .record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(recorded.record.starts_with("records/"));
+    let after = app.grade_of(n).await;
+    assert!(after.score < before.score, "{before:?} -> {after:?}");
+    let err = market
+        .record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let outsider = format!("enterprises/{}", uscc(999));
+    let err = market
+        .record_spot_check_result(pb::RecordSpotCheckResultRequest {
+            enterprise: outsider,
+            ..result(pb::SpotCheckOutcome::Passed, true)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.get_details_precondition_failure().unwrap().violations[0].r#type,
+        "NOT_A_TARGET"
+    );
+
+    let published = public(&app)
+        .list_published_results(pb::ListPublishedResultsRequest {
+            plan: plan.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].enterprise, target);
+    assert_eq!(
+        published[0].outcome,
+        pb::SpotCheckOutcome::ProblemsFound as i32
+    );
+    assert!(!published[0].published_late);
+    let shown = format!("{published:?}");
+    assert!(
+        !shown.contains("m-1") && !shown.contains("m-2") && !shown.contains("检查员"),
+        "{shown}"
+    );
+    let reread = market
+        .get_spot_check_plan(pb::GetSpotCheckPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    let t = reread
+        .targets
+        .iter()
+        .find(|t| t.enterprise == target)
+        .unwrap();
+    assert!(t.result_recorded);
+    assert_eq!(reread.overdue_count, 0);
+}
