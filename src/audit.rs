@@ -87,12 +87,19 @@ impl AuditLog {
         AuditLog { tx: Some(tx) }
     }
 
+    /// Entries queued and not yet committed.
+    pub fn queue_depth(&self) -> usize {
+        self.tx
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     /// Appends `event` and waits until it is committed. UNAVAILABLE when it cannot
     /// be: a call that cannot be accounted for is not answered.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Status> {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (done, committed) = oneshot::channel();
-        let unavailable = || Status::unavailable("the audit log cannot be written; retry later");
+        let unavailable = audit_unavailable;
         // Queued without waiting while there is room, so an entry is written even if
         // the call is dropped (deadline, disconnect) before its commit is confirmed.
         match tx.try_send((event, done)) {
@@ -107,6 +114,17 @@ impl AuditLog {
             _ => Err(unavailable()),
         }
     }
+}
+
+/// UNAVAILABLE with RetryInfo: the call could not be accounted for, so it is not
+/// answered.
+fn audit_unavailable() -> Status {
+    crate::api::error::status(
+        tonic::Code::Unavailable,
+        "the audit log cannot be written; retry shortly",
+        "AUDIT_UNAVAILABLE",
+        tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+    )
 }
 
 /// Attempts at writing one group of entries before its calls are refused.
@@ -376,7 +394,7 @@ type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// The gRPC status code name of a response: trailers-only errors carry `grpc-status`
 /// in the headers; a response that starts with headers alone is being answered.
-fn outcome(headers: &http::HeaderMap) -> &'static str {
+pub fn grpc_code_name(headers: &http::HeaderMap) -> &'static str {
     use tonic::Code::*;
     let code = headers
         .get("grpc-status")
@@ -451,8 +469,23 @@ where
                 }
                 None => work.await?,
             };
-            let event = unfinished.event(outcome(response.headers()));
-            match log.record(event).await {
+            let event = unfinished.event(grpc_code_name(response.headers()));
+            let deadline = unfinished.deadline;
+            let recorded = log.record(event);
+            // While the database is away the entry cannot be made durable; the caller
+            // hears so (UNAVAILABLE, retry later) before its deadline, not after it.
+            let recorded = match deadline {
+                Some(d) => {
+                    let left = d
+                        .saturating_duration_since(Instant::now())
+                        .saturating_sub(DEADLINE_MARGIN);
+                    tokio::time::timeout(left, recorded)
+                        .await
+                        .unwrap_or_else(|_| Err(audit_unavailable()))
+                }
+                None => recorded.await,
+            };
+            match recorded {
                 Ok(()) => Ok(response),
                 Err(status) => Ok(status.into_http()),
             }
@@ -485,10 +518,10 @@ mod tests {
     #[test]
     fn outcomes_are_grpc_code_names() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(outcome(&h), "OK");
+        assert_eq!(grpc_code_name(&h), "OK");
         h.insert("grpc-status", "7".parse().unwrap());
-        assert_eq!(outcome(&h), "PERMISSION_DENIED");
+        assert_eq!(grpc_code_name(&h), "PERMISSION_DENIED");
         h.insert("grpc-status", "3".parse().unwrap());
-        assert_eq!(outcome(&h), "INVALID_ARGUMENT");
+        assert_eq!(grpc_code_name(&h), "INVALID_ARGUMENT");
     }
 }

@@ -27,6 +27,15 @@ pub struct StorageArgs {
     #[arg(long, env = "CREDIT_HUB_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// File holding the PostgreSQL URL (e.g. a mounted Kubernetes secret), instead of
+    /// --database-url.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
+
     /// Secret for person keys (HMAC-SHA256 of ID numbers), at least 16 characters.
     /// Never stored in the database. Required with PostgreSQL unless a key file is given.
     #[arg(long, env = "CREDIT_HUB_HMAC_KEY", hide_env_values = true)]
@@ -70,6 +79,7 @@ impl StorageArgs {
         StorageArgs {
             data_dir: data_dir.to_path_buf(),
             database_url: None,
+            database_url_file: None,
             hmac_key: None,
             hmac_key_file: None,
             audit_key_file: None,
@@ -118,11 +128,30 @@ impl StorageArgs {
         best.with_context(|| format!("no vetting policy (*.toml) in {}", dir.display()))
     }
 
+    /// Whether a PostgreSQL URL is configured (directly or in a file).
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url.is_some() || self.database_url_file.is_some()
+    }
+
+    /// The PostgreSQL URL, from --database-url or the file --database-url-file names.
+    pub fn postgres_url(&self) -> anyhow::Result<Option<String>> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => Ok(Some(url.clone())),
+            (None, Some(file)) => Ok(Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read database URL file {}", file.display()))?
+                    .trim()
+                    .to_string(),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Opens the configured database (not migrating it), grading with the configured
     /// models.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
         let models = self.models()?;
-        Ok(match &self.database_url {
+        Ok(match &self.postgres_url()? {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Store::open_postgres(url, 16)
                     .await
@@ -147,7 +176,7 @@ impl StorageArgs {
                 .trim()
                 .as_bytes()
                 .to_vec()
-        } else if self.database_url.is_none() {
+        } else if !self.uses_postgres() {
             local_key(&self.data_dir)?
         } else {
             bail!("with PostgreSQL, set --hmac-key or --hmac-key-file (CREDIT_HUB_HMAC_KEY[_FILE]) on every replica");
@@ -184,7 +213,7 @@ impl StorageArgs {
         let text = if let Some(file) = file {
             std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the {what} file {}", file.display()))?
-        } else if self.database_url.is_none() {
+        } else if !self.uses_postgres() {
             let path = self.data_dir.join(generated);
             match std::fs::read_to_string(&path) {
                 Ok(text) => text,
@@ -211,7 +240,7 @@ impl StorageArgs {
     /// present; never generates one.
     pub fn audit_public_key(&self) -> anyhow::Result<Option<String>> {
         let present = self.audit_key_file.is_some()
-            || (self.database_url.is_none() && self.data_dir.join("audit-signing.key").exists());
+            || (!self.uses_postgres() && self.data_dir.join("audit-signing.key").exists());
         Ok(if present {
             Some(crate::audit::public_key_hex(&self.audit_key()?))
         } else {

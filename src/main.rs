@@ -105,6 +105,21 @@ struct ServeArgs {
     /// `policies/calendar/`, 2026 and 2027).
     #[arg(long, env = "CREDIT_HUB_CALENDAR_DIR")]
     calendar_dir: Option<PathBuf>,
+    /// Seconds a client connection lives before the server asks the client to reconnect,
+    /// so clients spread over new replicas after a scale-out.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_MAX_CONNECTION_AGE_SECS",
+        default_value_t = 300
+    )]
+    max_connection_age_secs: u64,
+    /// Address of the Prometheus `/metrics` endpoint (its own port); empty disables it.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    metrics_listen: String,
     /// Seconds between checks for records whose publicity window ended.
     #[arg(long, env = "CREDIT_HUB_REGRADE_INTERVAL_SECS", default_value_t = 60.0)]
     regrade_interval_secs: f64,
@@ -582,7 +597,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .open_store()
         .await?
         .with_grade_cache(Duration::from_millis(args.grade_cache_ms));
-    if demo_seed.is_some() || args.storage.database_url.is_none() {
+    if demo_seed.is_some() || !args.storage.uses_postgres() {
         store.migrate().await.context("migration failed")?;
     } else if !store.is_migrated().await? {
         bail!("the PostgreSQL schema is not up to date: run `credit-hub migrate` first");
@@ -620,7 +635,11 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .audit(audit)
         .purposes(purposes)
         .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0))
-        .max_concurrent_calls(args.max_concurrent_calls);
+        .max_concurrent_calls(args.max_concurrent_calls)
+        .max_connection_age(Duration::from_secs(args.max_connection_age_secs.max(1)));
+    if !args.metrics_listen.is_empty() {
+        server = server.metrics(&args.metrics_listen).await?;
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))

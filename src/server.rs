@@ -23,6 +23,7 @@ use crate::domain::ids::PersonKeyer;
 use crate::domain::repair::{RepairPolicy, WorkCalendar};
 use crate::domain::spotcheck::SpotCheckPolicy;
 use crate::domain::vetting::VettingPolicy;
+use crate::metrics::{Metrics, ObserveLayer};
 use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
@@ -37,6 +38,16 @@ use crate::store::Store;
 /// The named health service that is SERVING only while the database is migrated and
 /// reachable; Kubernetes readiness probes ask for it.
 pub const READINESS: &str = "readiness";
+
+/// The named health service that is SERVING while the process runs, whatever the
+/// database does; Kubernetes liveness probes ask for it, so a database outage never
+/// restarts pods (they recover by themselves when it returns).
+pub const LIVENESS: &str = "liveness";
+
+/// How long a client connection lives before the server asks the client to reconnect
+/// (HTTP/2 GOAWAY, in-flight calls finish): after a scale-out, clients spread over the
+/// new replicas within this time.
+pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 
 /// How the server shuts down.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +119,8 @@ pub struct Server {
     repair: RepairPolicy,
     calendar: WorkCalendar,
     spotcheck: SpotCheckPolicy,
+    metrics_listener: Option<TcpListener>,
+    max_connection_age: Duration,
 }
 
 impl Server {
@@ -135,6 +148,8 @@ impl Server {
             repair: RepairPolicy::builtin(),
             calendar: WorkCalendar::builtin(),
             spotcheck: SpotCheckPolicy::builtin(),
+            metrics_listener: None,
+            max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
         })
     }
 
@@ -216,6 +231,29 @@ impl Server {
         self
     }
 
+    /// Serves Prometheus `/metrics` on `listen` (its own port; port 0 picks one).
+    pub async fn metrics(mut self, listen: &str) -> anyhow::Result<Self> {
+        self.metrics_listener = Some(
+            TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {listen}"))?,
+        );
+        Ok(self)
+    }
+
+    /// The address `/metrics` is served on, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// How long a client connection may live (see [`DEFAULT_MAX_CONNECTION_AGE`]).
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.max_connection_age = age;
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -230,7 +268,9 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         policy: ShutdownPolicy,
     ) -> anyhow::Result<()> {
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .max_connection_age(self.max_connection_age)
+            .max_connection_age_grace(policy.drain);
         if let Some(tls) = &self.tls {
             builder = builder
                 .tls_config(tls.config())
@@ -245,6 +285,9 @@ impl Server {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
+        reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         let store = self.state.store.clone();
         // New certificates are signed with the configured key from now on; keys it
         // replaces stay listed so what they signed keeps verifying.
@@ -267,7 +310,18 @@ impl Server {
         // client's delayed ACK: about 40 ms of nothing.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let audit = AuditLog::start(store.clone(), self.audit.clone());
+        let metrics = Metrics::default();
+        let metrics_task = self.metrics_listener.map(|listener| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                store.clone(),
+                audit.clone(),
+                self.state.clock.clone(),
+            ))
+        });
         let serve = builder
+            .layer(ObserveLayer::new(metrics))
             .layer(ShedLayer::new(self.max_concurrent_calls))
             .layer(AuditLayer::new(audit))
             .layer(AuthLayer::new(store.clone(), self.default_rate).with_peers(self.peers))
@@ -307,6 +361,9 @@ impl Server {
             result = &mut serve => {
                 readiness.abort();
                 scheduler.abort();
+                if let Some(m) = &metrics_task {
+                    m.abort();
+                }
                 return result.context("server failed");
             }
             () = shutdown => {}
@@ -321,6 +378,9 @@ impl Server {
         reporter
             .set_service_status(READINESS, ServingStatus::NotServing)
             .await;
+        reporter
+            .set_service_status(LIVENESS, ServingStatus::NotServing)
+            .await;
         tokio::time::sleep(policy.announce).await;
         let _ = stop_accepting.send(());
         match tokio::time::timeout(policy.drain, serve).await {
@@ -329,6 +389,9 @@ impl Server {
             Err(_) => {
                 tracing::warn!(bound = ?policy.drain, "drain bound reached; dropping remaining calls")
             }
+        }
+        if let Some(m) = &metrics_task {
+            m.abort();
         }
         store.close().await;
         Ok(())

@@ -108,8 +108,9 @@ impl std::fmt::Debug for Store {
 /// How long a looked-up grade is served from memory by default.
 pub const DEFAULT_GRADE_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// How long a caller waits for a pooled connection before the call fails as UNAVAILABLE.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a caller waits for a pooled connection before the call fails as UNAVAILABLE:
+/// short, so that while the database is away calls fail fast instead of queueing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Opens (creating if missing) the SQLite database `credit-hub.db` under `data_dir`.
@@ -245,6 +246,30 @@ impl Store {
     pub async fn analyze(&self) -> Result<()> {
         sqlx::query("ANALYZE").execute(&self.write).await?;
         Ok(())
+    }
+
+    /// Open and idle connections of the pools (counted once on PostgreSQL, where readers
+    /// and writers share one pool).
+    pub fn pool_use(&self) -> (u32, usize) {
+        match self.backend {
+            Backend::Sqlite => (
+                self.read.size() + self.write.size(),
+                self.read.num_idle() + self.write.num_idle(),
+            ),
+            Backend::Postgres => (self.write.size(), self.write.num_idle()),
+        }
+    }
+
+    /// Records whose publicity window ended by `today` whose subjects are not yet
+    /// regraded for it: how far grading lags behind the calendar.
+    pub async fn grading_lag(&self, today: chrono::NaiveDate) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM records WHERE status = 'ACTIVE' AND expiry_graded = 0 \
+             AND publicity_end_date <= $1",
+        )
+        .bind(today.to_string())
+        .fetch_one(&self.read)
+        .await?)
     }
 
     /// A cheap round trip, for readiness.

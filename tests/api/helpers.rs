@@ -33,6 +33,8 @@ pub struct TestApp {
     /// The SQLite data directory (unused on PostgreSQL).
     pub data_dir: std::path::PathBuf,
     pub keyer: PersonKeyer,
+    /// Where the server serves Prometheus `/metrics`.
+    pub metrics_addr: std::net::SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -123,7 +125,11 @@ pub async fn spawn_app() -> TestApp {
         .await
         .expect("bind")
         .with_clock(clock.clone())
-        .regrade_every(Duration::from_millis(100));
+        .regrade_every(Duration::from_millis(100))
+        .metrics("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let metrics_addr = server.metrics_addr().expect("metrics bound");
     let addr = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(
@@ -150,6 +156,7 @@ pub async fn spawn_app() -> TestApp {
         db_url,
         data_dir: dir.path().to_path_buf(),
         keyer,
+        metrics_addr,
         shutdown: Some(tx),
         _dir: dir,
     }

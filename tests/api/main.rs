@@ -5,10 +5,12 @@
 mod audit;
 mod auth;
 mod certificates;
+mod faults;
 mod grades;
 mod helpers;
 mod hostile;
 mod identifiers;
+mod observability;
 mod other_languages;
 mod privacy;
 mod records;

@@ -1,0 +1,315 @@
+//! Observability: a tower layer that gives every call a request id (`x-request-id`, taken
+//! from the caller or generated, echoed in the response and on every log line of the
+//! call) and counts and times it by method and status code; and a Prometheus `/metrics`
+//! endpoint on its own port that also reports the database pool, the audit queue and the
+//! grading lag.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::audit::{grpc_code_name, AuditLog};
+use crate::store::Store;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The request-id metadata key.
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    /// Observations at or below each bucket's bound.
+    buckets: Vec<u64>,
+}
+
+/// Call counts and latencies by (method, status code). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Metrics(Arc<Mutex<BTreeMap<(String, &'static str), Series>>>);
+
+impl Metrics {
+    fn observe(&self, method: &str, code: &'static str, seconds: f64) {
+        let mut map = self.0.lock().expect("metrics lock");
+        let s = map.entry((method.to_string(), code)).or_default();
+        if s.buckets.is_empty() {
+            s.buckets = vec![0; BUCKETS.len()];
+        }
+        s.count += 1;
+        s.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The call series in the Prometheus text format.
+    fn render_calls(&self, out: &mut String) {
+        let map = self.0.lock().expect("metrics lock");
+        out.push_str(
+            "# HELP credithub_rpc_requests_total RPCs answered, by method and gRPC status code.\n",
+        );
+        out.push_str("# TYPE credithub_rpc_requests_total counter\n");
+        for ((method, code), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "credithub_rpc_requests_total{{method=\"{method}\",code=\"{code}\"}} {}",
+                s.count
+            );
+        }
+        out.push_str("# HELP credithub_rpc_duration_seconds Time to answer an RPC (to its response headers), by method and gRPC status code.\n");
+        out.push_str("# TYPE credithub_rpc_duration_seconds histogram\n");
+        for ((method, code), s) in map.iter() {
+            let labels = format!("method=\"{method}\",code=\"{code}\"");
+            for (bound, n) in BUCKETS.iter().zip(&s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "credithub_rpc_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "credithub_rpc_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "credithub_rpc_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "credithub_rpc_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+    }
+
+    /// Everything `/metrics` shows.
+    pub async fn render(
+        &self,
+        store: &Store,
+        audit: &AuditLog,
+        today: chrono::NaiveDate,
+    ) -> String {
+        let mut out = String::new();
+        self.render_calls(&mut out);
+        let (size, idle) = store.pool_use();
+        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            &mut out,
+            "credithub_db_pool_connections",
+            "Open database connections.",
+            size.to_string(),
+        );
+        gauge(
+            &mut out,
+            "credithub_db_pool_idle_connections",
+            "Idle database connections.",
+            idle.to_string(),
+        );
+        gauge(
+            &mut out,
+            "credithub_audit_queue_depth",
+            "Audit entries waiting to be committed.",
+            audit.queue_depth().to_string(),
+        );
+        // Unknown (the database is down) is reported as NaN rather than a stale number.
+        let lag = match store.grading_lag(today).await {
+            Ok(n) => n.to_string(),
+            Err(_) => "NaN".into(),
+        };
+        gauge(
+            &mut out,
+            "credithub_grading_lag_records",
+            "Records whose publicity window has ended but whose subject is not yet regraded.",
+            lag,
+        );
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Metrics,
+    store: Store,
+    audit: AuditLog,
+    clock: crate::api::Clock,
+) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        let store = store.clone();
+        let audit = audit.clone();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") {
+                (
+                    "200 OK",
+                    metrics.render(&store, &audit, clock.today()).await,
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    "only /metrics is served here\n".to_string(),
+                )
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
+
+/// The layer; outermost, so every call is counted and carries its request id.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    metrics: Metrics,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Metrics) -> Self {
+        ObserveLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observed<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observed {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service the layer produces.
+#[derive(Clone)]
+pub struct Observed<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// A caller's request id if it is short printable ASCII, else a new one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
+impl<S, B> Service<http::Request<B>> for Observed<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let method = req.uri().path().to_string();
+            let id = request_id(req.headers());
+            if let Ok(value) = http::HeaderValue::from_str(&id) {
+                req.headers_mut().insert(REQUEST_ID, value);
+            }
+            let span = tracing::info_span!("rpc", request_id = %id, method = %method);
+            let started = Instant::now();
+            let mut response = inner.call(req).instrument(span).await?;
+            metrics.observe(
+                &method,
+                grpc_code_name(response.headers()),
+                started.elapsed().as_secs_f64(),
+            );
+            if let Ok(value) = http::HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_when_sane_and_made_up_otherwise() {
+        let mut h = http::HeaderMap::new();
+        h.insert(REQUEST_ID, "abc-123".parse().unwrap());
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(REQUEST_ID, "has space".parse().unwrap());
+        assert_ne!(request_id(&h), "has space");
+        assert_eq!(request_id(&http::HeaderMap::new()).len(), 32);
+    }
+
+    #[test]
+    fn histograms_count_every_observation_in_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe("/x", "OK", 0.003);
+        m.observe("/x", "OK", 0.2);
+        let mut out = String::new();
+        m.render_calls(&mut out);
+        assert!(out.contains("credithub_rpc_requests_total{method=\"/x\",code=\"OK\"} 2"));
+        assert!(out.contains(
+            "credithub_rpc_duration_seconds_bucket{method=\"/x\",code=\"OK\",le=\"0.005\"} 1"
+        ));
+        assert!(out.contains(
+            "credithub_rpc_duration_seconds_bucket{method=\"/x\",code=\"OK\",le=\"0.25\"} 2"
+        ));
+        assert!(out.contains(
+            "credithub_rpc_duration_seconds_bucket{method=\"/x\",code=\"OK\",le=\"+Inf\"} 2"
+        ));
+    }
+}

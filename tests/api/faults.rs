@@ -1,0 +1,367 @@
+//! Surviving faults: PostgreSQL cut off and restored under load (through a fault-injecting
+//! TCP proxy), and SIGTERM under load on the real binary.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
+use credit_hub::store::{NewAgency, Store};
+use credit_hub::{Server, ShutdownPolicy};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::helpers::*;
+
+/// A TCP proxy to PostgreSQL that can cut every connection and refuse new ones, then
+/// let them through again.
+struct FaultProxy {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl FaultProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client); // refused: the database is "unreachable"
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cuts = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {} // dropping both sockets cuts the link
+                    }
+                });
+            }
+        });
+        FaultProxy { addr, up, cut }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+type Outcome = (Instant, Code, Duration);
+
+/// Calls GetEnterprise in a loop with a 5 s deadline until stopped, noting each call's
+/// start, code and duration.
+fn load_loop(
+    channel: Channel,
+    token: String,
+    name: String,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Outcome>> {
+    tokio::spawn(async move {
+        let mut client = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+            channel,
+            credit_hub::cli::Bearer::new(&token).unwrap(),
+        );
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let mut req = tonic::Request::new(pb::GetEnterpriseRequest { name: name.clone() });
+            req.set_timeout(Duration::from_secs(5));
+            let started = Instant::now();
+            let code = match client.get_enterprise(req).await {
+                Ok(_) => Code::Ok,
+                Err(e) => e.code(),
+            };
+            seen.push((started, code, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        seen
+    })
+}
+
+async fn readiness(channel: &Channel) -> i32 {
+    tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "readiness".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .unwrap_or(0)
+}
+
+async fn wait_for_readiness(
+    channel: &Channel,
+    want: tonic_health::pb::health_check_response::ServingStatus,
+    within: Duration,
+) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if readiness(channel).await == want as i32 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_recovers_by_itself() {
+    if backend() != "postgres" {
+        // The outage is a PostgreSQL one; the PostgreSQL run of the suite exercises it.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (direct, url) = fresh_database(dir.path()).await;
+    let (_, token) = direct
+        .create_agency(NewAgency {
+            display_name: "fault court".into(),
+            kind: AgencyKind::Court,
+            scopes: Default::default(),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    direct.close().await;
+    let rest = url.split_once("@").unwrap().1; // host:port/db
+    let (hostport, db) = rest.split_once('/').unwrap();
+    let proxy = FaultProxy::start(hostport.to_string()).await;
+    let user = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+    let store = Store::open_postgres(&format!("postgres://{user}@{}/{db}", proxy.addr), 8)
+        .await
+        .unwrap();
+    let keyer = credit_hub::domain::ids::PersonKeyer::new(b"fault-secret-0123456789".to_vec());
+    let server = Server::bind(store, keyer, "127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", server.local_addr());
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
+    assert!(
+        wait_for_readiness(
+            &channel,
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = format!("enterprises/{}", uscc(1)); // unregistered: NOT_FOUND while up
+    let loops: Vec<_> = (0..2)
+        .map(|_| load_loop(channel.clone(), token.clone(), name.clone(), stop.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_at = Instant::now();
+    proxy.cut();
+    // A sustained outage turns readiness NOT_SERVING.
+    assert!(
+        wait_for_readiness(
+            &channel,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing,
+            Duration::from_secs(12)
+        )
+        .await,
+        "readiness did not turn NOT_SERVING"
+    );
+    // The process itself stays alive: liveness never fails over a database outage.
+    let live = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        live,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restored_at = Instant::now();
+    proxy.restore();
+    assert!(
+        wait_for_readiness(
+            &channel,
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            Duration::from_secs(12)
+        )
+        .await,
+        "readiness did not come back"
+    );
+    let settled_at = restored_at + Duration::from_secs(5);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(
+        settled_at + Duration::from_secs(2),
+    ))
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for l in loops {
+        outcomes.extend(l.await.unwrap());
+    }
+    let _ = stop_server.send(());
+
+    let during: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|(start, _, _)| *start >= cut_at && *start < restored_at)
+        .collect();
+    assert!(!during.is_empty());
+    for (_, code, took) in &during {
+        assert!(
+            matches!(code, Code::Unavailable | Code::NotFound),
+            "during the outage a call answered {code:?}"
+        );
+        assert!(
+            *took < Duration::from_secs(5),
+            "a call took {took:?}, past its deadline"
+        );
+    }
+    assert!(during.iter().any(|(_, c, _)| *c == Code::Unavailable));
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, c, _)| !matches!(c, Code::Unknown | Code::Internal | Code::DeadlineExceeded)),
+        "{:?}",
+        outcomes.iter().map(|o| o.1).collect::<Vec<_>>()
+    );
+    let after: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|(start, _, _)| *start >= settled_at)
+        .collect();
+    assert!(
+        after.len() >= 10,
+        "too few calls after recovery: {}",
+        after.len()
+    );
+    let ok = after
+        .iter()
+        .filter(|(_, c, _)| *c == Code::NotFound)
+        .count();
+    assert!(
+        ok * 100 >= after.len() * 99,
+        "{ok} of {} answered after recovery",
+        after.len()
+    );
+}
+
+/// The agency token for a fresh SQLite data directory, made with the binary itself.
+fn agency_token(bin: &str, data_dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(bin)
+        .args([
+            "agency",
+            "add",
+            "--name",
+            "sigterm court",
+            "--kind",
+            "court",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_bound() {
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let token = agency_token(bin, dir.path());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "",
+            "--shutdown-announce-secs",
+            "0.5",
+            "--drain-secs",
+            "5",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut channel = None;
+    for _ in 0..100 {
+        if let Ok(c) = Channel::from_shared(addr.clone()).unwrap().connect().await {
+            channel = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let channel = channel.expect("the server starts");
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = format!("enterprises/{}", uscc(1));
+    let loops: Vec<_> = (0..4)
+        .map(|_| load_loop(channel.clone(), token.clone(), name.clone(), stop.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let term_at = Instant::now();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the server exits within the drain bound")
+        .unwrap();
+    let exited_in = term_at.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for l in loops {
+        outcomes.extend(l.await.unwrap());
+    }
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        exited_in < Duration::from_secs(7),
+        "exit took {exited_in:?}"
+    );
+    // Every call that started before SIGTERM (in flight or answered) was answered.
+    let before: Vec<&Outcome> = outcomes.iter().filter(|(s, _, _)| *s < term_at).collect();
+    assert!(before.len() >= 10, "load ran: {}", before.len());
+    assert!(
+        before.iter().all(|(_, c, _)| *c == Code::NotFound),
+        "{before:?}"
+    );
+    // Calls during the announce window were still answered.
+    assert!(outcomes
+        .iter()
+        .filter(|(s, _, _)| *s >= term_at && *s < term_at + Duration::from_millis(300))
+        .all(|(_, c, _)| *c == Code::NotFound));
+}
