@@ -266,12 +266,12 @@ where
             }
             let span = tracing::info_span!("rpc", request_id = %id, method = %method);
             let started = Instant::now();
-            let mut response = inner.call(req).instrument(span).await?;
-            metrics.observe(
-                &method,
-                grpc_code_name(response.headers()),
-                started.elapsed().as_secs_f64(),
-            );
+            let mut response = inner.call(req).instrument(span.clone()).await?;
+            let code = grpc_code_name(response.headers());
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.observe(&method, code, seconds);
+            // The access log, at debug level so the look-up path does not pay for it.
+            span.in_scope(|| tracing::debug!(code, millis = seconds * 1e3, "answered"));
             if let Ok(value) = http::HeaderValue::from_str(&id) {
                 response.headers_mut().insert(REQUEST_ID, value);
             }

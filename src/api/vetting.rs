@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::convert::{id_number, resource_id, text, timestamp};
 use super::paging::{decode_token, encode_token, page_size};
@@ -414,7 +415,7 @@ impl VettingService for VettingApi {
                     )
                     .into());
                 }
-                tokio::spawn(replay(stored, tx));
+                tokio::spawn(replay(stored, tx).in_current_span());
                 return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
             }
         }
@@ -434,7 +435,8 @@ impl VettingService for VettingApi {
             request,
             today: self.state.clock.today(),
         };
-        tokio::spawn(run(job, parsed, tx));
+        // The check outlives the handler; its log lines keep the call's request id.
+        tokio::spawn(run(job, parsed, tx).in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

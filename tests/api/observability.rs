@@ -99,3 +99,81 @@ async fn metrics_show_calls_by_method_and_code_with_latency_pool_audit_and_lag()
         assert!(text.contains(series), "{series} in {text}");
     }
 }
+
+/// With JSON logs, every line a call writes names its request id.
+#[tokio::test]
+async fn log_lines_of_a_call_carry_its_request_id() {
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args([
+            "agency",
+            "add",
+            "--name",
+            "log court",
+            "--kind",
+            "court",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(bin)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--metrics-listen",
+            "",
+            "--shutdown-announce-secs",
+            "0",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("CREDIT_HUB_LOG", "credit_hub=debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut channel = None;
+    for _ in 0..100 {
+        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            channel = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut client = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel.expect("the server starts"),
+        credit_hub::cli::Bearer::new(&token).unwrap(),
+    );
+    let mut request = tonic::Request::new(pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "trace-me-123".parse().unwrap());
+    let _ = client.get_enterprise(request).await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"answered\""))
+        .unwrap_or_else(|| panic!("no access log line in {logs}"));
+    assert!(line.contains("\"request_id\":\"trace-me-123\""), "{line}");
+    assert!(line.contains("\"code\":\"NOT_FOUND\""), "{line}");
+}
