@@ -450,6 +450,8 @@ where
             }
             let note = AuditNote::default();
             req.extensions_mut().insert(note.clone());
+            // Streaming handlers record what each part of their answer discloses.
+            req.extensions_mut().insert(log.clone());
             let budget = grpc_timeout(req.headers());
             let mut unfinished = Unfinished {
                 log: log.clone(),

@@ -13,9 +13,10 @@ use tracing::Instrument;
 use super::convert::{id_number, resource_id, text, timestamp};
 use super::paging::{decode_token, encode_token, page_size};
 use super::{Shared, MAX_REQUEST_ID_CHARS};
-use crate::audit::AuditNote;
+use crate::audit::{AuditLog, AuditNote};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
+use crate::domain::audit::AuditEvent;
 use crate::domain::codes::{AgencyKind, Purpose, Verdict, VettingPurpose};
 use crate::domain::ids::Uscc;
 use crate::domain::vetting::{
@@ -185,6 +186,28 @@ fn report_out(report: &VettingReport) -> pb::VettingReport {
 
 type Sender = mpsc::Sender<Result<pb::CrossCheckResponse, Status>>;
 
+/// The full method name cross-check entries carry.
+const CROSS_CHECK: &str = "/credithub.v1.VettingService/CrossCheck";
+
+/// Records, before a group of results is sent, which persons and enterprises it is
+/// about, as an entry of the cross-check's own (agency, request id, purpose, case).
+struct Disclosure {
+    /// None when the call did not pass through the audit layer.
+    log: Option<AuditLog>,
+    template: AuditEvent,
+}
+
+impl Disclosure {
+    async fn record(&self, subjects: Vec<String>, count: usize) -> Result<(), Status> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut event = self.template.clone();
+        event.time = now_millis();
+        event.subjects = subjects;
+        event.result_count = count as i64;
+        log.record(event).await
+    }
+}
+
 fn event(e: pb::cross_check_response::Event) -> Result<pb::CrossCheckResponse, Status> {
     Ok(pb::CrossCheckResponse { event: Some(e) })
 }
@@ -202,7 +225,7 @@ struct Job {
 /// Checks the candidates group by group, sending each result as soon as its group is
 /// judged, then stores the report and sends the summary. Stops as soon as the caller
 /// goes away; a check that did not finish leaves no report.
-async fn run(mut job: Job, candidates: Vec<Parsed>, tx: Sender) {
+async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: Sender) {
     let linked_since = job
         .today
         .checked_sub_months(chrono::Months::new(12 * ROLE_LOOKBACK_YEARS))
@@ -238,6 +261,12 @@ async fn run(mut job: Job, candidates: Vec<Parsed>, tx: Sender) {
                 return;
             }
         };
+        let mut subjects: Vec<String> = persons.iter().map(|k| format!("persons/{k}")).collect();
+        subjects.extend(declared.iter().map(|u| format!("enterprises/{u}")));
+        if let Err(status) = disclosure.record(subjects, slice.len()).await {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
         for (offset, parsed) in slice.iter().enumerate() {
             let index = start + offset;
             let result = match parsed {
@@ -303,17 +332,39 @@ async fn run(mut job: Job, candidates: Vec<Parsed>, tx: Sender) {
         .await;
 }
 
-/// Streams a stored report again, for a retried request.
-async fn replay(report: VettingReport, tx: Sender) {
-    for r in &report.results {
-        if tx
-            .send(event(pb::cross_check_response::Event::Result(result_out(
-                r,
-            ))))
+/// Streams a stored report again, for a retried request, recording each group's
+/// subjects before sending it as a fresh check does.
+async fn replay(report: VettingReport, disclosure: Disclosure, tx: Sender) {
+    for group in report.results.chunks(GROUP) {
+        let subjects: BTreeSet<String> = group
+            .iter()
+            .flat_map(|r| {
+                r.person_key.iter().map(|k| format!("persons/{k}")).chain(
+                    r.findings.iter().filter_map(|f| {
+                        f.enterprise
+                            .as_ref()
+                            .map(|e| format!("enterprises/{}", e.uscc))
+                    }),
+                )
+            })
+            .collect();
+        if let Err(status) = disclosure
+            .record(subjects.into_iter().collect(), group.len())
             .await
-            .is_err()
         {
+            let _ = tx.send(Err(status)).await;
             return;
+        }
+        for r in group {
+            if tx
+                .send(event(pb::cross_check_response::Event::Result(result_out(
+                    r,
+                ))))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
     let _ = tx
@@ -332,6 +383,7 @@ impl VettingService for VettingApi {
         let agency = caller(&req, Scope::VettingRun)?;
         agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
         let note = AuditNote::of(&req);
+        let audit_log = req.extensions().get::<AuditLog>().cloned();
         let r = req.into_inner();
         let mut v = Violations::default();
         let purpose = VettingPurpose::from_number(r.purpose);
@@ -379,18 +431,24 @@ impl VettingService for VettingApi {
             .enumerate()
             .map(|(i, c)| parse_candidate(&self.state, i, c))
             .collect();
+        // The call's own entry counts the candidates; who was checked is recorded group
+        // by group, each entry durable before that group's results are sent, so the
+        // first results need not wait for an entry naming all 10,000 persons.
         note.count(parsed.len());
-        for p in &parsed {
-            if let Parsed::Valid {
-                person_key,
-                declared,
-                ..
-            } = p
-            {
-                note.subject(format!("persons/{person_key}"));
-                note.subjects(declared.iter().map(|u| format!("enterprises/{u}")));
-            }
-        }
+        let disclosure = Disclosure {
+            log: audit_log,
+            template: AuditEvent {
+                time: 0,
+                agency: agency.id.clone(),
+                method: CROSS_CHECK.to_string(),
+                request_id: r.request_id.clone(),
+                subjects: Vec::new(),
+                purpose: Some(Purpose::CandidateVetting),
+                case_reference: case_reference.clone(),
+                outcome: "OK".into(),
+                result_count: 0,
+            },
+        };
 
         let (tx, rx) = mpsc::channel(64);
         let request = (!r.request_id.is_empty()).then(|| {
@@ -415,7 +473,7 @@ impl VettingService for VettingApi {
                     )
                     .into());
                 }
-                tokio::spawn(replay(stored, tx).in_current_span());
+                tokio::spawn(replay(stored, disclosure, tx).in_current_span());
                 return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
             }
         }
@@ -436,7 +494,7 @@ impl VettingService for VettingApi {
             today: self.state.clock.today(),
         };
         // The check outlives the handler; its log lines keep the call's request id.
-        tokio::spawn(run(job, parsed, tx).in_current_span());
+        tokio::spawn(run(job, disclosure, parsed, tx).in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

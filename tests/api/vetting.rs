@@ -364,6 +364,74 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
     }
 }
 
+/// Who was checked is in the audit log, in the cross-check's own entries (recorded group
+/// by group before the group's results leave), findable by the person's ID number.
+#[tokio::test]
+async fn every_checked_person_is_in_the_audit_log_under_the_cross_check() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(60, ID_A)]).await;
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: "联审〔2026〕9号".into(),
+            candidates: (0..40)
+                .map(|i| {
+                    candidate(
+                        &format!("候选人{i}"),
+                        if i == 39 { ID_B } else { ID_A },
+                        &[uscc(60)],
+                    )
+                })
+                .collect(),
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 40);
+    let auditor = agency_with(
+        &app,
+        std::collections::BTreeSet::from([credit_hub::domain::agency::Scope::AuditRead]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(
+        app.channel.clone(),
+        auditor,
+    );
+    for id in [ID_A, ID_B] {
+        let entries = audit
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                subject_person_id_number: id.into(),
+                method: "/credithub.v1.VettingService/CrossCheck".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        assert!(!entries.is_empty(), "no cross-check entry names {id}");
+        assert!(entries.iter().all(|e| e.case_reference == "联审〔2026〕9号"
+            && e.purpose == pb::Purpose::CandidateVetting as i32
+            && e.agency
+                .ends_with(&app.agency_ids[&AgencyKind::VettingOffice])));
+    }
+    // The declared enterprise is named too.
+    let entries = audit
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(60)),
+            method: "/credithub.v1.VettingService/CrossCheck".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(!entries.is_empty());
+}
+
 #[tokio::test]
 async fn a_malformed_cross_check_request_is_refused_field_by_field() {
     let app = spawn_app().await;
