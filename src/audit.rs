@@ -3,20 +3,18 @@
 //! a writer that group-commits waiting entries into the hash chain in one transaction;
 //! and signed checkpoints of the chain head. The chain rules are in `domain::audit`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::auth::is_public;
 use crate::domain::audit::{AuditEvent, Checkpoint};
 use crate::domain::codes::Purpose;
+use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::{now_millis, Store};
 
 /// Most entries one group commit writes.
@@ -358,39 +356,19 @@ impl Drop for Unfinished {
     }
 }
 
-/// The layer; wraps every service, outside authentication so refusals are logged too.
-/// It also keeps the caller's deadline: past it the call's work is dropped (its
-/// transaction rolls back) and the answer is DEADLINE_EXCEEDED.
+/// The step (wrap it in a `StepLayer`); wraps every service, outside authentication so
+/// refusals are logged too. It also keeps the caller's deadline: past it the call's work
+/// is dropped (its transaction rolls back) and the answer is DEADLINE_EXCEEDED.
 #[derive(Clone)]
-pub struct AuditLayer {
+pub struct Audit {
     log: AuditLog,
 }
 
-impl AuditLayer {
+impl Audit {
     pub fn new(log: AuditLog) -> Self {
-        AuditLayer { log }
+        Audit { log }
     }
 }
-
-impl<S> Layer<S> for AuditLayer {
-    type Service = Audited<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Audited {
-            inner,
-            log: self.log.clone(),
-        }
-    }
-}
-
-/// The service the layer produces.
-#[derive(Clone)]
-pub struct Audited<S> {
-    inner: S,
-    log: AuditLog,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// The gRPC status code name of a response: trailers-only errors carry `grpc-status`
 /// in the headers; a response that starts with headers alone is being answered.
@@ -422,26 +400,17 @@ pub fn grpc_code_name(headers: &http::HeaderMap) -> &'static str {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for Audited<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for Audit {
+    fn call<S, B>(
+        &self,
+        mut inner: S,
+        mut req: http::Request<B>,
+    ) -> BoxFuture<HttpResponse, S::Error>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         let log = self.log.clone();
         Box::pin(async move {
             let method = req.uri().path().to_string();

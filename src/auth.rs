@@ -4,18 +4,16 @@
 //! through [`caller`], before any resource is looked up.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Status};
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::api::error::status;
 use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
+use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::peer::PeerPolicy;
 use crate::quota::TokenBuckets;
 use crate::store::Store;
@@ -176,20 +174,20 @@ fn over_quota(agency: &Agency, retry: Duration) -> Status {
     )
 }
 
-/// The layer; wraps every service on the server.
+/// The step (wrap it in a `StepLayer`); wraps every service on the server.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct Authenticate {
     store: Store,
     cache: TokenCache,
     quotas: Quotas,
     peers: Arc<PeerPolicy>,
 }
 
-impl AuthLayer {
+impl Authenticate {
     /// Authenticates against the agencies in `store`; agencies without their own rate
     /// limit get `default_rate` requests per second (None: unlimited).
     pub fn new(store: Store, default_rate: Option<u32>) -> Self {
-        AuthLayer {
+        Authenticate {
             store,
             cache: TokenCache::default(),
             quotas: Quotas {
@@ -207,53 +205,17 @@ impl AuthLayer {
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            store: self.store.clone(),
-            cache: self.cache.clone(),
-            quotas: self.quotas.clone(),
-            peers: self.peers.clone(),
-        }
-    }
-}
-
-/// The service the layer produces.
-#[derive(Clone)]
-pub struct Authenticate<S> {
-    inner: S,
-    store: Store,
-    cache: TokenCache,
-    quotas: Quotas,
-    peers: Arc<PeerPolicy>,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S, B> Service<http::Request<B>> for Authenticate<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        // The ready inner service is the one we were polled for; leave a clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for Authenticate {
+    fn call<S, B>(
+        &self,
+        mut inner: S,
+        mut req: http::Request<B>,
+    ) -> BoxFuture<HttpResponse, S::Error>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         let store = self.store.clone();
         let cache = self.cache.clone();
         let quotas = self.quotas.clone();

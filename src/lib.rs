@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod middleware;
 pub mod overload;
 pub mod peer;
 pub mod proto;

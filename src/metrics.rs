@@ -6,18 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument;
 
 use crate::audit::{grpc_code_name, AuditLog};
+use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::Store;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -194,37 +192,18 @@ pub async fn serve(
     }
 }
 
-/// The layer; outermost, so every call is counted and carries its request id.
+/// The step (wrap it in a `StepLayer`); outermost, so every call is counted and carries
+/// its request id.
 #[derive(Clone)]
-pub struct ObserveLayer {
+pub struct Observe {
     metrics: Metrics,
 }
 
-impl ObserveLayer {
+impl Observe {
     pub fn new(metrics: Metrics) -> Self {
-        ObserveLayer { metrics }
+        Observe { metrics }
     }
 }
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observed<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Observed {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// The service the layer produces.
-#[derive(Clone)]
-pub struct Observed<S> {
-    inner: S,
-    metrics: Metrics,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// A caller's request id if it is short printable ASCII, else a new one.
 fn request_id(headers: &http::HeaderMap) -> String {
@@ -237,26 +216,17 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
 }
 
-impl<S, B> Service<http::Request<B>> for Observed<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for Observe {
+    fn call<S, B>(
+        &self,
+        mut inner: S,
+        mut req: http::Request<B>,
+    ) -> BoxFuture<HttpResponse, S::Error>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let method = req.uri().path().to_string();

@@ -4,16 +4,14 @@
 //! reflection are never shed, so probes keep seeing the truth under load. (A call
 //! counts until its response starts; an open stream does not hold a place.)
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::api::error::status;
+use crate::middleware::{BoxFuture, HttpResponse, Step};
 
 /// Default limit of calls handled at once.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1_024;
@@ -23,61 +21,28 @@ fn exempt(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
-/// The layer; wraps every service.
+/// The step (wrap it in a `StepLayer`); wraps every service.
 #[derive(Clone)]
-pub struct ShedLayer {
+pub struct LoadShed {
     permits: Arc<Semaphore>,
 }
 
-impl ShedLayer {
+impl LoadShed {
     /// Handles at most `max` calls at once.
     pub fn new(max: usize) -> Self {
-        ShedLayer {
+        LoadShed {
             permits: Arc::new(Semaphore::new(max.max(1))),
         }
     }
 }
 
-impl<S> Layer<S> for ShedLayer {
-    type Service = Shed<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Shed {
-            inner,
-            permits: self.permits.clone(),
-        }
-    }
-}
-
-/// The service the layer produces.
-#[derive(Clone)]
-pub struct Shed<S> {
-    inner: S,
-    permits: Arc<Semaphore>,
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S, B> Service<http::Request<B>> for Shed<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl Step for LoadShed {
+    fn call<S, B>(&self, mut inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         if exempt(req.uri().path()) {
             return Box::pin(inner.call(req));
         }

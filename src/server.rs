@@ -16,15 +16,16 @@ use crate::api::{
     AuditApi, CertificateApi, CertificateSettings, Clock, GradeApi, RecordApi, RegistryApi,
     RepairApi, SpotCheckApi, State, VettingApi,
 };
-use crate::audit::{AuditLayer, AuditLog, AuditSettings};
-use crate::auth::AuthLayer;
+use crate::audit::{Audit, AuditLog, AuditSettings};
+use crate::auth::Authenticate;
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
 use crate::domain::repair::{RepairPolicy, WorkCalendar};
 use crate::domain::spotcheck::SpotCheckPolicy;
 use crate::domain::vetting::VettingPolicy;
-use crate::metrics::{Metrics, ObserveLayer};
-use crate::overload::{ShedLayer, DEFAULT_MAX_CONCURRENT_CALLS};
+use crate::metrics::{Metrics, Observe};
+use crate::middleware::StepLayer;
+use crate::overload::{LoadShed, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
@@ -321,10 +322,12 @@ impl Server {
             ))
         });
         let serve = builder
-            .layer(ObserveLayer::new(metrics))
-            .layer(ShedLayer::new(self.max_concurrent_calls))
-            .layer(AuditLayer::new(audit))
-            .layer(AuthLayer::new(store.clone(), self.default_rate).with_peers(self.peers))
+            .layer(StepLayer::new(Observe::new(metrics)))
+            .layer(StepLayer::new(LoadShed::new(self.max_concurrent_calls)))
+            .layer(StepLayer::new(Audit::new(audit)))
+            .layer(StepLayer::new(
+                Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
+            ))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
