@@ -548,9 +548,10 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
     let store = storage.open_store().await?;
     match store.verify_audit(&trusted).await? {
         Ok(v) => {
-            println!(
+            credit_hub::out!(
                 "audit chain intact: {} entries, {} signed checkpoints",
-                v.entries, v.checkpoints
+                v.entries,
+                v.checkpoints
             );
             Ok(())
         }
@@ -735,14 +736,14 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            println!("{token}");
+            credit_hub::out!("{token}");
             Ok(())
         }
         AgencyCommand::List { storage } => {
             let store = storage.open_store().await?;
             for listing in store.list_agencies().await? {
                 let a = &listing.agency;
-                println!(
+                credit_hub::out!(
                     "{:<28} {:<18} {:<8} {:<24} {}{}",
                     a.id,
                     a.kind.label(),

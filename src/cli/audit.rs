@@ -81,9 +81,13 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
     let mut token = String::new();
     let mut shown = 0;
     if !args.json {
-        println!(
+        crate::out!(
             "{:>8}  {:<25}  {:<28}  {:<44}  {:<18}  SUBJECTS",
-            "SEQ", "TIME", "AGENCY", "METHOD", "OUTCOME"
+            "SEQ",
+            "TIME",
+            "AGENCY",
+            "METHOD",
+            "OUTCOME"
         );
     }
     loop {
@@ -107,10 +111,10 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
             }
             shown += 1;
             if args.json {
-                println!("{}", entry_json(e));
+                crate::out!("{}", entry_json(e));
             } else {
                 let j = entry_json(e);
-                println!(
+                crate::out!(
                     "{:>8}  {:<25}  {:<28}  {:<44}  {:<18}  {}",
                     e.sequence,
                     j["time"].as_str().unwrap_or(""),
@@ -127,7 +131,7 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
         token = page.next_page_token;
     }
     if !args.json {
-        println!("{shown} entries");
+        crate::out!("{shown} entries");
     }
     Ok(())
 }
@@ -151,7 +155,7 @@ pub async fn export(args: &ClientArgs, query: &AuditQuery) -> anyhow::Result<()>
         .into_inner();
     while let Some(msg) = stream.message().await.map_err(explain)? {
         if let Some(e) = msg.entry {
-            println!("{}", entry_json(&e));
+            crate::out!("{}", entry_json(&e));
         }
     }
     Ok(())

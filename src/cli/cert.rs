@@ -246,7 +246,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                     (result, r.reason)
                 }
             };
-            println!(
+            crate::out!(
                 "{}{}",
                 result.code(),
                 if reason.is_empty() {
@@ -279,7 +279,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "keys": keys }))?
             );
@@ -340,7 +340,7 @@ fn show(c: &pb::Certificate, json: bool) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     if json {
-        println!(
+        crate::out!(
             "{}",
             serde_json::json!({
                 "name": c.name,
@@ -355,7 +355,7 @@ fn show(c: &pb::Certificate, json: bool) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!(
+        crate::out!(
             "{}  {}  {}  {}  valid until {}{}",
             c.serial_number,
             kind,

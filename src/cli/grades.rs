@@ -44,7 +44,7 @@ fn grade_json(g: &pb::CreditGrade) -> serde_json::Value {
 }
 
 fn print_grade(g: &pb::CreditGrade) {
-    println!(
+    crate::out!(
         "{}  {} 类  {} 分  (模型 {} {})",
         g.enterprise.trim_start_matches("enterprises/"),
         grade_letter(g.grade),
@@ -53,9 +53,9 @@ fn print_grade(g: &pb::CreditGrade) {
         g.model_version
     );
     for r in &g.reasons {
-        println!("  {:<40} {:>5}  {}", r.code, r.points, r.description);
+        crate::out!("  {:<40} {:>5}  {}", r.code, r.points, r.description);
         for rec in &r.records {
-            println!("  {:<40}        {rec}", "");
+            crate::out!("  {:<40}        {rec}", "");
         }
     }
 }
@@ -87,7 +87,7 @@ pub async fn grade(
             .grades;
         for g in &grades {
             if args.json {
-                println!("{}", grade_json(g));
+                crate::out!("{}", grade_json(g));
             } else {
                 print_grade(g);
             }
@@ -125,7 +125,7 @@ pub async fn watch(
             })
             .unwrap_or_default();
         if args.json {
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({
                     "cursor": change.cursor, "enterprise": change.enterprise, "model": change.model,
@@ -135,7 +135,7 @@ pub async fn watch(
                 })
             );
         } else {
-            println!(
+            crate::out!(
                 "{:>8}  {}  {:<16} {} -> {}  ({} -> {})  {} {}",
                 change.cursor,
                 change.enterprise.trim_start_matches("enterprises/"),
@@ -172,7 +172,7 @@ pub async fn stats(
         .into_inner();
     if args.json {
         for r in &d.rows {
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({"model": d.model, "region_code": r.region_code, "industry_section": r.industry_section,
                     "grade": grade_letter(r.grade), "enterprises": r.enterprise_count})
@@ -180,16 +180,22 @@ pub async fn stats(
         }
         return Ok(());
     }
-    println!(
+    crate::out!(
         "模型 {} {}，共 {} 户",
-        d.model, d.model_version, d.total_enterprises
+        d.model,
+        d.model_version,
+        d.total_enterprises
     );
-    println!(
+    crate::out!(
         "{:<8} {:<6} {:<4} {:>8} {:>7}",
-        "区划", "门类", "类别", "户数", "占比"
+        "区划",
+        "门类",
+        "类别",
+        "户数",
+        "占比"
     );
     for r in &d.rows {
-        println!(
+        crate::out!(
             "{:<8} {:<6} {:<4} {:>8} {:>6.2}%",
             r.region_code,
             r.industry_section,

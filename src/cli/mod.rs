@@ -23,6 +23,31 @@ use pb::registry_service_client::RegistryServiceClient;
 
 pub use records_file::read_records_file;
 
+/// Prints a line on standard output like `println!`, but when the reader has gone (a
+/// closed pipe, as with `| head`) exits quietly instead of panicking.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to standard output for [`out!`].
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Where the service is and who is calling.
 #[derive(clap::Args, Clone)]
 pub struct ClientArgs {
@@ -182,20 +207,20 @@ pub async fn enterprise_get(args: &ClientArgs, uscc: &str) -> anyhow::Result<()>
         .enterprise
         .context("empty response")?;
     if args.json {
-        println!("{}", serde_json::to_string(&enterprise_json(&e))?);
+        crate::out!("{}", serde_json::to_string(&enterprise_json(&e))?);
         return Ok(());
     }
     let rep = e.legal_representative.as_ref();
-    println!("统一社会信用代码  {}", e.uscc);
-    println!("名称              {}", e.display_name);
+    crate::out!("统一社会信用代码  {}", e.uscc);
+    crate::out!("名称              {}", e.display_name);
     if !e.former_names.is_empty() {
-        println!("曾用名            {}", e.former_names.join("、"));
+        crate::out!("曾用名            {}", e.former_names.join("、"));
     }
-    println!(
+    crate::out!(
         "类型              {}",
         enum_name(e.kind, pb::EnterpriseKind::as_str_name, "ENTERPRISE_KIND_")
     );
-    println!(
+    crate::out!(
         "状态              {}",
         enum_name(
             e.status,
@@ -203,14 +228,14 @@ pub async fn enterprise_get(args: &ClientArgs, uscc: &str) -> anyhow::Result<()>
             "ENTERPRISE_STATUS_"
         )
     );
-    println!("成立日期          {}", e.established_date);
-    println!("行政区划 / 行业    {} / {}", e.region_code, e.industry_code);
+    crate::out!("成立日期          {}", e.established_date);
+    crate::out!("行政区划 / 行业    {} / {}", e.region_code, e.industry_code);
     if let Some(p) = rep {
-        println!("法定代表人        {} ({})", p.name, p.masked_id_number);
+        crate::out!("法定代表人        {} ({})", p.name, p.masked_id_number);
     }
     for r in &e.roles {
         let p = r.person.clone().unwrap_or_default();
-        println!(
+        crate::out!(
             "  {:<22} {} ({}) {}..{}",
             enum_name(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"),
             p.name,
@@ -274,9 +299,13 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
     let mut token = String::new();
     let mut shown = 0;
     if !args.json {
-        println!(
+        crate::out!(
             "{:<40} {:<34} {:<9} {:<11} {:<10} 文号",
-            "记录", "类型", "等级", "决定日期", "状态"
+            "记录",
+            "类型",
+            "等级",
+            "决定日期",
+            "状态"
         );
     }
     loop {
@@ -296,10 +325,10 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
             }
             shown += 1;
             if args.json {
-                println!("{}", serde_json::to_string(&record_json(r))?);
+                crate::out!("{}", serde_json::to_string(&record_json(r))?);
             } else {
                 let j = record_json(r);
-                println!(
+                crate::out!(
                     "{:<40} {:<34} {:<9} {:<11} {:<10} {}",
                     r.name,
                     j["kind"].as_str().unwrap_or(""),
@@ -316,7 +345,7 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
         token = page.next_page_token;
     }
     if !args.json {
-        println!("({shown} records)");
+        crate::out!("({shown} records)");
     }
     Ok(())
 }
@@ -365,10 +394,10 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
     }
     bar.finish();
     if args.json {
-        println!("{}", serde_json::to_string(&counts)?);
+        crate::out!("{}", serde_json::to_string(&counts)?);
     } else {
         for (outcome, n) in counts {
-            println!("{outcome:<10} {n}");
+            crate::out!("{outcome:<10} {n}");
         }
     }
     Ok(())

@@ -100,7 +100,7 @@ fn short<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) ->
 fn show(a: &pb::RepairApplication, json: bool) {
     let state = short(a.state, pb::RepairState::as_str_name, "REPAIR_STATE_");
     if json {
-        println!(
+        crate::out!(
             "{}",
             serde_json::json!({
                 "name": a.name,
@@ -115,7 +115,7 @@ fn show(a: &pb::RepairApplication, json: bool) {
         );
         return;
     }
-    println!(
+    crate::out!(
         "{}{}  {}  {}  due {}  {} record(s){}{}",
         if a.overdue { "!! OVERDUE  " } else { "" },
         a.name,
@@ -156,7 +156,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 .into_inner();
             if args.json {
                 for i in &c.items {
-                    println!(
+                    crate::out!(
                         "{}",
                         serde_json::json!({
                             "record": i.record,
@@ -170,11 +170,12 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
-            println!(
+            crate::out!(
                 "信用体检报告  {}  {}",
-                c.enterprise_display_name, c.enterprise
+                c.enterprise_display_name,
+                c.enterprise
             );
-            println!(
+            crate::out!(
                 "grade now {} ({}); after repairing what can be repaired today {} ({}){}",
                 grade(c.current_grade),
                 c.current_score,
@@ -187,7 +188,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 }
             );
             if c.items.is_empty() {
-                println!("no active negative records");
+                crate::out!("no active negative records");
             }
             for i in &c.items {
                 let needs: Vec<String> = i
@@ -201,7 +202,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                         )
                     })
                     .collect();
-                println!(
+                crate::out!(
                     "- {} {} {} decided {} publicity to {}: {}{}\n    {}{}",
                     i.document_number,
                     short(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
@@ -353,7 +354,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                     .into_inner();
                 for c in &page.candidates {
                     if args.json {
-                        println!(
+                        crate::out!(
                             "{}",
                             serde_json::json!({
                                 "enterprise": c.enterprise,
@@ -364,7 +365,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                             })
                         );
                     } else {
-                        println!(
+                        crate::out!(
                             "{}  {}  {}  {} repairable record(s){}",
                             c.enterprise,
                             c.region_code,

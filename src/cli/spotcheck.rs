@@ -139,7 +139,7 @@ fn parse_ratios(text: &str) -> anyhow::Result<Vec<pb::GradeRatio>> {
 }
 
 fn show_plan(p: &pb::SpotCheckPlan) {
-    println!(
+    crate::out!(
         "{}  {}  cycle {}  {} target(s){}  commitment {}",
         p.name,
         pb::RegulatoryDomain::try_from(p.domain).map_or("?", |d| d.as_str_name()),
@@ -153,10 +153,10 @@ fn show_plan(p: &pb::SpotCheckPlan) {
         p.seed_commitment
     );
     if !p.seed.is_empty() {
-        println!("seed {}", p.seed);
+        crate::out!("seed {}", p.seed);
     }
     for t in &p.targets {
-        println!(
+        crate::out!(
             "  {}  {}  {}{}{}",
             t.enterprise,
             grade_label(t.grade),
@@ -253,12 +253,13 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            println!(
+            crate::out!(
                 "seed matches commitment: {}; same targets from the published inputs: {}",
-                v.seed_matches_commitment, v.targets_match
+                v.seed_matches_commitment,
+                v.targets_match
             );
             for (e, d) in v.eligible.iter().zip(&v.drawn) {
-                println!(
+                crate::out!(
                     "  grade {}: {} drawn of {} eligible",
                     grade_label(e.grade),
                     d.count,
@@ -279,7 +280,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            println!(
+            crate::out!(
                 "{} visits before merging, {} after; {} joint ({:.2}%)",
                 m.visits_before,
                 m.visits_after,
@@ -287,7 +288,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 m.joint_share * 100.0
             );
             for v in &m.visits {
-                println!(
+                crate::out!(
                     "  {}  {} department(s)  inspectors {}",
                     v.enterprise,
                     v.departments.len(),
@@ -336,7 +337,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            println!("published; recorded as {}", r.record);
+            crate::out!("published; recorded as {}", r.record);
             Ok(())
         }
         SpotCheckCommand::Published {
@@ -361,7 +362,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                     .map_err(explain)?
                     .into_inner();
                 for r in &page.results {
-                    println!(
+                    crate::out!(
                         "{}  {}  {}  {}  inspected {}{}",
                         r.enterprise,
                         r.enterprise_display_name,

@@ -559,3 +559,35 @@ async fn past_the_callers_deadline_the_work_stops_and_nothing_is_written() {
     assert_eq!(done.records.len(), 1000);
     assert_eq!(app.store.count_records().await.unwrap(), 1000);
 }
+
+/// A client command whose reader has gone (`… | head`) exits quietly, not with a panic.
+#[test]
+fn a_command_writing_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let added = std::process::Command::new(bin)
+        .args([
+            "agency",
+            "add",
+            "--name",
+            "pipe court",
+            "--kind",
+            "court",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let listed = std::process::Command::new(bin)
+        .args(["agency", "list", "--data-dir"])
+        .arg(dir.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(listed.status.success(), "{:?} {stderr}", listed.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
