@@ -53,6 +53,9 @@ pub struct SeedReport {
 
 /// Districts of the demo (Weihai, Shandong): GB/T 2260 codes.
 const REGIONS: &[&str] = &["371002", "371003", "371082", "371083", "371071", "371072"];
+/// Address codes of the demo's ID numbers: 99xxxx belongs to no region, so no generated
+/// number can be a real person's (GB 11643 check characters are still computed).
+const SYNTHETIC_ADDRESS_CODES: &[&str] = &["990001", "990002", "990003", "990004"];
 const INDUSTRIES: &[&str] = &[
     "C1391", "C1431", "F5211", "H6210", "P8331", "E4790", "C3581", "F5261", "O8010", "G5430",
     "C2710", "L7212",
@@ -95,7 +98,7 @@ fn synthetic_id_text<R: Rng>(rng: &mut R) -> String {
         + Duration::days(rng.gen_range(0..18_000));
     let mut digits = format!(
         "{}{}{:03}",
-        pick(rng, REGIONS),
+        pick(rng, SYNTHETIC_ADDRESS_CODES),
         birth.format("%Y%m%d"),
         rng.gen_range(0..1000)
     );

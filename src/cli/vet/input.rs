@@ -235,12 +235,12 @@ pub fn split_declared(cell: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    // Synthetic numbers made up for these tests (no one's), valid under GB 11643 (check
-    // digits computed) so they look exactly like the real thing to every check here; the
-    // tests below assert none of them reaches any output.
+    // The standard's documented example, and two synthetic numbers on the address codes
+    // 990101/990102, which belong to no region (so to no one), with check characters
+    // computed under GB 11643; the tests below assert none of them reaches any output.
     const ID_A: &str = "11010519491231002X";
-    const ID_B: &str = "440305198001010013";
-    const ID_C: &str = "310104199912310015";
+    const ID_B: &str = "990101198001010014";
+    const ID_C: &str = "990102199912310019";
 
     fn list() -> String {
         format!(

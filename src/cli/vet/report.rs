@@ -608,12 +608,12 @@ fn record_step(rec: &pb::EvidenceRecord) -> String {
 mod tests {
     use super::*;
 
-    // Synthetic numbers made up for these tests (no one's), valid under GB 11643 (check
-    // digits computed) so they look exactly like the real thing to every check here; the
-    // tests below assert none of them reaches any output.
+    // The standard's documented example, and two synthetic numbers on the address codes
+    // 990101/990102, which belong to no region (so to no one), with check characters
+    // computed under GB 11643; the tests below assert none of them reaches any output.
     const ID_A: &str = "11010519491231002X";
-    const ID_B: &str = "440305198001010013";
-    const ID_C: &str = "310104199912310015";
+    const ID_B: &str = "990101198001010014";
+    const ID_C: &str = "990102199912310019";
 
     #[test]
     fn scrub_masks_ids_but_not_usccs() {
@@ -625,8 +625,8 @@ mod tests {
         let uscc = "企业 914403001922038216 与 91440300708461136T";
         assert_eq!(scrub(uscc), uscc);
         assert!(matches!(scrub("无"), Cow::Borrowed(_)));
-        assert_eq!(mask_id_field(ID_B), "440305********0013");
-        assert_eq!(mask_id_field("440305********0013"), "440305********0013");
+        assert_eq!(mask_id_field(ID_B), "990101********0014");
+        assert_eq!(mask_id_field("990101********0014"), "990101********0014");
     }
 
     #[test]
@@ -682,14 +682,14 @@ mod tests {
             pb::CandidateResult {
                 index: 1,
                 name: "=李四".into(),
-                masked_id_number: "440305********0013".into(),
+                masked_id_number: "990101********0014".into(),
                 verdict: pb::Verdict::Clear as i32,
                 ..Default::default()
             },
             pb::CandidateResult {
                 index: 2,
                 name: "王<五>".into(),
-                masked_id_number: "310104********0015".into(),
+                masked_id_number: "990102********0019".into(),
                 verdict: pb::Verdict::Invalid as i32,
                 invalid_reasons: vec!["candidates[2].id_number: check digit should be 2".into()],
                 ..Default::default()
@@ -745,7 +745,7 @@ mod tests {
             .next()
             .unwrap()
             .starts_with("1,张三,110105********002X,不通过,"));
-        assert_eq!(lines.next(), Some("2,'=李四,440305********0013,通过,"));
+        assert_eq!(lines.next(), Some("2,'=李四,990101********0014,通过,"));
         assert!(lines
             .next()
             .unwrap()
