@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::convert::{date, enterprise_name, filter_enum, required_enum, text, timestamp};
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
@@ -334,15 +334,9 @@ impl CertificateService for CertificateApi {
             .store
             .list_certificates(&filter, after, size + 1, now)
             .await?;
-        let next_page_token = if found.len() > size {
-            found.truncate(size);
-            found
-                .last()
-                .map(|c| encode_token(&query, &(c.issued_at, c.serial.clone())))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut found, size, &query, |c| {
+            (c.issued_at, c.serial.clone())
+        });
         let note = AuditNote::of(&req);
         note.subjects(found.iter().map(|c| c.uscc.resource_name()));
         note.count(found.len());

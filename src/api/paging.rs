@@ -44,6 +44,25 @@ pub fn encode_token<C: Serialize>(query: &str, cursor: &C) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
+/// Cuts `items`, fetched with one more than `size` to learn whether more follow, back to
+/// `size`, and returns the token that continues after the last one kept (empty when no
+/// more follow).
+pub fn next_page<T, C: Serialize>(
+    items: &mut Vec<T>,
+    size: usize,
+    query: &str,
+    cursor: impl Fn(&T) -> C,
+) -> String {
+    if items.len() <= size {
+        return String::new();
+    }
+    items.truncate(size);
+    items
+        .last()
+        .map(|last| encode_token(query, &cursor(last)))
+        .unwrap_or_default()
+}
+
 /// Decodes a page token; empty means the first page.
 pub fn decode_token<C: DeserializeOwned>(query: &str, token: &str) -> Result<Option<C>, Error> {
     if token.is_empty() {

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     date, enterprise_name, filter_enum, required_enum, resource_id, text, timestamp,
 };
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -578,15 +578,7 @@ impl RepairService for RepairApi {
             .store
             .list_repair_applications(&filter, before.as_deref(), size + 1)
             .await?;
-        let next_page_token = if found.len() > size {
-            found.truncate(size);
-            found
-                .last()
-                .map(|a| encode_token(&query, &a.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut found, size, &query, |a| a.id.clone());
         let note = AuditNote::of(&req);
         note.subjects(found.iter().map(|a| a.uscc.resource_name()));
         note.count(found.len());
@@ -666,20 +658,9 @@ impl RepairService for RepairApi {
                 }
             }
         }
-        let next_page_token = if candidates.len() > size {
-            candidates.truncate(size);
-            candidates
-                .last()
-                .map(|c| {
-                    encode_token(
-                        &query,
-                        &c.enterprise.trim_start_matches("enterprises/").to_string(),
-                    )
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut candidates, size, &query, |c| {
+            c.enterprise.trim_start_matches("enterprises/").to_string()
+        });
         let note = AuditNote::of(&req);
         note.purpose(Some(Purpose::CreditRepair), "");
         note.subjects(candidates.iter().map(|c| c.enterprise.clone()));

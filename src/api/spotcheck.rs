@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{date, enterprise_name, required_enum, resource_id, text, timestamp};
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
@@ -275,15 +275,7 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .list_inspectors(&agency.id, after.as_deref(), size + 1)
             .await?;
-        let next_page_token = if found.len() > size {
-            found.truncate(size);
-            found
-                .last()
-                .map(|i| encode_token(&query, &i.code))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut found, size, &query, |i| i.code.clone());
         AuditNote::of(&req).count(found.len());
         Ok(Response::new(pb::ListInspectorsResponse {
             inspectors: found
@@ -860,17 +852,9 @@ impl SpotCheckService for SpotCheckApi {
                 size + 1,
             )
             .await?;
-        let next_page_token = if found.len() > size {
-            found.truncate(size);
-            found
-                .last()
-                .map(|(x, _)| {
-                    encode_token(&query, &(x.published_at, x.plan_id.clone(), x.uscc.clone()))
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut found, size, &query, |(x, _)| {
+            (x.published_at, x.plan_id.clone(), x.uscc.clone())
+        });
         let today = self.state.clock.today();
         Ok(Response::new(pb::ListPublishedResultsResponse {
             results: found

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::convert::{id_number, resource_id, text, timestamp};
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::{Shared, MAX_REQUEST_ID_CHARS};
 use crate::audit::{AuditLog, AuditNote};
 use crate::auth::caller;
@@ -544,15 +544,7 @@ impl VettingService for VettingApi {
             .store
             .list_vetting_reports(&agency.id, before.as_deref(), size + 1)
             .await?;
-        let next_page_token = if reports.len() > size {
-            reports.truncate(size);
-            reports
-                .last()
-                .map(|last| encode_token(&query, &last.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut reports, size, &query, |last| last.id.clone());
         AuditNote::of(&req).count(reports.len());
         Ok(Response::new(pb::ListVettingReportsResponse {
             reports: reports.iter().map(report_out).collect(),
