@@ -83,6 +83,25 @@ impl Store {
         key_id: &str,
         public_key_multibase: &str,
     ) -> Result<()> {
+        match self
+            .try_register_issuer_key(key_id, public_key_multibase)
+            .await
+        {
+            // Replicas starting together race to register the same key: the loser reads
+            // what the winner registered and checks it like any already-present key.
+            Err(Error::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                self.try_register_issuer_key(key_id, public_key_multibase)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_register_issuer_key(
+        &self,
+        key_id: &str,
+        public_key_multibase: &str,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT key_id, public_key_multibase, valid_until FROM issuer_keys \

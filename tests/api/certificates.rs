@@ -792,3 +792,31 @@ async fn the_demo_remediation_case_gets_its_certificate() {
         .unwrap()
         .contains("尚未移出"));
 }
+
+/// Replicas rolled out together with a new key race to register it; every one of them
+/// must come up and serve, not the first alone.
+#[tokio::test]
+async fn replicas_starting_together_with_a_new_key_all_serve() {
+    let app = spawn_app().await;
+    let settings = || CertificateSettings {
+        key_id: "2027-02".into(),
+        signing_key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        ..CertificateSettings::default()
+    };
+    let (first, second, third) = tokio::join!(
+        replica(&app, settings()),
+        replica(&app, settings()),
+        replica(&app, settings())
+    );
+    for (channel, _stop) in [first, second, third] {
+        let keys = CertificateServiceClient::new(channel)
+            .list_issuer_keys(pb::ListIssuerKeysRequest {})
+            .await
+            .expect("every replica serves")
+            .into_inner()
+            .keys;
+        let current: Vec<_> = keys.iter().filter(|k| k.valid_until.is_none()).collect();
+        assert_eq!(current.len(), 1, "one current key: {keys:?}");
+        assert_eq!(current[0].key_id, "2027-02");
+    }
+}
