@@ -128,28 +128,54 @@ fn audit_unavailable() -> Status {
 /// Attempts at writing one group of entries before its calls are refused.
 const APPEND_ATTEMPTS: u32 = 3;
 
-/// Appends `events`, retrying a failed transaction: on SQLite a write lock held past the
+/// How many times in a row a group may find that another process moved the head.
+const HEAD_MOVED_ATTEMPTS: u32 = 100;
+
+/// Appends `events` after `head` (read from the database when unknown), and moves it.
+/// A group that finds the head moved (another replica appended) is chained again after
+/// the new head. A failed statement is retried: on SQLite a write lock held past the
 /// busy timeout (say by abandoned work still finishing) fails it, and entries of calls
 /// whose callers have gone (deadline, cancel) have nobody to refuse, so would be lost.
 async fn append(store: &Store, events: Vec<AuditEvent>, head: &mut Option<(i64, String)>) -> bool {
-    for attempt in 1..=APPEND_ATTEMPTS {
-        match store.append_audit(events.clone()).await {
-            Ok(entries) => {
-                if let Some(last) = entries.last() {
-                    *head = Some((last.seq, last.hash.clone()));
+    let mut failures = 0;
+    let mut moved = 0;
+    loop {
+        let result = match head.clone() {
+            Some(known) => store.append_audit(&known, &events).await,
+            None => match store.audit_head().await {
+                Ok(read) => {
+                    *head = Some(read);
+                    continue;
                 }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(Some(new_head)) => {
+                *head = Some(new_head);
                 return true;
             }
-            Err(e) if attempt < APPEND_ATTEMPTS => {
-                tracing::warn!(error = ?e, attempt, "audit entries could not be written; retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            Ok(None) if moved < HEAD_MOVED_ATTEMPTS => {
+                moved += 1;
+                *head = None;
+            }
+            Ok(None) => {
+                tracing::error!("the audit chain's head kept moving; refusing this group's calls");
+                *head = None;
+                return false;
             }
             Err(e) => {
-                tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
+                failures += 1;
+                *head = None;
+                if failures >= APPEND_ATTEMPTS {
+                    tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
+                    return false;
+                }
+                tracing::warn!(error = ?e, attempt = failures, "audit entries could not be written; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(failures))).await;
             }
         }
     }
-    false
 }
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSettings) {

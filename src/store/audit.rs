@@ -1,19 +1,15 @@
-//! The audit log's storage: appending chained entries under one lock, so replicas on
-//! one PostgreSQL extend a single chain; listing, exporting and verifying it; signed
-//! checkpoints of its head.
+//! The audit log's storage: appending chained entries after a known head (sequence
+//! numbers are unique, so replicas on one PostgreSQL extend a single chain); listing,
+//! exporting and verifying it; signed checkpoints of its head.
 
 use sqlx::Row;
 
-use super::sql::{bind_all, fetch_json, multi_insert, placeholders, select_json, Val};
+use super::sql::{fetch_json, placeholders, select_json, Val};
 use super::{stored_code, Backend, Result, Store};
 use crate::domain::audit::{
-    AuditEntry, AuditEvent, ChainBreak, ChainCheck, Checkpoint, GENESIS_HASH,
+    entry_hash, AuditEntry, AuditEvent, ChainBreak, ChainCheck, Checkpoint, GENESIS_HASH,
 };
 use crate::domain::codes::Purpose;
-
-/// PostgreSQL advisory lock that appenders take in turn, so that every replica reads the
-/// true head before extending the chain.
-const CHAIN_LOCK: i64 = 728_302;
 
 const ENTRY_COLUMNS: &[&str] = &[
     "seq",
@@ -29,6 +25,43 @@ const ENTRY_COLUMNS: &[&str] = &[
     "previous_hash",
     "hash",
 ];
+
+/// An entry as the append statement receives it: one object per row, keyed by column.
+#[derive(serde::Serialize)]
+struct EntryJson<'a> {
+    seq: i64,
+    time: i64,
+    agency: &'a str,
+    method: &'a str,
+    request_id: &'a str,
+    /// The subject list as stored: JSON text inside the row's JSON.
+    subjects: String,
+    purpose: Option<&'static str>,
+    case_reference: &'a str,
+    outcome: &'a str,
+    result_count: i64,
+    previous_hash: String,
+    hash: String,
+}
+
+impl<'a> EntryJson<'a> {
+    fn of(seq: i64, e: &'a AuditEvent, previous_hash: String, hash: String) -> Self {
+        EntryJson {
+            seq,
+            time: e.time,
+            agency: &e.agency,
+            method: &e.method,
+            request_id: &e.request_id,
+            subjects: serde_json::to_string(&e.subjects).expect("strings always serialize"),
+            purpose: e.purpose.map(Purpose::code),
+            case_reference: &e.case_reference,
+            outcome: &e.outcome,
+            result_count: e.result_count,
+            previous_hash,
+            hash,
+        }
+    }
+}
 
 type EntryRow = (
     i64,
@@ -104,80 +137,86 @@ pub struct VerifiedChain {
 }
 
 impl Store {
-    /// Appends `events` to the chain in one transaction and returns them as chained.
-    pub async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEntry>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CHAIN_LOCK)
-                .execute(&mut *tx)
+    /// The chain's last entry as (seq, hash); (0, [`GENESIS_HASH`]) while it is empty.
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.write)
                 .await?;
-        }
-        let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (mut seq, mut previous) = match head {
-            Some(row) => (
-                row.try_get::<i64, _>("seq")?,
-                row.try_get::<String, _>("hash")?,
-            ),
-            None => (0, GENESIS_HASH.to_string()),
-        };
-        let mut entries = Vec::with_capacity(events.len());
+        Ok(head.unwrap_or_else(|| (0, GENESIS_HASH.to_string())))
+    }
+
+    /// Chains `events` after `head` (the writer's last known head) and appends them in
+    /// one statement; a trigger indexes their subjects within it. Returns the new head;
+    /// `None` when `head` is
+    /// no longer the last entry, because another process appended since: the entries'
+    /// sequence numbers are taken, so nothing was written; read the head and retry.
+    /// Sequence numbers are the primary key, so two writers can never both extend the
+    /// same head: the chain cannot fork.
+    pub async fn append_audit(
+        &self,
+        head: &(i64, String),
+        events: &[AuditEvent],
+    ) -> Result<Option<(i64, String)>> {
+        let (mut seq, mut previous) = head.clone();
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             seq += 1;
-            let entry = event.chain(seq, &previous);
-            previous = entry.hash.clone();
-            entries.push(entry);
+            let hash = entry_hash(seq, event, &previous);
+            rows.push(EntryJson::of(
+                seq,
+                event,
+                std::mem::replace(&mut previous, hash.clone()),
+                hash,
+            ));
         }
-        let rows = entries
-            .iter()
-            .map(|e| {
-                vec![
-                    e.seq.into(),
-                    e.event.time.into(),
-                    e.event.agency.clone().into(),
-                    e.event.method.clone().into(),
-                    e.event.request_id.clone().into(),
-                    serde_json::to_string(&e.event.subjects)
-                        .expect("strings always serialize")
-                        .into(),
-                    e.event.purpose.map(|p| p.code().to_string()).into(),
-                    e.event.case_reference.clone().into(),
-                    e.event.outcome.clone().into(),
-                    e.event.result_count.into(),
-                    e.previous_hash.clone().into(),
-                    e.hash.clone().into(),
-                ]
-            })
-            .collect();
-        for (sql, vals) in multi_insert(self.backend, "audit_entries", ENTRY_COLUMNS, rows) {
-            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(Some(head.clone()));
         }
-        let subjects: Vec<Vec<Val>> = entries
-            .iter()
-            .flat_map(|e| {
-                let mut subjects = e.event.subjects.clone();
-                subjects.sort();
-                subjects.dedup();
-                subjects
-                    .into_iter()
-                    .map(move |s| vec![Val::from(s), Val::from(e.seq)])
-            })
-            .collect();
-        for (sql, vals) in multi_insert(
-            self.backend,
-            "audit_subjects",
-            &["subject", "seq"],
-            subjects,
-        ) {
-            bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
+        let columns = ENTRY_COLUMNS.join(", ");
+        // PostgreSQL: one fixed statement whatever the group's size, the rows travelling
+        // as one JSON array. SQLite: bound values (unpacking JSON there cost more than the
+        // rest of the insert); one cached statement per group size.
+        let result = match self.backend {
+            Backend::Sqlite => {
+                let row = format!("({})", vec!["?"; ENTRY_COLUMNS.len()].join(", "));
+                let sql = format!(
+                    "INSERT INTO audit_entries ({columns}) VALUES {}",
+                    vec![row.as_str(); rows.len()].join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for r in &rows {
+                    query = query
+                        .bind(r.seq)
+                        .bind(r.time)
+                        .bind(r.agency)
+                        .bind(r.method)
+                        .bind(r.request_id)
+                        .bind(r.subjects.as_str())
+                        .bind(r.purpose)
+                        .bind(r.case_reference)
+                        .bind(r.outcome)
+                        .bind(r.result_count)
+                        .bind(r.previous_hash.as_str())
+                        .bind(r.hash.as_str());
+                }
+                query.execute(&self.write).await
+            }
+            Backend::Postgres => {
+                let json =
+                    serde_json::to_string(&rows).expect("strings and numbers always serialize");
+                let sql = format!(
+                    "INSERT INTO audit_entries ({columns}) SELECT {columns} \
+                     FROM json_populate_recordset(NULL::audit_entries, $1::json)"
+                );
+                sqlx::query(&sql).bind(json).execute(&self.write).await
+            }
+        };
+        match result {
+            Ok(_) => Ok(Some((seq, previous))),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        tx.commit().await?;
-        Ok(entries)
     }
 
     /// Entries after `after` matching `filter`, ascending, at most `limit`.

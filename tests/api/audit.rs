@@ -591,3 +591,64 @@ fn a_command_writing_into_a_closed_pipe_exits_quietly() {
     assert!(listed.status.success(), "{:?} {stderr}", listed.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A writer whose head is stale (another process appended since) writes nothing and
+/// is told so; chained after the true head, the same group lands and the chain and the
+/// subject index both hold it.
+#[tokio::test]
+async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole() {
+    use credit_hub::domain::audit::AuditEvent;
+    let app = spawn_app().await;
+    let event = |request_id: &str, subjects: Vec<String>| AuditEvent {
+        time: 1,
+        agency: "test".into(),
+        method: "/credithub.v1.Test/Append".into(),
+        request_id: request_id.into(),
+        subjects,
+        purpose: None,
+        case_reference: String::new(),
+        outcome: "OK".into(),
+        result_count: 0,
+    };
+    let subject = format!("enterprises/{}", uscc(42));
+    let stale = app.store.audit_head().await.unwrap();
+    let first = app
+        .store
+        .append_audit(&stale, &[event("first", vec![subject.clone()])])
+        .await
+        .unwrap()
+        .expect("appended after the true head");
+    assert_eq!(first.0, stale.0 + 1);
+    let late = vec![event("late", vec![subject.clone(), subject.clone()])];
+    assert_eq!(app.store.append_audit(&stale, &late).await.unwrap(), None);
+    assert_eq!(app.store.audit_head().await.unwrap(), first);
+    let second = app
+        .store
+        .append_audit(&first, &late)
+        .await
+        .unwrap()
+        .expect("appended after the new head");
+    assert_eq!(second.0, first.0 + 1);
+    app.store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unbroken chain");
+    let filter = credit_hub::store::AuditFilter {
+        subject: Some(subject),
+        ..Default::default()
+    };
+    let found: Vec<String> = app
+        .store
+        .list_audit(&filter, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.request_id)
+        .collect();
+    assert_eq!(
+        found,
+        ["first", "late"],
+        "each entry indexed once per subject"
+    );
+}
