@@ -128,12 +128,15 @@ pub fn multi_insert(
                 .iter()
                 .enumerate()
                 .map(|(i, v)| match v.carried() {
-                    Carried::Bytes => format!("unhex(value ->> {i})"),
-                    Carried::Text | Carried::Int => format!("value ->> {i}"),
+                    Carried::Bytes => format!("unhex(r ->> {i})"),
+                    Carried::Text | Carried::Int => format!("r ->> {i}"),
                 })
                 .collect();
+            // Materialized: every mention of json_each's `value` renders the row as JSON
+            // text again; the CTE renders it once and `->>` reuses one parse of it.
             let sql = format!(
-                "INSERT INTO {table} ({}) SELECT {} FROM json_each(?) WHERE true",
+                "WITH rows (r) AS MATERIALIZED (SELECT value FROM json_each(?)) \
+                 INSERT INTO {table} ({}) SELECT {} FROM rows WHERE true",
                 columns.join(", "),
                 exprs.join(", ")
             );
@@ -250,8 +253,8 @@ mod tests {
         assert_eq!(stmts.len(), 1);
         assert_eq!(
             stmts[0].0,
-            "INSERT INTO t (a, b, c) SELECT value ->> 0, value ->> 1, value ->> 2 \
-             FROM json_each(?) WHERE true"
+            "WITH rows (r) AS MATERIALIZED (SELECT value FROM json_each(?)) \
+             INSERT INTO t (a, b, c) SELECT r ->> 0, r ->> 1, r ->> 2 FROM rows WHERE true"
         );
         match &stmts[0].1[..] {
             [Val::Text(json)] => assert_eq!(json, r#"[[1,"x",null],[2,"y","z"]]"#),
