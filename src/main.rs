@@ -383,6 +383,11 @@ fn init_logging(format: &str) {
     }
 }
 
+/// The server allocates and frees small buffers on every call, often on different
+/// threads; glibc's allocator serialised those frees on its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

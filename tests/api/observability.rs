@@ -100,7 +100,7 @@ async fn metrics_show_calls_by_method_and_code_with_latency_pool_audit_and_lag()
     }
 }
 
-/// With JSON logs, every line a call writes names its request id.
+/// With JSON logs at debug level, every line a call writes names its request id.
 #[tokio::test]
 async fn log_lines_of_a_call_carry_its_request_id() {
     let bin = env!("CARGO_BIN_EXE_credit-hub");
