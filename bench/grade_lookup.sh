@@ -23,13 +23,15 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql -h 127.0.0.1 -U postgres -qc "drop database if exists \"$db\" with (force)" >/dev/null; fi
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
 export CREDIT_HUB_DATA_DIR=$work/data
 python3 -c "import os; print(os.urandom(32).hex())" > "$work/audit.key"
 export CREDIT_HUB_AUDIT_KEY_FILE=$work/audit.key
+python3 -c "import os; print(os.urandom(32).hex())" > "$work/cert.key"
+export CREDIT_HUB_CERT_KEY_FILE=$work/cert.key
 if [ "$backend" = postgres ]; then
   db=chbench_$$
   psql -h 127.0.0.1 -U postgres -qc "create database $db" >/dev/null
@@ -42,9 +44,9 @@ else
 fi
 token=$(awk -F'\t' '$1=="court"{print $3}' "$work/data/demo-tokens.txt")
 
-$bin serve --listen 127.0.0.1:50961 >"$work/serve.log" 2>&1 & pids+=($!)
+$bin serve --listen 127.0.0.1:50961 --metrics-listen 127.0.0.1:50971 >"$work/serve.log" 2>&1 & pids+=($!)
 $hello 127.0.0.1:50962 "$work/usccs" & pids+=($!)
-$bin serve --listen 127.0.0.1:50963 --audit-log off >"$work/serve-noaudit.log" 2>&1 & pids+=($!)
+$bin serve --listen 127.0.0.1:50963 --metrics-listen 127.0.0.1:50973 --audit-log off >"$work/serve-noaudit.log" 2>&1 & pids+=($!)
 sleep 2
 
 # The request, pre-encoded as one gRPC frame (5-byte prefix + protobuf message).
