@@ -141,7 +141,7 @@ impl Store {
     pub async fn audit_head(&self) -> Result<(i64, String)> {
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.write)
+                .fetch_optional(&self.audit)
                 .await?;
         Ok(head.unwrap_or_else(|| (0, GENESIS_HASH.to_string())))
     }
@@ -174,6 +174,14 @@ impl Store {
             return Ok(Some(head.clone()));
         }
         let columns = ENTRY_COLUMNS.join(", ");
+        // On SQLite an explicit transaction on the shared writer connection: a call
+        // abandoned mid-transaction can leave it inside that transaction, where an
+        // autocommit insert would stay uncommitted while its calls are answered;
+        // beginning detects that. PostgreSQL appends on the writer's own connection.
+        let mut tx = match self.backend {
+            Backend::Sqlite => Some(self.begin_write().await?),
+            Backend::Postgres => None,
+        };
         // PostgreSQL: one fixed statement whatever the group's size, the rows travelling
         // as one JSON array. SQLite: bound values (unpacking JSON there cost more than the
         // rest of the insert); one cached statement per group size.
@@ -200,7 +208,8 @@ impl Store {
                         .bind(r.previous_hash.as_str())
                         .bind(r.hash.as_str());
                 }
-                query.execute(&self.write).await
+                let tx = tx.as_mut().expect("SQLite appends in a transaction");
+                query.execute(&mut **tx).await
             }
             Backend::Postgres => {
                 let json =
@@ -209,11 +218,16 @@ impl Store {
                     "INSERT INTO audit_entries ({columns}) SELECT {columns} \
                      FROM json_populate_recordset(NULL::audit_entries, $1::json)"
                 );
-                sqlx::query(&sql).bind(json).execute(&self.write).await
+                sqlx::query(&sql).bind(json).execute(&self.audit).await
             }
         };
         match result {
-            Ok(_) => Ok(Some((seq, previous))),
+            Ok(_) => {
+                if let Some(tx) = tx {
+                    tx.commit().await?;
+                }
+                Ok(Some((seq, previous)))
+            }
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }

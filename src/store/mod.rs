@@ -89,6 +89,8 @@ pub struct Store {
     /// Writers. On SQLite a single connection, so writers queue in the process instead
     /// of failing on the database lock.
     write: AnyPool,
+    /// The audit writer's. On SQLite the write pool; on PostgreSQL a connection of its own.
+    audit: AnyPool,
     /// The grading models every regrade applies.
     models: Arc<ModelSet>,
     /// Bumped after each commit that wrote grade history, to wake watchers at once.
@@ -153,31 +155,39 @@ impl Store {
     /// Connects to PostgreSQL at `url` (`postgres://…`).
     pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let pool: AnyPool = PoolOptions::<Any>::new()
-            .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            // No ping before every use: it doubled the round trips of short calls. A
-            // connection broken under us fails its one statement (UNAVAILABLE, retry)
-            // and the pool replaces it.
-            .test_before_acquire(false)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // Statements are prepared once and reused; a generic plan for an
-                    // IN-list of keys scans the whole records table once it is large.
-                    conn.execute("SET plan_cache_mode = force_custom_plan")
-                        .await?;
-                    Ok(())
+        let postgres_pool = |max: u32| {
+            PoolOptions::<Any>::new()
+                .max_connections(max)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                // No ping before every use: it doubled the round trips of short calls. A
+                // connection broken under us fails its one statement (UNAVAILABLE, retry)
+                // and the pool replaces it.
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // Statements are prepared once and reused; a generic plan for an
+                        // IN-list of keys scans the whole records table once it is large.
+                        conn.execute("SET plan_cache_mode = force_custom_plan")
+                            .await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect(url)
-            .await?;
-        Ok(Store::assemble(Backend::Postgres, pool.clone(), pool))
+        };
+        let pool: AnyPool = postgres_pool(max_connections).connect(url).await?;
+        // The audit writer's own connection: no call shares it, so none can leave it
+        // inside an abandoned transaction, and each group commit is one autocommit
+        // statement (a single round trip before its WAL flush).
+        let audit: AnyPool = postgres_pool(1).connect(url).await?;
+        let mut store = Store::assemble(Backend::Postgres, pool.clone(), pool);
+        store.audit = audit;
+        Ok(store)
     }
 
     fn assemble(backend: Backend, read: AnyPool, write: AnyPool) -> Self {
         Store {
             backend,
             read,
+            audit: write.clone(),
             write,
             models: Arc::new(ModelSet::builtin()),
             grade_events: Arc::new(tokio::sync::watch::channel(0).0),
@@ -282,6 +292,7 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        self.audit.close().await;
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock up front, so a
