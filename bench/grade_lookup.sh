@@ -10,6 +10,7 @@
 #
 # usage: bench/grade_lookup.sh sqlite|postgres [get|batch] [REQUESTS] [CLIENTS] [STREAMS] [--append]
 # postgres uses a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards.
+# KEEP=1 keeps the work directory (server logs, h2load output) for a post-mortem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-sqlite}; mode=${2:-get}; n=${3:-100000}; c=${4:-16}; m=${5:-8}
