@@ -59,17 +59,6 @@ impl AuditEvent {
         ))
         .expect("strings and numbers always serialize")
     }
-
-    /// Places the event at `seq`, after the entry whose hash is `previous_hash`.
-    pub fn chain(self, seq: i64, previous_hash: &str) -> AuditEntry {
-        let hash = entry_hash(seq, &self, previous_hash);
-        AuditEntry {
-            seq,
-            event: self,
-            previous_hash: previous_hash.to_string(),
-            hash,
-        }
-    }
 }
 
 /// SHA-256 over the previous hash, a newline and the entry's canonical content, in
@@ -230,7 +219,13 @@ mod tests {
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|i| {
-                let e = event(i).chain(i, &prev);
+                let hash = entry_hash(i, &event(i), &prev);
+                let e = AuditEntry {
+                    seq: i,
+                    event: event(i),
+                    previous_hash: prev.clone(),
+                    hash,
+                };
                 prev = e.hash.clone();
                 e
             })
