@@ -97,6 +97,12 @@ fn short<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) ->
         .unwrap_or_else(|_| n.to_string())
 }
 
+/// Shows the application a call returned; a reply without one is an error.
+fn show_returned(application: Option<pb::RepairApplication>, json: bool) -> anyhow::Result<()> {
+    show(&application.context("empty response")?, json);
+    Ok(())
+}
+
 fn show(a: &pb::RepairApplication, json: bool) {
     let state = short(a.state, pb::RepairState::as_str_name, "REPAIR_STATE_");
     if json {
@@ -236,7 +242,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             commitment_letter,
             proofs,
         } => {
-            let a = client(&args)
+            let reply = client(&args)
                 .await?
                 .apply_for_repair(pb::ApplyForRepairRequest {
                     enterprise: name("enterprises", &enterprise),
@@ -247,11 +253,8 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(explain)?
-                .into_inner()
-                .application
-                .context("empty response")?;
-            show(&a, args.json);
-            Ok(())
+                .into_inner();
+            show_returned(reply.application, args.json)
         }
         RepairCommand::Interview {
             client: args,
@@ -260,7 +263,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             officer,
             outcome,
         } => {
-            let a = client(&args)
+            let reply = client(&args)
                 .await?
                 .record_credit_interview(pb::RecordCreditInterviewRequest {
                     name: name("repairApplications", &application),
@@ -273,11 +276,8 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(explain)?
-                .into_inner()
-                .application
-                .context("empty response")?;
-            show(&a, args.json);
-            Ok(())
+                .into_inner();
+            show_returned(reply.application, args.json)
         }
         RepairCommand::Decide {
             client: args,
@@ -290,7 +290,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             } else {
                 pb::RepairDecision::Reject
             };
-            let a = client(&args)
+            let reply = client(&args)
                 .await?
                 .decide_repair(pb::DecideRepairRequest {
                     name: name("repairApplications", &application),
@@ -300,11 +300,8 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(explain)?
-                .into_inner()
-                .application
-                .context("empty response")?;
-            show(&a, args.json);
-            Ok(())
+                .into_inner();
+            show_returned(reply.application, args.json)
         }
         RepairCommand::List {
             client: args,
