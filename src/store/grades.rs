@@ -56,6 +56,9 @@ const CHANGE_COLUMNS: &[&str] = &[
 /// Enterprises regraded per transaction in reclassify; bounds its memory.
 const CHUNK: usize = 500;
 
+/// Pages a PostgreSQL reclassify regrades at once.
+const RECLASSIFY_WORKERS: usize = 3;
+
 /// What [`fact_from_json`] reads of a record. Attributes are only needed (and parsed)
 /// for spot-check results.
 const FACT_COLUMNS: &[&str] = &[
@@ -301,6 +304,8 @@ impl Store {
         let mut grade_rows = Vec::new();
         let mut change_rows = Vec::new();
         let mut rewritten = Vec::new();
+        // Model index -> enterprises whose grade the model's current version confirmed.
+        let mut confirmed: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
         for (uscc, (cause, cause_record)) in &targets {
             let own = records.get(uscc.as_str()).unwrap_or(&empty);
             let rep = reps.get(uscc.as_str());
@@ -325,11 +330,14 @@ impl Store {
                 let reasons = serde_json::to_string(&graded.reasons).expect("reasons serialize");
                 let before = current.get(&(uscc.as_str().to_string(), model.name.clone()));
                 if let Some((g, s, v, r)) = before {
-                    if *g == graded.grade
-                        && *s == graded.score
-                        && *v == model.version
-                        && *r == reasons
-                    {
+                    if *g == graded.grade && *s == graded.score && *r == reasons {
+                        if *v != model.version {
+                            // A new model version that reaches the same grade, score and
+                            // reasons: only the version and time move. Not a change of
+                            // grade or score, so no history entry.
+                            rewritten.push((uscc.as_str().to_string(), model.name.clone()));
+                            confirmed.entry(m).or_default().push(uscc.as_str());
+                        }
                         continue;
                     }
                 }
@@ -343,9 +351,10 @@ impl Store {
                     reasons.into(),
                     now.into(),
                 ]);
-                let changed = before.is_none_or(|(g, s, v, _)| {
-                    *g != graded.grade || *s != graded.score || *v != model.version
-                });
+                // History holds changes of grade or score (the contract's
+                // `GradeChange`); new reasons alone rewrite the grade only.
+                let changed =
+                    before.is_none_or(|(g, s, _, _)| *g != graded.grade || *s != graded.score);
                 if changed {
                     change_rows.push(vec![
                         uscc.as_str().into(),
@@ -370,6 +379,29 @@ impl Store {
             bind_all(sqlx::query(&(sql + upsert)), vals)
                 .execute(&mut **tx)
                 .await?;
+        }
+        // One statement per model for the confirmed grades. Neither column is indexed,
+        // so PostgreSQL updates them in place (HOT) on pages with room (migration 0010).
+        for (m, usccs) in confirmed {
+            let model = &self.models.all()[m];
+            let sql = format!(
+                "UPDATE credit_grades SET model_version = {}, computed_at = {} WHERE model = {} AND {}",
+                placeholders(b, 1, 1),
+                placeholders(b, 2, 1),
+                placeholders(b, 3, 1),
+                in_json(b, "uscc", 4)
+            );
+            bind_all(
+                sqlx::query(&sql),
+                vec![
+                    model.version.clone().into(),
+                    now.into(),
+                    model.name.clone().into(),
+                    json_keys(usccs),
+                ],
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         let changes = change_rows.len();
         if changes > 0 && b == Backend::Postgres {
@@ -456,16 +488,36 @@ impl Store {
     }
 
     /// Regrades every enterprise under every model, a page at a time in USCC order
-    /// (memory stays bounded), recording changes as caused by a model change. Calls
-    /// `progress(done)` after each page. Returns (enterprises, history entries).
+    /// (memory stays bounded by the pages in flight), recording changes as caused by a
+    /// model change. Each page is its own transaction, so an interrupted run leaves every
+    /// page either done or untouched, and running again finishes the job. Calls
+    /// `progress(done)` as pages finish. Returns (enterprises, history entries).
     pub async fn reclassify(
         &self,
         today: NaiveDate,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<(usize, usize)> {
         self.analyze().await?;
+        // PostgreSQL regrades pages side by side: one page keeps a single server process
+        // busy while this one grades. SQLite has one writer, so more would only queue.
+        let workers = match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => RECLASSIFY_WORKERS,
+        };
+        let mut running: tokio::task::JoinSet<Result<(usize, usize)>> = Default::default();
         let mut after = String::new();
         let (mut done, mut changes) = (0, 0);
+        let mut finish =
+            |outcome: Option<Result<Result<(usize, usize)>, tokio::task::JoinError>>| {
+                // A page's task ends only by finishing or panicking; pass a panic on.
+                let (n, c) = outcome
+                    .expect("a page is running")
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                done += n;
+                changes += c;
+                progress(done);
+                Ok::<_, Error>(())
+            };
         loop {
             let page: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT uscc FROM enterprises WHERE uscc > $1 ORDER BY uscc LIMIT {CHUNK}"
@@ -479,13 +531,21 @@ impl Store {
                 .into_iter()
                 .map(|u| Ok((uscc_of(u)?, (GradeChangeCause::ModelChanged, None))))
                 .collect::<Result<Targets>>()?;
-            done += targets.len();
-            let mut tx = self.begin_write().await?;
-            let regraded = self.regrade(&mut tx, targets, false, today).await?;
-            tx.commit().await?;
-            self.after_regrade(&regraded);
-            changes += regraded.changes;
-            progress(done);
+            if running.len() >= workers {
+                finish(running.join_next().await)?;
+            }
+            let store = self.clone();
+            running.spawn(async move {
+                let n = targets.len();
+                let mut tx = store.begin_write().await?;
+                let regraded = store.regrade(&mut tx, targets, false, today).await?;
+                tx.commit().await?;
+                store.after_regrade(&regraded);
+                Ok((n, regraded.changes))
+            });
+        }
+        while !running.is_empty() {
+            finish(running.join_next().await)?;
         }
         Ok((done, changes))
     }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use credit_hub::domain::codes::AgencyKind;
+use credit_hub::domain::grading::{Model, ModelSet};
 use credit_hub::proto::v1 as pb;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -390,4 +391,103 @@ async fn a_bad_model_file_stops_startup_naming_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("broken.toml:11:"), "{stderr}");
     assert!(stderr.contains("NOT_A_KIND"), "{stderr}");
+}
+
+/// The shipped models with the general model's text changed by `edit`.
+fn models_with_general(edit: impl Fn(&str) -> String) -> ModelSet {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut models = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.file_stem().is_some_and(|s| s == "general") {
+                text = edit(&text);
+            }
+            models.push(Model::parse(&path.display().to_string(), &text).unwrap());
+        }
+    }
+    ModelSet::new(models).unwrap()
+}
+
+async fn general_history(app: &TestApp, n: u32) -> Vec<pb::GradeChange> {
+    app.grades(AgencyKind::Court)
+        .list_grade_history(pb::ListGradeHistoryRequest {
+            name: format!("enterprises/{}", uscc(n)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes
+}
+
+#[tokio::test]
+async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_changes() {
+    let app = spawn_app().await;
+    // More enterprises than one reclassify page, so pages run side by side.
+    for first in [1, 551] {
+        app.register((first..first + 550).map(|n| enterprise(n, ID_A)).collect())
+            .await;
+    }
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(7), "P-7")]))
+        .await
+        .unwrap();
+    assert_eq!(app.grade_of(7).await.grade, B);
+    let history_before = general_history(&app, 7).await;
+
+    // A new version that grades exactly as the old one did.
+    let same = app.store.clone().with_models(models_with_general(|t| {
+        t.replace("version = \"2026.1\"", "version = \"2026.2\"")
+    }));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let (done, changes) = same
+        .reclassify(credit_hub::api::today(), &|n| seen.lock().unwrap().push(n))
+        .await
+        .unwrap();
+    assert_eq!(done, 1100);
+    assert_eq!(changes, 0, "no grade or score changed, so no history");
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&1100),
+        "progress reaches the end"
+    );
+    for n in [1, 7, 600, 1100] {
+        let g = app.grade_of(n).await;
+        assert_eq!(
+            g.model_version, "2026.2",
+            "enterprise {n} confirmed by the new version"
+        );
+    }
+    assert_eq!(app.grade_of(7).await.grade, B);
+    assert_eq!(general_history(&app, 7).await, history_before);
+
+    // A version that deducts less for a moderate penalty lifts the penalized one to A.
+    let lenient = app.store.clone().with_models(models_with_general(|t| {
+        t.replace("version = \"2026.1\"", "version = \"2026.3\"")
+            .replace("points = -8\n", "points = -3\n")
+    }));
+    let (done, changes) = lenient
+        .reclassify(credit_hub::api::today(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (done, changes),
+        (1100, 1),
+        "only the penalized enterprise changes"
+    );
+    let g = app.grade_of(7).await;
+    assert_eq!(
+        (g.grade, g.score, g.model_version.as_str()),
+        (A, 97, "2026.3")
+    );
+    let history = general_history(&app, 7).await;
+    assert_eq!(history.len(), history_before.len() + 1);
+    let newest = &history[0];
+    assert_eq!(newest.cause, pb::GradeChangeCause::ModelChanged as i32);
+    assert_eq!((newest.previous_grade, newest.grade), (B, A));
+    assert_eq!(newest.model_version, "2026.3");
+    assert_eq!(app.grade_of(600).await.model_version, "2026.3");
 }
