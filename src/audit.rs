@@ -74,15 +74,16 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer on `store`; it stops once every handle is dropped, after a
-    /// last checkpoint.
-    pub fn start(store: Store, settings: AuditSettings) -> Self {
+    /// Starts the writer on `store`; it stops once every handle is dropped, after
+    /// writing what is queued and a last checkpoint. The [`AuditWriter`] lets a shutdown
+    /// wait for that before it closes the store.
+    pub fn start(store: Store, settings: AuditSettings) -> (Self, AuditWriter) {
         if !settings.enabled {
-            return AuditLog { tx: None };
+            return (AuditLog { tx: None }, AuditWriter(None));
         }
         let (tx, rx) = mpsc::channel(16 * GROUP);
-        tokio::spawn(writer(store, rx, settings));
-        AuditLog { tx: Some(tx) }
+        let task = tokio::spawn(writer(store, rx, settings));
+        (AuditLog { tx: Some(tx) }, AuditWriter(Some(task)))
     }
 
     /// Entries queued and not yet committed.
@@ -110,6 +111,24 @@ impl AuditLog {
         match committed.await {
             Ok(true) => Ok(()),
             _ => Err(unavailable()),
+        }
+    }
+}
+
+/// The running writer task.
+pub struct AuditWriter(Option<tokio::task::JoinHandle<()>>);
+
+impl AuditWriter {
+    /// Waits, at most `bound`, for the writer to commit what is queued and sign the last
+    /// checkpoint, which it does once every [`AuditLog`] handle is dropped. Closing the
+    /// store before that would lose both.
+    pub async fn finish(self, bound: Duration) {
+        let Some(task) = self.0 else { return };
+        if tokio::time::timeout(bound, task).await.is_err() {
+            tracing::warn!(
+                ?bound,
+                "the audit writer was still running at exit; the head may lack its last checkpoint"
+            );
         }
     }
 }

@@ -310,7 +310,7 @@ impl Server {
         // Without TCP_NODELAY a response split over several frames waits for the
         // client's delayed ACK: about 40 ms of nothing.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let audit = AuditLog::start(store.clone(), self.audit.clone());
+        let (audit, audit_writer) = AuditLog::start(store.clone(), self.audit.clone());
         let metrics = Metrics::default();
         let metrics_task = self.metrics_listener.map(|listener| {
             tokio::spawn(crate::metrics::serve(
@@ -393,13 +393,19 @@ impl Server {
                 tracing::warn!(bound = ?policy.drain, "drain bound reached; dropping remaining calls")
             }
         }
-        if let Some(m) = &metrics_task {
+        // The metrics task holds an audit handle: let it go so the writer can end.
+        if let Some(m) = metrics_task {
             m.abort();
+            let _ = m.await;
         }
+        audit_writer.finish(AUDIT_FINISH).await;
         store.close().await;
         Ok(())
     }
 }
+
+/// How long an exiting server waits for the audit writer's last group and checkpoint.
+const AUDIT_FINISH: Duration = Duration::from_secs(5);
 
 /// Keeps the readiness service in step with the database.
 async fn watch_readiness(store: Store, reporter: HealthReporter) {

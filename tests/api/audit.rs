@@ -360,6 +360,42 @@ async fn two_servers_on_one_database_extend_one_chain() {
 }
 
 #[tokio::test]
+async fn a_stopping_server_checkpoints_its_last_entries_before_it_closes_the_database() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    // Checkpoints at intervals would never come in this test: only the one at exit.
+    let (other, stop) = second_server(&app, |s| {
+        s.audit(credit_hub::audit::AuditSettings {
+            checkpoint_every: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        })
+    })
+    .await;
+    pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        other,
+        app.bearer(AgencyKind::Tax),
+    )
+    .get_enterprise(pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    })
+    .await
+    .expect("answered");
+    let (head, _) = app.store.audit_head().await.unwrap();
+    let _ = stop.send(());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if app.store.latest_audit_checkpoint().await.unwrap() == Some(head) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint of entry {head} after the server stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_purpose_outside_the_agency_kinds_list_is_refused_and_audited() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
