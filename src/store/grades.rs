@@ -497,7 +497,14 @@ impl Store {
         today: NaiveDate,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<(usize, usize)> {
-        self.analyze().await?;
+        // The tables a regrade reads and writes.
+        self.analyze_tables(&[
+            "enterprises",
+            "enterprise_roles",
+            "records",
+            "credit_grades",
+        ])
+        .await?;
         // PostgreSQL regrades pages side by side: one page keeps a single server process
         // busy while this one grades. SQLite has one writer, so more would only queue.
         let workers = match self.backend {

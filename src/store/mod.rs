@@ -258,6 +258,18 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::analyze`] for `tables` only: on a large database the audit log and
+    /// grade history dominate a full pass (5.6 s against 2.7 s for the four tables
+    /// grading reads, over a million enterprises).
+    async fn analyze_tables(&self, tables: &[&str]) -> Result<()> {
+        for table in tables {
+            sqlx::query(&format!("ANALYZE {table}"))
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Open and idle connections of the pools (counted once on PostgreSQL, where readers
     /// and writers share one pool).
     pub fn pool_use(&self) -> (u32, usize) {
