@@ -270,15 +270,18 @@ impl Store {
         Ok(())
     }
 
-    /// Open and idle connections of the pools (counted once on PostgreSQL, where readers
-    /// and writers share one pool).
+    /// Open and idle connections of the pools: on PostgreSQL the shared pool of readers
+    /// and writers plus the audit writer's own connection, each counted once.
     pub fn pool_use(&self) -> (u32, usize) {
         match self.backend {
             Backend::Sqlite => (
                 self.read.size() + self.write.size(),
                 self.read.num_idle() + self.write.num_idle(),
             ),
-            Backend::Postgres => (self.write.size(), self.write.num_idle()),
+            Backend::Postgres => (
+                self.write.size() + self.audit.size(),
+                self.write.num_idle() + self.audit.num_idle(),
+            ),
         }
     }
 
