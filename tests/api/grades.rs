@@ -113,17 +113,8 @@ async fn grades_follow_records_as_they_are_filed_and_withdrawn() {
     assert_eq!((change.previous_grade, change.grade), (D, B));
     assert_eq!(change.cause, pb::GradeChangeCause::RecordWithdrawn as i32);
 
-    let history = app
-        .grades(AgencyKind::Court)
-        .list_grade_history(pb::ListGradeHistoryRequest {
-            name: format!("enterprises/{}", uscc(1)),
-            purpose: pb::Purpose::JudicialEnforcement as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let grades: Vec<i32> = history.changes.iter().map(|c| c.grade).collect();
+    let history = app.grade_history(1).await;
+    let grades: Vec<i32> = history.iter().map(|c| c.grade).collect();
     assert_eq!(
         grades,
         vec![B, D, B, A],
@@ -410,19 +401,6 @@ fn models_with_general(edit: impl Fn(&str) -> String) -> ModelSet {
     ModelSet::new(models).unwrap()
 }
 
-async fn general_history(app: &TestApp, n: u32) -> Vec<pb::GradeChange> {
-    app.grades(AgencyKind::Court)
-        .list_grade_history(pb::ListGradeHistoryRequest {
-            name: format!("enterprises/{}", uscc(n)),
-            purpose: pb::Purpose::JudicialEnforcement as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .changes
-}
-
 #[tokio::test]
 async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_changes() {
     let app = spawn_app().await;
@@ -436,7 +414,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
         .await
         .unwrap();
     assert_eq!(app.grade_of(7).await.grade, B);
-    let history_before = general_history(&app, 7).await;
+    let history_before = app.grade_history(7).await;
 
     // A new version that grades exactly as the old one did.
     let same = app.store.clone().with_models(models_with_general(|t| {
@@ -462,7 +440,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
         );
     }
     assert_eq!(app.grade_of(7).await.grade, B);
-    assert_eq!(general_history(&app, 7).await, history_before);
+    assert_eq!(app.grade_history(7).await, history_before);
 
     // A version that deducts less for a moderate penalty lifts the penalized one to A.
     let lenient = app.store.clone().with_models(models_with_general(|t| {
@@ -483,7 +461,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
         (g.grade, g.score, g.model_version.as_str()),
         (A, 97, "2026.3")
     );
-    let history = general_history(&app, 7).await;
+    let history = app.grade_history(7).await;
     assert_eq!(history.len(), history_before.len() + 1);
     let newest = &history[0];
     assert_eq!(newest.cause, pb::GradeChangeCause::ModelChanged as i32);

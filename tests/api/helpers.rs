@@ -251,6 +251,20 @@ impl TestApp {
             .expect("grade present")
     }
 
+    /// Enterprise `n`'s grade history under the general model, newest first (one page).
+    pub async fn grade_history(&self, n: u32) -> Vec<pb::GradeChange> {
+        self.grades(AgencyKind::Court)
+            .list_grade_history(pb::ListGradeHistoryRequest {
+                name: format!("enterprises/{}", uscc(n)),
+                purpose: pb::Purpose::JudicialEnforcement as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .changes
+    }
+
     /// Registers enterprises through the API as market regulation.
     pub async fn register(&self, enterprises: Vec<pb::Enterprise>) {
         self.registry(AgencyKind::MarketRegulation)
