@@ -2,10 +2,11 @@
 //! numbers are unique, so replicas on one PostgreSQL extend a single chain); listing,
 //! exporting and verifying it; signed checkpoints of its head.
 
+use sqlx::sqlite::SqliteArguments;
 use sqlx::Row;
 
 use super::sql::{fetch_json, placeholders, select_json, Val};
-use super::{stored_code, Backend, Result, Store};
+use super::{stored_code, AuditPool, Result, Store};
 use crate::domain::audit::{
     entry_hash, AuditEntry, AuditEvent, ChainBreak, ChainCheck, Checkpoint, GENESIS_HASH,
 };
@@ -115,6 +116,95 @@ fn entry_from_row(row: EntryRow) -> Result<AuditEntry> {
     })
 }
 
+/// Rows of one class of insert statement: the smallest power of two, at least 4, that
+/// holds `n`. A group's statements have one of a few shapes, so they stay prepared.
+fn size_class(n: usize) -> usize {
+    n.next_power_of_two().max(4)
+}
+
+/// `INSERT INTO {table} ({columns})` of `n` rows as anonymous parameters, padded to its
+/// size class with rows of NULLs (see [`pad`]), which the statement skips.
+fn padded_insert(sql: &mut String, table: &str, columns: &[&str], n: usize) {
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    sql.push_str(&format!(
+        "INSERT INTO {table} ({}) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL;\n",
+        columns.join(", "),
+        vec![row.as_str(); size_class(n)].join(", ")
+    ));
+}
+
+/// Appends `value` to a statement's arguments.
+fn put<'q, T>(args: &mut SqliteArguments<'q>, value: T)
+where
+    T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
+{
+    sqlx::Arguments::add(args, value).expect("numbers and text always encode");
+}
+
+/// Binds NULL to the padding rows of a statement holding `n` rows of `width` columns.
+fn pad(args: &mut SqliteArguments<'_>, n: usize, width: usize) {
+    for _ in n * width..size_class(n) * width {
+        put(args, None::<i64>);
+    }
+}
+
+/// Most index rows one statement inserts (two parameters each; SQLite takes 32,766).
+const SUBJECT_ROWS: usize = 8_192;
+
+/// SQLite's group commit, one round trip on the writer's own connection: the entries,
+/// then one index row per (subject, entry), in one transaction. (A trigger deriving the
+/// index rows from each entry's subject list cost more than the rest of the append.)
+async fn append_sqlite(
+    pool: &sqlx::SqlitePool,
+    rows: &[EntryJson<'_>],
+    events: &[AuditEvent],
+) -> std::result::Result<(), sqlx::Error> {
+    // A subject named twice in one call is indexed once; sorted, the index rows land in
+    // key order.
+    let mut subjects: Vec<(&str, i64)> = rows
+        .iter()
+        .zip(events)
+        .flat_map(|(r, e)| e.subjects.iter().map(move |s| (s.as_str(), r.seq)))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    let mut args = SqliteArguments::default();
+    padded_insert(&mut sql, "audit_entries", ENTRY_COLUMNS, rows.len());
+    for r in rows {
+        put(&mut args, r.seq);
+        put(&mut args, r.time);
+        put(&mut args, r.agency);
+        put(&mut args, r.method);
+        put(&mut args, r.request_id);
+        put(&mut args, r.subjects.as_str());
+        put(&mut args, r.purpose);
+        put(&mut args, r.case_reference);
+        put(&mut args, r.outcome);
+        put(&mut args, r.result_count);
+        put(&mut args, r.previous_hash.as_str());
+        put(&mut args, r.hash.as_str());
+    }
+    pad(&mut args, rows.len(), ENTRY_COLUMNS.len());
+    for chunk in subjects.chunks(SUBJECT_ROWS) {
+        padded_insert(&mut sql, "audit_subjects", &["subject", "seq"], chunk.len());
+        for (subject, seq) in chunk {
+            put(&mut args, *subject);
+            put(&mut args, *seq);
+        }
+        pad(&mut args, chunk.len(), 2);
+    }
+    sql.push_str("COMMIT;");
+    let mut conn = pool.acquire().await?;
+    let result = sqlx::query_with(&sql, args).execute(&mut *conn).await;
+    if result.is_err() {
+        // Whatever failed (the head moved, the lock stayed busy) left the transaction
+        // open, or never began it; roll back so the next group begins afresh.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    result.map(drop)
+}
+
 /// Which entries to list; every given filter must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -139,18 +229,19 @@ pub struct VerifiedChain {
 impl Store {
     /// The chain's last entry as (seq, hash); (0, [`GENESIS_HASH`]) while it is empty.
     pub async fn audit_head(&self) -> Result<(i64, String)> {
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.audit)
-                .await?;
+        const SQL: &str = "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1";
+        let head: Option<(i64, String)> = match &self.audit {
+            AuditPool::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+            AuditPool::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?,
+        };
         Ok(head.unwrap_or_else(|| (0, GENESIS_HASH.to_string())))
     }
 
-    /// Chains `events` after `head` (the writer's last known head) and appends them in
-    /// one statement; a trigger indexes their subjects within it. Returns the new head;
-    /// `None` when `head` is
-    /// no longer the last entry, because another process appended since: the entries'
-    /// sequence numbers are taken, so nothing was written; read the head and retry.
+    /// Chains `events` after `head` (the writer's last known head) and appends them,
+    /// with their subjects' index rows, in one transaction on the writer's own
+    /// connection. Returns the new head; `None` when `head` is no longer the last
+    /// entry, because another process appended since: the entries' sequence numbers
+    /// are taken, so nothing was written; read the head and retry.
     /// Sequence numbers are the primary key, so two writers can never both extend the
     /// same head: the chain cannot fork.
     pub async fn append_audit(
@@ -173,61 +264,23 @@ impl Store {
         if rows.is_empty() {
             return Ok(Some(head.clone()));
         }
-        let columns = ENTRY_COLUMNS.join(", ");
-        // On SQLite an explicit transaction on the shared writer connection: a call
-        // abandoned mid-transaction can leave it inside that transaction, where an
-        // autocommit insert would stay uncommitted while its calls are answered;
-        // beginning detects that. PostgreSQL appends on the writer's own connection.
-        let mut tx = match self.backend {
-            Backend::Sqlite => Some(self.begin_write().await?),
-            Backend::Postgres => None,
-        };
-        // PostgreSQL: one fixed statement whatever the group's size, the rows travelling
-        // as one JSON array. SQLite: bound values (unpacking JSON there cost more than the
-        // rest of the insert); one cached statement per group size.
-        let result = match self.backend {
-            Backend::Sqlite => {
-                let row = format!("({})", vec!["?"; ENTRY_COLUMNS.len()].join(", "));
-                let sql = format!(
-                    "INSERT INTO audit_entries ({columns}) VALUES {}",
-                    vec![row.as_str(); rows.len()].join(", ")
-                );
-                let mut query = sqlx::query(&sql);
-                for r in &rows {
-                    query = query
-                        .bind(r.seq)
-                        .bind(r.time)
-                        .bind(r.agency)
-                        .bind(r.method)
-                        .bind(r.request_id)
-                        .bind(r.subjects.as_str())
-                        .bind(r.purpose)
-                        .bind(r.case_reference)
-                        .bind(r.outcome)
-                        .bind(r.result_count)
-                        .bind(r.previous_hash.as_str())
-                        .bind(r.hash.as_str());
-                }
-                let tx = tx.as_mut().expect("SQLite appends in a transaction");
-                query.execute(&mut **tx).await
-            }
-            Backend::Postgres => {
+        let result = match &self.audit {
+            AuditPool::Sqlite(pool) => append_sqlite(pool, &rows, events).await,
+            // One autocommit statement, fixed whatever the group's size, the rows
+            // travelling as one JSON array; a trigger indexes their subjects within it.
+            AuditPool::Postgres(pool) => {
+                let columns = ENTRY_COLUMNS.join(", ");
                 let json =
                     serde_json::to_string(&rows).expect("strings and numbers always serialize");
                 let sql = format!(
                     "INSERT INTO audit_entries ({columns}) SELECT {columns} \
                      FROM json_populate_recordset(NULL::audit_entries, $1::json)"
                 );
-                sqlx::query(&sql).bind(json).execute(&self.audit).await
+                sqlx::query(&sql).bind(json).execute(pool).await.map(drop)
             }
         };
         match result {
-            Ok(_) => {
-                if let Some(tx) = tx {
-                    tx.commit().await?;
-                }
-                Ok(Some((seq, previous)))
-            }
+            Ok(_) => Ok(Some((seq, previous))),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }

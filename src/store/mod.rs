@@ -80,6 +80,38 @@ impl From<sqlx::Error> for Error {
 /// Shorthand for storage results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The audit writer's own connection. On SQLite through the native driver: its group
+/// commit is one round trip of several statements, each kept prepared, which the `Any`
+/// driver cannot be configured to cache.
+#[derive(Clone)]
+enum AuditPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(AnyPool),
+}
+
+impl AuditPool {
+    fn size(&self) -> u32 {
+        match self {
+            AuditPool::Sqlite(p) => p.size(),
+            AuditPool::Postgres(p) => p.size(),
+        }
+    }
+
+    fn num_idle(&self) -> usize {
+        match self {
+            AuditPool::Sqlite(p) => p.num_idle(),
+            AuditPool::Postgres(p) => p.num_idle(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            AuditPool::Sqlite(p) => p.close().await,
+            AuditPool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
 /// The handle every service holds. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -89,8 +121,9 @@ pub struct Store {
     /// Writers. On SQLite a single connection, so writers queue in the process instead
     /// of failing on the database lock.
     write: AnyPool,
-    /// The audit writer's. On SQLite the write pool; on PostgreSQL a connection of its own.
-    audit: AnyPool,
+    /// The audit writer's own connection, shared with no call: none can leave it inside
+    /// an abandoned transaction.
+    audit: AuditPool,
     /// The grading models every regrade applies.
     models: Arc<ModelSet>,
     /// Bumped after each commit that wrote grade history, to wake watchers at once.
@@ -113,6 +146,10 @@ pub const DEFAULT_GRADE_CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long a caller waits for a pooled connection before the call fails as UNAVAILABLE:
 /// short, so that while the database is away calls fail fast instead of queueing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Statements the SQLite audit connection keeps prepared: one per combination of the
+/// group-size classes its appends use (see `store::audit`).
+const AUDIT_STATEMENTS: usize = 512;
 
 impl Store {
     /// Opens (creating if missing) the SQLite database `credit-hub.db` under `data_dir`.
@@ -149,7 +186,26 @@ impl Store {
         };
         let read = sqlite_pool(8).connect(&url).await?;
         let write = sqlite_pool(1).connect(&url).await?;
-        Ok(Store::assemble(Backend::Sqlite, read, write))
+        // The audit writer takes SQLite's write lock in turns with the write pool, waiting
+        // up to the busy timeout for it.
+        let audit = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(2))
+                    .statement_cache_capacity(AUDIT_STATEMENTS),
+            )
+            .await?;
+        Ok(Store::assemble(
+            Backend::Sqlite,
+            read,
+            write,
+            AuditPool::Sqlite(audit),
+        ))
     }
 
     /// Connects to PostgreSQL at `url` (`postgres://…`).
@@ -174,20 +230,22 @@ impl Store {
                 })
         };
         let pool: AnyPool = postgres_pool(max_connections).connect(url).await?;
-        // The audit writer's own connection: no call shares it, so none can leave it
-        // inside an abandoned transaction, and each group commit is one autocommit
-        // statement (a single round trip before its WAL flush).
+        // The audit writer's own connection: a single round trip per group commit
+        // before its WAL flush.
         let audit: AnyPool = postgres_pool(1).connect(url).await?;
-        let mut store = Store::assemble(Backend::Postgres, pool.clone(), pool);
-        store.audit = audit;
-        Ok(store)
+        Ok(Store::assemble(
+            Backend::Postgres,
+            pool.clone(),
+            pool,
+            AuditPool::Postgres(audit),
+        ))
     }
 
-    fn assemble(backend: Backend, read: AnyPool, write: AnyPool) -> Self {
+    fn assemble(backend: Backend, read: AnyPool, write: AnyPool, audit: AuditPool) -> Self {
         Store {
             backend,
             read,
-            audit: write.clone(),
+            audit,
             write,
             models: Arc::new(ModelSet::builtin()),
             grade_events: Arc::new(tokio::sync::watch::channel(0).0),
@@ -270,19 +328,17 @@ impl Store {
         Ok(())
     }
 
-    /// Open and idle connections of the pools: on PostgreSQL the shared pool of readers
-    /// and writers plus the audit writer's own connection, each counted once.
+    /// Open and idle connections of the pools, the audit writer's own connection
+    /// included; on PostgreSQL readers and writers share one pool, counted once.
     pub fn pool_use(&self) -> (u32, usize) {
-        match self.backend {
+        let (size, idle) = match self.backend {
             Backend::Sqlite => (
                 self.read.size() + self.write.size(),
                 self.read.num_idle() + self.write.num_idle(),
             ),
-            Backend::Postgres => (
-                self.write.size() + self.audit.size(),
-                self.write.num_idle() + self.audit.num_idle(),
-            ),
-        }
+            Backend::Postgres => (self.write.size(), self.write.num_idle()),
+        };
+        (size + self.audit.size(), idle + self.audit.num_idle())
     }
 
     /// Records whose publicity window ended by `today` whose subjects are not yet
