@@ -1,6 +1,8 @@
-//! The audit log's append path alone, on SQLite (a temp directory): CPU and wall time
-//! per entry when entries are group-committed in groups of a given size, as the writer
-//! does under load. Isolates the store from the noise of a full server benchmark.
+//! The audit log's append path alone: CPU (of this process; on PostgreSQL the server's
+//! work is not in it) and wall time per entry when entries are group-committed in
+//! groups of a given size, as the writer does under load. Isolates the store from the
+//! noise of a full server benchmark. SQLite in a temp directory; PostgreSQL on a fresh
+//! database when `CREDIT_HUB_BENCH_DATABASE_URL` names one.
 //!
 //! cargo bench --bench audit_append -- [GROUP ...]
 
@@ -8,6 +10,8 @@ use std::time::Instant;
 
 use credit_hub::domain::audit::AuditEvent;
 use credit_hub::store::Store;
+
+mod common;
 
 /// Entries written per group size measured.
 const ENTRIES: usize = 200_000;
@@ -40,11 +44,35 @@ fn event(n: usize) -> AuditEvent {
     }
 }
 
+/// Appends `ENTRIES` entries in groups of `group` and prints the cost per entry.
+async fn measure(backend: &str, store: Store, group: usize) {
+    store.migrate().await.expect("migrate");
+    let mut head = store.audit_head().await.expect("head");
+    let batches: Vec<Vec<AuditEvent>> = (0..ENTRIES / group)
+        .map(|g| (0..group).map(|i| event(g * group + i)).collect())
+        .collect();
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    for events in &batches {
+        head = store
+            .append_audit(&head, events)
+            .await
+            .expect("append")
+            .expect("this process is the only writer");
+    }
+    let (cpu, wall) = (cpu_seconds() - cpu, wall.elapsed().as_secs_f64());
+    let n = (batches.len() * group) as f64;
+    println!(
+        "{backend:>8} group {group:>4}: {:6.2} µs CPU/entry, {:6.2} µs wall/entry",
+        cpu / n * 1e6,
+        wall / n * 1e6
+    );
+    store.close().await;
+}
+
 #[tokio::main]
 async fn main() {
-    let groups: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
+    let groups: Vec<usize> = common::args()
+        .iter()
         .map(|a| a.parse().expect("group sizes are numbers"))
         .collect();
     let groups = if groups.is_empty() {
@@ -53,28 +81,6 @@ async fn main() {
         groups
     };
     for group in groups {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open_sqlite(dir.path()).await.expect("open");
-        store.migrate().await.expect("migrate");
-        let mut head = store.audit_head().await.expect("head");
-        let batches: Vec<Vec<AuditEvent>> = (0..ENTRIES / group)
-            .map(|g| (0..group).map(|i| event(g * group + i)).collect())
-            .collect();
-        let (cpu, wall) = (cpu_seconds(), Instant::now());
-        for events in &batches {
-            head = store
-                .append_audit(&head, events)
-                .await
-                .expect("append")
-                .expect("this process is the only writer");
-        }
-        let (cpu, wall) = (cpu_seconds() - cpu, wall.elapsed().as_secs_f64());
-        let n = (batches.len() * group) as f64;
-        println!(
-            "group {group:>4}: {:6.2} µs CPU/entry, {:6.2} µs wall/entry",
-            cpu / n * 1e6,
-            wall / n * 1e6
-        );
-        store.close().await;
+        common::on_each_backend("audit", |backend, store| measure(backend, store, group)).await;
     }
 }

@@ -22,12 +22,14 @@ pub fn args() -> Vec<String> {
 }
 
 /// A server running for a measurement: a channel to it, and how to stop it.
+#[allow(dead_code)]
 pub struct Running {
     pub channel: Channel,
     stop: oneshot::Sender<()>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
+#[allow(dead_code)]
 impl Running {
     /// Starts `server` and connects to it.
     pub async fn start(server: Server) -> Self {
