@@ -117,6 +117,7 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
         .collect();
     let started = Instant::now();
     let mut latencies = Vec::new();
+    let mut retries = 0;
     let mut queue = requests.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -125,12 +126,16 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
             let mut c = client.clone();
             tasks.spawn(async move {
                 let t = Instant::now();
-                c.batch_submit_records(req).await.expect("batch accepted");
-                t.elapsed()
+                let retries = submit(&mut c, req).await;
+                (t.elapsed(), retries)
             });
         }
         match tasks.join_next().await {
-            Some(r) => latencies.push(r.expect("task")),
+            Some(r) => {
+                let (latency, tries) = r.expect("task");
+                latencies.push(latency);
+                retries += tries;
+            }
             None => break,
         }
     }
@@ -139,13 +144,47 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
     let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     println!(
         "{label}: {batches} batches x 1,000 records, concurrency {concurrency}: {:.0} records/s \
-         ({:.2}s; batch latency p50 {:.0} ms, p99 {:.0} ms)",
+         ({:.2}s; batch latency p50 {:.0} ms, p99 {:.0} ms; {retries} retries after UNAVAILABLE)",
         (batches * 1000) as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         p(0.5).as_secs_f64() * 1e3,
         p(0.99).as_secs_f64() * 1e3,
     );
     running.stop().await;
+}
+
+/// Most attempts at one batch.
+const ATTEMPTS: u32 = 10;
+
+/// Submits `req` as a partner's client should: an UNAVAILABLE answer (the service
+/// shedding load or its write queue full) is retried after the delay its RetryInfo
+/// gives, with the same request_id, so a batch is never applied twice. Returns the
+/// retries it took; a batch still refused after [`ATTEMPTS`] stops the benchmark.
+async fn submit<T>(
+    client: &mut pb::record_service_client::RecordServiceClient<T>,
+    req: pb::BatchSubmitRecordsRequest,
+) -> u32
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    use tonic_types::StatusExt;
+    for attempt in 0..ATTEMPTS {
+        match client.batch_submit_records(req.clone()).await {
+            Ok(_) => return attempt,
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                let delay = status
+                    .get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .unwrap_or(std::time::Duration::from_millis(100));
+                tokio::time::sleep(delay).await;
+            }
+            Err(status) => panic!("batch refused: {status:?}"),
+        }
+    }
+    panic!("batch still UNAVAILABLE after {ATTEMPTS} attempts");
 }
 
 #[tokio::main]
