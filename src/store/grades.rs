@@ -514,17 +514,14 @@ impl Store {
         let mut running: tokio::task::JoinSet<Result<(usize, usize)>> = Default::default();
         let mut after = String::new();
         let (mut done, mut changes) = (0, 0);
-        let mut finish =
-            |outcome: Option<Result<Result<(usize, usize)>, tokio::task::JoinError>>| {
-                // A page's task ends only by finishing or panicking; pass a panic on.
-                let (n, c) = outcome
-                    .expect("a page is running")
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-                done += n;
-                changes += c;
-                progress(done);
-                Ok::<_, Error>(())
-            };
+        // A page's task ends only by finishing or panicking; a panic is passed on.
+        let mut finish = |joined: Result<Result<(usize, usize)>, tokio::task::JoinError>| {
+            let (n, c) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+            done += n;
+            changes += c;
+            progress(done);
+            Ok::<_, Error>(())
+        };
         loop {
             let page: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT uscc FROM enterprises WHERE uscc > $1 ORDER BY uscc LIMIT {CHUNK}"
@@ -539,7 +536,9 @@ impl Store {
                 .map(|u| Ok((uscc_of(u)?, (GradeChangeCause::ModelChanged, None))))
                 .collect::<Result<Targets>>()?;
             if running.len() >= workers {
-                finish(running.join_next().await)?;
+                if let Some(joined) = running.join_next().await {
+                    finish(joined)?;
+                }
             }
             let store = self.clone();
             running.spawn(async move {
@@ -551,8 +550,8 @@ impl Store {
                 Ok((n, regraded.changes))
             });
         }
-        while !running.is_empty() {
-            finish(running.join_next().await)?;
+        while let Some(joined) = running.join_next().await {
+            finish(joined)?;
         }
         Ok((done, changes))
     }

@@ -147,6 +147,10 @@ pub const DEFAULT_GRADE_CACHE_TTL: Duration = Duration::from_secs(1);
 /// short, so that while the database is away calls fail fast instead of queueing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a SQLite connection waits for another connection's write lock before its
+/// statement fails as busy.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Statements the SQLite audit connection keeps prepared: one per combination of the
 /// group-size classes its appends use (see `store::audit`).
 const AUDIT_STATEMENTS: usize = 512;
@@ -175,11 +179,12 @@ impl Store {
                 .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; \
+                        let pragmas = format!(
+                            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {}; \
                              PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000;",
-                        )
-                        .await?;
+                            SQLITE_BUSY_TIMEOUT.as_millis()
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                         Ok(())
                     })
                 })
@@ -196,7 +201,7 @@ impl Store {
                 SqliteConnectOptions::new()
                     .filename(&path)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(2))
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .statement_cache_capacity(AUDIT_STATEMENTS),
             )
             .await?;

@@ -688,3 +688,61 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
         "each entry indexed once per subject"
     );
 }
+
+/// A group whose entries name more subjects than one index statement holds (a
+/// cross-check of thousands of candidates) is indexed whole: every subject of every
+/// entry finds its entry, and nothing else does.
+#[tokio::test]
+async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
+    use credit_hub::domain::audit::AuditEvent;
+    let app = spawn_app().await;
+    let person = |n: usize| format!("persons/{n:064x}");
+    let event = |request_id: &str, subjects: Vec<String>| AuditEvent {
+        time: 1,
+        agency: "test".into(),
+        method: "/credithub.v1.VettingService/CrossCheck".into(),
+        request_id: request_id.into(),
+        subjects,
+        purpose: None,
+        case_reference: String::new(),
+        outcome: "OK".into(),
+        result_count: 0,
+    };
+    let group = [
+        event("big", (0..9_000).map(person).collect()),
+        event("small", vec![person(3), person(9_500)]),
+        event("none", Vec::new()),
+    ];
+    let head = app.store.audit_head().await.unwrap();
+    let new_head = app
+        .store
+        .append_audit(&head, &group)
+        .await
+        .unwrap()
+        .expect("the only writer");
+    assert_eq!(new_head.0, head.0 + 3);
+    let looked_at = |n: usize| {
+        let store = app.store.clone();
+        async move {
+            let filter = credit_hub::store::AuditFilter {
+                subject: Some(person(n)),
+                ..Default::default()
+            };
+            let entries = store.list_audit(&filter, 0, 10).await.unwrap();
+            entries
+                .into_iter()
+                .map(|e| e.event.request_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(looked_at(0).await, ["big"]);
+    assert_eq!(looked_at(3).await, ["big", "small"]);
+    assert_eq!(looked_at(8_999).await, ["big"], "past the first statement");
+    assert_eq!(looked_at(9_500).await, ["small"]);
+    assert!(looked_at(9_000).await.is_empty());
+    app.store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unbroken chain");
+}
