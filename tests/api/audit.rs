@@ -628,14 +628,9 @@ fn a_command_writing_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// A writer whose head is stale (another process appended since) writes nothing and
-/// is told so; chained after the true head, the same group lands and the chain and the
-/// subject index both hold it.
-#[tokio::test]
-async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole() {
-    use credit_hub::domain::audit::AuditEvent;
-    let app = spawn_app().await;
-    let event = |request_id: &str, subjects: Vec<String>| AuditEvent {
+/// An entry appended straight to the store by a test.
+fn test_entry(request_id: &str, subjects: Vec<String>) -> credit_hub::domain::audit::AuditEvent {
+    credit_hub::domain::audit::AuditEvent {
         time: 1,
         agency: "test".into(),
         method: "/credithub.v1.Test/Append".into(),
@@ -645,17 +640,40 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
         case_reference: String::new(),
         outcome: "OK".into(),
         result_count: 0,
+    }
+}
+
+/// Request ids of the entries the subject index finds for `subject`, oldest first.
+async fn entries_about(app: &TestApp, subject: &str) -> Vec<String> {
+    let filter = credit_hub::store::AuditFilter {
+        subject: Some(subject.to_string()),
+        ..Default::default()
     };
+    app.store
+        .list_audit(&filter, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.request_id)
+        .collect()
+}
+
+/// A writer whose head is stale (another process appended since) writes nothing and
+/// is told so; chained after the true head, the same group lands and the chain and the
+/// subject index both hold it.
+#[tokio::test]
+async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole() {
+    let app = spawn_app().await;
     let subject = format!("enterprises/{}", uscc(42));
     let stale = app.store.audit_head().await.unwrap();
     let first = app
         .store
-        .append_audit(&stale, &[event("first", vec![subject.clone()])])
+        .append_audit(&stale, &[test_entry("first", vec![subject.clone()])])
         .await
         .unwrap()
         .expect("appended after the true head");
     assert_eq!(first.0, stale.0 + 1);
-    let late = vec![event("late", vec![subject.clone(), subject.clone()])];
+    let late = vec![test_entry("late", vec![subject.clone(), subject.clone()])];
     assert_eq!(app.store.append_audit(&stale, &late).await.unwrap(), None);
     assert_eq!(app.store.audit_head().await.unwrap(), first);
     let second = app
@@ -670,18 +688,7 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
         .await
         .unwrap()
         .expect("one unbroken chain");
-    let filter = credit_hub::store::AuditFilter {
-        subject: Some(subject),
-        ..Default::default()
-    };
-    let found: Vec<String> = app
-        .store
-        .list_audit(&filter, 0, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event.request_id)
-        .collect();
+    let found = entries_about(&app, &subject).await;
     assert_eq!(
         found,
         ["first", "late"],
@@ -694,24 +701,12 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
 /// entry finds its entry, and nothing else does.
 #[tokio::test]
 async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
-    use credit_hub::domain::audit::AuditEvent;
     let app = spawn_app().await;
     let person = |n: usize| format!("persons/{n:064x}");
-    let event = |request_id: &str, subjects: Vec<String>| AuditEvent {
-        time: 1,
-        agency: "test".into(),
-        method: "/credithub.v1.VettingService/CrossCheck".into(),
-        request_id: request_id.into(),
-        subjects,
-        purpose: None,
-        case_reference: String::new(),
-        outcome: "OK".into(),
-        result_count: 0,
-    };
     let group = [
-        event("big", (0..9_000).map(person).collect()),
-        event("small", vec![person(3), person(9_500)]),
-        event("none", Vec::new()),
+        test_entry("big", (0..9_000).map(person).collect()),
+        test_entry("small", vec![person(3), person(9_500)]),
+        test_entry("none", Vec::new()),
     ];
     let head = app.store.audit_head().await.unwrap();
     let new_head = app
@@ -721,25 +716,15 @@ async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
         .unwrap()
         .expect("the only writer");
     assert_eq!(new_head.0, head.0 + 3);
-    let looked_at = |n: usize| {
-        let store = app.store.clone();
-        async move {
-            let filter = credit_hub::store::AuditFilter {
-                subject: Some(person(n)),
-                ..Default::default()
-            };
-            let entries = store.list_audit(&filter, 0, 10).await.unwrap();
-            entries
-                .into_iter()
-                .map(|e| e.event.request_id)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(looked_at(0).await, ["big"]);
-    assert_eq!(looked_at(3).await, ["big", "small"]);
-    assert_eq!(looked_at(8_999).await, ["big"], "past the first statement");
-    assert_eq!(looked_at(9_500).await, ["small"]);
-    assert!(looked_at(9_000).await.is_empty());
+    assert_eq!(entries_about(&app, &person(0)).await, ["big"]);
+    assert_eq!(entries_about(&app, &person(3)).await, ["big", "small"]);
+    assert_eq!(
+        entries_about(&app, &person(8_999)).await,
+        ["big"],
+        "past the first statement"
+    );
+    assert_eq!(entries_about(&app, &person(9_500)).await, ["small"]);
+    assert!(entries_about(&app, &person(9_000)).await.is_empty());
     app.store
         .verify_audit(&[])
         .await
