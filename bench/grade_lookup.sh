@@ -7,6 +7,8 @@
 #
 # A third server on the same database runs with `--audit-log off`, so the same run also
 # gives the audit log's cost (throughput with the log on / off).
+# Each run also prints (stderr) the CPU time per call of the server it drove and, on
+# PostgreSQL, of all PostgreSQL processes: where the audit log's cost goes.
 #
 # usage: bench/grade_lookup.sh sqlite|postgres [get|batch] [REQUESTS] [CLIENTS] [STREAMS] [--append]
 # postgres uses a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards.
@@ -72,10 +74,22 @@ open(f"{work}/frame", "wb").write(b"\0" + len(msg).to_bytes(4, "big") + msg)
 PY
 method=GetCreditGrade; [ "$mode" = batch ] && method=BatchGetCreditGrades
 
-run() { # name port extra-header...
-  local name=$1 port=$2; shift 2
+# CPU time (clock ticks) of a process, and of every PostgreSQL process on the machine.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pg_ticks() {
+  [ "$backend" = postgres ] || { echo 0; return; }
+  for p in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'
+}
+hz=$(getconf CLK_TCK)
+
+run() { # name port pid extra-header...
+  local name=$1 port=$2 pid=$3; shift 3
+  local t0 p0; t0=$(ticks "$pid"); p0=$(pg_ticks)
   h2load -n "$n" -c "$c" -m "$m" -d "$work/frame" -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
     --log-file "$work/$name.log" "http://127.0.0.1:$port/credithub.v1.GradeService/$method" > "$work/$name.out"
+  local cpu pg_cpu
+  cpu=$(( ($(ticks "$pid") - t0) * 1000000 / hz / n )); pg_cpu=$(( ($(pg_ticks) - p0) * 1000000 / hz / n ))
+  echo "$name: server CPU $cpu us/call, PostgreSQL CPU $pg_cpu us/call" >&2
   python3 - "$work/$name.log" "$work/$name.out" "$name" "$n" <<'PY'
 import re, sys
 log, out, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -88,9 +102,9 @@ pct = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1000
 print(f"{name} {rps:.0f} {pct(0.5):.2f} {pct(0.99):.2f} {ok} {data}")
 PY
 }
-read -r _ hello_rps hello_p50 hello_p99 hello_ok hello_data < <(run hello 50962)
-read -r _ hub_rps hub_p50 hub_p99 hub_ok hub_data < <(run hub 50961 -H "authorization: Bearer $token")
-read -r _ off_rps off_p50 off_p99 off_ok off_data < <(run noaudit 50963 -H "authorization: Bearer $token")
+read -r _ hello_rps hello_p50 hello_p99 hello_ok hello_data < <(run hello 50962 "${pids[1]}")
+read -r _ hub_rps hub_p50 hub_p99 hub_ok hub_data < <(run hub 50961 "${pids[0]}" -H "authorization: Bearer $token")
+read -r _ off_rps off_p50 off_p99 off_ok off_data < <(run noaudit 50963 "${pids[2]}" -H "authorization: Bearer $token")
 
 # Every response must carry a message: trailers-only responses are gRPC errors.
 python3 - "$n" "$hello_ok" "$hello_data" "$hub_ok" "$hub_data" "$off_ok" "$off_data" <<'PY'
