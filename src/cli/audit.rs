@@ -1,7 +1,7 @@
 //! `credit-hub audit list|export`: who looked at what, from the audit log (needs a
 //! token with the `audit:read` scope).
 
-use super::{connect, explain, ClientArgs};
+use super::{connect, explain, walk_pages, ClientArgs};
 use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_client::AuditServiceClient;
 
@@ -78,7 +78,6 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
     let c = connect(args).await?;
     let mut client = AuditServiceClient::with_interceptor(c.0.clone(), c.1.clone());
     let (agency, enterprise, person, method, start) = query.fields();
-    let mut token = String::new();
     let mut shown = 0;
     if !args.json {
         crate::out!(
@@ -90,30 +89,33 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
             "OUTCOME"
         );
     }
-    loop {
-        let page = client
-            .list_audit_entries(pb::ListAuditEntriesRequest {
-                agency: agency.clone(),
-                subject_enterprise: enterprise.clone(),
-                subject_person_id_number: person.clone(),
-                method: method.clone(),
-                start_time: start,
-                end_time: None,
-                page_size: 1000,
-                page_token: token,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for e in &page.entries {
+    walk_pages(
+        async |page_token| {
+            let page = client
+                .list_audit_entries(pb::ListAuditEntriesRequest {
+                    agency: agency.clone(),
+                    subject_enterprise: enterprise.clone(),
+                    subject_person_id_number: person.clone(),
+                    method: method.clone(),
+                    start_time: start,
+                    end_time: None,
+                    page_size: 1000,
+                    page_token,
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            Ok((page.entries, page.next_page_token))
+        },
+        |e| {
             if shown == limit {
-                return Ok(());
+                return Ok(false);
             }
             shown += 1;
+            let j = entry_json(&e);
             if args.json {
-                crate::out!("{}", entry_json(e));
+                crate::out!("{j}");
             } else {
-                let j = entry_json(e);
                 crate::out!(
                     "{:>8}  {:<25}  {:<28}  {:<44}  {:<18}  {}",
                     e.sequence,
@@ -124,12 +126,10 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
                     e.subjects.join(" ")
                 );
             }
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+            Ok(true)
+        },
+    )
+    .await?;
     if !args.json {
         crate::out!("{shown} entries");
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tonic::transport::Channel;
 
 use super::vet::report::html_escape;
-use super::{connect, explain, Authed, ClientArgs};
+use super::{connect, explain, walk_pages, Authed, ClientArgs};
 use crate::domain::certificate::{judge, presented, VerificationResult};
 use crate::domain::data_integrity;
 use crate::proto::v1 as pb;
@@ -183,29 +183,26 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                     as i32,
             };
             let mut api = certificates(&client).await?;
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_certificates(pb::ListCertificatesRequest {
-                        enterprise: enterprise
-                            .as_ref()
-                            .map(|u| format!("enterprises/{}", u.trim()))
-                            .unwrap_or_default(),
-                        status,
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                for cert in &page.certificates {
-                    show(cert, client.json)?;
-                }
-                if page.next_page_token.is_empty() {
-                    return Ok(());
-                }
-                page_token = page.next_page_token;
-            }
+            walk_pages(
+                async |page_token| {
+                    let page = api
+                        .list_certificates(pb::ListCertificatesRequest {
+                            enterprise: enterprise
+                                .as_ref()
+                                .map(|u| format!("enterprises/{}", u.trim()))
+                                .unwrap_or_default(),
+                            status,
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    Ok((page.certificates, page.next_page_token))
+                },
+                |cert| show(&cert, client.json).map(|()| true),
+            )
+            .await
         }
         CertCommand::Revoke {
             client,

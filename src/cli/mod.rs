@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cert;
 pub mod grades;
+mod pages;
 mod records_file;
 pub mod repair;
 pub mod spotcheck;
@@ -18,6 +19,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::proto::v1 as pb;
+pub(crate) use pages::walk_pages;
 use pb::record_service_client::RecordServiceClient;
 use pb::registry_service_client::RegistryServiceClient;
 
@@ -296,7 +298,6 @@ fn record_json(r: &pb::Record) -> serde_json::Value {
 pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> anyhow::Result<()> {
     let c = connect(args).await?;
     let mut client = records(&c);
-    let mut token = String::new();
     let mut shown = 0;
     if !args.json {
         crate::out!(
@@ -308,26 +309,29 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
             "状态"
         );
     }
-    loop {
-        let page = client
-            .list_records(pb::ListRecordsRequest {
-                subject_enterprise: format!("enterprises/{}", subject.trim()),
-                page_size: 200,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .map_err(explain)?
-            .into_inner();
-        for r in &page.records {
+    walk_pages(
+        async |page_token| {
+            let page = client
+                .list_records(pb::ListRecordsRequest {
+                    subject_enterprise: format!("enterprises/{}", subject.trim()),
+                    page_size: 200,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            Ok((page.records, page.next_page_token))
+        },
+        |r| {
             if shown == limit {
-                return Ok(());
+                return Ok(false);
             }
             shown += 1;
+            let j = record_json(&r);
             if args.json {
-                crate::out!("{}", serde_json::to_string(&record_json(r))?);
+                crate::out!("{}", serde_json::to_string(&j)?);
             } else {
-                let j = record_json(r);
                 crate::out!(
                     "{:<40} {:<34} {:<9} {:<11} {:<10} {}",
                     r.name,
@@ -338,12 +342,10 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
                     r.document_number
                 );
             }
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+            Ok(true)
+        },
+    )
+    .await?;
     if !args.json {
         crate::out!("({shown} records)");
     }

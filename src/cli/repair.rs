@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::{connect, explain, Authed, ClientArgs};
+use super::{connect, explain, walk_pages, Authed, ClientArgs};
 use crate::proto::v1 as pb;
 use pb::repair_service_client::RepairServiceClient;
 
@@ -308,48 +308,50 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             enterprise,
         } => {
             let mut api = client(&args).await?;
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_repair_applications(pb::ListRepairApplicationsRequest {
-                        enterprise: enterprise
-                            .as_deref()
-                            .map(|u| name("enterprises", u))
-                            .unwrap_or_default(),
-                        page_size: 1000,
-                        page_token,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                for a in &page.applications {
-                    show(a, args.json);
-                }
-                if page.next_page_token.is_empty() {
-                    return Ok(());
-                }
-                page_token = page.next_page_token;
-            }
+            walk_pages(
+                async |page_token| {
+                    let page = api
+                        .list_repair_applications(pb::ListRepairApplicationsRequest {
+                            enterprise: enterprise
+                                .as_deref()
+                                .map(|u| name("enterprises", u))
+                                .unwrap_or_default(),
+                            page_size: 1000,
+                            page_token,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    Ok((page.applications, page.next_page_token))
+                },
+                |a| {
+                    show(&a, args.json);
+                    Ok(true)
+                },
+            )
+            .await
         }
         RepairCommand::Candidates {
             client: args,
             region,
         } => {
             let mut api = client(&args).await?;
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_repair_candidates(pb::ListRepairCandidatesRequest {
-                        region_code: region.clone(),
-                        page_size: 1000,
-                        page_token,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                for c in &page.candidates {
+            walk_pages(
+                async |page_token| {
+                    let page = api
+                        .list_repair_candidates(pb::ListRepairCandidatesRequest {
+                            region_code: region.clone(),
+                            page_size: 1000,
+                            page_token,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    Ok((page.candidates, page.next_page_token))
+                },
+                |c| {
                     if args.json {
                         crate::out!(
                             "{}",
@@ -375,12 +377,10 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                             }
                         );
                     }
-                }
-                if page.next_page_token.is_empty() {
-                    return Ok(());
-                }
-                page_token = page.next_page_token;
-            }
+                    Ok(true)
+                },
+            )
+            .await
         }
     }
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use tonic::transport::Channel;
 
-use super::{connect, explain, Authed, ClientArgs};
+use super::{connect, explain, walk_pages, Authed, ClientArgs};
 use crate::proto::v1 as pb;
 use pb::spot_check_service_client::SpotCheckServiceClient;
 
@@ -346,22 +346,24 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
             addr,
         } => {
             let mut api = public(&addr).await?;
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_published_results(pb::ListPublishedResultsRequest {
-                        plan: plan.as_deref().map(plan_name).unwrap_or_default(),
-                        enterprise: enterprise
-                            .as_ref()
-                            .map(|u| format!("enterprises/{}", u.trim()))
-                            .unwrap_or_default(),
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                for r in &page.results {
+            walk_pages(
+                async |page_token| {
+                    let page = api
+                        .list_published_results(pb::ListPublishedResultsRequest {
+                            plan: plan.as_deref().map(plan_name).unwrap_or_default(),
+                            enterprise: enterprise
+                                .as_ref()
+                                .map(|u| format!("enterprises/{}", u.trim()))
+                                .unwrap_or_default(),
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    Ok((page.results, page.next_page_token))
+                },
+                |r| {
                     crate::out!(
                         "{}  {}  {}  {}  inspected {}{}",
                         r.enterprise,
@@ -385,12 +387,10 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                             ""
                         }
                     );
-                }
-                if page.next_page_token.is_empty() {
-                    return Ok(());
-                }
-                page_token = page.next_page_token;
-            }
+                    Ok(true)
+                },
+            )
+            .await
         }
     }
 }

@@ -405,3 +405,47 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     assert_eq!(out.records[1].publicity_end_date, "2026-05-20");
     assert_eq!(out.records[1].status, pb::RecordStatus::Expired as i32);
 }
+
+/// `credit-hub records list` as a script uses it: `--json`, one record per line.
+async fn records_list_cli(app: &TestApp, subject: &str, limit: &str) -> Vec<serde_json::Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["records", "list", "--json", "--subject", subject])
+        .args(["--limit", limit])
+        .args(["--addr", &app.addr])
+        .args(["--token", &app.tokens[&AgencyKind::Court]])
+        .output()
+        .await
+        .expect("run credit-hub");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "records list failed: {stderr}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// The CLI walks every page of a list (200 records a page here) and stops at `--limit`,
+/// even in the middle of a page.
+#[tokio::test]
+async fn the_cli_lists_records_across_pages_up_to_its_limit() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let batch = (0..450)
+        .map(|i| penalty(&uscc(1), &format!("P-{i}")))
+        .collect();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(batch, "many"))
+        .await
+        .unwrap();
+
+    let all = records_list_cli(&app, &uscc(1), "1000").await;
+    assert_eq!(all.len(), 450);
+    let sources: std::collections::BTreeSet<_> = all
+        .iter()
+        .map(|r| r["source_record_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources.len(), 450, "each record once, none repeated");
+    let limited = records_list_cli(&app, &uscc(1), "230").await;
+    assert_eq!(limited, all[..230], "the first 230, in the same order");
+}
