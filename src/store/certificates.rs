@@ -77,32 +77,23 @@ impl Store {
     /// Makes `key_id` the signing key: registers it if new, retiring the key that signed
     /// until now (which keeps verifying what it signed). Refuses a key id or public key
     /// already registered with a different partner, which would make old certificates
-    /// verify against the wrong key.
+    /// verify against the wrong key. Processes registering at once take turns, and the
+    /// last to register signs: exactly one key is current.
     pub async fn register_issuer_key(
         &self,
         key_id: &str,
         public_key_multibase: &str,
     ) -> Result<()> {
-        match self
-            .try_register_issuer_key(key_id, public_key_multibase)
-            .await
-        {
-            // Replicas starting together race to register the same key: the loser reads
-            // what the winner registered and checks it like any already-present key.
-            Err(Error::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
-                self.try_register_issuer_key(key_id, public_key_multibase)
-                    .await
-            }
-            other => other,
-        }
-    }
-
-    async fn try_register_issuer_key(
-        &self,
-        key_id: &str,
-        public_key_multibase: &str,
-    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        if self.backend == super::Backend::Postgres {
+            // Registrations take turns, as SQLite's single writer makes them. Otherwise
+            // two processes registering different keys at once would each retire only
+            // the keys they can see, not the other's uncommitted one, and both keys
+            // would stay current.
+            sqlx::query("SELECT pg_advisory_xact_lock(728302)")
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = sqlx::query(
             "SELECT key_id, public_key_multibase, valid_until FROM issuer_keys \
              WHERE key_id = $1 OR public_key_multibase = $2",

@@ -793,6 +793,35 @@ async fn the_demo_remediation_case_gets_its_certificate() {
         .contains("尚未移出"));
 }
 
+/// Processes starting at once with different keys (a rotation rolling out while another
+/// replica restarts) take turns registering them: whichever registers last signs, and
+/// exactly one key is current, never both.
+#[tokio::test]
+async fn processes_registering_different_keys_at_once_leave_one_current_key() {
+    let app = spawn_app().await;
+    for round in 0..20 {
+        let [a, b] = ["a", "b"].map(|side| format!("{round}-{side}"));
+        let [public_a, public_b] = [&a, &b].map(|id| format!("z-public-{id}"));
+        let (first, second) = tokio::join!(
+            app.store.register_issuer_key(&a, &public_a),
+            app.store.register_issuer_key(&b, &public_b),
+        );
+        first.unwrap();
+        second.unwrap();
+        let current: Vec<_> = app
+            .store
+            .issuer_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.valid_until.is_none())
+            .map(|k| k.key_id)
+            .collect();
+        assert_eq!(current.len(), 1, "round {round}: current keys {current:?}");
+        assert!(current[0].starts_with(&format!("{round}-")), "{current:?}");
+    }
+}
+
 /// Replicas rolled out together with a new key race to register it; every one of them
 /// must come up and serve, not the first alone.
 #[tokio::test]

@@ -146,6 +146,12 @@ pub async fn spawn_app() -> TestApp {
         .connect()
         .await
         .expect("connect");
+    // Answered only once the server has started serving, after it registered its
+    // certificate key: a test that starts replicas next finds that key in place.
+    pb::certificate_service_client::CertificateServiceClient::new(channel.clone())
+        .list_issuer_keys(pb::ListIssuerKeysRequest {})
+        .await
+        .expect("the server serves");
     TestApp {
         addr,
         channel,
