@@ -234,11 +234,7 @@ impl CertificateService for CertificateApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(uscc), Some(kind), Some(period), Some(Some(key))) = (uscc, kind, period, key)
-        else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (uscc, kind, period, key) = v.finish_all((uscc, kind, period, key.flatten()))?;
         note.subject(uscc.resource_name()).request_id(&r.request_id);
         let now = now_millis();
         if let Some(existing) = self.state.store.certificate_by_request(&key).await? {
@@ -365,10 +361,7 @@ impl CertificateService for CertificateApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(serial), Some(reason), Some(key)) = (serial, reason, key) else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (serial, reason, key) = v.finish_all((serial, reason, key))?;
         note.request_id(&r.request_id);
         let now = now_millis();
         let encode = move |c: &Certificate| {

@@ -292,10 +292,7 @@ impl RepairService for RepairApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(uscc), Some(letter), Some(key)) = (uscc, letter, key) else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (uscc, letter, key) = v.finish_all((uscc, letter, key))?;
         note.purpose(Some(Purpose::CreditRepair), "")
             .subject(uscc.resource_name())
             .request_id(&r.request_id);
@@ -407,12 +404,7 @@ impl RepairService for RepairApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(id), Some(held), Some(officer), Some(outcome), Some(key)) =
-            (id, held, officer, outcome, key)
-        else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (id, held, officer, outcome, key) = v.finish_all((id, held, officer, outcome, key))?;
         note.purpose(Some(Purpose::CreditRepair), "")
             .request_id(&r.request_id);
         let interview = Interview {
@@ -459,11 +451,7 @@ impl RepairService for RepairApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(id), Some(decision), Some(reason), Some(key)) = (id, decision, reason, key)
-        else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (id, decision, reason, key) = v.finish_all((id, decision, reason, key))?;
         note.purpose(Some(Purpose::CreditRepair), "")
             .request_id(&r.request_id);
         let store = &self.state.store;

@@ -386,10 +386,7 @@ impl SpotCheckService for SpotCheckApi {
             &r.request_id,
             r,
         ));
-        v.finish(())?;
-        let (Some(domain), Some(cycle), Some(key)) = (domain, cycle, key) else {
-            return Err(Error::invalid("plan", "is incomplete").into());
-        };
+        let (domain, cycle, key) = v.finish_all((domain, cycle, key))?;
         note.purpose(Some(Purpose::SpotCheckPlanning), "")
             .request_id(&r.request_id);
         let mut seed = [0u8; 32];
@@ -727,10 +724,7 @@ impl SpotCheckService for SpotCheckApi {
             ),
             _ => {}
         }
-        v.finish(())?;
-        let (Some(uscc), Some(outcome), Some(inspected)) = (uscc, outcome, inspected) else {
-            return Err(Error::invalid("request", "is incomplete").into());
-        };
+        let (uscc, outcome, inspected) = v.finish_all((uscc, outcome, inspected))?;
         note.subject(uscc.resource_name());
         let plan = self.own_plan("plan", &r.plan, &agency).await?;
         let is_target = plan

@@ -26,6 +26,31 @@ pub struct PreconditionViolation {
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
 
+/// Values checked one by one into `Option`s (see [`Violations::finish_all`]).
+pub trait Checked {
+    /// The values themselves.
+    type Values;
+    /// Every value, or `None` if any is missing.
+    fn all(self) -> Option<Self::Values>;
+}
+
+macro_rules! checked_tuple {
+    ($($value:ident),+) => {
+        impl<$($value),+> Checked for ($(Option<$value>,)+) {
+            type Values = ($($value,)+);
+            #[allow(non_snake_case)]
+            fn all(self) -> Option<Self::Values> {
+                let ($($value,)+) = self;
+                Some(($($value?,)+))
+            }
+        }
+    };
+}
+
+checked_tuple!(A, B, C);
+checked_tuple!(A, B, C, D);
+checked_tuple!(A, B, C, D, E);
+
 impl Violations {
     /// Records that `field` broke a rule.
     pub fn add(&mut self, field: impl Into<String>, description: impl fmt::Display) {
@@ -65,6 +90,22 @@ impl Violations {
             Err(Error::InvalidArgument(self.0))
         }
     }
+
+    /// The values a handler checked field by field (a tuple of what [`Violations::check`]
+    /// returned) if nothing was wrong, otherwise the collected violations. A value
+    /// missing although no violation was recorded is reported against `request`, never
+    /// passed on.
+    pub fn finish_all<C: Checked>(mut self, checked: C) -> Result<C::Values, Error> {
+        match checked.all() {
+            Some(values) if self.0.is_empty() => Ok(values),
+            missing => {
+                if missing.is_none() && self.0.is_empty() {
+                    self.add("request", "is incomplete");
+                }
+                Err(Error::InvalidArgument(self.0))
+            }
+        }
+    }
 }
 
 /// A request the domain refuses.
@@ -99,4 +140,29 @@ fn describe(violations: &[FieldViolation]) -> String {
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finishing_checked_values_passes_them_on_only_when_nothing_was_wrong() {
+        let v = Violations::default();
+        assert_eq!(
+            v.finish_all((Some(1), Some("a"), Some(2.5))),
+            Ok((1, "a", 2.5))
+        );
+
+        let mut v = Violations::default();
+        let n = v.check::<i32>(Err(Error::invalid("n", "must be positive")));
+        let err = v.finish_all((n, Some("a"), Some(2.5))).unwrap_err();
+        assert_eq!(err, Error::invalid("n", "must be positive"));
+
+        // A checker that lost a value without saying why is not trusted.
+        let err = Violations::default()
+            .finish_all((Some(1), None::<&str>, Some(2.5)))
+            .unwrap_err();
+        assert_eq!(err, Error::invalid("request", "is incomplete"));
+    }
 }
