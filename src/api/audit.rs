@@ -6,7 +6,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_name, id_number, resource_id, timestamp};
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::Shared;
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -136,12 +136,7 @@ impl AuditService for AuditApi {
             .store
             .list_audit(&filter, after, limit + 1)
             .await?;
-        let next_page_token = if page.len() > limit {
-            page.truncate(limit);
-            encode_token(&query, &page[limit - 1].seq)
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut page, limit, &query, |e| e.seq);
         note.count(page.len());
         Ok(Response::new(pb::ListAuditEntriesResponse {
             entries: page.iter().map(entry_out).collect(),

@@ -9,7 +9,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_name, timestamp};
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::{batch_size, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -257,12 +257,7 @@ impl GradeService for GradeApi {
         {
             return Err(Error::NotFound(uscc.resource_name()).into());
         }
-        let next_page_token = if page.len() > limit {
-            page.truncate(limit);
-            encode_token(&query, &page[limit - 1].seq)
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut page, limit, &query, |c| c.seq);
         note.count(page.len());
         Ok(Response::new(pb::ListGradeHistoryResponse {
             changes: page.iter().map(change_out).collect(),

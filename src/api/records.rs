@@ -9,7 +9,7 @@ use super::convert::{
     enterprise_name, filter_enum, id_number, record_in, record_out, record_status_filter,
     resource_id,
 };
-use super::paging::{decode_token, encode_token, page_size};
+use super::paging::{decode_token, next_page, page_size};
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -219,13 +219,9 @@ impl RecordService for RecordApi {
             .store
             .list_records(&filter, day, after, limit + 1)
             .await?;
-        let next_page_token = if page.len() > limit {
-            page.truncate(limit);
-            let last = &page[limit - 1];
-            encode_token(&query, &(last.content.decision_date, last.id.clone()))
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut page, limit, &query, |last| {
+            (last.content.decision_date, last.id.clone())
+        });
         note.subjects(page.iter().map(|r| r.content.subject.audit_name()))
             .count(page.len());
         Ok(Response::new(pb::ListRecordsResponse {
@@ -252,12 +248,7 @@ impl RecordService for RecordApi {
             .store
             .list_record_revisions(&id, offset, limit + 1)
             .await?;
-        let next_page_token = if page.len() > limit {
-            page.truncate(limit);
-            encode_token(&id, &(offset + limit))
-        } else {
-            String::new()
-        };
+        let next_page_token = next_page(&mut page, limit, &id, |_| offset + limit);
         let day = self.state.clock.today();
         let note = req_note;
         note.subjects(page.first().map(|r| r.content.subject.audit_name()))
