@@ -8,7 +8,8 @@
 # A third server on the same database runs with `--audit-log off`, so the same run also
 # gives the audit log's cost (throughput with the log on / off).
 # Each run also prints (stderr) the CPU time per call of the server it drove and, on
-# PostgreSQL, of all PostgreSQL processes: where the audit log's cost goes.
+# PostgreSQL, of all PostgreSQL processes, and the audit writer's entries per group
+# commit and busy share (from /metrics): where the audit log's cost goes.
 #
 # usage: bench/grade_lookup.sh sqlite|postgres [get|batch] [REQUESTS] [CLIENTS] [STREAMS] [--append]
 # postgres uses a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards.
@@ -104,6 +105,17 @@ PY
 }
 read -r _ hello_rps hello_p50 hello_p99 hello_ok hello_data < <(run hello 50962 "${pids[1]}")
 read -r _ hub_rps hub_p50 hub_p99 hub_ok hub_data < <(run hub 50961 "${pids[0]}" -H "authorization: Bearer $token")
+# The audit writer's counters after the audited run: entries per group commit, and the
+# share of the run it spent appending.
+python3 - "$work/hub.out" >&2 <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:50971/metrics").read().decode()
+value = lambda name: float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+secs = float(re.search(r"finished in ([0-9.]+)s", open(sys.argv[1]).read()).group(1))
+groups, entries = value("credithub_audit_groups_total"), value("credithub_audit_entries_total")
+print(f"hub: audit writer {entries / max(groups, 1):.1f} entries per group, "
+      f"busy {value('credithub_audit_append_seconds_total') / secs:.0%} of the run")
+PY
 read -r _ off_rps off_p50 off_p99 off_ok off_data < <(run noaudit 50963 "${pids[2]}" -H "authorization: Bearer $token")
 
 # Every response must carry a message: trailers-only responses are gRPC errors.

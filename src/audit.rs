@@ -3,6 +3,7 @@
 //! a writer that group-commits waiting entries into the hash chain in one transaction;
 //! and signed checkpoints of the chain head. The chain rules are in `domain::audit`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,45 @@ type Pending = (AuditEvent, oneshot::Sender<bool>);
 #[derive(Clone)]
 pub struct AuditLog {
     tx: Option<mpsc::Sender<Pending>>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done since the process started, for `/metrics`: from these an
+/// operator reads the entries per group commit and the share of time the writer is busy.
+#[derive(Debug, Default)]
+struct WriterStats {
+    groups: AtomicU64,
+    entries: AtomicU64,
+    /// Time spent appending groups (retries included), in microseconds.
+    append_micros: AtomicU64,
+    /// Groups that could not be written, whose calls were refused.
+    refused_groups: AtomicU64,
+}
+
+/// A snapshot of the writer's counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditCounters {
+    /// Group commits written.
+    pub groups: u64,
+    /// Entries written.
+    pub entries: u64,
+    /// Seconds spent appending groups.
+    pub append_seconds: f64,
+    /// Groups that could not be written (their calls were refused).
+    pub refused_groups: u64,
+}
+
+impl WriterStats {
+    fn record(&self, entries: usize, took: Duration, written: bool) {
+        if written {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        } else {
+            self.refused_groups.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.append_micros.fetch_add(micros, Ordering::Relaxed);
+    }
 }
 
 impl AuditLog {
@@ -78,12 +118,30 @@ impl AuditLog {
     /// writing what is queued and a last checkpoint. The [`AuditWriter`] lets a shutdown
     /// wait for that before it closes the store.
     pub fn start(store: Store, settings: AuditSettings) -> (Self, AuditWriter) {
+        let stats = Arc::new(WriterStats::default());
         if !settings.enabled {
-            return (AuditLog { tx: None }, AuditWriter(None));
+            return (AuditLog { tx: None, stats }, AuditWriter(None));
         }
         let (tx, rx) = mpsc::channel(16 * GROUP);
-        let task = tokio::spawn(writer(store, rx, settings));
-        (AuditLog { tx: Some(tx) }, AuditWriter(Some(task)))
+        let task = tokio::spawn(writer(store, rx, settings, stats.clone()));
+        (
+            AuditLog {
+                tx: Some(tx),
+                stats,
+            },
+            AuditWriter(Some(task)),
+        )
+    }
+
+    /// What the writer has written so far.
+    pub fn counters(&self) -> AuditCounters {
+        let s = &self.stats;
+        AuditCounters {
+            groups: s.groups.load(Ordering::Relaxed),
+            entries: s.entries.load(Ordering::Relaxed),
+            append_seconds: s.append_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            refused_groups: s.refused_groups.load(Ordering::Relaxed),
+        }
     }
 
     /// Entries queued and not yet committed.
@@ -197,7 +255,12 @@ async fn append(store: &Store, events: Vec<AuditEvent>, head: &mut Option<(i64, 
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSettings) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Pending>,
+    settings: AuditSettings,
+    stats: Arc<WriterStats>,
+) {
     let mut head: Option<(i64, String)> = None;
     let mut signed = 0;
     let mut tick = tokio::time::interval(settings.checkpoint_every);
@@ -214,7 +277,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, settings: AuditSe
                     }
                 }
                 let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let (entries, began) = (events.len(), Instant::now());
                 let ok = append(&store, events, &mut head).await;
+                stats.record(entries, began.elapsed(), ok);
                 for ack in acks {
                     let _ = ack.send(ok);
                 }

@@ -145,6 +145,37 @@ impl Metrics {
             "Audit entries waiting to be committed.",
             audit.queue_depth().to_string(),
         );
+        let written = audit.counters();
+        let counter = |out: &mut String, name: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(
+            &mut out,
+            "credithub_audit_groups_total",
+            "Audit group commits written (entries_total / groups_total: entries per group).",
+            written.groups.to_string(),
+        );
+        counter(
+            &mut out,
+            "credithub_audit_entries_total",
+            "Audit entries written.",
+            written.entries.to_string(),
+        );
+        counter(
+            &mut out,
+            "credithub_audit_append_seconds_total",
+            "Time the audit writer spent appending groups (its rate: the share of time it is busy).",
+            written.append_seconds.to_string(),
+        );
+        counter(
+            &mut out,
+            "credithub_audit_refused_groups_total",
+            "Audit groups that could not be written; their calls were answered UNAVAILABLE.",
+            written.refused_groups.to_string(),
+        );
         // Unknown (the database is down) is reported as NaN rather than a stale number.
         let lag = match store.grading_lag(today).await {
             Ok(n) => n.to_string(),

@@ -94,10 +94,29 @@ async fn metrics_show_calls_by_method_and_code_with_latency_pool_audit_and_lag()
         "credithub_db_pool_connections ",
         "credithub_db_pool_idle_connections ",
         "credithub_audit_queue_depth ",
+        "credithub_audit_append_seconds_total ",
+        "credithub_audit_refused_groups_total 0",
         "credithub_grading_lag_records 0",
     ] {
         assert!(text.contains(series), "{series} in {text}");
     }
+    // Every call above was answered after its entry was written, in one group or more.
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let (groups, entries) = (
+        value("credithub_audit_groups_total"),
+        value("credithub_audit_entries_total"),
+    );
+    assert!(entries >= 4, "{entries} entries for 4 calls");
+    assert!(
+        (1..=entries).contains(&groups),
+        "{groups} groups of {entries} entries"
+    );
 }
 
 /// With JSON logs at debug level, every line a call writes names its request id.
