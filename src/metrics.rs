@@ -121,57 +121,59 @@ impl Metrics {
         let mut out = String::new();
         self.render_calls(&mut out);
         let (size, idle) = store.pool_use();
-        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
+        // One unlabelled series of `kind` (gauge or counter).
+        let series = |out: &mut String, kind: &str, name: &str, help: &str, value: String| {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         };
-        gauge(
+        series(
             &mut out,
+            "gauge",
             "credithub_db_pool_connections",
             "Open database connections.",
             size.to_string(),
         );
-        gauge(
+        series(
             &mut out,
+            "gauge",
             "credithub_db_pool_idle_connections",
             "Idle database connections.",
             idle.to_string(),
         );
-        gauge(
+        series(
             &mut out,
+            "gauge",
             "credithub_audit_queue_depth",
             "Audit entries waiting to be committed.",
             audit.queue_depth().to_string(),
         );
         let written = audit.counters();
-        let counter = |out: &mut String, name: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
+        series(
             &mut out,
+            "counter",
             "credithub_audit_groups_total",
             "Audit group commits written (entries_total / groups_total: entries per group).",
             written.groups.to_string(),
         );
-        counter(
+        series(
             &mut out,
+            "counter",
             "credithub_audit_entries_total",
             "Audit entries written.",
             written.entries.to_string(),
         );
-        counter(
+        series(
             &mut out,
+            "counter",
             "credithub_audit_append_seconds_total",
             "Time the audit writer spent appending groups (its rate: the share of time it is busy).",
             written.append_seconds.to_string(),
         );
-        counter(
+        series(
             &mut out,
+            "counter",
             "credithub_audit_refused_groups_total",
             "Audit groups that could not be written; their calls were answered UNAVAILABLE.",
             written.refused_groups.to_string(),
@@ -181,8 +183,9 @@ impl Metrics {
             Ok(n) => n.to_string(),
             Err(_) => "NaN".into(),
         };
-        gauge(
+        series(
             &mut out,
+            "gauge",
             "credithub_grading_lag_records",
             "Records whose publicity window has ended but whose subject is not yet regraded.",
             lag,

@@ -22,6 +22,8 @@ pub fn args() -> Vec<String> {
 }
 
 /// A server running for a measurement: a channel to it, and how to stop it.
+// Each bench compiles this module on its own; the store-only ones (audit_append) never
+// start a server.
 #[allow(dead_code)]
 pub struct Running {
     pub channel: Channel,
@@ -29,7 +31,7 @@ pub struct Running {
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
-#[allow(dead_code)]
+#[allow(dead_code)] // as above
 impl Running {
     /// Starts `server` and connects to it.
     pub async fn start(server: Server) -> Self {

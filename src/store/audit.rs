@@ -269,14 +269,17 @@ impl Store {
             // One autocommit statement, fixed whatever the group's size, the rows
             // travelling as one JSON array; a trigger indexes their subjects within it.
             AuditPool::Postgres(pool) => {
-                let columns = ENTRY_COLUMNS.join(", ");
+                // The statement's text is the same for every group: built once.
+                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                    let columns = ENTRY_COLUMNS.join(", ");
+                    format!(
+                        "INSERT INTO audit_entries ({columns}) SELECT {columns} \
+                         FROM json_populate_recordset(NULL::audit_entries, $1::json)"
+                    )
+                });
                 let json =
                     serde_json::to_string(&rows).expect("strings and numbers always serialize");
-                let sql = format!(
-                    "INSERT INTO audit_entries ({columns}) SELECT {columns} \
-                     FROM json_populate_recordset(NULL::audit_entries, $1::json)"
-                );
-                sqlx::query(&sql).bind(json).execute(pool).await.map(drop)
+                sqlx::query(&SQL).bind(json).execute(pool).await.map(drop)
             }
         };
         match result {
