@@ -16,7 +16,7 @@ use crate::auth::is_public;
 use crate::domain::audit::{AuditEvent, Checkpoint};
 use crate::domain::codes::Purpose;
 use crate::middleware::{BoxFuture, HttpResponse, Step};
-use crate::store::{now_millis, Store};
+use crate::store::{now_millis, CallAudit, Store};
 
 /// Most entries one group commit writes.
 const GROUP: usize = 1_000;
@@ -28,8 +28,12 @@ pub struct AuditSettings {
     pub enabled: bool,
     /// Signs checkpoints of the chain head.
     pub signing_key: SigningKey,
-    /// How often the head is checkpointed while entries are being written.
+    /// How often the head is checkpointed while entries are being written; as often,
+    /// entries of committed writes that their calls never chained are chained.
     pub checkpoint_every: Duration,
+    /// How old such an entry must be before another call's writer chains it: long
+    /// enough that its own call (possibly on another replica) has given up.
+    pub orphan_after: Duration,
 }
 
 impl std::fmt::Debug for AuditSettings {
@@ -39,6 +43,7 @@ impl std::fmt::Debug for AuditSettings {
             .field("signing_key", &"[REDACTED]")
             .field("public_key", &public_key_hex(&self.signing_key))
             .field("checkpoint_every", &self.checkpoint_every)
+            .field("orphan_after", &self.orphan_after)
             .finish()
     }
 }
@@ -50,6 +55,7 @@ impl Default for AuditSettings {
             enabled: true,
             signing_key: random_key(),
             checkpoint_every: Duration::from_secs(60),
+            orphan_after: Duration::from_secs(60),
         }
     }
 }
@@ -66,7 +72,9 @@ pub fn public_key_hex(key: &SigningKey) -> String {
     hex::encode(key.verifying_key().to_bytes())
 }
 
-type Pending = (AuditEvent, oneshot::Sender<bool>);
+/// An entry to chain, the id its call's write saved it under (to remove in the same
+/// commit), and who waits for the commit.
+type Pending = (AuditEvent, Option<String>, oneshot::Sender<bool>);
 
 /// Handle to the writer. Cheap to clone.
 #[derive(Clone)]
@@ -154,12 +162,17 @@ impl AuditLog {
     /// Appends `event` and waits until it is committed. UNAVAILABLE when it cannot
     /// be: a call that cannot be accounted for is not answered.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Status> {
+        self.record_saved(event, None).await
+    }
+
+    /// [`AuditLog::record`] for a call whose write saved its entry under `saved`.
+    async fn record_saved(&self, event: AuditEvent, saved: Option<String>) -> Result<(), Status> {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (done, committed) = oneshot::channel();
         let unavailable = audit_unavailable;
         // Queued without waiting while there is room, so an entry is written even if
         // the call is dropped (deadline, disconnect) before its commit is confirmed.
-        match tx.try_send((event, done)) {
+        match tx.try_send((event, saved, done)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(pending)) => {
                 tx.send(pending).await.map_err(|_| unavailable())?
@@ -213,11 +226,19 @@ const HEAD_MOVED_ATTEMPTS: u32 = 100;
 /// the new head. A failed statement is retried: on SQLite a write lock held past the
 /// busy timeout (say by abandoned work still finishing) fails it, and entries of calls
 /// whose callers have gone (deadline, cancel) have nobody to refuse, so would be lost.
-async fn append(store: &Store, events: Vec<AuditEvent>, head: &mut Option<(i64, String)>) -> bool {
+async fn append(
+    store: &Store,
+    events: Vec<AuditEvent>,
+    saved: Vec<Option<String>>,
+    head: &mut Option<(i64, String)>,
+) -> bool {
     let mut failures = 0;
     let mut moved = 0;
+    // Only groups holding writes pay for a transaction that removes their saved entries.
+    let claims = saved.iter().any(Option::is_some);
     loop {
         let result = match head.clone() {
+            Some(known) if claims => store.append_audit_claiming(&known, &events, &saved).await,
             Some(known) => store.append_audit(&known, &events).await,
             None => match store.audit_head().await {
                 Ok(read) => {
@@ -265,6 +286,7 @@ async fn writer(
     let mut signed = 0;
     let mut tick = tokio::time::interval(settings.checkpoint_every);
     tick.tick().await;
+    chain_orphans(&store, settings.orphan_after, &mut head).await;
     loop {
         tokio::select! {
             first = rx.recv() => {
@@ -276,18 +298,65 @@ async fn writer(
                         Err(_) => break,
                     }
                 }
-                let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let mut events = Vec::with_capacity(batch.len());
+                let mut saved = Vec::with_capacity(batch.len());
+                let mut acks = Vec::with_capacity(batch.len());
+                for (event, id, ack) in batch {
+                    events.push(event);
+                    saved.push(id);
+                    acks.push(ack);
+                }
                 let (entries, began) = (events.len(), Instant::now());
-                let ok = append(&store, events, &mut head).await;
+                let ok = append(&store, events, saved, &mut head).await;
                 stats.record(entries, began.elapsed(), ok);
                 for ack in acks {
                     let _ = ack.send(ok);
                 }
             }
-            _ = tick.tick() => checkpoint(&store, &settings.signing_key, &head, &mut signed).await,
+            _ = tick.tick() => {
+                chain_orphans(&store, settings.orphan_after, &mut head).await;
+                checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
+            }
         }
     }
     checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
+}
+
+/// Chains the entries that writes saved at least `age` ago and their calls never chained
+/// (their process stopped first, or the append failed), a thousand per group.
+async fn chain_orphans(store: &Store, age: Duration, head: &mut Option<(i64, String)>) {
+    let cutoff = now_millis() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    for _ in 0..HEAD_MOVED_ATTEMPTS {
+        let known = match head.clone() {
+            Some(known) => known,
+            None => match store.audit_head().await {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "saved audit entries not chained yet; will retry");
+                    return;
+                }
+            },
+        };
+        match store.chain_orphaned_audit(&known, cutoff).await {
+            Ok(Some((new_head, 0))) => {
+                *head = Some(new_head);
+                return;
+            }
+            Ok(Some((new_head, n))) => {
+                tracing::warn!(
+                    entries = n,
+                    "chained the audit entries of committed writes whose calls had not"
+                );
+                *head = Some(new_head);
+            }
+            Ok(None) => *head = None,
+            Err(e) => {
+                *head = None;
+                tracing::warn!(error = ?e, "saved audit entries not chained yet; will retry");
+                return;
+            }
+        }
+    }
 }
 
 /// Signs and stores the head if it moved since the last checkpoint.
@@ -375,6 +444,22 @@ impl AuditNote {
         self.with(|noted| noted.result_count = n as i64)
     }
 
+    /// The entry of a call to `method` begun at `time` if it ended now with OK.
+    fn snapshot(&self, method: &str, time: i64) -> AuditEvent {
+        let n = self.0.lock().expect("audit note lock");
+        AuditEvent {
+            time,
+            agency: n.agency.clone(),
+            method: method.to_string(),
+            request_id: n.request_id.clone(),
+            subjects: n.subjects.clone(),
+            purpose: n.purpose,
+            case_reference: n.case_reference.clone(),
+            outcome: "OK".to_string(),
+            result_count: n.result_count,
+        }
+    }
+
     fn take(&self) -> Noted {
         std::mem::take(&mut self.0.lock().expect("audit note lock"))
     }
@@ -423,6 +508,7 @@ fn deadline_exceeded(budget: Duration) -> Status {
 struct Unfinished {
     log: AuditLog,
     note: AuditNote,
+    call: Arc<CallAudit>,
     method: String,
     time: i64,
     deadline: Option<Instant>,
@@ -459,7 +545,8 @@ impl Drop for Unfinished {
         let event = self.event(outcome);
         if let Some(tx) = &self.log.tx {
             let (done, _) = oneshot::channel();
-            if tx.try_send((event, done)).is_err() {
+            let saved = self.call.saved().map(str::to_string);
+            if tx.try_send((event, saved, done)).is_err() {
                 tracing::error!("audit queue full: an abandoned call's entry was not written");
             }
         }
@@ -532,15 +619,30 @@ impl Step for Audit {
             // Streaming handlers record what each part of their answer discloses.
             req.extensions_mut().insert(log.clone());
             let budget = grpc_timeout(req.headers());
+            let time = now_millis();
+            let call = CallAudit::new({
+                let (note, method) = (note.clone(), method.clone());
+                move || note.snapshot(&method, time)
+            });
             let mut unfinished = Unfinished {
                 log: log.clone(),
                 note,
+                call: call.clone(),
                 method,
-                time: now_millis(),
+                time,
                 deadline: budget.map(|b| Instant::now() + b),
                 armed: true,
             };
+            // With the log off (benchmarks only) writes save no entry that nobody chains.
             let work = inner.call(req);
+            let audited = log.tx.is_some();
+            let work = async move {
+                if audited {
+                    call.serve(work).await
+                } else {
+                    work.await
+                }
+            };
             let response = match budget {
                 Some(budget) => {
                     match tokio::time::timeout(budget.saturating_sub(DEADLINE_MARGIN), work).await {
@@ -552,7 +654,8 @@ impl Step for Audit {
             };
             let event = unfinished.event(grpc_code_name(response.headers()));
             let deadline = unfinished.deadline;
-            let recorded = log.record(event);
+            let saved = unfinished.call.saved().map(str::to_string);
+            let recorded = log.record_saved(event, saved);
             // While the database is away the entry cannot be made durable; the caller
             // hears so (UNAVAILABLE, retry later) before its deadline, not after it.
             let recorded = match deadline {

@@ -588,6 +588,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,
         checkpoint_every: Duration::from_secs(args.audit_checkpoint_secs.max(1)),
+        ..AuditSettings::default()
     };
     let purposes = match &args.purposes_file {
         Some(file) => {

@@ -29,7 +29,7 @@ const ENTRY_COLUMNS: &[&str] = &[
 
 /// An entry as the append statement receives it: one object per row, keyed by column.
 #[derive(serde::Serialize)]
-struct EntryJson<'a> {
+pub(super) struct EntryJson<'a> {
     seq: i64,
     time: i64,
     agency: &'a str,
@@ -79,6 +79,18 @@ type EntryRow = (
     String,
 );
 
+/// A stored subject list. One that does not parse is itself tampering: the raw text
+/// stays as the only subject, so the hash check names the entry.
+pub(super) fn stored_subjects(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_else(|_| vec![text])
+}
+
+/// A stored purpose code.
+pub(super) fn stored_purpose(code: Option<String>) -> Result<Option<Purpose>> {
+    code.map(|p| stored_code(&p, Purpose::from_code))
+        .transpose()
+}
+
 fn entry_from_row(row: EntryRow) -> Result<AuditEntry> {
     let (
         seq,
@@ -101,12 +113,8 @@ fn entry_from_row(row: EntryRow) -> Result<AuditEntry> {
             agency,
             method,
             request_id,
-            // A subject list that does not parse is itself tampering: keep the raw text
-            // as the only subject so the hash check names the entry.
-            subjects: serde_json::from_str(&subjects).unwrap_or_else(|_| vec![subjects]),
-            purpose: purpose
-                .map(|p| stored_code(&p, Purpose::from_code))
-                .transpose()?,
+            subjects: stored_subjects(subjects),
+            purpose: stored_purpose(purpose)?,
             case_reference,
             outcome,
             result_count,
@@ -151,14 +159,16 @@ fn pad(args: &mut SqliteArguments<'_>, n: usize, width: usize) {
 /// Most index rows one statement inserts (two parameters each; SQLite takes 32,766).
 const SUBJECT_ROWS: usize = 8_192;
 
-/// SQLite's group commit, one round trip on the writer's own connection: the entries,
-/// then one index row per (subject, entry), in one transaction. (A trigger deriving the
-/// index rows from each entry's subject list cost more than the rest of the append.)
-async fn append_sqlite(
-    pool: &sqlx::SqlitePool,
-    rows: &[EntryJson<'_>],
-    events: &[AuditEvent],
-) -> std::result::Result<(), sqlx::Error> {
+/// The statements that insert `rows` (chained from `events`) and one index row per
+/// (subject, entry), with their arguments, for SQLite; the caller wraps them in a
+/// transaction. (A trigger deriving the index rows from each entry's subject list cost
+/// more than the rest of the append.)
+pub(super) fn sqlite_inserts<'q>(
+    sql: &mut String,
+    args: &mut SqliteArguments<'q>,
+    rows: &'q [EntryJson<'q>],
+    events: &'q [AuditEvent],
+) {
     // A subject named twice in one call is indexed once; sorted, the index rows land in
     // key order.
     let mut subjects: Vec<(&str, i64)> = rows
@@ -168,32 +178,42 @@ async fn append_sqlite(
         .collect();
     subjects.sort_unstable();
     subjects.dedup();
+    padded_insert(sql, "audit_entries", ENTRY_COLUMNS, rows.len());
+    for r in rows {
+        put(args, r.seq);
+        put(args, r.time);
+        put(args, r.agency);
+        put(args, r.method);
+        put(args, r.request_id);
+        put(args, r.subjects.as_str());
+        put(args, r.purpose);
+        put(args, r.case_reference);
+        put(args, r.outcome);
+        put(args, r.result_count);
+        put(args, r.previous_hash.as_str());
+        put(args, r.hash.as_str());
+    }
+    pad(args, rows.len(), ENTRY_COLUMNS.len());
+    for chunk in subjects.chunks(SUBJECT_ROWS) {
+        padded_insert(sql, "audit_subjects", &["subject", "seq"], chunk.len());
+        for (subject, seq) in chunk {
+            put(args, *subject);
+            put(args, *seq);
+        }
+        pad(args, chunk.len(), 2);
+    }
+}
+
+/// SQLite's group commit, one round trip on the writer's own connection: the entries
+/// and their subjects' index rows in one transaction.
+async fn append_sqlite(
+    pool: &sqlx::SqlitePool,
+    rows: &[EntryJson<'_>],
+    events: &[AuditEvent],
+) -> std::result::Result<(), sqlx::Error> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
     let mut args = SqliteArguments::default();
-    padded_insert(&mut sql, "audit_entries", ENTRY_COLUMNS, rows.len());
-    for r in rows {
-        put(&mut args, r.seq);
-        put(&mut args, r.time);
-        put(&mut args, r.agency);
-        put(&mut args, r.method);
-        put(&mut args, r.request_id);
-        put(&mut args, r.subjects.as_str());
-        put(&mut args, r.purpose);
-        put(&mut args, r.case_reference);
-        put(&mut args, r.outcome);
-        put(&mut args, r.result_count);
-        put(&mut args, r.previous_hash.as_str());
-        put(&mut args, r.hash.as_str());
-    }
-    pad(&mut args, rows.len(), ENTRY_COLUMNS.len());
-    for chunk in subjects.chunks(SUBJECT_ROWS) {
-        padded_insert(&mut sql, "audit_subjects", &["subject", "seq"], chunk.len());
-        for (subject, seq) in chunk {
-            put(&mut args, *subject);
-            put(&mut args, *seq);
-        }
-        pad(&mut args, chunk.len(), 2);
-    }
+    sqlite_inserts(&mut sql, &mut args, rows, events);
     sql.push_str("COMMIT;");
     let mut conn = pool.acquire().await?;
     let result = sqlx::query_with(&sql, args).execute(&mut *conn).await;
@@ -203,6 +223,40 @@ async fn append_sqlite(
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
     result.map(drop)
+}
+
+/// PostgreSQL's append: one statement, fixed whatever the group's size, the rows
+/// travelling as one JSON array; a trigger indexes their subjects within it.
+pub(super) fn postgres_insert() -> &'static str {
+    // The statement's text is the same for every group: built once.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns = ENTRY_COLUMNS.join(", ");
+        format!(
+            "INSERT INTO audit_entries ({columns}) SELECT {columns} \
+             FROM json_populate_recordset(NULL::audit_entries, $1::json)"
+        )
+    });
+    &SQL
+}
+
+/// `events` chained after `head`: their rows and the new head.
+pub(super) fn chain<'a>(
+    head: &(i64, String),
+    events: &'a [AuditEvent],
+) -> (Vec<EntryJson<'a>>, (i64, String)) {
+    let (mut seq, mut previous) = head.clone();
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let hash = entry_hash(seq, event, &previous);
+        rows.push(EntryJson::of(
+            seq,
+            event,
+            std::mem::replace(&mut previous, hash.clone()),
+            hash,
+        ));
+    }
+    (rows, (seq, previous))
 }
 
 /// Which entries to list; every given filter must hold.
@@ -249,41 +303,24 @@ impl Store {
         head: &(i64, String),
         events: &[AuditEvent],
     ) -> Result<Option<(i64, String)>> {
-        let (mut seq, mut previous) = head.clone();
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            seq += 1;
-            let hash = entry_hash(seq, event, &previous);
-            rows.push(EntryJson::of(
-                seq,
-                event,
-                std::mem::replace(&mut previous, hash.clone()),
-                hash,
-            ));
-        }
+        let (rows, new_head) = chain(head, events);
         if rows.is_empty() {
             return Ok(Some(head.clone()));
         }
         let result = match &self.audit {
             AuditPool::Sqlite(pool) => append_sqlite(pool, &rows, events).await,
-            // One autocommit statement, fixed whatever the group's size, the rows
-            // travelling as one JSON array; a trigger indexes their subjects within it.
             AuditPool::Postgres(pool) => {
-                // The statement's text is the same for every group: built once.
-                static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-                    let columns = ENTRY_COLUMNS.join(", ");
-                    format!(
-                        "INSERT INTO audit_entries ({columns}) SELECT {columns} \
-                         FROM json_populate_recordset(NULL::audit_entries, $1::json)"
-                    )
-                });
                 let json =
                     serde_json::to_string(&rows).expect("strings and numbers always serialize");
-                sqlx::query(&SQL).bind(json).execute(pool).await.map(drop)
+                sqlx::query(postgres_insert())
+                    .bind(json)
+                    .execute(pool)
+                    .await
+                    .map(drop)
             }
         };
         match result {
-            Ok(_) => Ok(Some((seq, previous))),
+            Ok(()) => Ok(Some(new_head)),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }

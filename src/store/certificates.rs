@@ -213,6 +213,7 @@ impl Store {
             Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
             None => (None, None),
         };
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO certificates (serial, uscc, enterprise_name, kind, period_start_date, \
              period_end_date, status, status_reason, issued_at, valid_from, valid_until, key_id, \
@@ -236,11 +237,13 @@ impl Store {
         .bind(&cert.agency_id)
         .bind(&key.request_id)
         .bind(&key.request_digest)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
+            self.commit(tx).await?;
             return Ok(cert.clone());
         }
+        drop(tx);
         self.certificate_by_request(key).await?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "certificate for request {} neither inserted nor found",
@@ -365,7 +368,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&cert)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Replay::Fresh(cert))
     }
 

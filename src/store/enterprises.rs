@@ -233,7 +233,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&stored)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.after_regrade(&regraded);
         Ok(Replay::Fresh(stored))
     }

@@ -4,6 +4,7 @@
 
 mod agencies;
 mod audit;
+mod audit_pending;
 mod certificates;
 mod enterprises;
 mod grade_cache;
@@ -31,6 +32,7 @@ use crate::domain::grading::ModelSet;
 
 pub use agencies::{token_hash, AgencyListing, NewAgency};
 pub use audit::{AuditFilter, VerifiedChain};
+pub use audit_pending::CallAudit;
 pub use certificates::{CertificateFilter, IssuerKey};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;

@@ -287,7 +287,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&result)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.after_regrade(&regraded);
         Ok(Replay::Fresh(result))
     }
@@ -566,7 +566,7 @@ impl Store {
             .await?;
         let related = self.affects_related(&[&record]);
         let regraded = self.regrade(&mut tx, targets, related, today).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.after_regrade(&regraded);
         Ok(record)
     }

@@ -178,7 +178,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(app)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Replay::Fresh(app.clone()))
     }
 
@@ -261,7 +261,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&app)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Replay::Fresh(app))
     }
 
@@ -366,7 +366,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&app)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         if let Some(r) = &regraded {
             self.after_regrade(r);
         }

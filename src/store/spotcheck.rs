@@ -133,7 +133,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -193,7 +193,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(plan)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Replay::Fresh(plan.clone()))
     }
 
@@ -273,6 +273,7 @@ impl Store {
 
     /// Fixes a plan's draw; refused if it was already drawn.
     pub async fn save_draw(&self, plan: &Plan, drawn: &Drawn) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE spot_check_plans SET state = 'DRAWN', drawn_at = $1, inputs = $2, targets = $3 \
              WHERE id = $4 AND state = 'CREATED'",
@@ -281,7 +282,7 @@ impl Store {
         .bind(serde_json::to_string(&drawn.eligible).expect("inputs serialize"))
         .bind(serde_json::to_string(&drawn.targets).expect("targets serialize"))
         .bind(&plan.id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(
@@ -296,7 +297,7 @@ impl Store {
                 .into(),
             );
         }
-        Ok(())
+        self.commit(tx).await
     }
 
     /// Writes a result and the record it becomes in one transaction (the record regrades
@@ -353,7 +354,7 @@ impl Store {
         .bind(&result.record_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.after_regrade(&regraded);
         Ok((stored, result))
     }

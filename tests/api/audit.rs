@@ -731,3 +731,218 @@ async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
         .unwrap()
         .expect("one unbroken chain");
 }
+
+/// How many rows `sql` (a `SELECT COUNT(*) …`) counts in the test's database.
+async fn count_sql(app: &TestApp, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    conn.close().await.ok();
+    n
+}
+
+/// Waits (at most 10 s) until no saved audit entry is left unchained.
+async fn saved_entries_chained(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count_sql(app, "SELECT COUNT(*) FROM audit_pending").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "saved entries left unchained"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Entries of BatchSubmitRecords calls with `request_id`, through the audit API.
+async fn submit_entries(app: &TestApp, request_id: &str) -> Vec<pb::AuditEntry> {
+    let supervisor =
+        agency_with(app, [Scope::AuditRead].into(), AgencyKind::MarketRegulation).await;
+    let entries = auditor(app, supervisor)
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.RecordService/BatchSubmitRecords".into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    entries
+        .into_iter()
+        .filter(|e| e.request_id == request_id)
+        .collect()
+}
+
+/// A write and its audit entry commit together. Normally the entry saved with the write
+/// is removed as the call's own entry is chained. When the append fails after the write
+/// committed (here: the audit table refuses inserts; in life, the process dies in
+/// between), the caller hears UNAVAILABLE, the records stay written, and the saved entry
+/// is chained once the log can be written again: once, and the chain verifies.
+#[tokio::test]
+async fn a_committed_write_is_chained_even_when_its_own_append_failed() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    let (other, stop) = second_server(&app, |s| {
+        s.audit(credit_hub::audit::AuditSettings {
+            checkpoint_every: std::time::Duration::from_millis(100),
+            orphan_after: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+    })
+    .await;
+    let mut records = pb::record_service_client::RecordServiceClient::with_interceptor(
+        other,
+        app.bearer(AgencyKind::MarketRegulation),
+    );
+
+    records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "written-and-chained".into(),
+            records: vec![penalty(&uscc(1), "p1")],
+        })
+        .await
+        .unwrap();
+    let normal = submit_entries(&app, "written-and-chained").await;
+    assert_eq!(normal.len(), 1, "{normal:?}");
+    assert_eq!(normal[0].outcome, "OK");
+    assert_eq!(
+        count_sql(&app, "SELECT COUNT(*) FROM audit_pending").await,
+        0,
+        "the group commit removed the saved entry"
+    );
+
+    if backend() == "postgres" {
+        raw_sql(
+            &app,
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$",
+        )
+        .await;
+        raw_sql(
+            &app,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries \
+             FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit()",
+        )
+        .await;
+    } else {
+        raw_sql(
+            &app,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries \
+             BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END",
+        )
+        .await;
+    }
+    let refused = records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "written-not-chained".into(),
+            records: vec![penalty(&uscc(2), "p2")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let written = format!(
+        "SELECT COUNT(*) FROM records WHERE subject_key = '{}'",
+        uscc(2)
+    );
+    assert_eq!(
+        count_sql(&app, &written).await,
+        1,
+        "the write itself committed"
+    );
+    assert_eq!(
+        count_sql(&app, "SELECT COUNT(*) FROM audit_pending").await,
+        1,
+        "its entry is saved, not lost"
+    );
+
+    if backend() == "postgres" {
+        raw_sql(&app, "DROP TRIGGER refuse_audit ON audit_entries").await;
+    } else {
+        raw_sql(&app, "DROP TRIGGER refuse_audit").await;
+    }
+    saved_entries_chained(&app).await;
+    let recovered = submit_entries(&app, "written-not-chained").await;
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    let e = &recovered[0];
+    assert_eq!(e.outcome, "OK");
+    assert_eq!(
+        e.agency,
+        format!("agencies/{}", app.agency_ids[&AgencyKind::MarketRegulation])
+    );
+    assert_eq!(e.subjects, [format!("enterprises/{}", uscc(2))]);
+    assert_eq!(e.result_count, 1);
+
+    // The caller's retry replays the stored answer and is accounted for as itself.
+    records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "written-not-chained".into(),
+            records: vec![penalty(&uscc(2), "p2")],
+        })
+        .await
+        .unwrap();
+    assert_eq!(submit_entries(&app, "written-not-chained").await.len(), 2);
+    assert_eq!(
+        count_sql(&app, &written).await,
+        1,
+        "the retry wrote nothing twice"
+    );
+    stop.send(()).ok();
+    let (ok, out) = verify_cli(&app);
+    assert!(ok, "{out}");
+}
+
+/// Two replicas that each chain saved entries as soon as they see them, while both take
+/// writes: an entry claimed by the other replica's recovery is skipped by its own
+/// group, so every write is in the one chain exactly once.
+#[tokio::test]
+async fn replicas_recovering_saved_entries_under_writes_chain_each_write_once() {
+    let app = spawn_app().await;
+    app.register((1..=4).map(|n| enterprise(n, ID_A)).collect())
+        .await;
+    let eager = || credit_hub::audit::AuditSettings {
+        checkpoint_every: std::time::Duration::from_millis(5),
+        orphan_after: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let (one, stop_one) = second_server(&app, |s| s.audit(eager())).await;
+    let (two, stop_two) = second_server(&app, |s| s.audit(eager())).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..60u32 {
+        let channel = if i % 2 == 0 { one.clone() } else { two.clone() };
+        let bearer = app.bearer(AgencyKind::MarketRegulation);
+        calls.spawn(async move {
+            pb::record_service_client::RecordServiceClient::with_interceptor(channel, bearer)
+                .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                    request_id: format!("w{i}"),
+                    records: vec![penalty(&uscc(i % 4 + 1), &format!("p{i}"))],
+                })
+                .await
+                .expect("answered");
+        });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap();
+    }
+    saved_entries_chained(&app).await;
+    let _ = (stop_one.send(()), stop_two.send(()));
+    let chained = count_sql(
+        &app,
+        "SELECT COUNT(*) FROM audit_entries \
+         WHERE method = '/credithub.v1.RecordService/BatchSubmitRecords'",
+    )
+    .await;
+    let distinct = count_sql(
+        &app,
+        "SELECT COUNT(DISTINCT request_id) FROM audit_entries \
+         WHERE method = '/credithub.v1.RecordService/BatchSubmitRecords'",
+    )
+    .await;
+    // The registration in spawn_app's helper is a registry call, not a submission.
+    assert_eq!((chained, distinct), (60, 60));
+    app.store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unforked chain");
+}
