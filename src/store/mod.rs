@@ -179,10 +179,14 @@ impl Store {
                 // A connection to a local file cannot go stale; pinging it before every
                 // use was a third of each audit group commit.
                 .test_before_acquire(false)
+                // FULL: in WAL mode NORMAL acknowledges commits that a power cut can
+                // still take back, and answers (and audit entries) must be durable when
+                // given. Measured at no loss of look-up or ingest throughput: commits
+                // wait for the disk, and the audit writer's groups grow to absorb it.
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         let pragmas = format!(
-                            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {}; \
+                            "PRAGMA synchronous = FULL; PRAGMA busy_timeout = {}; \
                              PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000;",
                             SQLITE_BUSY_TIMEOUT.as_millis()
                         );
@@ -202,7 +206,7 @@ impl Store {
             .connect_with(
                 SqliteConnectOptions::new()
                     .filename(&path)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .statement_cache_capacity(AUDIT_STATEMENTS),
             )
