@@ -528,7 +528,14 @@ impl Unfinished {
             purpose: noted.purpose,
             case_reference: noted.case_reference,
             outcome: outcome.to_string(),
-            result_count: noted.result_count,
+            // Handlers note a write's count before it commits (the commit saves the
+            // entry as noted); a call that failed before any commit returned and
+            // wrote nothing.
+            result_count: if outcome == "OK" || self.call.saved().is_some() {
+                noted.result_count
+            } else {
+                0
+            },
         }
     }
 }

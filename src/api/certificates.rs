@@ -274,8 +274,9 @@ impl CertificateService for CertificateApi {
             statements,
         };
         let cert = self.sign(&draft, period, &agency.id);
-        let stored = self.state.store.insert_certificate(&cert, &key).await?;
+        // Noted before the write: its commit saves the entry as noted (see `store::CallAudit`).
         note.count(1);
+        let stored = self.state.store.insert_certificate(&cert, &key).await?;
         Ok(Response::new(pb::IssueCertificateResponse {
             certificate: Some(certificate_out(&stored, now)),
         }))
@@ -362,7 +363,12 @@ impl CertificateService for CertificateApi {
             r,
         ));
         let (serial, reason, key) = v.finish_all((serial, reason, key))?;
-        note.request_id(&r.request_id);
+        note.request_id(&r.request_id).count(1);
+        // Noted before the write, whose commit saves the entry as noted; a retry that
+        // replays the first answer names the enterprise too.
+        if let Some(cert) = self.state.store.certificate(&serial).await? {
+            note.subject(cert.uscc.resource_name());
+        }
         let now = now_millis();
         let encode = move |c: &Certificate| {
             prost::Message::encode_to_vec(&pb::RevokeCertificateResponse {
@@ -375,15 +381,11 @@ impl CertificateService for CertificateApi {
             .revoke_certificate(&serial, &reason, key.as_ref(), &encode)
             .await?
         {
-            Replay::Fresh(cert) => {
-                note.subject(cert.uscc.resource_name());
-                pb::RevokeCertificateResponse {
-                    certificate: Some(certificate_out(&cert, now)),
-                }
-            }
+            Replay::Fresh(cert) => pb::RevokeCertificateResponse {
+                certificate: Some(certificate_out(&cert, now)),
+            },
             Replay::Replayed(bytes) => replayed(&bytes)?,
         };
-        note.count(1);
         Ok(Response::new(response))
     }
 

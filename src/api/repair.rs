@@ -362,12 +362,13 @@ impl RepairService for RepairApi {
             wrap: |application| pb::ApplyForRepairResponse { application },
             today,
         };
+        // Noted before the write, whose commit saves the entry as noted.
+        note.count(app.records.len());
         let response = reply.answer(
             store
                 .insert_repair_application(&app, key.as_ref(), &|a| reply.encode(a))
                 .await?,
         )?;
-        note.count(app.records.len());
         Ok(Response::new(response))
     }
 
@@ -406,7 +407,12 @@ impl RepairService for RepairApi {
         ));
         let (id, held, officer, outcome, key) = v.finish_all((id, held, officer, outcome, key))?;
         note.purpose(Some(Purpose::CreditRepair), "")
-            .request_id(&r.request_id);
+            .request_id(&r.request_id)
+            .count(1);
+        // Noted before the write, whose commit saves the entry as noted.
+        if let Some(a) = self.state.store.repair_application(&id).await? {
+            note.subject(a.uscc.resource_name());
+        }
         let interview = Interview {
             date: held,
             officer,
@@ -422,10 +428,6 @@ impl RepairService for RepairApi {
                 .record_credit_interview(&id, &interview, key.as_ref(), &|a| reply.encode(a))
                 .await?,
         )?;
-        if let Some(a) = &response.application {
-            note.subject(a.enterprise.clone());
-        }
-        note.count(1);
         Ok(Response::new(response))
     }
 
@@ -501,6 +503,8 @@ impl RepairService for RepairApi {
             today,
         };
         let approve = decision == pb::RepairDecision::Approve;
+        // Noted before the write, whose commit saves the entry as noted.
+        note.count(app.records.len());
         let response = reply.answer(
             store
                 .decide_repair(
@@ -515,7 +519,6 @@ impl RepairService for RepairApi {
                 )
                 .await?,
         )?;
-        note.count(app.records.len());
         Ok(Response::new(response))
     }
 

@@ -251,11 +251,12 @@ impl SpotCheckService for SpotCheckApi {
             }
         }
         v.finish(())?;
+        // Noted before the write, whose commit saves the entry as noted.
+        AuditNote::of(&req).count(parsed.len());
         self.state
             .store
             .upsert_inspectors(&agency.id, &parsed)
             .await?;
-        AuditNote::of(&req).count(parsed.len());
         Ok(Response::new(pb::BatchUpsertInspectorsResponse {
             count: parsed.len() as i32,
         }))
@@ -481,7 +482,7 @@ impl SpotCheckService for SpotCheckApi {
                 now_millis(),
             )
             .ok_or_else(|| Error::invalid("name", "the plan's stored seed is unreadable"))?;
-        store.save_draw(&plan, &drawn).await?;
+        // Noted before the write, whose commit saves the entry as noted.
         note.subjects(
             drawn
                 .targets
@@ -489,6 +490,7 @@ impl SpotCheckService for SpotCheckApi {
                 .map(|t| format!("enterprises/{}", t.uscc)),
         );
         note.count(drawn.targets.len());
+        store.save_draw(&plan, &drawn).await?;
         plan.drawn = Some(drawn);
         Ok(Response::new(pb::DrawSpotCheckPlanResponse {
             plan: Some(self.plan_out(&plan, self.state.clock.today()).await?),
@@ -725,7 +727,7 @@ impl SpotCheckService for SpotCheckApi {
             _ => {}
         }
         let (uscc, outcome, inspected) = v.finish_all((uscc, outcome, inspected))?;
-        note.subject(uscc.resource_name());
+        note.subject(uscc.resource_name()).count(1);
         let plan = self.own_plan("plan", &r.plan, &agency).await?;
         let is_target = plan
             .drawn
@@ -807,7 +809,6 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .record_spot_check_result(&agency, record, &result, today)
             .await?;
-        note.count(1);
         Ok(Response::new(pb::RecordSpotCheckResultResponse {
             result: Some(result_out(&result, &enterprise.display_name, today)),
             record: stored.resource_name(),
