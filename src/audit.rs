@@ -93,6 +93,8 @@ struct WriterStats {
     append_micros: AtomicU64,
     /// Groups that could not be written, whose calls were refused.
     refused_groups: AtomicU64,
+    /// Entries of committed writes chained after their calls had not.
+    recovered: AtomicU64,
 }
 
 /// A snapshot of the writer's counters.
@@ -106,6 +108,9 @@ pub struct AuditCounters {
     pub append_seconds: f64,
     /// Groups that could not be written (their calls were refused).
     pub refused_groups: u64,
+    /// Entries of committed writes chained after their calls had not (the process
+    /// stopped first, or their append failed).
+    pub recovered: u64,
 }
 
 impl WriterStats {
@@ -149,6 +154,7 @@ impl AuditLog {
             entries: s.entries.load(Ordering::Relaxed),
             append_seconds: s.append_micros.load(Ordering::Relaxed) as f64 / 1e6,
             refused_groups: s.refused_groups.load(Ordering::Relaxed),
+            recovered: s.recovered.load(Ordering::Relaxed),
         }
     }
 
@@ -286,7 +292,7 @@ async fn writer(
     let mut signed = 0;
     let mut tick = tokio::time::interval(settings.checkpoint_every);
     tick.tick().await;
-    chain_orphans(&store, settings.orphan_after, &mut head).await;
+    chain_orphans(&store, settings.orphan_after, &mut head, &stats).await;
     loop {
         tokio::select! {
             first = rx.recv() => {
@@ -314,7 +320,7 @@ async fn writer(
                 }
             }
             _ = tick.tick() => {
-                chain_orphans(&store, settings.orphan_after, &mut head).await;
+                chain_orphans(&store, settings.orphan_after, &mut head, &stats).await;
                 checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
             }
         }
@@ -324,7 +330,12 @@ async fn writer(
 
 /// Chains the entries that writes saved at least `age` ago and their calls never chained
 /// (their process stopped first, or the append failed), a thousand per group.
-async fn chain_orphans(store: &Store, age: Duration, head: &mut Option<(i64, String)>) {
+async fn chain_orphans(
+    store: &Store,
+    age: Duration,
+    head: &mut Option<(i64, String)>,
+    stats: &WriterStats,
+) {
     let cutoff = now_millis() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     for _ in 0..HEAD_MOVED_ATTEMPTS {
         let known = match head.clone() {
@@ -347,6 +358,7 @@ async fn chain_orphans(store: &Store, age: Duration, head: &mut Option<(i64, Str
                     entries = n,
                     "chained the audit entries of committed writes whose calls had not"
                 );
+                stats.recovered.fetch_add(n as u64, Ordering::Relaxed);
                 *head = Some(new_head);
             }
             Ok(None) => *head = None,

@@ -178,6 +178,13 @@ impl Metrics {
             "Audit groups that could not be written; their calls were answered UNAVAILABLE.",
             written.refused_groups.to_string(),
         );
+        series(
+            &mut out,
+            "counter",
+            "credithub_audit_recovered_entries_total",
+            "Audit entries of committed writes chained after their calls had not (the process stopped first, or the append failed).",
+            written.recovered.to_string(),
+        );
         // Unknown (the database is down) is reported as NaN rather than a stale number.
         let lag = match store.grading_lag(today).await {
             Ok(n) => n.to_string(),

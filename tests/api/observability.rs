@@ -96,6 +96,7 @@ async fn metrics_show_calls_by_method_and_code_with_latency_pool_audit_and_lag()
         "credithub_audit_queue_depth ",
         "credithub_audit_append_seconds_total ",
         "credithub_audit_refused_groups_total 0",
+        "credithub_audit_recovered_entries_total 0",
         "credithub_grading_lag_records 0",
     ] {
         assert!(text.contains(series), "{series} in {text}");
