@@ -66,6 +66,15 @@ struct ServeArgs {
     /// Seconds between signed checkpoints of the audit chain's head.
     #[arg(long, env = "CREDIT_HUB_AUDIT_CHECKPOINT_SECS", default_value_t = 60)]
     audit_checkpoint_secs: u64,
+    /// Seconds after which a write's saved audit entry that its call never chained is
+    /// chained by the audit writer (at its next checkpoint interval). Longer than any
+    /// call takes, and than the clock difference between replicas.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_AUDIT_RECOVER_AFTER_SECS",
+        default_value_t = 60
+    )]
+    audit_recover_after_secs: u64,
     /// Which purposes each agency kind may declare (TOML; default: the shipped
     /// `policies/purposes.toml`).
     #[arg(long, env = "CREDIT_HUB_PURPOSES_FILE")]
@@ -588,7 +597,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,
         checkpoint_every: Duration::from_secs(args.audit_checkpoint_secs.max(1)),
-        ..AuditSettings::default()
+        orphan_after: Duration::from_secs(args.audit_recover_after_secs),
     };
     let purposes = match &args.purposes_file {
         Some(file) => {

@@ -134,12 +134,15 @@ impl RecordService for RecordApi {
             v.add("request_id", "must be at most 128 characters");
         }
         let id = v.finish(id)?.unwrap_or_default();
+        // Noted before the write, whose commit saves the entry as noted.
+        if let Some(record) = self.state.store.get_record(id).await? {
+            note.subject(record.content.subject.audit_name()).count(1);
+        }
         let record = self
             .state
             .store
             .withdraw_record(&agency, id, reason, self.state.clock.today())
             .await?;
-        note.subject(record.content.subject.audit_name()).count(1);
         Ok(Response::new(pb::WithdrawRecordResponse {
             record: Some(record_out(&record, self.state.clock.today())),
         }))

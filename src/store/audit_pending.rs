@@ -1,10 +1,11 @@
 //! A write and its audit entry commit together: a write transaction committed inside
 //! an audited call also saves the call's entry in `audit_pending`, and the group commit
-//! that chains the entry removes it. Should the process stop between the two (a crash,
-//! a kill, the audit append failing), the audit writer later chains what is left, so no
-//! committed write goes unaccounted for and none is chained twice.
+//! that chains the call's entry claims (removes) it. Should the call never get there (a
+//! crash, a kill, its append failing), the audit writer later chains the saved entry and
+//! marks it chained, so that the call, should it still arrive, skips it: no committed
+//! write goes unaccounted for and none is chained twice.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,9 +13,7 @@ use std::sync::Arc;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Any, Transaction};
 
-use super::audit::{
-    chain, postgres_insert, sqlite_inserts, stored_purpose, stored_subjects, EntryJson,
-};
+use super::audit::{chain, postgres_insert, sqlite_inserts, stored_purpose, stored_subjects};
 use super::{now_millis, AuditPool, Result, Store};
 use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
@@ -50,8 +49,8 @@ impl CallAudit {
         CALL.scope(self, work).await
     }
 
-    /// The id its entry was saved under, once a write of the call has committed; the
-    /// group commit that chains the call's entry must remove it.
+    /// The id its entry may have been saved under, once a write of the call has begun
+    /// to commit; the group commit that chains the call's entry must claim it.
     pub fn saved(&self) -> Option<&str> {
         if self.saved.load(Ordering::Acquire) {
             self.id.get().map(String::as_str)
@@ -95,16 +94,13 @@ fn event_of(row: PendingRow) -> Result<(String, AuditEvent)> {
     ))
 }
 
-/// Which saved entries an append takes out of `audit_pending`.
-enum Claim<'a> {
-    /// Those of these calls, whose entries the group itself carries.
-    Calls(Vec<&'a str>),
-    /// Every one saved before this time (milliseconds): calls that never got chained.
-    SavedBefore(i64),
-}
-
 /// Most orphaned entries one append chains.
 const ORPHANS_PER_GROUP: i64 = 1_000;
+
+/// How long an orphaned entry, once chained, is remembered as chained: a call that
+/// arrives later than this with the same entry would chain it again. Calls arrive
+/// within their deadline and the writer's retries, seconds.
+const CHAINED_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 impl Store {
     /// Commits a write transaction. Inside an audited call it first saves the call's
@@ -135,88 +131,91 @@ impl Store {
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        if let Some(call) = call {
+            // Before the commit, not after: a call dropped while its commit is under way
+            // (deadline, disconnect) cannot tell whether it landed, and its entry must
+            // then claim the saved one rather than leave it to be chained a second time.
             call.saved.store(true, Ordering::Release);
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Chains `events` after `head` as [`Store::append_audit`] does, in one transaction
-    /// that also removes the saved entries of the calls in `saved` (one per event, or
-    /// `None`). An event whose saved entry is already gone was chained by
-    /// [`Store::chain_orphaned_audit`] and is skipped. `None` when the head moved.
+    /// that also removes the entries the calls in `saved` (one per event, or `None`) may
+    /// have saved. An event whose saved entry was already chained by
+    /// [`Store::chain_orphaned_audit`] is skipped; one whose write never committed
+    /// saved nothing and is chained as it is. `None` when the head moved.
     pub async fn append_audit_claiming(
         &self,
         head: &(i64, String),
         events: &[AuditEvent],
         saved: &[Option<String>],
     ) -> Result<Option<(i64, String)>> {
-        let calls = saved.iter().flatten().map(String::as_str).collect();
-        Ok(self
-            .append_in_transaction(head, Claim::Calls(calls), |claimed| {
-                events
+        let calls: Vec<&str> = saved.iter().flatten().map(String::as_str).collect();
+        head_moved(
+            async {
+                let mut tx = AuditTx::begin(&self.audit).await?;
+                let chained = tx.claim(&calls).await?;
+                let events: Vec<AuditEvent> = events
                     .iter()
                     .zip(saved)
-                    .filter(|(_, id)| id.as_ref().is_none_or(|id| claimed.contains_key(id)))
+                    .filter(|(_, id)| id.as_ref().is_none_or(|id| !chained.contains(id)))
                     .map(|(e, _)| e.clone())
-                    .collect()
-            })
-            .await?
-            .map(|(head, _)| head))
+                    .collect();
+                let new_head = tx.chain(head, &events).await?;
+                tx.commit().await?;
+                Ok(new_head)
+            }
+            .await,
+        )
     }
 
     /// Chains, after `head`, up to a thousand entries saved before `saved_before`
-    /// (milliseconds) whose calls never chained them: their process stopped after the
-    /// write committed. Returns the new head and how many were chained; `None` when the
-    /// head moved.
+    /// (milliseconds) that no call chained: their process stopped after the write
+    /// committed, or their append failed. They stay marked as chained for a day, so
+    /// that a call arriving late skips them. Returns the new head and how many were
+    /// chained; `None` when the head moved.
     pub async fn chain_orphaned_audit(
         &self,
         head: &(i64, String),
         saved_before: i64,
     ) -> Result<Option<((i64, String), usize)>> {
-        self.append_in_transaction(head, Claim::SavedBefore(saved_before), |claimed| {
-            let mut orphans: Vec<(&String, &AuditEvent)> = claimed.iter().collect();
-            orphans.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
-            orphans.into_iter().map(|(_, e)| e.clone()).collect()
-        })
-        .await
+        head_moved(
+            async {
+                let mut tx = AuditTx::begin(&self.audit).await?;
+                tx.forget_chained(now_millis() - CHAINED_KEPT_MS).await?;
+                let mut orphans = Vec::new();
+                for row in tx.orphans(saved_before).await? {
+                    match event_of(row) {
+                        Ok(orphan) => orphans.push(orphan),
+                        // Left for a process that can read it (say, a newer replica
+                        // saved a purpose this one does not know).
+                        Err(e) => {
+                            tracing::warn!(error = ?e, "a saved audit entry is unreadable here")
+                        }
+                    }
+                }
+                orphans.sort_by(|a, b| (a.1.time, &a.0).cmp(&(b.1.time, &b.0)));
+                let ids: Vec<&str> = orphans.iter().map(|(id, _)| id.as_str()).collect();
+                tx.mark_chained(&ids).await?;
+                let events: Vec<AuditEvent> = orphans.iter().map(|(_, e)| e.clone()).collect();
+                let new_head = tx.chain(head, &events).await?;
+                tx.commit().await?;
+                Ok((new_head, events.len()))
+            }
+            .await,
+        )
     }
+}
 
-    /// One transaction on the audit writer's connection: take the saved entries `claim`
-    /// names out of `audit_pending`, then chain after `head` the events `select` picks
-    /// given what was taken (call id -> its saved entry). Rolled back, and `None`, when
-    /// the head moved.
-    async fn append_in_transaction(
-        &self,
-        head: &(i64, String),
-        claim: Claim<'_>,
-        select: impl FnOnce(&HashMap<String, AuditEvent>) -> Vec<AuditEvent>,
-    ) -> Result<Option<((i64, String), usize)>> {
-        let result = async {
-            let mut tx = AuditTx::begin(&self.audit).await?;
-            let claimed = tx.claim(&claim).await?;
-            let claimed = claimed
-                .into_iter()
-                .map(event_of)
-                .collect::<Result<HashMap<_, _>>>()?;
-            let events = select(&claimed);
-            let (rows, new_head) = chain(head, &events);
-            if !rows.is_empty() {
-                tx.insert(&rows, &events).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, super::Error>((new_head, events.len()))
+/// `None` for an append that found the head moved (its first sequence number taken).
+fn head_moved<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(done) => Ok(Some(done)),
+        Err(super::Error::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+            Ok(None)
         }
-        .await;
-        match result {
-            Ok(done) => Ok(Some(done)),
-            Err(super::Error::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -224,6 +223,16 @@ impl Store {
 enum AuditTx {
     Sqlite(Transaction<'static, sqlx::Sqlite>),
     Postgres(Transaction<'static, Any>),
+}
+
+/// Runs the same query text on either kind of transaction: `$1` binds the one value.
+macro_rules! on_tx {
+    ($tx:expr, $run:ident, $sql:expr, $value:expr) => {
+        match $tx {
+            AuditTx::Sqlite(tx) => sqlx::query_as($sql).bind($value).$run(&mut **tx).await,
+            AuditTx::Postgres(tx) => sqlx::query_as($sql).bind($value).$run(&mut **tx).await,
+        }
+    };
 }
 
 impl AuditTx {
@@ -234,72 +243,93 @@ impl AuditTx {
         })
     }
 
-    /// Deletes the saved entries `claim` names and returns them.
-    async fn claim(&mut self, claim: &Claim<'_>) -> sqlx::Result<Vec<PendingRow>> {
-        let returning = format!("RETURNING {PENDING_COLUMNS}");
-        let ids = |ids: &[&str]| serde_json::to_string(ids).expect("strings always serialize");
-        match (self, claim) {
-            (AuditTx::Sqlite(tx), Claim::Calls(calls)) => {
-                sqlx::query_as(&format!(
-                    "DELETE FROM audit_pending WHERE call_id IN \
-                     (SELECT value FROM json_each(?)) {returning}"
-                ))
-                .bind(ids(calls))
-                .fetch_all(&mut **tx)
-                .await
-            }
-            (AuditTx::Sqlite(tx), Claim::SavedBefore(t)) => {
-                sqlx::query_as(&format!(
-                    "DELETE FROM audit_pending WHERE call_id IN (SELECT call_id \
-                     FROM audit_pending WHERE saved_at < ? ORDER BY saved_at \
-                     LIMIT {ORPHANS_PER_GROUP}) {returning}"
-                ))
-                .bind(t)
-                .fetch_all(&mut **tx)
-                .await
-            }
-            (AuditTx::Postgres(tx), Claim::Calls(calls)) => {
-                sqlx::query_as(&format!(
-                    "DELETE FROM audit_pending WHERE call_id = ANY \
-                     (ARRAY(SELECT json_array_elements_text($1::json))) {returning}"
-                ))
-                .bind(ids(calls))
-                .fetch_all(&mut **tx)
-                .await
-            }
-            // Replicas recovering at once each take different entries.
-            (AuditTx::Postgres(tx), Claim::SavedBefore(t)) => {
-                sqlx::query_as(&format!(
-                    "DELETE FROM audit_pending WHERE call_id IN (SELECT call_id \
-                     FROM audit_pending WHERE saved_at < $1 ORDER BY saved_at \
-                     LIMIT {ORPHANS_PER_GROUP} FOR UPDATE SKIP LOCKED) {returning}"
-                ))
-                .bind(t)
-                .fetch_all(&mut **tx)
-                .await
+    /// `column` is one of the strings of the JSON array bound as `$1`.
+    fn in_json(&self, column: &str) -> String {
+        match self {
+            AuditTx::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each($1))"),
+            AuditTx::Postgres(_) => {
+                format!("{column} = ANY (ARRAY(SELECT json_array_elements_text($1::json)))")
             }
         }
     }
 
-    /// Inserts chained `rows` (of `events`) and their subjects' index rows.
-    async fn insert(&mut self, rows: &[EntryJson<'_>], events: &[AuditEvent]) -> sqlx::Result<()> {
+    /// Removes what `calls` saved; returns those of them an orphan pass had chained.
+    async fn claim(&mut self, calls: &[&str]) -> sqlx::Result<HashSet<String>> {
+        let sql = format!(
+            "DELETE FROM audit_pending WHERE {} RETURNING call_id, chained",
+            self.in_json("call_id")
+        );
+        let ids = serde_json::to_string(calls).expect("strings always serialize");
+        let rows: Vec<(String, i64)> = on_tx!(self, fetch_all, &sql, ids)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, chained)| *chained != 0)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Up to [`ORPHANS_PER_GROUP`] unchained entries saved before `saved_before`, oldest
+    /// first. On PostgreSQL locked, and skipping those another replica has locked.
+    async fn orphans(&mut self, saved_before: i64) -> sqlx::Result<Vec<PendingRow>> {
+        let lock = match self {
+            AuditTx::Sqlite(_) => "",
+            AuditTx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT {PENDING_COLUMNS} FROM audit_pending WHERE chained = 0 AND saved_at < $1 \
+             ORDER BY saved_at LIMIT {ORPHANS_PER_GROUP}{lock}"
+        );
+        on_tx!(self, fetch_all, &sql, saved_before)
+    }
+
+    async fn mark_chained(&mut self, calls: &[&str]) -> sqlx::Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE audit_pending SET chained = 1 WHERE {} RETURNING call_id",
+            self.in_json("call_id")
+        );
+        let ids = serde_json::to_string(calls).expect("strings always serialize");
+        let _: Vec<(String,)> = on_tx!(self, fetch_all, &sql, ids)?;
+        Ok(())
+    }
+
+    /// Forgets orphans chained before `chained_before`.
+    async fn forget_chained(&mut self, chained_before: i64) -> sqlx::Result<()> {
+        let sql = "DELETE FROM audit_pending WHERE chained = 1 AND saved_at < $1 RETURNING call_id";
+        let _: Vec<(String,)> = on_tx!(self, fetch_all, sql, chained_before)?;
+        Ok(())
+    }
+
+    /// Chains `events` after `head` and inserts them with their subjects' index rows;
+    /// returns the new head.
+    async fn chain(
+        &mut self,
+        head: &(i64, String),
+        events: &[AuditEvent],
+    ) -> sqlx::Result<(i64, String)> {
+        let (rows, new_head) = chain(head, events);
+        if rows.is_empty() {
+            return Ok(new_head);
+        }
         match self {
             AuditTx::Sqlite(tx) => {
                 let mut sql = String::new();
                 let mut args = SqliteArguments::default();
-                sqlite_inserts(&mut sql, &mut args, rows, events);
+                sqlite_inserts(&mut sql, &mut args, &rows, events);
                 sqlx::query_with(&sql, args).execute(&mut **tx).await?;
             }
             AuditTx::Postgres(tx) => {
                 let json =
-                    serde_json::to_string(rows).expect("strings and numbers always serialize");
+                    serde_json::to_string(&rows).expect("strings and numbers always serialize");
                 sqlx::query(postgres_insert())
                     .bind(json)
                     .execute(&mut **tx)
                     .await?;
             }
         }
-        Ok(())
+        Ok(new_head)
     }
 
     async fn commit(self) -> sqlx::Result<()> {
