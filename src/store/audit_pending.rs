@@ -114,7 +114,8 @@ impl Store {
                 "INSERT INTO audit_pending ({PENDING_COLUMNS}, saved_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT (call_id) DO UPDATE SET subjects = excluded.subjects, \
-                 result_count = excluded.result_count, saved_at = excluded.saved_at"
+                 result_count = excluded.result_count, saved_at = excluded.saved_at, \
+                 chained = 0"
             ))
             .bind(
                 call.id
@@ -255,12 +256,46 @@ impl AuditTx {
 
     /// Removes what `calls` saved; returns those of them an orphan pass had chained.
     async fn claim(&mut self, calls: &[&str]) -> sqlx::Result<HashSet<String>> {
-        let sql = format!(
-            "DELETE FROM audit_pending WHERE {} RETURNING call_id, chained",
-            self.in_json("call_id")
-        );
         let ids = serde_json::to_string(calls).expect("strings always serialize");
-        let rows: Vec<(String, i64)> = on_tx!(self, fetch_all, &sql, ids)?;
+        let rows: Vec<(String, i64)> = match self {
+            // The write lock serializes this with every write: a saved entry is either
+            // committed or gone.
+            AuditTx::Sqlite(tx) => {
+                sqlx::query_as(
+                    "DELETE FROM audit_pending WHERE call_id IN \
+                     (SELECT value FROM json_each($1)) RETURNING call_id, chained",
+                )
+                .bind(ids)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            // A call dropped while its commit was under way may claim before that commit
+            // lands, and a DELETE does not see (nor wait for) a row still being inserted.
+            // An insert of the same key does wait for it: claim by upserting a
+            // placeholder, which returns the saved row once its transaction has ended
+            // (or inserts the placeholder if it rolled back), then delete them all.
+            AuditTx::Postgres(tx) => {
+                let rows = sqlx::query_as(
+                    "INSERT INTO audit_pending (call_id, time, agency, method, request_id, \
+                     subjects, case_reference, result_count, saved_at, chained) \
+                     SELECT id, 0, '', '', '', '[]', '', 0, 0, 0 \
+                     FROM json_array_elements_text($1::json) AS id \
+                     ON CONFLICT (call_id) DO UPDATE SET chained = audit_pending.chained \
+                     RETURNING call_id, chained",
+                )
+                .bind(&ids)
+                .fetch_all(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM audit_pending WHERE call_id = ANY \
+                     (ARRAY(SELECT json_array_elements_text($1::json)))",
+                )
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+                rows
+            }
+        };
         Ok(rows
             .into_iter()
             .filter(|(_, chained)| *chained != 0)

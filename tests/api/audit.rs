@@ -946,3 +946,57 @@ async fn replicas_recovering_saved_entries_under_writes_chain_each_write_once() 
         .unwrap()
         .expect("one unforked chain");
 }
+
+/// A call dropped while its write was committing claims the entry it saved before that
+/// commit has landed. The claim waits for the write's transaction, then takes the saved
+/// entry, so it is not left behind to be chained a second time.
+#[tokio::test]
+async fn a_claim_waits_for_a_write_still_committing_and_takes_its_saved_entry() {
+    let app = spawn_app().await;
+    sqlx::any::install_default_drivers();
+    let mut writer = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    let begin = if backend() == "postgres" {
+        "BEGIN"
+    } else {
+        "BEGIN IMMEDIATE"
+    };
+    sqlx::query(begin).execute(&mut writer).await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_pending (call_id, time, agency, method, request_id, subjects, \
+         purpose, case_reference, result_count, saved_at) \
+         VALUES ('in-flight', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, 1)",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+
+    let store = app.store.clone();
+    let claim = tokio::spawn(async move {
+        let head = store.audit_head().await.unwrap();
+        store
+            .append_audit_claiming(
+                &head,
+                &[test_entry("dropped-mid-commit", vec![])],
+                &[Some("in-flight".to_string())],
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    claim
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("appended after the head");
+    assert_eq!(
+        count_sql(&app, "SELECT COUNT(*) FROM audit_pending").await,
+        0,
+        "the saved entry was claimed, not left for recovery"
+    );
+    let chained = count_sql(
+        &app,
+        "SELECT COUNT(*) FROM audit_entries WHERE request_id = 'dropped-mid-commit'",
+    )
+    .await;
+    assert_eq!(chained, 1);
+}
