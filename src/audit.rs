@@ -399,10 +399,14 @@ async fn checkpoint(
 /// What handlers (and authentication) learn about a call for its audit entry. Shared
 /// through the request's extensions; a request without one (a test calling a handler
 /// directly) gets a detached note.
+///
+/// A handler that writes notes its subjects and count before the write: the write's
+/// commit saves the entry as noted then, and that saved copy is what the log keeps if
+/// the call never finishes (see `store::CallAudit`).
 #[derive(Clone, Default)]
 pub struct AuditNote(Arc<Mutex<Noted>>);
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Noted {
     agency: String,
     request_id: String,
@@ -458,22 +462,30 @@ impl AuditNote {
 
     /// The entry of a call to `method` begun at `time` if it ended now with OK.
     fn snapshot(&self, method: &str, time: i64) -> AuditEvent {
-        let n = self.0.lock().expect("audit note lock");
-        AuditEvent {
-            time,
-            agency: n.agency.clone(),
-            method: method.to_string(),
-            request_id: n.request_id.clone(),
-            subjects: n.subjects.clone(),
-            purpose: n.purpose,
-            case_reference: n.case_reference.clone(),
-            outcome: "OK".to_string(),
-            result_count: n.result_count,
-        }
+        let noted = self.0.lock().expect("audit note lock").clone();
+        noted.into_event(method.to_string(), time, "OK", true)
     }
 
     fn take(&self) -> Noted {
         std::mem::take(&mut self.0.lock().expect("audit note lock"))
+    }
+}
+
+impl Noted {
+    /// The entry of a call to `method` begun at `time` that ended with `outcome`;
+    /// without `counted`, it returned and wrote nothing.
+    fn into_event(self, method: String, time: i64, outcome: &str, counted: bool) -> AuditEvent {
+        AuditEvent {
+            time,
+            agency: self.agency,
+            method,
+            request_id: self.request_id,
+            subjects: self.subjects,
+            purpose: self.purpose,
+            case_reference: self.case_reference,
+            outcome: outcome.to_string(),
+            result_count: if counted { self.result_count } else { 0 },
+        }
     }
 }
 
@@ -530,25 +542,13 @@ struct Unfinished {
 impl Unfinished {
     fn event(&mut self, outcome: &str) -> AuditEvent {
         self.armed = false;
-        let noted = self.note.take();
-        AuditEvent {
-            time: self.time,
-            agency: noted.agency,
-            method: std::mem::take(&mut self.method),
-            request_id: noted.request_id,
-            subjects: noted.subjects,
-            purpose: noted.purpose,
-            case_reference: noted.case_reference,
-            outcome: outcome.to_string(),
-            // Handlers note a write's count before it commits (the commit saves the
-            // entry as noted); a call that failed before any commit returned and
-            // wrote nothing.
-            result_count: if outcome == "OK" || self.call.saved().is_some() {
-                noted.result_count
-            } else {
-                0
-            },
-        }
+        // Handlers note a write's count before it commits; a call that failed before
+        // any commit returned and wrote nothing.
+        let counted = outcome == "OK" || self.call.saved().is_some();
+        let method = std::mem::take(&mut self.method);
+        self.note
+            .take()
+            .into_event(method, self.time, outcome, counted)
     }
 }
 

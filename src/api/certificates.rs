@@ -274,7 +274,7 @@ impl CertificateService for CertificateApi {
             statements,
         };
         let cert = self.sign(&draft, period, &agency.id);
-        // Noted before the write: its commit saves the entry as noted (see `store::CallAudit`).
+        // Noted before the write (see `AuditNote`).
         note.count(1);
         let stored = self.state.store.insert_certificate(&cert, &key).await?;
         Ok(Response::new(pb::IssueCertificateResponse {
@@ -364,7 +364,7 @@ impl CertificateService for CertificateApi {
         ));
         let (serial, reason, key) = v.finish_all((serial, reason, key))?;
         note.request_id(&r.request_id).count(1);
-        // Noted before the write, whose commit saves the entry as noted; a retry that
+        // Noted before the write (see `AuditNote`); a retry that
         // replays the first answer names the enterprise too.
         if let Some(cert) = self.state.store.certificate(&serial).await? {
             note.subject(cert.uscc.resource_name());

@@ -134,7 +134,7 @@ impl RecordService for RecordApi {
             v.add("request_id", "must be at most 128 characters");
         }
         let id = v.finish(id)?.unwrap_or_default();
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         if let Some(record) = self.state.store.get_record(id).await? {
             note.subject(record.content.subject.audit_name()).count(1);
         }

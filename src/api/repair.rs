@@ -362,7 +362,7 @@ impl RepairService for RepairApi {
             wrap: |application| pb::ApplyForRepairResponse { application },
             today,
         };
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         note.count(app.records.len());
         let response = reply.answer(
             store
@@ -409,7 +409,7 @@ impl RepairService for RepairApi {
         note.purpose(Some(Purpose::CreditRepair), "")
             .request_id(&r.request_id)
             .count(1);
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         if let Some(a) = self.state.store.repair_application(&id).await? {
             note.subject(a.uscc.resource_name());
         }
@@ -503,7 +503,7 @@ impl RepairService for RepairApi {
             today,
         };
         let approve = decision == pb::RepairDecision::Approve;
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         note.count(app.records.len());
         let response = reply.answer(
             store

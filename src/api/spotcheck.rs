@@ -251,7 +251,7 @@ impl SpotCheckService for SpotCheckApi {
             }
         }
         v.finish(())?;
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         AuditNote::of(&req).count(parsed.len());
         self.state
             .store
@@ -482,7 +482,7 @@ impl SpotCheckService for SpotCheckApi {
                 now_millis(),
             )
             .ok_or_else(|| Error::invalid("name", "the plan's stored seed is unreadable"))?;
-        // Noted before the write, whose commit saves the entry as noted.
+        // Noted before the write (see `AuditNote`).
         note.subjects(
             drawn
                 .targets

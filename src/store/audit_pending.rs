@@ -7,24 +7,24 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Any, Transaction};
 
 use super::audit::{chain, postgres_insert, sqlite_inserts, stored_purpose, stored_subjects};
-use super::{now_millis, AuditPool, Result, Store};
+use super::sql::in_json;
+use super::{now_millis, AuditPool, Backend, Result, Store};
 use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
 
 /// The audited call a task is serving, as the audit layer describes it: an id, and
 /// what its entry would say if the call ended now with OK.
 pub struct CallAudit {
-    /// Made when a write first saves the entry: most calls only read.
+    /// Set as a write begins to save the entry (most calls only read), and from then
+    /// on the id the call's entry must claim.
     id: std::sync::OnceLock<String>,
     snapshot: Box<dyn Fn() -> AuditEvent + Send + Sync>,
-    saved: AtomicBool,
 }
 
 tokio::task_local! {
@@ -40,7 +40,6 @@ impl CallAudit {
         Arc::new(CallAudit {
             id: std::sync::OnceLock::new(),
             snapshot: Box::new(snapshot),
-            saved: AtomicBool::new(false),
         })
     }
 
@@ -52,11 +51,7 @@ impl CallAudit {
     /// The id its entry may have been saved under, once a write of the call has begun
     /// to commit; the group commit that chains the call's entry must claim it.
     pub fn saved(&self) -> Option<&str> {
-        if self.saved.load(Ordering::Acquire) {
-            self.id.get().map(String::as_str)
-        } else {
-            None
-        }
+        self.id.get().map(String::as_str)
     }
 }
 
@@ -110,6 +105,13 @@ impl Store {
         let call = CALL.try_with(Arc::clone).ok();
         if let Some(call) = &call {
             let e = (call.snapshot)();
+            // The id is set before the commit, not after: a call dropped while its commit
+            // is under way (deadline, disconnect) cannot tell whether it landed, and its
+            // entry must then claim the saved one rather than leave it to be chained a
+            // second time. Claiming what never landed finds nothing and costs nothing.
+            let id = call
+                .id
+                .get_or_init(|| uuid::Uuid::now_v7().simple().to_string());
             sqlx::query(&format!(
                 "INSERT INTO audit_pending ({PENDING_COLUMNS}, saved_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -117,10 +119,7 @@ impl Store {
                  result_count = excluded.result_count, saved_at = excluded.saved_at, \
                  chained = 0"
             ))
-            .bind(
-                call.id
-                    .get_or_init(|| uuid::Uuid::now_v7().simple().to_string()),
-            )
+            .bind(id)
             .bind(e.time)
             .bind(e.agency)
             .bind(e.method)
@@ -132,10 +131,6 @@ impl Store {
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
-            // Before the commit, not after: a call dropped while its commit is under way
-            // (deadline, disconnect) cannot tell whether it landed, and its entry must
-            // then claim the saved one rather than leave it to be chained a second time.
-            call.saved.store(true, Ordering::Release);
         }
         tx.commit().await?;
         Ok(())
@@ -226,8 +221,23 @@ enum AuditTx {
     Postgres(Transaction<'static, Any>),
 }
 
-/// Runs the same query text on either kind of transaction: `$1` binds the one value.
+/// Runs the same query text, with one bound value, on either kind of transaction:
+/// `on_tx!(tx, fetch_all, sql, value)` for rows, `on_tx!(tx, execute, …)` for none.
 macro_rules! on_tx {
+    ($tx:expr, execute, $sql:expr, $value:expr) => {
+        match $tx {
+            AuditTx::Sqlite(tx) => sqlx::query($sql)
+                .bind($value)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+            AuditTx::Postgres(tx) => sqlx::query($sql)
+                .bind($value)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+    };
     ($tx:expr, $run:ident, $sql:expr, $value:expr) => {
         match $tx {
             AuditTx::Sqlite(tx) => sqlx::query_as($sql).bind($value).$run(&mut **tx).await,
@@ -244,30 +254,33 @@ impl AuditTx {
         })
     }
 
-    /// `column` is one of the strings of the JSON array bound as `$1`.
-    fn in_json(&self, column: &str) -> String {
+    fn backend(&self) -> Backend {
         match self {
-            AuditTx::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each($1))"),
-            AuditTx::Postgres(_) => {
-                format!("{column} = ANY (ARRAY(SELECT json_array_elements_text($1::json)))")
-            }
+            AuditTx::Sqlite(_) => Backend::Sqlite,
+            AuditTx::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// `column` is one of the strings of the JSON array bound as the one parameter.
+    fn in_json(&self, column: &str) -> String {
+        in_json(self.backend(), column, 1)
     }
 
     /// Removes what `calls` saved; returns those of them an orphan pass had chained.
     async fn claim(&mut self, calls: &[&str]) -> sqlx::Result<HashSet<String>> {
         let ids = serde_json::to_string(calls).expect("strings always serialize");
+        let delete = format!(
+            "DELETE FROM audit_pending WHERE {}",
+            self.in_json("call_id")
+        );
         let rows: Vec<(String, i64)> = match self {
             // The write lock serializes this with every write: a saved entry is either
             // committed or gone.
             AuditTx::Sqlite(tx) => {
-                sqlx::query_as(
-                    "DELETE FROM audit_pending WHERE call_id IN \
-                     (SELECT value FROM json_each($1)) RETURNING call_id, chained",
-                )
-                .bind(ids)
-                .fetch_all(&mut **tx)
-                .await?
+                sqlx::query_as(&format!("{delete} RETURNING call_id, chained"))
+                    .bind(ids)
+                    .fetch_all(&mut **tx)
+                    .await?
             }
             // A call dropped while its commit was under way may claim before that commit
             // lands, and a DELETE does not see (nor wait for) a row still being inserted.
@@ -286,13 +299,7 @@ impl AuditTx {
                 .bind(&ids)
                 .fetch_all(&mut **tx)
                 .await?;
-                sqlx::query(
-                    "DELETE FROM audit_pending WHERE call_id = ANY \
-                     (ARRAY(SELECT json_array_elements_text($1::json)))",
-                )
-                .bind(&ids)
-                .execute(&mut **tx)
-                .await?;
+                sqlx::query(&delete).bind(&ids).execute(&mut **tx).await?;
                 rows
             }
         };
@@ -322,19 +329,17 @@ impl AuditTx {
             return Ok(());
         }
         let sql = format!(
-            "UPDATE audit_pending SET chained = 1 WHERE {} RETURNING call_id",
+            "UPDATE audit_pending SET chained = 1 WHERE {}",
             self.in_json("call_id")
         );
         let ids = serde_json::to_string(calls).expect("strings always serialize");
-        let _: Vec<(String,)> = on_tx!(self, fetch_all, &sql, ids)?;
-        Ok(())
+        on_tx!(self, execute, &sql, ids)
     }
 
     /// Forgets orphans chained before `chained_before`.
     async fn forget_chained(&mut self, chained_before: i64) -> sqlx::Result<()> {
-        let sql = "DELETE FROM audit_pending WHERE chained = 1 AND saved_at < $1 RETURNING call_id";
-        let _: Vec<(String,)> = on_tx!(self, fetch_all, sql, chained_before)?;
-        Ok(())
+        let sql = "DELETE FROM audit_pending WHERE chained = 1 AND saved_at < $1";
+        on_tx!(self, execute, sql, chained_before)
     }
 
     /// Chains `events` after `head` and inserts them with their subjects' index rows;
