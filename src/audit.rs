@@ -242,7 +242,34 @@ async fn append(
     let mut moved = 0;
     // Only groups holding writes pay for a transaction that removes their saved entries.
     let claims = saved.iter().any(Option::is_some);
+    // The head an append that failed was chained after: a failed commit may still have
+    // landed, and chaining the group again would log its calls twice.
+    let mut uncertain: Option<(i64, String)> = None;
     loop {
+        if let Some(after) = uncertain.take() {
+            match store.audit_group_landed(&after, &events).await {
+                Ok(true) => {
+                    tracing::warn!("an audit append that reported failure had been committed");
+                    *head = None;
+                    return true;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "cannot tell yet whether a failed audit append landed");
+                    failures += 1;
+                    uncertain = Some(after);
+                }
+            }
+            if failures >= APPEND_ATTEMPTS {
+                tracing::error!("audit entries could not be written; refusing their calls");
+                return false;
+            }
+            if uncertain.is_some() {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(failures))).await;
+                continue;
+            }
+        }
+        let attempted = head.clone();
         let result = match head.clone() {
             Some(known) if claims => store.append_audit_claiming(&known, &events, &saved).await,
             Some(known) => store.append_audit(&known, &events).await,
@@ -270,8 +297,10 @@ async fn append(
             }
             Err(e) => {
                 failures += 1;
+                uncertain = attempted;
                 *head = None;
-                if failures >= APPEND_ATTEMPTS {
+                // Given up only once it is known not to have landed (checked above).
+                if failures >= APPEND_ATTEMPTS && uncertain.is_none() {
                     tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
                     return false;
                 }

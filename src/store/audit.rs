@@ -326,6 +326,24 @@ impl Store {
         }
     }
 
+    /// Whether a group chained after `head` is in the log, for an append whose outcome
+    /// is unknown: its commit failed in a way that may still have landed (the
+    /// connection dropped after COMMIT was sent, the WAL sync reported an error). It
+    /// landed if the entry right after `head` is one of `events`, chained after it;
+    /// request ids are drawn at random per call, so no other call's entry matches.
+    pub async fn audit_group_landed(
+        &self,
+        head: &(i64, String),
+        events: &[AuditEvent],
+    ) -> Result<bool> {
+        let next = self.list_audit(&AuditFilter::default(), head.0, 1).await?;
+        Ok(next.first().is_some_and(|entry| {
+            entry.seq == head.0 + 1
+                && entry.previous_hash == head.1
+                && events.contains(&entry.event)
+        }))
+    }
+
     /// Entries after `after` matching `filter`, ascending, at most `limit`.
     pub async fn list_audit(
         &self,

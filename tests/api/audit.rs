@@ -696,6 +696,41 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
     );
 }
 
+/// An append whose commit reported failure may still have landed; before chaining the
+/// group again the writer asks whether it did. Only the group itself, chained right
+/// after the head it was given, counts as landed: not another call's entry there, and
+/// not the same group when nothing follows that head.
+#[tokio::test]
+async fn a_group_is_known_to_have_landed_only_right_after_its_own_head() {
+    let app = spawn_app().await;
+    let subject = format!("enterprises/{}", uscc(43));
+    let head = app.store.audit_head().await.unwrap();
+    let group = vec![
+        test_entry("landed-1", vec![subject.clone()]),
+        test_entry("landed-2", vec![subject.clone()]),
+    ];
+    let other = vec![test_entry("never-sent", vec![subject.clone()])];
+    assert!(!app.store.audit_group_landed(&head, &group).await.unwrap());
+    let new_head = app
+        .store
+        .append_audit(&head, &group)
+        .await
+        .unwrap()
+        .expect("the only writer");
+    assert!(app.store.audit_group_landed(&head, &group).await.unwrap());
+    assert!(!app.store.audit_group_landed(&head, &other).await.unwrap());
+    assert!(!app
+        .store
+        .audit_group_landed(&new_head, &group)
+        .await
+        .unwrap());
+    let forged = (head.0, "f".repeat(64));
+    assert!(
+        !app.store.audit_group_landed(&forged, &group).await.unwrap(),
+        "chained after another hash: not this append's"
+    );
+}
+
 /// A group whose entries name more subjects than one index statement holds (a
 /// cross-check of thousands of candidates) is indexed whole: every subject of every
 /// entry finds its entry, and nothing else does.
