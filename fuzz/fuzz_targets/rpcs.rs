@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use credit_hub::cli::Bearer;
 use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
@@ -18,9 +18,11 @@ use credit_hub::store::{NewAgency, Store};
 use credit_hub::{Server, ShutdownPolicy};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Code;
+
+#[path = "../../tests/api/raw.rs"]
+mod raw;
 
 /// How long one call may take before the server counts as hung.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -114,78 +116,22 @@ fuzz_target!(|data: &[u8]| {
     let (path, streaming) = &h.rpcs[usize::from(which) % h.rpcs.len()];
     let body = Bytes::copy_from_slice(body);
     let code = h.runtime.block_on(async {
-        tokio::time::timeout(ANSWER_WITHIN, call(h, path, *streaming, body))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer within {ANSWER_WITHIN:?}"))
+        tokio::time::timeout(
+            ANSWER_WITHIN,
+            raw::call(
+                h.channel.clone(),
+                h.bearer.clone(),
+                path,
+                *streaming,
+                body,
+                Duration::from_millis(20),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer within {ANSWER_WITHIN:?}"))
     });
     assert!(
         !matches!(code, Code::Unknown | Code::Internal),
         "{path} answered {code:?}"
     );
 });
-
-async fn call(h: &Harness, path: &str, streaming: bool, body: Bytes) -> Code {
-    let mut grpc = tonic::client::Grpc::new(h.channel.clone());
-    if grpc.ready().await.is_err() {
-        panic!("{path}: the server stopped accepting calls");
-    }
-    let (metadata, extensions, ()) =
-        tonic::service::Interceptor::call(&mut h.bearer.clone(), tonic::Request::new(()))
-            .expect("bearer")
-            .into_parts();
-    let req = tonic::Request::from_parts(metadata, extensions, body);
-    let path = http::uri::PathAndQuery::try_from(path).expect("path");
-    if streaming {
-        match grpc.server_streaming(req, path, RawCodec).await {
-            // A watch stays open: its first message (or error) is the answer.
-            Ok(mut s) => {
-                match tokio::time::timeout(Duration::from_millis(20), s.get_mut().message()).await {
-                    Ok(Err(e)) => e.code(),
-                    _ => Code::Ok,
-                }
-            }
-            Err(e) => e.code(),
-        }
-    } else {
-        grpc.unary(req, path, RawCodec)
-            .await
-            .err()
-            .map_or(Code::Ok, |e| e.code())
-    }
-}
-
-/// Sends and receives raw message bytes, so that any bytes at all can be sent.
-#[derive(Default, Clone)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}

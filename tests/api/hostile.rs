@@ -15,45 +15,10 @@ use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::{Code, Status};
+use tonic::Code;
 
 use crate::helpers::*;
-
-/// Sends and receives raw message bytes, so any bytes at all can be sent.
-#[derive(Default, Clone)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put(item);
-        Ok(())
-    }
-}
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        use bytes::Buf;
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}
+use crate::raw;
 
 /// How to fill every field of a request.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +164,15 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
             bodies.push((format!("{fill:?}"), b.freeze()));
         }
         for (what, body) in bodies {
-            let code = call(&app, path, *streaming, body, bearer.clone()).await;
+            let code = raw::call(
+                app.channel.clone(),
+                bearer.clone(),
+                path,
+                *streaming,
+                body,
+                Duration::from_millis(500),
+            )
+            .await;
             // RESOURCE_EXHAUSTED too: this agency has no quota, so it would mean an
             // answer too large for its headers (an error quoting the input back).
             assert!(
@@ -232,34 +205,4 @@ async fn data_tables(app: &TestApp) -> Vec<(String, String, String)> {
         .collect();
     rows.sort();
     rows
-}
-
-async fn call(app: &TestApp, path: &str, streaming: bool, body: Bytes, bearer: Bearer) -> Code {
-    let mut grpc = tonic::client::Grpc::new(app.channel.clone())
-        .max_encoding_message_size(usize::MAX)
-        .max_decoding_message_size(usize::MAX);
-    grpc.ready().await.unwrap();
-    let (metadata, extensions, ()) =
-        tonic::service::Interceptor::call(&mut { bearer }, tonic::Request::new(()))
-            .unwrap()
-            .into_parts();
-    let req = tonic::Request::from_parts(metadata, extensions, body);
-    let path = http::uri::PathAndQuery::try_from(path.to_string()).unwrap();
-    if streaming {
-        match grpc.server_streaming(req, path, RawCodec).await {
-            Ok(mut s) => {
-                match tokio::time::timeout(Duration::from_millis(500), s.get_mut().message()).await
-                {
-                    Ok(Err(e)) => e.code(),
-                    _ => Code::Ok, // a message, the end, or an open stream
-                }
-            }
-            Err(e) => e.code(),
-        }
-    } else {
-        grpc.unary(req, path, RawCodec)
-            .await
-            .err()
-            .map_or(Code::Ok, |e| e.code())
-    }
 }

@@ -13,6 +13,7 @@ mod identifiers;
 mod observability;
 mod other_languages;
 mod privacy;
+mod raw;
 mod records;
 mod registry;
 mod repair;
