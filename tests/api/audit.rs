@@ -643,6 +643,19 @@ fn test_entry(request_id: &str, subjects: Vec<String>) -> credit_hub::domain::au
     }
 }
 
+/// Appends `group` after `head`, which must still be the chain's head; the new head.
+async fn append_after(
+    app: &TestApp,
+    head: &(i64, String),
+    group: &[credit_hub::domain::audit::AuditEvent],
+) -> (i64, String) {
+    app.store
+        .append_audit(head, group)
+        .await
+        .unwrap()
+        .expect("appended after the chain's head")
+}
+
 /// Request ids of the entries the subject index finds for `subject`, oldest first.
 async fn entries_about(app: &TestApp, subject: &str) -> Vec<String> {
     let filter = credit_hub::store::AuditFilter {
@@ -666,22 +679,12 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
     let app = spawn_app().await;
     let subject = format!("enterprises/{}", uscc(42));
     let stale = app.store.audit_head().await.unwrap();
-    let first = app
-        .store
-        .append_audit(&stale, &[test_entry("first", vec![subject.clone()])])
-        .await
-        .unwrap()
-        .expect("appended after the true head");
+    let first = append_after(&app, &stale, &[test_entry("first", vec![subject.clone()])]).await;
     assert_eq!(first.0, stale.0 + 1);
     let late = vec![test_entry("late", vec![subject.clone(), subject.clone()])];
     assert_eq!(app.store.append_audit(&stale, &late).await.unwrap(), None);
     assert_eq!(app.store.audit_head().await.unwrap(), first);
-    let second = app
-        .store
-        .append_audit(&first, &late)
-        .await
-        .unwrap()
-        .expect("appended after the new head");
+    let second = append_after(&app, &first, &late).await;
     assert_eq!(second.0, first.0 + 1);
     app.store
         .verify_audit(&[])
@@ -711,12 +714,7 @@ async fn a_group_is_known_to_have_landed_only_right_after_its_own_head() {
     ];
     let other = vec![test_entry("never-sent", vec![subject.clone()])];
     assert!(!app.store.audit_group_landed(&head, &group).await.unwrap());
-    let new_head = app
-        .store
-        .append_audit(&head, &group)
-        .await
-        .unwrap()
-        .expect("the only writer");
+    let new_head = append_after(&app, &head, &group).await;
     assert!(app.store.audit_group_landed(&head, &group).await.unwrap());
     assert!(!app.store.audit_group_landed(&head, &other).await.unwrap());
     assert!(!app
@@ -744,12 +742,7 @@ async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
         test_entry("none", Vec::new()),
     ];
     let head = app.store.audit_head().await.unwrap();
-    let new_head = app
-        .store
-        .append_audit(&head, &group)
-        .await
-        .unwrap()
-        .expect("the only writer");
+    let new_head = append_after(&app, &head, &group).await;
     assert_eq!(new_head.0, head.0 + 3);
     assert_eq!(entries_about(&app, &person(0)).await, ["big"]);
     assert_eq!(entries_about(&app, &person(3)).await, ["big", "small"]);
