@@ -80,7 +80,9 @@ fn harness() -> &'static Harness {
                 .connect()
                 .await
                 .expect("connect");
-            (channel, Bearer::new(&token).expect("token"))
+            let bearer = Bearer::new(&token).expect("token");
+            register_known_enterprise(channel.clone(), bearer.clone()).await;
+            (channel, bearer)
         });
         let set = prost_types::FileDescriptorSet::decode(credit_hub::proto::FILE_DESCRIPTOR_SET)
             .expect("descriptor");
@@ -106,6 +108,35 @@ fn harness() -> &'static Harness {
             _dir: dir,
         }
     })
+}
+
+/// The enterprise (and legal representative) that `fuzz/rpcs.dict` names, registered so
+/// that inputs naming it reach the handlers' paths past "not found".
+async fn register_known_enterprise(channel: Channel, bearer: Bearer) {
+    use credit_hub::proto::v1 as pb;
+    let mut registry =
+        pb::registry_service_client::RegistryServiceClient::with_interceptor(channel, bearer);
+    registry
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![pb::Enterprise {
+                uscc: "91371002100000083T".into(),
+                display_name: "威海模糊测试有限公司".into(),
+                kind: pb::EnterpriseKind::LimitedLiabilityCompany as i32,
+                status: pb::EnterpriseStatus::Operating as i32,
+                established_date: "2015-03-02".into(),
+                region_code: "371002".into(),
+                industry_code: "C1391".into(),
+                legal_representative: Some(pb::Person {
+                    name: "张伟".into(),
+                    id_number: "11010519491231002X".into(),
+                    masked_id_number: String::new(),
+                }),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("register the known enterprise");
 }
 
 fuzz_target!(|data: &[u8]| {
