@@ -1,8 +1,8 @@
 //! Surviving faults: PostgreSQL cut off and restored under load (through a fault-injecting
 //! TCP proxy), and SIGTERM under load on the real binary.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use credit_hub::domain::codes::AgencyKind;
@@ -17,11 +17,16 @@ use tonic::Code;
 use crate::helpers::*;
 
 /// A TCP proxy to PostgreSQL that can cut every connection and refuse new ones, then
-/// let them through again.
+/// let them through again; or lose the reply to one message: PostgreSQL gets and runs
+/// it, and the connection drops before its answer reaches the client.
 struct FaultProxy {
     addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// Bytes that mark the message whose reply is lost, until a message carries them.
+    lose_reply_to: Arc<Mutex<Option<Vec<u8>>>>,
+    /// Replies lost so far.
+    lost: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -30,10 +35,13 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
+        let lose_reply_to = Arc::new(Mutex::new(None));
+        let lost = Arc::new(AtomicUsize::new(0));
         let (up2, cut2) = (up.clone(), cut.clone());
+        let (marker, lost2) = (lose_reply_to.clone(), lost.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
                 if !up2.load(Ordering::SeqCst) {
@@ -42,18 +50,25 @@ impl FaultProxy {
                 }
                 let upstream = upstream.clone();
                 let mut cuts = cut2.subscribe();
+                let (marker, lost) = (marker.clone(), lost2.clone());
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = relay(client, server, marker, lost) => {}
                         _ = cuts.changed() => {} // dropping both sockets cuts the link
                     }
                 });
             }
         });
-        FaultProxy { addr, up, cut }
+        FaultProxy {
+            addr,
+            up,
+            cut,
+            lose_reply_to,
+            lost,
+        }
     }
 
     fn cut(&self) {
@@ -63,6 +78,73 @@ impl FaultProxy {
 
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Loses the reply to the next message that contains `marker`.
+    fn lose_reply_to(&self, marker: &str) {
+        *self.lose_reply_to.lock().unwrap() = Some(marker.as_bytes().to_vec());
+    }
+
+    fn replies_lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+/// Relays one connection both ways until either side closes. Once the client sends a
+/// message holding the marker, the server's next bytes are dropped, and returning
+/// closes both sockets.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    marker: Arc<Mutex<Option<Vec<u8>>>>,
+    lost: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let armed = AtomicBool::new(false);
+    let requests = async {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = from_client.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let chunk = &buf[..n];
+            {
+                let mut marker = marker.lock().unwrap();
+                if marker
+                    .as_ref()
+                    .is_some_and(|m| chunk.windows(m.len()).any(|w| w == m.as_slice()))
+                {
+                    *marker = None;
+                    armed.store(true, Ordering::SeqCst);
+                }
+            }
+            if to_server.write_all(chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let replies = async {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = from_server.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            if armed.load(Ordering::SeqCst) {
+                lost.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if to_client.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = replies => {}
     }
 }
 
@@ -122,50 +204,76 @@ async fn wait_for_readiness(
     false
 }
 
+/// A server whose database connections all pass through a [`FaultProxy`], with a court
+/// agency (which may look up grades, not register enterprises); it stops when dropped.
+struct ProxiedServer {
+    proxy: FaultProxy,
+    channel: Channel,
+    token: String,
+    /// The same database, reached directly, to inspect what the server wrote.
+    direct: Store,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxiedServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (direct, url) = fresh_database(dir.path()).await;
+        let (_, token) = direct
+            .create_agency(NewAgency {
+                display_name: "fault court".into(),
+                kind: AgencyKind::Court,
+                scopes: Default::default(),
+                cert_subject: None,
+            })
+            .await
+            .unwrap();
+        let rest = url.split_once("@").unwrap().1; // host:port/db
+        let (hostport, db) = rest.split_once('/').unwrap();
+        let proxy = FaultProxy::start(hostport.to_string()).await;
+        let user = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+        let store = Store::open_postgres(&format!("postgres://{user}@{}/{db}", proxy.addr), 8)
+            .await
+            .unwrap();
+        let keyer = credit_hub::domain::ids::PersonKeyer::new(b"fault-secret-0123456789".to_vec());
+        let server = Server::bind(store, keyer, "127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(
+            async {
+                stopped.await.ok();
+            },
+            ShutdownPolicy::default(),
+        ));
+        let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
+        assert!(
+            wait_for_readiness(
+                &channel,
+                tonic_health::pb::health_check_response::ServingStatus::Serving,
+                Duration::from_secs(10)
+            )
+            .await
+        );
+        ProxiedServer {
+            proxy,
+            channel,
+            token,
+            direct,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test]
 async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_recovers_by_itself() {
     if backend() != "postgres" {
         // The outage is a PostgreSQL one; the PostgreSQL run of the suite exercises it.
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (direct, url) = fresh_database(dir.path()).await;
-    let (_, token) = direct
-        .create_agency(NewAgency {
-            display_name: "fault court".into(),
-            kind: AgencyKind::Court,
-            scopes: Default::default(),
-            cert_subject: None,
-        })
-        .await
-        .unwrap();
-    direct.close().await;
-    let rest = url.split_once("@").unwrap().1; // host:port/db
-    let (hostport, db) = rest.split_once('/').unwrap();
-    let proxy = FaultProxy::start(hostport.to_string()).await;
-    let user = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
-    let store = Store::open_postgres(&format!("postgres://{user}@{}/{db}", proxy.addr), 8)
-        .await
-        .unwrap();
-    let keyer = credit_hub::domain::ids::PersonKeyer::new(b"fault-secret-0123456789".to_vec());
-    let server = Server::bind(store, keyer, "127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", server.local_addr());
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy::default(),
-    ));
-    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
-    assert!(
-        wait_for_readiness(
-            &channel,
-            tonic_health::pb::health_check_response::ServingStatus::Serving,
-            Duration::from_secs(10)
-        )
-        .await
-    );
+    let served = ProxiedServer::start().await;
+    let (proxy, channel, token) = (&served.proxy, served.channel.clone(), served.token.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
     let name = format!("enterprises/{}", uscc(1)); // unregistered: NOT_FOUND while up
@@ -220,7 +328,7 @@ async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_reco
     for l in loops {
         outcomes.extend(l.await.unwrap());
     }
-    let _ = stop_server.send(());
+    drop(served);
 
     let during: Vec<&Outcome> = outcomes
         .iter()
@@ -263,6 +371,77 @@ async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_reco
         "{ok} of {} answered after recovery",
         after.len()
     );
+}
+
+/// PostgreSQL commits a group of audit entries and the connection drops before the
+/// writer hears so (the reply is lost). The writer must find that the group landed: the
+/// call keeps its own answer, and its entry is in the chain once, not chained again by
+/// the retry.
+#[tokio::test]
+async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
+    if backend() != "postgres" {
+        // Losing a reply takes a network between the server and its database.
+        return;
+    }
+    let served = ProxiedServer::start().await;
+    let (_, token) = served
+        .direct
+        .create_agency(NewAgency {
+            display_name: "fault bureau".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: Default::default(),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        served.channel.clone(),
+        credit_hub::cli::Bearer::new(&token).unwrap(),
+    );
+    // An empty batch is refused before any database work, and its entry carries the
+    // request id: once the token is known, the call's one database message is its
+    // audit entry, the only one that holds the marker.
+    let empty_batch = |request_id: &str| pb::BatchUpsertEnterprisesRequest {
+        request_id: request_id.into(),
+        enterprises: Vec::new(),
+    };
+    let warm = registry
+        .batch_upsert_enterprises(empty_batch("warm-up"))
+        .await;
+    assert_eq!(warm.unwrap_err().code(), Code::InvalidArgument);
+
+    let marker = format!("lost-reply-{}", uuid::Uuid::now_v7().simple());
+    served.proxy.lose_reply_to(&marker);
+    let answer = registry
+        .batch_upsert_enterprises(empty_batch(&marker))
+        .await;
+    assert_eq!(
+        answer.unwrap_err().code(),
+        Code::InvalidArgument,
+        "the call keeps its own answer"
+    );
+    assert_eq!(
+        served.proxy.replies_lost(),
+        1,
+        "the append's reply was lost"
+    );
+
+    let filter = credit_hub::store::AuditFilter {
+        method: Some("/credithub.v1.RegistryService/BatchUpsertEnterprises".into()),
+        ..Default::default()
+    };
+    let entries = served.direct.list_audit(&filter, 0, 100).await.unwrap();
+    let chained = entries
+        .iter()
+        .filter(|e| e.event.request_id == marker)
+        .count();
+    assert_eq!(chained, 1, "the call's entry is chained exactly once");
+    served
+        .direct
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unbroken chain");
 }
 
 /// The agency token for a fresh SQLite data directory, made with the binary itself.
