@@ -23,8 +23,8 @@ struct FaultProxy {
     addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
-    /// Bytes that mark the message whose reply is lost, until a message carries them.
-    lose_reply_to: Arc<Mutex<Option<Vec<u8>>>>,
+    /// Which reply to lose, until a message carries its marker.
+    lose_reply_to: Arc<Mutex<Option<LostReply>>>,
     /// Replies lost so far.
     lost: Arc<AtomicUsize>,
 }
@@ -82,7 +82,19 @@ impl FaultProxy {
 
     /// Loses the reply to the next message that contains `marker`.
     fn lose_reply_to(&self, marker: &str) {
-        *self.lose_reply_to.lock().unwrap() = Some(marker.as_bytes().to_vec());
+        *self.lose_reply_to.lock().unwrap() = Some(LostReply {
+            marker: marker.as_bytes().to_vec(),
+            then: None,
+        });
+    }
+
+    /// Loses the reply to the first `COMMIT` sent, on the same connection, with or after
+    /// the next message that contains `marker`: the transaction commits unheard.
+    fn lose_commit_reply_after(&self, marker: &str) {
+        *self.lose_reply_to.lock().unwrap() = Some(LostReply {
+            marker: marker.as_bytes().to_vec(),
+            then: Some(b"COMMIT".to_vec()),
+        });
     }
 
     fn replies_lost(&self) -> usize {
@@ -90,13 +102,24 @@ impl FaultProxy {
     }
 }
 
-/// Relays one connection both ways until either side closes. Once the client sends a
-/// message holding the marker, the server's next bytes are dropped, and returning
-/// closes both sockets.
+/// The reply a [`FaultProxy`] loses: to the message holding `marker`, or to the first
+/// one holding `then` from that message on.
+struct LostReply {
+    marker: Vec<u8>,
+    then: Option<Vec<u8>>,
+}
+
+fn holds(chunk: &[u8], what: &[u8]) -> bool {
+    chunk.windows(what.len()).any(|w| w == what)
+}
+
+/// Relays one connection both ways until either side closes. Once the client sends the
+/// message whose reply is to be lost, the server's next bytes are dropped, and
+/// returning closes both sockets.
 async fn relay(
     client: TcpStream,
     server: TcpStream,
-    marker: Arc<Mutex<Option<Vec<u8>>>>,
+    rule: Arc<Mutex<Option<LostReply>>>,
     lost: Arc<AtomicUsize>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,19 +128,22 @@ async fn relay(
     let armed = AtomicBool::new(false);
     let requests = async {
         let mut buf = vec![0u8; 1 << 16];
+        // This connection's rule, once one of its messages carried the marker.
+        let mut mine: Option<LostReply> = None;
         loop {
             let n = from_client.read(&mut buf).await.unwrap_or(0);
             if n == 0 {
                 return;
             }
             let chunk = &buf[..n];
-            {
-                let mut marker = marker.lock().unwrap();
-                if marker
-                    .as_ref()
-                    .is_some_and(|m| chunk.windows(m.len()).any(|w| w == m.as_slice()))
-                {
-                    *marker = None;
+            if mine.is_none() {
+                let mut rule = rule.lock().unwrap();
+                if rule.as_ref().is_some_and(|r| holds(chunk, &r.marker)) {
+                    mine = rule.take();
+                }
+            }
+            if let Some(r) = &mine {
+                if r.then.as_ref().is_none_or(|then| holds(chunk, then)) {
                     armed.store(true, Ordering::SeqCst);
                 }
             }
@@ -436,6 +462,101 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
         .filter(|e| e.event.request_id == marker)
         .count();
     assert_eq!(chained, 1, "the call's entry is chained exactly once");
+    served
+        .direct
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unbroken chain");
+}
+
+/// A batch of records commits and the connection drops before the server hears so. The
+/// caller is told to retry (UNAVAILABLE, not an unknown error); the records are there
+/// once; the call's entry, saved with the write, is chained once; and the retry with
+/// the same request id changes nothing.
+#[tokio::test]
+async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
+    if backend() != "postgres" {
+        // Losing a reply takes a network between the server and its database.
+        return;
+    }
+    let served = ProxiedServer::start().await;
+    let (_, token) = served
+        .direct
+        .create_agency(NewAgency {
+            display_name: "fault bureau".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: Default::default(),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    let bearer = credit_hub::cli::Bearer::new(&token).unwrap();
+    pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        served.channel.clone(),
+        bearer.clone(),
+    )
+    .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+        request_id: String::new(),
+        enterprises: vec![enterprise(1, ID_A)],
+    })
+    .await
+    .unwrap();
+    let mut records = pb::record_service_client::RecordServiceClient::with_interceptor(
+        served.channel.clone(),
+        bearer,
+    );
+    let marker = format!("lost-commit-{}", uuid::Uuid::now_v7().simple());
+    let batch = pb::BatchSubmitRecordsRequest {
+        request_id: marker.clone(),
+        records: vec![penalty(&uscc(1), "P-LOST-1")],
+    };
+
+    served.proxy.lose_commit_reply_after(&marker);
+    let answer = records.batch_submit_records(batch.clone()).await;
+    assert_eq!(
+        served.proxy.replies_lost(),
+        1,
+        "the commit's reply was lost"
+    );
+    assert_eq!(
+        answer.unwrap_err().code(),
+        Code::Unavailable,
+        "a write that may have landed is retried, and says so"
+    );
+    let kept = |n: usize| {
+        let (store, subject) = (served.direct.clone(), format!("enterprises/{}", uscc(1)));
+        async move {
+            let filter = credit_hub::store::AuditFilter {
+                subject: Some(subject),
+                method: Some("/credithub.v1.RecordService/BatchSubmitRecords".into()),
+                ..Default::default()
+            };
+            let entries = store.list_audit(&filter, 0, 100).await.unwrap();
+            assert_eq!(entries.len(), n, "one audit entry per call: {entries:?}");
+        }
+    };
+    kept(1).await;
+    let list = pb::ListRecordsRequest {
+        subject_enterprise: format!("enterprises/{}", uscc(1)),
+        ..Default::default()
+    };
+    let landed = records
+        .list_records(list.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(landed.records.len(), 1, "the write landed unheard");
+
+    let retried = records
+        .batch_submit_records(batch)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.records.len(), 1);
+    let listed = records.list_records(list).await.unwrap().into_inner();
+    assert_eq!(listed.records, landed.records, "the retry changed nothing");
+    kept(2).await;
     served
         .direct
         .verify_audit(&[])
