@@ -231,11 +231,13 @@ async fn wait_for_readiness(
 }
 
 /// A server whose database connections all pass through a [`FaultProxy`], with a court
-/// agency (which may look up grades, not register enterprises); it stops when dropped.
+/// and a market-regulation bureau as callers; it stops when dropped.
 struct ProxiedServer {
     proxy: FaultProxy,
     channel: Channel,
+    /// The court's token.
     token: String,
+    bureau_token: String,
     /// The same database, reached directly, to inspect what the server wrote.
     direct: Store,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -250,6 +252,15 @@ impl ProxiedServer {
             .create_agency(NewAgency {
                 display_name: "fault court".into(),
                 kind: AgencyKind::Court,
+                scopes: Default::default(),
+                cert_subject: None,
+            })
+            .await
+            .unwrap();
+        let (_, bureau_token) = direct
+            .create_agency(NewAgency {
+                display_name: "fault bureau".into(),
+                kind: AgencyKind::MarketRegulation,
                 scopes: Default::default(),
                 cert_subject: None,
             })
@@ -285,6 +296,7 @@ impl ProxiedServer {
             proxy,
             channel,
             token,
+            bureau_token,
             direct,
             _stop: stop,
             _dir: dir,
@@ -410,16 +422,7 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
         return;
     }
     let served = ProxiedServer::start().await;
-    let (_, token) = served
-        .direct
-        .create_agency(NewAgency {
-            display_name: "fault bureau".into(),
-            kind: AgencyKind::MarketRegulation,
-            scopes: Default::default(),
-            cert_subject: None,
-        })
-        .await
-        .unwrap();
+    let token = served.bureau_token.clone();
     let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
         served.channel.clone(),
         credit_hub::cli::Bearer::new(&token).unwrap(),
@@ -481,16 +484,7 @@ async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
         return;
     }
     let served = ProxiedServer::start().await;
-    let (_, token) = served
-        .direct
-        .create_agency(NewAgency {
-            display_name: "fault bureau".into(),
-            kind: AgencyKind::MarketRegulation,
-            scopes: Default::default(),
-            cert_subject: None,
-        })
-        .await
-        .unwrap();
+    let token = served.bureau_token.clone();
     let bearer = credit_hub::cli::Bearer::new(&token).unwrap();
     pb::registry_service_client::RegistryServiceClient::with_interceptor(
         served.channel.clone(),
