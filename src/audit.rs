@@ -242,37 +242,11 @@ async fn append(
     let mut moved = 0;
     // Only groups holding writes pay for a transaction that removes their saved entries.
     let claims = saved.iter().any(Option::is_some);
-    // The head an append that failed was chained after: a failed commit may still have
-    // landed, and chaining the group again would log its calls twice.
-    let mut uncertain: Option<(i64, String)> = None;
     loop {
-        if let Some(after) = uncertain.take() {
-            match store.audit_group_landed(&after, &events).await {
-                Ok(true) => {
-                    tracing::warn!("an audit append that reported failure had been committed");
-                    *head = None;
-                    return true;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = ?e, "cannot tell yet whether a failed audit append landed");
-                    failures += 1;
-                    uncertain = Some(after);
-                }
-            }
-            if failures >= APPEND_ATTEMPTS {
-                tracing::error!("audit entries could not be written; refusing their calls");
-                return false;
-            }
-            if uncertain.is_some() {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(failures))).await;
-                continue;
-            }
-        }
         let attempted = head.clone();
-        let result = match head.clone() {
-            Some(known) if claims => store.append_audit_claiming(&known, &events, &saved).await,
-            Some(known) => store.append_audit(&known, &events).await,
+        let result = match &attempted {
+            Some(known) if claims => store.append_audit_claiming(known, &events, &saved).await,
+            Some(known) => store.append_audit(known, &events).await,
             None => match store.audit_head().await {
                 Ok(read) => {
                     *head = Some(read);
@@ -297,10 +271,25 @@ async fn append(
             }
             Err(e) => {
                 failures += 1;
-                uncertain = attempted;
                 *head = None;
-                // Given up only once it is known not to have landed (checked above).
-                if failures >= APPEND_ATTEMPTS && uncertain.is_none() {
+                // A commit that reported failure may still have landed; chaining the
+                // group again would log its calls twice.
+                if let Some(known) = &attempted {
+                    match landed(store, known, &events).await {
+                        Some(true) => {
+                            tracing::warn!(
+                                "an audit append that reported failure had been committed"
+                            );
+                            return true;
+                        }
+                        Some(false) => {}
+                        None => {
+                            tracing::error!(error = ?e, "cannot tell whether failed audit entries were written; refusing their calls");
+                            return false;
+                        }
+                    }
+                }
+                if failures >= APPEND_ATTEMPTS {
                     tracing::error!(error = ?e, "audit entries could not be written; refusing their calls");
                     return false;
                 }
@@ -309,6 +298,21 @@ async fn append(
             }
         }
     }
+}
+
+/// Whether `events`, whose append after `head` failed, were written all the same;
+/// `None` when the database cannot say within a few tries.
+async fn landed(store: &Store, head: &(i64, String), events: &[AuditEvent]) -> Option<bool> {
+    for attempt in 1..=APPEND_ATTEMPTS {
+        match store.audit_group_landed(head, events).await {
+            Ok(answer) => return Some(answer),
+            Err(e) => {
+                tracing::warn!(error = ?e, attempt, "cannot tell yet whether failed audit entries were written");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+        }
+    }
+    None
 }
 
 async fn writer(

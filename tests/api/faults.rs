@@ -237,7 +237,7 @@ struct ProxiedServer {
     channel: Channel,
     /// The court's token.
     token: String,
-    bureau_token: String,
+    bureau: credit_hub::cli::Bearer,
     /// The same database, reached directly, to inspect what the server wrote.
     direct: Store,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -292,15 +292,43 @@ impl ProxiedServer {
             )
             .await
         );
+        let bureau = credit_hub::cli::Bearer::new(&bureau_token).unwrap();
         ProxiedServer {
             proxy,
             channel,
             token,
-            bureau_token,
+            bureau,
             direct,
             _stop: stop,
             _dir: dir,
         }
+    }
+}
+
+impl ProxiedServer {
+    /// The registry, called by the bureau.
+    fn registry(&self) -> pb::registry_service_client::RegistryServiceClient<Authed> {
+        pb::registry_service_client::RegistryServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bureau.clone(),
+        )
+    }
+
+    /// The record service, called by the bureau.
+    fn records(&self) -> pb::record_service_client::RecordServiceClient<Authed> {
+        pb::record_service_client::RecordServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bureau.clone(),
+        )
+    }
+
+    /// Asserts the audit chain, read directly, is whole.
+    async fn assert_chain_whole(&self) {
+        self.direct
+            .verify_audit(&[])
+            .await
+            .unwrap()
+            .expect("one unbroken chain");
     }
 }
 
@@ -422,11 +450,7 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
         return;
     }
     let served = ProxiedServer::start().await;
-    let token = served.bureau_token.clone();
-    let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
-        served.channel.clone(),
-        credit_hub::cli::Bearer::new(&token).unwrap(),
-    );
+    let mut registry = served.registry();
     // An empty batch is refused before any database work, and its entry carries the
     // request id: once the token is known, the call's one database message is its
     // audit entry, the only one that holds the marker.
@@ -465,12 +489,7 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
         .filter(|e| e.event.request_id == marker)
         .count();
     assert_eq!(chained, 1, "the call's entry is chained exactly once");
-    served
-        .direct
-        .verify_audit(&[])
-        .await
-        .unwrap()
-        .expect("one unbroken chain");
+    served.assert_chain_whole().await;
 }
 
 /// A batch of records commits and the connection drops before the server hears so. The
@@ -484,22 +503,15 @@ async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
         return;
     }
     let served = ProxiedServer::start().await;
-    let token = served.bureau_token.clone();
-    let bearer = credit_hub::cli::Bearer::new(&token).unwrap();
-    pb::registry_service_client::RegistryServiceClient::with_interceptor(
-        served.channel.clone(),
-        bearer.clone(),
-    )
-    .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-        request_id: String::new(),
-        enterprises: vec![enterprise(1, ID_A)],
-    })
-    .await
-    .unwrap();
-    let mut records = pb::record_service_client::RecordServiceClient::with_interceptor(
-        served.channel.clone(),
-        bearer,
-    );
+    served
+        .registry()
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![enterprise(1, ID_A)],
+        })
+        .await
+        .unwrap();
+    let mut records = served.records();
     let marker = format!("lost-commit-{}", uuid::Uuid::now_v7().simple());
     let batch = pb::BatchSubmitRecordsRequest {
         request_id: marker.clone(),
@@ -551,12 +563,7 @@ async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
     let listed = records.list_records(list).await.unwrap().into_inner();
     assert_eq!(listed.records, landed.records, "the retry changed nothing");
     kept(2).await;
-    served
-        .direct
-        .verify_audit(&[])
-        .await
-        .unwrap()
-        .expect("one unbroken chain");
+    served.assert_chain_whole().await;
 }
 
 /// The agency token for a fresh SQLite data directory, made with the binary itself.
