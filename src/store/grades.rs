@@ -193,6 +193,23 @@ impl Store {
             reps
         };
 
+        if b == Backend::Postgres {
+            // Transactions grading the same enterprise take turns, as SQLite's one
+            // writer makes them: side by side, each would miss the other's uncommitted
+            // records and the later upsert would keep a grade blind to the earlier
+            // commit. Locked before the records are read, so that the reads see all
+            // that committed before; in one sorted statement, so that two regrades
+            // cannot each hold what the other waits for.
+            sqlx::query(
+                "SELECT count(pg_advisory_xact_lock(728303, h)) FROM \
+                 (SELECT DISTINCT hashtext(value) AS h \
+                  FROM json_array_elements_text($1::json) ORDER BY h) AS keys",
+            )
+            .bind(serde_json::Value::from_iter(targets.keys().map(Uscc::as_str)).to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+
         // Everything about the targets and their representatives; of the other
         // enterprises those representatives run, only what can make them hard-D.
         let mut subjects: BTreeSet<&str> = targets.keys().map(Uscc::as_str).collect();

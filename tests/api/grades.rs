@@ -469,3 +469,36 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
     assert_eq!(newest.model_version, "2026.3");
     assert_eq!(app.grade_of(600).await.model_version, "2026.3");
 }
+
+/// On PostgreSQL writes run side by side: each must grade with the records the others
+/// committed, or the last to finish keeps a grade blind to theirs.
+#[tokio::test]
+async fn records_filed_side_by_side_about_one_enterprise_all_count_in_its_grade() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut filed = Vec::new();
+    for round in 0..3 {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let mut client = app.records(AgencyKind::MarketRegulation);
+            let record = penalty(&uscc(1), &format!("P-{round}-{i}"));
+            calls.spawn(async move {
+                client
+                    .batch_submit_records(submit(vec![record]))
+                    .await
+                    .expect("submit")
+                    .into_inner()
+                    .records
+                    .remove(0)
+                    .name
+            });
+        }
+        filed.extend(calls.join_all().await);
+    }
+    let grade = app.grade_of(1).await;
+    let mut counted: Vec<&String> = grade.reasons.iter().flat_map(|r| &r.records).collect();
+    counted.sort();
+    let mut expected: Vec<&String> = filed.iter().collect();
+    expected.sort();
+    assert_eq!(counted, expected);
+}
