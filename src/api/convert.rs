@@ -10,7 +10,7 @@ use crate::domain::codes::{
 use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise, Role};
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
-    default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject,
+    default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject, MAX_REVISION,
     MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS,
 };
 use crate::domain::{Error, Violations};
@@ -369,14 +369,14 @@ pub fn record_in(
         v,
         &format!("{path}.document_number"),
         &r.document_number,
-        true,
+        false,
         200,
     );
     let deciding_authority = text(
         v,
         &format!("{path}.deciding_authority"),
         &r.deciding_authority,
-        true,
+        false,
         200,
     );
     let summary = text(
@@ -417,6 +417,13 @@ pub fn record_in(
                     None
                 }
                 0 => Some(1),
+                n if n > MAX_REVISION => {
+                    v.add(
+                        format!("{path}.provenance.revision"),
+                        format!("must be at most {MAX_REVISION}"),
+                    );
+                    None
+                }
                 n => Some(n),
             };
             (id, revision)

@@ -15,7 +15,7 @@ use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::RecordKind;
-use crate::domain::record::{check_consistency, check_filer};
+use crate::domain::record::{check_consistency, check_filer, Record};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, record_service_server::RecordService};
 use crate::store::{RecordFilter, Replay, SubmitResult};
@@ -130,22 +130,35 @@ impl RecordService for RecordApi {
         } else if reason.chars().count() > 1_000 || reason.chars().any(|c| c.is_control()) {
             v.add("reason", "must be at most 1,000 printable characters");
         }
-        if body.request_id.len() > super::MAX_REQUEST_ID_CHARS {
-            v.add("request_id", "must be at most 128 characters");
-        }
-        let id = v.finish(id)?.unwrap_or_default();
+        let key = v.check(request_key(
+            &self.state,
+            &agency.id,
+            "WithdrawRecord",
+            &body.request_id,
+            body,
+        ));
+        let (id, key) = v.finish((id, key))?;
+        let (id, key) = (id.unwrap_or_default(), key.flatten());
         // Noted before the write (see `AuditNote`).
         if let Some(record) = self.state.store.get_record(id).await? {
             note.subject(record.content.subject.audit_name()).count(1);
         }
-        let record = self
+        let today = self.state.clock.today();
+        let respond = |record: &Record| pb::WithdrawRecordResponse {
+            record: Some(record_out(record, today)),
+        };
+        let response = match self
             .state
             .store
-            .withdraw_record(&agency, id, reason, self.state.clock.today())
-            .await?;
-        Ok(Response::new(pb::WithdrawRecordResponse {
-            record: Some(record_out(&record, self.state.clock.today())),
-        }))
+            .withdraw_record(&agency, id, reason, today, key, &|record| {
+                prost::Message::encode_to_vec(&respond(record))
+            })
+            .await?
+        {
+            Replay::Fresh(record) => respond(&record),
+            Replay::Replayed(bytes) => replayed(&bytes)?,
+        };
+        Ok(Response::new(response))
     }
 
     async fn get_record(
@@ -180,12 +193,18 @@ impl RecordService for RecordApi {
             body.subject_enterprise.is_empty(),
             body.subject_person_id_number.is_empty(),
         ) {
-            (true, true) => None,
-            (false, true) => Some(
-                enterprise_name("subject_enterprise", &body.subject_enterprise)?
-                    .as_str()
-                    .to_string(),
-            ),
+            // Not an open listing of every record of every agency: a caller asks about
+            // one subject, and its audit entry names that subject.
+            (true, true) => {
+                return Err(Error::invalid(
+                    "subject_enterprise",
+                    "is required: give subject_enterprise or subject_person_id_number",
+                )
+                .into())
+            }
+            (false, true) => enterprise_name("subject_enterprise", &body.subject_enterprise)?
+                .as_str()
+                .to_string(),
             (true, false) => {
                 let mut v = Violations::default();
                 let id = id_number(
@@ -194,7 +213,7 @@ impl RecordService for RecordApi {
                     &body.subject_person_id_number,
                 );
                 let id = v.finish(id)?.expect("parsed when no violation");
-                Some(self.state.keyer.key(&id).as_str().to_string())
+                self.state.keyer.key(&id).as_str().to_string()
             }
             (false, false) => {
                 return Err(Error::invalid(
@@ -204,11 +223,11 @@ impl RecordService for RecordApi {
                 .into())
             }
         };
-        match (&subject_key, body.subject_enterprise.is_empty()) {
-            (Some(key), true) => note.subject(format!("persons/{key}")),
-            (Some(uscc), false) => note.subject(format!("enterprises/{uscc}")),
-            (None, _) => &note,
-        };
+        if body.subject_enterprise.is_empty() {
+            note.subject(format!("persons/{subject_key}"));
+        } else {
+            note.subject(format!("enterprises/{subject_key}"));
+        }
         let filter = RecordFilter {
             subject_key,
             kind: filter_enum("kind", body.kind, RecordKind::from_number)?,

@@ -17,6 +17,11 @@ pub const MAX_TEXT_CHARS: usize = 1_000;
 /// Longest accepted agency-side record id.
 pub const MAX_SOURCE_ID_CHARS: usize = 128;
 
+/// Highest revision a source may give a record: 2^53 - 1, so that every revision survives
+/// a trip through JSON numbers in partners' systems, and "submit revision n + 1" can
+/// always be said.
+pub const MAX_REVISION: i64 = (1 << 53) - 1;
+
 /// Who or what a record is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {

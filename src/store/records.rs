@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::grades::{uscc_of, Targets};
 use super::request_log::{self, Replay, RequestKey};
-use super::sql::{bind_all, multi_insert, placeholders, Val};
+use super::sql::{bind_all, for_update, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::agency::Agency;
 use crate::domain::codes::{
@@ -26,11 +26,11 @@ pub struct SubmitResult {
     pub outcomes: Vec<SubmitOutcome>,
 }
 
-/// Filters for listing records; all optional.
+/// Filters for listing records: one subject's, optionally of one kind and status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordFilter {
     /// The enterprise USCC or person key the records are about.
-    pub subject_key: Option<String>,
+    pub subject_key: String,
     pub kind: Option<RecordKind>,
     pub status: Option<RecordStatus>,
 }
@@ -328,10 +328,14 @@ impl Store {
         let mut existing: HashMap<String, RecordRow> = HashMap::new();
         let source_ids: Vec<&str> = batch.iter().map(|r| r.source_record_id.as_str()).collect();
         for chunk in source_ids.chunks(1000) {
+            // Locked on PostgreSQL, so that two revisions (or a revision and a
+            // withdrawal) of one record arriving together are decided one after the
+            // other, each on what the other left (SQLite's writer is alone anyway).
             let sql = format!(
-                "SELECT * FROM records WHERE agency_id = {} AND source_record_id IN ({})",
+                "SELECT * FROM records WHERE agency_id = {} AND source_record_id IN ({}){}",
                 placeholders(self.backend, 1, 1),
-                placeholders(self.backend, 2, chunk.len())
+                placeholders(self.backend, 2, chunk.len()),
+                for_update(self.backend),
             );
             let mut vals = vec![Val::from(agency.id.as_str())];
             vals.extend(chunk.iter().map(|s| Val::from(*s)));
@@ -348,6 +352,9 @@ impl Store {
         let mut inserts = Vec::new();
         let mut revised = Vec::new();
         let mut snapshots = Vec::new();
+        // Revised records now about another subject, as they were: their old subject
+        // is regraded too.
+        let mut moved_from: Vec<Record> = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for (i, new) in batch.iter().enumerate() {
@@ -387,13 +394,23 @@ impl Store {
                 }
                 Some(old) if old.revision > new.revision => (old.clone(), SubmitOutcome::Stale),
                 Some(old) => {
+                    // A filer's correction does not undo the bureau's repair decision;
+                    // a higher revision of a withdrawn record files it again.
+                    let status = if old.status == RecordStatus::Repaired.code() {
+                        RecordStatus::Repaired
+                    } else {
+                        RecordStatus::Active
+                    };
+                    if old.subject_key != new.content.subject.key() {
+                        moved_from.push(old.clone().into_record()?);
+                    }
                     let record = Record {
                         id: old.id.clone(),
                         agency_id: agency.id.clone(),
                         source_record_id: new.source_record_id.clone(),
                         revision: new.revision,
                         content: new.content.clone(),
-                        status: RecordStatus::Active,
+                        status,
                         withdrawal_reason: None,
                         created_at: old.created_at,
                         updated_at: now,
@@ -460,10 +477,11 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        let regrade_for: Vec<&Record> = written.iter().copied().chain(&moved_from).collect();
         let targets = self
-            .record_targets(tx, &written, GradeChangeCause::RecordSubmitted)
+            .record_targets(tx, &regrade_for, GradeChangeCause::RecordSubmitted)
             .await?;
-        let related = self.affects_related(&written);
+        let related = self.affects_related(&regrade_for);
         let regraded = self.regrade(tx, targets, related, today).await?;
         self.suspend_contradicted(tx, &written).await?;
         Ok((SubmitResult { records, outcomes }, regraded))
@@ -514,16 +532,48 @@ impl Store {
     }
 
     /// Withdraws a record on behalf of the agency that filed it; the withdrawn state is
-    /// kept in history. Withdrawing an already withdrawn record changes nothing.
+    /// kept in history. Withdrawing an already withdrawn record changes nothing. With a
+    /// `request`, a retry gets the response `encode` made of the first attempt's record.
     pub async fn withdraw_record(
         &self,
         agency: &Agency,
         id: &str,
         reason: &str,
         today: NaiveDate,
-    ) -> Result<Record> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT * FROM records WHERE id = $1")
+        request: Option<RequestKey>,
+        encode: &(dyn Fn(&Record) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Record>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .withdraw_record_once(agency, id, reason, today, request.as_ref(), encode)
+                .await
+            {
+                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn withdraw_record_once(
+        &self,
+        agency: &Agency,
+        id: &str,
+        reason: &str,
+        today: NaiveDate,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&Record) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Record>> {
+        let mut tx = match request_log::begin(self, request).await? {
+            Ok(tx) => tx,
+            Err(bytes) => return Ok(Replay::Replayed(bytes)),
+        };
+        let sql = format!(
+            "SELECT * FROM records WHERE id = $1{}",
+            for_update(self.backend)
+        );
+        let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -537,7 +587,12 @@ impl Store {
             .into());
         }
         if row.status == RecordStatus::Withdrawn.code() {
-            return row.into_record();
+            let record = row.into_record()?;
+            if let Some(key) = request {
+                request_log::remember(&mut tx, key, encode(&record)).await?;
+                self.commit(tx).await?;
+            }
+            return Ok(Replay::Fresh(record));
         }
         let now = now_millis();
         row.status = RecordStatus::Withdrawn.code().into();
@@ -566,9 +621,12 @@ impl Store {
             .await?;
         let related = self.affects_related(&[&record]);
         let regraded = self.regrade(&mut tx, targets, related, today).await?;
+        if let Some(key) = request {
+            request_log::remember(&mut tx, key, encode(&record)).await?;
+        }
         self.commit(tx).await?;
         self.after_regrade(&regraded);
-        Ok(record)
+        Ok(Replay::Fresh(record))
     }
 
     /// One record at its current revision.
@@ -599,9 +657,11 @@ impl Store {
             }
             sql.push_str(&clause);
         };
-        if let Some(key) = &filter.subject_key {
-            push(&mut sql, " AND subject_key = ?", vec![key.clone().into()]);
-        }
+        push(
+            &mut sql,
+            " AND subject_key = ?",
+            vec![filter.subject_key.clone().into()],
+        );
         if let Some(kind) = filter.kind {
             push(&mut sql, " AND kind = ?", vec![kind.code().into()]);
         }

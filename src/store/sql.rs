@@ -192,6 +192,15 @@ pub fn in_json(backend: Backend, column: &str, n: usize) -> String {
     }
 }
 
+/// Row locks for a read that decides a write: `FOR UPDATE` on PostgreSQL; nothing on
+/// SQLite, whose write transactions already run one at a time.
+pub fn for_update(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR UPDATE",
+    }
+}
+
 /// The value to bind for an [`in_json`] list.
 pub fn json_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Val {
     Val::Text(serde_json::Value::from_iter(keys).to_string())

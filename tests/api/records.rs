@@ -347,6 +347,7 @@ async fn listing_records_filters_by_subject_kind_and_status_and_pages() {
 
     let expired = client
         .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
             status: pb::RecordStatus::Expired as i32,
             ..Default::default()
         })
@@ -364,6 +365,7 @@ async fn listing_records_filters_by_subject_kind_and_status_and_pages() {
     );
     let licences = client
         .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
             kind: pb::RecordKind::AdministrativeLicense as i32,
             ..Default::default()
         })
@@ -448,4 +450,136 @@ async fn the_cli_lists_records_across_pages_up_to_its_limit() {
     assert_eq!(sources.len(), 450, "each record once, none repeated");
     let limited = records_list_cli(&app, &uscc(1), "230").await;
     assert_eq!(limited, all[..230], "the first 230, in the same order");
+}
+
+#[tokio::test]
+async fn listing_records_names_one_subject() {
+    let app = spawn_app().await;
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .list_records(pb::ListRecordsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["subject_enterprise"]);
+}
+
+#[tokio::test]
+async fn a_revision_about_another_enterprise_regrades_the_one_it_left() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    let clean = app.grade_of(1).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .await
+        .unwrap();
+    assert!(app.grade_of(1).await.score < clean.score);
+
+    // The bureau filed it against the wrong enterprise and corrects the subject.
+    let mut moved = penalty(&uscc(2), "P-1");
+    moved.provenance.as_mut().unwrap().revision = 2;
+    let revised = client
+        .batch_submit_records(submit(vec![moved], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revised.outcomes, vec![pb::SubmitOutcome::Revised as i32]);
+    let left = app.grade_of(1).await;
+    assert_eq!((left.grade, left.score), (clean.grade, clean.score));
+    assert!(
+        left.reasons.iter().all(|r| r.records.is_empty()),
+        "{left:?}"
+    );
+    assert!(app.grade_of(2).await.score < clean.score);
+}
+
+#[tokio::test]
+async fn revisions_are_bounded_and_document_details_are_optional() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let mut huge = penalty(&uscc(1), "P-1");
+    huge.provenance.as_mut().unwrap().revision = i64::MAX;
+    let err = client
+        .batch_submit_records(submit(vec![huge], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        vec!["records[0].provenance.revision"]
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+
+    let mut highest = penalty(&uscc(1), "P-1");
+    highest.provenance.as_mut().unwrap().revision = (1 << 53) - 1;
+    highest.document_number.clear();
+    highest.deciding_authority.clear();
+    let filed = client
+        .batch_submit_records(submit(vec![highest.clone()], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filed.records[0].document_number, "");
+    highest.summary = "内容更正".into();
+    let err = client
+        .batch_submit_records(submit(vec![highest], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        vec!["records[0].provenance.revision"]
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawal_retried_with_its_request_id_answers_the_same_and_the_id_is_not_reused() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let filed = client
+        .batch_submit_records(submit(
+            vec![penalty(&uscc(1), "P-1"), penalty(&uscc(1), "P-2")],
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    let withdraw = |name: &str| pb::WithdrawRecordRequest {
+        name: name.into(),
+        reason: "处罚决定已被复议撤销".into(),
+        request_id: "withdraw-1".into(),
+    };
+    let first = client
+        .withdraw_record(withdraw(&filed[0].name))
+        .await
+        .unwrap()
+        .into_inner();
+    let retried = client
+        .withdraw_record(withdraw(&filed[0].name))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, retried, "a retry returns the first response");
+
+    let err = client
+        .withdraw_record(withdraw(&filed[1].name))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["request_id"]);
+    let other = client
+        .get_record(pb::GetRecordRequest {
+            name: filed[1].name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(other.status, pb::RecordStatus::Active as i32);
 }

@@ -322,6 +322,15 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
             "{step} audited: {methods:?}"
         );
     }
+
+    // The filer corrects its record afterwards: the repair decision stands.
+    let mut corrected = fine(&app, 3, "serious-old", pb::Tier::Serious, 400);
+    corrected.summary = "生产不符合食品安全标准的食品（更正）".into();
+    corrected.provenance.as_mut().unwrap().revision = 2;
+    let revised = app.file(vec![corrected]).await;
+    assert_eq!(revised[0].name, filed[0].name);
+    assert_eq!(revised[0].status, pb::RecordStatus::Repaired as i32);
+    assert_eq!(app.grade_of(3).await.score, after.score);
 }
 
 #[tokio::test]
