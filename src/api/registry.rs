@@ -49,11 +49,12 @@ impl RegistryService for RegistryApi {
             &body,
         )?;
         let mut v = Violations::default();
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        // Compared as parsing will read them: a USCC is case-insensitive.
+        let mut seen: HashMap<String, usize> = HashMap::new();
         let mut batch = Vec::with_capacity(body.enterprises.len());
         for (i, e) in body.enterprises.iter().enumerate() {
             let path = format!("enterprises[{i}]");
-            if let Some(first) = seen.insert(e.uscc.trim(), i) {
+            if let Some(first) = seen.insert(e.uscc.trim().to_ascii_uppercase(), i) {
                 v.add(
                     format!("{path}.uscc"),
                     format!("repeats enterprises[{first}].uscc"),

@@ -185,3 +185,32 @@ async fn a_batch_repeating_a_uscc_is_refused_whole() {
     assert_eq!(violated_fields(&err), vec!["enterprises[1].uscc"]);
     assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_batch_naming_one_enterprise_twice_in_different_case_is_refused() {
+    let app = spawn_app().await;
+    // A USCC whose check character is a letter, so that its case can differ.
+    let n = (1..)
+        .find(|&n| uscc(n).ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap();
+    let mut lower = enterprise(n, ID_B);
+    lower.uscc = uscc(n).to_ascii_lowercase();
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![enterprise(n, ID_A), lower],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["enterprises[1].uscc"]);
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(n)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
