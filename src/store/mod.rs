@@ -460,3 +460,39 @@ fn stored_date(s: &str) -> Result<chrono::NaiveDate> {
 fn stored_code<T>(code: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     parse(code).ok_or_else(|| Error::Corrupt(format!("unknown stored code {code:?}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SQLite connection the service writes or reads through must flush its commits
+    /// to disk before they are acknowledged (an answer, or an audit entry, a power cut can
+    /// take back is not durable), and the file must stay in WAL mode.
+    #[tokio::test]
+    async fn every_sqlite_connection_commits_durably_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let AuditPool::Sqlite(audit) = &store.audit else {
+            panic!("a SQLite store has a SQLite audit connection");
+        };
+        const FULL: i64 = 2;
+        for (pool, role) in [(&store.read, "read"), (&store.write, "write")] {
+            let mut conn = pool.acquire().await.unwrap();
+            let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(sync, FULL, "{role} pool");
+            let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal", "{role} pool");
+        }
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(audit)
+            .await
+            .unwrap();
+        assert_eq!(sync, FULL, "audit connection");
+    }
+}
