@@ -304,7 +304,7 @@ async fn append(
 /// `None` when the database cannot say within a few tries.
 async fn landed(store: &Store, head: &(i64, String), events: &[AuditEvent]) -> Option<bool> {
     for attempt in 1..=APPEND_ATTEMPTS {
-        match store.audit_group_landed(head, events).await {
+        match store.audit_group_landed(head, events.len()).await {
             Ok(answer) => return Some(answer),
             Err(e) => {
                 tracing::warn!(error = ?e, attempt, "cannot tell yet whether failed audit entries were written");

@@ -166,6 +166,7 @@ const SUBJECT_ROWS: usize = 8_192;
 pub(super) fn sqlite_inserts<'q>(
     sql: &mut String,
     args: &mut SqliteArguments<'q>,
+    writer: &'q str,
     rows: &'q [EntryJson<'q>],
     events: &'q [AuditEvent],
 ) {
@@ -202,18 +203,29 @@ pub(super) fn sqlite_inserts<'q>(
         }
         pad(args, chunk.len(), 2);
     }
+    if let Some(last) = rows.last() {
+        sql.push_str(MARK_APPEND);
+        put(args, writer);
+        put(args, last.seq);
+    }
 }
+
+/// Records where `writer`'s group ended ($1 writer, $2 its last sequence number), in
+/// the group's transaction (see [`Store::audit_group_landed`]).
+const MARK_APPEND: &str = "INSERT INTO audit_appends (writer, last_seq) VALUES (?, ?) \
+     ON CONFLICT (writer) DO UPDATE SET last_seq = excluded.last_seq;\n";
 
 /// SQLite's group commit, one round trip on the writer's own connection: the entries
 /// and their subjects' index rows in one transaction.
 async fn append_sqlite(
     pool: &sqlx::SqlitePool,
+    writer: &str,
     rows: &[EntryJson<'_>],
     events: &[AuditEvent],
 ) -> std::result::Result<(), sqlx::Error> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
     let mut args = SqliteArguments::default();
-    sqlite_inserts(&mut sql, &mut args, rows, events);
+    sqlite_inserts(&mut sql, &mut args, writer, rows, events);
     sql.push_str("COMMIT;");
     let mut conn = pool.acquire().await?;
     let result = sqlx::query_with(&sql, args).execute(&mut *conn).await;
@@ -226,13 +238,16 @@ async fn append_sqlite(
 }
 
 /// PostgreSQL's append: one statement, fixed whatever the group's size, the rows
-/// travelling as one JSON array; a trigger indexes their subjects within it.
+/// travelling as one JSON array ($1); a trigger indexes their subjects within it. It
+/// also records where writer $2's group ended ($3; see [`Store::audit_group_landed`]).
 pub(super) fn postgres_insert() -> &'static str {
     // The statement's text is the same for every group: built once.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let columns = ENTRY_COLUMNS.join(", ");
         format!(
-            "INSERT INTO audit_entries ({columns}) SELECT {columns} \
+            "WITH mark AS (INSERT INTO audit_appends (writer, last_seq) VALUES ($2, $3) \
+             ON CONFLICT (writer) DO UPDATE SET last_seq = excluded.last_seq) \
+             INSERT INTO audit_entries ({columns}) SELECT {columns} \
              FROM json_populate_recordset(NULL::audit_entries, $1::json)"
         )
     });
@@ -308,12 +323,14 @@ impl Store {
             return Ok(Some(head.clone()));
         }
         let result = match &self.audit {
-            AuditPool::Sqlite(pool) => append_sqlite(pool, &rows, events).await,
+            AuditPool::Sqlite(pool) => append_sqlite(pool, &self.audit_writer, &rows, events).await,
             AuditPool::Postgres(pool) => {
                 let json =
                     serde_json::to_string(&rows).expect("strings and numbers always serialize");
                 sqlx::query(postgres_insert())
                     .bind(json)
+                    .bind(&*self.audit_writer)
+                    .bind(new_head.0)
                     .execute(pool)
                     .await
                     .map(drop)
@@ -326,22 +343,31 @@ impl Store {
         }
     }
 
-    /// Whether a group chained after `head` is in the log, for an append whose outcome
-    /// is unknown: its commit failed in a way that may still have landed (the
-    /// connection dropped after COMMIT was sent, the WAL sync reported an error). It
-    /// landed if the entry right after `head` is one of `events`, chained after it;
-    /// request ids are drawn at random per call, so no other call's entry matches.
-    pub async fn audit_group_landed(
-        &self,
-        head: &(i64, String),
-        events: &[AuditEvent],
-    ) -> Result<bool> {
-        let next = self.list_audit(&AuditFilter::default(), head.0, 1).await?;
-        Ok(next.first().is_some_and(|entry| {
-            entry.seq == head.0 + 1
-                && entry.previous_hash == head.1
-                && events.contains(&entry.event)
-        }))
+    /// Whether this process's group of `len` entries chained after `head` is in the
+    /// log, for an append whose outcome is unknown: its commit failed in a way that may
+    /// still have landed (the connection dropped after COMMIT was sent, the WAL sync
+    /// reported an error). It landed if this writer's mark, committed with its
+    /// entries, says its last group ended at `head + len`; no other append of this
+    /// writer can end there, sequence numbers being unique. (Comparing entries would
+    /// not do: two replicas can log identical entries, say the same agency's
+    /// same look-up in the same millisecond.)
+    pub async fn audit_group_landed(&self, head: &(i64, String), len: usize) -> Result<bool> {
+        const SQL: &str = "SELECT last_seq FROM audit_appends WHERE writer = $1";
+        let last: Option<i64> = match &self.audit {
+            AuditPool::Sqlite(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(&*self.audit_writer)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            AuditPool::Postgres(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(&*self.audit_writer)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(last == Some(head.0 + len as i64))
     }
 
     /// Entries after `after` matching `filter`, ascending, at most `limit`.

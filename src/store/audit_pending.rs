@@ -158,7 +158,7 @@ impl Store {
                     .filter(|(_, id)| id.as_ref().is_none_or(|id| !chained.contains(id)))
                     .map(|(e, _)| e.clone())
                     .collect();
-                let new_head = tx.chain(head, &events).await?;
+                let new_head = tx.chain(&self.audit_writer, head, &events).await?;
                 tx.commit().await?;
                 Ok(new_head)
             }
@@ -195,7 +195,7 @@ impl Store {
                 let ids: Vec<&str> = orphans.iter().map(|(id, _)| id.as_str()).collect();
                 tx.mark_chained(&ids).await?;
                 let events: Vec<AuditEvent> = orphans.iter().map(|(_, e)| e.clone()).collect();
-                let new_head = tx.chain(head, &events).await?;
+                let new_head = tx.chain(&self.audit_writer, head, &events).await?;
                 tx.commit().await?;
                 Ok((new_head, events.len()))
             }
@@ -346,6 +346,7 @@ impl AuditTx {
     /// returns the new head.
     async fn chain(
         &mut self,
+        writer: &str,
         head: &(i64, String),
         events: &[AuditEvent],
     ) -> sqlx::Result<(i64, String)> {
@@ -357,7 +358,7 @@ impl AuditTx {
             AuditTx::Sqlite(tx) => {
                 let mut sql = String::new();
                 let mut args = SqliteArguments::default();
-                sqlite_inserts(&mut sql, &mut args, &rows, events);
+                sqlite_inserts(&mut sql, &mut args, writer, &rows, events);
                 sqlx::query_with(&sql, args).execute(&mut **tx).await?;
             }
             AuditTx::Postgres(tx) => {
@@ -365,6 +366,8 @@ impl AuditTx {
                     serde_json::to_string(&rows).expect("strings and numbers always serialize");
                 sqlx::query(postgres_insert())
                     .bind(json)
+                    .bind(writer)
+                    .bind(new_head.0)
                     .execute(&mut **tx)
                     .await?;
             }

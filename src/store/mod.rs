@@ -132,6 +132,9 @@ pub struct Store {
     grade_events: Arc<tokio::sync::watch::Sender<u64>>,
     /// Recently read grades, for the look-up path.
     grade_cache: Arc<grade_cache::GradeCache>,
+    /// This process's name in `audit_appends`: its group commits mark where they
+    /// ended, so that a commit whose outcome is unknown can be told landed or not.
+    audit_writer: Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -261,6 +264,7 @@ impl Store {
             models: Arc::new(ModelSet::builtin()),
             grade_events: Arc::new(tokio::sync::watch::channel(0).0),
             grade_cache: Arc::new(grade_cache::GradeCache::new(DEFAULT_GRADE_CACHE_TTL)),
+            audit_writer: uuid::Uuid::now_v7().simple().to_string().into(),
         }
     }
 

@@ -9,6 +9,7 @@ use credit_hub::domain::agency::Scope;
 use credit_hub::domain::audit::ChainBreak;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
+use credit_hub::store::Store;
 use credit_hub::Server;
 use prost::Message;
 use sqlx::Connection;
@@ -703,30 +704,45 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
 /// group again the writer asks whether it did. Only the group itself, chained right
 /// after the head it was given, counts as landed: not another call's entry there, and
 /// not the same group when nothing follows that head.
+/// An append whose commit reported failure is known to have landed by its own
+/// writer's mark alone: an identical entry that another replica chained after the same
+/// head (the same agency's same look-up in the same millisecond) is not this one.
 #[tokio::test]
-async fn a_group_is_known_to_have_landed_only_right_after_its_own_head() {
+async fn a_group_is_known_to_have_landed_only_by_its_own_writers_mark() {
     let app = spawn_app().await;
+    let replica = match app.store.backend() {
+        credit_hub::store::Backend::Sqlite => Store::open_sqlite(&app.data_dir).await,
+        credit_hub::store::Backend::Postgres => Store::open_url(&app.db_url).await,
+    }
+    .unwrap();
     let subject = format!("enterprises/{}", uscc(43));
+    let same = vec![test_entry("", vec![subject.clone()])];
     let head = app.store.audit_head().await.unwrap();
-    let group = vec![
-        test_entry("landed-1", vec![subject.clone()]),
-        test_entry("landed-2", vec![subject.clone()]),
-    ];
-    let other = vec![test_entry("never-sent", vec![subject.clone()])];
-    assert!(!app.store.audit_group_landed(&head, &group).await.unwrap());
-    let new_head = append_after(&app, &head, &group).await;
-    assert!(app.store.audit_group_landed(&head, &group).await.unwrap());
-    assert!(!app.store.audit_group_landed(&head, &other).await.unwrap());
-    assert!(!app
-        .store
-        .audit_group_landed(&new_head, &group)
+    assert!(!app.store.audit_group_landed(&head, 1).await.unwrap());
+
+    replica
+        .append_audit(&head, &same)
         .await
-        .unwrap());
-    let forged = (head.0, "f".repeat(64));
+        .unwrap()
+        .expect("the replica extends the head");
     assert!(
-        !app.store.audit_group_landed(&forged, &group).await.unwrap(),
-        "chained after another hash: not this append's"
+        !app.store.audit_group_landed(&head, 1).await.unwrap(),
+        "another replica's identical entry is not this writer's"
     );
+    assert!(replica.audit_group_landed(&head, 1).await.unwrap());
+
+    let after = app.store.audit_head().await.unwrap();
+    let group = vec![same[0].clone(), test_entry("", vec![subject])];
+    let new_head = append_after(&app, &after, &group).await;
+    assert!(app.store.audit_group_landed(&after, 2).await.unwrap());
+    assert!(!app.store.audit_group_landed(&after, 1).await.unwrap());
+    assert!(!app.store.audit_group_landed(&new_head, 2).await.unwrap());
+    assert!(!replica.audit_group_landed(&after, 2).await.unwrap());
+    app.store
+        .verify_audit(&[])
+        .await
+        .unwrap()
+        .expect("one unbroken chain");
 }
 
 /// A group whose entries name more subjects than one index statement holds (a
