@@ -123,6 +123,37 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
     assert!(never.repairable_from_date.is_empty());
     // Repairing the one item repairable today cannot hurt (the penalty cap is reached).
     assert!(c.score_after_repair >= c.current_score, "{c:?}");
+
+    // Every heavier penalty Order 45 Art. 14 names is never repaired early.
+    app.register(vec![enterprise(2, ID_B)]).await;
+    use pb::PenaltyMeasure as M;
+    let heavy = [
+        M::QualificationDowngraded,
+        M::LicenseRevoked,
+        M::BusinessRestricted,
+        M::ProductionSuspended,
+        M::Closure,
+        M::PracticeBan,
+    ];
+    let filed = app
+        .file(
+            heavy
+                .iter()
+                .map(|m| pb::Record {
+                    penalty_measures: vec![*m as i32],
+                    ..fine(&app, 2, m.as_str_name(), pb::Tier::Serious, 500)
+                })
+                .collect(),
+        )
+        .await;
+    let c = app.checkup(2).await;
+    for (measure, record) in heavy.iter().zip(&filed) {
+        assert_eq!(
+            item(&c, record).repairability,
+            R::NeverEarly as i32,
+            "{measure:?}"
+        );
+    }
 }
 
 #[tokio::test]
