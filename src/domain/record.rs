@@ -207,6 +207,20 @@ pub fn check_consistency(
             );
         }
     }
+    // The lists are serious by definition: a lower tier would end a listing's
+    // publicity after months and let it be repaired under a lighter rule.
+    if matches!(
+        content.kind,
+        RecordKind::SeriousDishonestyListing
+            | RecordKind::MajorTaxViolation
+            | RecordKind::DishonestJudgmentDebtor
+    ) && content.tier != Tier::Serious
+    {
+        v.add(
+            format!("{path}.tier"),
+            format!("a {} record is TIER_SERIOUS", content.kind.code()),
+        );
+    }
     match content.kind {
         RecordKind::AdministrativePenalty if a.penalty_measures.is_empty() => v.add(
             format!("{path}.penalty_measures"),

@@ -583,3 +583,18 @@ async fn a_withdrawal_retried_with_its_request_id_answers_the_same_and_the_id_is
         .unwrap();
     assert_eq!(other.status, pb::RecordStatus::Active as i32);
 }
+
+#[tokio::test]
+async fn list_records_are_serious_by_definition() {
+    let app = spawn_app().await;
+    let mut debtor = debtor(person("王强", ID_B), "D-1");
+    debtor.tier = pb::Tier::Moderate as i32;
+    let err = app
+        .records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![debtor], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["records[0].tier"]);
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+}
