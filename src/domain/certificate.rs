@@ -146,13 +146,16 @@ impl Stated {
     }
 }
 
-/// Whether a record is still stated: in publicity or repaired. Withdrawn records never
-/// happened; records whose publicity ended are no longer published anywhere.
+/// Whether a record is still stated: in publicity, or repaired (and marked so) until
+/// its publicity would have ended anyway, so that repairing never leaves a certificate
+/// worse than waiting. Withdrawn records never happened; records whose publicity ended
+/// are no longer published anywhere.
 fn stated_on(r: &Record, today: NaiveDate) -> bool {
-    matches!(
-        r.status_on(today),
-        RecordStatus::Active | RecordStatus::Repaired
-    )
+    match r.status_on(today) {
+        RecordStatus::Active => true,
+        RecordStatus::Repaired => r.content.publicity_end > today,
+        _ => false,
+    }
 }
 
 fn is_active(r: &Record, today: NaiveDate) -> bool {
@@ -366,6 +369,22 @@ pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate) -> bool {
         _ => false,
     };
     stated_kind && record.status == RecordStatus::Active && (start..=end).contains(&c.decision_date)
+}
+
+/// Whether a certificate's signed `document` states `record` (names it among its
+/// statements): a later revision of a stated record contradicts nothing it says.
+pub fn states(document: &str, record: &Record) -> bool {
+    fn names(v: &Value, name: &str) -> bool {
+        match v {
+            Value::Object(fields) => {
+                fields.get("record").and_then(Value::as_str) == Some(name)
+                    || fields.values().any(|v| names(v, name))
+            }
+            Value::Array(items) => items.iter().any(|v| names(v, name)),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &record.resource_name()))
 }
 
 /// A new serial number: the issue date and 40 random bits, e.g. `XY-20261201-9F3A7C21D4`.
@@ -722,6 +741,9 @@ mod tests {
             Attributes::default(),
         );
         ended.content.publicity_end = d("2025-04-01");
+        let mut repaired_and_ended = ended.clone();
+        repaired_and_ended.id = "p6".into();
+        repaired_and_ended.status = RecordStatus::Repaired;
         let before = record(
             "p5",
             RecordKind::AdministrativePenalty,
@@ -729,7 +751,14 @@ mod tests {
             Attributes::default(),
         );
         let s = credit_status_statements(
-            &[repaired, active, withdrawn, ended, before],
+            &[
+                repaired,
+                active,
+                withdrawn,
+                ended,
+                before,
+                repaired_and_ended,
+            ],
             d("2022-01-01"),
             today,
             today,

@@ -10,7 +10,9 @@ use super::records::RecordRow;
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
-use crate::domain::certificate::{contradicts, Certificate, CertificateKind, CertificateStatus};
+use crate::domain::certificate::{
+    contradicts, states, Certificate, CertificateKind, CertificateStatus,
+};
 use crate::domain::codes::{RecordKind, RecordStatus};
 use crate::domain::ids::Uscc;
 use crate::domain::record::{Record, Subject};
@@ -373,7 +375,8 @@ impl Store {
     }
 
     /// Suspends each valid credit-status certificate whose period a just-written record
-    /// contradicts (a serious record inside the certified period), saying which record.
+    /// contradicts (a serious record inside the certified period that it does not
+    /// state), saying which record.
     /// Runs in the transaction that writes the records.
     pub(super) async fn suspend_contradicted(
         &self,
@@ -401,7 +404,7 @@ impl Store {
         }
         let now = now_millis();
         let sql = format!(
-            "SELECT serial, uscc, period_start_date, period_end_date FROM certificates \
+            "SELECT serial, uscc, period_start_date, period_end_date, document FROM certificates \
              WHERE kind = 'CREDIT_STATUS' AND status = 'VALID' AND valid_until > {} AND {}",
             placeholders(self.backend, 1, 1),
             in_json(self.backend, "uscc", 2)
@@ -421,10 +424,10 @@ impl Store {
             let uscc: String = row.try_get("uscc")?;
             let start = stored_date(&row.try_get::<String, _>("period_start_date")?)?;
             let end = stored_date(&row.try_get::<String, _>("period_end_date")?)?;
-            let Some((_, record)) = serious
-                .iter()
-                .find(|(u, r)| u.as_str() == uscc && contradicts(r, start, end))
-            else {
+            let document: String = row.try_get("document")?;
+            let Some((_, record)) = serious.iter().find(|(u, r)| {
+                u.as_str() == uscc && contradicts(r, start, end) && !states(&document, r)
+            }) else {
                 continue;
             };
             let c = &record.content;

@@ -389,6 +389,44 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
 }
 
 #[tokio::test]
+async fn correcting_a_record_the_certificate_states_leaves_it_valid() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(7, ID_A)]).await;
+    let serious = pb::Record {
+        tier: pb::Tier::Serious as i32,
+        document_number: "威开市监罚〔2026〕77号".into(),
+        ..penalty(&uscc(7), "p-7")
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![serious.clone()])
+        .await;
+    let cert = issue(&app, status_request(7, "issue-7")).await;
+    assert!(cert.document.contains("77号"), "the penalty is stated");
+
+    let mut corrected = serious;
+    corrected.summary = "生产不符合食品安全标准的食品（摘要更正）".into();
+    corrected.provenance.as_mut().unwrap().revision = 2;
+    app.submit(AgencyKind::MarketRegulation, vec![corrected])
+        .await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+
+    // A serious record it does not state still suspends it.
+    let unstated = pb::Record {
+        tier: pb::Tier::Serious as i32,
+        document_number: "威开市监罚〔2026〕78号".into(),
+        ..penalty(&uscc(7), "p-7-other")
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![unstated])
+        .await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Suspended
+    );
+}
+
+#[tokio::test]
 async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_the_listing_ends() {
     let app = spawn_app().await;
     app.register(vec![enterprise(6, ID_A), enterprise(7, ID_B)])
