@@ -299,8 +299,12 @@ pub fn merge_seed(plans: &[DrawnPlan]) -> [u8; 32] {
 /// Merges plans into one visit per enterprise carrying every plan's check items, and
 /// draws the inspectors of each visit.
 pub fn merge(plans: &[DrawnPlan], inspectors: &[Qualified], k: usize) -> Merged {
+    // In id order, like the seed: the same plans named in any order draw the same
+    // inspectors.
+    let mut ordered: Vec<&DrawnPlan> = plans.iter().collect();
+    ordered.sort_by(|a, b| a.id.cmp(&b.id));
     let mut by_uscc: BTreeMap<&str, Vec<(&DrawnPlan, bool)>> = BTreeMap::new();
-    for p in plans {
+    for p in ordered {
         for (u, non_on_site) in &p.targets {
             by_uscc
                 .entry(u.as_str())

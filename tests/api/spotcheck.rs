@@ -322,6 +322,17 @@ async fn merging_two_departments_plans_reduces_visits_and_reports_the_joint_shar
             "{v:?}"
         );
     }
+    let reversed = first
+        .merge_plans(pb::MergePlansRequest {
+            plans: vec![p2.name.clone(), p1.name.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reversed, merged,
+        "the order plans are named in changes nothing"
+    );
     let err = first
         .merge_plans(pb::MergePlansRequest {
             plans: vec![p1.name.clone()],
