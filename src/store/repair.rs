@@ -7,7 +7,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::records::{RecordRow, REVISION_COLUMNS};
 use super::request_log::{self, Replay, RequestKey};
-use super::sql::{bind_all, in_json, json_keys, multi_insert, placeholders, Val};
+use super::sql::{bind_all, for_update, in_json, json_keys, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Backend, Error, Result, Store};
 use crate::domain::codes::{GradeChangeCause, RecordKind, RecordStatus};
 use crate::domain::ids::Uscc;
@@ -106,10 +106,18 @@ impl Store {
 
     /// The application `id` inside `tx`, refused unless it is still open.
     async fn open_application_in(
+        &self,
         tx: &mut Transaction<'static, Any>,
         id: &str,
     ) -> Result<RepairApplication> {
-        let row = sqlx::query("SELECT * FROM repair_applications WHERE id = $1")
+        // Locked on PostgreSQL until the transaction ends, so that an interview and a
+        // decision (or two decisions) arriving together act one after the other, the
+        // second seeing the first's state; SQLite's writer is alone anyway.
+        let sql = format!(
+            "SELECT * FROM repair_applications WHERE id = $1{}",
+            for_update(self.backend)
+        );
+        let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?
@@ -235,7 +243,7 @@ impl Store {
             Ok(tx) => tx,
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
-        let mut app = Self::open_application_in(&mut tx, id).await?;
+        let mut app = self.open_application_in(&mut tx, id).await?;
         if interview.date < app.accepted_date {
             return Err(domain::Error::invalid(
                 "interview.interview_date",
@@ -285,7 +293,7 @@ impl Store {
             Ok(tx) => tx,
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
-        let mut app = Self::open_application_in(&mut tx, id).await?;
+        let mut app = self.open_application_in(&mut tx, id).await?;
         self.lock_enterprise(&mut tx, app.uscc.as_str()).await?;
         let now = now_millis();
         let mut regraded = None;

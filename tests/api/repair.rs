@@ -565,3 +565,58 @@ async fn screening_finds_exactly_the_planted_candidates() {
     }
     assert_eq!(seen.len(), 3);
 }
+
+/// On PostgreSQL decisions run side by side: an approval and a rejection of one
+/// application arriving together must not both be taken.
+#[tokio::test]
+async fn two_decisions_arriving_together_on_one_application_take_one() {
+    let app = spawn_app().await;
+    let ns: Vec<u32> = (60..66).collect();
+    app.register(ns.iter().map(|&n| enterprise(n, ID_A)).collect())
+        .await;
+    for &n in &ns {
+        let filed = app
+            .file(vec![fine(
+                &app,
+                n,
+                &format!("m-{n}"),
+                pb::Tier::Moderate,
+                200,
+            )])
+            .await;
+        let open = app
+            .repair()
+            .apply_for_repair(application(n, &[&filed[0]], ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .application
+            .unwrap();
+        let (mut a, mut b) = (app.repair(), app.repair());
+        let (approve, reject) = tokio::join!(
+            a.decide_repair(decide(&open.name, pb::RepairDecision::Approve, "")),
+            b.decide_repair(decide(&open.name, pb::RepairDecision::Reject, "")),
+        );
+        let record = app
+            .records(AgencyKind::MarketRegulation)
+            .get_record(pb::GetRecordRequest {
+                name: filed[0].name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        match (approve, reject) {
+            (Ok(_), Err(e)) => {
+                assert_eq!(e.code(), Code::FailedPrecondition);
+                assert_eq!(record.status, pb::RecordStatus::Repaired as i32);
+            }
+            (Err(e), Ok(_)) => {
+                assert_eq!(e.code(), Code::FailedPrecondition);
+                assert_eq!(record.status, pb::RecordStatus::Active as i32);
+            }
+            both => panic!("exactly one decision is taken: {both:?}"),
+        }
+    }
+}
