@@ -120,7 +120,9 @@ fn date_text(d: Option<chrono::NaiveDate>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
 
-fn finding_out(f: &Finding) -> pb::Finding {
+/// A finding as sent to a caller; `grades` says whether the caller may read grades
+/// (the grades scope): otherwise an enterprise's grade is left unspecified.
+fn finding_out(f: &Finding, grades: bool) -> pb::Finding {
     let link = f.link.as_ref();
     pb::Finding {
         code: f.code.clone(),
@@ -134,7 +136,7 @@ fn finding_out(f: &Finding) -> pb::Finding {
             enterprise: format!("enterprises/{}", e.uscc),
             uscc: e.uscc.clone(),
             display_name: e.display_name.clone(),
-            grade: e.grade.map_or(0, |g| g.number()),
+            grade: e.grade.filter(|_| grades).map_or(0, |g| g.number()),
         }),
         record: f.record.as_ref().map(|r| pb::EvidenceRecord {
             record: format!("records/{}", r.id),
@@ -148,13 +150,13 @@ fn finding_out(f: &Finding) -> pb::Finding {
     }
 }
 
-fn result_out(r: &CandidateResult) -> pb::CandidateResult {
+fn result_out(r: &CandidateResult, grades: bool) -> pb::CandidateResult {
     pb::CandidateResult {
         index: r.index as i32,
         name: r.name.clone(),
         masked_id_number: r.masked_id.clone(),
         verdict: r.verdict.number(),
-        findings: r.findings.iter().map(finding_out).collect(),
+        findings: r.findings.iter().map(|f| finding_out(f, grades)).collect(),
         invalid_reasons: r.invalid_reasons.clone(),
     }
 }
@@ -171,7 +173,7 @@ fn summary_out(report: &VettingReport) -> pb::CrossCheckSummary {
     }
 }
 
-fn report_out(report: &VettingReport) -> pb::VettingReport {
+fn report_out(report: &VettingReport, grades: bool) -> pb::VettingReport {
     pb::VettingReport {
         name: report.resource_name(),
         purpose: report.purpose.number(),
@@ -180,7 +182,11 @@ fn report_out(report: &VettingReport) -> pb::VettingReport {
         agency: format!("agencies/{}", report.agency_id),
         create_time: Some(timestamp(report.created_at)),
         summary: Some(summary_out(report)),
-        results: report.results.iter().map(result_out).collect(),
+        results: report
+            .results
+            .iter()
+            .map(|r| result_out(r, grades))
+            .collect(),
     }
 }
 
@@ -220,6 +226,8 @@ struct Job {
     /// The request's id and digest, if it carried a request_id.
     request: Option<(String, String)>,
     today: chrono::NaiveDate,
+    /// Whether the caller may read grades (see [`finding_out`]).
+    grades: bool,
 }
 
 /// Checks the candidates group by group, sending each result as soon as its group is
@@ -302,7 +310,9 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
                 },
             };
             job.report.counts.add(result.verdict);
-            let out = event(pb::cross_check_response::Event::Result(result_out(&result)));
+            let out = event(pb::cross_check_response::Event::Result(result_out(
+                &result, job.grades,
+            )));
             job.report.results.push(result);
             if tx.send(out).await.is_err() {
                 return;
@@ -334,7 +344,7 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
 
 /// Streams a stored report again, for a retried request, recording each group's
 /// subjects before sending it as a fresh check does.
-async fn replay(report: VettingReport, disclosure: Disclosure, tx: Sender) {
+async fn replay(report: VettingReport, grades: bool, disclosure: Disclosure, tx: Sender) {
     for group in report.results.chunks(GROUP) {
         let subjects: BTreeSet<String> = group
             .iter()
@@ -358,7 +368,7 @@ async fn replay(report: VettingReport, disclosure: Disclosure, tx: Sender) {
         for r in group {
             if tx
                 .send(event(pb::cross_check_response::Event::Result(result_out(
-                    r,
+                    r, grades,
                 ))))
                 .await
                 .is_err()
@@ -382,6 +392,8 @@ impl VettingService for VettingApi {
     ) -> Result<Response<BoxStream<pb::CrossCheckResponse>>, Status> {
         let agency = caller(&req, Scope::VettingRun)?;
         agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
+        // Grades are for agencies with the grades scope only, here too.
+        let grades = agency.scopes.contains(&Scope::GradesRead);
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
         let r = req.into_inner();
@@ -473,7 +485,7 @@ impl VettingService for VettingApi {
                     )
                     .into());
                 }
-                tokio::spawn(replay(stored, disclosure, tx).in_current_span());
+                tokio::spawn(replay(stored, grades, disclosure, tx).in_current_span());
                 return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
             }
         }
@@ -492,6 +504,7 @@ impl VettingService for VettingApi {
             },
             request,
             today: self.state.clock.today(),
+            grades,
         };
         // The check outlives the handler; its log lines keep the call's request id.
         tokio::spawn(run(job, disclosure, parsed, tx).in_current_span());
@@ -526,7 +539,10 @@ impl VettingService for VettingApi {
         );
         note.count(report.results.len());
         Ok(Response::new(pb::GetVettingReportResponse {
-            report: Some(report_out(&report)),
+            report: Some(report_out(
+                &report,
+                agency.scopes.contains(&Scope::GradesRead),
+            )),
         }))
     }
 
@@ -547,7 +563,10 @@ impl VettingService for VettingApi {
         let next_page_token = next_page(&mut reports, size, &query, |last| last.id.clone());
         AuditNote::of(&req).count(reports.len());
         Ok(Response::new(pb::ListVettingReportsResponse {
-            reports: reports.iter().map(report_out).collect(),
+            reports: reports
+                .iter()
+                .map(|r| report_out(r, agency.scopes.contains(&Scope::GradesRead)))
+                .collect(),
             next_page_token,
         }))
     }

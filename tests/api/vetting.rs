@@ -1,6 +1,7 @@
 //! Cross-checks for vetting offices: planted persons, enterprises and records from
 //! several agencies, and the verdicts, evidence paths and reports they give.
 
+use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::domain::ids::IdNumber;
 use credit_hub::proto::v1 as pb;
@@ -187,7 +188,11 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
     let e = listed.enterprise.as_ref().unwrap();
     assert_eq!(e.uscc, uscc(2));
     assert_eq!(e.display_name, "威海测试2有限公司");
-    assert_eq!(e.grade, pb::Grade::D as i32, "the listing makes it D");
+    assert_eq!(
+        e.grade,
+        pb::Grade::Unspecified as i32,
+        "a vetting office without the grades scope is shown no grade"
+    );
     let r = listed.record.as_ref().unwrap();
     assert_eq!(r.kind, pb::RecordKind::SeriousDishonestyListing as i32);
     assert_eq!(r.document_number, "威开市监严列〔2026〕3号");
@@ -553,4 +558,44 @@ async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
         .into_inner()
         .reports;
     assert_eq!(reports.len(), 2);
+}
+
+#[tokio::test]
+async fn an_office_with_the_grades_scope_sees_the_grade_on_the_evidence_path() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(2, ID_A)]).await;
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![about_enterprise(
+                2,
+                pb::RecordKind::SeriousDishonestyListing,
+                "listing-2",
+            )],
+        })
+        .await
+        .unwrap();
+    let bearer = agency_with(
+        &app,
+        std::collections::BTreeSet::from([Scope::VettingRun, Scope::GradesRead]),
+        AgencyKind::VettingOffice,
+    )
+    .await;
+    let mut office = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        bearer,
+    );
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
+            case_reference: "统战〔2026〕9号".into(),
+            candidates: vec![candidate("张伟", ID_A, &[])],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let e = results[0].findings[0].enterprise.as_ref().unwrap();
+    assert_eq!(e.grade, pb::Grade::D as i32, "the listing makes it D");
 }

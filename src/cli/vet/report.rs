@@ -223,13 +223,13 @@ fn tier_label(n: i32) -> Option<&'static str> {
     }
 }
 
-fn grade_label(n: i32) -> &'static str {
+fn grade_label(n: i32) -> Option<&'static str> {
     match pb::Grade::try_from(n) {
-        Ok(pb::Grade::A) => "A 类",
-        Ok(pb::Grade::B) => "B 类",
-        Ok(pb::Grade::C) => "C 类",
-        Ok(pb::Grade::D) => "D 类",
-        _ => "未分类",
+        Ok(pb::Grade::A) => Some("A 类"),
+        Ok(pb::Grade::B) => Some("B 类"),
+        Ok(pb::Grade::C) => Some("C 类"),
+        Ok(pb::Grade::D) => Some("D 类"),
+        _ => None,
     }
 }
 
@@ -545,12 +545,17 @@ fn render_finding_html(out: &mut String, person: &str, f: &pb::Finding) {
         steps.push(e(&role));
     }
     if let Some(ent) = &f.enterprise {
-        steps.push(format!(
-            "{}（{}，信用风险分类 {}）",
-            e(&ent.display_name),
-            e(&ent.uscc),
-            grade_label(ent.grade)
-        ));
+        // No grade is sent to an office without the grades scope: say nothing rather
+        // than "unclassified".
+        steps.push(match grade_label(ent.grade) {
+            Some(grade) => format!(
+                "{}（{}，信用风险分类 {}）",
+                e(&ent.display_name),
+                e(&ent.uscc),
+                grade
+            ),
+            None => format!("{}（{}）", e(&ent.display_name), e(&ent.uscc)),
+        });
     }
     if let Some(rec) = &f.record {
         steps.push(e(&record_step(rec)));
