@@ -278,7 +278,11 @@ pub fn remediation_statements(
         .collect();
     abnormal.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
     for a in &abnormal {
-        if a.content.attributes.abnormal_cause != Some(AbnormalCause::AnnualReportNotFiled) {
+        // A listing for another cause stands in the way only while it stands: once
+        // cured (repaired, or its publicity over) it is not behind the serious listing.
+        if a.content.attributes.abnormal_cause != Some(AbnormalCause::AnnualReportNotFiled)
+            && is_active(a, today)
+        {
             unmet.push(PreconditionViolation {
                 kind: "ABNORMAL_CAUSE_NOT_ANNUAL_REPORT".into(),
                 subject: a.resource_name(),
@@ -709,6 +713,19 @@ mod tests {
         );
         let none = remediation_statements(&uscc(), &[], today).unwrap_err();
         assert_eq!(none[0].kind, "NOT_ON_SERIOUS_DISHONESTY_LIST");
+
+        // Once the other cause is cured it no longer stands in the way.
+        let mut records = records;
+        records[3].status = RecordStatus::Repaired;
+        let kinds: Vec<String> = remediation_statements(&uscc(), &records, today)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["LISTING_CAUSE_NOT_ANNUAL_REPORT", "ANNUAL_REPORT_NOT_FILED"]
+        );
     }
 
     #[test]
