@@ -210,6 +210,35 @@ impl AuditWriter {
     }
 }
 
+/// What a streaming call discloses part by part: before each part is sent, an entry
+/// of the call's own (agency, method, request id, purpose, case) names the subjects it
+/// is about and how many items it holds, durable before the part goes out. The call's
+/// own entry, written when its handler returns, cannot know what the stream will send.
+pub struct Disclosure {
+    /// None when the call did not pass through the audit layer.
+    log: Option<AuditLog>,
+    template: AuditEvent,
+}
+
+impl Disclosure {
+    /// Entries like `template` (its time, subjects and count are set per part) in
+    /// `log`.
+    pub fn new(log: Option<AuditLog>, template: AuditEvent) -> Self {
+        Disclosure { log, template }
+    }
+
+    /// Records a part about `subjects` holding `count` items; UNAVAILABLE when the
+    /// entry cannot be written, and then the part must not be sent.
+    pub async fn record(&self, subjects: Vec<String>, count: usize) -> Result<(), Status> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut event = self.template.clone();
+        event.time = crate::store::now_millis();
+        event.subjects = subjects;
+        event.result_count = count as i64;
+        log.record(event).await
+    }
+}
+
 /// UNAVAILABLE with RetryInfo: the call could not be accounted for, so it is not
 /// answered.
 fn audit_unavailable() -> Status {

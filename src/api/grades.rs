@@ -1,6 +1,7 @@
 //! `GradeService`: credit grades for agencies with the grades scope. Grades are an
 //! internal supervision tool and never public.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -11,9 +12,10 @@ use tonic::{Request, Response, Status};
 use super::convert::{enterprise_name, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::{batch_size, Shared};
-use crate::audit::AuditNote;
+use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
 use crate::domain::agency::{Agency, Scope};
+use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
 use crate::domain::grading::{GradeChange, StoredGrade, DEFAULT_MODEL};
 use crate::domain::ids::Uscc;
@@ -22,6 +24,8 @@ use crate::proto::v1::{self as pb, grade_service_server::GradeService};
 
 /// History entries sent to a watcher per database read.
 const WATCH_PAGE: usize = 500;
+/// The full method name the watch stream's disclosure entries carry.
+const WATCH_METHOD: &str = "/credithub.v1.GradeService/WatchGradeChanges";
 /// How often a watcher looks for changes written by other replicas.
 const WATCH_POLL: Duration = Duration::from_millis(500);
 
@@ -271,6 +275,7 @@ impl GradeService for GradeApi {
     ) -> Result<Response<BoxStream<pb::WatchGradeChangesResponse>>, Status> {
         let agency = caller(&req, Scope::GradesRead)?;
         let note = AuditNote::of(&req);
+        let audit_log = req.extensions().get::<AuditLog>().cloned();
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {
@@ -294,6 +299,21 @@ impl GradeService for GradeApi {
             Some(c) => c,
             None => store.latest_grade_change().await?,
         };
+        // Whose grades the stream shows is logged page by page, before each page.
+        let disclosure = Disclosure::new(
+            audit_log,
+            AuditEvent {
+                time: 0,
+                agency: agency.id.clone(),
+                method: WATCH_METHOD.to_string(),
+                request_id: String::new(),
+                subjects: Vec::new(),
+                purpose: declared,
+                case_reference: String::new(),
+                outcome: "OK".into(),
+                result_count: 0,
+            },
+        );
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -307,6 +327,17 @@ impl GradeService for GradeApi {
                         return;
                     }
                 };
+                if !page.is_empty() {
+                    let subjects: BTreeSet<String> =
+                        page.iter().map(|c| c.uscc.resource_name()).collect();
+                    if let Err(status) = disclosure
+                        .record(subjects.into_iter().collect(), page.len())
+                        .await
+                    {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
                 for change in &page {
                     after = change.seq;
                     let msg = pb::WatchGradeChangesResponse {

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::convert::{id_number, resource_id, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::{Shared, MAX_REQUEST_ID_CHARS};
-use crate::audit::{AuditLog, AuditNote};
+use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::audit::AuditEvent;
@@ -194,25 +194,6 @@ type Sender = mpsc::Sender<Result<pb::CrossCheckResponse, Status>>;
 
 /// The full method name cross-check entries carry.
 const CROSS_CHECK: &str = "/credithub.v1.VettingService/CrossCheck";
-
-/// Records, before a group of results is sent, which persons and enterprises it is
-/// about, as an entry of the cross-check's own (agency, request id, purpose, case).
-struct Disclosure {
-    /// None when the call did not pass through the audit layer.
-    log: Option<AuditLog>,
-    template: AuditEvent,
-}
-
-impl Disclosure {
-    async fn record(&self, subjects: Vec<String>, count: usize) -> Result<(), Status> {
-        let Some(log) = &self.log else { return Ok(()) };
-        let mut event = self.template.clone();
-        event.time = now_millis();
-        event.subjects = subjects;
-        event.result_count = count as i64;
-        log.record(event).await
-    }
-}
 
 fn event(e: pb::cross_check_response::Event) -> Result<pb::CrossCheckResponse, Status> {
     Ok(pb::CrossCheckResponse { event: Some(e) })
@@ -447,9 +428,9 @@ impl VettingService for VettingApi {
         // by group, each entry durable before that group's results are sent, so the
         // first results need not wait for an entry naming all 10,000 persons.
         note.count(parsed.len());
-        let disclosure = Disclosure {
-            log: audit_log,
-            template: AuditEvent {
+        let disclosure = Disclosure::new(
+            audit_log,
+            AuditEvent {
                 time: 0,
                 agency: agency.id.clone(),
                 method: CROSS_CHECK.to_string(),
@@ -460,7 +441,7 @@ impl VettingService for VettingApi {
                 outcome: "OK".into(),
                 result_count: 0,
             },
-        };
+        );
 
         let (tx, rx) = mpsc::channel(64);
         let request = (!r.request_id.is_empty()).then(|| {

@@ -502,3 +502,45 @@ async fn records_filed_side_by_side_about_one_enterprise_all_count_in_its_grade(
     expected.sort();
     assert_eq!(counted, expected);
 }
+
+/// A watcher mirrors every enterprise's grade changes: whose grades it was shown is in
+/// the audit log, entry by entry as the stream sends them.
+#[tokio::test]
+async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut stream = watch(&app, "").await;
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
+        .await
+        .unwrap();
+    let change = next_change(&mut stream).await;
+    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+
+    let auditor = agency_with(
+        &app,
+        std::collections::BTreeSet::from([credit_hub::domain::agency::Scope::AuditRead]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let entries = pb::audit_service_client::AuditServiceClient::with_interceptor(
+        app.channel.clone(),
+        auditor,
+    )
+    .list_audit_entries(pb::ListAuditEntriesRequest {
+        subject_enterprise: format!("enterprises/{}", uscc(1)),
+        method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .entries;
+    assert!(!entries.is_empty(), "the disclosure is logged");
+    assert!(entries.iter().all(|e| e.result_count >= 1), "{entries:?}");
+    assert_eq!(
+        entries[0].agency,
+        format!("agencies/{}", app.agency_ids[&AgencyKind::Tax])
+    );
+    assert_eq!(entries[0].purpose, pb::Purpose::TaxAdministration as i32);
+}
