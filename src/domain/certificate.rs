@@ -278,10 +278,11 @@ pub fn remediation_statements(
         .collect();
     abnormal.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
     for a in &abnormal {
-        // A listing for another cause stands in the way only while it stands: once
-        // cured (repaired, or its publicity over) it is not behind the serious listing.
+        // A listing for another cause stands in the way until it is cured: once
+        // repaired (removed from the list on remedy) it is not behind the serious
+        // listing. Its publicity window ending is no cure.
         if a.content.attributes.abnormal_cause != Some(AbnormalCause::AnnualReportNotFiled)
-            && is_active(a, today)
+            && a.status != RecordStatus::Repaired
         {
             unmet.push(PreconditionViolation {
                 kind: "ABNORMAL_CAUSE_NOT_ANNUAL_REPORT".into(),
