@@ -18,11 +18,12 @@ use crate::peer::PeerPolicy;
 use crate::quota::TokenBuckets;
 use crate::store::Store;
 
-/// gRPC paths callable without a token.
-const PUBLIC_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
+/// gRPC methods callable without a token.
+const PUBLIC_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     "/credithub.v1.CertificateService/VerifyCertificate",
     "/credithub.v1.CertificateService/ListIssuerKeys",
     "/credithub.v1.SpotCheckService/VerifyDraw",
@@ -109,7 +110,12 @@ pub fn required_scope(path: &str) -> Option<Scope> {
 
 /// Whether `path` (`/package.Service/Method`) needs no token.
 pub fn is_public(path: &str) -> bool {
-    PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+    PUBLIC_METHODS.contains(&path)
+}
+
+/// Whether `path` is a method this service serves: one with a scope or a public one.
+pub fn is_served(path: &str) -> bool {
+    required_scope(path).is_some() || is_public(path)
 }
 
 /// How long a resolved token is trusted without asking the database again. A revoked

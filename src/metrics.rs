@@ -248,6 +248,18 @@ pub async fn serve(
     }
 }
 
+/// The series a call to `path` is counted under: its method if the service has it,
+/// else `unknown`. Paths come from callers, before authentication: one series per
+/// path would let anyone grow the map without end, and a path may hold characters
+/// that break the exposition format.
+fn series(path: &str) -> &str {
+    if crate::auth::is_served(path) {
+        path
+    } else {
+        "unknown"
+    }
+}
+
 /// The step (wrap it in a `StepLayer`); outermost, so every call is counted and carries
 /// its request id.
 #[derive(Clone)]
@@ -307,7 +319,7 @@ impl Step for Observe {
             let mut response = inner.call(req).instrument(span.clone()).await?;
             let code = grpc_code_name(response.headers());
             let seconds = started.elapsed().as_secs_f64();
-            metrics.observe(&method, code, seconds);
+            metrics.observe(series(&method), code, seconds);
             // The access log, at debug level so the look-up path does not pay for it.
             span.in_scope(|| tracing::debug!(code, millis = seconds * 1e3, "answered"));
             if let Ok(value) = http::HeaderValue::from_str(&id) {
@@ -330,6 +342,32 @@ mod tests {
         h.insert(REQUEST_ID, "has space".parse().unwrap());
         assert_ne!(request_id(&h), "has space");
         assert_eq!(request_id(&http::HeaderMap::new()).len(), 32);
+    }
+
+    #[test]
+    fn only_the_services_methods_get_a_series_of_their_own() {
+        assert_eq!(
+            series("/credithub.v1.GradeService/GetCreditGrade"),
+            "/credithub.v1.GradeService/GetCreditGrade"
+        );
+        assert_eq!(
+            series("/grpc.health.v1.Health/Check"),
+            "/grpc.health.v1.Health/Check"
+        );
+        assert_eq!(series("/credithub.v1.GradeService/Nope"), "unknown");
+        // Every RPC of the contract, so a new one is not counted as unknown.
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor");
+        for file in set.file.iter().filter(|f| f.package() == "credithub.v1") {
+            for service in &file.service {
+                for m in &service.method {
+                    let path = format!("/credithub.v1.{}/{}", service.name(), m.name());
+                    assert_eq!(series(&path), path);
+                }
+            }
+        }
+        assert_eq!(series("/a\",code=\"OK\"}"), "unknown");
     }
 
     #[test]
