@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{enterprise_name, timestamp};
+use super::convert::{enterprise_name, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::{batch_size, Shared};
 use crate::audit::{AuditLog, AuditNote, Disclosure};
@@ -68,6 +68,12 @@ impl GradeApi {
             )),
         }
     }
+}
+
+/// Checks a look-up's case reference: optional, at most 128 printable characters (it
+/// goes into the audit log as given).
+fn check_case_reference(v: &mut Violations, value: &str) {
+    text(v, "case_reference", value, false, 128);
 }
 
 /// Checks the declared purpose of a look-up: required and known.
@@ -158,6 +164,7 @@ impl GradeService for GradeApi {
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
+        check_case_reference(&mut v, &body.case_reference);
         if let Some(u) = &uscc {
             note.subject(u.resource_name());
         }
@@ -194,6 +201,7 @@ impl GradeService for GradeApi {
         let mut v = Violations::default();
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
+        check_case_reference(&mut v, &body.case_reference);
         let usccs: Vec<Uscc> = body
             .names
             .iter()
@@ -232,6 +240,7 @@ impl GradeService for GradeApi {
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
+        check_case_reference(&mut v, &body.case_reference);
         let limit = v.check(page_size(body.page_size));
         if let Some(u) = &uscc {
             note.subject(u.resource_name());

@@ -544,3 +544,26 @@ async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
     );
     assert_eq!(entries[0].purpose, pb::Purpose::TaxAdministration as i32);
 }
+
+#[tokio::test]
+async fn a_case_reference_past_128_characters_is_refused() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let request = |case_reference: String| pb::GetCreditGradeRequest {
+        name: format!("enterprises/{}", uscc(1)),
+        purpose: pb::Purpose::JudicialEnforcement as i32,
+        case_reference,
+        ..Default::default()
+    };
+    let mut court = app.grades(AgencyKind::Court);
+    court
+        .get_credit_grade(request("案".repeat(128)))
+        .await
+        .expect("128 characters are fine");
+    let err = court
+        .get_credit_grade(request("案".repeat(129)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["case_reference"]);
+}
