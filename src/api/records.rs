@@ -261,16 +261,20 @@ impl RecordService for RecordApi {
         let body = req.into_inner();
         let id = resource_id("name", "records", &body.name)?.to_string();
         let limit = page_size(body.page_size)?;
-        let offset: usize = decode_token(&id, &body.page_token)?.unwrap_or(0);
+        // A u32, so that a forged token cannot ask the database for an offset it
+        // refuses: one past it does not decode (INVALID_ARGUMENT).
+        let offset: u32 = decode_token(&id, &body.page_token)?.unwrap_or(0);
         if self.state.store.get_record(&id).await?.is_none() {
             return Err(Error::NotFound(format!("records/{id}")).into());
         }
         let mut page = self
             .state
             .store
-            .list_record_revisions(&id, offset, limit + 1)
+            .list_record_revisions(&id, offset as usize, limit + 1)
             .await?;
-        let next_page_token = next_page(&mut page, limit, &id, |_| offset + limit);
+        let next_page_token = next_page(&mut page, limit, &id, |_| {
+            offset.saturating_add(limit as u32)
+        });
         let day = self.state.clock.today();
         let note = req_note;
         note.subjects(page.first().map(|r| r.content.subject.audit_name()))

@@ -598,3 +598,36 @@ async fn list_records_are_serious_by_definition() {
     assert_eq!(violated_fields(&err), vec!["records[0].tier"]);
     assert_eq!(app.store.count_records().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_forged_revision_page_token_is_refused_not_sent_to_the_database() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let name = client
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .records[0]
+        .name
+        .clone();
+    let id = name.trim_start_matches("records/");
+    let list = |offset: u64| pb::ListRecordRevisionsRequest {
+        name: name.clone(),
+        page_token: credit_hub::api::paging::encode_token(id, &offset),
+        ..Default::default()
+    };
+    let far = client
+        .list_record_revisions(list(u64::from(u32::MAX)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(far.revisions.is_empty());
+    let err = client
+        .list_record_revisions(list(u64::MAX))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["page_token"]);
+}
