@@ -235,7 +235,7 @@ pub fn enterprise_in(
         v,
         &format!("{path}.established_date"),
         &e.established_date,
-        false,
+        true,
     );
     if !is_region_code(&e.region_code) {
         v.add(
