@@ -214,3 +214,23 @@ async fn a_batch_naming_one_enterprise_twice_in_different_case_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn an_enterprise_without_its_establishment_date_is_refused() {
+    let app = spawn_app().await;
+    let mut e = enterprise(3, ID_A);
+    e.established_date.clear();
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![e],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        vec!["enterprises[0].established_date"]
+    );
+}
