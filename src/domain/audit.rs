@@ -122,6 +122,10 @@ pub enum ChainBreak {
     Truncated { seq: i64, head: i64 },
     #[error("checkpoint at entry {seq} does not match the chain: {why}")]
     Checkpoint { seq: i64, why: String },
+    /// The "who looked at this subject" index disagrees with the entry it points to:
+    /// a search by subject would miss the entry, or find one that does not name it.
+    #[error("the subject index of audit entry {seq} was altered: {why}")]
+    SubjectIndex { seq: i64, why: String },
 }
 
 /// Walks a chain in sequence order, entry by entry, remembering only the head, so a

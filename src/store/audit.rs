@@ -4,6 +4,7 @@
 
 use sqlx::sqlite::SqliteArguments;
 use sqlx::Row;
+use tokio_stream::StreamExt as _;
 
 use super::sql::{fetch_json, placeholders, select_json, Val};
 use super::{stored_code, AuditPool, Result, Store};
@@ -274,6 +275,28 @@ pub(super) fn chain<'a>(
     (rows, (seq, previous))
 }
 
+/// Whether an entry's index rows (sorted) are exactly its subjects, each once.
+fn index_matches(subjects: &[String], indexed: &[String]) -> std::result::Result<(), String> {
+    let mut named: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    named.sort_unstable();
+    named.dedup();
+    if let Some(missing) = named
+        .iter()
+        .find(|s| indexed.binary_search_by(|i| i.as_str().cmp(s)).is_err())
+    {
+        return Err(format!("a search for {missing} would not find it"));
+    }
+    if let Some(extra) = indexed
+        .iter()
+        .find(|i| named.binary_search(&i.as_str()).is_err())
+    {
+        return Err(format!(
+            "a search for {extra} finds it, but it does not name {extra}"
+        ));
+    }
+    Ok(())
+}
+
 /// Which entries to list; every given filter must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -469,6 +492,13 @@ impl Store {
         let wanted: std::collections::BTreeSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
         let mut hashes = std::collections::HashMap::new();
         let mut check = ChainCheck::default();
+        // The subject index, walked beside the chain in one sorted pass: the hash
+        // chain does not cover it, yet "who looked at X" searches it.
+        let mut index = sqlx::query_as::<_, (i64, String)>(
+            "SELECT seq, subject FROM audit_subjects ORDER BY seq, subject",
+        )
+        .fetch(&self.read)
+        .peekable();
         let mut after = 0;
         loop {
             let page = self
@@ -483,7 +513,36 @@ impl Store {
                 if wanted.contains(&entry.seq) {
                     hashes.insert(entry.seq, entry.hash.clone());
                 }
+                let mut indexed = Vec::new();
+                loop {
+                    match index.peek().await {
+                        None => break,
+                        Some(Ok((seq, _))) if *seq > entry.seq => break,
+                        _ => {}
+                    }
+                    let (seq, subject) = index.next().await.expect("peeked")?;
+                    if seq < entry.seq {
+                        return Ok(Err(ChainBreak::SubjectIndex {
+                            seq,
+                            why: format!("it names {subject}, but there is no such entry"),
+                        }));
+                    }
+                    indexed.push(subject);
+                }
+                if let Err(why) = index_matches(&entry.event.subjects, &indexed) {
+                    return Ok(Err(ChainBreak::SubjectIndex {
+                        seq: entry.seq,
+                        why,
+                    }));
+                }
             }
+        }
+        if let Some(row) = index.next().await {
+            let (seq, subject) = row?;
+            return Ok(Err(ChainBreak::SubjectIndex {
+                seq,
+                why: format!("it names {subject}, but the chain ends before it"),
+            }));
         }
         for cp in &checkpoints {
             if let Err(e) = check.checkpoint(cp, hashes.get(&cp.seq).map(String::as_str), trusted) {

@@ -310,6 +310,56 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
     .await;
     assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
 
+    // The "who looked at this enterprise" index is not covered by the hashes, so it is
+    // checked against the entries: one row removed, or one row added.
+    let subject = format!("enterprises/{}", uscc(1));
+    let seq = count_sql(
+        &app,
+        &format!("SELECT MIN(seq) FROM audit_subjects WHERE subject = '{subject}'"),
+    )
+    .await;
+    raw_sql(
+        &app,
+        &format!("DELETE FROM audit_subjects WHERE subject = '{subject}' AND seq = {seq}"),
+    )
+    .await;
+    assert_eq!(
+        app.store.verify_audit(&[]).await.unwrap(),
+        Err(ChainBreak::SubjectIndex {
+            seq,
+            why: format!("a search for {subject} would not find it"),
+        })
+    );
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(
+        out.contains(&format!("subject index of audit entry {seq} was altered")),
+        "{out}"
+    );
+    raw_sql(
+        &app,
+        &format!("INSERT INTO audit_subjects (subject, seq) VALUES ('{subject}', {seq})"),
+    )
+    .await;
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+    raw_sql(
+        &app,
+        &format!(
+            "INSERT INTO audit_subjects (subject, seq) VALUES ('persons/{}', 1)",
+            "0".repeat(64)
+        ),
+    )
+    .await;
+    assert!(matches!(
+        app.store.verify_audit(&[]).await.unwrap(),
+        Err(ChainBreak::SubjectIndex { seq: 1, .. })
+    ));
+    raw_sql(
+        &app,
+        "DELETE FROM audit_subjects WHERE subject LIKE 'persons/0000%'",
+    )
+    .await;
+
     // One whole entry.
     raw_sql(&app, "DELETE FROM audit_entries WHERE seq = 2").await;
     assert_eq!(
