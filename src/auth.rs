@@ -118,26 +118,43 @@ pub fn is_served(path: &str) -> bool {
     required_scope(path).is_some() || is_public(path)
 }
 
-/// How long a resolved token is trusted without asking the database again. A revoked
-/// token stops working within this time on every replica.
+/// How long a resolved token (or certificate) is trusted, or a refused one refused,
+/// without asking the database again. A revoked token stops working, and a newly
+/// registered certificate refused just before starts working, within this time on
+/// every replica.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Agencies recently resolved, by token hash (never by the token itself).
+/// Agencies recently resolved, by token hash (never by the token itself), and tokens
+/// recently found to name none: a partner retrying with a revoked token in a loop, or
+/// a flood of bad tokens, is answered from memory instead of costing a database read
+/// (and a pooled connection) each.
 #[derive(Clone, Default)]
-struct TokenCache(Arc<Mutex<HashMap<String, (Agency, Instant)>>>);
+struct TokenCache(Arc<Mutex<HashMap<String, Resolved>>>);
+
+/// What a token or certificate named (None: no active agency), and when that was read.
+type Resolved = (Option<Agency>, Instant);
+
+/// Most entries the cache holds before it forgets expired ones; past it, refusals are
+/// no longer remembered (so a flood of distinct bad tokens cannot grow it without end).
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Agency> {
+    /// `Some(agency)` or `Some(None)` (known to name no agency) while fresh; `None`
+    /// when the database must be asked.
+    fn get(&self, hash: &str) -> Option<Option<Agency>> {
         let map = self.0.lock().expect("token cache lock");
         map.get(hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
             .map(|(a, _)| a.clone())
     }
 
-    fn put(&self, hash: String, agency: Agency) {
+    fn put(&self, hash: String, agency: Option<Agency>) {
         let mut map = self.0.lock().expect("token cache lock");
-        if map.len() > 10_000 {
+        if map.len() >= TOKEN_CACHE_ENTRIES {
             map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            if map.len() >= TOKEN_CACHE_ENTRIES && agency.is_none() {
+                return;
+            }
         }
         map.insert(hash, (agency, Instant::now()));
     }
@@ -311,17 +328,15 @@ async fn agency_by_token(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("authorization metadata must be `Bearer <token>`"))?;
     let hash = crate::store::token_hash(token);
-    if let Some(agency) = cache.get(&hash) {
-        return Ok(agency);
-    }
-    match store.agency_by_token(token).await {
-        Ok(Some(agency)) => {
-            cache.put(hash, agency.clone());
-            Ok(agency)
+    let found = match cache.get(&hash) {
+        Some(cached) => cached,
+        None => {
+            let found = store.agency_by_token(token).await?;
+            cache.put(hash, found.clone());
+            found
         }
-        Ok(None) => Err(unauthenticated("unknown or revoked token")),
-        Err(e) => Err(e.into()),
-    }
+    };
+    found.ok_or_else(|| unauthenticated("unknown or revoked token"))
 }
 
 async fn agency_by_certificate(
@@ -331,15 +346,17 @@ async fn agency_by_certificate(
 ) -> Result<Agency, Status> {
     // Certificate names share the token cache under a prefix no token hash can have.
     let key = format!("cert:{}", names.join("\n"));
-    if let Some(agency) = cache.get(&key) {
-        return Ok(agency);
-    }
-    match store.agency_by_certificate(names).await {
-        Ok(Some(agency)) => {
-            cache.put(key, agency.clone());
-            Ok(agency)
+    let found = match cache.get(&key) {
+        Some(cached) => cached,
+        None => {
+            let found = store.agency_by_certificate(names).await?;
+            cache.put(key, found.clone());
+            found
         }
-        Ok(None) => {
+    };
+    match found {
+        Some(agency) => Ok(agency),
+        None => {
             let mut shown: String = names[0].chars().take(100).collect();
             if names.len() > 1 {
                 shown.push_str(&format!(" and {} other name(s)", names.len() - 1));
@@ -348,7 +365,6 @@ async fn agency_by_certificate(
                 "the client certificate ({shown}) is not registered to an active agency"
             )))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -361,4 +377,23 @@ pub fn caller<T>(req: &Request<T>, scope: Scope) -> Result<Agency, Status> {
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))?;
     agency.require(scope)?;
     Ok(agency)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_tokens_are_remembered_but_cannot_grow_the_cache_without_end() {
+        let cache = TokenCache::default();
+        assert!(cache.get("unknown").is_none(), "not yet asked");
+        cache.put("unknown".into(), None);
+        assert_eq!(cache.get("unknown"), Some(None), "known to name no agency");
+
+        // A flood of distinct bad tokens fills it once; past that, refusals are not kept.
+        for i in 0..TOKEN_CACHE_ENTRIES * 2 {
+            cache.put(format!("bad-{i}"), None);
+        }
+        assert_eq!(cache.0.lock().unwrap().len(), TOKEN_CACHE_ENTRIES);
+    }
 }
