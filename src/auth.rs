@@ -129,34 +129,54 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 /// a flood of bad tokens, is answered from memory instead of costing a database read
 /// (and a pooled connection) each.
 #[derive(Clone, Default)]
-struct TokenCache(Arc<Mutex<HashMap<String, Resolved>>>);
+struct TokenCache(Arc<Mutex<CacheInner>>);
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<String, Resolved>,
+    /// When expired entries were last swept out of a full map.
+    swept: Option<Instant>,
+}
 
 /// What a token or certificate named (None: no active agency), and when that was read.
 type Resolved = (Option<Agency>, Instant);
 
-/// Most entries the cache holds before it forgets expired ones; past it, refusals are
-/// no longer remembered (so a flood of distinct bad tokens cannot grow it without end).
+/// Most entries the cache holds before it sweeps out expired ones; while it is still
+/// full, refusals are not remembered (so a flood of distinct bad tokens cannot grow it
+/// without end). Sweeps happen at most once a second, so a full cache costs a flood
+/// no scan per call.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 impl TokenCache {
     /// `Some(agency)` or `Some(None)` (known to name no agency) while fresh; `None`
     /// when the database must be asked.
     fn get(&self, hash: &str) -> Option<Option<Agency>> {
-        let map = self.0.lock().expect("token cache lock");
-        map.get(hash)
+        let inner = self.0.lock().expect("token cache lock");
+        inner
+            .map
+            .get(hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
             .map(|(a, _)| a.clone())
     }
 
     fn put(&self, hash: String, agency: Option<Agency>) {
-        let mut map = self.0.lock().expect("token cache lock");
-        if map.len() >= TOKEN_CACHE_ENTRIES {
-            map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-            if map.len() >= TOKEN_CACHE_ENTRIES && agency.is_none() {
+        let mut inner = self.0.lock().expect("token cache lock");
+        if inner.map.len() >= TOKEN_CACHE_ENTRIES {
+            let now = Instant::now();
+            if inner
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+            {
+                inner
+                    .map
+                    .retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+                inner.swept = Some(now);
+            }
+            if inner.map.len() >= TOKEN_CACHE_ENTRIES && agency.is_none() {
                 return;
             }
         }
-        map.insert(hash, (agency, Instant::now()));
+        inner.map.insert(hash, (agency, Instant::now()));
     }
 }
 
@@ -394,6 +414,6 @@ mod tests {
         for i in 0..TOKEN_CACHE_ENTRIES * 2 {
             cache.put(format!("bad-{i}"), None);
         }
-        assert_eq!(cache.0.lock().unwrap().len(), TOKEN_CACHE_ENTRIES);
+        assert_eq!(cache.0.lock().unwrap().map.len(), TOKEN_CACHE_ENTRIES);
     }
 }
