@@ -67,6 +67,19 @@ pub(super) async fn find(
     Ok(Some(row.try_get("response")?))
 }
 
+impl super::Store {
+    /// The stored response of `key`'s request if it already ran (a retry), for a
+    /// handler whose preconditions the first attempt's own effect would now fail: it
+    /// answers the retry before checking them. Reusing the id for a different request
+    /// is refused.
+    pub async fn replayed_response(&self, key: &RequestKey) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.read.begin().await?;
+        let found = find(&mut tx, key).await;
+        tx.rollback().await?;
+        found
+    }
+}
+
 /// Remembers the response of a request that just ran, in the same transaction as its
 /// effect.
 pub(super) async fn remember(

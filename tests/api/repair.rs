@@ -315,6 +315,16 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
         .record
         .unwrap();
     assert_eq!(record.status, pb::RecordStatus::Repaired as i32);
+    // A late retry of the application gets its first answer, though its record is
+    // repaired now and would no longer pass the checks.
+    let retried = repair
+        .apply_for_repair(application(3, &[&filed[0]], "apply-3"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(retried, app_);
     let after = app.grade_of(3).await;
     assert!(after.score > before.score, "{before:?} -> {after:?}");
     let change = tokio::time::timeout(Duration::from_secs(10), watcher.next())
