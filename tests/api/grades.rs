@@ -517,25 +517,13 @@ async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
     let change = next_change(&mut stream).await;
     assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
 
-    let auditor = agency_with(
-        &app,
-        std::collections::BTreeSet::from([credit_hub::domain::agency::Scope::AuditRead]),
-        AgencyKind::MarketRegulation,
-    )
-    .await;
-    let entries = pb::audit_service_client::AuditServiceClient::with_interceptor(
-        app.channel.clone(),
-        auditor,
-    )
-    .list_audit_entries(pb::ListAuditEntriesRequest {
-        subject_enterprise: format!("enterprises/{}", uscc(1)),
-        method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .entries;
+    let entries = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+            ..Default::default()
+        })
+        .await;
     assert!(!entries.is_empty(), "the disclosure is logged");
     assert!(entries.iter().all(|e| e.result_count >= 1), "{entries:?}");
     assert_eq!(

@@ -271,6 +271,26 @@ impl TestApp {
             .changes
     }
 
+    /// The audit entries `request` selects (first page), as a supervisor holding the
+    /// audit scope lists them.
+    pub async fn audit_entries(&self, request: pb::ListAuditEntriesRequest) -> Vec<pb::AuditEntry> {
+        let auditor = agency_with(
+            self,
+            BTreeSet::from([Scope::AuditRead]),
+            AgencyKind::MarketRegulation,
+        )
+        .await;
+        pb::audit_service_client::AuditServiceClient::with_interceptor(
+            self.channel.clone(),
+            auditor,
+        )
+        .list_audit_entries(request)
+        .await
+        .expect("list audit entries")
+        .into_inner()
+        .entries
+    }
+
     /// Registers enterprises through the API as market regulation.
     pub async fn register(&self, enterprises: Vec<pb::Enterprise>) {
         self.registry(AgencyKind::MarketRegulation)

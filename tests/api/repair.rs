@@ -338,24 +338,12 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
     assert_eq!(change.cause, pb::GradeChangeCause::RecordRepaired as i32);
 
     // Every step is in the audit log.
-    let auditor = agency_with(
-        &app,
-        BTreeSet::from([Scope::AuditRead]),
-        AgencyKind::MarketRegulation,
-    )
-    .await;
-    let entries = pb::audit_service_client::AuditServiceClient::with_interceptor(
-        app.channel.clone(),
-        auditor,
-    )
-    .list_audit_entries(pb::ListAuditEntriesRequest {
-        subject_enterprise: format!("enterprises/{}", uscc(3)),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .entries;
+    let entries = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(3)),
+            ..Default::default()
+        })
+        .await;
     let methods: BTreeSet<&str> = entries.iter().map(|e| e.method.as_str()).collect();
     for step in ["ApplyForRepair", "RecordCreditInterview", "DecideRepair"] {
         assert!(
