@@ -187,6 +187,9 @@ impl Store {
             }
         }
         let mut inserts = Vec::new();
+        // Legal representatives replaced here: the enterprises they still represent may
+        // owe a related-party reason to the one they left.
+        let mut former_representatives: Vec<String> = Vec::new();
         for e in batch {
             let stored = existing.remove(e.uscc.as_str()).unwrap_or_default();
             let given_current: HashSet<(RoleKind, &str)> = e
@@ -197,6 +200,9 @@ impl Store {
                 .collect();
             for old in stored.iter().filter(|r| r.end.is_none()) {
                 if !given_current.contains(&(old.kind, old.person.key.as_str())) {
+                    if old.kind == RoleKind::LegalRepresentative {
+                        former_representatives.push(old.person.key.as_str().to_string());
+                    }
                     sqlx::query(
                         "UPDATE enterprise_roles SET end_date = $1 \
                          WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
@@ -224,10 +230,18 @@ impl Store {
         for (sql, vals) in multi_insert(self.backend, "enterprise_roles", ROLE_COLUMNS, inserts) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
-        let targets = usccs
+        let mut targets: super::Targets = usccs
             .iter()
             .map(|u| ((*u).clone(), (GradeChangeCause::RegistryChanged, None)))
             .collect();
+        let still_represented = self
+            .represented_by(&mut tx, former_representatives.iter().map(String::as_str))
+            .await?;
+        for u in still_represented.into_values().flatten() {
+            targets
+                .entry(super::grades::uscc_of(u)?)
+                .or_insert((GradeChangeCause::RelatedPartyChanged, None));
+        }
         let regraded = self.regrade(&mut tx, targets, true, today).await?;
         let stored = enterprises_in(self.backend, &mut tx, &usccs).await?;
         if let Some(key) = request {

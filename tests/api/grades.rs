@@ -555,3 +555,28 @@ async fn a_case_reference_past_128_characters_is_refused() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["case_reference"]);
 }
+
+/// A legal representative leaves the enterprise graded D: the other enterprise he
+/// still represents loses the related-party reason that enterprise gave it.
+#[tokio::test]
+async fn replacing_a_legal_representative_regrades_what_he_still_represents() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(6, ID_A), enterprise(7, ID_A)])
+        .await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![court_debtor_on_enterprise(6, "C-6")]))
+        .await
+        .unwrap();
+    let related = |g: &pb::CreditGrade| {
+        g.reasons
+            .iter()
+            .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D")
+    };
+    assert!(related(&app.grade_of(7).await));
+
+    // Enterprise 6 appoints someone else.
+    app.register(vec![enterprise(6, ID_B)]).await;
+    let after = app.grade_of(7).await;
+    assert!(!related(&after), "{:?}", after.reasons);
+    assert_eq!(after.grade, A);
+}
