@@ -355,6 +355,9 @@ impl Store {
         // Revised records now about another subject, as they were: their old subject
         // is regraded too.
         let mut moved_from: Vec<Record> = Vec::new();
+        // Every revised record as it was: one that was, say, a judgment-debtor listing
+        // affected related enterprises even if its new revision does not.
+        let mut replaced: Vec<Record> = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for (i, new) in batch.iter().enumerate() {
@@ -401,9 +404,11 @@ impl Store {
                     } else {
                         RecordStatus::Active
                     };
+                    let before = old.clone().into_record()?;
                     if old.subject_key != new.content.subject.key() {
-                        moved_from.push(old.clone().into_record()?);
+                        moved_from.push(before.clone());
                     }
+                    replaced.push(before);
                     let record = Record {
                         id: old.id.clone(),
                         agency_id: agency.id.clone(),
@@ -481,7 +486,8 @@ impl Store {
         let targets = self
             .record_targets(tx, &regrade_for, GradeChangeCause::RecordSubmitted)
             .await?;
-        let related = self.affects_related(&regrade_for);
+        let related = self.affects_related(&regrade_for)
+            || self.affects_related(&replaced.iter().collect::<Vec<_>>());
         let regraded = self.regrade(tx, targets, related, today).await?;
         self.suspend_contradicted(tx, &written).await?;
         Ok((SubmitResult { records, outcomes }, regraded))

@@ -580,3 +580,35 @@ async fn replacing_a_legal_representative_regrades_what_he_still_represents() {
     assert!(!related(&after), "{:?}", after.reasons);
     assert_eq!(after.grade, A);
 }
+
+/// A court corrects a judgment-debtor listing into a consumption restriction: the
+/// enterprise is no longer D, and neither is the reason it gave a related enterprise.
+#[tokio::test]
+async fn a_revision_that_is_no_longer_a_listing_regrades_related_enterprises() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A), enterprise(9, ID_A)])
+        .await;
+    let mut court = app.records(AgencyKind::Court);
+    let listing = court_debtor_on_enterprise(8, "C-8");
+    court
+        .batch_submit_records(submit(vec![listing.clone()]))
+        .await
+        .unwrap();
+    let related = |g: &pb::CreditGrade| {
+        g.reasons
+            .iter()
+            .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D")
+    };
+    assert!(related(&app.grade_of(9).await));
+
+    let mut corrected = listing;
+    corrected.kind = pb::RecordKind::ConsumptionRestriction as i32;
+    corrected.provenance.as_mut().unwrap().revision = 2;
+    court
+        .batch_submit_records(submit(vec![corrected]))
+        .await
+        .unwrap();
+    assert_ne!(app.grade_of(8).await.grade, D);
+    let after = app.grade_of(9).await;
+    assert!(!related(&after), "{:?}", after.reasons);
+}
