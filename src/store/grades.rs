@@ -616,17 +616,26 @@ impl Store {
                         .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
                 }
             }
-            let regraded = self.regrade(&mut tx, targets, true, today).await?;
+            // Marked before the regrade, for two reasons on PostgreSQL: the rows are
+            // locked before the enterprises' locks, the order writers take them in (the
+            // other order could deadlock with a revision); and a record revised since
+            // it was read (its window moved on) is left for when its new window ends.
             let sql = format!(
-                "UPDATE records SET expiry_graded = 1 WHERE {}",
-                in_json(self.backend, "id", 1)
+                "UPDATE records SET expiry_graded = 1 WHERE {} \
+                 AND status = 'ACTIVE' AND publicity_end_date <= {}",
+                in_json(self.backend, "id", 1),
+                placeholders(self.backend, 2, 1)
             );
             bind_all(
                 sqlx::query(&sql),
-                vec![json_keys(ids.iter().map(String::as_str))],
+                vec![
+                    json_keys(ids.iter().map(String::as_str)),
+                    today.to_string().into(),
+                ],
             )
             .execute(&mut *tx)
             .await?;
+            let regraded = self.regrade(&mut tx, targets, true, today).await?;
             tx.commit().await?;
             self.after_regrade(&regraded);
             processed += rows.len();
