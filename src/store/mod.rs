@@ -307,7 +307,9 @@ impl Store {
         Ok(())
     }
 
-    /// Whether every migration this binary knows has been applied.
+    /// Whether every migration this binary knows has been applied. A newer schema
+    /// counts too: migrations only add, so during a rolling upgrade the replicas still
+    /// on the older release keep serving after the new release's migration job ran.
     pub async fn is_migrated(&self) -> Result<bool> {
         let expected = migrations::latest_version(self.backend);
         let applied: Option<i64> =
@@ -320,7 +322,7 @@ impl Store {
                     sqlx::Error::Database(_) => Ok(None),
                     other => Err(other),
                 })?;
-        Ok(applied == Some(expected))
+        Ok(applied.is_some_and(|version| version >= expected))
     }
 
     /// Refreshes the planner's statistics. Called after bulk loads (seed, reclassify):

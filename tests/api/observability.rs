@@ -197,3 +197,27 @@ async fn log_lines_of_a_call_carry_its_request_id() {
     assert!(line.contains("\"request_id\":\"trace-me-123\""), "{line}");
     assert!(line.contains("\"code\":\"NOT_FOUND\""), "{line}");
 }
+
+/// During a rolling upgrade the next release's migration job runs first: the replicas
+/// still on this release must stay ready on the newer schema.
+#[tokio::test]
+async fn a_schema_migrated_by_a_newer_release_still_counts_as_migrated() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    assert!(app.store.is_migrated().await.unwrap());
+    let checksum = if backend() == "postgres" {
+        "'\\x00'::bytea"
+    } else {
+        "X'00'"
+    };
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'a later release', TRUE, {checksum}, 0)"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(app.store.is_migrated().await.unwrap());
+}
