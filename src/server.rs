@@ -373,7 +373,10 @@ impl Server {
         }
 
         tracing::info!("shutdown requested; reporting NOT_SERVING");
+        // Awaited, so that a check already under way cannot report SERVING after the
+        // NOT_SERVING below.
         readiness.abort();
+        let _ = readiness.await;
         scheduler.abort();
         reporter
             .set_service_status("", ServingStatus::NotServing)
@@ -399,7 +402,9 @@ impl Server {
             let _ = m.await;
         }
         audit_writer.finish(AUDIT_FINISH).await;
-        store.close().await;
+        if tokio::time::timeout(STORE_CLOSE, store.close()).await.is_err() {
+            tracing::warn!(bound = ?STORE_CLOSE, "database connections still in use at exit");
+        }
         Ok(())
     }
 }
@@ -407,10 +412,23 @@ impl Server {
 /// How long an exiting server waits for the audit writer's last group and checkpoint.
 const AUDIT_FINISH: Duration = Duration::from_secs(5);
 
+/// How long the readiness check waits for the database before calling it unready.
+const READINESS_CHECK: Duration = Duration::from_secs(2);
+
+/// How long an exiting server waits for the database pools to close (for connections
+/// still held by calls dropped at the drain bound) before exiting regardless.
+const STORE_CLOSE: Duration = Duration::from_secs(5);
+
 /// Keeps the readiness service in step with the database.
 async fn watch_readiness(store: Store, reporter: HealthReporter) {
     loop {
-        let ready = matches!(store.is_migrated().await, Ok(true)) && store.ping().await.is_ok();
+        // Bounded: a database that stopped answering (a black-holed primary) leaves a
+        // query hanging until TCP gives up, and readiness must turn NOT_SERVING first.
+        let ready = tokio::time::timeout(READINESS_CHECK, async {
+            matches!(store.is_migrated().await, Ok(true)) && store.ping().await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
         let status = if ready {
             ServingStatus::Serving
         } else {
