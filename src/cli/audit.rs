@@ -6,14 +6,15 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_client::AuditServiceClient;
 
 /// Which entries to show.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Clone, Default)]
 pub struct AuditQuery {
     /// Entries touching this enterprise (USCC).
     #[arg(long)]
     pub enterprise: Option<String>,
     /// Entries touching the person with this resident ID number (matched by keyed
-    /// hash; never stored or printed).
-    #[arg(long)]
+    /// hash; never stored or printed). Prefer the environment variable, which keeps the
+    /// number out of the process list and the shell's history.
+    #[arg(long, env = "CREDIT_HUB_PERSON_ID", hide_env_values = true)]
     pub person_id: Option<String>,
     /// Entries by this agency id.
     #[arg(long)]
@@ -24,6 +25,18 @@ pub struct AuditQuery {
     /// Only the last N days (e.g. 365: "who looked at this enterprise in the last year").
     #[arg(long)]
     pub since_days: Option<i64>,
+}
+
+impl std::fmt::Debug for AuditQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditQuery")
+            .field("enterprise", &self.enterprise)
+            .field("person_id", &self.person_id.as_ref().map(|_| "<withheld>"))
+            .field("agency", &self.agency)
+            .field("method", &self.method)
+            .field("since_days", &self.since_days)
+            .finish()
+    }
 }
 
 impl AuditQuery {

@@ -173,15 +173,73 @@ pub fn read_records_file(path: &Path) -> anyhow::Result<Vec<pb::Record>> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: RecordLine = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a record line", path.display(), n + 1))?;
+        let parsed: RecordLine = serde_json::from_str(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: not a record line: {}",
+                path.display(),
+                n + 1,
+                withhold_long_numbers(&e.to_string())
+            )
+        })?;
         out.push(to_record(parsed).with_context(|| format!("{}:{}", path.display(), n + 1))?);
     }
     Ok(out)
+}
+
+/// `message` with every run of 15 or more digits (and a check character after it)
+/// withheld. A parser's message may quote the offending value, and an ID number typed
+/// as a JSON number (as spreadsheets export them) must not reach the terminal.
+fn withhold_long_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 15 {
+            out.push_str("<number withheld>");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else if digits.len() >= 15 && matches!(c, 'X' | 'x') {
+            digits.push(c);
+            flush(&mut digits, &mut out);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 /// A short digest of a file's contents, so retried submissions reuse their request ids.
 pub fn file_digest(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path)?;
     Ok(hex::encode(&Sha256::digest(&bytes)[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_quoting_an_id_number_is_refused_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(
+            &path,
+            r#"{"subject_person": {"name": "张伟", "id_number": 110105194912310020}}"#,
+        )
+        .unwrap();
+        let err = format!("{:#}", read_records_file(&path).unwrap_err());
+        assert!(err.contains(":1: not a record line"), "{err}");
+        assert!(!err.contains("110105194912310020"), "{err}");
+        assert_eq!(
+            withhold_long_numbers("integer `11010519491231002X` at line 1 column 12"),
+            "integer `<number withheld>` at line 1 column 12"
+        );
+    }
 }
