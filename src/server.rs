@@ -269,9 +269,11 @@ impl Server {
         shutdown: impl Future<Output = ()>,
         policy: ShutdownPolicy,
     ) -> anyhow::Result<()> {
-        let mut builder = tonic::transport::Server::builder()
-            .max_connection_age(self.max_connection_age)
-            .max_connection_age_grace(policy.drain);
+        // No max_connection_age_grace: with one, tonic (0.14) sends no GOAWAY at the
+        // age but closes the connection outright after age + grace, cutting whatever
+        // is in flight; without, it sends GOAWAY and lets in-flight calls finish.
+        let mut builder =
+            tonic::transport::Server::builder().max_connection_age(self.max_connection_age);
         if let Some(tls) = &self.tls {
             builder = builder
                 .tls_config(tls.config())
@@ -402,7 +404,10 @@ impl Server {
             let _ = m.await;
         }
         audit_writer.finish(AUDIT_FINISH).await;
-        if tokio::time::timeout(STORE_CLOSE, store.close()).await.is_err() {
+        if tokio::time::timeout(STORE_CLOSE, store.close())
+            .await
+            .is_err()
+        {
             tracing::warn!(bound = ?STORE_CLOSE, "database connections still in use at exit");
         }
         Ok(())

@@ -612,3 +612,60 @@ async fn a_revision_that_is_no_longer_a_listing_regrades_related_enterprises() {
     let after = app.grade_of(9).await;
     assert!(!related(&after), "{:?}", after.reasons);
 }
+
+/// A connection past its maximum age is asked to reconnect (HTTP/2 GOAWAY), never cut:
+/// a watch stream open on it keeps receiving changes.
+#[tokio::test]
+async fn a_watch_stream_outlives_its_connections_maximum_age() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let store = if backend() == "postgres" {
+        credit_hub::store::Store::open_postgres(&app.db_url, 4)
+            .await
+            .unwrap()
+    } else {
+        credit_hub::store::Store::open_sqlite(&app.data_dir)
+            .await
+            .unwrap()
+    };
+    let server = credit_hub::Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
+        .await
+        .unwrap()
+        .max_connection_age(Duration::from_millis(300));
+    let addr = server.local_addr();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        credit_hub::ShutdownPolicy {
+            announce: Duration::ZERO,
+            drain: Duration::from_millis(300),
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = pb::grade_service_client::GradeServiceClient::with_interceptor(
+        channel,
+        app.bearer(AgencyKind::Tax),
+    )
+    .watch_grade_changes(pb::WatchGradeChangesRequest {
+        cursor: String::new(),
+        model: "general".into(),
+        purpose: pb::Purpose::TaxAdministration as i32,
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    // Past the connection's age and any grace after it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
+        .await
+        .unwrap();
+    let change = next_change(&mut stream).await;
+    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+}
