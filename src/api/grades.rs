@@ -304,9 +304,22 @@ impl GradeService for GradeApi {
         // Subscribe before reading the starting point so nothing written in between is
         // missed.
         let mut events = store.grade_events();
+        let latest = store.latest_grade_change().await?;
         let mut after = match cursor {
+            // Ahead of every change here: from another deployment, or from before a
+            // restore. Waiting for history to reach it would silently skip what lies
+            // in between.
+            Some(c) if c > latest => {
+                return Err(Error::invalid(
+                    "cursor",
+                    format!(
+                        "is ahead of this service's grade history (latest change {latest}); resume from a cursor received here, or start without one"
+                    ),
+                )
+                .into())
+            }
             Some(c) => c,
-            None => store.latest_grade_change().await?,
+            None => latest,
         };
         // Whose grades the stream shows is logged page by page, before each page.
         let disclosure = Disclosure::new(

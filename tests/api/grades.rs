@@ -669,3 +669,19 @@ async fn a_watch_stream_outlives_its_connections_maximum_age() {
     let change = next_change(&mut stream).await;
     assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
 }
+
+#[tokio::test]
+async fn a_watch_cursor_ahead_of_the_history_is_refused() {
+    let app = spawn_app().await;
+    let err = app
+        .grades(AgencyKind::Tax)
+        .watch_grade_changes(pb::WatchGradeChangesRequest {
+            cursor: "999999999".into(),
+            model: "general".into(),
+            purpose: pb::Purpose::TaxAdministration as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["cursor"]);
+}
