@@ -525,11 +525,13 @@ impl Store {
                 Subject::Enterprise(u) => {
                     targets.insert(u.clone(), (cause, Some(r.id.clone())));
                 }
+                // A record about a person changes the grades of the enterprises the
+                // person represents as a related party.
                 Subject::Person(p) => {
                     for u in represented.get(p.key.as_str()).into_iter().flatten() {
                         targets
                             .entry(uscc_of(u.clone())?)
-                            .or_insert((cause, Some(r.id.clone())));
+                            .or_insert((GradeChangeCause::RelatedPartyChanged, Some(r.id.clone())));
                     }
                 }
             }

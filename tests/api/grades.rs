@@ -187,6 +187,12 @@ async fn a_dishonest_legal_representative_marks_every_enterprise_he_represents()
             "enterprise {n}: {:?}",
             g.reasons
         );
+        let change = &app.grade_history(n).await[0];
+        assert_eq!(
+            change.cause,
+            pb::GradeChangeCause::RelatedPartyChanged as i32,
+            "a record about the representative, not the enterprise"
+        );
     }
     assert!(app.grade_of(5).await.reasons.is_empty());
 
