@@ -302,13 +302,9 @@ async fn certificates(client: &ClientArgs) -> anyhow::Result<CertificateServiceC
 
 /// A client for the public RPCs, which need no credentials.
 async fn public(addr: &str) -> anyhow::Result<CertificateServiceClient<Channel>> {
-    let channel = Channel::from_shared(addr.to_string())
-        .context("--addr is not a URL")?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach credit-hub at {addr}"))?;
-    Ok(CertificateServiceClient::new(channel))
+    Ok(CertificateServiceClient::new(
+        super::public_channel(addr).await?,
+    ))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

@@ -139,7 +139,8 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, Bearer)> {
             Some(ca) => {
                 tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?))
             }
-            None => anyhow::bail!("--tls-ca is required to connect over TLS"),
+            // A service behind a public gateway: the system's trusted roots.
+            None => tls = tls.with_native_roots(),
         }
         if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
             tls = tls.identity(tonic::transport::Identity::from_pem(
@@ -158,6 +159,24 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, Bearer)> {
         None => Bearer::none(),
     };
     Ok((channel, bearer))
+}
+
+/// A channel for the public RPCs (no credentials) at `addr`: over TLS with the
+/// system's trusted roots for an `https://` address, as a bank verifying a certificate
+/// reaches the service through its public gateway.
+pub async fn public_channel(addr: &str) -> anyhow::Result<Channel> {
+    let mut endpoint = Channel::from_shared(addr.to_string())
+        .context("--addr is not a URL")?
+        .connect_timeout(Duration::from_secs(5));
+    if addr.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+            .context("invalid TLS settings")?;
+    }
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach credit-hub at {addr}"))
 }
 
 type Authed = InterceptedService<Channel, Bearer>;

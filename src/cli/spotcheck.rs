@@ -181,12 +181,9 @@ async fn authed(args: &ClientArgs) -> anyhow::Result<SpotCheckServiceClient<Auth
 }
 
 async fn public(addr: &str) -> anyhow::Result<SpotCheckServiceClient<Channel>> {
-    let channel = Channel::from_shared(addr.to_string())
-        .context("--addr is not a URL")?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach credit-hub at {addr}"))?;
-    Ok(SpotCheckServiceClient::new(channel))
+    Ok(SpotCheckServiceClient::new(
+        super::public_channel(addr).await?,
+    ))
 }
 
 /// Runs a `spotcheck` subcommand.
