@@ -198,16 +198,33 @@ impl Store {
                 .filter(|r| r.end.is_none())
                 .map(|r| (r.kind, r.person.key.as_str()))
                 .collect();
+            // A stored current role the batch gives as ended ends on the given date
+            // (that given role is then this row, not another); one it leaves out
+            // ends today.
+            let mut ended_as_given: Vec<&Role> = Vec::new();
             for old in stored.iter().filter(|r| r.end.is_none()) {
                 if !given_current.contains(&(old.kind, old.person.key.as_str())) {
                     if old.kind == RoleKind::LegalRepresentative {
                         former_representatives.push(old.person.key.as_str().to_string());
                     }
+                    let given_end = e.roles.iter().find(|r| {
+                        r.kind == old.kind
+                            && r.person.key == old.person.key
+                            && r.end.is_some()
+                            && (r.start.is_none() || r.start == old.start)
+                    });
+                    let end = match given_end {
+                        Some(given) => {
+                            ended_as_given.push(given);
+                            given.end.expect("found with an end")
+                        }
+                        None => today,
+                    };
                     sqlx::query(
                         "UPDATE enterprise_roles SET end_date = $1 \
                          WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
                     )
-                    .bind(today.to_string())
+                    .bind(end.to_string())
                     .bind(e.uscc.as_str())
                     .bind(old.kind.code())
                     .bind(old.person.key.as_str())
@@ -216,6 +233,12 @@ impl Store {
                 }
             }
             for role in &e.roles {
+                if ended_as_given
+                    .iter()
+                    .any(|given| std::ptr::eq(*given, role))
+                {
+                    continue;
+                }
                 let known = stored.iter().any(|old| {
                     old.kind == role.kind
                         && old.person.key == role.person.key

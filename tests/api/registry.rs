@@ -234,3 +234,39 @@ async fn an_enterprise_without_its_establishment_date_is_refused() {
         vec!["enterprises[0].established_date"]
     );
 }
+
+/// The bureau hands the legal representative's role over and says when the old one
+/// ended: one ended role, on that date, not a second one ending today.
+#[tokio::test]
+async fn a_representative_handed_over_with_its_end_date_is_ended_once_on_that_date() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(5, ID_A)]).await;
+    let mut handed_over = enterprise(5, ID_B);
+    handed_over.roles = vec![pb::EnterpriseRole {
+        kind: pb::RoleKind::LegalRepresentative as i32,
+        person: Some(person("张伟", ID_A)),
+        start_date: String::new(),
+        end_date: "2026-03-01".into(),
+    }];
+    app.register(vec![handed_over]).await;
+    let got = app
+        .registry(AgencyKind::MarketRegulation)
+        .get_enterprise(pb::GetEnterpriseRequest {
+            name: format!("enterprises/{}", uscc(5)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .enterprise
+        .unwrap();
+    let former: Vec<&pb::EnterpriseRole> = got
+        .roles
+        .iter()
+        .filter(|r| {
+            r.kind == pb::RoleKind::LegalRepresentative as i32
+                && r.person.as_ref().unwrap().masked_id_number == "110105********002X"
+        })
+        .collect();
+    assert_eq!(former.len(), 1, "{:?}", got.roles);
+    assert_eq!(former[0].end_date, "2026-03-01");
+}
