@@ -391,10 +391,28 @@ fn load_models(dir: &Path) -> Result<ModelSet, ModelError> {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    let mut models = Vec::new();
+    let mut models: Vec<Model> = Vec::new();
+    let mut named_in: std::collections::HashMap<String, PathBuf> = Default::default();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        models.push(Model::parse(&path.display().to_string(), &text)?);
+        let model = Model::parse(&path.display().to_string(), &text)?;
+        if let Some(first) = named_in.insert(model.name.clone(), path.clone()) {
+            // Named at the file's `name = …` line, and the other file named too.
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("name"))
+                .map_or(1, |i| i + 1);
+            return Err(ModelError {
+                file: path.display().to_string(),
+                line,
+                reason: format!(
+                    "model name {:?} is already used by {}",
+                    model.name,
+                    first.display()
+                ),
+            });
+        }
+        models.push(model);
     }
     ModelSet::new(models)
 }

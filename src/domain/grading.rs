@@ -200,7 +200,7 @@ impl Model {
         }
         if !(0..=100).contains(&raw.other_domain_weight_percent) {
             return Err(err(
-                0,
+                text.find("other_domain_weight_percent").unwrap_or(0),
                 "other_domain_weight_percent must be between 0 and 100".into(),
             ));
         }

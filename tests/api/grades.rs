@@ -388,6 +388,27 @@ async fn a_bad_model_file_stops_startup_naming_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("broken.toml:11:"), "{stderr}");
     assert!(stderr.contains("NOT_A_KIND"), "{stderr}");
+
+    // Two files naming the same model: the second is named at its `name` line.
+    std::fs::remove_file(models.join("broken.toml")).unwrap();
+    let general = std::fs::read_to_string(models.join("general.toml")).unwrap();
+    std::fs::write(models.join("twin.toml"), &general).unwrap();
+    let name_line = general.lines().position(|l| l.starts_with("name")).unwrap() + 1;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--models-dir")
+        .arg(&models)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("twin.toml:{name_line}:")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("already used by"), "{stderr}");
 }
 
 /// The shipped models with the general model's text changed by `edit`.
