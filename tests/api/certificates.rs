@@ -88,7 +88,7 @@ fn status_request(n: u32, request_id: &str) -> pb::IssueCertificateRequest {
     pb::IssueCertificateRequest {
         enterprise: format!("enterprises/{}", uscc(n)),
         kind: pb::CertificateKind::CreditStatus as i32,
-        period_start_date: "2025-01-01".into(),
+        period_start_date: date_days_ago(365),
         period_end_date: credit_hub::api::today().to_string(),
         request_id: request_id.into(),
     }
@@ -149,7 +149,7 @@ fn listing(n: u32, source: &str, cause: pb::SeriousListingCause) -> pb::Record {
             n,
             pb::RecordKind::SeriousDishonestyListing,
             source,
-            "2026-07-10",
+            &date_days_ago(150),
         )
     }
 }
@@ -432,15 +432,40 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     app.register(vec![enterprise(6, ID_A), enterprise(7, ID_B)])
         .await;
     use pb::{AbnormalCause as A, SeriousListingCause as S};
+    // Dated back from today (the listings 150 days ago): two missed annual reports of
+    // different years on the abnormal list within the four years before the listing.
+    let missed_year = |days: i64| -> i32 {
+        use chrono::Datelike;
+        (credit_hub::api::today() - chrono::Duration::days(days)).year() - 1
+    };
+    let (first, second) = (missed_year(950), missed_year(550));
     app.submit(
         AgencyKind::MarketRegulation,
         vec![
             listing(6, "s-6", S::AbnormalListThreeYears),
-            abnormal(6, "a-6-1", "2023-07-01", 2022, A::AnnualReportNotFiled),
-            abnormal(6, "a-6-2", "2024-07-01", 2023, A::AnnualReportNotFiled),
-            filing(6, "f-6-1", 2022, "2026-08-01"),
+            abnormal(
+                6,
+                "a-6-1",
+                &date_days_ago(950),
+                first,
+                A::AnnualReportNotFiled,
+            ),
+            abnormal(
+                6,
+                "a-6-2",
+                &date_days_ago(550),
+                second,
+                A::AnnualReportNotFiled,
+            ),
+            filing(6, "f-6-1", first, &date_days_ago(100)),
             listing(7, "s-7", S::SeriousViolation),
-            abnormal(7, "a-7-1", "2024-07-01", 2023, A::UnreachableAddress),
+            abnormal(
+                7,
+                "a-7-1",
+                &date_days_ago(550),
+                second,
+                A::UnreachableAddress,
+            ),
         ],
     )
     .await;
@@ -460,7 +485,7 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     assert_eq!(unmet.len(), 1, "{unmet:?}");
     assert_eq!(unmet[0].r#type, "ANNUAL_REPORT_NOT_FILED");
     assert!(
-        unmet[0].description.contains("2023"),
+        unmet[0].description.contains(&second.to_string()),
         "{}",
         unmet[0].description
     );
@@ -488,7 +513,7 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     // The 2023 report is filed: now it qualifies, and says exactly that.
     app.submit(
         AgencyKind::MarketRegulation,
-        vec![filing(6, "f-6-2", 2023, "2026-09-15")],
+        vec![filing(6, "f-6-2", second, &date_days_ago(50))],
     )
     .await;
     let cert = issue(&app, remediation(6, "r-6-again")).await;
@@ -504,10 +529,10 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
         .iter()
         .map(|m| m["reportYear"].as_i64().unwrap())
         .collect();
-    assert_eq!(years, [2022, 2023]);
+    assert_eq!(years, [i64::from(first), i64::from(second)]);
     assert_eq!(
         subject["missedAnnualReports"][1]["filing"]["filedDate"],
-        "2026-09-15"
+        date_days_ago(50)
     );
     assert_eq!(
         result_of(&app.verify(&cert.document).await),
@@ -573,7 +598,7 @@ async fn twenty_concurrent_requests_with_one_request_id_issue_one_certificate() 
     assert_eq!(listed.len(), 1);
     // The same id for a different request is refused.
     let mut other = status_request(8, "same-request");
-    other.period_start_date = "2024-01-01".into();
+    other.period_start_date = date_days_ago(400);
     let err = app
         .certificates(AgencyKind::MarketRegulation)
         .issue_certificate(other)

@@ -310,6 +310,12 @@ pub const ID_A: &str = "11010519491231002X";
 /// The standard's second example.
 pub const ID_B: &str = "440524188001010014";
 
+/// The date `days` before today, "YYYY-MM-DD": fixtures dated relative to the day the
+/// suite runs stay inside their publicity windows and period limits.
+pub fn date_days_ago(days: i64) -> String {
+    (credit_hub::api::today() - chrono::Duration::days(days)).to_string()
+}
+
 /// A valid USCC made from a number, so tests get as many as they need.
 pub fn uscc(n: u32) -> String {
     credit_hub::domain::ids::Uscc::complete(&format!("91371002{:08}", 30_000_000 + n))
@@ -350,7 +356,9 @@ pub fn penalty(uscc: &str, source: &str) -> pb::Record {
         kind: pb::RecordKind::AdministrativePenalty as i32,
         tier: pb::Tier::Moderate as i32,
         domain: pb::RegulatoryDomain::FoodProduction as i32,
-        decision_date: "2026-05-20".into(),
+        // Relative to today, so the record stays inside its one-year publicity window
+        // whenever the suite runs.
+        decision_date: date_days_ago(30),
         document_number: "威开市监罚〔2026〕12号".into(),
         deciding_authority: "威海经济技术开发区市场监督管理局".into(),
         summary: "生产不符合食品安全标准的食品".into(),
@@ -373,7 +381,7 @@ pub fn debtor(person: pb::Person, source: &str) -> pb::Record {
         kind: pb::RecordKind::DishonestJudgmentDebtor as i32,
         tier: pb::Tier::Serious as i32,
         domain: pb::RegulatoryDomain::JudicialEnforcement as i32,
-        decision_date: "2026-03-01".into(),
+        decision_date: date_days_ago(60),
         document_number: "(2026)鲁1002执123号".into(),
         deciding_authority: "威海市环翠区人民法院".into(),
         provenance: Some(pb::Provenance {

@@ -308,7 +308,8 @@ async fn listing_records_filters_by_subject_kind_and_status_and_pages() {
     let mut batch = Vec::new();
     for i in 0..12 {
         let mut r = penalty(&uscc(1 + i % 2), &format!("P-{i}"));
-        r.decision_date = format!("2026-0{}-1{}", 1 + i % 9, i % 10);
+        // Distinct dates, all inside the last year (so none has expired).
+        r.decision_date = date_days_ago(1 + 7 * i64::from(i));
         batch.push(r);
     }
     let mut old = penalty(&uscc(1), "OLD");
@@ -394,12 +395,15 @@ async fn batches_over_a_thousand_records_are_refused() {
 async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
+    let mut moderate = penalty(&uscc(1), "P-1");
+    moderate.decision_date = "2026-05-20".into();
     let mut warning = penalty(&uscc(1), "W-1");
+    warning.decision_date = "2026-05-20".into();
     warning.tier = pb::Tier::Minor as i32;
     warning.penalty_measures = vec![pb::PenaltyMeasure::Warning as i32];
     let out = app
         .records(AgencyKind::MarketRegulation)
-        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1"), warning], ""))
+        .batch_submit_records(submit(vec![moderate, warning], ""))
         .await
         .unwrap()
         .into_inner();

@@ -177,7 +177,11 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         format!("agencies/{}", app.agency_ids[&AgencyKind::Court])
     );
     assert_eq!(record.document_number, "(2026)鲁1002执123号");
-    assert_eq!(record.decision_date, "2026-03-01");
+    assert_eq!(
+        record.decision_date,
+        date_days_ago(60),
+        "the debtor fixture's"
+    );
     assert!(!record.publicity_end_date.is_empty());
 
     // The legal representative of a seriously dishonest enterprise: the full path.
