@@ -74,11 +74,23 @@ impl AuditApi {
                 );
             }
         }
-        let millis = |t: &prost_types::Timestamp| {
-            t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)
+        // Milliseconds of a time within 0001-01-01 ..= 9999-12-31 (what protobuf's
+        // Timestamp allows) with nanos in range; anything else is refused, never left
+        // to overflow.
+        const SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+        let mut millis = |field: &str, t: &prost_types::Timestamp| {
+            if SECONDS.contains(&t.seconds) && (0..1_000_000_000).contains(&t.nanos) {
+                Some(t.seconds * 1000 + i64::from(t.nanos / 1_000_000))
+            } else {
+                v.add(
+                    field,
+                    "must be a valid time between 0001-01-01 and 9999-12-31 (nanos 0 to 999,999,999)",
+                );
+                None
+            }
         };
-        filter.start = start.map(millis);
-        filter.end = end.map(millis);
+        filter.start = start.and_then(|t| millis("start_time", t));
+        filter.end = end.and_then(|t| millis("end_time", t));
         if let (Some(s), Some(e)) = (filter.start, filter.end) {
             if s > e {
                 v.add("start_time", "must not be after end_time");

@@ -34,6 +34,10 @@ pub enum UsccError {
     OrganisationCode { expected: char, found: char },
     #[error("check character (position 18) should be '{expected}', got '{found}'")]
     CheckCharacter { expected: char, found: char },
+    /// About one valid ID number in 341 also passes both USCC checks; taken for a
+    /// USCC it would be stored and logged in full as an enterprise's name.
+    #[error("is a resident ID number (身份证号), not a unified social credit code")]
+    ResidentIdNumber,
 }
 
 /// A unified social credit code (统一社会信用代码) that passed both checksums.
@@ -85,6 +89,9 @@ impl Uscc {
                 expected,
                 found: chars[17],
             });
+        }
+        if IdNumber::parse(&code).is_ok() {
+            return Err(UsccError::ResidentIdNumber);
         }
         Ok(Uscc(code))
     }
@@ -162,6 +169,10 @@ pub enum IdNumberError {
     BirthDate,
     #[error("check character (position 18) should be '{expected}', got '{found}'")]
     CheckCharacter { expected: char, found: char },
+    /// About one valid ID number in 341 also passes both USCC checks; taken for a
+    /// USCC it would be stored and logged in full as an enterprise's name.
+    #[error("is a resident ID number (身份证号), not a unified social credit code")]
+    ResidentIdNumber,
 }
 
 /// A resident ID number (居民身份证号码) that passed its checksum and date check.
@@ -424,6 +435,17 @@ mod tests {
         let b = PersonKeyer::new(b"secret-b-0123456789".to_vec()).key(&id);
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 64);
+    }
+
+    #[test]
+    fn a_resident_id_number_that_passes_the_uscc_checks_is_still_refused() {
+        // A valid ID number (fake address code 990101) that also passes both USCC
+        // checks, as about one in 341 does.
+        let id = "990101198001014592";
+        assert!(IdNumber::parse(id).is_ok());
+        let err = Uscc::parse(id).unwrap_err();
+        assert_eq!(err, UsccError::ResidentIdNumber);
+        assert!(!err.to_string().contains(id));
     }
 
     fn uscc_prefix() -> impl Strategy<Value = String> {

@@ -1094,3 +1094,30 @@ async fn a_claim_waits_for_a_write_still_committing_and_takes_its_saved_entry() 
     .await;
     assert_eq!(chained, 1);
 }
+
+#[tokio::test]
+async fn an_audit_time_filter_out_of_range_is_refused_not_overflowed() {
+    let app = spawn_app().await;
+    let bearer = agency_with(
+        &app,
+        BTreeSet::from([Scope::AuditRead]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let err = auditor(&app, bearer)
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            start_time: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["start_time", "end_time"]);
+}
