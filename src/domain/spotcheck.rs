@@ -80,16 +80,19 @@ impl Cycle {
             Some((y, q)) => (y, Some(q)),
             None => (text, None),
         };
-        if year.len() != 4 {
+        // Strictly one spelling per cycle ("2026-Q01" or "+202" would parse as numbers
+        // yet name another cycle where plans are matched by label).
+        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         let year: i32 = year.parse().map_err(|_| bad())?;
         let (first, last) = match quarter {
             None => (1, 12),
-            Some(q) => match q.parse::<u32>() {
-                Ok(q @ 1..=4) => (3 * q - 2, 3 * q),
-                _ => return Err(bad()),
-            },
+            Some(q @ ("1" | "2" | "3" | "4")) => {
+                let q: u32 = q.parse().map_err(|_| bad())?;
+                (3 * q - 2, 3 * q)
+            }
+            Some(_) => return Err(bad()),
         };
         let start = NaiveDate::from_ymd_opt(year, first, 1).ok_or_else(bad)?;
         let next = if last == 12 {
@@ -527,6 +530,14 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cycle_has_one_spelling() {
+        for other in ["2026-Q01", "2026-Q+1", "+202", "2026-Q", "2026-Q5"] {
+            assert!(Cycle::parse(other).is_err(), "{other}");
+        }
+        assert_eq!(Cycle::parse("2026-Q1").unwrap().label, "2026-Q1");
     }
 
     #[test]
