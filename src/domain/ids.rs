@@ -169,10 +169,8 @@ pub enum IdNumberError {
     BirthDate,
     #[error("check character (position 18) should be '{expected}', got '{found}'")]
     CheckCharacter { expected: char, found: char },
-    /// About one valid ID number in 341 also passes both USCC checks; taken for a
-    /// USCC it would be stored and logged in full as an enterprise's name.
-    #[error("is a resident ID number (身份证号), not a unified social credit code")]
-    ResidentIdNumber,
+    #[error("character {0} is a full-width or other non-ASCII character; type the number in half-width digits")]
+    NotAscii(usize),
 }
 
 /// A resident ID number (居民身份证号码) that passed its checksum and date check.
@@ -192,9 +190,13 @@ impl IdNumber {
     /// Parses an ID number, accepting surrounding spaces and a lowercase `x`.
     pub fn parse(input: &str) -> Result<Self, IdNumberError> {
         let id = input.trim().to_ascii_uppercase();
+        if let Some(position) = id.chars().position(|c| !c.is_ascii()) {
+            // Full-width digits and Ｘ, as Chinese input methods type them.
+            return Err(IdNumberError::NotAscii(position + 1));
+        }
         let bytes = id.as_bytes();
-        if bytes.len() != 18 || !id.is_ascii() {
-            return Err(IdNumberError::Length(id.chars().count()));
+        if bytes.len() != 18 {
+            return Err(IdNumberError::Length(bytes.len()));
         }
         for (i, b) in bytes[..17].iter().enumerate() {
             if !b.is_ascii_digit() {
@@ -435,6 +437,14 @@ mod tests {
         let b = PersonKeyer::new(b"secret-b-0123456789".to_vec()).key(&id);
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 64);
+    }
+
+    #[test]
+    fn a_full_width_id_number_is_refused_at_its_first_full_width_character() {
+        assert_eq!(
+            IdNumber::parse("11010519491231002Ｘ").unwrap_err(),
+            IdNumberError::NotAscii(18)
+        );
     }
 
     #[test]
