@@ -68,7 +68,11 @@ async fn a_role_no_longer_given_is_ended_not_deleted() {
         1,
         "the former legal representative stays in history"
     );
-    assert!(!past[0].end_date.is_empty());
+    assert_eq!(
+        past[0].end_date,
+        app.clock.today().to_string(),
+        "ended the day it was no longer given"
+    );
 }
 
 #[tokio::test]

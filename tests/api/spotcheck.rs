@@ -357,6 +357,9 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
         2,
     )
     .await;
+    // Every D enterprise is drawn at ratio 1.0, the conflicted one included.
+    assert_eq!(plan.targets.len(), 10);
+    assert!(plan.targets.iter().any(|t| t.enterprise == conflicted));
     for t in &plan.targets {
         if t.enterprise == conflicted {
             assert_eq!(t.inspectors, ["m-2"], "the conflicted inspector stays away");
