@@ -361,6 +361,20 @@ async fn grade_lookups_need_the_scope_a_purpose_and_a_known_model() {
     assert_eq!(err.code(), Code::NotFound);
 }
 
+/// Starts `serve` on `models`, which must refuse to start; what it said.
+async fn refused_start(dir: &std::path::Path, models: &std::path::Path) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--models-dir")
+        .arg(models)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[tokio::test]
 async fn a_bad_model_file_stops_startup_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,16 +390,7 @@ async fn a_bad_model_file_stops_startup_naming_file_and_line() {
         "name = \"broken\"\nversion = \"1\"\ndescription = \"x\"\n[thresholds]\na = 95\nb = 80\nc = 60\n\n[[points]]\ncode = \"X\"\nkind = \"NOT_A_KIND\"\npoints = -1\ndescription = \"x\"\n",
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--models-dir")
-        .arg(&models)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = refused_start(dir.path(), &models).await;
     assert!(stderr.contains("broken.toml:11:"), "{stderr}");
     assert!(stderr.contains("NOT_A_KIND"), "{stderr}");
 
@@ -394,16 +399,7 @@ async fn a_bad_model_file_stops_startup_naming_file_and_line() {
     let general = std::fs::read_to_string(models.join("general.toml")).unwrap();
     std::fs::write(models.join("twin.toml"), &general).unwrap();
     let name_line = general.lines().position(|l| l.starts_with("name")).unwrap() + 1;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--models-dir")
-        .arg(&models)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = refused_start(dir.path(), &models).await;
     assert!(
         stderr.contains(&format!("twin.toml:{name_line}:")),
         "{stderr}"

@@ -36,6 +36,17 @@ impl TestApp {
             .records
     }
 
+    /// A record as market regulation reads it.
+    async fn record(&self, name: &str) -> pb::Record {
+        self.records(AgencyKind::MarketRegulation)
+            .get_record(pb::GetRecordRequest { name: name.into() })
+            .await
+            .expect("get record")
+            .into_inner()
+            .record
+            .expect("record")
+    }
+
     async fn checkup(&self, n: u32) -> pb::CreditCheckupResponse {
         self.repair()
             .credit_checkup(pb::CreditCheckupRequest {
@@ -304,16 +315,7 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
         .unwrap();
     assert_eq!(approved.state, pb::RepairState::Approved as i32);
 
-    let record = app
-        .records(AgencyKind::MarketRegulation)
-        .get_record(pb::GetRecordRequest {
-            name: filed[0].name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let record = app.record(&filed[0].name).await;
     assert_eq!(record.status, pb::RecordStatus::Repaired as i32);
     // A late retry of the application gets its first answer, though its record is
     // repaired now and would no longer pass the checks.
@@ -398,16 +400,7 @@ async fn rejecting_leaves_everything_unchanged_and_only_market_regulation_decide
         .application
         .unwrap();
     assert_eq!(rejected.state, pb::RepairState::Rejected as i32);
-    let record = app
-        .records(AgencyKind::MarketRegulation)
-        .get_record(pb::GetRecordRequest {
-            name: filed[0].name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
+    let record = app.record(&filed[0].name).await;
     assert_eq!(record.status, pb::RecordStatus::Active as i32);
     let after = app.grade_of(4).await;
     assert_eq!((after.grade, after.score), (before.grade, before.score));
@@ -595,16 +588,7 @@ async fn two_decisions_arriving_together_on_one_application_take_one() {
             a.decide_repair(decide(&open.name, pb::RepairDecision::Approve, "")),
             b.decide_repair(decide(&open.name, pb::RepairDecision::Reject, "")),
         );
-        let record = app
-            .records(AgencyKind::MarketRegulation)
-            .get_record(pb::GetRecordRequest {
-                name: filed[0].name.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .record
-            .unwrap();
+        let record = app.record(&filed[0].name).await;
         match (approve, reject) {
             (Ok(_), Err(e)) => {
                 assert_eq!(e.code(), Code::FailedPrecondition);
