@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Installs what the suite needs first (cargo-nextest if
-# missing, the Python grpcio packages of the cross-language test), so it works on a
-# fresh machine. Backend: SQLite by default; for PostgreSQL set
+# Runs the whole test suite. Installs what the suite needs first (the Python grpcio
+# packages of the cross-language test), so it works on a fresh machine; runs it with
+# cargo-nextest where installed, else with cargo test. Backend: SQLite by default; for
+# PostgreSQL set
 #   CREDIT_HUB_TEST_BACKEND=postgres
 #   CREDIT_HUB_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<an existing database>
 # (each test creates its own database beside that one).
