@@ -121,18 +121,26 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
     let set = FileDescriptorSet::decode(credit_hub::proto::FILE_DESCRIPTOR_SET).unwrap();
     let mut messages = Messages(HashMap::new());
     let mut rpcs = Vec::new();
-    for file in set.file.iter().filter(|f| f.package() == "credithub.v1") {
+    // Well-known types too (Timestamp filters get extreme seconds and nanos).
+    for file in set
+        .file
+        .iter()
+        .filter(|f| matches!(f.package(), "credithub.v1" | "google.protobuf"))
+    {
+        let package = file.package();
         for m in &file.message_type {
             messages
                 .0
-                .insert(format!(".credithub.v1.{}", m.name()), m.clone());
+                .insert(format!(".{package}.{}", m.name()), m.clone());
             for nested in &m.nested_type {
                 messages.0.insert(
-                    format!(".credithub.v1.{}.{}", m.name(), nested.name()),
+                    format!(".{package}.{}.{}", m.name(), nested.name()),
                     nested.clone(),
                 );
             }
         }
+    }
+    for file in set.file.iter().filter(|f| f.package() == "credithub.v1") {
         for s in &file.service {
             for m in &s.method {
                 rpcs.push((
@@ -144,6 +152,10 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
         }
     }
 
+    assert!(
+        messages.0.contains_key(".google.protobuf.Timestamp"),
+        "the contract's descriptor carries Timestamp"
+    );
     let data_before = data_tables(&app).await;
     for (path, input, streaming) in &rpcs {
         let mut bodies: Vec<(String, Bytes)> = vec![
