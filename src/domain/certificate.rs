@@ -688,6 +688,15 @@ mod tests {
         );
     }
 
+    /// The kinds of unmet condition a remediation certificate for `records` meets.
+    fn unmet_kinds(records: &[Record], today: NaiveDate) -> Vec<String> {
+        remediation_statements(&uscc(), records, today)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.kind)
+            .collect()
+    }
+
     #[test]
     fn remediation_lists_every_unmet_condition() {
         let today = d("2026-12-01");
@@ -699,11 +708,7 @@ mod tests {
             abnormal("a1", "2023-07-01", 2022),
             unreachable,
         ];
-        let kinds: Vec<String> = remediation_statements(&uscc(), &records, today)
-            .unwrap_err()
-            .into_iter()
-            .map(|v| v.kind)
-            .collect();
+        let kinds = unmet_kinds(&records, today);
         assert_eq!(
             kinds,
             [
@@ -718,11 +723,7 @@ mod tests {
         // Once the other cause is cured it no longer stands in the way.
         let mut records = records;
         records[3].status = RecordStatus::Repaired;
-        let kinds: Vec<String> = remediation_statements(&uscc(), &records, today)
-            .unwrap_err()
-            .into_iter()
-            .map(|v| v.kind)
-            .collect();
+        let kinds = unmet_kinds(&records, today);
         assert_eq!(
             kinds,
             ["LISTING_CAUSE_NOT_ANNUAL_REPORT", "ANNUAL_REPORT_NOT_FILED"]

@@ -30,16 +30,26 @@ fn court_debtor_on_enterprise(n: u32, source: &str) -> pb::Record {
     r
 }
 
+/// The tax bureau's watch of the general model from `cursor`.
+fn watch_request(cursor: &str) -> pb::WatchGradeChangesRequest {
+    pb::WatchGradeChangesRequest {
+        cursor: cursor.into(),
+        model: "general".into(),
+        purpose: pb::Purpose::TaxAdministration as i32,
+    }
+}
+
 async fn watch(app: &TestApp, cursor: &str) -> tonic::Streaming<pb::WatchGradeChangesResponse> {
     app.grades(AgencyKind::Tax)
-        .watch_grade_changes(pb::WatchGradeChangesRequest {
-            cursor: cursor.into(),
-            model: "general".into(),
-            purpose: pb::Purpose::TaxAdministration as i32,
-        })
+        .watch_grade_changes(watch_request(cursor))
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Whether a reason with `code` is among the grade's.
+fn has_reason(g: &pb::CreditGrade, code: &str) -> bool {
+    g.reasons.iter().any(|r| r.code == code)
 }
 
 async fn next_change(
@@ -590,11 +600,7 @@ async fn replacing_a_legal_representative_regrades_what_he_still_represents() {
         .batch_submit_records(submit(vec![court_debtor_on_enterprise(6, "C-6")]))
         .await
         .unwrap();
-    let related = |g: &pb::CreditGrade| {
-        g.reasons
-            .iter()
-            .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D")
-    };
+    let related = |g: &pb::CreditGrade| has_reason(g, "LEGAL_REPRESENTATIVE_REPRESENTS_D");
     assert!(related(&app.grade_of(7).await));
 
     // Enterprise 6 appoints someone else.
@@ -617,11 +623,7 @@ async fn a_revision_that_is_no_longer_a_listing_regrades_related_enterprises() {
         .batch_submit_records(submit(vec![listing.clone()]))
         .await
         .unwrap();
-    let related = |g: &pb::CreditGrade| {
-        g.reasons
-            .iter()
-            .any(|r| r.code == "LEGAL_REPRESENTATIVE_REPRESENTS_D")
-    };
+    let related = |g: &pb::CreditGrade| has_reason(g, "LEGAL_REPRESENTATIVE_REPRESENTS_D");
     assert!(related(&app.grade_of(9).await));
 
     let mut corrected = listing;
@@ -675,11 +677,7 @@ async fn a_watch_stream_outlives_its_connections_maximum_age() {
         channel,
         app.bearer(AgencyKind::Tax),
     )
-    .watch_grade_changes(pb::WatchGradeChangesRequest {
-        cursor: String::new(),
-        model: "general".into(),
-        purpose: pb::Purpose::TaxAdministration as i32,
-    })
+    .watch_grade_changes(watch_request(""))
     .await
     .unwrap()
     .into_inner();
@@ -698,11 +696,7 @@ async fn a_watch_cursor_ahead_of_the_history_is_refused() {
     let app = spawn_app().await;
     let err = app
         .grades(AgencyKind::Tax)
-        .watch_grade_changes(pb::WatchGradeChangesRequest {
-            cursor: "999999999".into(),
-            model: "general".into(),
-            purpose: pb::Purpose::TaxAdministration as i32,
-        })
+        .watch_grade_changes(watch_request("999999999"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
