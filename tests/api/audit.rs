@@ -9,7 +9,6 @@ use credit_hub::domain::agency::Scope;
 use credit_hub::domain::audit::ChainBreak;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
-use credit_hub::store::Store;
 use credit_hub::Server;
 use prost::Message;
 use sqlx::Connection;
@@ -32,12 +31,7 @@ async fn raw_sql(app: &TestApp, sql: &str) {
 /// `credit-hub audit verify` against the test's database: (success, stderr).
 fn verify_cli(app: &TestApp) -> (bool, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"));
-    cmd.args(["audit", "verify"]);
-    if backend() == "postgres" {
-        cmd.args(["--database-url", &app.db_url]);
-    } else {
-        cmd.args(["--data-dir", app.data_dir.to_str().unwrap()]);
-    }
+    cmd.args(["audit", "verify"]).args(app.storage_flags());
     let out = cmd.output().expect("run credit-hub");
     (
         out.status.success(),
@@ -648,29 +642,22 @@ async fn past_the_callers_deadline_the_work_stops_and_nothing_is_written() {
 }
 
 /// A client command whose reader has gone (`… | head`) exits quietly, not with a panic.
-#[test]
-fn a_command_writing_into_a_closed_pipe_exits_quietly() {
+#[tokio::test]
+async fn a_command_writing_into_a_closed_pipe_exits_quietly() {
     let dir = tempfile::tempdir().unwrap();
+    let database = process_database(dir.path()).await;
     let bin = env!("CARGO_BIN_EXE_credit-hub");
     let added = std::process::Command::new(bin)
-        .args([
-            "agency",
-            "add",
-            "--name",
-            "pipe court",
-            "--kind",
-            "court",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+        .args(["agency", "add", "--name", "pipe court", "--kind", "court"])
+        .args(&database.args)
         .output()
         .unwrap();
     assert!(added.status.success());
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let listed = std::process::Command::new(bin)
-        .args(["agency", "list", "--data-dir"])
-        .arg(dir.path())
+        .args(["agency", "list"])
+        .args(&database.args)
         .stdout(writer)
         .output()
         .unwrap();
@@ -760,11 +747,7 @@ async fn an_append_after_a_stale_head_writes_nothing_and_the_chain_stays_whole()
 #[tokio::test]
 async fn a_group_is_known_to_have_landed_only_by_its_own_writers_mark() {
     let app = spawn_app().await;
-    let replica = match app.store.backend() {
-        credit_hub::store::Backend::Sqlite => Store::open_sqlite(&app.data_dir).await,
-        credit_hub::store::Backend::Postgres => Store::open_url(&app.db_url).await,
-    }
-    .unwrap();
+    let replica = app.open_again().await;
     let subject = format!("enterprises/{}", uscc(43));
     let same = vec![test_entry("", vec![subject.clone()])];
     let head = app.store.audit_head().await.unwrap();

@@ -566,8 +566,8 @@ async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
     served.assert_chain_whole().await;
 }
 
-/// The agency token for a fresh SQLite data directory, made with the binary itself.
-fn agency_token(bin: &str, data_dir: &std::path::Path) -> String {
+/// A court agency's token in the database `database` names, made with the binary itself.
+fn agency_token(bin: &str, database: &ProcessDatabase) -> String {
     let out = std::process::Command::new(bin)
         .args([
             "agency",
@@ -576,9 +576,8 @@ fn agency_token(bin: &str, data_dir: &std::path::Path) -> String {
             "sigterm court",
             "--kind",
             "court",
-            "--data-dir",
         ])
-        .arg(data_dir)
+        .args(&database.args)
         .output()
         .unwrap();
     assert!(
@@ -593,7 +592,8 @@ fn agency_token(bin: &str, data_dir: &std::path::Path) -> String {
 async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_bound() {
     let bin = env!("CARGO_BIN_EXE_credit-hub");
     let dir = tempfile::tempdir().unwrap();
-    let token = agency_token(bin, dir.path());
+    let database = process_database(dir.path()).await;
+    let token = agency_token(bin, &database);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -609,9 +609,9 @@ async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_b
             "0.5",
             "--drain-secs",
             "5",
-            "--data-dir",
         ])
-        .arg(dir.path())
+        .args(&database.args)
+        .envs(database.envs.clone())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

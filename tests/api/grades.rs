@@ -373,9 +373,11 @@ async fn grade_lookups_need_the_scope_a_purpose_and_a_known_model() {
 
 /// Starts `serve` on `models`, which must refuse to start; what it said.
 async fn refused_start(dir: &std::path::Path, models: &std::path::Path) -> String {
+    let database = process_database(&dir.join("data")).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(&database.args)
+        .envs(database.envs)
         .arg("--models-dir")
         .arg(models)
         .output()
@@ -644,15 +646,7 @@ async fn a_revision_that_is_no_longer_a_listing_regrades_related_enterprises() {
 async fn a_watch_stream_outlives_its_connections_maximum_age() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    let store = if backend() == "postgres" {
-        credit_hub::store::Store::open_postgres(&app.db_url, 4)
-            .await
-            .unwrap()
-    } else {
-        credit_hub::store::Store::open_sqlite(&app.data_dir)
-            .await
-            .unwrap()
-    };
+    let store = app.open_again().await;
     let server = credit_hub::Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
         .await
         .unwrap()

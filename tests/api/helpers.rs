@@ -100,11 +100,58 @@ pub async fn fresh_database(dir: &std::path::Path) -> (Store, String) {
     (store, url)
 }
 
+/// The person-key secret of every test server.
+pub const TEST_HMAC_KEY: &str = "test-secret-0123456789abcdef";
+
+/// The flags that point a `credit-hub` process at a database: `--database-url URL` and
+/// the tests' person-key secret on PostgreSQL, `--data-dir DIR` on SQLite (whose
+/// secret lives in the directory).
+pub fn storage_flags(db_url: &str, data_dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    if backend() == "postgres" {
+        ["--database-url", db_url, "--hmac-key", TEST_HMAC_KEY]
+            .map(Into::into)
+            .to_vec()
+    } else {
+        vec!["--data-dir".into(), data_dir.into()]
+    }
+}
+
+/// A database for `credit-hub` processes a test starts itself: the flags that name it,
+/// and the environment a server on it needs (on PostgreSQL its secrets are not kept in
+/// a data directory, so they come from here).
+pub struct ProcessDatabase {
+    pub args: Vec<std::ffi::OsString>,
+    pub envs: Vec<(&'static str, std::ffi::OsString)>,
+}
+
+/// A fresh, migrated database of the suite's backend (SQLite files and key files go
+/// under `dir`).
+pub async fn process_database(dir: &std::path::Path) -> ProcessDatabase {
+    let (store, url) = fresh_database(dir).await;
+    store.close().await;
+    let mut envs = Vec::new();
+    if backend() == "postgres" {
+        std::fs::create_dir_all(dir).unwrap();
+        for (var, file, byte) in [
+            ("CREDIT_HUB_CERT_KEY_FILE", "cert-signing.key", "11"),
+            ("CREDIT_HUB_AUDIT_KEY_FILE", "audit-signing.key", "22"),
+        ] {
+            let path = dir.join(file);
+            std::fs::write(&path, byte.repeat(32)).unwrap();
+            envs.push((var, path.into_os_string()));
+        }
+    }
+    ProcessDatabase {
+        args: storage_flags(&url, dir),
+        envs,
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, db_url) = fresh_database(dir.path()).await;
-    let keyer = PersonKeyer::new(b"test-secret-0123456789abcdef".to_vec());
+    let keyer = PersonKeyer::new(TEST_HMAC_KEY.as_bytes().to_vec());
     let mut tokens = HashMap::new();
     let mut agency_ids = HashMap::new();
     for kind in AgencyKind::ALL {
@@ -174,11 +221,7 @@ pub async fn another_server(
     app: &TestApp,
     configure: impl FnOnce(Server) -> Server,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let store = if backend() == "postgres" {
-        Store::open_postgres(&app.db_url, 8).await.unwrap()
-    } else {
-        Store::open_sqlite(&app.data_dir).await.unwrap()
-    };
+    let store = app.open_again().await;
     let server = configure(
         Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
             .await
@@ -211,6 +254,20 @@ pub async fn agency_with(app: &TestApp, scopes: BTreeSet<Scope>, kind: AgencyKin
 }
 
 impl TestApp {
+    /// The test's database opened again, with its own pool, as another process would.
+    pub async fn open_again(&self) -> Store {
+        if backend() == "postgres" {
+            Store::open_postgres(&self.db_url, 8).await.unwrap()
+        } else {
+            Store::open_sqlite(&self.data_dir).await.unwrap()
+        }
+    }
+
+    /// The flags that point a `credit-hub` process at this test's database.
+    pub fn storage_flags(&self) -> Vec<std::ffi::OsString> {
+        storage_flags(&self.db_url, &self.data_dir)
+    }
+
     pub fn bearer(&self, kind: AgencyKind) -> Bearer {
         Bearer::new(&self.tokens[&kind]).unwrap()
     }

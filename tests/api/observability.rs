@@ -125,17 +125,10 @@ async fn metrics_show_calls_by_method_and_code_with_latency_pool_audit_and_lag()
 async fn log_lines_of_a_call_carry_its_request_id() {
     let bin = env!("CARGO_BIN_EXE_credit-hub");
     let dir = tempfile::tempdir().unwrap();
+    let database = process_database(dir.path()).await;
     let out = std::process::Command::new(bin)
-        .args([
-            "agency",
-            "add",
-            "--name",
-            "log court",
-            "--kind",
-            "court",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+        .args(["agency", "add", "--name", "log court", "--kind", "court"])
+        .args(&database.args)
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -154,8 +147,9 @@ async fn log_lines_of_a_call_carry_its_request_id() {
             "--shutdown-announce-secs",
             "0",
         ])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(&database.args)
+        .envs(database.envs.clone())
         .env("CREDIT_HUB_LOG", "credit_hub=debug")
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -181,7 +181,7 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
         ID_A,
         ID_B,
         typo.as_str(),
-        "test-secret-0123456789abcdef",
+        TEST_HMAC_KEY,
     ]) {
         assert!(!text.contains(secret), "a log line holds {secret:?}");
     }
@@ -212,7 +212,7 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
     for secret in [
         "hmac-secret-0123456789",
         "db-password-42",
-        "test-secret-0123456789abcdef",
+        TEST_HMAC_KEY,
         &audit_secret,
         "chub_client-token",
         "tls-private-key-material",

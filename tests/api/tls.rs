@@ -107,12 +107,7 @@ async fn tls_channel(
 async fn add_court_with_certificate(app: &TestApp, name: &str) -> String {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"));
     cmd.args(["agency", "add", "--name", "证书法院", "--kind", "court"]);
-    cmd.args(["--cert-subject", name]);
-    if backend() == "postgres" {
-        cmd.args(["--database-url", &app.db_url]);
-    } else {
-        cmd.args(["--data-dir", app.data_dir.to_str().unwrap()]);
-    }
+    cmd.args(["--cert-subject", name]).args(app.storage_flags());
     let out = cmd.output().expect("run credit-hub");
     assert!(
         out.status.success(),
