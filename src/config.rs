@@ -150,10 +150,19 @@ impl StorageArgs {
     /// Opens the configured database (not migrating it), grading with the configured
     /// models.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
+        self.open_store_bounded(None).await
+    }
+
+    /// [`StorageArgs::open_store`], each PostgreSQL statement bounded by
+    /// `statement_timeout` (SQLite statements are bounded by the call's deadline).
+    pub async fn open_store_bounded(
+        &self,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> anyhow::Result<Store> {
         let models = self.models()?;
         Ok(match &self.postgres_url()? {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Store::open_postgres(url, 16)
+                Store::open_postgres_bounded(url, 16, statement_timeout)
                     .await
                     .context("cannot connect to PostgreSQL")?
             }

@@ -60,6 +60,16 @@ struct ServeArgs {
     /// at once (health and reflection are never refused).
     #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
+    /// PostgreSQL only: seconds any one statement of the server may run, lock waits
+    /// included, before PostgreSQL stops it and its call gets UNAVAILABLE (0: no
+    /// limit). A call's own deadline stops its work in the server; this also stops a
+    /// statement it left running.
+    #[arg(
+        long,
+        env = "CREDIT_HUB_STATEMENT_TIMEOUT_SECS",
+        default_value_t = 30.0
+    )]
+    statement_timeout_secs: f64,
     /// Audit log: on, or off (only to measure its cost in benchmarks).
     #[arg(long, env = "CREDIT_HUB_AUDIT_LOG", default_value = "on", value_parser = ["on", "off"])]
     audit_log: String,
@@ -615,9 +625,18 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         }
         None => PurposePolicy::builtin(),
     };
+    let policy = ShutdownPolicy {
+        announce: seconds("--shutdown-announce-secs", args.shutdown_announce_secs)?,
+        drain: seconds("--drain-secs", args.drain_secs)?,
+    };
+    let statement_timeout = Some(seconds(
+        "--statement-timeout-secs",
+        args.statement_timeout_secs,
+    )?)
+    .filter(|t| !t.is_zero());
     let store = args
         .storage
-        .open_store()
+        .open_store_bounded(statement_timeout)
         .await?
         .with_grade_cache(Duration::from_millis(args.grade_cache_ms));
     if demo_seed.is_some() || !args.storage.uses_postgres() {
@@ -679,11 +698,13 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         mutual_tls = args.tls_client_ca.is_some(),
         "credit-hub serving"
     );
-    let policy = ShutdownPolicy {
-        announce: Duration::from_secs_f64(args.shutdown_announce_secs.max(0.0)),
-        drain: Duration::from_secs_f64(args.drain_secs.max(0.0)),
-    };
     server.run(shutdown_signal(), policy).await
+}
+
+/// A flag's seconds as a duration; refused unless finite and not negative.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("{flag} {value}: give a number of seconds, 0 or more"))
 }
 
 async fn shutdown_signal() {

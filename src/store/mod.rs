@@ -68,15 +68,25 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable(e)
             }
-            sqlx::Error::Database(ref db)
-                if db.code().as_deref() == Some("5") || db.code().as_deref() == Some("517") =>
-            {
-                // SQLITE_BUSY: another process holds the write lock past busy_timeout.
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_transient(&c)) => {
                 Error::Unavailable(e)
             }
             other => Error::Database(other),
         }
     }
+}
+
+/// Database error codes that say "not now" rather than "wrong": the caller may retry.
+fn is_transient(code: &str) -> bool {
+    matches!(
+        code,
+        // SQLite: another process holds the write lock past busy_timeout.
+        "5" | "517"
+        // PostgreSQL: serialization failure, deadlock detected, lock not available,
+        // statement timeout (query canceled), too many connections, the server
+        // shutting down or starting up.
+        | "40001" | "40P01" | "55P03" | "57014" | "53300" | "57P01" | "57P02" | "57P03"
+    )
 }
 
 /// Shorthand for storage results.
@@ -224,7 +234,20 @@ impl Store {
 
     /// Connects to PostgreSQL at `url` (`postgres://…`).
     pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self> {
+        Self::open_postgres_bounded(url, max_connections, None).await
+    }
+
+    /// [`Store::open_postgres`], each statement stopped by PostgreSQL once it has run
+    /// (or waited for a lock) for `statement_timeout`: the server's own bound on
+    /// database work, since a call dropped at its deadline cannot stop the statement
+    /// it left running.
+    pub async fn open_postgres_bounded(
+        url: &str,
+        max_connections: u32,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self> {
         sqlx::any::install_default_drivers();
+        let timeout_ms = statement_timeout.map_or(0, |t| t.as_millis().max(1));
         let postgres_pool = |max: u32| {
             PoolOptions::<Any>::new()
                 .max_connections(max)
@@ -233,12 +256,16 @@ impl Store {
                 // connection broken under us fails its one statement (UNAVAILABLE, retry)
                 // and the pool replaces it.
                 .test_before_acquire(false)
-                .after_connect(|conn, _| {
+                .after_connect(move |conn, _| {
                     Box::pin(async move {
                         // Statements are prepared once and reused; a generic plan for an
                         // IN-list of keys scans the whole records table once it is large.
                         conn.execute("SET plan_cache_mode = force_custom_plan")
                             .await?;
+                        if timeout_ms > 0 {
+                            conn.execute(&*format!("SET statement_timeout = {timeout_ms}"))
+                                .await?;
+                        }
                         Ok(())
                     })
                 })

@@ -9,10 +9,12 @@ use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
 use credit_hub::store::{NewAgency, Store};
 use credit_hub::{Server, ShutdownPolicy};
+use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::helpers::*;
 
@@ -665,4 +667,73 @@ async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_b
         .iter()
         .filter(|(s, _, _)| *s >= term_at && *s < term_at + Duration::from_millis(300))
         .all(|(_, c, _)| *c == Code::NotFound));
+}
+
+/// A statement stuck behind another session's lock is stopped by the server's
+/// statement timeout: the call gets UNAVAILABLE with RetryInfo, not an answer after
+/// the lock lifts (or never), and nothing is written; once the lock is gone the same
+/// call succeeds.
+#[tokio::test]
+async fn a_statement_stuck_on_a_lock_is_stopped_by_the_statement_timeout() {
+    if backend() != "postgres" {
+        // PostgreSQL's statement_timeout; SQLite's lock waits end at its busy timeout.
+        return;
+    }
+    let app = spawn_app().await;
+    let store = Store::open_postgres_bounded(&app.db_url, 4, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let server = Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(
+        async {
+            stopped.await.ok();
+        },
+        ShutdownPolicy::default(),
+    ));
+    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
+    let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel,
+        app.bearer(AgencyKind::MarketRegulation),
+    );
+    let upsert = || pb::BatchUpsertEnterprisesRequest {
+        request_id: "locked-out".into(),
+        enterprises: vec![enterprise(1, ID_A)],
+    };
+
+    sqlx::any::install_default_drivers();
+    let mut holder = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE enterprises IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = registry
+        .batch_upsert_enterprises(upsert())
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        err.get_details_retry_info().is_some(),
+        "the caller is told when to retry: {err:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "stopped, not waited out: {waited:?}"
+    );
+    assert_eq!(
+        app.store.count_enterprises().await.unwrap(),
+        0,
+        "nothing written"
+    );
+
+    let done = registry.batch_upsert_enterprises(upsert()).await.unwrap();
+    assert_eq!(done.into_inner().enterprises.len(), 1);
+    stop.send(()).ok();
 }
