@@ -167,6 +167,8 @@ pub enum IdNumberError {
     CheckNotDigitOrX,
     #[error("characters 7-14 are not a real birth date (YYYYMMDD)")]
     BirthDate,
+    #[error("characters 7-14 are a birth date that has not come yet")]
+    FutureBirthDate,
     #[error("check character (position 18) should be '{expected}', got '{found}'")]
     CheckCharacter { expected: char, found: char },
     #[error("character {0} is a full-width or other non-ASCII character; type the number in half-width digits")]
@@ -209,8 +211,13 @@ impl IdNumber {
         let year: i32 = id[6..10].parse().map_err(|_| IdNumberError::BirthDate)?;
         let month: u32 = id[10..12].parse().map_err(|_| IdNumberError::BirthDate)?;
         let day: u32 = id[12..14].parse().map_err(|_| IdNumberError::BirthDate)?;
-        if year < 1800 || chrono::NaiveDate::from_ymd_opt(year, month, day).is_none() {
-            return Err(IdNumberError::BirthDate);
+        let born = chrono::NaiveDate::from_ymd_opt(year, month, day)
+            .filter(|_| year >= 1800)
+            .ok_or(IdNumberError::BirthDate)?;
+        // Today anywhere on Earth (UTC+14 at the latest): a number issued today in
+        // Beijing, whatever this machine's clock zone, still parses.
+        if born > (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive() {
+            return Err(IdNumberError::FutureBirthDate);
         }
         let expected = Self::check_char(&bytes[..17]);
         if bytes[17] as char != expected {
@@ -332,6 +339,7 @@ impl PersonRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     #[test]
@@ -417,6 +425,13 @@ mod tests {
         assert_eq!(
             IdNumber::parse("11010519491231"),
             Err(IdNumberError::Length(14))
+        );
+        let next_year = chrono::Utc::now().year() + 1;
+        let mut unborn = format!("110105{next_year}0101002").into_bytes();
+        unborn.push(IdNumber::check_char(&unborn) as u8);
+        assert_eq!(
+            IdNumber::parse(std::str::from_utf8(&unborn).unwrap()),
+            Err(IdNumberError::FutureBirthDate)
         );
         assert_eq!(
             IdNumber::parse("11010519491231A02X"),

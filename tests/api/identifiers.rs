@@ -78,6 +78,7 @@ async fn every_malformed_identifier_is_refused_naming_the_field_and_nothing_is_w
         (ID_A.replace("002X", "0021"), "should be 'X'"),
         (ID_A.replace("1231002X", "02300020"), "birth date"),
         (ID_A[..10].to_string(), "18 characters"),
+        (unborn_id(), "has not come yet"),
     ] {
         let id = id.as_str();
         let mut e = enterprise(2, id);
@@ -210,4 +211,15 @@ async fn enums_dates_and_sizes_are_checked_with_their_field_paths() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), vec!["page_size"]);
+}
+
+/// A checksum-valid ID number of someone born next year.
+fn unborn_id() -> String {
+    use chrono::Datelike;
+    let year = chrono::Utc::now().year() + 1;
+    let mut digits = format!("110105{year}0101002");
+    digits.push(credit_hub::domain::ids::IdNumber::check_char(
+        digits.as_bytes(),
+    ));
+    digits
 }
