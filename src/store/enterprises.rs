@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::grades::RolesLock;
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Result, Store};
@@ -118,7 +119,7 @@ impl Store {
                 .upsert_enterprises_once(&batch, today, request.as_ref(), encode)
                 .await
             {
-                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
                 other => return other,
             }
         }
@@ -137,6 +138,7 @@ impl Store {
                 return Ok(Replay::Replayed(bytes));
             }
         }
+        self.lock_roles(&mut tx, RolesLock::Exclusive).await?;
         let now = now_millis();
         let rows = batch
             .iter()

@@ -32,6 +32,15 @@ pub(super) struct Regraded {
 /// Why each enterprise is being regraded: its cause and the record behind it, if any.
 pub type Targets = BTreeMap<Uscc, (GradeChangeCause, Option<String>)>;
 
+/// How a transaction holds the roles lock (see [`Store::lock_roles`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RolesLock {
+    /// Grading: reads who represents whom.
+    Shared,
+    /// Changing roles.
+    Exclusive,
+}
+
 const GRADE_COLUMNS: &[&str] = &[
     "uscc",
     "model",
@@ -169,46 +178,14 @@ impl Store {
             return Ok(Regraded::default());
         }
         let b = self.backend;
-        // Current legal representatives of the targets, and everyone they represent.
-        let reps = self
-            .legal_representatives(tx, targets.keys().map(Uscc::as_str))
+        self.lock_roles(tx, RolesLock::Shared).await?;
+        let (reps, represented) = self.related_parties(tx, &mut targets, related).await?;
+        // Transactions grading the same enterprise take turns, as SQLite's one writer
+        // makes them: side by side, each would miss the other's uncommitted records and
+        // the later upsert would keep a grade blind to the earlier commit. Locked before
+        // the records are read, so that the reads see all that committed before.
+        self.lock_grading(tx, targets.keys().map(Uscc::as_str))
             .await?;
-        let represented = self
-            .represented_by(tx, reps.values().map(String::as_str))
-            .await?;
-        if related {
-            for usccs in represented.values() {
-                for u in usccs {
-                    let u = uscc_of(u.clone())?;
-                    targets
-                        .entry(u)
-                        .or_insert((GradeChangeCause::RelatedPartyChanged, None));
-                }
-            }
-        }
-        let reps = if related {
-            self.legal_representatives(tx, targets.keys().map(Uscc::as_str))
-                .await?
-        } else {
-            reps
-        };
-
-        if b == Backend::Postgres {
-            // Transactions grading the same enterprise take turns, as SQLite's one
-            // writer makes them: side by side, each would miss the other's uncommitted
-            // records and the later upsert would keep a grade blind to the earlier
-            // commit. Locked before the records are read, so that the reads see all
-            // that committed before; in one sorted statement, so that two regrades
-            // cannot each hold what the other waits for.
-            sqlx::query(
-                "SELECT count(pg_advisory_xact_lock(728303, h)) FROM \
-                 (SELECT DISTINCT hashtext(value) AS h \
-                  FROM json_array_elements_text($1::json) ORDER BY h) AS keys",
-            )
-            .bind(serde_json::Value::from_iter(targets.keys().map(Uscc::as_str)).to_string())
-            .execute(&mut **tx)
-            .await?;
-        }
 
         // Everything about the targets and their representatives; of the other
         // enterprises those representatives run, only what can make them hard-D.
@@ -473,6 +450,86 @@ impl Store {
     }
 
     /// uscc -> person key of the current legal representative.
+    /// The current legal representatives of `targets` and everyone they represent;
+    /// with `related`, those other enterprises join `targets` first.
+    async fn related_parties(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        targets: &mut Targets,
+        related: bool,
+    ) -> Result<(HashMap<String, String>, HashMap<String, Vec<String>>)> {
+        let reps = self
+            .legal_representatives(tx, targets.keys().map(Uscc::as_str))
+            .await?;
+        let represented = self
+            .represented_by(tx, reps.values().map(String::as_str))
+            .await?;
+        if !related {
+            return Ok((reps, represented));
+        }
+        for usccs in represented.values() {
+            for u in usccs {
+                targets
+                    .entry(uscc_of(u.clone())?)
+                    .or_insert((GradeChangeCause::RelatedPartyChanged, None));
+            }
+        }
+        let reps = self
+            .legal_representatives(tx, targets.keys().map(Uscc::as_str))
+            .await?;
+        Ok((reps, represented))
+    }
+
+    /// PostgreSQL: takes the roles lock for the rest of `tx`. Who represents which
+    /// enterprise decides what a grade counts and which grades a change reaches, so
+    /// a transaction that changes roles (exclusive) and one that grades (shared) never
+    /// run side by side: each would grade without the other's uncommitted half (a
+    /// record about a person, the role that makes him an enterprise's representative).
+    /// Taken before reading any role, and by role changes before anything else, so it
+    /// is never waited for while holding what the other side needs. A no-op on
+    /// SQLite, whose one writer already serialises them.
+    pub(super) async fn lock_roles(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        mode: RolesLock,
+    ) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let sql = match mode {
+            RolesLock::Shared => "SELECT pg_advisory_xact_lock_shared(728305)",
+            RolesLock::Exclusive => "SELECT pg_advisory_xact_lock(728305)",
+        };
+        sqlx::query(sql).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: takes the grading locks of the enterprises `usccs` for the rest of
+    /// `tx`, in one sorted statement, so that two transactions locking at once cannot
+    /// each hold what the other waits for. A no-op on SQLite.
+    async fn lock_grading<'k>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: impl IntoIterator<Item = &'k str>,
+    ) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let keys = serde_json::Value::from_iter(usccs).to_string();
+        if keys == "[]" {
+            return Ok(());
+        }
+        sqlx::query(
+            "SELECT count(pg_advisory_xact_lock(728303, h)) FROM \
+             (SELECT DISTINCT hashtext(value) AS h \
+              FROM json_array_elements_text($1::json) ORDER BY h) AS keys",
+        )
+        .bind(keys)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn legal_representatives(
         &self,
         tx: &mut Transaction<'static, Any>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::grades::{uscc_of, Targets};
+use super::grades::{uscc_of, RolesLock, Targets};
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, for_update, multi_insert, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
@@ -265,7 +265,7 @@ impl Store {
                 .submit_records_once(agency, &batch, today, request.as_ref(), encode)
                 .await
             {
-                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
                 other => return other,
             }
         }
@@ -518,6 +518,10 @@ impl Store {
             Subject::Person(p) => Some(p.key.as_str()),
             Subject::Enterprise(_) => None,
         });
+        // Before reading whom they represent: a role handed to one of them meanwhile
+        // either committed before (and is read here) or waits for this transaction
+        // (and its regrade then reads these records).
+        self.lock_roles(tx, RolesLock::Shared).await?;
         let represented = self.represented_by(tx, persons).await?;
         let mut targets = Targets::new();
         for r in records {
@@ -558,7 +562,7 @@ impl Store {
                 .withdraw_record_once(agency, id, reason, today, request.as_ref(), encode)
                 .await
             {
-                Err(e) if attempt < 3 && request_log::is_race(&e) => continue,
+                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
                 other => return other,
             }
         }

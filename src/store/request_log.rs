@@ -102,11 +102,16 @@ pub(super) async fn remember(
     Ok(())
 }
 
-/// Whether an error is a unique-key race with a concurrent identical request, in which
-/// case running the request again replays the winner's response.
+/// Whether an error is a race with a concurrent request that running the request again
+/// resolves: a unique-key race with an identical request (the retry replays the
+/// winner's response), or PostgreSQL breaking a deadlock between two transactions
+/// whose lock sets grew while they ran (the one it rolled back runs again).
 pub(super) fn is_race(e: &super::Error) -> bool {
     match e {
         super::Error::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        super::Error::Unavailable(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
         _ => false,
     }
 }

@@ -538,6 +538,47 @@ async fn records_filed_side_by_side_about_one_enterprise_all_count_in_its_grade(
     assert_eq!(counted, expected);
 }
 
+/// On PostgreSQL a person's new role and a record about that person can be filed side
+/// by side: whichever commits last must still grade the enterprise with both.
+#[tokio::test]
+async fn a_role_and_a_record_about_its_holder_filed_side_by_side_both_count() {
+    let app = spawn_app().await;
+    let n = 16;
+    app.register((0..n).map(|i| enterprise(100 + i, ID_A)).collect())
+        .await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let holder = synthetic_id(i);
+        let record = debtor(person("王芳", &holder), &format!("D-{i}"));
+        let mut court = app.records(AgencyKind::Court);
+        calls.spawn(async move {
+            court
+                .batch_submit_records(submit(vec![record]))
+                .await
+                .expect("file the record");
+        });
+        let mut registry = app.registry(AgencyKind::MarketRegulation);
+        calls.spawn(async move {
+            registry
+                .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+                    request_id: String::new(),
+                    enterprises: vec![enterprise(100 + i, &holder)],
+                })
+                .await
+                .expect("hand over the role");
+        });
+    }
+    calls.join_all().await;
+    for i in 0..n {
+        let grade = app.grade_of(100 + i).await;
+        let codes: Vec<&str> = grade.reasons.iter().map(|r| r.code.as_str()).collect();
+        assert!(
+            codes.contains(&"LEGAL_REPRESENTATIVE_DISHONEST_DEBTOR"),
+            "enterprise {i} graded without its new representative's record: {codes:?}"
+        );
+    }
+}
+
 /// A watcher mirrors every enterprise's grade changes: whose grades it was shown is in
 /// the audit log, entry by entry as the stream sends them.
 #[tokio::test]
