@@ -160,6 +160,7 @@ fuzz_target!(|data: &[u8]| {
         )
         .await
         .unwrap_or_else(|_| panic!("{path}: no answer within {ANSWER_WITHIN:?}"))
+        .code()
     });
     assert!(
         !matches!(code, Code::Unknown | Code::Internal),

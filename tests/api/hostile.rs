@@ -176,7 +176,7 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
             bodies.push((format!("{fill:?}"), b.freeze()));
         }
         for (what, body) in bodies {
-            let code = raw::call(
+            let answer = raw::call(
                 app.channel.clone(),
                 bearer.clone(),
                 path,
@@ -185,6 +185,12 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
                 Duration::from_millis(500),
             )
             .await;
+            // Only a watch may stay open with nothing to say; any other stream ends.
+            assert!(
+                answer != raw::Answer::Open || path.ends_with("/WatchGradeChanges"),
+                "{path} with {what} input left its stream open and silent"
+            );
+            let code = answer.code();
             // RESOURCE_EXHAUSTED too: this agency has no quota, so it would mean an
             // answer too large for its headers (an error quoting the input back).
             assert!(

@@ -10,17 +10,37 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-/// Calls `path` with `body` as its request message and returns the answer's code. A
-/// server-streaming call answers with its first message or error; a stream still open
-/// after `first_within` (a watch waiting for changes) counts as OK.
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The call ended with this code (a stream: after its last message).
+    Ended(Code),
+    /// A server stream sent nothing for the allowed quiet time and stayed open (a
+    /// watch waiting for changes).
+    Open,
+}
+
+impl Answer {
+    /// The code it ended with; an open stream has failed nothing so far.
+    pub fn code(self) -> Code {
+        match self {
+            Answer::Ended(code) => code,
+            Answer::Open => Code::Ok,
+        }
+    }
+}
+
+/// Calls `path` with `body` as its request message. A server stream is read to its
+/// end, each message within `quiet` of the one before, or left once it is quiet for
+/// that long.
 pub async fn call(
     channel: Channel,
     bearer: Bearer,
     path: &str,
     streaming: bool,
     body: Bytes,
-    first_within: Duration,
-) -> Code {
+    quiet: Duration,
+) -> Answer {
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX);
@@ -34,18 +54,25 @@ pub async fn call(
     let req = tonic::Request::from_parts(metadata, extensions, body);
     let path = http::uri::PathAndQuery::try_from(path).expect("an RPC path");
     if streaming {
-        match grpc.server_streaming(req, path, RawCodec).await {
-            Ok(mut s) => match tokio::time::timeout(first_within, s.get_mut().message()).await {
-                Ok(Err(e)) => e.code(),
-                _ => Code::Ok,
-            },
-            Err(e) => e.code(),
+        let mut stream = match grpc.server_streaming(req, path, RawCodec).await {
+            Ok(s) => s.into_inner(),
+            Err(e) => return Answer::Ended(e.code()),
+        };
+        loop {
+            match tokio::time::timeout(quiet, stream.message()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => return Answer::Ended(Code::Ok),
+                Ok(Err(e)) => return Answer::Ended(e.code()),
+                Err(_) => return Answer::Open,
+            }
         }
     } else {
-        grpc.unary(req, path, RawCodec)
-            .await
-            .err()
-            .map_or(Code::Ok, |e| e.code())
+        Answer::Ended(
+            grpc.unary(req, path, RawCodec)
+                .await
+                .err()
+                .map_or(Code::Ok, |e| e.code()),
+        )
     }
 }
 
