@@ -174,7 +174,12 @@ where
     for attempt in 0..ATTEMPTS {
         match client.batch_submit_records(req.clone()).await {
             Ok(_) => return attempt,
-            Err(status) if status.code() == tonic::Code::Unavailable => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                ) =>
+            {
                 let delay = status
                     .get_details_retry_info()
                     .and_then(|r| r.retry_delay)
@@ -184,7 +189,7 @@ where
             Err(status) => panic!("batch refused: {status:?}"),
         }
     }
-    panic!("batch still UNAVAILABLE after {ATTEMPTS} attempts");
+    panic!("batch still refused for now after {ATTEMPTS} attempts");
 }
 
 #[tokio::main]

@@ -1,6 +1,7 @@
 //! Load shedding: at most a fixed number of calls are handled at once across all
-//! connections; beyond that a new call is refused at once with UNAVAILABLE and
-//! RetryInfo rather than queueing until every caller's deadline has passed. Health and
+//! connections; beyond that a new call is refused at once with RESOURCE_EXHAUSTED and
+//! RetryInfo (DESIGN.md §3: the server's capacity is the exhausted resource; UNAVAILABLE
+//! means the database is down) rather than queueing until every caller's deadline has passed. Health and
 //! reflection are never shed, so probes keep seeing the truth under load. (A call
 //! counts until its response starts; an open stream does not hold a place.)
 
@@ -48,7 +49,7 @@ impl Step for LoadShed {
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let refusal = status(
-                tonic::Code::Unavailable,
+                tonic::Code::ResourceExhausted,
                 "the service is at capacity; retry shortly",
                 "OVERLOADED",
                 tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_millis(200))),

@@ -557,8 +557,9 @@ async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
         match r.unwrap() {
             Ok(_) => served += 1,
             Err(e) => {
-                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
                 assert!(e.get_details_retry_info().is_some());
+                assert_eq!(e.get_details_error_info().unwrap().reason, "OVERLOADED");
                 shed += 1;
             }
         }
