@@ -102,7 +102,8 @@ pub fn request_key<M: Message>(
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.len() > MAX_REQUEST_ID_CHARS || request_id.chars().any(|c| c.is_control()) {
+    if request_id.chars().count() > MAX_REQUEST_ID_CHARS || request_id.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "request_id",
             format!("must be at most {MAX_REQUEST_ID_CHARS} printable characters"),

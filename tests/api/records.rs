@@ -635,3 +635,22 @@ async fn a_forged_revision_page_token_is_refused_not_sent_to_the_database() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["page_token"]);
 }
+
+/// A request id is up to 128 characters, counted as characters: Chinese ones too.
+#[tokio::test]
+async fn a_request_id_of_128_chinese_characters_is_accepted_and_129_refused() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut records = app.records(AgencyKind::MarketRegulation);
+    let done = records
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], &"号".repeat(128)))
+        .await
+        .unwrap();
+    assert_eq!(done.into_inner().records.len(), 1);
+    let err = records
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-2")], &"号".repeat(129)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["request_id"]);
+}
