@@ -25,7 +25,7 @@ use crate::domain::vetting::{
 };
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, vetting_service_server::VettingService};
-use crate::store::{now_millis, Store};
+use crate::store::{now_millis, SavedReport, Store};
 
 /// Candidates checked with the first database round, so the first result comes fast.
 const FIRST_GROUP: usize = 32;
@@ -303,24 +303,47 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
         group = GROUP;
     }
     job.report.created_at = now_millis();
-    if let Err(e) = job
-        .store
-        .save_vetting_report(
-            &job.report,
-            job.request
-                .as_ref()
-                .map(|(id, digest)| (id.as_str(), digest.as_str())),
-        )
-        .await
-    {
-        let _ = tx.send(Err(e.into())).await;
-        return;
-    }
+    let request = job
+        .request
+        .as_ref()
+        .map(|(id, digest)| (id.as_str(), digest.as_str()));
+    let summary = match job.store.save_vetting_report(&job.report, request).await {
+        Ok(SavedReport::Saved) => Ok(summary_out(&job.report)),
+        Ok(SavedReport::RequestTaken) => first_attempt(&job).await,
+        Err(e) => Err(e.into()),
+    };
     let _ = tx
-        .send(event(pb::cross_check_response::Event::Summary(
-            summary_out(&job.report),
-        )))
+        .send(summary.and_then(|s| event(pb::cross_check_response::Event::Summary(s))))
         .await;
+}
+
+/// The summary of the report a concurrent first attempt stored under this check's
+/// `request_id`: the same check, whose results this one repeated. A different check
+/// that reused the id is refused, as it would have been had it come later.
+async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
+    let (id, digest) = job
+        .request
+        .as_ref()
+        .expect("only a request id can be taken");
+    match job
+        .store
+        .vetting_report_by_request(&job.report.agency_id, id)
+        .await?
+    {
+        Some((stored, stored_digest)) if &stored_digest == digest => Ok(summary_out(&stored)),
+        Some((stored, _)) => Err(Error::invalid(
+            "request_id",
+            format!(
+                "{id} was already used for a different cross-check ({}); use a new request_id",
+                stored.resource_name()
+            ),
+        )
+        .into()),
+        None => Err(crate::store::Error::Corrupt(format!(
+            "request id {id} was taken, but no report holds it"
+        ))
+        .into()),
+    }
 }
 
 /// Streams a stored report again, for a retried request, recording each group's

@@ -39,6 +39,7 @@ pub use grades::Targets;
 pub use records::{RecordFilter, SubmitResult};
 pub use repair::{PoolEntry, RepairFilter};
 pub use request_log::{Replay, RequestKey};
+pub use vetting::SavedReport;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,6 +70,14 @@ fn evidence_record(row: RecordTuple) -> Result<(String, EvidenceRecord)> {
     ))
 }
 
+/// What became of a finished cross-check's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedReport {
+    Saved,
+    /// The agency's `request_id` already names a stored report; this one was not kept.
+    RequestTaken,
+}
+
 impl Store {
     /// The evidence about `persons` (person keys) and the enterprises they are linked to
     /// by a role that is current or ended after `linked_since`, plus `declared` USCCs.
@@ -214,16 +222,17 @@ impl Store {
         Ok(evidence)
     }
 
-    /// Stores a finished cross-check. A second report with the same `request_id` from
-    /// the same agency is refused by the database (the caller replays the first).
+    /// Stores a finished cross-check; [`SavedReport::RequestTaken`] when the agency
+    /// already stored a report under the same `request_id` (a retry that ran alongside
+    /// the first attempt), and nothing was stored.
     pub async fn save_vetting_report(
         &self,
         report: &VettingReport,
         request: Option<(&str, &str)>,
-    ) -> Result<()> {
+    ) -> Result<SavedReport> {
         let results = serde_json::to_string(&report.results)
             .map_err(|e| Error::Corrupt(format!("vetting results: {e}")))?;
-        sqlx::query(
+        let saved = sqlx::query(
             "INSERT INTO vetting_reports (id, agency_id, request_id, purpose, case_reference, \
              policy_version, created_at, clear_count, review_count, adverse_count, invalid_count, \
              results, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -242,8 +251,14 @@ impl Store {
         .bind(results)
         .bind(request.map(|(_, digest)| digest))
         .execute(&self.write)
-        .await?;
-        Ok(())
+        .await;
+        match saved {
+            Ok(_) => Ok(SavedReport::Saved),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() && request.is_some() => {
+                Ok(SavedReport::RequestTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The report `id`, with its results.

@@ -587,3 +587,44 @@ async fn an_office_with_the_grades_scope_sees_the_grade_on_the_evidence_path() {
     let e = results[0].findings[0].enterprise.as_ref().unwrap();
     assert_eq!(e.grade, pb::Grade::D as i32, "the listing makes it D");
 }
+
+/// A retry sent while the first attempt is still running (the officer's client timed
+/// out and tried again) gets the first attempt's report, not an error and not a
+/// second report under the same request id.
+#[tokio::test]
+async fn a_retry_running_alongside_the_first_attempt_ends_with_the_same_report() {
+    let app = spawn_app().await;
+    let candidates: Vec<pb::Candidate> = (0..40)
+        .map(|i| candidate("王芳", &valid_id(&format!("99010519800101{i:03}")), &[]))
+        .collect();
+    for round in 0..4 {
+        let request = pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: "2026-组织-021".into(),
+            candidates: candidates.clone(),
+            request_id: format!("side-by-side-{round}"),
+        };
+        let (mut first, mut second) = (
+            vetting(&app, AgencyKind::VettingOffice),
+            vetting(&app, AgencyKind::VettingOffice),
+        );
+        let (a, b) = tokio::join!(
+            run(&mut first, request.clone()),
+            run(&mut second, request.clone())
+        );
+        let (a, b) = (a.expect("first attempt"), b.expect("retry"));
+        assert_eq!(a.1.report, b.1.report, "round {round}: one report");
+        assert_eq!(a.0.len(), 40);
+        assert_eq!(b.0.len(), 40);
+    }
+    let reports = vetting(&app, AgencyKind::VettingOffice)
+        .list_vetting_reports(pb::ListVettingReportsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert_eq!(reports.len(), 4, "one report per request id");
+}
