@@ -20,3 +20,8 @@ pub mod server;
 pub mod store;
 
 pub use server::{Server, ShutdownPolicy, TlsFiles};
+
+/// Largest gRPC message the server accepts and the CLI receives (16 MiB). A full batch
+/// of 1,000 records or enterprises with every text field at its longest is over gRPC's
+/// default of 4 MiB; larger messages fail with OUT_OF_RANGE.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;

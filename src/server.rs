@@ -333,31 +333,50 @@ impl Server {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(RegistryServiceServer::new(RegistryApi::new(
-                self.state.clone(),
-            )))
-            .add_service(RecordServiceServer::new(RecordApi::new(self.state.clone())))
-            .add_service(GradeServiceServer::new(GradeApi::new(self.state.clone())))
-            .add_service(VettingServiceServer::new(VettingApi::new(
-                self.state.clone(),
-                self.vetting,
-            )))
-            .add_service(CertificateServiceServer::new(CertificateApi::new(
-                self.state.clone(),
-                self.certificates.clone(),
-            )))
-            .add_service(RepairServiceServer::new(RepairApi::new(
-                self.state.clone(),
-                self.repair,
-                self.calendar.clone(),
-            )))
-            .add_service(SpotCheckServiceServer::new(SpotCheckApi::new(
-                self.state.clone(),
-                self.spotcheck,
-                self.calendar,
-                self.certificates.public_rate,
-            )))
-            .add_service(AuditServiceServer::new(AuditApi::new(self.state.clone())))
+            .add_service(
+                RegistryServiceServer::new(RegistryApi::new(self.state.clone()))
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                RecordServiceServer::new(RecordApi::new(self.state.clone()))
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                GradeServiceServer::new(GradeApi::new(self.state.clone()))
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                VettingServiceServer::new(VettingApi::new(self.state.clone(), self.vetting))
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                CertificateServiceServer::new(CertificateApi::new(
+                    self.state.clone(),
+                    self.certificates.clone(),
+                ))
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                RepairServiceServer::new(RepairApi::new(
+                    self.state.clone(),
+                    self.repair,
+                    self.calendar.clone(),
+                ))
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                SpotCheckServiceServer::new(SpotCheckApi::new(
+                    self.state.clone(),
+                    self.spotcheck,
+                    self.calendar,
+                    self.certificates.public_rate,
+                ))
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi::new(self.state.clone()))
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, async {
                 stopped.await.ok();
             });

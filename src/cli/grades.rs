@@ -68,7 +68,8 @@ pub async fn grade(
     purpose_label: &str,
 ) -> anyhow::Result<()> {
     let c = connect(args).await?;
-    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
+    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone())
+        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
     let purpose = purpose(purpose_label)?;
     for chunk in usccs.chunks(1000) {
         let grades = client

@@ -183,10 +183,12 @@ type Authed = InterceptedService<Channel, Bearer>;
 
 fn registry(c: &(Channel, Bearer)) -> RegistryServiceClient<Authed> {
     RegistryServiceClient::with_interceptor(c.0.clone(), c.1.clone())
+        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
 fn records(c: &(Channel, Bearer)) -> RecordServiceClient<Authed> {
     RecordServiceClient::with_interceptor(c.0.clone(), c.1.clone())
+        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
 /// Turns a status into an error that says what the service said, field by field.

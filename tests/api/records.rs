@@ -654,3 +654,29 @@ async fn a_request_id_of_128_chinese_characters_is_accepted_and_129_refused() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["request_id"]);
 }
+
+/// A full batch with every text at its longest is over gRPC's default 4 MiB: it is
+/// taken, and its response (which echoes the records) reaches the client.
+#[tokio::test]
+async fn a_full_batch_of_records_at_their_longest_is_accepted() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let records: Vec<pb::Record> = (0..1000)
+        .map(|i| {
+            let mut r = penalty(&uscc(1), &format!("LONG-{i}"));
+            r.summary = "长".repeat(1000);
+            r.document_number = "号".repeat(200);
+            r.deciding_authority = "局".repeat(200);
+            r
+        })
+        .collect();
+    let request = submit(records, "longest");
+    assert!(prost::Message::encoded_len(&request) > 4 << 20);
+    let done = app
+        .records(AgencyKind::MarketRegulation)
+        .max_decoding_message_size(credit_hub::MAX_MESSAGE_BYTES)
+        .batch_submit_records(request)
+        .await
+        .unwrap();
+    assert_eq!(done.into_inner().records.len(), 1000);
+}
