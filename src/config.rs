@@ -303,8 +303,9 @@ pub struct CertificateArgs {
     #[arg(long, env = "CREDIT_HUB_CERT_VALIDITY_DAYS", default_value_t = crate::api::certificates::DEFAULT_VALIDITY_DAYS)]
     pub cert_validity_days: u32,
 
-    /// VerifyCertificate and ListIssuerKeys calls per second per client address (they
-    /// need no token). Over it: RESOURCE_EXHAUSTED with RetryInfo.
+    /// Calls per second per client address of the public RPCs (VerifyCertificate,
+    /// ListIssuerKeys, VerifyDraw, ListPublishedResults: no token). Over it:
+    /// RESOURCE_EXHAUSTED with RetryInfo.
     #[arg(long, env = "CREDIT_HUB_PUBLIC_RATE_LIMIT", default_value_t = crate::api::certificates::DEFAULT_PUBLIC_RATE)]
     pub public_rate_limit: u32,
 }

@@ -56,8 +56,8 @@ struct ServeArgs {
     /// its own; 0 means unlimited. Over it, calls get RESOURCE_EXHAUSTED with RetryInfo.
     #[arg(long, env = "CREDIT_HUB_DEFAULT_RATE_LIMIT", default_value_t = 0)]
     default_rate_limit: u32,
-    /// Most calls handled at once; beyond it new calls get UNAVAILABLE with RetryInfo
-    /// at once (health and reflection are never refused).
+    /// Most calls handled at once; beyond it new calls get RESOURCE_EXHAUSTED with
+    /// RetryInfo at once (health and reflection are never refused).
     #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
     /// PostgreSQL only: seconds any one statement of the server may run, lock waits

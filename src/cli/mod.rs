@@ -69,8 +69,9 @@ pub struct ClientArgs {
         required_unless_present = "tls_client_cert"
     )]
     pub token: Option<String>,
-    /// CA certificate (PEM) that signed the server's certificate; with an `https://`
-    /// --addr the system's roots are not consulted, so this is required there.
+    /// CA certificate (PEM) that signed the server's certificate. Without it an
+    /// `https://` --addr is checked against the system's trusted roots (a service
+    /// behind a public gateway).
     #[arg(long, env = "CREDIT_HUB_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,
     /// The agency's client certificate (PEM) for mutual TLS; needs --tls-client-key.

@@ -301,7 +301,9 @@ impl Store {
     }
 
     /// Writes a result and the record it becomes in one transaction (the record regrades
-    /// the enterprise). Refused if the plan already has a result for the enterprise.
+    /// the enterprise). The same result sent again (a retry after a lost answer) gets
+    /// the stored one back; a different result for an enterprise the plan already has
+    /// one for is refused: published results are never rewritten.
     pub async fn record_spot_check_result(
         &self,
         agency: &Agency,
@@ -310,23 +312,41 @@ impl Store {
         today: NaiveDate,
     ) -> Result<(Record, SpotCheckResult)> {
         let mut tx = self.begin_write().await?;
-        let existing: Option<(String,)> = sqlx::query_as(
-            "SELECT record_id FROM spot_check_results WHERE plan_id = $1 AND uscc = $2",
-        )
-        .bind(&result.plan_id)
-        .bind(&result.uscc)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if existing.is_some() {
-            return Err(domain::Error::FailedPrecondition(vec![PreconditionViolation {
-                kind: "RESULT_ALREADY_RECORDED".into(),
-                subject: format!("enterprises/{}", result.uscc),
-                description: format!(
-                    "spotCheckPlans/{} already has a published result for enterprises/{}; results are never rewritten",
-                    result.plan_id, result.uscc
-                ),
-            }])
-            .into());
+        let existing =
+            sqlx::query("SELECT * FROM spot_check_results WHERE plan_id = $1 AND uscc = $2")
+                .bind(&result.plan_id)
+                .bind(&result.uscc)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            let stored = result_from_row(&row)?;
+            drop(tx);
+            let same = (
+                &stored.agency_id,
+                stored.outcome,
+                &stored.items,
+                stored.inspection_date,
+            ) == (
+                &result.agency_id,
+                result.outcome,
+                &result.items,
+                result.inspection_date,
+            );
+            if !same {
+                return Err(domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                    kind: "RESULT_ALREADY_RECORDED".into(),
+                    subject: format!("enterprises/{}", result.uscc),
+                    description: format!(
+                        "spotCheckPlans/{} already has a different published result for enterprises/{}; results are never rewritten",
+                        result.plan_id, result.uscc
+                    ),
+                }])
+                .into());
+            }
+            let record = self.get_record(&stored.record_id).await?.ok_or_else(|| {
+                Error::Corrupt(format!("result record {} missing", stored.record_id))
+            })?;
+            return Ok((record, stored));
         }
         let (written, regraded) = self
             .write_records(&mut tx, agency, &[record], today)

@@ -424,11 +424,27 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
     assert!(recorded.record.starts_with("records/"));
     let after = app.grade_of(n).await;
     assert!(after.score < before.score, "{before:?} -> {after:?}");
-    let err = market
+    // The same result again (its answer was lost) gets the stored one back.
+    let retried = market
         .record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, recorded);
+    assert_eq!(app.grade_of(n).await, after, "the retry changed nothing");
+    // A different one is refused: results are never rewritten.
+    let err = market
+        .record_spot_check_result(pb::RecordSpotCheckResultRequest {
+            outcome: pb::SpotCheckOutcome::Passed as i32,
+            ..result(pb::SpotCheckOutcome::Passed, true)
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.get_details_precondition_failure().unwrap().violations[0].r#type,
+        "RESULT_ALREADY_RECORDED"
+    );
     let outsider = format!("enterprises/{}", uscc(999));
     let err = market
         .record_spot_check_result(pb::RecordSpotCheckResultRequest {
