@@ -806,10 +806,9 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AgencyCommand::Revoke { storage, id } => {
+            let id = id.trim_start_matches("agencies/");
             let store = storage.open_store().await?;
-            store
-                .revoke_agency(id.trim_start_matches("agencies/"))
-                .await?;
+            store.revoke_agency(id).await?;
             eprintln!("revoked agencies/{id}");
             Ok(())
         }

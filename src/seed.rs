@@ -22,6 +22,7 @@ use crate::domain::codes::{
 use crate::domain::enterprise::{Enterprise, Role};
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{default_publicity_end, Attributes, NewRecord, RecordContent, Subject};
+use crate::domain::spotcheck::Inspector;
 use crate::store::{NewAgency, Store};
 
 /// How much demo data to create.
@@ -417,6 +418,15 @@ pub async fn seed(
             progress(done, total);
         }
     }
+    let bureau = &agencies
+        .iter()
+        .find(|(a, _)| a.kind == AgencyKind::MarketRegulation)
+        .expect("one agency per kind")
+        .0;
+    store
+        .upsert_inspectors(&bureau.id, &inspectors())
+        .await
+        .context("seeding inspectors")?;
     store.analyze().await?;
     Ok(SeedReport {
         enterprises: plan.enterprises,
@@ -426,6 +436,26 @@ pub async fn seed(
             .map(|(a, token)| (a.kind.label().to_string(), a.display_name, token))
             .collect(),
     })
+}
+
+/// The market-regulation bureau's inspectors (执法检查人员名录库), so that a demo spot
+/// check draws inspectors: 22, each qualified in three neighbouring domains, so that
+/// every domain has three. Made without the seed's random stream, which the records
+/// above already consumed: adding them changed no other demo data.
+fn inspectors() -> Vec<Inspector> {
+    const SURNAMES: [&str; 11] = [
+        "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐",
+    ];
+    const GIVEN: [&str; 2] = ["建国", "晓梅"];
+    let domains = RegulatoryDomain::ALL;
+    (0..domains.len())
+        .map(|i| Inspector {
+            code: format!("J{:03}", i + 1),
+            display_name: format!("{}{}", SURNAMES[i % 11], GIVEN[i / 11 % 2]),
+            domains: (0..3).map(|k| domains[(i + k) % domains.len()]).collect(),
+            conflicts: Vec::new(),
+        })
+        .collect()
 }
 
 /// Writes the demo agencies' tokens, a line per agency: kind, name, token (tab-separated).

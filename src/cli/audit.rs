@@ -16,7 +16,7 @@ pub struct AuditQuery {
     /// number out of the process list and the shell's history.
     #[arg(long, env = "CREDIT_HUB_PERSON_ID", hide_env_values = true)]
     pub person_id: Option<String>,
-    /// Entries by this agency id.
+    /// Entries by this agency: its id as `agency list` prints it (`agencies/` optional).
     #[arg(long)]
     pub agency: Option<String>,
     /// Entries of this full gRPC method.
@@ -56,7 +56,7 @@ impl AuditQuery {
         (
             self.agency
                 .as_ref()
-                .map(|a| format!("agencies/{a}"))
+                .map(|a| format!("agencies/{}", a.trim_start_matches("agencies/")))
                 .unwrap_or_default(),
             self.enterprise
                 .as_ref()

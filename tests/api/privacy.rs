@@ -91,6 +91,22 @@ async fn seeded_demo_data_holds_no_full_id_number_and_is_deterministic() {
             .collect::<Vec<_>>()
     };
     assert_eq!(first(a.clone()).await, first(b).await);
+    // The bureau has inspectors to draw for every domain.
+    let bureau = a
+        .list_agencies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.agency.kind == AgencyKind::MarketRegulation)
+        .unwrap();
+    let inspectors = a.inspectors_of(&bureau.agency.id).await.unwrap();
+    for domain in credit_hub::domain::codes::RegulatoryDomain::ALL {
+        let qualified = inspectors
+            .iter()
+            .filter(|i| i.domains.contains(domain))
+            .count();
+        assert!(qualified >= 2, "{domain:?}: {qualified} inspectors");
+    }
     for (table, column, value) in a.dump_text_columns().await.unwrap() {
         assert!(
             full_id_numbers(&value).is_empty(),
