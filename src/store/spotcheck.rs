@@ -311,6 +311,28 @@ impl Store {
         result: &SpotCheckResult,
         today: NaiveDate,
     ) -> Result<(Record, SpotCheckResult)> {
+        // Two attempts side by side both find no result; the later one's record then
+        // collides with the earlier's, and running it again finds the committed result.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .record_spot_check_result_once(agency, record.clone(), result, today)
+                .await
+            {
+                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn record_spot_check_result_once(
+        &self,
+        agency: &Agency,
+        record: NewRecord,
+        result: &SpotCheckResult,
+        today: NaiveDate,
+    ) -> Result<(Record, SpotCheckResult)> {
         let mut tx = self.begin_write().await?;
         let existing =
             sqlx::query("SELECT * FROM spot_check_results WHERE plan_id = $1 AND uscc = $2")

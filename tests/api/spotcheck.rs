@@ -416,11 +416,14 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["outcome"]);
-    let recorded = market
-        .record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false))
-        .await
-        .unwrap()
-        .into_inner();
+    // Sent twice at once (a client retrying before the first answer came): one result.
+    let (mut first, mut again) = (market.clone(), market.clone());
+    let (recorded, twin) = tokio::join!(
+        first.record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false)),
+        again.record_spot_check_result(result(pb::SpotCheckOutcome::ProblemsFound, false)),
+    );
+    let (recorded, twin) = (recorded.unwrap().into_inner(), twin.unwrap().into_inner());
+    assert_eq!(recorded, twin);
     assert!(recorded.record.starts_with("records/"));
     let after = app.grade_of(n).await;
     assert!(after.score < before.score, "{before:?} -> {after:?}");
