@@ -663,16 +663,6 @@ impl Store {
                 }
                 ids.push(id);
             }
-            let represented = self
-                .represented_by(&mut tx, persons.iter().map(|(key, _)| key.as_str()))
-                .await?;
-            for (key, id) in &persons {
-                for u in represented.get(key).into_iter().flatten() {
-                    targets
-                        .entry(uscc_of(u.clone())?)
-                        .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
-                }
-            }
             // Marked before the regrade, for two reasons on PostgreSQL: the rows are
             // locked before the enterprises' locks, the order writers take them in (the
             // other order could deadlock with a revision); and a record revised since
@@ -692,6 +682,18 @@ impl Store {
             )
             .execute(&mut *tx)
             .await?;
+            // Who represents whom, read under the roles lock like every grading write.
+            self.lock_roles(&mut tx, RolesLock::Shared).await?;
+            let represented = self
+                .represented_by(&mut tx, persons.iter().map(|(key, _)| key.as_str()))
+                .await?;
+            for (key, id) in &persons {
+                for u in represented.get(key).into_iter().flatten() {
+                    targets
+                        .entry(uscc_of(u.clone())?)
+                        .or_insert((GradeChangeCause::PublicityEnded, Some(id.clone())));
+                }
+            }
             let regraded = self.regrade(&mut tx, targets, true, today).await?;
             tx.commit().await?;
             self.after_regrade(&regraded);
