@@ -146,13 +146,14 @@ pub fn filter_enum<T>(
     v.finish(parsed)
 }
 
-/// Parses an ID number given in a request body.
+/// Parses an ID number given in a request body; its birth date must have come by
+/// today, China Standard Time.
 pub fn id_number(v: &mut Violations, field: &str, value: &str) -> Option<IdNumber> {
     if value.trim().is_empty() {
         v.add(field, "is required");
         return None;
     }
-    match IdNumber::parse(value) {
+    match IdNumber::parse_on(value, super::today()) {
         Ok(id) => Some(id),
         Err(e) => {
             v.add(field, format!("invalid resident ID number: {e}"));
