@@ -317,9 +317,10 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
         .await;
 }
 
-/// The summary of the report a concurrent first attempt stored under this check's
-/// `request_id`: the same check, whose results this one repeated. A different check
-/// that reused the id is refused, as it would have been had it come later.
+/// The summary to end a check with whose `request_id` a concurrent attempt stored a
+/// report under first. The same check (a retry): that report, whose results this one
+/// repeated. A different check that reused the id: its results are already shown and
+/// audited, so it is kept as a report of its own, without the id, rather than lost.
 async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
     let (id, digest) = job
         .request
@@ -331,14 +332,10 @@ async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
         .await?
     {
         Some((stored, stored_digest)) if &stored_digest == digest => Ok(summary_out(&stored)),
-        Some((stored, _)) => Err(Error::invalid(
-            "request_id",
-            format!(
-                "{id} was already used for a different cross-check ({}); use a new request_id",
-                stored.resource_name()
-            ),
-        )
-        .into()),
+        Some(_) => {
+            job.store.save_vetting_report(&job.report, None).await?;
+            Ok(summary_out(&job.report))
+        }
         None => Err(crate::store::Error::Corrupt(format!(
             "request id {id} was taken, but no report holds it"
         ))

@@ -628,3 +628,64 @@ async fn a_retry_running_alongside_the_first_attempt_ends_with_the_same_report()
         .reports;
     assert_eq!(reports.len(), 4, "one report per request id");
 }
+
+/// Two different checks sent at once under one request id (a client bug): whichever
+/// stores its report second has already shown its results, so it keeps them as a
+/// report of its own rather than ending in an error with nothing kept.
+#[tokio::test]
+async fn two_different_checks_racing_for_one_request_id_both_keep_their_reports() {
+    let app = spawn_app().await;
+    let candidates: Vec<pb::Candidate> = (0..40)
+        .map(|i| candidate("王芳", &valid_id(&format!("99010519800101{i:03}")), &[]))
+        .collect();
+    let check = |case: &'static str| {
+        let mut office = vetting(&app, AgencyKind::VettingOffice);
+        let request = pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: case.into(),
+            candidates: candidates.clone(),
+            request_id: "shared-id".into(),
+        };
+        async move {
+            // (results shown, how it ended: the summary's report, or the error)
+            let mut shown = 0;
+            let mut stream = match office.cross_check(request).await {
+                Ok(s) => s.into_inner(),
+                Err(e) => return (shown, Err(e.code())),
+            };
+            while let Some(message) = stream.next().await {
+                match message.map(|m| m.event) {
+                    Ok(Some(pb::cross_check_response::Event::Result(_))) => shown += 1,
+                    Ok(Some(pb::cross_check_response::Event::Summary(s))) => {
+                        return (shown, Ok(s.report))
+                    }
+                    Ok(None) => panic!("empty message"),
+                    Err(e) => return (shown, Err(e.code())),
+                }
+            }
+            panic!("the stream ended with neither a summary nor an error")
+        }
+    };
+    let (a, b) = tokio::join!(check("2026-组织-031"), check("2026-组织-032"));
+    let mut reports = Vec::new();
+    for (shown, ended) in [a, b] {
+        match ended {
+            Ok(report) => {
+                assert_eq!(shown, 40);
+                reports.push(report);
+            }
+            // Only before anything was shown: the other had already stored its report.
+            Err(code) => assert_eq!((shown, code), (0, Code::InvalidArgument)),
+        }
+    }
+    let stored = vetting(&app, AgencyKind::VettingOffice)
+        .list_vetting_reports(pb::ListVettingReportsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    assert_eq!(stored.len(), reports.len(), "every check that ran is kept");
+}
