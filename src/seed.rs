@@ -574,3 +574,22 @@ pub async fn remediation_case(
         .context("filing the remediation case")?;
     Ok(uscc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code the seeder can make for the demo's 50,000 enterprises is a USCC:
+    /// each region, index and offset it may draw.
+    #[test]
+    fn every_code_the_seeder_can_draw_is_a_uscc() {
+        for region in REGIONS {
+            for i in 0..SeedPlan::default().enterprises {
+                for offset in 0..7 {
+                    let prefix = format!("91{region}{:08}", 10_000_000 + i * 7 + offset);
+                    assert!(Uscc::complete(&prefix).is_some(), "{prefix}");
+                }
+            }
+        }
+    }
+}

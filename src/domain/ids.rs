@@ -35,7 +35,8 @@ pub enum UsccError {
     #[error("check character (position 18) should be '{expected}', got '{found}'")]
     CheckCharacter { expected: char, found: char },
     /// About one valid ID number in 341 also passes both USCC checks; taken for a
-    /// USCC it would be stored and logged in full as an enterprise's name.
+    /// USCC it would be stored and logged in full as an enterprise's name. (Codes of
+    /// market entities, 91/92/93, are never refused so: no ID number starts so.)
     #[error("is a resident ID number (身份证号), not a unified social credit code")]
     ResidentIdNumber,
 }
@@ -90,7 +91,11 @@ impl Uscc {
                 found: chars[17],
             });
         }
-        if IdNumber::parse(&code).is_ok() {
+        // A market entity's code (registered by market regulation: 91 enterprise, 92
+        // individual business, 93 farmers' cooperative) is never a resident ID number,
+        // whose first two digits are a province code (11 to 82): about one such code in
+        // a thousand also passes the ID checks, and must still be taken.
+        if !matches!(&code[..2], "91" | "92" | "93") && IdNumber::parse(&code).is_ok() {
             return Err(UsccError::ResidentIdNumber);
         }
         Ok(Uscc(code))
@@ -485,6 +490,18 @@ mod tests {
         let err = Uscc::parse(id).unwrap_err();
         assert_eq!(err, UsccError::ResidentIdNumber);
         assert!(!err.to_string().contains(id));
+    }
+
+    #[test]
+    fn a_market_entitys_code_that_also_passes_the_id_checks_is_a_uscc() {
+        // Region 370919, organisation code 10010123: characters 7-14 read as the
+        // date 1910-01-01 and the last character happens to be the ID check too.
+        let code = "913709191001012394";
+        assert!(
+            IdNumber::parse(code).is_ok(),
+            "the premise: it reads as an ID"
+        );
+        assert_eq!(Uscc::parse(code).unwrap().as_str(), code);
     }
 
     fn uscc_prefix() -> impl Strategy<Value = String> {
