@@ -144,7 +144,7 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
     let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     println!(
         "{label}: {batches} batches x 1,000 records, concurrency {concurrency}: {:.0} records/s \
-         ({:.2}s; batch latency p50 {:.0} ms, p99 {:.0} ms; {retries} retries after UNAVAILABLE)",
+         ({:.2}s; batch latency p50 {:.0} ms, p99 {:.0} ms; {retries} retries after UNAVAILABLE or RESOURCE_EXHAUSTED)",
         (batches * 1000) as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         p(0.5).as_secs_f64() * 1e3,
@@ -156,9 +156,9 @@ async fn run(label: &str, store: Store, batches: usize, concurrency: usize) {
 /// Most attempts at one batch.
 const ATTEMPTS: u32 = 10;
 
-/// Submits `req` as a partner's client should: an UNAVAILABLE answer (the service
-/// shedding load or its write queue full) is retried after the delay its RetryInfo
-/// gives, with the same request_id, so a batch is never applied twice. Returns the
+/// Submits `req` as a partner's client should: an UNAVAILABLE answer (its write queue
+/// full) or RESOURCE_EXHAUSTED (the service shedding load) is retried after the delay
+/// its RetryInfo gives, with the same request_id, so a batch is never applied twice. Returns the
 /// retries it took; a batch still refused after [`ATTEMPTS`] stops the benchmark.
 async fn submit<T>(
     client: &mut pb::record_service_client::RecordServiceClient<T>,

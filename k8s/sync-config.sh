@@ -7,6 +7,17 @@ dest=k8s/base/config
 if [ "${1:-}" = "--check" ]; then
   diff -r models "$dest/models" >/dev/null && diff -r --exclude=calendar policies "$dest/policies" >/dev/null \
     || { echo "k8s/base/config is out of date: run k8s/sync-config.sh" >&2; exit 1; }
+  # A vetting policy reaches the pods only if the ConfigMap carries it and the
+  # projected models volume maps it into vetting/ (by hand: keys cannot hold a '/').
+  for f in models/vetting/*.toml; do
+    name=$(basename "$f")
+    grep -q "config/models/vetting/$name" k8s/base/kustomization.yaml \
+      || { echo "k8s/base/kustomization.yaml: credit-hub-vetting lacks $name" >&2; exit 1; }
+    for d in k8s/overlays/*/deployment.yaml; do
+      grep -q "path: vetting/$name" "$d" \
+        || { echo "$d: the models volume does not map vetting/$name" >&2; exit 1; }
+    done
+  done
   exit 0
 fi
 rm -rf "$dest" && mkdir -p "$dest"

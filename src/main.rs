@@ -634,32 +634,37 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         args.statement_timeout_secs,
     )?)
     .filter(|t| !t.is_zero());
+    if demo_seed.is_some() || !args.storage.uses_postgres() {
+        // Before the serving store, whose statement timeout would cut a migration that
+        // waits for a lock, or a long one, short.
+        let setup = args.storage.open_store().await?;
+        setup.migrate().await.context("migration failed")?;
+        if let Some(seed) = demo_seed {
+            if setup.count_enterprises().await? == 0 {
+                run_seed(
+                    &args.storage,
+                    &setup,
+                    SeedPlan {
+                        seed,
+                        ..SeedPlan::default()
+                    },
+                )
+                .await?;
+            }
+            eprintln!(
+                "demo tokens: {}",
+                args.storage.data_dir.join("demo-tokens.txt").display()
+            );
+        }
+        setup.close().await;
+    }
     let store = args
         .storage
         .open_store_bounded(statement_timeout)
         .await?
         .with_grade_cache(Duration::from_millis(args.grade_cache_ms));
-    if demo_seed.is_some() || !args.storage.uses_postgres() {
-        store.migrate().await.context("migration failed")?;
-    } else if !store.is_migrated().await? {
+    if !store.is_migrated().await? {
         bail!("the PostgreSQL schema is not up to date: run `credit-hub migrate` first");
-    }
-    if let Some(seed) = demo_seed {
-        if store.count_enterprises().await? == 0 {
-            run_seed(
-                &args.storage,
-                &store,
-                SeedPlan {
-                    seed,
-                    ..SeedPlan::default()
-                },
-            )
-            .await?;
-        }
-        eprintln!(
-            "demo tokens: {}",
-            args.storage.data_dir.join("demo-tokens.txt").display()
-        );
     }
     let peers = credit_hub::peer::PeerPolicy::new(
         args.trusted_gateways.clone(),

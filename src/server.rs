@@ -188,8 +188,8 @@ impl Server {
         self
     }
 
-    /// Most calls handled at once; more are refused with UNAVAILABLE (health and
-    /// reflection are never refused).
+    /// Most calls handled at once; more are refused with RESOURCE_EXHAUSTED (health
+    /// and reflection are never refused).
     pub fn max_concurrent_calls(mut self, max: usize) -> Self {
         self.max_concurrent_calls = max;
         self

@@ -168,7 +168,11 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
                 "truncated".into(),
                 Bytes::from_static(b"\x0a\x64enterprises/"),
             ),
-            ("oversized".into(), Bytes::from(vec![0x0au8; 5 << 20])),
+            (
+                "oversized".into(),
+                Bytes::from(vec![0x0au8; credit_hub::MAX_MESSAGE_BYTES + 1]),
+            ),
+            ("large".into(), Bytes::from(vec![0x0au8; 5 << 20])),
         ];
         for fill in [Fill::Garbage, Fill::Long, Fill::Negative, Fill::Huge] {
             let mut b = BytesMut::new();
@@ -191,6 +195,9 @@ async fn every_rpc_answers_hostile_input_precisely_and_writes_nothing() {
                 "{path} with {what} input left its stream open and silent"
             );
             let code = answer.code();
+            if what == "oversized" {
+                assert_eq!(code, Code::OutOfRange, "{path} with {what} input");
+            }
             // RESOURCE_EXHAUSTED too: this agency has no quota, so it would mean an
             // answer too large for its headers (an error quoting the input back).
             assert!(
