@@ -112,17 +112,10 @@ impl Store {
         request: Option<RequestKey>,
         encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<Vec<Enterprise>>> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .upsert_enterprises_once(&batch, today, request.as_ref(), encode)
-                .await
-            {
-                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
-                other => return other,
-            }
-        }
+        request_log::retrying_races(|| {
+            self.upsert_enterprises_once(&batch, today, request.as_ref(), encode)
+        })
+        .await
     }
 
     async fn upsert_enterprises_once(

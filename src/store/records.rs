@@ -258,17 +258,10 @@ impl Store {
         request: Option<RequestKey>,
         encode: &(dyn Fn(&SubmitResult) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<SubmitResult>> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .submit_records_once(agency, &batch, today, request.as_ref(), encode)
-                .await
-            {
-                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
-                other => return other,
-            }
-        }
+        request_log::retrying_races(|| {
+            self.submit_records_once(agency, &batch, today, request.as_ref(), encode)
+        })
+        .await
     }
 
     async fn submit_records_once(
@@ -555,17 +548,10 @@ impl Store {
         request: Option<RequestKey>,
         encode: &(dyn Fn(&Record) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<Record>> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .withdraw_record_once(agency, id, reason, today, request.as_ref(), encode)
-                .await
-            {
-                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
-                other => return other,
-            }
-        }
+        request_log::retrying_races(|| {
+            self.withdraw_record_once(agency, id, reason, today, request.as_ref(), encode)
+        })
+        .await
     }
 
     async fn withdraw_record_once(

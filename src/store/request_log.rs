@@ -102,6 +102,22 @@ pub(super) async fn remember(
     Ok(())
 }
 
+/// Runs `attempt` (one whole transaction) again, up to five times in all, while it
+/// fails with a race that running it again resolves (see [`is_race`]).
+pub(super) async fn retrying_races<T, F, Fut>(mut attempt: F) -> super::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = super::Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 5 && is_race(&e) => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Whether an error is a race with a concurrent request that running the request again
 /// resolves: a unique-key race with an identical request (the retry replays the
 /// winner's response), or PostgreSQL breaking a deadlock between two transactions

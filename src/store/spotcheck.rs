@@ -313,17 +313,10 @@ impl Store {
     ) -> Result<(Record, SpotCheckResult)> {
         // Two attempts side by side both find no result; the later one's record then
         // collides with the earlier's, and running it again finds the committed result.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .record_spot_check_result_once(agency, record.clone(), result, today)
-                .await
-            {
-                Err(e) if attempt < 5 && request_log::is_race(&e) => continue,
-                other => return other,
-            }
-        }
+        request_log::retrying_races(|| {
+            self.record_spot_check_result_once(agency, record.clone(), result, today)
+        })
+        .await
     }
 
     async fn record_spot_check_result_once(

@@ -617,16 +617,11 @@ async fn a_retry_running_alongside_the_first_attempt_ends_with_the_same_report()
         assert_eq!(a.0.len(), 40);
         assert_eq!(b.0.len(), 40);
     }
-    let reports = vetting(&app, AgencyKind::VettingOffice)
-        .list_vetting_reports(pb::ListVettingReportsRequest {
-            page_size: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .reports;
-    assert_eq!(reports.len(), 4, "one report per request id");
+    assert_eq!(
+        stored_reports(&app).await.len(),
+        4,
+        "one report per request id"
+    );
 }
 
 /// Two different checks sent at once under one request id (a client bug): whichever
@@ -678,7 +673,16 @@ async fn two_different_checks_racing_for_one_request_id_both_keep_their_reports(
             Err(code) => assert_eq!((shown, code), (0, Code::InvalidArgument)),
         }
     }
-    let stored = vetting(&app, AgencyKind::VettingOffice)
+    assert_eq!(
+        stored_reports(&app).await.len(),
+        reports.len(),
+        "every check that ran is kept"
+    );
+}
+
+/// The reports the test's vetting office has stored (up to 100).
+async fn stored_reports(app: &TestApp) -> Vec<pb::VettingReport> {
+    vetting(app, AgencyKind::VettingOffice)
         .list_vetting_reports(pb::ListVettingReportsRequest {
             page_size: 100,
             ..Default::default()
@@ -686,6 +690,5 @@ async fn two_different_checks_racing_for_one_request_id_both_keep_their_reports(
         .await
         .unwrap()
         .into_inner()
-        .reports;
-    assert_eq!(stored.len(), reports.len(), "every check that ran is kept");
+        .reports
 }
