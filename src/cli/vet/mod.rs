@@ -163,12 +163,19 @@ async fn stream_check(
         "run again with --request-id {} to get this check's report",
         request.request_id
     );
-    let mut stream = client
-        .cross_check(request)
-        .await
-        .map_err(explain)
-        .context("the service refused the check")?
-        .into_inner();
+    let mut stream = match client.cross_check(request).await {
+        Ok(response) => response.into_inner(),
+        // At capacity, over the office's rate, or its database away: nothing ran.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+            ) =>
+        {
+            return Err(explain(status).context(format!("the service is busy; {retry}")));
+        }
+        Err(status) => return Err(explain(status).context("the service refused the check")),
+    };
     let bar = progress_bar(total);
     let mut results = Vec::with_capacity(total);
     let mut summary = None;
