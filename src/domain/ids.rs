@@ -94,8 +94,14 @@ impl Uscc {
         // A market entity's code (registered by market regulation: 91 enterprise, 92
         // individual business, 93 farmers' cooperative) is never a resident ID number,
         // whose first two digits are a province code (11 to 82): about one such code in
-        // a thousand also passes the ID checks, and must still be taken.
-        if !matches!(&code[..2], "91" | "92" | "93") && IdNumber::parse(&code).is_ok() {
+        // a thousand also passes the ID checks, and must still be taken. (A foreigner's
+        // permanent-residence number, 9 and a province code, can start so; those that
+        // also pass the USCC checks are the price of never refusing a market entity.)
+        // Other codes are refused only when they read as someone born before 2100: a
+        // code whose characters 7-14 make a date centuries ahead is no one's number.
+        let reads_as_a_person =
+            IdNumber::parse(&code).is_ok_and(|id| chrono::Datelike::year(&id.birth_date()) < 2100);
+        if !matches!(&code[..2], "91" | "92" | "93") && reads_as_a_person {
             return Err(UsccError::ResidentIdNumber);
         }
         Ok(Uscc(code))
@@ -490,6 +496,17 @@ mod tests {
         let err = Uscc::parse(id).unwrap_err();
         assert_eq!(err, UsccError::ResidentIdNumber);
         assert!(!err.to_string().contains(id));
+    }
+
+    #[test]
+    fn a_code_that_reads_as_an_id_of_someone_born_centuries_ahead_is_a_uscc() {
+        // A public institution (12) in region 371082: characters 7-14 read 8210-01-01.
+        let code = "123710821001011916";
+        assert!(
+            IdNumber::parse(code).is_ok(),
+            "the premise: it reads as an ID"
+        );
+        assert_eq!(Uscc::parse(code).unwrap().as_str(), code);
     }
 
     #[test]
