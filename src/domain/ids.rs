@@ -499,26 +499,18 @@ mod tests {
     }
 
     #[test]
-    fn a_code_that_reads_as_an_id_of_someone_born_centuries_ahead_is_a_uscc() {
-        // A public institution (12) in region 371082: characters 7-14 read 8210-01-01.
-        let code = "123710821001011916";
-        assert!(
-            IdNumber::parse(code).is_ok(),
-            "the premise: it reads as an ID"
-        );
-        assert_eq!(Uscc::parse(code).unwrap().as_str(), code);
-    }
-
-    #[test]
-    fn a_market_entitys_code_that_also_passes_the_id_checks_is_a_uscc() {
-        // Region 370919, organisation code 10010123: characters 7-14 read as the
-        // date 1910-01-01 and the last character happens to be the ID check too.
-        let code = "913709191001012394";
-        assert!(
-            IdNumber::parse(code).is_ok(),
-            "the premise: it reads as an ID"
-        );
-        assert_eq!(Uscc::parse(code).unwrap().as_str(), code);
+    fn codes_that_read_as_id_numbers_but_are_nobodys_are_usccs() {
+        for (code, why) in [
+            // Region 370919, organisation code 10010123: characters 7-14 read as
+            // 1910-01-01 and the last character happens to be the ID check too.
+            ("913709191001012394", "a market entity's code (91)"),
+            // A public institution (12) in region 371082: characters 7-14 read as
+            // 8210-01-01.
+            ("123710821001011916", "a birth centuries ahead"),
+        ] {
+            assert!(IdNumber::parse(code).is_ok(), "{why}: reads as an ID");
+            assert_eq!(Uscc::parse(code).unwrap().as_str(), code, "{why}");
+        }
     }
 
     fn uscc_prefix() -> impl Strategy<Value = String> {

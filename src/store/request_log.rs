@@ -1,5 +1,6 @@
 //! The request log behind `request_id` (AIP-155): a retried write returns the response
-//! the first attempt produced, never a second copy of its effect.
+//! the first attempt produced, never a second copy of its effect; and the store's own
+//! retry of a write that lost a race with a concurrent one.
 
 use sqlx::{Any, Row, Transaction};
 

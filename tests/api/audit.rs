@@ -45,12 +45,7 @@ async fn second_server(
     configure: impl FnOnce(Server) -> Server,
 ) -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
     let (addr, stop) = another_server(app, configure).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    (channel, stop)
+    (channel_to(addr).await, stop)
 }
 
 #[tokio::test]

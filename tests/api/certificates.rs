@@ -76,12 +76,7 @@ async fn replica(
     settings: CertificateSettings,
 ) -> (Channel, tokio::sync::oneshot::Sender<()>) {
     let (addr, stop) = another_server(app, |s| s.certificates(settings)).await;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    (channel, stop)
+    (channel_to(addr).await, stop)
 }
 
 fn status_request(n: u32, request_id: &str) -> pb::IssueCertificateRequest {

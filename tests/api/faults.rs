@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
 use credit_hub::store::{NewAgency, Store};
-use credit_hub::{Server, ShutdownPolicy};
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -276,7 +275,8 @@ impl ProxiedServer {
             .await
             .unwrap();
         let keyer = credit_hub::domain::ids::PersonKeyer::new(b"fault-secret-0123456789".to_vec());
-        let (channel, stop) = serve_store(store, keyer).await;
+        let (addr, stop) = serve_store(store, keyer, |s| s).await;
+        let channel = channel_to(addr).await;
         assert!(
             wait_for_readiness(
                 &channel,
@@ -674,7 +674,8 @@ async fn a_statement_stuck_on_a_lock_is_stopped_by_the_statement_timeout() {
     let store = Store::open_postgres_bounded(&app.db_url, 4, Some(Duration::from_millis(300)))
         .await
         .unwrap();
-    let (channel, stop) = serve_store(store, app.keyer.clone()).await;
+    let (addr, stop) = serve_store(store, app.keyer.clone(), |s| s).await;
+    let channel = channel_to(addr).await;
     let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
         channel,
         app.bearer(AgencyKind::MarketRegulation),
@@ -716,23 +717,4 @@ async fn a_statement_stuck_on_a_lock_is_stopped_by_the_statement_timeout() {
     let done = registry.batch_upsert_enterprises(upsert()).await.unwrap();
     assert_eq!(done.into_inner().enterprises.len(), 1);
     stop.send(()).ok();
-}
-
-/// `store` served on an ephemeral port by a server of its own: a channel to it, and
-/// its stop switch.
-async fn serve_store(
-    store: Store,
-    keyer: credit_hub::domain::ids::PersonKeyer,
-) -> (Channel, tokio::sync::oneshot::Sender<()>) {
-    let server = Server::bind(store, keyer, "127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        ShutdownPolicy::default(),
-    ));
-    let channel = Channel::from_shared(addr).unwrap().connect().await.unwrap();
-    (channel, stop)
 }

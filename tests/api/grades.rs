@@ -64,6 +64,19 @@ async fn next_change(
         .unwrap()
 }
 
+/// Files a penalty on enterprise 1; `stream` must show its grade change next.
+async fn penalize_and_see_it_streamed(
+    app: &TestApp,
+    stream: &mut tonic::Streaming<pb::WatchGradeChangesResponse>,
+) {
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
+        .await
+        .unwrap();
+    let change = next_change(stream).await;
+    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+}
+
 #[tokio::test]
 async fn grades_follow_records_as_they_are_filed_and_withdrawn() {
     let app = spawn_app().await;
@@ -571,10 +584,10 @@ async fn a_role_and_a_record_about_its_holder_filed_side_by_side_both_count() {
     calls.join_all().await;
     for i in 0..n {
         let grade = app.grade_of(100 + i).await;
-        let codes: Vec<&str> = grade.reasons.iter().map(|r| r.code.as_str()).collect();
         assert!(
-            codes.contains(&"LEGAL_REPRESENTATIVE_DISHONEST_DEBTOR"),
-            "enterprise {i} graded without its new representative's record: {codes:?}"
+            has_reason(&grade, "LEGAL_REPRESENTATIVE_DISHONEST_DEBTOR"),
+            "enterprise {i} graded without its new representative's record: {:?}",
+            grade.reasons
         );
     }
 }
@@ -586,12 +599,7 @@ async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
     let mut stream = watch(&app, "").await;
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
-        .await
-        .unwrap();
-    let change = next_change(&mut stream).await;
-    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+    penalize_and_see_it_streamed(&app, &mut stream).await;
 
     let entries = app
         .audit_entries(pb::ListAuditEntriesRequest {
@@ -687,27 +695,9 @@ async fn a_revision_that_is_no_longer_a_listing_regrades_related_enterprises() {
 async fn a_watch_stream_outlives_its_connections_maximum_age() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    let store = app.open_again().await;
-    let server = credit_hub::Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
-        .await
-        .unwrap()
-        .max_connection_age(Duration::from_millis(300));
-    let addr = server.local_addr();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(
-        async {
-            stopped.await.ok();
-        },
-        credit_hub::ShutdownPolicy {
-            announce: Duration::ZERO,
-            drain: Duration::from_millis(300),
-        },
-    ));
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (addr, _stop) =
+        another_server(&app, |s| s.max_connection_age(Duration::from_millis(300))).await;
+    let channel = channel_to(addr).await;
     let mut stream = pb::grade_service_client::GradeServiceClient::with_interceptor(
         channel,
         app.bearer(AgencyKind::Tax),
@@ -718,12 +708,7 @@ async fn a_watch_stream_outlives_its_connections_maximum_age() {
     .into_inner();
     // Past the connection's age and any grace after it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")]))
-        .await
-        .unwrap();
-    let change = next_change(&mut stream).await;
-    assert_eq!(change.enterprise, format!("enterprises/{}", uscc(1)));
+    penalize_and_see_it_streamed(&app, &mut stream).await;
 }
 
 #[tokio::test]

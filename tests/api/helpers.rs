@@ -221,12 +221,17 @@ pub async fn another_server(
     app: &TestApp,
     configure: impl FnOnce(Server) -> Server,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let store = app.open_again().await;
-    let server = configure(
-        Server::bind(store, app.keyer.clone(), "127.0.0.1:0")
-            .await
-            .unwrap(),
-    );
+    serve_store(app.open_again().await, app.keyer.clone(), configure).await
+}
+
+/// `store` served on an ephemeral port by a server of its own, configured by
+/// `configure`. Returns its address and its stop switch.
+pub async fn serve_store(
+    store: Store,
+    keyer: PersonKeyer,
+    configure: impl FnOnce(Server) -> Server,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let server = configure(Server::bind(store, keyer, "127.0.0.1:0").await.unwrap());
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(
@@ -236,6 +241,15 @@ pub async fn another_server(
         ShutdownPolicy::default(),
     ));
     (addr, stop)
+}
+
+/// A channel to a server started by [`serve_store`] or [`another_server`].
+pub async fn channel_to(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// A bearer for a new agency of `kind` holding exactly `scopes`.
@@ -297,6 +311,19 @@ impl TestApp {
             self.channel.clone(),
             self.bearer(kind),
         )
+    }
+
+    /// Enterprise `n` from the registry, as an agency of `kind` sees it.
+    pub async fn enterprise_as(&self, kind: AgencyKind, n: u32) -> pb::Enterprise {
+        self.registry(kind)
+            .get_enterprise(pb::GetEnterpriseRequest {
+                name: format!("enterprises/{}", uscc(n)),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .enterprise
+            .unwrap()
     }
 
     /// The general-model grade of enterprise `n` as the court sees it.
@@ -368,9 +395,10 @@ pub const ID_A: &str = "11010519491231002X";
 pub const ID_B: &str = "440524188001010014";
 
 /// A checksum-valid synthetic ID number made from a number below 1,000 (born
-/// 1980-01-01), so tests get as many people as they need.
+/// 1980-01-01), so tests get as many people as they need. Its address code 990105
+/// belongs to no region, so the number is no one's.
 pub fn synthetic_id(n: u32) -> String {
-    let mut digits = format!("11010519800101{n:03}");
+    let mut digits = format!("99010519800101{n:03}");
     digits.push(credit_hub::domain::ids::IdNumber::check_char(
         digits.as_bytes(),
     ));

@@ -17,16 +17,7 @@ async fn market_regulation_registers_an_enterprise_and_persons_come_back_masked(
     }];
     app.register(vec![e]).await;
 
-    let got = app
-        .registry(AgencyKind::Court)
-        .get_enterprise(pb::GetEnterpriseRequest {
-            name: format!("enterprises/{}", uscc(1)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .enterprise
-        .unwrap();
+    let got = app.enterprise_as(AgencyKind::Court, 1).await;
     assert_eq!(got.name, format!("enterprises/{}", uscc(1)));
     assert_eq!(got.former_names, vec!["威海旧名有限公司"]);
     let rep = got.legal_representative.unwrap();
@@ -44,16 +35,7 @@ async fn a_role_no_longer_given_is_ended_not_deleted() {
     let app = spawn_app().await;
     app.register(vec![enterprise(2, ID_A)]).await;
     app.register(vec![enterprise(2, ID_B)]).await;
-    let got = app
-        .registry(AgencyKind::MarketRegulation)
-        .get_enterprise(pb::GetEnterpriseRequest {
-            name: format!("enterprises/{}", uscc(2)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .enterprise
-        .unwrap();
+    let got = app.enterprise_as(AgencyKind::MarketRegulation, 2).await;
     assert_eq!(
         got.legal_representative.unwrap().masked_id_number,
         "440524********0014"
@@ -253,16 +235,7 @@ async fn a_representative_handed_over_with_its_end_date_is_ended_once_on_that_da
         end_date: "2026-03-01".into(),
     }];
     app.register(vec![handed_over]).await;
-    let got = app
-        .registry(AgencyKind::MarketRegulation)
-        .get_enterprise(pb::GetEnterpriseRequest {
-            name: format!("enterprises/{}", uscc(5)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .enterprise
-        .unwrap();
+    let got = app.enterprise_as(AgencyKind::MarketRegulation, 5).await;
     let former: Vec<&pb::EnterpriseRole> = got
         .roles
         .iter()

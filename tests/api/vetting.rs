@@ -594,28 +594,12 @@ async fn an_office_with_the_grades_scope_sees_the_grade_on_the_evidence_path() {
 #[tokio::test]
 async fn a_retry_running_alongside_the_first_attempt_ends_with_the_same_report() {
     let app = spawn_app().await;
-    let candidates: Vec<pb::Candidate> = (0..40)
-        .map(|i| candidate("王芳", &valid_id(&format!("99010519800101{i:03}")), &[]))
-        .collect();
     for round in 0..4 {
-        let request = pb::CrossCheckRequest {
-            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
-            case_reference: "2026-组织-021".into(),
-            candidates: candidates.clone(),
-            request_id: format!("side-by-side-{round}"),
-        };
-        let (mut first, mut second) = (
-            vetting(&app, AgencyKind::VettingOffice),
-            vetting(&app, AgencyKind::VettingOffice),
-        );
-        let (a, b) = tokio::join!(
-            run(&mut first, request.clone()),
-            run(&mut second, request.clone())
-        );
+        let request = village_check("2026-组织-021", 40, &format!("side-by-side-{round}"));
+        let (a, b) = side_by_side(&app, request.clone(), request).await;
         let (a, b) = (a.expect("first attempt"), b.expect("retry"));
         assert_eq!(a.1.report, b.1.report, "round {round}: one report");
-        assert_eq!(a.0.len(), 40);
-        assert_eq!(b.0.len(), 40);
+        assert_eq!((a.0.len(), b.0.len()), (40, 40));
     }
     assert_eq!(
         stored_reports(&app).await.len(),
@@ -630,51 +614,50 @@ async fn a_retry_running_alongside_the_first_attempt_ends_with_the_same_report()
 #[tokio::test]
 async fn two_different_checks_racing_for_one_request_id_both_keep_their_reports() {
     let app = spawn_app().await;
-    let candidates: Vec<pb::Candidate> = (0..300)
-        .map(|i| candidate("王芳", &valid_id(&format!("99010519800101{i:03}")), &[]))
-        .collect();
-    let check = |case: &'static str| {
-        let mut office = vetting(&app, AgencyKind::VettingOffice);
-        let request = pb::CrossCheckRequest {
-            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
-            case_reference: case.into(),
-            candidates: candidates.clone(),
-            request_id: "shared-id".into(),
-        };
-        async move {
-            // (results shown, how it ended: the summary's report, or the error)
-            let mut shown = 0;
-            let mut stream = match office.cross_check(request).await {
-                Ok(s) => s.into_inner(),
-                Err(e) => return (shown, Err(e.code())),
-            };
-            while let Some(message) = stream.next().await {
-                match message.map(|m| m.event) {
-                    Ok(Some(pb::cross_check_response::Event::Result(_))) => shown += 1,
-                    Ok(Some(pb::cross_check_response::Event::Summary(s))) => {
-                        return (shown, Ok(s.report))
-                    }
-                    Ok(None) => panic!("empty message"),
-                    Err(e) => return (shown, Err(e.code())),
-                }
-            }
-            panic!("the stream ended with neither a summary nor an error")
-        }
-    };
-    let (a, b) = tokio::join!(check("2026-组织-031"), check("2026-组织-032"));
-    // Started together, each found no report under the id and ran (300 candidates
-    // take long enough that neither stored before the other began).
-    let mut reports = Vec::new();
-    for (shown, ended) in [a, b] {
-        assert_eq!(shown, 300);
-        reports.push(ended.expect("a check that showed its results ends with its report"));
-    }
-    assert_ne!(reports[0], reports[1], "two checks, two reports");
+    // 300 candidates take long enough that neither stores before the other began.
+    let (a, b) = side_by_side(
+        &app,
+        village_check("2026-组织-031", 300, "shared-id"),
+        village_check("2026-组织-032", 300, "shared-id"),
+    )
+    .await;
+    let (a, b) = (a.expect("first check"), b.expect("second check"));
+    assert_eq!((a.0.len(), b.0.len()), (300, 300));
+    assert_ne!(a.1.report, b.1.report, "two checks, two reports");
     assert_eq!(
         stored_reports(&app).await.len(),
         2,
         "every check that ran is kept"
     );
+}
+
+/// A village-committee cross-check of `n` candidates nothing is known about
+/// (synthetic ID numbers, no declarations).
+fn village_check(case: &str, n: u32, request_id: &str) -> pb::CrossCheckRequest {
+    pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+        case_reference: case.into(),
+        candidates: (0..n)
+            .map(|i| candidate("王芳", &synthetic_id(i), &[]))
+            .collect(),
+        request_id: request_id.into(),
+    }
+}
+
+/// Two cross-checks sent at once by the same office, each on its own client.
+async fn side_by_side(
+    app: &TestApp,
+    first: pb::CrossCheckRequest,
+    second: pb::CrossCheckRequest,
+) -> (
+    Result<(Vec<pb::CandidateResult>, pb::CrossCheckSummary), tonic::Status>,
+    Result<(Vec<pb::CandidateResult>, pb::CrossCheckSummary), tonic::Status>,
+) {
+    let (mut a, mut b) = (
+        vetting(app, AgencyKind::VettingOffice),
+        vetting(app, AgencyKind::VettingOffice),
+    );
+    tokio::join!(run(&mut a, first), run(&mut b, second))
 }
 
 /// The reports the test's vetting office has stored (up to 100).
