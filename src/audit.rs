@@ -12,11 +12,15 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tower::Service;
 
-use crate::auth::is_public;
+use crate::auth::{is_public, is_served};
 use crate::domain::audit::{AuditEvent, Checkpoint};
 use crate::domain::codes::Purpose;
+use crate::metrics::REQUEST_ID;
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::{now_millis, CallAudit, Store};
+
+/// The method an entry names for a call to a path this service does not have.
+pub const UNKNOWN_METHOD: &str = "unknown";
 
 /// Most entries one group commit writes.
 const GROUP: usize = 1_000;
@@ -497,7 +501,12 @@ impl AuditNote {
         self.with(|n| n.agency = id.to_string())
     }
 
+    /// The request's own `request_id` (writes carry one): it replaces the call's
+    /// `x-request-id`, which the entry keeps otherwise. An empty one changes nothing.
     pub fn request_id(&self, id: &str) -> &Self {
+        if id.is_empty() {
+            return self;
+        }
         self.with(|n| n.request_id = id.to_string())
     }
 
@@ -691,11 +700,25 @@ impl Step for Audit {
     {
         let log = self.log.clone();
         Box::pin(async move {
-            let method = req.uri().path().to_string();
-            if is_public(&method) || !method.starts_with("/credithub.") {
+            let path = req.uri().path();
+            if is_public(path) || !path.starts_with("/credithub.") {
                 return inner.call(req).await;
             }
+            // The path comes from the caller before authentication: one the service
+            // does not have is logged under a fixed name, so no one can write text of
+            // their choosing (an ID number, say) into the chain.
+            let method = if is_served(path) {
+                path.to_string()
+            } else {
+                UNKNOWN_METHOD.to_string()
+            };
             let note = AuditNote::default();
+            // Every entry carries a request id an operator can find in the logs and the
+            // caller in its own: the call's x-request-id (set by the outer `Observe`
+            // layer), until a handler notes the request's own `request_id`.
+            if let Some(id) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+                note.request_id(id);
+            }
             req.extensions_mut().insert(note.clone());
             // Streaming handlers record what each part of their answer discloses.
             req.extensions_mut().insert(log.clone());

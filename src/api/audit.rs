@@ -65,12 +65,17 @@ impl AuditApi {
             (None, None) => None,
         };
         if !method.is_empty() {
-            if method.starts_with('/') && method.len() <= 200 && method.matches('/').count() == 2 {
+            if method == crate::audit::UNKNOWN_METHOD
+                || method.starts_with('/')
+                    && method.len() <= 200
+                    && method.matches('/').count() == 2
+                    && method.bytes().all(|b| b.is_ascii_graphic())
+            {
                 filter.method = Some(method.to_string());
             } else {
                 v.add(
                     "method",
-                    "must be a full gRPC method, e.g. /credithub.v1.GradeService/GetCreditGrade",
+                    "must be a full gRPC method, e.g. /credithub.v1.GradeService/GetCreditGrade, or unknown",
                 );
             }
         }

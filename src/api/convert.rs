@@ -8,6 +8,7 @@ use crate::domain::codes::{
     RegulatoryDomain, RoleKind, SeriousListingCause, SpotCheckOutcome, Tier,
 };
 use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise, Role};
+use crate::domain::id_scan::contains_id_number;
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
     default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject, MAX_REVISION,
@@ -49,7 +50,8 @@ pub fn resource_id<'a>(field: &str, prefix: &str, name: &'a str) -> Result<&'a s
         .ok_or_else(|| Error::invalid(field, format!("must be a resource name {prefix}/{{id}}")))
 }
 
-/// Checks free text: trimmed, at most `max` characters, no control characters.
+/// Checks free text: trimmed, at most `max` characters, no control characters, no
+/// resident ID number.
 /// Returns `None` (after recording why) when the text breaks a rule.
 pub fn text(
     v: &mut Violations,
@@ -74,8 +76,17 @@ pub fn text(
         v.add(field, "must not contain control characters");
         return None;
     }
+    if contains_id_number(value) {
+        v.add(field, ID_IN_TEXT);
+        return None;
+    }
     Some(value.to_string())
 }
+
+/// Why free text holding an ID number is refused: the service stores none.
+pub const ID_IN_TEXT: &str = "must not contain a resident ID number (身份证号): the service \
+     stores none; name a person as a record's subject or an enterprise's role, where the \
+     number is kept only masked";
 
 /// Parses a `YYYY-MM-DD` date; empty is `Some(None)` unless required.
 pub fn date(

@@ -77,7 +77,13 @@ pub fn decode_token<C: DeserializeOwned>(query: &str, token: &str) -> Result<Opt
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| invalid())?;
-    let token: Token<C> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    // Cursors hold ids, dates and names the service stored, none with a control
+    // character; a forged one with a NUL would reach PostgreSQL, which refuses it.
+    if has_control_character(&json) {
+        return Err(invalid());
+    }
+    let token: Token<C> = serde_json::from_value(json).map_err(|_| invalid())?;
     if token.q != query_digest(query) {
         return Err(Error::invalid(
             "page_token",
@@ -85,6 +91,18 @@ pub fn decode_token<C: DeserializeOwned>(query: &str, token: &str) -> Result<Opt
         ));
     }
     Ok(Some(token.c))
+}
+
+fn has_control_character(json: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match json {
+        Value::String(s) => s.chars().any(char::is_control),
+        Value::Array(items) => items.iter().any(has_control_character),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(k, v)| k.chars().any(char::is_control) || has_control_character(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +116,8 @@ mod tests {
         assert_eq!(c, Some(("2026-01-01".to_string(), 7)));
         assert!(decode_token::<(String, i32)>("region=000001", &t).is_err());
         assert!(decode_token::<(String, i32)>("x", "not base64!").is_err());
+        let forged = encode_token("region=371091", &("a\0b".to_string(), 7));
+        assert!(decode_token::<(String, i32)>("region=371091", &forged).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     enterprise_name, filter_enum, id_number, record_in, record_out, record_status_filter,
-    resource_id,
+    resource_id, ID_IN_TEXT,
 };
 use super::paging::{decode_token, next_page, page_size};
 use super::{batch_size, replayed, request_key, Shared};
@@ -15,6 +15,7 @@ use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::RecordKind;
+use crate::domain::id_scan::contains_id_number;
 use crate::domain::record::{check_consistency, check_filer, Record};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, record_service_server::RecordService};
@@ -129,6 +130,8 @@ impl RecordService for RecordApi {
             v.add("reason", "is required: say why the record is withdrawn");
         } else if reason.chars().count() > 1_000 || reason.chars().any(|c| c.is_control()) {
             v.add("reason", "must be at most 1,000 printable characters");
+        } else if contains_id_number(reason) {
+            v.add("reason", ID_IN_TEXT);
         }
         let key = v.check(request_key(
             &self.state,

@@ -9,6 +9,7 @@ pub mod data_integrity;
 pub mod enterprise;
 pub mod error;
 pub mod grading;
+pub mod id_scan;
 pub mod ids;
 pub mod jcs;
 pub mod record;

@@ -52,6 +52,44 @@ async fn a_request_id_is_echoed_or_made_up() {
         .to_str()
         .unwrap();
     assert_eq!(made_up.len(), 32);
+
+    // The audit log keeps the same ids, so an entry leads to the call's log lines and
+    // to the caller's own records; a write keeps its own request_id instead.
+    app.registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: "registry-2026-0001".into(),
+            enterprises: vec![enterprise(1, ID_A)],
+        })
+        .await
+        .unwrap();
+    let ids: Vec<(String, String)> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e.method.rsplit('/').next().unwrap().to_string(),
+                e.request_id,
+            )
+        })
+        .collect();
+    // In sequence order, which is call order here (each answer waited for its entry).
+    let [first, registered, second, written] = &ids[..] else {
+        panic!("four entries about the enterprise: {ids:?}")
+    };
+    assert_eq!(first, &("GetEnterprise".into(), "case-2026-17".into()));
+    // `register` sends no request_id: its entry has its call's made-up id.
+    assert_eq!(registered.0, "BatchUpsertEnterprises");
+    assert_eq!(registered.1.len(), 32, "{registered:?}");
+    assert_ne!(registered.1, made_up);
+    assert_eq!(second, &("GetEnterprise".into(), made_up.to_string()));
+    assert_eq!(
+        written,
+        &("BatchUpsertEnterprises".into(), "registry-2026-0001".into())
+    );
 }
 
 #[tokio::test]

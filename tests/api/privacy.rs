@@ -65,6 +65,118 @@ async fn no_full_id_number_is_stored_after_seeding_and_submitting_persons() {
     }
 }
 
+/// An ID number typed where it does not belong (a record's summary, a withdrawal's
+/// reason, a candidate's name, the path of a call) is refused or masked, never stored.
+#[tokio::test]
+async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let spaced = "１１０１０５ １９４９１２３１ ００２Ｘ"; // ID_A, full-width and grouped
+    let mut record = penalty(&uscc(1), "P-1");
+    record.summary = format!("被执行人王五（身份证号{ID_A}）拒不履行");
+    let mut second = penalty(&uscc(1), "P-2");
+    second.summary = format!("当事人 {spaced}");
+    let mut records = app.records(AgencyKind::MarketRegulation);
+    let err = records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "with-id".into(),
+            records: vec![penalty(&uscc(1), "P-0"), record, second],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&err),
+        ["records[1].summary", "records[2].summary"]
+    );
+    assert!(
+        err.message().contains("resident ID number"),
+        "{}",
+        err.message()
+    );
+    assert!(!err.message().contains(ID_A));
+
+    // The batch wrote nothing; a record filed cleanly cannot be withdrawn with one.
+    let filed = records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "clean".into(),
+            records: vec![penalty(&uscc(1), "P-0")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filed.records.len(), 1);
+    let err = records
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filed.records[0].name.clone(),
+            reason: format!("系{ID_A}本人申请"),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["reason"]);
+
+    // A candidate whose ID number landed in the name column: refused, and shown (and
+    // kept in the report) masked.
+    let mut office = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::VettingOffice),
+    );
+    let mut stream = office
+        .cross_check(pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: "2026-村委-001".into(),
+            candidates: vec![pb::Candidate {
+                name: format!("张三 {ID_A}"),
+                id_number: String::new(),
+                declared_enterprises: vec![],
+            }],
+            request_id: "swapped-columns".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names = Vec::new();
+    while let Some(message) = tokio_stream::StreamExt::next(&mut stream).await {
+        if let Some(pb::cross_check_response::Event::Result(r)) = message.unwrap().event {
+            assert_eq!(r.verdict, pb::Verdict::Invalid as i32, "{r:?}");
+            names.push(r.name);
+        }
+    }
+    assert_eq!(names, ["张三 110105********002X"]);
+
+    // A call to a path the service does not have, naming an ID number, without a token.
+    let answer = crate::raw::call(
+        app.channel.clone(),
+        credit_hub::cli::Bearer::none(),
+        &format!("/credithub.v1.RecordService/{ID_A}"),
+        false,
+        bytes::Bytes::new(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(answer.code(), tonic::Code::Unauthenticated);
+    let unknown = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "unknown".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert_eq!(unknown[0].outcome, "UNAUTHENTICATED");
+
+    for (table, column, value) in app.store.dump_text_columns().await.unwrap() {
+        assert!(
+            full_id_numbers(&value).is_empty() && !value.to_uppercase().contains(ID_A),
+            "{table}.{column} holds a full ID number"
+        );
+        assert!(
+            !credit_hub::domain::id_scan::contains_id_number(&value),
+            "{table}.{column} holds an ID number"
+        );
+    }
+}
+
 #[tokio::test]
 async fn seeded_demo_data_holds_no_full_id_number_and_is_deterministic() {
     let dir_a = tempfile::tempdir().unwrap();

@@ -121,7 +121,11 @@ impl Columns {
         }
         // A file without a header row starts with a candidate: say so rather than list
         // the "columns", which would be a person's name and ID number.
-        let looks_like_id = |h: &str| h.bytes().filter(u8::is_ascii_digit).count() >= 15;
+        // Full-width digits count: Chinese input methods type them.
+        let looks_like_id = |h: &str| {
+            h.chars().filter(|c| c.is_numeric()).count() >= 15
+                || crate::domain::id_scan::contains_id_number(h)
+        };
         if headers.iter().any(looks_like_id) {
             bail!(
                 "the first row looks like a candidate, not a header; add a header row with the columns {}",
@@ -325,6 +329,21 @@ mod tests {
         let rows = parse_candidates("姓名,身份证号\n张三,12345\n李四,\n").unwrap();
         assert_eq!(rows[0].id_number, "12345");
         assert_eq!(rows[1].id_number, "");
+    }
+
+    #[test]
+    fn a_first_row_holding_an_id_number_is_never_echoed() {
+        for first in [
+            "张三,11010519491231002X",
+            "张三,１１０１０５１９４９１２３１００２Ｘ",
+            "张三 11010519491231002X",
+        ] {
+            let err = parse_candidates(&format!("{first}\n李四,x\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("looks like a candidate"), "{err}");
+            assert!(!err.contains("张三"), "{err}");
+        }
     }
 
     #[test]

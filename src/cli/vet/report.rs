@@ -73,6 +73,17 @@ fn mask_id_field(value: &str) -> String {
 /// Masks every resident ID number in `text` (18 characters, or 15 digits of the old
 /// form, with a plausible birth date), keeping its first 6 and last 4 characters.
 pub fn scrub(text: &str) -> Cow<'_, str> {
+    // Checksum-valid numbers in any form (full-width, in groups) first; then anything
+    // shaped like one, typos included.
+    let masked = crate::domain::id_scan::mask_id_numbers(text);
+    if masked != text {
+        return Cow::Owned(scrub_shapes(&masked).into_owned());
+    }
+    scrub_shapes(text)
+}
+
+/// [`scrub`] for ASCII runs shaped like an ID number, whether or not their check holds.
+fn scrub_shapes(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
@@ -630,6 +641,12 @@ mod tests {
         let uscc = "企业 914403001922038216 与 91440300708461136T";
         assert_eq!(scrub(uscc), uscc);
         assert!(matches!(scrub("无"), Cow::Borrowed(_)));
+        // Typed with an input method, or in groups.
+        assert_eq!(
+            scrub("张三 １１０１０５１９４９１２３１００２Ｘ"),
+            "张三 110105********002X"
+        );
+        assert_eq!(scrub("110105 19491231 002X"), "110105********002X");
         assert_eq!(mask_id_field(ID_B), "990101********0014");
         assert_eq!(mask_id_field("990101********0014"), "990101********0014");
     }

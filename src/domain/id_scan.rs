@@ -1,0 +1,215 @@
+//! Finding resident ID numbers written inside free text (a summary, a name, a reason),
+//! so that the API can refuse them and a refused value can be echoed masked: the
+//! database must not hold one full ID number, and a clerk who types one into a
+//! record's summary must hear so rather than have it stored.
+
+use std::ops::Range;
+
+use super::ids::{IdNumber, Uscc};
+
+/// A run of digits and, directly after it, an optional `X`: the shape an ID number
+/// has on paper. `text` is its normalised form (ASCII digits, capital `X`), `bytes` its
+/// place in the original text.
+struct Run {
+    bytes: Range<usize>,
+    text: String,
+}
+
+/// The ASCII digit or `X` a character stands for: full-width forms count, as Chinese
+/// input methods type them.
+fn id_char(c: char) -> Option<char> {
+    match c {
+        '0'..='9' => Some(c),
+        '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+        'x' | 'X' | 'ｘ' | 'Ｘ' => Some('X'),
+        _ => None,
+    }
+}
+
+/// The digit runs of `text`, each with the `X` that directly follows it, if any, and
+/// whether a single space joins it to the next run (IDs are often written in groups).
+fn runs(text: &str) -> Vec<(Run, bool)> {
+    let mut out: Vec<(Run, bool)> = Vec::new();
+    let mut current: Option<Run> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let end = at + c.len_utf8();
+        match (id_char(c), current.as_mut()) {
+            (Some('X'), Some(run)) if !run.text.ends_with('X') => {
+                run.text.push('X');
+                run.bytes.end = end;
+            }
+            // An X ends a run; one that starts text ("Xu") is a letter.
+            (Some('X'), _) => {
+                if let Some(run) = current.take() {
+                    out.push((run, false));
+                }
+            }
+            (Some(d), Some(run)) if !run.text.ends_with('X') => {
+                run.text.push(d);
+                run.bytes.end = end;
+            }
+            (Some(d), _) => {
+                if let Some(run) = current.take() {
+                    out.push((run, false));
+                }
+                current = Some(Run {
+                    bytes: at..end,
+                    text: d.to_string(),
+                });
+            }
+            (None, _) => {
+                if let Some(run) = current.take() {
+                    let joined = c == ' '
+                        && chars
+                            .peek()
+                            .is_some_and(|(_, next)| id_char(*next).is_some_and(|n| n != 'X'));
+                    out.push((run, joined));
+                }
+            }
+        }
+    }
+    if let Some(run) = current {
+        out.push((run, false));
+    }
+    out
+}
+
+/// Whether `candidate` (18 normalised characters) is someone's ID number: both of its
+/// checks pass and its birth year is before 2100. A market entity's code that happens
+/// to pass them too (see [`Uscc::parse`]) is not one.
+fn is_id_number(candidate: &str) -> bool {
+    IdNumber::parse(candidate).is_ok_and(|id| chrono::Datelike::year(&id.birth_date()) < 2100)
+        && Uscc::parse(candidate).is_err()
+}
+
+/// Where `text` holds a resident ID number: byte ranges, in order, not overlapping.
+/// An ID counts whether written in one piece, in space-separated groups, or in
+/// full-width characters; a run of more than 18 digits is some other number.
+pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
+    let runs = runs(text);
+    let mut found: Vec<Range<usize>> = Vec::new();
+    let mut i = 0;
+    while i < runs.len() {
+        // Runs i..=j joined by single spaces, as long as they add up to at most 18.
+        let mut candidate = String::new();
+        let mut hit = None;
+        for (j, (run, joined)) in runs[i..].iter().enumerate() {
+            candidate.push_str(&run.text);
+            if candidate.len() >= 18 || !joined {
+                if candidate.len() == 18 && is_id_number(&candidate) {
+                    hit = Some(i + j);
+                }
+                break;
+            }
+        }
+        match hit {
+            Some(last) => {
+                found.push(runs[i].0.bytes.start..runs[last].0.bytes.end);
+                i = last + 1;
+            }
+            None => i += 1,
+        }
+    }
+    found
+}
+
+/// Whether `text` holds a resident ID number anywhere.
+pub fn contains_id_number(text: &str) -> bool {
+    !id_numbers_in(text).is_empty()
+}
+
+/// `text` with every ID number in it masked as [`IdNumber::masked`] shows one (address
+/// code and last four characters), for echoing a value that was refused.
+pub fn mask_id_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for range in id_numbers_in(text) {
+        out.push_str(&text[from..range.start]);
+        let normalised: String = text[range.clone()].chars().filter_map(id_char).collect();
+        let masked = IdNumber::parse(&normalised)
+            .map(|id| id.masked().as_str().to_string())
+            .unwrap_or_else(|_| "*".repeat(18));
+        out.push_str(&masked);
+        from = range.end;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "11010519491231002X";
+
+    #[test]
+    fn an_id_number_is_found_however_it_is_written() {
+        for text in [
+            ID.to_string(),
+            format!("被执行人王五（身份证号{ID}）拒不履行"),
+            format!("Alex{ID}"),
+            format!("{}x", &ID[..17]),
+            "110105 19491231 002X".to_string(),
+            "１１０１０５１９４９１２３１００２Ｘ".to_string(),
+            format!("张三,{ID},李四"),
+        ] {
+            assert!(contains_id_number(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_numbers_are_not_id_numbers() {
+        for text in [
+            // One character changed: the check fails.
+            "11010519491231002Y 110105194912310021".to_string(),
+            // Longer runs are other numbers (a bank card), shorter ones too.
+            format!("6{ID}"),
+            "(2024)京0105执1234号".to_string(),
+            "110105194912310".to_string(),
+            // Groups that are not joined by a single space.
+            "110105  19491231002X".to_string(),
+            String::new(),
+        ] {
+            assert!(!contains_id_number(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_market_entity_code_that_reads_as_an_id_number_stays_free_text() {
+        let code = (1950..2000)
+            .flat_map(|year| (0..100).map(move |n| format!("911101{year}0101{n:02}")))
+            .filter_map(|prefix| Uscc::complete(&prefix))
+            .find(|code| IdNumber::parse(code.as_str()).is_ok())
+            .expect("some enterprise code passes the ID checks");
+        assert!(!contains_id_number(&format!("当事人{}", code.as_str())));
+    }
+
+    #[test]
+    fn masking_keeps_the_rest_of_the_text() {
+        assert_eq!(
+            mask_id_numbers(&format!("王五 {ID} 拒不履行")),
+            "王五 110105********002X 拒不履行"
+        );
+        assert_eq!(
+            mask_id_numbers("甲１１０１０５１９４９１２３１００２Ｘ乙"),
+            "甲110105********002X乙"
+        );
+        assert_eq!(mask_id_numbers("no number"), "no number");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_valid_id_number_is_found_in_any_surrounding_text(
+            prefix in "[a-w\\u{4e00}-\\u{4e10} ,]{0,8}",
+            suffix in "[a-w\\u{4e00}-\\u{4e10} ,]{0,8}",
+            body in 0u32..1_000_000,
+        ) {
+            let digits = format!("110105{:04}0101{:03}", 1950 + body % 70, body % 1000);
+            let id = format!("{digits}{}", IdNumber::check_char(digits.as_bytes()));
+            let text = format!("{prefix}{id}{suffix}");
+            proptest::prop_assert!(contains_id_number(&text), "{}", text);
+            proptest::prop_assert!(!mask_id_numbers(&text).contains(&id));
+        }
+    }
+}
