@@ -9,6 +9,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so editing the service does not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
+# Build settings for the bundled SQLite (memory statistics off).
+COPY .cargo .cargo
 COPY proto proto
 COPY migrations migrations
 COPY models models
