@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::grades::RolesLock;
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, multi_insert, placeholders, Val};
-use super::{now_millis, stored_code, stored_date, Result, Store};
+use super::{now_millis, stored_code, stored_date, Backend, Result, Store};
 use crate::domain::codes::{EnterpriseKind, EnterpriseStatus, GradeChangeCause, RoleKind};
 use crate::domain::enterprise::{Enterprise, Role};
 use crate::domain::ids::{MaskedId, PersonKey, PersonRef, Uscc};
@@ -101,70 +101,33 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise> {
     })
 }
 
+/// What a batch does to the stored roles of its enterprises.
+struct RolesPlan {
+    /// Current roles the batch ends: enterprise, role, person key, end date.
+    ends: Vec<(Uscc, RoleKind, String, NaiveDate)>,
+    /// Role rows to insert.
+    inserts: Vec<Vec<Val>>,
+    /// Legal representatives replaced: the enterprises they still represent may owe a
+    /// related-party reason to the one they left.
+    former_representatives: Vec<String>,
+}
+
+impl RolesPlan {
+    fn changes_roles(&self) -> bool {
+        !self.ends.is_empty() || !self.inserts.is_empty()
+    }
+}
+
 impl Store {
-    /// Inserts or replaces a batch of enterprises atomically. For each enterprise the
+    /// Compares the roles `batch` gives with the stored ones: for each enterprise the
     /// roles given without an end date become its current roles; a current role no
     /// longer given is ended `today` rather than deleted, so history is kept.
-    pub async fn upsert_enterprises(
+    async fn plan_roles(
         &self,
-        batch: Vec<Enterprise>,
-        today: NaiveDate,
-        request: Option<RequestKey>,
-        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
-    ) -> Result<Replay<Vec<Enterprise>>> {
-        request_log::retrying_races(|| {
-            self.upsert_enterprises_once(&batch, today, request.as_ref(), encode)
-        })
-        .await
-    }
-
-    async fn upsert_enterprises_once(
-        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         batch: &[Enterprise],
         today: NaiveDate,
-        request: Option<&RequestKey>,
-        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
-    ) -> Result<Replay<Vec<Enterprise>>> {
-        let mut tx = self.begin_write().await?;
-        if let Some(key) = request {
-            if let Some(bytes) = request_log::find(&mut tx, key).await? {
-                return Ok(Replay::Replayed(bytes));
-            }
-        }
-        self.lock_roles(&mut tx, RolesLock::Exclusive).await?;
-        let now = now_millis();
-        let rows = batch
-            .iter()
-            .map(|e| {
-                vec![
-                    e.uscc.as_str().into(),
-                    e.display_name.clone().into(),
-                    serde_json::to_string(&e.former_names)
-                        .expect("strings serialize")
-                        .into(),
-                    e.kind.code().into(),
-                    e.status.code().into(),
-                    e.established.map(|d| d.to_string()).into(),
-                    e.region_code.clone().into(),
-                    e.industry_code.clone().into(),
-                    (e.in_bankruptcy_restructuring as i64).into(),
-                    now.into(),
-                ]
-            })
-            .collect();
-        let upsert = " ON CONFLICT (uscc) DO UPDATE SET display_name = excluded.display_name, \
-             former_names = excluded.former_names, kind = excluded.kind, status = excluded.status, \
-             established_date = excluded.established_date, region_code = excluded.region_code, \
-             industry_code = excluded.industry_code, \
-             in_bankruptcy_restructuring = excluded.in_bankruptcy_restructuring, \
-             updated_at = excluded.updated_at";
-        for (sql, vals) in multi_insert(self.backend, "enterprises", ENTERPRISE_COLUMNS, rows) {
-            bind_all(sqlx::query(&(sql + upsert)), vals)
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        // Reconcile roles against what is stored.
+    ) -> Result<RolesPlan> {
         let usccs: Vec<&Uscc> = batch.iter().map(|e| &e.uscc).collect();
         let mut existing: HashMap<String, Vec<Role>> = HashMap::new();
         for chunk in usccs.chunks(1000) {
@@ -174,7 +137,7 @@ impl Store {
             );
             let vals = chunk.iter().map(|u| Val::from(u.as_str())).collect();
             for row in bind_all(sqlx::query(&sql), vals)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?
             {
                 let (uscc, role) = role_from_row(&row)?;
@@ -182,6 +145,7 @@ impl Store {
             }
         }
         let mut inserts = Vec::new();
+        let mut ends = Vec::new();
         // Legal representatives replaced here: the enterprises they still represent may
         // owe a related-party reason to the one they left.
         let mut former_representatives: Vec<String> = Vec::new();
@@ -215,16 +179,12 @@ impl Store {
                         }
                         None => today,
                     };
-                    sqlx::query(
-                        "UPDATE enterprise_roles SET end_date = $1 \
-                         WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
-                    )
-                    .bind(end.to_string())
-                    .bind(e.uscc.as_str())
-                    .bind(old.kind.code())
-                    .bind(old.person.key.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                    ends.push((
+                        e.uscc.clone(),
+                        old.kind,
+                        old.person.key.as_str().to_string(),
+                        end,
+                    ));
                 }
             }
             for role in &e.roles {
@@ -245,9 +205,124 @@ impl Store {
                 }
             }
         }
+        Ok(RolesPlan {
+            ends,
+            inserts,
+            former_representatives,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts or replaces a batch of enterprises atomically. For each enterprise the
+    /// roles given without an end date become its current roles; a current role no
+    /// longer given is ended `today` rather than deleted, so history is kept.
+    pub async fn upsert_enterprises(
+        &self,
+        batch: Vec<Enterprise>,
+        today: NaiveDate,
+        request: Option<RequestKey>,
+        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Vec<Enterprise>>> {
+        request_log::retrying_races(|| async {
+            // Most batches (a registry sync of names and statuses) change no role:
+            // those take the roles lock shared, beside record submissions, and only a
+            // batch that turns out to change roles runs again holding it exclusively.
+            let first = match self.backend {
+                Backend::Postgres => RolesLock::Shared,
+                Backend::Sqlite => RolesLock::Exclusive,
+            };
+            match self
+                .upsert_enterprises_once(&batch, today, request.as_ref(), encode, first)
+                .await?
+            {
+                Some(done) => Ok(done),
+                None => self
+                    .upsert_enterprises_once(
+                        &batch,
+                        today,
+                        request.as_ref(),
+                        encode,
+                        RolesLock::Exclusive,
+                    )
+                    .await?
+                    .ok_or_else(unreachable_roles_lock),
+            }
+        })
+        .await
+    }
+
+    /// One attempt holding the roles lock as `lock`; `None` (nothing written) when
+    /// the batch changes roles and `lock` is shared.
+    async fn upsert_enterprises_once(
+        &self,
+        batch: &[Enterprise],
+        today: NaiveDate,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&[Enterprise]) -> Vec<u8> + Send + Sync),
+        lock: RolesLock,
+    ) -> Result<Option<Replay<Vec<Enterprise>>>> {
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = request {
+            if let Some(bytes) = request_log::find(&mut tx, key).await? {
+                return Ok(Some(Replay::Replayed(bytes)));
+            }
+        }
+        self.lock_roles(&mut tx, lock).await?;
+        let plan = self.plan_roles(&mut tx, batch, today).await?;
+        if lock == RolesLock::Shared && plan.changes_roles() {
+            return Ok(None);
+        }
+        let now = now_millis();
+        let rows = batch
+            .iter()
+            .map(|e| {
+                vec![
+                    e.uscc.as_str().into(),
+                    e.display_name.clone().into(),
+                    serde_json::to_string(&e.former_names)
+                        .expect("strings serialize")
+                        .into(),
+                    e.kind.code().into(),
+                    e.status.code().into(),
+                    e.established.map(|d| d.to_string()).into(),
+                    e.region_code.clone().into(),
+                    e.industry_code.clone().into(),
+                    (e.in_bankruptcy_restructuring as i64).into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        let upsert = " ON CONFLICT (uscc) DO UPDATE SET display_name = excluded.display_name, \
+             former_names = excluded.former_names, kind = excluded.kind, status = excluded.status, \
+             established_date = excluded.established_date, region_code = excluded.region_code, \
+             industry_code = excluded.industry_code, \
+             in_bankruptcy_restructuring = excluded.in_bankruptcy_restructuring, \
+             updated_at = excluded.updated_at";
+        for (sql, vals) in multi_insert(self.backend, "enterprises", ENTERPRISE_COLUMNS, rows) {
+            bind_all(sqlx::query(&(sql + upsert)), vals)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        for (uscc, kind, person_key, end) in &plan.ends {
+            sqlx::query(
+                "UPDATE enterprise_roles SET end_date = $1 \
+                 WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
+            )
+            .bind(end.to_string())
+            .bind(uscc.as_str())
+            .bind(kind.code())
+            .bind(person_key.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let inserts = plan.inserts;
+        let former_representatives = plan.former_representatives;
         for (sql, vals) in multi_insert(self.backend, "enterprise_roles", ROLE_COLUMNS, inserts) {
             bind_all(sqlx::query(&sql), vals).execute(&mut *tx).await?;
         }
+        let usccs: Vec<&Uscc> = batch.iter().map(|e| &e.uscc).collect();
         let mut targets: super::Targets = usccs
             .iter()
             .map(|u| ((*u).clone(), (GradeChangeCause::RegistryChanged, None)))
@@ -267,7 +342,7 @@ impl Store {
         }
         self.commit(tx).await?;
         self.after_regrade(&regraded);
-        Ok(Replay::Fresh(stored))
+        Ok(Some(Replay::Fresh(stored)))
     }
 
     /// One enterprise with its roles.
@@ -392,4 +467,12 @@ async fn enterprises_in(
         .iter()
         .filter_map(|u| found.remove(u.as_str()))
         .collect())
+}
+
+/// An exclusive attempt never asks for the lock again; if it did, the call fails as a
+/// race rather than looping.
+fn unreachable_roles_lock() -> super::Error {
+    super::Error::Unavailable(sqlx::Error::Protocol(
+        "registry upsert asked twice for the exclusive roles lock".into(),
+    ))
 }

@@ -592,6 +592,68 @@ async fn a_role_and_a_record_about_its_holder_filed_side_by_side_both_count() {
     }
 }
 
+/// A registry update that changes no role (a name, a status) runs beside grading writes
+/// in flight; one that changes roles waits for them (PostgreSQL's roles lock: a grading
+/// write holds it shared). Both take effect.
+#[tokio::test]
+async fn a_registry_update_without_role_changes_runs_beside_grading_writes() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_A)])
+        .await;
+    // A grading write in flight holds the roles lock shared; SQLite has no such lock
+    // (its one writer serialises every write), so there this test only checks results.
+    let holder = if backend() == "postgres" {
+        use sqlx::{Connection, Executor};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute("SELECT pg_advisory_xact_lock_shared(728305)")
+            .await
+            .unwrap();
+        Some(conn)
+    } else {
+        None
+    };
+    let upsert = |e: pb::Enterprise| {
+        let mut registry = app.registry(AgencyKind::MarketRegulation);
+        async move {
+            registry
+                .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+                    request_id: String::new(),
+                    enterprises: vec![e],
+                })
+                .await
+        }
+    };
+    let mut renamed = enterprise(1, ID_A);
+    renamed.display_name = "济南新名称食品有限公司".into();
+    tokio::time::timeout(Duration::from_secs(30), upsert(renamed))
+        .await
+        .expect("a rename does not wait for grading writes in flight")
+        .unwrap();
+
+    let handed_over = tokio::spawn(upsert(enterprise(2, ID_B)));
+    if let Some(mut conn) = holder {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !handed_over.is_finished(),
+            "a role change waits for grading writes in flight"
+        );
+        sqlx::Executor::execute(&mut conn, "COMMIT").await.unwrap();
+    }
+    handed_over.await.unwrap().unwrap();
+    assert_eq!(
+        app.enterprise_as(AgencyKind::Court, 1).await.display_name,
+        "济南新名称食品有限公司"
+    );
+    let representative = app
+        .enterprise_as(AgencyKind::Court, 2)
+        .await
+        .legal_representative
+        .unwrap();
+    assert_eq!(representative.masked_id_number, "440524********0014");
+}
+
 /// A watcher mirrors every enterprise's grade changes: whose grades it was shown is in
 /// the audit log, entry by entry as the stream sends them.
 #[tokio::test]
