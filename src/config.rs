@@ -153,6 +153,32 @@ impl StorageArgs {
         self.open_store_bounded(None).await
     }
 
+    /// Opens the configured database for a command that works on an existing service
+    /// (agencies, audit verification, regrading): refused, creating nothing, when the
+    /// SQLite file is not there or the schema is not migrated, so a mistyped
+    /// `--data-dir` is said to be one instead of becoming a new empty database.
+    pub async fn open_existing_store(&self) -> anyhow::Result<Store> {
+        if !self.uses_postgres() {
+            let file = self.data_dir.join("credit-hub.db");
+            if !file.is_file() {
+                bail!(
+                    "no credit-hub database in {} (no credit-hub.db there): give the \
+                     server's --data-dir (CREDIT_HUB_DATA_DIR), or create one with \
+                     `credit-hub migrate`",
+                    self.data_dir.display()
+                );
+            }
+        }
+        let store = self.open_store().await?;
+        if !store.is_migrated().await? {
+            bail!(
+                "the database is not migrated to this version of credit-hub: run \
+                 `credit-hub migrate` with the same storage flags first"
+            );
+        }
+        Ok(store)
+    }
+
     /// [`StorageArgs::open_store`], each PostgreSQL statement bounded by
     /// `statement_timeout` (SQLite statements are bounded by the call's deadline).
     pub async fn open_store_bounded(

@@ -15,6 +15,7 @@ use credit_hub::cli::{self, ClientArgs};
 use credit_hub::config::StorageArgs;
 use credit_hub::domain::agency::{PurposePolicy, Scope};
 use credit_hub::domain::codes::AgencyKind;
+use credit_hub::domain::id_scan::mask_id_numbers;
 use credit_hub::seed::{self, SeedPlan};
 use credit_hub::store::{NewAgency, Store};
 use credit_hub::{Server, ShutdownPolicy};
@@ -260,7 +261,7 @@ enum AuditCommand {
         storage: StorageArgs,
         /// Also trust checkpoints signed by this public key (hex); repeatable. The
         /// configured signing key's public half is always trusted.
-        #[arg(long)]
+        #[arg(long, value_parser = public_key_hex)]
         trust_key: Vec<String>,
     },
     /// List entries (client; needs the audit:read scope): e.g. who looked at an
@@ -328,7 +329,9 @@ enum AgencyCommand {
         /// market-regulation, court, tax, social-security, education or vetting-office.
         #[arg(long)]
         kind: String,
-        /// A scope to grant (repeatable); without any, the kind's defaults.
+        /// A scope to grant (repeatable, or comma-separated); without any, the kind's
+        /// defaults. registry:write, certificates:issue and certificates:revoke serve only
+        /// market-regulation agencies, vetting:run only vetting offices.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Requests per second this agency may make (default: the server's
@@ -489,8 +492,7 @@ async fn main() -> anyhow::Result<()> {
             AuditCommand::Export { client, query } => cli::audit::export(&client, &query).await,
         },
         Command::Reclassify { storage } => {
-            let store = storage.open_store().await?;
-            store.migrate().await?;
+            let store = storage.open_existing_store().await?;
             let total = store.count_enterprises().await? as u64;
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -508,7 +510,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Regrade { storage, due: _ } => {
-            let store = storage.open_store().await?;
+            let store = storage.open_existing_store().await?;
             let n = store.regrade_due(credit_hub::api::today()).await?;
             eprintln!("processed {n} records whose publicity window ended");
             Ok(())
@@ -566,10 +568,24 @@ async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyho
     Ok(())
 }
 
+/// An Ed25519 public key as checkpoints carry it: 64 hex characters (lowercased). A
+/// mistyped key must fail loudly: trusting nothing while saying the chain is intact
+/// would mislead an auditor.
+fn public_key_hex(value: &str) -> Result<String, String> {
+    let key = value.trim().to_ascii_lowercase();
+    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "must be an Ed25519 public key in hex (64 characters), got {} characters",
+            value.trim().chars().count()
+        ));
+    }
+    Ok(key)
+}
+
 /// `credit-hub audit verify`.
 async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow::Result<()> {
     trusted.extend(storage.audit_public_key()?);
-    let store = storage.open_store().await?;
+    let store = storage.open_existing_store().await?;
     match store.verify_audit(&trusted).await? {
         Ok(v) => {
             credit_hub::out!(
@@ -743,25 +759,46 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             rate_limit,
             cert_subject,
         } => {
+            let name = name.trim().to_owned();
+            if name.is_empty() {
+                bail!("--name cannot be empty: it is how the agency appears in lists and the audit log");
+            }
+            let shown = |value: &str| mask_id_numbers(value);
             let kind = AgencyKind::from_label(&kind).with_context(|| {
                 let kinds: Vec<_> = AgencyKind::ALL.iter().map(|k| k.label()).collect();
-                format!("unknown kind {kind:?}; one of {}", kinds.join(", "))
+                format!(
+                    "unknown kind {:?}; one of {}",
+                    shown(&kind),
+                    kinds.join(", ")
+                )
             })?;
+            // `--scope a,b` as well as `--scope a --scope b`.
             let scopes = scopes
                 .iter()
+                .flat_map(|s| s.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
                 .map(|s| {
-                    Scope::from_code(s).with_context(|| {
+                    let scope = Scope::from_code(s).with_context(|| {
                         let all: Vec<_> = Scope::ALL.iter().map(|s| s.code()).collect();
-                        format!("unknown scope {s:?}; one of {}", all.join(", "))
-                    })
+                        format!("unknown scope {:?}; one of {}", shown(s), all.join(", "))
+                    })?;
+                    match scope.only_for() {
+                        Some(only) if only != kind => bail!(
+                            "scope {scope} serves only {} agencies (the service checks the \
+                             caller's kind too), not {}",
+                            only.label(),
+                            kind.label()
+                        ),
+                        _ => Ok(scope),
+                    }
                 })
                 .collect::<anyhow::Result<BTreeSet<_>>>()?;
             let cert_subject = cert_subject.map(|c| c.trim().to_owned());
             if cert_subject.as_deref() == Some("") {
                 bail!("--cert-subject cannot be empty");
             }
-            let store = storage.open_store().await?;
-            store.migrate().await?;
+            let store = storage.open_existing_store().await?;
             let (agency, token) = store
                 .create_agency(NewAgency {
                     display_name: name,
@@ -788,7 +825,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AgencyCommand::List { storage } => {
-            let store = storage.open_store().await?;
+            let store = storage.open_existing_store().await?;
             for listing in store.list_agencies().await? {
                 let a = &listing.agency;
                 credit_hub::out!(
@@ -812,7 +849,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
         }
         AgencyCommand::Revoke { storage, id } => {
             let id = id.trim_start_matches("agencies/");
-            let store = storage.open_store().await?;
+            let store = storage.open_existing_store().await?;
             store.revoke_agency(id).await?;
             eprintln!("revoked agencies/{id}");
             Ok(())

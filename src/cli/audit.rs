@@ -60,7 +60,7 @@ impl AuditQuery {
                 .unwrap_or_default(),
             self.enterprise
                 .as_ref()
-                .map(|u| format!("enterprises/{}", u.trim()))
+                .map(|u| super::enterprise_name(u))
                 .unwrap_or_default(),
             self.person_id.clone().unwrap_or_default(),
             self.method.clone().unwrap_or_default(),

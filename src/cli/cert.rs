@@ -132,7 +132,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let cert = certificates(&client)
                 .await?
                 .issue_certificate(pb::IssueCertificateRequest {
-                    enterprise: format!("enterprises/{}", enterprise.trim()),
+                    enterprise: super::enterprise_name(&enterprise),
                     kind: kind as i32,
                     period_start_date: from.unwrap_or_default(),
                     period_end_date: to.unwrap_or_default(),
@@ -189,7 +189,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                         .list_certificates(pb::ListCertificatesRequest {
                             enterprise: enterprise
                                 .as_ref()
-                                .map(|u| format!("enterprises/{}", u.trim()))
+                                .map(|u| super::enterprise_name(u))
                                 .unwrap_or_default(),
                             status,
                             page_size: 1000,

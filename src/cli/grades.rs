@@ -74,10 +74,7 @@ pub async fn grade(
     for chunk in usccs.chunks(1000) {
         let grades = client
             .batch_get_credit_grades(pb::BatchGetCreditGradesRequest {
-                names: chunk
-                    .iter()
-                    .map(|u| format!("enterprises/{}", u.trim()))
-                    .collect(),
+                names: chunk.iter().map(|u| super::enterprise_name(u)).collect(),
                 model: model.to_string(),
                 purpose,
                 case_reference: String::new(),

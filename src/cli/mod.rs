@@ -96,6 +96,24 @@ impl std::fmt::Debug for ClientArgs {
     }
 }
 
+/// A resource name from a command-line argument that may already carry the prefix:
+/// commands print `enterprises/{uscc}`, and pasting that back in must work.
+pub fn resource_name(prefix: &str, id: &str) -> String {
+    let id = id.trim();
+    match id
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        Some(_) => id.to_string(),
+        None => format!("{prefix}/{id}"),
+    }
+}
+
+/// `enterprises/{uscc}` from a USCC argument, given with or without the prefix.
+pub fn enterprise_name(uscc: &str) -> String {
+    resource_name("enterprises", uscc)
+}
+
 /// Adds the bearer token, if any, to every call.
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
@@ -195,11 +213,23 @@ fn records(c: &(Channel, Bearer)) -> RecordServiceClient<Authed> {
 /// Turns a status into an error that says what the service said, field by field.
 pub fn explain(status: Status) -> anyhow::Error {
     use tonic_types::StatusExt;
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    if let Some(bad) = status.get_details_bad_request() {
-        for v in bad.field_violations {
-            text.push_str(&format!("\n  {}: {}", v.field, v.description));
-        }
+    let violations = status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations)
+        .unwrap_or_default();
+    // The message of a refused request lists the same violations the details do:
+    // say it once, one field per line.
+    let mut text = if violations.is_empty() {
+        format!("{:?}: {}", status.code(), status.message())
+    } else {
+        format!("{:?}: the request was refused:", status.code())
+    };
+    for v in violations {
+        text.push_str(&format!("\n  {}: {}", v.field, v.description));
+    }
+    if status.code() == tonic::Code::Internal && status.message().contains("h2 protocol error") {
+        // What a client hears from something that is not a gRPC server.
+        text.push_str("\n  (is --addr / CREDIT_HUB_ADDR the address of a credit-hub server?)");
     }
     if let Some(failed) = status.get_details_precondition_failure() {
         for v in failed.violations {
@@ -223,7 +253,7 @@ pub async fn enterprise_get(args: &ClientArgs, uscc: &str) -> anyhow::Result<()>
     let c = connect(args).await?;
     let e = registry(&c)
         .get_enterprise(pb::GetEnterpriseRequest {
-            name: format!("enterprises/{}", uscc.trim()),
+            name: enterprise_name(uscc),
         })
         .await
         .map_err(explain)?
@@ -335,7 +365,7 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
         async |page_token| {
             let page = client
                 .list_records(pb::ListRecordsRequest {
-                    subject_enterprise: format!("enterprises/{}", subject.trim()),
+                    subject_enterprise: enterprise_name(subject),
                     page_size: 200,
                     page_token,
                     ..Default::default()

@@ -60,7 +60,7 @@ fn code<E>(
     let full = format!("{prefix}{}", value.trim().to_ascii_uppercase());
     parse(&full)
         .map(to_i32)
-        .with_context(|| format!("unknown {what} {value:?}"))
+        .with_context(|| format!("unknown {what} {:?}", withhold_long_numbers(value)))
 }
 
 fn opt_code<E>(
@@ -77,11 +77,7 @@ fn opt_code<E>(
 
 fn to_record(line: RecordLine) -> anyhow::Result<pb::Record> {
     let subject = match (line.subject_enterprise, line.subject_person) {
-        (Some(u), None) => pb::subject::Subject::Enterprise(if u.starts_with("enterprises/") {
-            u
-        } else {
-            format!("enterprises/{u}")
-        }),
+        (Some(u), None) => pb::subject::Subject::Enterprise(super::enterprise_name(&u)),
         (None, Some(p)) => pb::subject::Subject::Person(pb::Person {
             name: p.name,
             id_number: p.id_number,
@@ -168,6 +164,8 @@ fn to_record(line: RecordLine) -> anyhow::Result<pb::Record> {
 pub fn read_records_file(path: &Path) -> anyhow::Result<Vec<pb::Record>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Notepad and Excel start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -224,6 +222,33 @@ pub fn file_digest(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LINE: &str = r#"{"source_record_id":"P-1","subject_enterprise":"enterprises/913710021000006576","kind":"ADMINISTRATIVE_PENALTY","tier":"MODERATE","domain":"PRICING","decision_date":"2026-10-01","document_number":"罚〔2026〕1号","deciding_authority":"市场监督管理局"}"#;
+
+    #[test]
+    fn a_file_saved_with_a_byte_order_mark_reads_like_one_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.jsonl");
+        std::fs::write(&path, format!("\u{feff}{LINE}\n")).unwrap();
+        let records = read_records_file(&path).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].subject.as_ref().unwrap().subject,
+            Some(pb::subject::Subject::Enterprise(
+                "enterprises/913710021000006576".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_id_number_in_an_enum_field_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(&path, LINE.replace("MODERATE", "990101198001014592")).unwrap();
+        let err = format!("{:#}", read_records_file(&path).unwrap_err());
+        assert!(err.contains("unknown tier"), "{err}");
+        assert!(!err.contains("990101198001014592"), "{err}");
+    }
 
     #[test]
     fn a_line_quoting_an_id_number_is_refused_without_it() {

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::{connect, explain, walk_pages, Authed, ClientArgs};
+use super::{connect, enterprise_name, explain, resource_name, walk_pages, Authed, ClientArgs};
 use crate::proto::v1 as pb;
 use pb::repair_service_client::RepairServiceClient;
 
@@ -82,15 +82,6 @@ pub enum RepairCommand {
     },
 }
 
-fn name(prefix: &str, id: &str) -> String {
-    let id = id.trim();
-    if id.starts_with(&format!("{prefix}/")) {
-        id.to_string()
-    } else {
-        format!("{prefix}/{id}")
-    }
-}
-
 fn short<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) -> String {
     E::try_from(n)
         .map(|e| name(&e).trim_start_matches(prefix).to_string())
@@ -155,7 +146,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             let c = client(&args)
                 .await?
                 .credit_checkup(pb::CreditCheckupRequest {
-                    enterprise: name("enterprises", &uscc),
+                    enterprise: enterprise_name(&uscc),
                 })
                 .await
                 .map_err(explain)?
@@ -245,8 +236,11 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             let reply = client(&args)
                 .await?
                 .apply_for_repair(pb::ApplyForRepairRequest {
-                    enterprise: name("enterprises", &enterprise),
-                    records: records.iter().map(|r| name("records", r)).collect(),
+                    enterprise: enterprise_name(&enterprise),
+                    records: records
+                        .iter()
+                        .map(|r| resource_name("records", r))
+                        .collect(),
                     commitment_letter_reference: commitment_letter,
                     proof_references: proofs,
                     request_id: request_id(),
@@ -266,7 +260,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             let reply = client(&args)
                 .await?
                 .record_credit_interview(pb::RecordCreditInterviewRequest {
-                    name: name("repairApplications", &application),
+                    name: resource_name("repairApplications", &application),
                     interview: Some(pb::CreditInterview {
                         interview_date: date,
                         officer,
@@ -293,7 +287,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
             let reply = client(&args)
                 .await?
                 .decide_repair(pb::DecideRepairRequest {
-                    name: name("repairApplications", &application),
+                    name: resource_name("repairApplications", &application),
                     decision: decision as i32,
                     reason,
                     request_id: request_id(),
@@ -314,7 +308,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                         .list_repair_applications(pb::ListRepairApplicationsRequest {
                             enterprise: enterprise
                                 .as_deref()
-                                .map(|u| name("enterprises", u))
+                                .map(enterprise_name)
                                 .unwrap_or_default(),
                             page_size: 1000,
                             page_token,

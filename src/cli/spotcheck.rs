@@ -326,7 +326,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await?
                 .record_spot_check_result(pb::RecordSpotCheckResultRequest {
                     plan: plan_name(&plan),
-                    enterprise: format!("enterprises/{}", enterprise.trim()),
+                    enterprise: super::enterprise_name(&enterprise),
                     outcome: outcome as i32,
                     items,
                     inspection_date: date,
@@ -350,7 +350,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                             plan: plan.as_deref().map(plan_name).unwrap_or_default(),
                             enterprise: enterprise
                                 .as_ref()
-                                .map(|u| format!("enterprises/{}", u.trim()))
+                                .map(|u| super::enterprise_name(u))
                                 .unwrap_or_default(),
                             page_size: 1000,
                             page_token,

@@ -24,6 +24,21 @@ code_enum! {
     }
 }
 
+impl Scope {
+    /// The one agency kind whose calls this scope can serve, where the services check
+    /// the caller's kind too: granting it to another kind would only make its calls
+    /// fail later.
+    pub fn only_for(self) -> Option<AgencyKind> {
+        match self {
+            Scope::RegistryWrite | Scope::CertificatesIssue | Scope::CertificatesRevoke => {
+                Some(AgencyKind::MarketRegulation)
+            }
+            Scope::VettingRun => Some(AgencyKind::VettingOffice),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())

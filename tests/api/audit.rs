@@ -662,6 +662,44 @@ async fn a_command_writing_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Commands that work on an existing service refuse a mistyped data directory rather
+/// than create an empty database there (and print a token nobody's server knows), and
+/// `audit verify` refuses a key it could not trust.
+#[tokio::test]
+async fn database_commands_refuse_a_missing_database_and_a_malformed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("dta");
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    for args in [
+        &["agency", "add", "--name", "typo court", "--kind", "court"][..],
+        &["agency", "list"],
+        &["audit", "verify"],
+        &["regrade", "--due"],
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&typo)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
+        assert!(stderr.contains("no credit-hub database in"), "{stderr}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let database = process_database(dir.path()).await;
+    let out = std::process::Command::new(bin)
+        .args(["audit", "verify", "--trust-key", "abcd"])
+        .args(&database.args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("64 characters"), "{stderr}");
+}
+
 /// An entry appended straight to the store by a test.
 fn test_entry(request_id: &str, subjects: Vec<String>) -> credit_hub::domain::audit::AuditEvent {
     credit_hub::domain::audit::AuditEvent {
