@@ -475,6 +475,16 @@ fn counted(records: &[Fact], today: NaiveDate) -> Vec<&Fact> {
     out
 }
 
+/// Hundredths of a point as whole points, halves away from zero.
+fn whole_points(hundredths: i32) -> i32 {
+    let whole = (hundredths.abs() + 50) / 100;
+    if hundredths < 0 {
+        -whole
+    } else {
+        whole
+    }
+}
+
 fn describe(template: &str, count: usize, points: i32) -> String {
     template
         .replace("{count}", &count.to_string())
@@ -487,7 +497,9 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
     let mut score = model.base_score;
     let mut reasons = Vec::new();
 
-    // Points: each record counts under the first rule that matches it.
+    // Points: each record counts under the first rule that matches it, weighted in
+    // hundredths of a point; a rule's total is rounded once, so five half-weight
+    // records of -3 count -8 (-7.5), not five times -1.
     let mut by_rule: BTreeMap<usize, (Vec<String>, i32)> = BTreeMap::new();
     for r in &own {
         let c = *r;
@@ -506,15 +518,15 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         } else {
             100
         };
-        let points = rule.points * weight / 100;
         let entry = by_rule.entry(i).or_default();
         entry.0.push(r.id.clone());
-        entry.1 += points;
+        entry.1 += rule.points * weight;
     }
     // Caps apply to the total deduction of a kind, shared by its rules in file order.
     let mut deducted: BTreeMap<RecordKind, i32> = BTreeMap::new();
-    for (i, (ids, mut points)) in by_rule {
+    for (i, (ids, hundredths)) in by_rule {
         let rule = &model.points[i];
+        let mut points = whole_points(hundredths);
         if points < 0 {
             if let Some(cap) = model.caps.iter().find(|c| c.kind == rule.kind) {
                 let used = deducted.entry(rule.kind).or_default();
@@ -764,6 +776,37 @@ mod tests {
             .unwrap()
             .max_deduction;
         assert_eq!(g.score, general().base_score - cap);
+    }
+
+    #[test]
+    fn records_outside_a_domain_model_count_at_their_weight_rounded_once() {
+        let education = ModelSet::builtin().get("education").unwrap().clone();
+        let minor = |n: usize| -> Vec<Fact> {
+            (0..n)
+                .map(|i| {
+                    rec(
+                        &format!("m{i}"),
+                        RecordKind::AdministrativePenalty,
+                        Tier::Minor,
+                    )
+                })
+                .collect()
+        };
+        // Food production is outside the education model: -3 each at 50%.
+        let one = grade(&education, input(&minor(1)));
+        assert_eq!(one.score, education.base_score - 2, "-1.5 rounds to -2");
+        let five = grade(&education, input(&minor(5)));
+        assert_eq!(five.score, education.base_score - 8, "-7.5 rounds to -8");
+        assert_eq!(five.reasons[0].points, -8);
+        assert_eq!(five.reasons[0].record_ids.len(), 5);
+    }
+
+    #[test]
+    fn halves_round_away_from_zero() {
+        assert_eq!(
+            [-750, -749, -150, -50, -49, 0, 49, 50, 150].map(whole_points),
+            [-8, -7, -2, -1, 0, 0, 0, 1, 2]
+        );
     }
 
     #[test]

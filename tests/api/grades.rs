@@ -466,7 +466,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
 
     // A new version that grades exactly as the old one did.
     let same = app.store.clone().with_models(models_with_general(|t| {
-        t.replace("version = \"2026.1\"", "version = \"2026.2\"")
+        t.replace("version = \"2026.2\"", "version = \"2026.3\"")
     }));
     let seen = std::sync::Mutex::new(Vec::new());
     let (done, changes) = same
@@ -483,7 +483,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
     for n in [1, 7, 600, 1100] {
         let g = app.grade_of(n).await;
         assert_eq!(
-            g.model_version, "2026.2",
+            g.model_version, "2026.3",
             "enterprise {n} confirmed by the new version"
         );
     }
@@ -492,7 +492,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
 
     // A version that deducts less for a moderate penalty lifts the penalized one to A.
     let lenient = app.store.clone().with_models(models_with_general(|t| {
-        t.replace("version = \"2026.1\"", "version = \"2026.3\"")
+        t.replace("version = \"2026.2\"", "version = \"2026.4\"")
             .replace("points = -8\n", "points = -3\n")
     }));
     let (done, changes) = lenient
@@ -507,15 +507,15 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
     let g = app.grade_of(7).await;
     assert_eq!(
         (g.grade, g.score, g.model_version.as_str()),
-        (A, 97, "2026.3")
+        (A, 97, "2026.4")
     );
     let history = app.grade_history(7).await;
     assert_eq!(history.len(), history_before.len() + 1);
     let newest = &history[0];
     assert_eq!(newest.cause, pb::GradeChangeCause::ModelChanged as i32);
     assert_eq!((newest.previous_grade, newest.grade), (B, A));
-    assert_eq!(newest.model_version, "2026.3");
-    assert_eq!(app.grade_of(600).await.model_version, "2026.3");
+    assert_eq!(newest.model_version, "2026.4");
+    assert_eq!(app.grade_of(600).await.model_version, "2026.4");
 }
 
 /// On PostgreSQL writes run side by side: each must grade with the records the others
