@@ -214,21 +214,27 @@ impl RepairService for RepairApi {
                 .collect(),
             None => Vec::new(),
         };
-        let after = grade(
-            model,
-            GradeInput {
-                own: &own,
-                legal_representative: &rep,
-                represented_hard_d: &[],
-                today,
-            },
-        );
         let current = store
             .grades(&[&uscc], DEFAULT_MODEL)
             .await?
             .pop()
             .flatten()
             .map(|g| g.graded);
+        // Repairing this enterprise's records leaves other enterprises' D grades, and
+        // so a shared legal representative's reason, as they are.
+        let represented_hard_d = current
+            .as_ref()
+            .map(|g| g.represented_hard_d(model))
+            .unwrap_or_default();
+        let after = grade(
+            model,
+            GradeInput {
+                own: &own,
+                legal_representative: &rep,
+                represented_hard_d: &represented_hard_d,
+                today,
+            },
+        );
         note.count(items.len());
         Ok(Response::new(pb::CreditCheckupResponse {
             enterprise: uscc.resource_name(),

@@ -406,6 +406,25 @@ pub struct Graded {
     pub reasons: Vec<Reason>,
 }
 
+impl Graded {
+    /// The records, of other enterprises, behind this grade's "the legal representative
+    /// also represents a D enterprise" reasons under `model`: what regrading this
+    /// enterprise alone (a what-if) must pass on as `represented_hard_d`.
+    pub fn represented_hard_d(&self, model: &Model) -> Vec<String> {
+        let codes: Vec<&str> = model
+            .related
+            .iter()
+            .filter(|r| r.relation == Relation::LegalRepresentativeRepresentsD)
+            .map(|r| r.code.as_str())
+            .collect();
+        self.reasons
+            .iter()
+            .filter(|r| codes.contains(&r.code.as_str()))
+            .flat_map(|r| r.record_ids.iter().cloned())
+            .collect()
+    }
+}
+
 /// What grading reads of a record: enough to count it, none of its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fact {

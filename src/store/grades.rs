@@ -449,9 +449,9 @@ impl Store {
         .await
     }
 
-    /// uscc -> person key of the current legal representative.
     /// The current legal representatives of `targets` and everyone they represent;
-    /// with `related`, those other enterprises join `targets` first.
+    /// with `related`, those other enterprises join `targets` first, naming the record
+    /// that reached them where one did.
     async fn related_parties(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -467,11 +467,25 @@ impl Store {
         if !related {
             return Ok((reps, represented));
         }
-        for usccs in represented.values() {
+        // person key -> a record that changed one of the person's enterprises.
+        let mut causes: HashMap<&str, String> = HashMap::new();
+        for (uscc, (_, record)) in targets.iter() {
+            if let (Some(person), Some(record)) = (reps.get(uscc.as_str()), record) {
+                // The least id, so the same change names the same record every time.
+                let cause = causes
+                    .entry(person.as_str())
+                    .or_insert_with(|| record.clone());
+                if record < cause {
+                    *cause = record.clone();
+                }
+            }
+        }
+        for (person, usccs) in &represented {
+            let record = causes.get(person.as_str()).cloned();
             for u in usccs {
                 targets
                     .entry(uscc_of(u.clone())?)
-                    .or_insert((GradeChangeCause::RelatedPartyChanged, None));
+                    .or_insert((GradeChangeCause::RelatedPartyChanged, record.clone()));
             }
         }
         let reps = self

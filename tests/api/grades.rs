@@ -47,11 +47,6 @@ async fn watch(app: &TestApp, cursor: &str) -> tonic::Streaming<pb::WatchGradeCh
         .into_inner()
 }
 
-/// Whether a reason with `code` is among the grade's.
-fn has_reason(g: &pb::CreditGrade, code: &str) -> bool {
-    g.reasons.iter().any(|r| r.code == code)
-}
-
 async fn next_change(
     stream: &mut tonic::Streaming<pb::WatchGradeChangesResponse>,
 ) -> pb::GradeChange {
@@ -220,10 +215,21 @@ async fn a_dishonest_legal_representative_marks_every_enterprise_he_represents()
     assert!(app.grade_of(5).await.reasons.is_empty());
 
     // The same person now also represents an enterprise that is itself graded D.
-    app.records(AgencyKind::Court)
+    let filed = app
+        .records(AgencyKind::Court)
         .batch_submit_records(submit(vec![court_debtor_on_enterprise(4, "C-E")]))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    let change = &app.grade_history(3).await[0];
+    assert_eq!(
+        (change.cause, change.cause_record.as_str()),
+        (
+            pb::GradeChangeCause::RelatedPartyChanged as i32,
+            filed.records[0].name.as_str()
+        ),
+        "the record about the other enterprise is named as the cause"
+    );
     let g = app.grade_of(3).await;
     assert!(
         g.reasons

@@ -489,6 +489,11 @@ pub fn debtor(person: pb::Person, source: &str) -> pb::Record {
 }
 
 /// The field paths of a status's BadRequest violations.
+/// Whether a reason with `code` is among the grade's.
+pub fn has_reason(g: &pb::CreditGrade, code: &str) -> bool {
+    g.reasons.iter().any(|r| r.code == code)
+}
+
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
     status

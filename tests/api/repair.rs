@@ -167,6 +167,40 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
     }
 }
 
+/// The check-up's "grade after repair" keeps what repairing this enterprise cannot
+/// change: its legal representative also represents an enterprise graded D.
+#[tokio::test]
+async fn the_grade_after_repair_keeps_a_shared_representatives_d_enterprise() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(20, ID_A), enterprise(21, ID_A)])
+        .await;
+    app.file(vec![pb::Record {
+        kind: pb::RecordKind::SeriousDishonestyListing as i32,
+        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        tier: pb::Tier::Serious as i32,
+        decision_date: days_ago(&app, 30).to_string(),
+        document_number: "威开市监严〔2026〕9号".into(),
+        ..penalty(&uscc(21), "listing-21")
+    }])
+    .await;
+    let current = app.grade_of(20).await;
+    assert!(
+        has_reason(&current, "LEGAL_REPRESENTATIVE_REPRESENTS_D"),
+        "{:?}",
+        current.reasons
+    );
+    assert_ne!(current.grade, pb::Grade::A as i32);
+    let checkup = app.checkup(20).await;
+    assert!(checkup.items.is_empty(), "nothing of its own to repair");
+    assert_eq!(
+        (checkup.grade_after_repair, checkup.score_after_repair),
+        (current.grade, current.score)
+    );
+}
+
 #[tokio::test]
 async fn a_penalty_held_while_on_the_abnormal_list_waits_until_the_listing_ends() {
     let app = spawn_app().await;
