@@ -25,7 +25,7 @@ use crate::domain::spotcheck::SpotCheckPolicy;
 use crate::domain::vetting::VettingPolicy;
 use crate::metrics::{Metrics, Observe};
 use crate::middleware::StepLayer;
-use crate::overload::{LoadShed, DEFAULT_MAX_CONCURRENT_CALLS};
+use crate::overload::{LoadShed, WriteQueue, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
@@ -330,6 +330,7 @@ impl Server {
             .layer(StepLayer::new(
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
             ))
+            .layer(StepLayer::new(WriteQueue::new(store.write_slots())))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

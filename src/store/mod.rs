@@ -375,6 +375,16 @@ impl Store {
 
     /// Open and idle connections of the pools, the audit writer's own connection
     /// included; on PostgreSQL readers and writers share one pool, counted once.
+    /// How many write transactions should hold connections at once: SQLite has one
+    /// writer; on PostgreSQL half the pool, so that reads always find a connection
+    /// while a burst of writes (which mostly take turns on history anyway) queues.
+    pub fn write_slots(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (self.write.options().get_max_connections() as usize / 2).max(1),
+        }
+    }
+
     pub fn pool_use(&self) -> (u32, usize) {
         let (size, idle) = match self.backend {
             Backend::Sqlite => (

@@ -680,3 +680,37 @@ async fn a_full_batch_of_records_at_their_longest_is_accepted() {
         .unwrap();
     assert_eq!(done.into_inner().records.len(), 1000);
 }
+
+/// A burst of writes far beyond the database's connections (400 one-record batches at
+/// once) queues for write slots and is answered in full, instead of half of it failing
+/// UNAVAILABLE after the pool's acquire timeout.
+#[tokio::test]
+async fn a_burst_of_writes_queues_and_every_one_is_answered() {
+    let app = spawn_app().await;
+    let n = 400u32;
+    app.register((1..=n).map(|i| enterprise(i, ID_A)).collect())
+        .await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 1..=n {
+        let mut client = app.records(AgencyKind::MarketRegulation);
+        calls.spawn(async move {
+            client
+                .batch_submit_records(submit(vec![penalty(&uscc(i), &format!("B-{i}"))], ""))
+                .await
+                .map_err(|e| format!("{:?} {}", e.code(), e.message()))
+        });
+    }
+    let failed: Vec<String> = calls
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed[0]
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), i64::from(n));
+}
