@@ -77,7 +77,7 @@ fn entry_json(e: &pb::AuditEntry) -> serde_json::Value {
         "method": e.method,
         "request_id": e.request_id,
         "subjects": e.subjects,
-        "purpose": pb::Purpose::try_from(e.purpose).map(|p| p.as_str_name()).unwrap_or(""),
+        "purpose": pb::Purpose::try_from(e.purpose).map(|p| p.as_str_name().trim_start_matches("PURPOSE_")).unwrap_or(""),
         "case_reference": e.case_reference,
         "outcome": e.outcome,
         "result_count": e.result_count,
@@ -87,6 +87,33 @@ fn entry_json(e: &pb::AuditEntry) -> serde_json::Value {
 }
 
 /// `credit-hub audit list`: a page-by-page table (or JSON lines with `--json`).
+/// An entry's subjects for a table: each once, with how often it was named when more
+/// than once (a page of records names its enterprise per record).
+fn subjects_text(subjects: &[String]) -> String {
+    let mut counted: Vec<(&str, usize)> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in subjects {
+        match at.get(s.as_str()) {
+            Some(&i) => counted[i].1 += 1,
+            None => {
+                at.insert(s, counted.len());
+                counted.push((s, 1));
+            }
+        }
+    }
+    counted
+        .iter()
+        .map(|(s, n)| {
+            if *n > 1 {
+                format!("{s} ×{n}")
+            } else {
+                s.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow::Result<()> {
     let c = connect(args).await?;
     let mut client = AuditServiceClient::with_interceptor(c.0.clone(), c.1.clone());
@@ -94,7 +121,7 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
     let mut shown = 0;
     if !args.json {
         crate::out!(
-            "{:>8}  {:<25}  {:<28}  {:<44}  {:<18}  SUBJECTS",
+            "{:>8}  {:<29}  {:<36}  {:<44}  {:<18}  SUBJECTS",
             "SEQ",
             "TIME",
             "AGENCY",
@@ -130,13 +157,13 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
                 crate::out!("{j}");
             } else {
                 crate::out!(
-                    "{:>8}  {:<25}  {:<28}  {:<44}  {:<18}  {}",
+                    "{:>8}  {:<29}  {:<36}  {:<44}  {:<18}  {}",
                     e.sequence,
                     j["time"].as_str().unwrap_or(""),
                     e.agency,
                     e.method.rsplit('.').next().unwrap_or(&e.method),
                     e.outcome,
-                    e.subjects.join(" ")
+                    subjects_text(&e.subjects)
                 );
             }
             Ok(true)
@@ -172,4 +199,16 @@ pub async fn export(args: &ClientArgs, query: &AuditQuery) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_subjects_are_counted_once() {
+        let s = |v: &[&str]| subjects_text(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s(&["a", "b", "a", "a"]), "a ×3 b");
+        assert_eq!(s(&[]), "");
+    }
 }

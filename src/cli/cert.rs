@@ -337,14 +337,14 @@ fn show(c: &pb::Certificate, json: bool) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "name": c.name,
-                "serialNumber": c.serial_number,
+                "serial_number": c.serial_number,
                 "enterprise": c.enterprise,
-                "enterpriseName": c.enterprise_display_name,
+                "enterprise_name": c.enterprise_display_name,
                 "kind": kind,
                 "status": status,
-                "statusReason": c.status_reason,
-                "validUntil": c.valid_until.as_ref().map(time_text),
-                "issuerKeyId": c.issuer_key_id,
+                "status_reason": c.status_reason,
+                "valid_until": c.valid_until.as_ref().map(time_text),
+                "issuer_key_id": c.issuer_key_id,
             })
         );
     } else {

@@ -185,12 +185,12 @@ pub async fn stats(
         d.total_enterprises
     );
     crate::out!(
-        "{:<8} {:<6} {:<4} {:>8} {:>7}",
-        "区划",
-        "门类",
-        "类别",
-        "户数",
-        "占比"
+        "{} {} {} {}{}",
+        super::pad("区划", 8),
+        super::pad("门类", 6),
+        super::pad("类别", 4),
+        " ".repeat(8 - 4),
+        "户数    占比"
     );
     for r in &d.rows {
         crate::out!(

@@ -23,7 +23,7 @@ pub(crate) use pages::walk_pages;
 use pb::record_service_client::RecordServiceClient;
 use pb::registry_service_client::RegistryServiceClient;
 
-pub use records_file::read_records_file;
+pub use records_file::{read_numbered_records, read_records_file};
 
 /// Prints a line on standard output like `println!`, but when the reader has gone (a
 /// closed pipe, as with `| head`) exits quietly instead of panicking.
@@ -94,6 +94,13 @@ impl std::fmt::Debug for ClientArgs {
             .field("tls_client_cert", &self.tls_client_cert)
             .finish()
     }
+}
+
+/// `text` padded with spaces to `width` terminal columns: a Chinese character takes two,
+/// so `{:<width$}` (which counts characters) misaligns columns of Chinese text.
+pub fn pad(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
 }
 
 /// A resource name from a command-line argument that may already carry the prefix:
@@ -283,7 +290,7 @@ pub async fn enterprise_get(args: &ClientArgs, uscc: &str) -> anyhow::Result<()>
         )
     );
     crate::out!("成立日期          {}", e.established_date);
-    crate::out!("行政区划 / 行业    {} / {}", e.region_code, e.industry_code);
+    crate::out!("行政区划 / 行业   {} / {}", e.region_code, e.industry_code);
     if let Some(p) = rep {
         crate::out!("法定代表人        {} ({})", p.name, p.masked_id_number);
     }
@@ -307,15 +314,15 @@ fn enterprise_json(e: &pb::Enterprise) -> serde_json::Value {
         "uscc": e.uscc,
         "display_name": e.display_name,
         "former_names": e.former_names,
-        "kind": enum_name(e.kind, pb::EnterpriseKind::as_str_name, ""),
-        "status": enum_name(e.status, pb::EnterpriseStatus::as_str_name, ""),
+        "kind": enum_name(e.kind, pb::EnterpriseKind::as_str_name, "ENTERPRISE_KIND_"),
+        "status": enum_name(e.status, pb::EnterpriseStatus::as_str_name, "ENTERPRISE_STATUS_"),
         "established_date": e.established_date,
         "region_code": e.region_code,
         "industry_code": e.industry_code,
         "legal_representative": e.legal_representative.as_ref().map(|p| serde_json::json!({"name": p.name, "masked_id_number": p.masked_id_number})),
         "roles": e.roles.iter().map(|r| {
             let p = r.person.clone().unwrap_or_default();
-            serde_json::json!({"kind": enum_name(r.kind, pb::RoleKind::as_str_name, ""), "name": p.name, "masked_id_number": p.masked_id_number, "start_date": r.start_date, "end_date": r.end_date})
+            serde_json::json!({"kind": enum_name(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"), "name": p.name, "masked_id_number": p.masked_id_number, "start_date": r.start_date, "end_date": r.end_date})
         }).collect::<Vec<_>>(),
     })
 }
@@ -353,12 +360,12 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
     let mut shown = 0;
     if !args.json {
         crate::out!(
-            "{:<40} {:<34} {:<9} {:<11} {:<10} 文号",
-            "记录",
-            "类型",
-            "等级",
-            "决定日期",
-            "状态"
+            "{} {} {} {} {} 文号",
+            pad("记录", 40),
+            pad("类型", 34),
+            pad("等级", 9),
+            pad("决定日期", 11),
+            pad("状态", 10)
         );
     }
     walk_pages(
@@ -404,11 +411,35 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
     Ok(())
 }
 
+/// `status` with each field violation about `records[i]` of a batch renamed to the file
+/// line the record came from (`FILE:LINE: records[i].field`), which is what a clerk
+/// can find in the file.
+fn on_file_lines(status: Status, file: &std::path::Path, lines: &[usize]) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let Some(mut bad) = status.get_details_bad_request() else {
+        return status;
+    };
+    for v in &mut bad.field_violations {
+        let index = v
+            .field
+            .strip_prefix("records[")
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(i, _)| i.parse::<usize>().ok());
+        if let Some(line) = index.and_then(|i| lines.get(i)) {
+            v.field = format!("{}:{line}: {}", file.display(), v.field);
+        }
+    }
+    let mut details = ErrorDetails::new();
+    details.set_bad_request(bad.field_violations);
+    Status::with_error_details(status.code(), status.message(), details)
+}
+
 /// `credit-hub records submit FILE.jsonl`: batches of 1,000 with a progress bar; each
 /// batch is atomic and carries a request id derived from the file and batch, so running
 /// the command again after a failure does not duplicate anything.
 pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow::Result<()> {
-    let all = read_records_file(file)?;
+    let (lines, all): (Vec<usize>, Vec<pb::Record>) =
+        read_numbered_records(file)?.into_iter().unzip();
     let c = connect(args).await?;
     let mut client = records(&c);
     let bar = indicatif::ProgressBar::new(all.len() as u64);
@@ -427,11 +458,12 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
             .await
             .map_err(|s| {
                 bar.abandon();
-                explain(s).context(format!(
+                let lines = &lines[b * 1000..b * 1000 + chunk.len()];
+                explain(on_file_lines(s, file, lines)).context(format!(
                     "batch {} (lines {}-{}) was refused; nothing of it was written",
                     b + 1,
-                    b * 1000 + 1,
-                    b * 1000 + chunk.len()
+                    lines[0],
+                    lines[lines.len() - 1]
                 ))
             })?
             .into_inner();

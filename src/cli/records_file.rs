@@ -162,6 +162,15 @@ fn to_record(line: RecordLine) -> anyhow::Result<pb::Record> {
 
 /// Reads every record of a JSON-lines file; a malformed line stops with its line number.
 pub fn read_records_file(path: &Path) -> anyhow::Result<Vec<pb::Record>> {
+    Ok(read_numbered_records(path)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// [`read_records_file`], each record with the file line it came from (blank lines are
+/// skipped, so record i is not always line i + 1).
+pub fn read_numbered_records(path: &Path) -> anyhow::Result<Vec<(usize, pb::Record)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     // Notepad and Excel start UTF-8 files with a byte-order mark.
@@ -179,7 +188,8 @@ pub fn read_records_file(path: &Path) -> anyhow::Result<Vec<pb::Record>> {
                 withhold_long_numbers(&e.to_string())
             )
         })?;
-        out.push(to_record(parsed).with_context(|| format!("{}:{}", path.display(), n + 1))?);
+        let record = to_record(parsed).with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        out.push((n + 1, record));
     }
     Ok(out)
 }

@@ -104,10 +104,10 @@ fn show(a: &pb::RepairApplication, json: bool) {
                 "enterprise": a.enterprise,
                 "records": a.records,
                 "state": state,
-                "decisionDeadlineDate": a.decision_deadline_date,
+                "decision_deadline_date": a.decision_deadline_date,
                 "overdue": a.overdue,
-                "interviewRequired": a.interview_required,
-                "decisionReason": a.decision_reason,
+                "interview_required": a.interview_required,
+                "decision_reason": a.decision_reason,
             })
         );
         return;
@@ -152,18 +152,31 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 .map_err(explain)?
                 .into_inner();
             if args.json {
-                for i in &c.items {
-                    crate::out!(
-                        "{}",
-                        serde_json::json!({
+                let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
+                crate::out!(
+                    "{}",
+                    serde_json::json!({
+                        "enterprise": c.enterprise,
+                        "name": c.enterprise_display_name,
+                        "in_bankruptcy_restructuring": c.in_bankruptcy_restructuring,
+                        "current_grade": grade(c.current_grade),
+                        "current_score": c.current_score,
+                        "grade_after_repair": grade(c.grade_after_repair),
+                        "score_after_repair": c.score_after_repair,
+                        "items": c.items.iter().map(|i| serde_json::json!({
                             "record": i.record,
-                            "documentNumber": i.document_number,
+                            "document_number": i.document_number,
+                            "kind": short(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
+                            "tier": short(i.tier, pb::Tier::as_str_name, "TIER_"),
+                            "decision_date": i.decision_date,
+                            "publicity_end_date": i.publicity_end_date,
                             "repairability": short(i.repairability, pb::Repairability::as_str_name, "REPAIRABILITY_"),
-                            "repairableFromDate": i.repairable_from_date,
+                            "repairable_from_date": i.repairable_from_date,
                             "reason": i.reason,
-                        })
-                    );
-                }
+                            "needs": i.requirements.iter().map(|q| short(*q, pb::RepairRequirement::as_str_name, "REPAIR_REQUIREMENT_")).collect::<Vec<_>>(),
+                        })).collect::<Vec<_>>(),
+                    })
+                );
                 return Ok(());
             }
             let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
@@ -352,9 +365,9 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                             serde_json::json!({
                                 "enterprise": c.enterprise,
                                 "name": c.enterprise_display_name,
-                                "regionCode": c.region_code,
-                                "repairableRecords": c.repairable_records,
-                                "seriousListingRemovable": c.serious_listing_removable,
+                                "region_code": c.region_code,
+                                "repairable_records": c.repairable_records,
+                                "serious_listing_removable": c.serious_listing_removable,
                             })
                         );
                     } else {

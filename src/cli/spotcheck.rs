@@ -138,7 +138,39 @@ fn parse_ratios(text: &str) -> anyhow::Result<Vec<pb::GradeRatio>> {
         .collect()
 }
 
-fn show_plan(p: &pb::SpotCheckPlan) {
+/// A plan as one JSON document (snake_case keys, enum names without their prefix).
+fn plan_json(p: &pb::SpotCheckPlan) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.name,
+        "department": p.department,
+        "domain": pb::RegulatoryDomain::try_from(p.domain)
+            .map_or("", |d| d.as_str_name().trim_start_matches("REGULATORY_DOMAIN_")),
+        "cycle": p.cycle,
+        "region_code": p.region_code,
+        "industry_code": p.industry_code,
+        "inspectors_per_visit": p.inspectors_per_visit,
+        "check_items": p.check_items,
+        "state": pb::SpotCheckPlanState::try_from(p.state)
+            .map_or("", |s| s.as_str_name().trim_start_matches("SPOT_CHECK_PLAN_STATE_")),
+        "seed_commitment": p.seed_commitment,
+        "seed": p.seed,
+        "overdue_count": p.overdue_count,
+        "targets": p.targets.iter().map(|t| serde_json::json!({
+            "enterprise": t.enterprise,
+            "grade": grade_label(t.grade),
+            "non_on_site": t.non_on_site,
+            "inspectors": t.inspectors,
+            "result_recorded": t.result_recorded,
+            "overdue": t.overdue,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn show_plan(p: &pb::SpotCheckPlan, json: bool) {
+    if json {
+        crate::out!("{}", plan_json(p));
+        return;
+    }
     crate::out!(
         "{}  {}  cycle {}  {} target(s){}  commitment {}",
         p.name,
@@ -224,7 +256,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .into_inner()
                 .plan
                 .context("empty response")?;
-            show_plan(&plan);
+            show_plan(&plan, client.json);
             Ok(())
         }
         SpotCheckCommand::Draw { client, plan } => {
@@ -238,7 +270,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .into_inner()
                 .plan
                 .context("empty response")?;
-            show_plan(&plan);
+            show_plan(&plan, client.json);
             Ok(())
         }
         SpotCheckCommand::Verify { plan, addr } => {
@@ -277,6 +309,23 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
+            if client.json {
+                crate::out!(
+                    "{}",
+                    serde_json::json!({
+                        "visits_before": m.visits_before,
+                        "visits_after": m.visits_after,
+                        "joint_visits": m.joint_visits,
+                        "joint_share": m.joint_share,
+                        "visits": m.visits.iter().map(|v| serde_json::json!({
+                            "enterprise": v.enterprise,
+                            "departments": v.departments,
+                            "inspectors": v.inspectors,
+                        })).collect::<Vec<_>>(),
+                    })
+                );
+                return Ok(());
+            }
             crate::out!(
                 "{} visits before merging, {} after; {} joint ({:.2}%)",
                 m.visits_before,
@@ -334,7 +383,11 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            crate::out!("published; recorded as {}", r.record);
+            if client.json {
+                crate::out!("{}", serde_json::json!({ "record": r.record }));
+            } else {
+                crate::out!("published; recorded as {}", r.record);
+            }
             Ok(())
         }
         SpotCheckCommand::Published {

@@ -192,9 +192,20 @@ impl Store {
                 .execute(&self.write)
                 .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::Domain(crate::domain::Error::NotFound(format!(
-                "agencies/{id}"
-            ))));
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM agencies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+            return Err(Error::Domain(match exists {
+                Some(_) => crate::domain::Error::FailedPrecondition(vec![
+                    crate::domain::error::PreconditionViolation {
+                        kind: "ALREADY_REVOKED".into(),
+                        subject: format!("agencies/{id}"),
+                        description: format!("agencies/{id} is already revoked"),
+                    },
+                ]),
+                None => crate::domain::Error::NotFound(format!("agencies/{id}")),
+            }));
         }
         Ok(())
     }

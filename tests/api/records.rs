@@ -714,3 +714,62 @@ async fn a_burst_of_writes_queues_and_every_one_is_answered() {
     );
     assert_eq!(app.store.count_records().await.unwrap(), i64::from(n));
 }
+
+/// `credit-hub records submit` names a refused record by its file line (blank lines
+/// included), prints each violation once, writes nothing of the batch, and submits the
+/// corrected file.
+#[tokio::test]
+async fn the_cli_names_a_refused_record_by_its_file_line() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let line = |source: &str, date: &str| {
+        format!(
+            r#"{{"source_record_id":"{source}","subject_enterprise":"enterprises/{}","kind":"ADMINISTRATIVE_PENALTY","tier":"MODERATE","domain":"PRICING","decision_date":"{date}","document_number":"罚〔2026〕{source}号","deciding_authority":"市场监督管理局","penalty_measures":["FINE"],"fine_amount_fen":100}}"#,
+            uscc(1)
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("penalties.jsonl");
+    let run = |file: std::path::PathBuf| {
+        let (addr, token) = (
+            app.addr.clone(),
+            app.tokens[&AgencyKind::MarketRegulation].clone(),
+        );
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+                .args(["records", "submit"])
+                .arg(&file)
+                .args(["--addr", &addr, "--token", &token])
+                .env_remove("RUST_BACKTRACE")
+                .output()
+                .await
+                .expect("run credit-hub")
+        }
+    };
+    let good = line("1", "2026-10-01");
+    std::fs::write(
+        &file,
+        format!(
+            "{good}\n\n{}\n{}\n",
+            line("2", "2026-10-02"),
+            line("3", "2026-13-01")
+        ),
+    )
+    .unwrap();
+    let out = run(file.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let expected = format!("{}:4: records[2].decision_date", file.display());
+    assert_eq!(stderr.matches(&expected).count(), 1, "{stderr}");
+    assert!(stderr.contains("lines 1-4"), "{stderr}");
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+
+    std::fs::write(&file, format!("{good}\n\n{}\n", line("2", "2026-10-02"))).unwrap();
+    let out = run(file).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), 2);
+}
