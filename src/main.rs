@@ -455,14 +455,39 @@ async fn main() -> anyhow::Result<()> {
             model,
             purpose,
         } => {
+            // Every code is checked before any is looked up, so a bad line is named
+            // by its place (FILE:LINE) instead of as an index into some batch after
+            // a thousand grades have already been printed.
+            let mut bad = Vec::new();
+            for (i, u) in usccs.iter().enumerate() {
+                if let Err(e) =
+                    credit_hub::domain::ids::Uscc::parse(u.trim_start_matches("enterprises/"))
+                {
+                    bad.push(format!("argument {}: {e}", i + 1));
+                }
+            }
             if let Some(file) = file {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                usccs.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(String::from),
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                for (n, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    match credit_hub::domain::ids::Uscc::parse(
+                        line.trim_start_matches("enterprises/"),
+                    ) {
+                        Ok(_) => usccs.push(line.to_string()),
+                        Err(e) => bad.push(format!("{}:{}: {e}", file.display(), n + 1)),
+                    }
+                }
+            }
+            if !bad.is_empty() {
+                bail!(
+                    "{} invalid unified social credit code(s); nothing was looked up:\n  {}",
+                    bad.len(),
+                    bad.join("\n  ")
                 );
             }
             if usccs.is_empty() {

@@ -790,3 +790,48 @@ async fn a_watch_cursor_ahead_of_the_history_is_refused() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["cursor"]);
 }
+
+/// `credit-hub grade --file` checks every code first and names a bad one by its line,
+/// printing no grade; a good file prints one grade per code.
+#[tokio::test]
+async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_A)])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    let mut bad = uscc(2);
+    bad.replace_range(17.., if bad.ends_with('0') { "1" } else { "0" });
+    std::fs::write(&list, format!("{}\n\n# next\n{bad}\n", uscc(1))).unwrap();
+    let run = |list: std::path::PathBuf| {
+        let (addr, token) = (app.addr.clone(), app.tokens[&AgencyKind::Court].clone());
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+                .args(["grade", "--json", "--purpose", "judicial-enforcement", "--file"])
+                .arg(&list)
+                .args(["--addr", &addr, "--token", &token])
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(list.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing looked up");
+    assert!(
+        stderr.contains(&format!("{}:4: check character", list.display())),
+        "{stderr}"
+    );
+
+    std::fs::write(&list, format!("{}\nenterprises/{}\n", uscc(1), uscc(2))).unwrap();
+    let out = run(list).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let grades: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(grades.len(), 2);
+    assert_eq!(grades[1]["enterprise"], format!("enterprises/{}", uscc(2)));
+}
