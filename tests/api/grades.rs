@@ -807,7 +807,13 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
         let (addr, token) = (app.addr.clone(), app.tokens[&AgencyKind::Court].clone());
         async move {
             tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
-                .args(["grade", "--json", "--purpose", "judicial-enforcement", "--file"])
+                .args([
+                    "grade",
+                    "--json",
+                    "--purpose",
+                    "judicial-enforcement",
+                    "--file",
+                ])
                 .arg(&list)
                 .args(["--addr", &addr, "--token", &token])
                 .output()
@@ -826,7 +832,11 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
 
     std::fs::write(&list, format!("{}\nenterprises/{}\n", uscc(1), uscc(2))).unwrap();
     let out = run(list).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let grades: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

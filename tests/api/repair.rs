@@ -72,6 +72,21 @@ fn fine(app: &TestApp, n: u32, source: &str, tier: pb::Tier, days: i64) -> pb::R
     }
 }
 
+/// A serious-dishonesty listing of enterprise `n`, decided `days` ago.
+fn serious_listing(app: &TestApp, n: u32, source: &str, days: i64) -> pb::Record {
+    pb::Record {
+        kind: pb::RecordKind::SeriousDishonestyListing as i32,
+        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        tier: pb::Tier::Serious as i32,
+        decision_date: days_ago(app, days).to_string(),
+        document_number: format!("威开市监严〔{source}〕号"),
+        ..penalty(&uscc(n), source)
+    }
+}
+
 fn item<'a>(c: &'a pb::CreditCheckupResponse, record: &pb::Record) -> &'a pb::CheckupItem {
     c.items
         .iter()
@@ -174,18 +189,8 @@ async fn the_grade_after_repair_keeps_a_shared_representatives_d_enterprise() {
     let app = spawn_app().await;
     app.register(vec![enterprise(20, ID_A), enterprise(21, ID_A)])
         .await;
-    app.file(vec![pb::Record {
-        kind: pb::RecordKind::SeriousDishonestyListing as i32,
-        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
-        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
-        penalty_measures: vec![],
-        fine_amount_fen: 0,
-        tier: pb::Tier::Serious as i32,
-        decision_date: days_ago(&app, 30).to_string(),
-        document_number: "威开市监严〔2026〕9号".into(),
-        ..penalty(&uscc(21), "listing-21")
-    }])
-    .await;
+    app.file(vec![serious_listing(&app, 21, "listing-21", 30)])
+        .await;
     let current = app.grade_of(20).await;
     assert!(
         has_reason(&current, "LEGAL_REPRESENTATIVE_REPRESENTS_D"),
@@ -503,17 +508,7 @@ async fn screening_finds_exactly_the_planted_candidates() {
         enterprise(14, ID_B),
     ])
     .await;
-    let listing = pb::Record {
-        kind: pb::RecordKind::SeriousDishonestyListing as i32,
-        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
-        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
-        penalty_measures: vec![],
-        fine_amount_fen: 0,
-        tier: pb::Tier::Serious as i32,
-        decision_date: days_ago(&app, 400).to_string(),
-        document_number: "威开市监严〔2025〕3号".into(),
-        ..penalty(&uscc(11), "listing-11")
-    };
+    let listing = serious_listing(&app, 11, "listing-11", 400);
     let heavy = pb::Record {
         penalty_measures: vec![pb::PenaltyMeasure::PracticeBan as i32],
         ..fine(&app, 14, "heavy-14", pb::Tier::Serious, 500)
