@@ -109,7 +109,7 @@ impl StorageArgs {
         if !dir.is_dir() {
             return Ok(VettingPolicy::builtin());
         }
-        let mut best: Option<VettingPolicy> = None;
+        let mut best: Option<(VettingPolicy, PathBuf)> = None;
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
         {
@@ -121,11 +121,22 @@ impl StorageArgs {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let policy = VettingPolicy::parse(&text)
                 .map_err(|e| anyhow::anyhow!("invalid vetting policy {}: {e}", path.display()))?;
-            if best.as_ref().is_none_or(|b| policy.version() > b.version()) {
-                best = Some(policy);
+            let order = best
+                .as_ref()
+                .map(|(b, _)| VettingPolicy::compare_versions(policy.version(), b.version()));
+            match order {
+                None | Some(std::cmp::Ordering::Greater) => best = Some((policy, path)),
+                Some(std::cmp::Ordering::Equal) => bail!(
+                    "vetting policies {} and {} both have version {}: every change needs a new one",
+                    best.as_ref().expect("compared").1.display(),
+                    path.display(),
+                    policy.version()
+                ),
+                Some(std::cmp::Ordering::Less) => {}
             }
         }
-        best.with_context(|| format!("no vetting policy (*.toml) in {}", dir.display()))
+        best.map(|(policy, _)| policy)
+            .with_context(|| format!("no vetting policy (*.toml) in {}", dir.display()))
     }
 
     /// Whether a PostgreSQL URL is configured (directly or in a file).

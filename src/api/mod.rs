@@ -79,6 +79,12 @@ pub fn today() -> NaiveDate {
     Utc::now().with_timezone(&cst).date_naive()
 }
 
+/// The China Standard Time date of an instant in milliseconds since the Unix epoch.
+pub fn china_date(millis: i64) -> Option<NaiveDate> {
+    let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    chrono::DateTime::from_timestamp_millis(millis).map(|t| t.with_timezone(&cst).date_naive())
+}
+
 /// Checks a batch's size: at least one item, at most [`MAX_BATCH`].
 pub fn batch_size(field: &str, len: usize) -> Result<(), Error> {
     match len {

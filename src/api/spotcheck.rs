@@ -160,9 +160,8 @@ fn grade_counts(counts: impl Iterator<Item = (Grade, usize)>) -> Vec<pb::GradeCo
 }
 
 fn result_out(r: &SpotCheckResult, name: &str, today: NaiveDate) -> pb::PublishedResult {
-    let published = chrono::DateTime::from_timestamp_millis(r.published_at)
-        .map(|t| t.date_naive())
-        .unwrap_or(today);
+    // Due dates are China dates: so is the publishing day compared with them.
+    let published = super::china_date(r.published_at).unwrap_or(today);
     pb::PublishedResult {
         plan: format!("spotCheckPlans/{}", r.plan_id),
         department: format!("agencies/{}", r.agency_id),
@@ -733,6 +732,20 @@ impl SpotCheckService for SpotCheckApi {
             .drawn
             .as_ref()
             .is_some_and(|d| d.targets.iter().any(|t| t.uscc == uscc.as_str()));
+        // An inspection happens after its target was drawn: an earlier date would also
+        // put the result's publicity window in the past, so a failed check would
+        // never count.
+        let drawn_on = plan
+            .drawn
+            .as_ref()
+            .and_then(|d| super::china_date(d.drawn_at));
+        if let Some(drawn_on) = drawn_on.filter(|d| inspected < *d) {
+            return Err(Error::invalid(
+                "inspection_date",
+                format!("must not be before the plan was drawn ({drawn_on})"),
+            )
+            .into());
+        }
         if !is_target {
             return Err(Error::FailedPrecondition(vec![PreconditionViolation {
                 kind: "NOT_A_TARGET".into(),

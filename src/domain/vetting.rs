@@ -275,6 +275,20 @@ impl VettingPolicy {
         &self.file.version
     }
 
+    /// Orders policy versions part by part (`2026.10` after `2026.9`): numeric parts as
+    /// numbers, any other part as text.
+    pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+        let key = |v: &str| -> Vec<(u64, String)> {
+            v.split('.')
+                .map(|p| match p.parse::<u64>() {
+                    Ok(n) => (n, String::new()),
+                    Err(_) => (u64::MAX, p.to_string()),
+                })
+                .collect()
+        };
+        key(a).cmp(&key(b))
+    }
+
     /// The verdict for a finding `code` reached through `role` (None: about the
     /// person, or a declared enterprise without a registered role), for `purpose`.
     /// The first matching rule decides.
@@ -467,6 +481,16 @@ pub fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_versions_compare_part_by_part() {
+        use std::cmp::Ordering::*;
+        let c = VettingPolicy::compare_versions;
+        assert_eq!(c("2026.10", "2026.9"), Greater);
+        assert_eq!(c("2026.2", "2026.2"), Equal);
+        assert_eq!(c("2027.1", "2026.12"), Greater);
+        assert_eq!(c("2026.1", "2026.1.1"), Less);
+    }
 
     #[test]
     fn the_default_policy_follows_the_published_defaults() {

@@ -416,6 +416,16 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["outcome"]);
+    // Backdated before the draw, a failed check would start outside its publicity
+    // window and never count: refused.
+    let err = market
+        .record_spot_check_result(pb::RecordSpotCheckResultRequest {
+            inspection_date: "2023-03-01".into(),
+            ..result(pb::SpotCheckOutcome::ProblemsFound, false)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["inspection_date"]);
     // Sent twice at once (a client retrying before the first answer came): one result.
     let (mut first, mut again) = (market.clone(), market.clone());
     let (recorded, twin) = tokio::join!(
