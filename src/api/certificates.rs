@@ -415,8 +415,10 @@ impl CertificateService for CertificateApi {
                 ..Default::default()
             })
         };
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(document) else {
-            return Ok(tampered("do not trust this document: it is not valid JSON"));
+        let Some(doc) = crate::domain::jcs::parse_strict(document) else {
+            return Ok(tampered(
+                "do not trust this document: it is not valid JSON, or names a field twice",
+            ));
         };
         let shown = presented(&doc);
         let prefix = format!("{}#", self.settings.issuer.id);

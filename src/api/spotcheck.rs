@@ -850,6 +850,7 @@ impl SpotCheckService for SpotCheckApi {
             r.plan, r.enterprise
         );
         let after: Option<(i64, String, String)> = decode_token(&query, &r.page_token)?;
+        let today = self.state.clock.today();
         let mut found = self
             .state
             .store
@@ -858,12 +859,12 @@ impl SpotCheckService for SpotCheckApi {
                 uscc.as_ref().map(|u| u.as_str()),
                 after,
                 size + 1,
+                today,
             )
             .await?;
         let next_page_token = next_page(&mut found, size, &query, |(x, _)| {
             (x.published_at, x.plan_id.clone(), x.uscc.clone())
         });
-        let today = self.state.clock.today();
         Ok(Response::new(pb::ListPublishedResultsResponse {
             results: found
                 .iter()

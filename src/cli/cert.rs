@@ -384,10 +384,10 @@ pub fn verify_offline(
         .get("keys")
         .and_then(Value::as_array)
         .context("the issuer keys file has no \"keys\" list")?;
-    let Ok(doc) = serde_json::from_str::<Value>(document) else {
+    let Some(doc) = crate::domain::jcs::parse_strict(document) else {
         return Ok((
             VerificationResult::Tampered,
-            "do not trust this document: it is not valid JSON".into(),
+            "do not trust this document: it is not valid JSON, or names a field twice".into(),
         ));
     };
     let shown = presented(&doc);

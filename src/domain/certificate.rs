@@ -392,11 +392,13 @@ pub fn states(document: &str, record: &Record) -> bool {
     serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &record.resource_name()))
 }
 
-/// A new serial number: the issue date and 40 random bits, e.g. `XY-20261201-9F3A7C21D4`.
+/// A new serial number: the issue date (in China, as every date the certificate
+/// states) and 40 random bits, e.g. `XY-20261201-9F3A7C21D4`.
 pub fn serial(issued: DateTime<Utc>, random: u64) -> String {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
     format!(
         "XY-{}-{:010X}",
-        issued.format("%Y%m%d"),
+        issued.with_timezone(&cst).format("%Y%m%d"),
         random & 0xFF_FFFF_FFFF
     )
 }
@@ -844,5 +846,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(serial(t, u64::MAX), "XY-20261201-FFFFFFFFFF");
+        // 07:30 in Beijing on 2 December is still 1 December in UTC.
+        let early = DateTime::parse_from_rfc3339("2026-12-01T23:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(serial(early, 0), "XY-20261202-0000000000");
     }
 }

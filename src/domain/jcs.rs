@@ -3,6 +3,64 @@
 
 use serde_json::Value;
 
+/// Parses a document to be verified. A document holding one member name twice in an
+/// object is refused (`None`), as the I-JSON that JCS requires forbids it: a parser
+/// keeps the last value and the signature checks, while a viewer may show the first.
+pub fn parse_strict(text: &str) -> Option<Value> {
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+
+    struct Unique;
+    impl<'de> DeserializeSeed<'de> for Unique {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(Unique)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Unique)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if !seen.insert(name) {
+                    return Err(A::Error::custom("a member name appears twice"));
+                }
+                map.next_value_seed(Unique)?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    Unique.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    serde_json::from_str(text).ok()
+}
+
 /// The canonical form of `value`: no whitespace, object members sorted by the UTF-16
 /// code units of their names, strings with the minimal escapes, numbers as ECMAScript
 /// prints them.
@@ -101,6 +159,15 @@ fn number(n: &serde_json::Number) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_naming_a_member_twice_is_refused() {
+        assert!(parse_strict(r#"{"a":1,"b":{"c":[1,{"d":2}]}}"#).is_some());
+        assert!(parse_strict(r#"{"a":1,"a":2}"#).is_none());
+        assert!(parse_strict(r#"{"b":[{"c":1,"c":1}]}"#).is_none());
+        assert!(parse_strict("not json").is_none());
+        assert!(parse_strict(r#"{"a":1} trailing"#).is_none());
+    }
     use serde_json::json;
 
     #[test]

@@ -85,6 +85,17 @@ pub struct RecordContent {
 }
 
 impl RecordContent {
+    /// Whether `revised` leaves unchanged everything a repair decision about this
+    /// record weighed (subject, kind, tier, decision date, measures): only then does the
+    /// decision still hold for the corrected record.
+    pub fn repair_still_holds(&self, revised: &RecordContent) -> bool {
+        self.subject == revised.subject
+            && self.kind == revised.kind
+            && self.tier == revised.tier
+            && self.decision_date == revised.decision_date
+            && self.attributes.penalty_measures == revised.attributes.penalty_measures
+    }
+
     /// A digest of everything the agency asserted, to tell a true resubmission of a
     /// revision from a different record reusing its revision number.
     pub fn digest(&self) -> String {

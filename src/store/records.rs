@@ -390,14 +390,18 @@ impl Store {
                 }
                 Some(old) if old.revision > new.revision => (old.clone(), SubmitOutcome::Stale),
                 Some(old) => {
-                    // A filer's correction does not undo the bureau's repair decision;
-                    // a higher revision of a withdrawn record files it again.
-                    let status = if old.status == RecordStatus::Repaired.code() {
+                    // A filer's correction (a summary, a document number) does not undo
+                    // the bureau's repair decision; one that changes what the decision
+                    // weighed (subject, tier, measures, date) is a record nobody has
+                    // decided on. A higher revision of a withdrawn record files it again.
+                    let before = old.clone().into_record()?;
+                    let status = if old.status == RecordStatus::Repaired.code()
+                        && before.content.repair_still_holds(&new.content)
+                    {
                         RecordStatus::Repaired
                     } else {
                         RecordStatus::Active
                     };
-                    let before = old.clone().into_record()?;
                     if old.subject_key != new.content.subject.key() {
                         moved_from.push(before.clone());
                     }

@@ -394,20 +394,25 @@ impl Store {
         Ok((stored, result))
     }
 
-    /// Published results, newest first, after the cursor (publish time, plan, USCC) of a
-    /// previous page; with each enterprise's registered name.
+    /// Published results still in their publicity window on `today` (their record is
+    /// active: not repaired, not withdrawn, not expired), newest first, after the
+    /// cursor (publish time, plan, USCC) of a previous page; with each enterprise's
+    /// registered name.
     pub async fn published_results(
         &self,
         plan_id: Option<&str>,
         uscc: Option<&str>,
         after: Option<(i64, String, String)>,
         limit: usize,
+        today: chrono::NaiveDate,
     ) -> Result<Vec<(SpotCheckResult, String)>> {
         let mut sql = String::from(
             "SELECT r.*, e.display_name FROM spot_check_results r \
-             JOIN enterprises e ON e.uscc = r.uscc WHERE 1 = 1",
+             JOIN enterprises e ON e.uscc = r.uscc \
+             JOIN records rec ON rec.id = r.record_id \
+             WHERE rec.status = 'ACTIVE' AND rec.publicity_end_date > $1",
         );
-        let mut vals: Vec<Val> = Vec::new();
+        let mut vals: Vec<Val> = vec![today.to_string().into()];
         let mut cond = |sql: &mut String, clause: &str, v: Val| {
             vals.push(v);
             sql.push_str(&clause.replace('?', &format!("${}", vals.len())));

@@ -202,6 +202,28 @@ async fn an_issued_certificate_verifies_online_and_offline_and_one_changed_chara
         result_of(&app.verify("{\"id\": ").await),
         VerificationResult::Tampered
     );
+    // A forged name placed before the signed one: JSON parsers keep the last, a
+    // viewer may show the first. Refused on both paths.
+    let doubled = cert.document.replacen(
+        "\"credentialSubject\":{",
+        "\"credentialSubject\":{\"name\":\"伪造公司\",",
+        1,
+    );
+    assert_ne!(doubled, cert.document, "the document is compact JSON");
+    let lenient = |d: &str| serde_json::from_str::<serde_json::Value>(d).unwrap();
+    assert_eq!(
+        lenient(&doubled),
+        lenient(&cert.document),
+        "a lenient parser sees the signed document"
+    );
+    assert_eq!(
+        result_of(&app.verify(&doubled).await),
+        VerificationResult::Tampered
+    );
+    assert_eq!(
+        verify_offline(&doubled, &keys).unwrap().0,
+        VerificationResult::Tampered
+    );
     // A key nobody listed.
     let foreign = cert
         .document

@@ -401,6 +401,15 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
     assert_eq!(revised[0].name, filed[0].name);
     assert_eq!(revised[0].status, pb::RecordStatus::Repaired as i32);
     assert_eq!(app.grade_of(3).await.score, after.score);
+
+    // A revision that changes what the decision weighed (here the measures: a licence
+    // revoked, never repairable early) is a record no one decided on: active again.
+    let mut heavier = fine(&app, 3, "serious-old", pb::Tier::Serious, 400);
+    heavier.penalty_measures = vec![pb::PenaltyMeasure::LicenseRevoked as i32];
+    heavier.provenance.as_mut().unwrap().revision = 3;
+    let revised = app.file(vec![heavier]).await;
+    assert_eq!(revised[0].status, pb::RecordStatus::Active as i32);
+    assert!(app.grade_of(3).await.score < after.score);
 }
 
 #[tokio::test]

@@ -508,4 +508,25 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         .unwrap();
     assert!(t.result_recorded);
     assert_eq!(reread.overdue_count, 0);
+
+    // Its record withdrawn (as a repaired or expired one), the result is no longer
+    // published.
+    app.records(AgencyKind::MarketRegulation)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: recorded.record.clone(),
+            reason: "抽查结果录入错误".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let published = public(&app)
+        .list_published_results(pb::ListPublishedResultsRequest {
+            plan: plan.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(published.is_empty(), "{published:?}");
 }
