@@ -13,9 +13,10 @@ use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
     contradicts, states, Certificate, CertificateKind, CertificateStatus,
 };
+use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
 use crate::domain::ids::Uscc;
-use crate::domain::record::{Record, Subject};
+use crate::domain::record::{Attributes, Record, Subject};
 use crate::domain::{self, PreconditionViolation};
 
 /// A public key certificates are (or were) signed with.
@@ -460,6 +461,7 @@ impl Store {
         usccs: impl IntoIterator<Item = &'a str>,
         today: NaiveDate,
     ) -> Result<u64> {
+        let usccs: Vec<&str> = usccs.into_iter().collect();
         let sql = format!(
             "UPDATE certificates SET status = 'SUPERSEDED', status_reason = {} \
              WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {} \
@@ -477,12 +479,67 @@ impl Store {
                 Val::Text(format!(
                     "企业已移出严重违法失信名单（{today}）：the enterprise has left the serious-dishonesty list, so this certificate no longer describes it"
                 )),
-                json_keys(usccs),
+                json_keys(usccs.iter().copied()),
                 Val::Text(today.to_string()),
             ],
         )
         .execute(&mut **tx)
         .await?;
-        Ok(done.rows_affected())
+        Ok(done.rows_affected() + self.supersede_relisted(tx, &usccs, today).await?)
+    }
+
+    /// Marks superseded the valid remediation certificates of enterprises now on the
+    /// serious-dishonesty list for a cause other than missed annual reports: such a
+    /// certificate states that this is the only cause. Runs after
+    /// [`Store::supersede_remediations`] in the same transaction.
+    async fn supersede_relisted(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: &[&str],
+        today: NaiveDate,
+    ) -> Result<u64> {
+        let sql = format!(
+            "SELECT r.id, r.subject_key, r.document_number, r.attributes FROM records r \
+             JOIN certificates c ON c.uscc = r.subject_key \
+             WHERE c.kind = 'ANNUAL_REPORT_REMEDIATION' AND c.status = 'VALID' AND {} \
+             AND r.kind = '{}' AND r.status = '{}' AND r.publicity_end_date > {}",
+            in_json(self.backend, "c.uscc", 1),
+            RecordKind::SeriousDishonestyListing.code(),
+            RecordStatus::Active.code(),
+            placeholders(self.backend, 2, 1),
+        );
+        let rows = bind_all(
+            sqlx::query(&sql),
+            vec![
+                json_keys(usccs.iter().copied()),
+                Val::Text(today.to_string()),
+            ],
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut superseded = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let attributes: Attributes =
+                serde_json::from_str(&row.try_get::<String, _>("attributes")?)
+                    .map_err(|_| Error::Corrupt(format!("record {id}: bad attributes")))?;
+            if attributes.serious_listing_cause == Some(SeriousListingCause::AbnormalListThreeYears)
+            {
+                continue;
+            }
+            let document: String = row.try_get("document_number")?;
+            let done = sqlx::query(
+                "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
+                 WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND uscc = $2",
+            )
+            .bind(format!(
+                "企业因其他原因列入严重违法失信名单（{document}，records/{id}）：the enterprise is now listed for a cause other than missed annual reports, so this certificate no longer describes it"
+            ))
+            .bind(row.try_get::<String, _>("subject_key")?)
+            .execute(&mut **tx)
+            .await?;
+            superseded += done.rows_affected();
+        }
+        Ok(superseded)
     }
 }

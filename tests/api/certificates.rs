@@ -581,6 +581,30 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     let verified = app.verify(&cert.document).await;
     assert_eq!(result_of(&verified), VerificationResult::Superseded);
     assert_eq!(verified.status, pb::CertificateStatus::Superseded as i32);
+
+    // Listed again over the same reports, remediated again; then listed for a serious
+    // violation too. The certificate says missed reports are the only cause: no more.
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![listing(6, "s-6-again", S::AbnormalListThreeYears)],
+    )
+    .await;
+    let cert = issue(&app, remediation(6, "r-6-third")).await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![listing(6, "s-6-violation", S::SeriousViolation)],
+    )
+    .await;
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Superseded);
+    assert!(
+        verified.reason.contains("other than missed annual reports"),
+        "{verified:?}"
+    );
 }
 
 #[tokio::test]
