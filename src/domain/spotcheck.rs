@@ -47,8 +47,11 @@ impl SpotCheckPolicy {
     }
 }
 
-/// Refuses ratios that miss a grade or fall outside 0..=1, naming the grade.
+/// Refuses ratios that miss a grade, fall outside 0..=1, or sample a riskier grade
+/// less than a safer one (the draw follows credit risk: 差异化抽查, A at most B at most
+/// C at most D), naming the grade.
 pub fn check_ratios(ratios: &BTreeMap<Grade, f64>) -> Result<(), (Grade, String)> {
+    let mut safer: Option<(Grade, f64)> = None;
     for g in Grade::ALL {
         match ratios.get(g) {
             None => return Err((*g, format!("no ratio for grade {}", g.code()))),
@@ -58,7 +61,20 @@ pub fn check_ratios(ratios: &BTreeMap<Grade, f64>) -> Result<(), (Grade, String)
                     format!("ratio for grade {} must be between 0 and 1", g.code()),
                 ))
             }
-            _ => {}
+            Some(r) => {
+                if let Some((s, below)) = safer.filter(|(_, below)| r < below) {
+                    return Err((
+                        *g,
+                        format!(
+                            "ratio for grade {} ({r}) must be at least grade {}'s ({below}): \
+                             riskier enterprises are checked at least as often",
+                            g.code(),
+                            s.code()
+                        ),
+                    ));
+                }
+                safer = Some((*g, *r));
+            }
         }
     }
     Ok(())
@@ -530,6 +546,26 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn riskier_grades_are_sampled_at_least_as_often() {
+        let ratios =
+            |r: [f64; 4]| -> BTreeMap<Grade, f64> { Grade::ALL.iter().copied().zip(r).collect() };
+        assert!(check_ratios(&ratios([0.02, 0.05, 0.15, 0.3])).is_ok());
+        assert!(check_ratios(&ratios([1.0, 1.0, 1.0, 1.0])).is_ok());
+        let (grade, why) = check_ratios(
+            &ratios([0.0, 0.0, 0.0, 0.0])
+                .into_iter()
+                .chain([(Grade::B, 0.5)])
+                .collect(),
+        )
+        .unwrap_err();
+        assert_eq!(grade, Grade::C, "{why}");
+        assert_eq!(
+            check_ratios(&ratios([0.1, 0.05, 0.2, 0.3])).unwrap_err().0,
+            Grade::B
+        );
     }
 
     #[test]

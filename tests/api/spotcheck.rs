@@ -67,11 +67,13 @@ async fn second_department(app: &TestApp) -> Bearer {
     .await
 }
 
+/// Sampling ratios for grade A and grade D (`a` at most `d`: riskier grades are checked
+/// at least as often); B and C, which the test populations do not have, sample as A.
 fn ratios(a: f64, d: f64) -> Vec<pb::GradeRatio> {
     [
         (pb::Grade::A, a),
-        (pb::Grade::B, 0.0),
-        (pb::Grade::C, 0.0),
+        (pb::Grade::B, a),
+        (pb::Grade::C, a),
         (pb::Grade::D, d),
     ]
     .into_iter()
@@ -386,7 +388,7 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         &app,
         &mut market,
         pb::RegulatoryDomain::FoodProduction,
-        ratios(0.5, 0.0),
+        ratios(0.5, 0.5),
         1,
     )
     .await;
