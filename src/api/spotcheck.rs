@@ -78,7 +78,14 @@ impl SpotCheckApi {
     }
 
     /// The proto form of `plan`, with result and overdue marks as of `today`.
-    async fn plan_out(&self, plan: &Plan, today: NaiveDate) -> Result<pb::SpotCheckPlan, Status> {
+    /// A plan as sent; targets' grades only to a caller with the grades scope (grades
+    /// are never shown to others, and the per-grade counts are public anyway).
+    async fn plan_out(
+        &self,
+        plan: &Plan,
+        today: NaiveDate,
+        grades: bool,
+    ) -> Result<pb::SpotCheckPlan, Status> {
         let recorded: BTreeSet<String> = match &plan.drawn {
             Some(_) => self
                 .state
@@ -100,7 +107,7 @@ impl SpotCheckApi {
                 let result_recorded = recorded.contains(&t.uscc);
                 pb::SpotCheckTarget {
                     enterprise: format!("enterprises/{}", t.uscc),
-                    grade: t.grade.number(),
+                    grade: if grades { t.grade.number() } else { 0 },
                     non_on_site: t.non_on_site,
                     inspectors: t.inspectors.clone(),
                     result_recorded,
@@ -408,7 +415,8 @@ impl SpotCheckService for SpotCheckApi {
             drawn: None,
         };
         let today = self.state.clock.today();
-        let out = self.plan_out(&plan, today).await?;
+        // Not drawn yet: no targets, so no grades to withhold.
+        let out = self.plan_out(&plan, today, true).await?;
         let encode = move |_: &Plan| {
             prost::Message::encode_to_vec(&pb::CreateSpotCheckPlanResponse {
                 plan: Some(out.clone()),
@@ -421,7 +429,7 @@ impl SpotCheckService for SpotCheckApi {
             .await?
         {
             Replay::Fresh(p) => pb::CreateSpotCheckPlanResponse {
-                plan: Some(self.plan_out(&p, today).await?),
+                plan: Some(self.plan_out(&p, today, true).await?),
             },
             Replay::Replayed(bytes) => replayed(&bytes)?,
         };
@@ -491,8 +499,12 @@ impl SpotCheckService for SpotCheckApi {
         note.count(drawn.targets.len());
         store.save_draw(&plan, &drawn).await?;
         plan.drawn = Some(drawn);
+        let grades = agency.scopes.contains(&Scope::GradesRead);
         Ok(Response::new(pb::DrawSpotCheckPlanResponse {
-            plan: Some(self.plan_out(&plan, self.state.clock.today()).await?),
+            plan: Some(
+                self.plan_out(&plan, self.state.clock.today(), grades)
+                    .await?,
+            ),
         }))
     }
 
@@ -500,7 +512,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::GetSpotCheckPlanRequest>,
     ) -> Result<Response<pb::GetSpotCheckPlanResponse>, Status> {
-        caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage)?;
         let id = resource_id("name", "spotCheckPlans", &req.get_ref().name)?;
         let plan = self
             .state
@@ -509,8 +521,12 @@ impl SpotCheckService for SpotCheckApi {
             .await?
             .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
         AuditNote::of(&req).count(plan.drawn.as_ref().map_or(0, |d| d.targets.len()));
+        let grades = agency.scopes.contains(&Scope::GradesRead);
         Ok(Response::new(pb::GetSpotCheckPlanResponse {
-            plan: Some(self.plan_out(&plan, self.state.clock.today()).await?),
+            plan: Some(
+                self.plan_out(&plan, self.state.clock.today(), grades)
+                    .await?,
+            ),
         }))
     }
 

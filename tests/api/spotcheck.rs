@@ -61,7 +61,11 @@ fn public(app: &TestApp) -> SpotCheckServiceClient<Channel> {
 async fn second_department(app: &TestApp) -> Bearer {
     agency_with(
         app,
-        BTreeSet::from([Scope::SpotChecksManage, Scope::RecordsRead]),
+        BTreeSet::from([
+            Scope::SpotChecksManage,
+            Scope::RecordsRead,
+            Scope::GradesRead,
+        ]),
         AgencyKind::MarketRegulation,
     )
     .await
@@ -171,6 +175,32 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
         "{verified:?}"
     );
     assert_eq!(verified.seed, plan.seed);
+
+    // A department that may plan spot checks but not read grades sees the targets
+    // without their grades.
+    let planner = agency_with(
+        &app,
+        BTreeSet::from([Scope::SpotChecksManage]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let seen = client(&app, planner)
+        .get_spot_check_plan(pb::GetSpotCheckPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(seen.targets.len(), plan.targets.len());
+    assert!(
+        seen.targets
+            .iter()
+            .all(|t| t.grade == pb::Grade::Unspecified as i32),
+        "{:?}",
+        seen.targets
+    );
 
     // Another plan over the same population draws another list.
     let second_dept = second_department(&app).await;
