@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, Months, NaiveDate, Weekday};
 use serde::Deserialize;
 
-use super::codes::{code_enum, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier};
+use super::codes::{
+    code_enum, AbnormalCause, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier,
+};
 use super::ids::Uscc;
 use super::record::Record;
 
@@ -146,6 +148,33 @@ pub fn assess(
                 reason: format!(
                     "A heavier penalty ({}) is never repaired early (较重行政处罚不予提前修复); its publicity ends by itself on {end}.",
                     m.code()
+                ),
+            });
+        }
+    }
+    if let (
+        RecordKind::AbnormalOperationsListing,
+        Some(AbnormalCause::AnnualReportNotFiled),
+        Some(year),
+    ) = (
+        c.kind,
+        c.attributes.abnormal_cause,
+        c.attributes.report_year,
+    ) {
+        // Listed for a missed annual report: the cure is filing it (补报), and until the
+        // report is on record no waiting period makes the listing repairable.
+        let filed = records.iter().any(|f| {
+            f.content.kind == RecordKind::AnnualReportFiling
+                && f.content.attributes.report_year == Some(year)
+                && f.status_on(today) != RecordStatus::Withdrawn
+        });
+        if !filed {
+            return Some(Assessment {
+                repairability: Repairability::RepairableLater,
+                from: None,
+                requirements: rule.requirements.clone(),
+                reason: format!(
+                    "Listed for not filing the {year} annual report: repaired by filing the {year} annual report first (补报{year}年度报告后方可申请修复)."
                 ),
             });
         }

@@ -115,28 +115,6 @@ fn result_of(r: &pb::VerifyCertificateResponse) -> VerificationResult {
     VerificationResult::from_number(r.result).expect("a verification result")
 }
 
-fn market_record(n: u32, kind: pb::RecordKind, source: &str, date: &str) -> pb::Record {
-    pb::Record {
-        kind: kind as i32,
-        tier: pb::Tier::Serious as i32,
-        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
-        decision_date: date.into(),
-        document_number: format!("威开市监〔{source}〕号"),
-        penalty_measures: vec![],
-        fine_amount_fen: 0,
-        ..penalty(&uscc(n), source)
-    }
-}
-
-fn abnormal(n: u32, source: &str, date: &str, year: i32, cause: pb::AbnormalCause) -> pb::Record {
-    pb::Record {
-        abnormal_cause: cause as i32,
-        report_year: year,
-        tier: pb::Tier::Moderate as i32,
-        ..market_record(n, pb::RecordKind::AbnormalOperationsListing, source, date)
-    }
-}
-
 fn listing(n: u32, source: &str, cause: pb::SeriousListingCause) -> pb::Record {
     pb::Record {
         serious_listing_cause: cause as i32,
@@ -146,14 +124,6 @@ fn listing(n: u32, source: &str, cause: pb::SeriousListingCause) -> pb::Record {
             source,
             &date_days_ago(150),
         )
-    }
-}
-
-fn filing(n: u32, source: &str, year: i32, date: &str) -> pb::Record {
-    pb::Record {
-        report_year: year,
-        tier: pb::Tier::Minor as i32,
-        ..market_record(n, pb::RecordKind::AnnualReportFiling, source, date)
     }
 }
 

@@ -501,3 +501,42 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
+
+/// A market-regulation record of `kind` about enterprise `n`, decided on `date`.
+pub fn market_record(n: u32, kind: pb::RecordKind, source: &str, date: &str) -> pb::Record {
+    pb::Record {
+        kind: kind as i32,
+        tier: pb::Tier::Serious as i32,
+        domain: pb::RegulatoryDomain::BusinessRegistration as i32,
+        decision_date: date.into(),
+        document_number: format!("威开市监〔{source}〕号"),
+        penalty_measures: vec![],
+        fine_amount_fen: 0,
+        ..penalty(&uscc(n), source)
+    }
+}
+
+/// An abnormal-operations listing of enterprise `n` for `year`'s report.
+pub fn abnormal(
+    n: u32,
+    source: &str,
+    date: &str,
+    year: i32,
+    cause: pb::AbnormalCause,
+) -> pb::Record {
+    pb::Record {
+        abnormal_cause: cause as i32,
+        report_year: year,
+        tier: pb::Tier::Moderate as i32,
+        ..market_record(n, pb::RecordKind::AbnormalOperationsListing, source, date)
+    }
+}
+
+/// An annual-report filing of enterprise `n` for `year`.
+pub fn filing(n: u32, source: &str, year: i32, date: &str) -> pb::Record {
+    pb::Record {
+        report_year: year,
+        tier: pb::Tier::Minor as i32,
+        ..market_record(n, pb::RecordKind::AnnualReportFiling, source, date)
+    }
+}

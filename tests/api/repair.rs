@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
@@ -203,6 +203,53 @@ async fn the_grade_after_repair_keeps_a_shared_representatives_d_enterprise() {
     assert_eq!(
         (checkup.grade_after_repair, checkup.score_after_repair),
         (current.grade, current.score)
+    );
+}
+
+/// An abnormal-list entry for a missed annual report is repaired by filing the report:
+/// until the filing is on record no waiting period makes it repairable.
+#[tokio::test]
+async fn a_missed_annual_report_listing_waits_for_the_report() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(30, ID_A)]).await;
+    let year = app.clock.today().year() - 2;
+    let listed = app
+        .file(vec![abnormal(
+            30,
+            "abnormal-30",
+            &days_ago(&app, 200).to_string(),
+            year,
+            pb::AbnormalCause::AnnualReportNotFiled,
+        )])
+        .await;
+    let waiting = app.checkup(30).await;
+    let it = item(&waiting, &listed[0]);
+    assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
+    assert!(it.repairable_from_date.is_empty(), "{it:?}");
+    assert!(
+        it.reason
+            .contains(&format!("filing the {year} annual report")),
+        "{}",
+        it.reason
+    );
+    let err = app
+        .repair()
+        .apply_for_repair(application(30, &[&listed[0]], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    app.file(vec![filing(
+        30,
+        "filing-30",
+        year,
+        &days_ago(&app, 5).to_string(),
+    )])
+    .await;
+    let cured = app.checkup(30).await;
+    assert_eq!(
+        item(&cured, &listed[0]).repairability,
+        pb::Repairability::RepairableNow as i32
     );
 }
 
