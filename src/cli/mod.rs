@@ -249,6 +249,8 @@ pub fn explain(status: Status) -> anyhow::Error {
     anyhow::anyhow!(text)
 }
 
+/// An enum value's name without its prefix (`MODERATE` for `TIER_MODERATE`), or the
+/// number when this client does not know it.
 fn enum_name<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) -> String {
     E::try_from(n)
         .map(|e| name(&e).trim_start_matches(prefix).to_string())

@@ -3,7 +3,9 @@
 
 use anyhow::Context;
 
-use super::{connect, enterprise_name, explain, resource_name, walk_pages, Authed, ClientArgs};
+use super::{
+    connect, enterprise_name, enum_name, explain, resource_name, walk_pages, Authed, ClientArgs,
+};
 use crate::proto::v1 as pb;
 use pb::repair_service_client::RepairServiceClient;
 
@@ -82,12 +84,6 @@ pub enum RepairCommand {
     },
 }
 
-fn short<E: TryFrom<i32>>(n: i32, name: fn(&E) -> &'static str, prefix: &str) -> String {
-    E::try_from(n)
-        .map(|e| name(&e).trim_start_matches(prefix).to_string())
-        .unwrap_or_else(|_| n.to_string())
-}
-
 /// Shows the application a call returned; a reply without one is an error.
 fn show_returned(application: Option<pb::RepairApplication>, json: bool) -> anyhow::Result<()> {
     show(&application.context("empty response")?, json);
@@ -95,7 +91,7 @@ fn show_returned(application: Option<pb::RepairApplication>, json: bool) -> anyh
 }
 
 fn show(a: &pb::RepairApplication, json: bool) {
-    let state = short(a.state, pb::RepairState::as_str_name, "REPAIR_STATE_");
+    let state = enum_name(a.state, pb::RepairState::as_str_name, "REPAIR_STATE_");
     if json {
         crate::out!(
             "{}",
@@ -152,7 +148,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 .map_err(explain)?
                 .into_inner();
             if args.json {
-                let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
+                let grade = |g: i32| enum_name(g, pb::Grade::as_str_name, "GRADE_");
                 crate::out!(
                     "{}",
                     serde_json::json!({
@@ -166,20 +162,20 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                         "items": c.items.iter().map(|i| serde_json::json!({
                             "record": i.record,
                             "document_number": i.document_number,
-                            "kind": short(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
-                            "tier": short(i.tier, pb::Tier::as_str_name, "TIER_"),
+                            "kind": enum_name(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
+                            "tier": enum_name(i.tier, pb::Tier::as_str_name, "TIER_"),
                             "decision_date": i.decision_date,
                             "publicity_end_date": i.publicity_end_date,
-                            "repairability": short(i.repairability, pb::Repairability::as_str_name, "REPAIRABILITY_"),
+                            "repairability": enum_name(i.repairability, pb::Repairability::as_str_name, "REPAIRABILITY_"),
                             "repairable_from_date": i.repairable_from_date,
                             "reason": i.reason,
-                            "needs": i.requirements.iter().map(|q| short(*q, pb::RepairRequirement::as_str_name, "REPAIR_REQUIREMENT_")).collect::<Vec<_>>(),
+                            "needs": i.requirements.iter().map(|q| enum_name(*q, pb::RepairRequirement::as_str_name, "REPAIR_REQUIREMENT_")).collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                     })
                 );
                 return Ok(());
             }
-            let grade = |g: i32| short(g, pb::Grade::as_str_name, "GRADE_");
+            let grade = |g: i32| enum_name(g, pb::Grade::as_str_name, "GRADE_");
             crate::out!(
                 "信用体检报告  {}  {}",
                 c.enterprise_display_name,
@@ -205,7 +201,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                     .requirements
                     .iter()
                     .map(|q| {
-                        short(
+                        enum_name(
                             *q,
                             pb::RepairRequirement::as_str_name,
                             "REPAIR_REQUIREMENT_",
@@ -215,11 +211,11 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 crate::out!(
                     "- {} {} {} decided {} publicity to {}: {}{}\n    {}{}",
                     i.document_number,
-                    short(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
-                    short(i.tier, pb::Tier::as_str_name, "TIER_"),
+                    enum_name(i.kind, pb::RecordKind::as_str_name, "RECORD_KIND_"),
+                    enum_name(i.tier, pb::Tier::as_str_name, "TIER_"),
                     i.decision_date,
                     i.publicity_end_date,
-                    short(
+                    enum_name(
                         i.repairability,
                         pb::Repairability::as_str_name,
                         "REPAIRABILITY_"

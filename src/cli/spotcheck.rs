@@ -143,15 +143,13 @@ fn plan_json(p: &pb::SpotCheckPlan) -> serde_json::Value {
     serde_json::json!({
         "name": p.name,
         "department": p.department,
-        "domain": pb::RegulatoryDomain::try_from(p.domain)
-            .map_or("", |d| d.as_str_name().trim_start_matches("REGULATORY_DOMAIN_")),
+        "domain": super::enum_name(p.domain, pb::RegulatoryDomain::as_str_name, "REGULATORY_DOMAIN_"),
         "cycle": p.cycle,
         "region_code": p.region_code,
         "industry_code": p.industry_code,
         "inspectors_per_visit": p.inspectors_per_visit,
         "check_items": p.check_items,
-        "state": pb::SpotCheckPlanState::try_from(p.state)
-            .map_or("", |s| s.as_str_name().trim_start_matches("SPOT_CHECK_PLAN_STATE_")),
+        "state": super::enum_name(p.state, pb::SpotCheckPlanState::as_str_name, "SPOT_CHECK_PLAN_STATE_"),
         "seed_commitment": p.seed_commitment,
         "seed": p.seed,
         "overdue_count": p.overdue_count,

@@ -141,6 +141,7 @@ pub fn mask_id_numbers(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// GB 11643's documented example number (the tests' `ID_A`), not a person's.
     const ID: &str = "11010519491231002X";
 
     #[test]
@@ -161,8 +162,9 @@ mod tests {
     #[test]
     fn other_numbers_are_not_id_numbers() {
         for text in [
-            // One character changed: the check fails.
-            "11010519491231002Y 110105194912310021".to_string(),
+            // The check character changed (to a letter, to another digit): not a number
+            // anyone holds.
+            format!("{}Y {}1", &ID[..17], &ID[..17]),
             // Longer runs are other numbers (a bank card), shorter ones too.
             format!("6{ID}"),
             "(2024)京0105执1234号".to_string(),

@@ -57,6 +57,19 @@ fn public(app: &TestApp) -> SpotCheckServiceClient<Channel> {
     SpotCheckServiceClient::new(app.channel.clone())
 }
 
+/// The results published for `plan`, as anyone reads them (no token).
+async fn published_results(app: &TestApp, plan: &str) -> Vec<pb::PublishedResult> {
+    public(app)
+        .list_published_results(pb::ListPublishedResultsRequest {
+            plan: plan.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+}
+
 /// A second department: another market-regulation office.
 async fn second_department(app: &TestApp) -> Bearer {
     agency_with(
@@ -503,15 +516,7 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         "NOT_A_TARGET"
     );
 
-    let published = public(&app)
-        .list_published_results(pb::ListPublishedResultsRequest {
-            plan: plan.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let published = published_results(&app, &plan.name).await;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].enterprise, target);
     assert_eq!(
@@ -551,14 +556,6 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         })
         .await
         .unwrap();
-    let published = public(&app)
-        .list_published_results(pb::ListPublishedResultsRequest {
-            plan: plan.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let published = published_results(&app, &plan.name).await;
     assert!(published.is_empty(), "{published:?}");
 }
