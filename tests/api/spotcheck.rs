@@ -57,6 +57,17 @@ fn public(app: &TestApp) -> SpotCheckServiceClient<Channel> {
     SpotCheckServiceClient::new(app.channel.clone())
 }
 
+/// Plan `name` as `caller` reads it.
+async fn get_plan(caller: &mut SpotCheckServiceClient<Authed>, name: &str) -> pb::SpotCheckPlan {
+    caller
+        .get_spot_check_plan(pb::GetSpotCheckPlanRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap()
+}
+
 /// The results published for `plan`, as anyone reads them (no token).
 async fn published_results(app: &TestApp, plan: &str) -> Vec<pb::PublishedResult> {
     public(app)
@@ -197,15 +208,7 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
         AgencyKind::MarketRegulation,
     )
     .await;
-    let seen = client(&app, planner)
-        .get_spot_check_plan(pb::GetSpotCheckPlanRequest {
-            name: plan.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .plan
-        .unwrap();
+    let seen = get_plan(&mut client(&app, planner), &plan.name).await;
     assert_eq!(seen.targets.len(), plan.targets.len());
     assert!(
         seen.targets
@@ -529,15 +532,7 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         !shown.contains("m-1") && !shown.contains("m-2") && !shown.contains("检查员"),
         "{shown}"
     );
-    let reread = market
-        .get_spot_check_plan(pb::GetSpotCheckPlanRequest {
-            name: plan.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .plan
-        .unwrap();
+    let reread = get_plan(&mut market, &plan.name).await;
     let t = reread
         .targets
         .iter()
