@@ -140,7 +140,24 @@ impl AuditLog {
             return (AuditLog { tx: None, stats }, AuditWriter(None));
         }
         let (tx, rx) = mpsc::channel(16 * GROUP);
-        let task = tokio::spawn(writer(store, rx, settings, stats.clone()));
+        // The writer runs on a thread of its own. On the server's runtime it waited
+        // behind every call in the run queue each time its commit returned, and every
+        // call it answers waits for it: under load that wait was most of a group's time.
+        let (finished, task) = oneshot::channel();
+        let writer_stats = stats.clone();
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the audit writer's runtime starts");
+                runtime.block_on(writer(store, rx, settings, writer_stats));
+                let _ = finished.send(());
+            });
+        if let Err(e) = spawned {
+            panic!("cannot start the audit writer's thread: {e}");
+        }
         (
             AuditLog {
                 tx: Some(tx),
@@ -197,7 +214,7 @@ impl AuditLog {
 }
 
 /// The running writer task.
-pub struct AuditWriter(Option<tokio::task::JoinHandle<()>>);
+pub struct AuditWriter(Option<oneshot::Receiver<()>>);
 
 impl AuditWriter {
     /// Waits, at most `bound`, for the writer to commit what is queued and sign the last

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Any, Transaction};
 
-use super::audit::{chain, postgres_insert, sqlite_inserts, stored_purpose, stored_subjects};
+use super::audit::{append_postgres, chain, sqlite_inserts, stored_purpose, stored_subjects};
 use super::sql::in_json;
 use super::{now_millis, AuditPool, Backend, Result, Store};
 use crate::domain::audit::AuditEvent;
@@ -218,7 +218,7 @@ fn head_moved<T>(result: Result<T>) -> Result<Option<T>> {
 /// A transaction on the audit writer's connection.
 enum AuditTx {
     Sqlite(Transaction<'static, sqlx::Sqlite>),
-    Postgres(Transaction<'static, Any>),
+    Postgres(Transaction<'static, sqlx::Postgres>),
 }
 
 /// Runs the same query text, with one bound value, on either kind of transaction:
@@ -294,7 +294,7 @@ impl AuditTx {
                      SELECT id, 0, '', '', '', '[]', '', 0, 0, 0 \
                      FROM json_array_elements_text($1::json) AS id \
                      ON CONFLICT (call_id) DO UPDATE SET chained = audit_pending.chained \
-                     RETURNING call_id, chained",
+                     RETURNING call_id, chained::int8",
                 )
                 .bind(&ids)
                 .fetch_all(&mut **tx)
@@ -361,16 +361,7 @@ impl AuditTx {
                 sqlite_inserts(&mut sql, &mut args, writer, &rows, events);
                 sqlx::query_with(&sql, args).execute(&mut **tx).await?;
             }
-            AuditTx::Postgres(tx) => {
-                let json =
-                    serde_json::to_string(&rows).expect("strings and numbers always serialize");
-                sqlx::query(postgres_insert())
-                    .bind(json)
-                    .bind(writer)
-                    .bind(new_head.0)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            AuditTx::Postgres(tx) => append_postgres(&mut **tx, writer, &rows, events).await?,
         }
         Ok(new_head)
     }

@@ -99,7 +99,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone)]
 enum AuditPool {
     Sqlite(sqlx::SqlitePool),
-    Postgres(AnyPool),
+    Postgres(sqlx::PgPool),
 }
 
 impl AuditPool {
@@ -273,8 +273,23 @@ impl Store {
         };
         let pool: AnyPool = postgres_pool(max_connections).connect(url).await?;
         // The audit writer's own connection: a single round trip per group commit
-        // before its WAL flush.
-        let audit: AnyPool = postgres_pool(1).connect(url).await?;
+        // before its WAL flush. Through the native driver, which binds the group's
+        // columns as arrays (see `store::audit`).
+        let audit = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if timeout_ms > 0 {
+                        conn.execute(&*format!("SET statement_timeout = {timeout_ms}"))
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            // Connected by the writer, on its own thread's runtime (see `audit`).
+            .connect_lazy(url)?;
         Ok(Store::assemble(
             Backend::Postgres,
             pool.clone(),
