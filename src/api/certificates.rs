@@ -249,34 +249,40 @@ impl CertificateService for CertificateApi {
             .get_enterprise(&uscc)
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
-        let records = self.state.store.records_about(&uscc).await?;
-        let statements = match (kind, period) {
-            (CertificateKind::CreditStatus, Some((s, e))) => {
-                credit_status_statements(&records, s, e, today)
-            }
-            (CertificateKind::AnnualReportRemediation, _) => {
-                remediation_statements(&uscc, &records, today).map_err(Error::FailedPrecondition)?
-            }
-            (CertificateKind::CreditStatus, None) => {
-                return Err(Error::invalid("period_start_date", "is required").into())
-            }
-        };
         let issued: DateTime<Utc> =
             DateTime::from_timestamp_millis(now - now % 1000).unwrap_or_else(Utc::now);
-        let draft = Draft {
-            serial: serial(issued, rand::random()),
-            uscc: uscc.clone(),
-            enterprise_name: enterprise.display_name.clone(),
-            kind,
-            issued,
-            valid_until: issued
-                + chrono::Duration::seconds(self.settings.validity.as_secs().min(1 << 40) as i64),
-            statements,
-        };
-        let cert = self.sign(&draft, period, &agency.id);
+        let valid_until = issued
+            + chrono::Duration::seconds(self.settings.validity.as_secs().min(1 << 40) as i64);
         // Noted before the write (see `AuditNote`).
         note.count(1);
-        let stored = self.state.store.insert_certificate(&cert, &key).await?;
+        let stored = self
+            .state
+            .store
+            .issue_certificate(&uscc, &key, |records| {
+                let statements = match (kind, period) {
+                    (CertificateKind::CreditStatus, Some((s, e))) => {
+                        credit_status_statements(records, s, e, today)
+                    }
+                    (CertificateKind::AnnualReportRemediation, _) => {
+                        remediation_statements(&uscc, records, today)
+                            .map_err(Error::FailedPrecondition)?
+                    }
+                    (CertificateKind::CreditStatus, None) => {
+                        return Err(Error::invalid("period_start_date", "is required"))
+                    }
+                };
+                let draft = Draft {
+                    serial: serial(issued, rand::random()),
+                    uscc: uscc.clone(),
+                    enterprise_name: enterprise.display_name.clone(),
+                    kind,
+                    issued,
+                    valid_until,
+                    statements,
+                };
+                Ok(self.sign(&draft, period, &agency.id))
+            })
+            .await?;
         Ok(Response::new(pb::IssueCertificateResponse {
             certificate: Some(certificate_out(&stored, now)),
         }))

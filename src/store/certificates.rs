@@ -204,19 +204,35 @@ impl Store {
         Ok(Some(certificate_from_row(&row)?))
     }
 
-    /// Stores a newly signed certificate issued under `key`. When a concurrent identical
-    /// request got there first, its certificate is returned instead and this one is
-    /// discarded, so a request id yields exactly one certificate.
-    pub async fn insert_certificate(
+    /// Issues a certificate about `uscc` under `key`: `issue` builds and signs it from
+    /// every record about the enterprise, read in the transaction that stores it. The
+    /// read, the signing and the insert hold the enterprise's grading lock (PostgreSQL)
+    /// or the write lock (SQLite), as a record submission does until it has checked
+    /// the valid certificates it contradicts: a serious record arriving meanwhile is
+    /// either on the certificate or suspends it, never neither. When a concurrent
+    /// identical request got there first, its certificate is returned instead, so a
+    /// request id yields exactly one certificate.
+    pub async fn issue_certificate(
         &self,
-        cert: &Certificate,
+        uscc: &Uscc,
         key: &RequestKey,
+        issue: impl FnOnce(&[Record]) -> std::result::Result<Certificate, domain::Error>,
     ) -> Result<Certificate> {
+        let mut tx = self.begin_write().await?;
+        self.lock_grading(&mut tx, [uscc.as_str()]).await?;
+        let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
+            .bind(uscc.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let records = rows
+            .iter()
+            .map(|r| RecordRow::from_row(r)?.into_record())
+            .collect::<Result<Vec<Record>>>()?;
+        let cert = issue(&records)?;
         let (start, end) = match cert.period {
             Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
             None => (None, None),
         };
-        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO certificates (serial, uscc, enterprise_name, kind, period_start_date, \
              period_end_date, status, status_reason, issued_at, valid_from, valid_until, key_id, \
@@ -244,7 +260,7 @@ impl Store {
         .await?;
         if inserted.rows_affected() == 1 {
             self.commit(tx).await?;
-            return Ok(cert.clone());
+            return Ok(cert);
         }
         drop(tx);
         self.certificate_by_request(key).await?.ok_or_else(|| {

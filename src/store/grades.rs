@@ -521,7 +521,7 @@ impl Store {
     /// PostgreSQL: takes the grading locks of the enterprises `usccs` for the rest of
     /// `tx`, in one sorted statement, so that two transactions locking at once cannot
     /// each hold what the other waits for. A no-op on SQLite.
-    async fn lock_grading<'k>(
+    pub(super) async fn lock_grading<'k>(
         &self,
         tx: &mut Transaction<'static, Any>,
         usccs: impl IntoIterator<Item = &'k str>,

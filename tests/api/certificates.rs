@@ -375,6 +375,58 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     assert_eq!(suspended[0].document, cert.document);
 }
 
+/// A certificate issued while a serious record about its enterprise is being filed
+/// either states the record or is suspended by it: never valid and silent about it.
+#[tokio::test]
+async fn a_serious_record_filed_while_a_certificate_is_issued_is_stated_or_suspends_it() {
+    let app = spawn_app().await;
+    let ns: Vec<u32> = (20..32).collect();
+    app.register(ns.iter().map(|&n| enterprise(n, ID_A)).collect())
+        .await;
+    let mut calls = Vec::new();
+    for &n in &ns {
+        let mut issuer = app.certificates(AgencyKind::MarketRegulation);
+        let mut filer = app.records(AgencyKind::MarketRegulation);
+        let serious = pb::Record {
+            tier: pb::Tier::Serious as i32,
+            document_number: format!("威开市监罚〔2026〕{n}号"),
+            penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+            ..penalty(&uscc(n), &format!("race-{n}"))
+        };
+        calls.push(tokio::spawn(async move {
+            let (cert, filed) = tokio::join!(
+                issuer.issue_certificate(status_request(n, &format!("race-{n}"))),
+                filer.batch_submit_records(pb::BatchSubmitRecordsRequest {
+                    request_id: String::new(),
+                    records: vec![serious],
+                })
+            );
+            filed.expect("the record is filed");
+            (
+                n,
+                cert.expect("the certificate is issued")
+                    .into_inner()
+                    .certificate
+                    .unwrap(),
+            )
+        }));
+    }
+    for call in calls {
+        let (n, cert) = call.await.unwrap();
+        let verified = app.verify(&cert.document).await;
+        let stated = cert.document.contains(&format!("〔2026〕{n}号"));
+        match result_of(&verified) {
+            VerificationResult::Suspended => {
+                assert!(!stated, "{n}: suspended for a record it states")
+            }
+            VerificationResult::Valid => {
+                assert!(stated, "{n}: valid and silent about a serious record")
+            }
+            other => panic!("{n}: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn correcting_a_record_the_certificate_states_leaves_it_valid() {
     let app = spawn_app().await;
