@@ -421,8 +421,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { serve: args, seed } => serve(args, Some(seed)).await,
         Command::Migrate { storage } => {
             let store = storage.open_store().await?;
+            let before = store.schema_version().await?;
             store.migrate().await.context("migration failed")?;
-            eprintln!("migrations applied");
+            let after = store.schema_version().await?.unwrap_or(0);
+            match before {
+                Some(v) if v == after => {
+                    eprintln!("the database is up to date (migration {after}); nothing to apply")
+                }
+                Some(v) => eprintln!("applied migrations {} to {after}", v + 1),
+                None => eprintln!("created the database schema (migrations 1 to {after})"),
+            }
             Ok(())
         }
         Command::Seed {

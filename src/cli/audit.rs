@@ -129,7 +129,7 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
             "OUTCOME"
         );
     }
-    walk_pages(
+    let more = walk_pages(
         async |page_token| {
             let page = client
                 .list_audit_entries(pb::ListAuditEntriesRequest {
@@ -172,6 +172,11 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
     .await?;
     if !args.json {
         crate::out!("{shown} entries");
+    }
+    if more {
+        eprintln!(
+            "more entries match than the {limit} shown: raise --limit, or use `audit export`"
+        );
     }
     Ok(())
 }

@@ -203,6 +203,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                 |cert| show(&cert, client.json).map(|()| true),
             )
             .await
+            .map(drop)
         }
         CertCommand::Revoke {
             client,

@@ -370,7 +370,7 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
             pad("状态", 10)
         );
     }
-    walk_pages(
+    let more = walk_pages(
         async |page_token| {
             let page = client
                 .list_records(pb::ListRecordsRequest {
@@ -409,6 +409,9 @@ pub async fn records_list(args: &ClientArgs, subject: &str, limit: usize) -> any
     .await?;
     if !args.json {
         crate::out!("({shown} records)");
+    }
+    if more {
+        eprintln!("more records exist than the {limit} shown: raise --limit to see them");
     }
     Ok(())
 }

@@ -334,6 +334,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 },
             )
             .await
+            .map(drop)
         }
         RepairCommand::Candidates {
             client: args,
@@ -384,6 +385,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 },
             )
             .await
+            .map(drop)
         }
     }
 }

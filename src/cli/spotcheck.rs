@@ -439,6 +439,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 },
             )
             .await
+            .map(drop)
         }
     }
 }

@@ -350,11 +350,8 @@ impl Store {
         Ok(())
     }
 
-    /// Whether every migration this binary knows has been applied. A newer schema
-    /// counts too: migrations only add, so during a rolling upgrade the replicas still
-    /// on the older release keep serving after the new release's migration job ran.
-    pub async fn is_migrated(&self) -> Result<bool> {
-        let expected = migrations::latest_version(self.backend);
+    /// The newest migration applied to the database; `None` before the first.
+    pub async fn schema_version(&self) -> Result<Option<i64>> {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
                 .bind(true)
@@ -365,6 +362,15 @@ impl Store {
                     sqlx::Error::Database(_) => Ok(None),
                     other => Err(other),
                 })?;
+        Ok(applied)
+    }
+
+    /// Whether every migration this binary knows has been applied. A newer schema
+    /// counts too: migrations only add, so during a rolling upgrade the replicas still
+    /// on the older release keep serving after the new release's migration job ran.
+    pub async fn is_migrated(&self) -> Result<bool> {
+        let expected = migrations::latest_version(self.backend);
+        let applied = self.schema_version().await?;
         Ok(applied.is_some_and(|version| version >= expected))
     }
 

@@ -663,8 +663,9 @@ async fn a_command_writing_into_a_closed_pipe_exits_quietly() {
 }
 
 /// Commands that work on an existing service refuse a mistyped data directory rather
-/// than create an empty database there (and print a token nobody's server knows), and
-/// `audit verify` refuses a key it could not trust.
+/// than create an empty database there (and print a token nobody's server knows),
+/// `migrate` says whether it applied anything, and `audit verify` refuses a key it could
+/// not trust.
 #[tokio::test]
 async fn database_commands_refuse_a_missing_database_and_a_malformed_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -689,7 +690,21 @@ async fn database_commands_refuse_a_missing_database_and_a_malformed_key() {
         assert!(stderr.contains("no credit-hub database in"), "{stderr}");
         assert!(!typo.exists(), "{args:?} created {}", typo.display());
     }
+    // `migrate` is the command that creates one, and says what it did.
+    let migrate = |args: &[std::ffi::OsString]| {
+        let out = std::process::Command::new(bin)
+            .arg("migrate")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let fresh = [std::ffi::OsString::from("--data-dir"), typo.clone().into()];
+    assert!(migrate(&fresh).contains("created the database schema (migrations 1 to"));
+    assert!(migrate(&fresh).contains("the database is up to date"));
     let database = process_database(dir.path()).await;
+    assert!(migrate(&database.args).contains("the database is up to date"));
     let out = std::process::Command::new(bin)
         .args(["audit", "verify", "--trust-key", "abcd"])
         .args(&database.args)

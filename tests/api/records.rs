@@ -412,8 +412,13 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     assert_eq!(out.records[1].status, pb::RecordStatus::Expired as i32);
 }
 
-/// `credit-hub records list` as a script uses it: `--json`, one record per line.
-async fn records_list_cli(app: &TestApp, subject: &str, limit: &str) -> Vec<serde_json::Value> {
+/// `credit-hub records list` as a script uses it: `--json`, one record per line; and
+/// what it told its user on stderr.
+async fn records_list_cli(
+    app: &TestApp,
+    subject: &str,
+    limit: &str,
+) -> (Vec<serde_json::Value>, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
         .args(["records", "list", "--json", "--subject", subject])
         .args(["--limit", limit])
@@ -424,15 +429,16 @@ async fn records_list_cli(app: &TestApp, subject: &str, limit: &str) -> Vec<serd
         .expect("run credit-hub");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "records list failed: {stderr}");
-    String::from_utf8(output.stdout)
+    let records = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+        .collect();
+    (records, stderr.into_owned())
 }
 
 /// The CLI walks every page of a list (200 records a page here) and stops at `--limit`,
-/// even in the middle of a page.
+/// even in the middle of a page, saying so when records are left unshown.
 #[tokio::test]
 async fn the_cli_lists_records_across_pages_up_to_its_limit() {
     let app = spawn_app().await;
@@ -445,15 +451,26 @@ async fn the_cli_lists_records_across_pages_up_to_its_limit() {
         .await
         .unwrap();
 
-    let all = records_list_cli(&app, &uscc(1), "1000").await;
+    let (all, told) = records_list_cli(&app, &uscc(1), "1000").await;
     assert_eq!(all.len(), 450);
+    assert!(!told.contains("more records exist"), "{told}");
     let sources: std::collections::BTreeSet<_> = all
         .iter()
         .map(|r| r["source_record_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(sources.len(), 450, "each record once, none repeated");
-    let limited = records_list_cli(&app, &uscc(1), "230").await;
+    let (limited, told) = records_list_cli(&app, &uscc(1), "230").await;
     assert_eq!(limited, all[..230], "the first 230, in the same order");
+    assert!(
+        told.contains("more records exist than the 230 shown"),
+        "{told}"
+    );
+    let (exact, told) = records_list_cli(&app, &uscc(1), "450").await;
+    assert_eq!(exact, all);
+    assert!(
+        !told.contains("more records exist"),
+        "nothing is left: {told}"
+    );
 }
 
 #[tokio::test]
