@@ -80,8 +80,9 @@ pub struct ClientArgs {
     /// The private key (PEM) of --tls-client-cert.
     #[arg(long, env = "CREDIT_HUB_TLS_CLIENT_KEY", requires = "tls_client_cert")]
     pub tls_client_key: Option<std::path::PathBuf>,
-    /// Print JSON lines instead of tables.
-    #[arg(long, env = "CREDIT_HUB_JSON")]
+    /// Print JSON lines instead of tables. The environment variable takes 1/0,
+    /// true/false, yes/no or on/off, as scripts spell it.
+    #[arg(long, env = "CREDIT_HUB_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
 }
 

@@ -471,6 +471,24 @@ async fn the_cli_lists_records_across_pages_up_to_its_limit() {
         !told.contains("more records exist"),
         "nothing is left: {told}"
     );
+    // Scripts may ask for JSON through the environment, spelt as they spell booleans.
+    for on in ["1", "true", "yes"] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+            .args(["records", "list", "--subject", &uscc(1), "--limit", "2"])
+            .args(["--addr", &app.addr])
+            .args(["--token", &app.tokens[&AgencyKind::Court]])
+            .env("CREDIT_HUB_JSON", on)
+            .output()
+            .await
+            .expect("run credit-hub");
+        assert!(output.status.success(), "CREDIT_HUB_JSON={on}: {output:?}");
+        let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines, all[..2], "CREDIT_HUB_JSON={on}");
+    }
 }
 
 #[tokio::test]
