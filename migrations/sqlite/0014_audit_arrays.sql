@@ -1,5 +1,4 @@
--- PostgreSQL's audit writer now indexes subjects itself and its time index became a
--- BRIN index (see the PostgreSQL migration of the same version). SQLite's writer
--- already indexes subjects itself and SQLite has no BRIN; this version exists so that
--- both backends keep the same migration versions.
+-- PostgreSQL's audit writer now indexes subjects itself (see the PostgreSQL migration
+-- of the same version); SQLite's already does. This version exists so that both
+-- backends keep the same migration versions.
 SELECT 1;

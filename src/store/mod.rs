@@ -281,6 +281,11 @@ impl Store {
             .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    // Tells the subject trigger, kept for replicas of earlier releases
+                    // during a rolling upgrade, that this writer indexes subjects itself
+                    // (migration 0014).
+                    conn.execute("SET credithub.writer_indexes_subjects = on")
+                        .await?;
                     if timeout_ms > 0 {
                         conn.execute(&*format!("SET statement_timeout = {timeout_ms}"))
                             .await?;

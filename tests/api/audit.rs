@@ -859,6 +859,83 @@ async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
 }
 
 /// How many rows `sql` (a `SELECT COUNT(*) …`) counts in the test's database.
+/// During a rolling upgrade a replica of the release before migration 0014 still
+/// appends with its old statement and relies on the subject trigger to index what it
+/// appends; this release's writer indexes its own entries, and the trigger stands aside
+/// for it. Both kinds of append leave every entry found by its subjects, once.
+#[tokio::test]
+async fn an_earlier_releases_appends_are_still_indexed_during_a_rolling_upgrade() {
+    if backend() != "postgres" {
+        // The trigger and the earlier statement are PostgreSQL's.
+        return;
+    }
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    app.grade_of(1).await;
+    // The earlier release's append: one entry about enterprise 2, chained after the
+    // head, on a connection that does not say it indexes subjects itself.
+    let (seq, previous) = app.store.audit_head().await.unwrap();
+    let subject = format!("enterprises/{}", uscc(2));
+    let event = credit_hub::domain::audit::AuditEvent {
+        time: 1_764_590_000_000,
+        agency: "earlier-release".into(),
+        method: "/credithub.v1.GradeService/GetCreditGrade".into(),
+        request_id: "rolling-upgrade".into(),
+        subjects: vec![subject.clone()],
+        purpose: None,
+        case_reference: String::new(),
+        outcome: "OK".into(),
+        result_count: 1,
+    };
+    let hash = credit_hub::domain::audit::entry_hash(seq + 1, &event, &previous);
+    let row = serde_json::json!([{
+        "seq": seq + 1,
+        "time": event.time,
+        "agency": event.agency,
+        "method": event.method,
+        "request_id": event.request_id,
+        "subjects": serde_json::to_string(&event.subjects).unwrap(),
+        "purpose": null,
+        "case_reference": "",
+        "outcome": "OK",
+        "result_count": 1,
+        "previous_hash": previous,
+        "hash": hash,
+    }]);
+    raw_sql(
+        &app,
+        &format!(
+            "INSERT INTO audit_entries (seq, time, agency, method, request_id, subjects, \
+             purpose, case_reference, outcome, result_count, previous_hash, hash) \
+             SELECT seq, time, agency, method, request_id, subjects, purpose, case_reference, \
+             outcome, result_count, previous_hash, hash \
+             FROM json_populate_recordset(NULL::audit_entries, '{row}'::json)"
+        ),
+    )
+    .await;
+    let indexed = |seq: i64| {
+        format!("SELECT COUNT(*) FROM audit_subjects WHERE subject = '{subject}' AND seq = {seq}")
+    };
+    assert_eq!(count_sql(&app, &indexed(seq + 1)).await, 1);
+    // This release's writer carries on after it, indexing its own entries once.
+    app.grade_of(2).await;
+    let (head, _) = app.store.audit_head().await.unwrap();
+    assert!(head > seq + 1);
+    assert_eq!(
+        count_sql(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM audit_subjects WHERE subject = '{subject}' AND seq > {}",
+                seq + 1
+            )
+        )
+        .await,
+        1
+    );
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+}
+
 async fn count_sql(app: &TestApp, sql: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
