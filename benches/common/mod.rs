@@ -11,6 +11,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+/// The allocator the `credit-hub` binary runs with (see `src/main.rs`): the servers these
+/// benchmarks start in-process must allocate as the shipped server does (with glibc's,
+/// malloc and free took a third of the request side's CPU in a profile of ingestion).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The bench's positional arguments (cargo passes flags such as `--bench` too).
 // Not every bench takes arguments; each bench compiles this module on its own.
 #[allow(dead_code)]
