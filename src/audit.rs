@@ -15,6 +15,7 @@ use tower::Service;
 use crate::auth::{is_public, is_served};
 use crate::domain::audit::{AuditEvent, Checkpoint};
 use crate::domain::codes::Purpose;
+use crate::domain::request_id::request_id_problem;
 use crate::metrics::REQUEST_ID;
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::{now_millis, CallAudit, Store};
@@ -519,9 +520,11 @@ impl AuditNote {
     }
 
     /// The request's own `request_id` (writes carry one): it replaces the call's
-    /// `x-request-id`, which the entry keeps otherwise. An empty one changes nothing.
+    /// `x-request-id`, which the entry keeps otherwise. An empty one changes nothing,
+    /// nor does one the call will refuse (too long, or holding an ID number): noted
+    /// before validation, it would otherwise enter the chain with the refusal.
     pub fn request_id(&self, id: &str) -> &Self {
-        if id.is_empty() {
+        if id.is_empty() || request_id_problem(id).is_some() {
             return self;
         }
         self.with(|n| n.request_id = id.to_string())

@@ -275,13 +275,18 @@ impl Observe {
     }
 }
 
-/// A caller's request id if it is short printable ASCII, else a new one.
+/// A caller's request id if it is short printable ASCII without an ID number in it
+/// (it goes into the audit chain, before authentication), else a new one.
 fn request_id(headers: &http::HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| {
+            !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_graphic())
+                && crate::domain::request_id::request_id_problem(v).is_none()
+        })
         .map(String::from)
         // A version-7 UUID from the thread's generator: asking the kernel for random
         // bytes on every call was a system call per request.

@@ -15,6 +15,7 @@ mod repair;
 mod spotcheck;
 mod vetting;
 
+use crate::domain::request_id::request_id_problem;
 use std::sync::Arc;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
@@ -36,8 +37,6 @@ pub use vetting::VettingApi;
 
 /// Most items a batch request may carry (AIP-231/233).
 pub const MAX_BATCH: usize = 1_000;
-/// Longest accepted `request_id`.
-pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// What every service shares.
 #[derive(Debug, Clone)]
@@ -108,12 +107,8 @@ pub fn request_key<M: Message>(
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.chars().count() > MAX_REQUEST_ID_CHARS || request_id.chars().any(char::is_control)
-    {
-        return Err(Error::invalid(
-            "request_id",
-            format!("must be at most {MAX_REQUEST_ID_CHARS} printable characters"),
-        ));
+    if let Some(problem) = request_id_problem(request_id) {
+        return Err(Error::invalid("request_id", problem));
     }
     Ok(Some(RequestKey {
         agency_id: agency_id.to_string(),

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::convert::{id_number, resource_id, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
-use super::{Shared, MAX_REQUEST_ID_CHARS};
+use super::Shared;
 use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
@@ -20,6 +20,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::codes::{AgencyKind, Purpose, Verdict, VettingPurpose};
 use crate::domain::id_scan::mask_id_numbers;
 use crate::domain::ids::Uscc;
+use crate::domain::request_id::request_id_problem;
 use crate::domain::vetting::{
     cross_check, CandidateResult, Checked, Finding, VerdictCounts, VettingPolicy, VettingReport,
     MAX_CANDIDATES, ROLE_LOOKBACK_YEARS,
@@ -424,13 +425,8 @@ impl VettingService for VettingApi {
             ),
             _ => {}
         }
-        if r.request_id.chars().count() > MAX_REQUEST_ID_CHARS
-            || r.request_id.chars().any(char::is_control)
-        {
-            v.add(
-                "request_id",
-                format!("must be at most {MAX_REQUEST_ID_CHARS} printable characters"),
-            );
+        if let Some(problem) = request_id_problem(&r.request_id) {
+            v.add("request_id", problem);
         }
         v.finish(())?;
         // Both are present once the violations above are empty.

@@ -15,6 +15,7 @@ pub mod jcs;
 pub mod record;
 
 pub mod repair;
+pub mod request_id;
 pub mod spotcheck;
 pub mod vetting;
 

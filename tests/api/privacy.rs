@@ -165,6 +165,35 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     assert_eq!(unknown[0].outcome, "UNAUTHENTICATED");
 
+    // Request ids go into every entry of their call: one holding an ID number is
+    // refused in a body and replaced in the x-request-id header, token or none.
+    let err = records
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: format!("retry-{ID_A}"),
+            records: vec![penalty(&uscc(1), "P-9")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["request_id"]);
+    assert!(!err.message().contains(ID_A), "{}", err.message());
+    let mut anonymous = pb::grade_service_client::GradeServiceClient::new(app.channel.clone());
+    let mut request = tonic::Request::new(pb::GetCreditGradeRequest {
+        name: format!("enterprises/{}", uscc(1)),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", format!("trace-{ID_A}").parse().unwrap());
+    let err = anonymous.get_credit_grade(request).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let echoed = err
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(!echoed.contains(ID_A) && !echoed.is_empty(), "{echoed}");
+
     for (table, column, value) in app.store.dump_text_columns().await.unwrap() {
         assert!(
             full_id_numbers(&value).is_empty() && !value.to_uppercase().contains(ID_A),
