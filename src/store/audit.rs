@@ -530,19 +530,28 @@ impl Store {
         let mut check = ChainCheck::default();
         // The subject index, walked beside the chain in one sorted pass: the hash
         // chain does not cover it, yet "who looked at X" searches it.
+        // Everything up to the head as it is now, and nothing after it: a running
+        // server appends meanwhile, and the pages and the index are read at different
+        // moments. Every entry at or below a committed sequence number has committed
+        // (a group is chained after a head that was committed).
+        let bound: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_entries")
+            .fetch_one(&self.read)
+            .await?;
+        let bound = bound.unwrap_or(0);
         let mut index = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, subject FROM audit_subjects ORDER BY seq, subject",
+            "SELECT seq, subject FROM audit_subjects WHERE seq <= $1 ORDER BY seq, subject",
         )
+        .bind(bound)
         .fetch(&self.read)
         .peekable();
         let mut after = 0;
-        loop {
+        while after < bound {
             let page = self
                 .list_audit(&AuditFilter::default(), after, 5_000)
                 .await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for entry in &page {
+            for entry in page.iter().take_while(|e| e.seq <= bound) {
                 if let Err(e) = check.push(entry) {
                     return Ok(Err(e));
                 }

@@ -859,6 +859,61 @@ async fn a_group_naming_thousands_of_subjects_indexes_every_one() {
 }
 
 /// How many rows `sql` (a `SELECT COUNT(*) …`) counts in the test's database.
+/// `audit verify` against a server that keeps appending: what it reads is the chain
+/// up to the head it found, consistent whatever is appended while it reads.
+#[tokio::test]
+async fn audit_verify_passes_while_the_server_keeps_appending() {
+    let app = spawn_app().await;
+    app.register((1..=8).map(|n| enterprise(n, ID_A)).collect())
+        .await;
+    // Enough entries (12,000) that verification reads the chain in several pages.
+    let mut filling = tokio::task::JoinSet::new();
+    for n in 0..16u32 {
+        let mut grades = app.grades(AgencyKind::Court);
+        filling.spawn(async move {
+            for _ in 0..750 {
+                grades
+                    .get_credit_grade(pb::GetCreditGradeRequest {
+                        name: format!("enterprises/{}", uscc(1 + n % 8)),
+                        purpose: pb::Purpose::JudicialEnforcement as i32,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("grade");
+            }
+        });
+    }
+    while let Some(done) = filling.join_next().await {
+        done.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8u32)
+        .map(|n| {
+            let (mut grades, stop) = (app.grades(AgencyKind::Court), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    grades
+                        .get_credit_grade(pb::GetCreditGradeRequest {
+                            name: format!("enterprises/{}", uscc(1 + n)),
+                            purpose: pb::Purpose::JudicialEnforcement as i32,
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("grade");
+                }
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        let verified = app.store.verify_audit(&[]).await.unwrap();
+        assert!(verified.is_ok(), "{verified:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+}
+
 /// During a rolling upgrade a replica of the release before migration 0014 still
 /// appends with its old statement and relies on the subject trigger to index what it
 /// appends; this release's writer indexes its own entries, and the trigger stands aside
