@@ -295,8 +295,15 @@ async fn append(
     let claims = saved.iter().any(Option::is_some);
     loop {
         let attempted = head.clone();
+        // How many entries the attempt chains: all of them, less (for a group holding
+        // writes) those an orphan pass had chained already, which it learns as it runs.
+        let mut chaining = (!claims).then_some(events.len());
         let result = match &attempted {
-            Some(known) if claims => store.append_audit_claiming(known, &events, &saved).await,
+            Some(known) if claims => {
+                store
+                    .append_audit_claiming(known, &events, &saved, &mut chaining)
+                    .await
+            }
             Some(known) => store.append_audit(known, &events).await,
             None => match store.audit_head().await {
                 Ok(read) => {
@@ -325,19 +332,23 @@ async fn append(
                 *head = None;
                 // A commit that reported failure may still have landed; chaining the
                 // group again would log its calls twice.
-                if let Some(known) = &attempted {
-                    match landed(store, known, &events).await {
-                        Some(true) => {
-                            tracing::warn!(
-                                "an audit append that reported failure had been committed"
-                            );
-                            return true;
-                        }
-                        Some(false) => {}
-                        None => {
-                            tracing::error!(error = ?e, "cannot tell whether failed audit entries were written; refusing their calls");
-                            return false;
-                        }
+                let outcome = match (&attempted, chaining) {
+                    // The attempt failed before its transaction could commit.
+                    (None, _) | (Some(_), None) => Some(false),
+                    // Every entry had been chained already, by an orphan pass: whether
+                    // or not the attempt landed, acknowledging them logs each once.
+                    (Some(_), Some(0)) => return true,
+                    (Some(known), Some(len)) => landed(store, known, len).await,
+                };
+                match outcome {
+                    Some(true) => {
+                        tracing::warn!("an audit append that reported failure had been committed");
+                        return true;
+                    }
+                    Some(false) => {}
+                    None => {
+                        tracing::error!(error = ?e, "cannot tell whether failed audit entries were written; refusing their calls");
+                        return false;
                     }
                 }
                 if failures >= APPEND_ATTEMPTS {
@@ -351,11 +362,11 @@ async fn append(
     }
 }
 
-/// Whether `events`, whose append after `head` failed, were written all the same;
+/// Whether the `len` entries whose append after `head` failed were written all the same;
 /// `None` when the database cannot say within a few tries.
-async fn landed(store: &Store, head: &(i64, String), events: &[AuditEvent]) -> Option<bool> {
+async fn landed(store: &Store, head: &(i64, String), len: usize) -> Option<bool> {
     for attempt in 1..=APPEND_ATTEMPTS {
-        match store.audit_group_landed(head, events.len()).await {
+        match store.audit_group_landed(head, len).await {
             Ok(answer) => return Some(answer),
             Err(e) => {
                 tracing::warn!(error = ?e, attempt, "cannot tell yet whether failed audit entries were written");

@@ -140,12 +140,15 @@ impl Store {
     /// that also removes the entries the calls in `saved` (one per event, or `None`) may
     /// have saved. An event whose saved entry was already chained by
     /// [`Store::chain_orphaned_audit`] is skipped; one whose write never committed
-    /// saved nothing and is chained as it is. `None` when the head moved.
+    /// saved nothing and is chained as it is. `None` when the head moved. `chaining`
+    /// learns how many entries the append chains once that is known, so that a caller
+    /// whose commit failed ambiguously can ask whether that many landed.
     pub async fn append_audit_claiming(
         &self,
         head: &(i64, String),
         events: &[AuditEvent],
         saved: &[Option<String>],
+        chaining: &mut Option<usize>,
     ) -> Result<Option<(i64, String)>> {
         let calls: Vec<&str> = saved.iter().flatten().map(String::as_str).collect();
         head_moved(
@@ -158,6 +161,7 @@ impl Store {
                     .filter(|(_, id)| id.as_ref().is_none_or(|id| !chained.contains(id)))
                     .map(|(e, _)| e.clone())
                     .collect();
+                *chaining = Some(events.len());
                 let new_head = tx.chain(&self.audit_writer, head, &events).await?;
                 tx.commit().await?;
                 Ok(new_head)

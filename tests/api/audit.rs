@@ -1231,13 +1231,17 @@ async fn a_claim_waits_for_a_write_still_committing_and_takes_its_saved_entry() 
     let store = app.store.clone();
     let claim = tokio::spawn(async move {
         let head = store.audit_head().await.unwrap();
-        store
+        let mut chaining = None;
+        let appended = store
             .append_audit_claiming(
                 &head,
                 &[test_entry("dropped-mid-commit", vec![])],
                 &[Some("in-flight".to_string())],
+                &mut chaining,
             )
-            .await
+            .await;
+        assert_eq!(chaining, Some(1));
+        appended
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
@@ -1284,4 +1288,45 @@ async fn an_audit_time_filter_out_of_range_is_refused_not_overflowed() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["start_time", "end_time"]);
+}
+
+/// A group holding an entry an orphan pass already chained chains one entry fewer, and
+/// says so: a writer whose commit failed ambiguously asks whether that many landed
+/// (asking about the whole group would find it had not, and chain it all again).
+#[tokio::test]
+async fn a_claiming_append_reports_how_many_entries_it_chained() {
+    let app = spawn_app().await;
+    raw_sql(
+        &app,
+        "INSERT INTO audit_pending (call_id, time, agency, method, request_id, subjects, \
+         purpose, case_reference, result_count, saved_at, chained) \
+         VALUES ('recovered', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, 1, 1)",
+    )
+    .await;
+    let head = app.store.audit_head().await.unwrap();
+    let mut chaining = None;
+    app.store
+        .append_audit_claiming(
+            &head,
+            &[
+                test_entry("already-chained", vec![]),
+                test_entry("fresh", vec![]),
+            ],
+            &[Some("recovered".to_string()), None],
+            &mut chaining,
+        )
+        .await
+        .unwrap()
+        .expect("appended after the head");
+    assert_eq!(chaining, Some(1));
+    assert!(app.store.audit_group_landed(&head, 1).await.unwrap());
+    assert!(!app.store.audit_group_landed(&head, 2).await.unwrap());
+    assert_eq!(
+        count_sql(
+            &app,
+            "SELECT COUNT(*) FROM audit_entries WHERE request_id = 'already-chained'"
+        )
+        .await,
+        0
+    );
 }
