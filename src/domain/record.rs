@@ -263,6 +263,26 @@ pub fn check_consistency(
             );
         }
     }
+    // A measure list on another kind would mean nothing but could still decide its
+    // window: a warning alone is never published, so a dishonest-debtor record given
+    // [WARNING] would expire the day it was filed and never count.
+    if content.kind != RecordKind::AdministrativePenalty && !a.penalty_measures.is_empty() {
+        v.add(
+            format!("{path}.penalty_measures"),
+            format!(
+                "only an administrative penalty carries measures, not a {} record",
+                content.kind.code()
+            ),
+        );
+    }
+    if let Some(i) = (1..a.penalty_measures.len())
+        .find(|&i| a.penalty_measures[..i].contains(&a.penalty_measures[i]))
+    {
+        v.add(
+            format!("{path}.penalty_measures[{i}]"),
+            format!("{} is listed twice", a.penalty_measures[i].code()),
+        );
+    }
     if a.fine_amount_fen < 0 {
         v.add(format!("{path}.fine_amount_fen"), "must not be negative");
     }

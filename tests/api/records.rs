@@ -808,3 +808,45 @@ async fn the_cli_names_a_refused_record_by_its_file_line() {
     );
     assert_eq!(app.store.count_records().await.unwrap(), 2);
 }
+
+/// Penalty measures belong to administrative penalties: on a dishonest-debtor record a
+/// lone WARNING would have made it expire the day it was filed (warnings are never
+/// published), so it would never have counted. A measure listed twice is refused too.
+#[tokio::test]
+async fn measures_belong_to_penalties_and_are_listed_once() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut warned = debtor(person("李四", ID_B), "D-1");
+    warned.penalty_measures = vec![pb::PenaltyMeasure::Warning as i32];
+    let err = app
+        .records(AgencyKind::Court)
+        .batch_submit_records(submit(vec![warned], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["records[0].penalty_measures"]);
+
+    let mut twice = penalty(&uscc(1), "P-1");
+    twice.penalty_measures = vec![
+        pb::PenaltyMeasure::Fine as i32,
+        pb::PenaltyMeasure::Confiscation as i32,
+        pb::PenaltyMeasure::Fine as i32,
+    ];
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![twice], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["records[0].penalty_measures[2]"]);
+    let listed = app
+        .records(AgencyKind::Court)
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(listed.is_empty(), "nothing written: {listed:?}");
+}
