@@ -541,6 +541,12 @@ impl AuditNote {
         self.with(|n| n.request_id = id.to_string())
     }
 
+    /// The request id the call's entries carry: its own `request_id` once noted, else
+    /// its `x-request-id`. Streams give it to the entries of what they disclose.
+    pub fn noted_request_id(&self) -> String {
+        self.0.lock().expect("audit note lock").request_id.clone()
+    }
+
     /// A subject touched, as a resource name (`enterprises/{uscc}`, `persons/{key}`).
     pub fn subject(&self, name: String) -> &Self {
         self.with(|n| n.subjects.push(name))

@@ -328,7 +328,7 @@ impl GradeService for GradeApi {
                 time: 0,
                 agency: agency.id.clone(),
                 method: WATCH_METHOD.to_string(),
-                request_id: String::new(),
+                request_id: note.noted_request_id(),
                 subjects: Vec::new(),
                 purpose: declared,
                 case_reference: String::new(),

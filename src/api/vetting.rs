@@ -455,7 +455,7 @@ impl VettingService for VettingApi {
                 time: 0,
                 agency: agency.id.clone(),
                 method: CROSS_CHECK.to_string(),
-                request_id: r.request_id.clone(),
+                request_id: note.noted_request_id(),
                 subjects: Vec::new(),
                 purpose: Some(Purpose::CandidateVetting),
                 case_reference: case_reference.clone(),

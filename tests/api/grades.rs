@@ -683,6 +683,16 @@ async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
         format!("agencies/{}", app.agency_ids[&AgencyKind::Tax])
     );
     assert_eq!(entries[0].purpose, pb::Purpose::TaxAdministration as i32);
+    // Each carries the call's request id, as the call's own entry does.
+    let all = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(all.len() > entries.len(), "the call's own entry too: {all:?}");
+    assert!(!all[0].request_id.is_empty());
+    assert!(all.iter().all(|e| e.request_id == all[0].request_id), "{all:?}");
 }
 
 #[tokio::test]
