@@ -275,6 +275,7 @@ pub fn enterprise_in(
             end: None,
         });
     }
+    let mut listed: Vec<(usize, Role)> = Vec::new();
     for (i, r) in e.roles.iter().enumerate() {
         let rpath = format!("{path}.roles[{i}]");
         let kind = required_enum(v, &format!("{rpath}.kind"), r.kind, RoleKind::from_number);
@@ -293,12 +294,29 @@ pub fn enterprise_in(
             );
         }
         if let (Some(kind), Some(person), Some(start), Some(end)) = (kind, p, start, end) {
-            roles.push(Role {
+            // One person's tenure in one role is listed once, and a person holds a
+            // role at most once at a time: a repeat would be stored and shown twice.
+            let repeated = listed.iter().find(|(_, r): &&(usize, Role)| {
+                r.kind == kind
+                    && r.person.key == person.key
+                    && ((r.end.is_none() && end.is_none()) || (r.start == start && r.end == end))
+            });
+            if let Some((j, _)) = repeated {
+                v.add(
+                    rpath.clone(),
+                    format!(
+                        "repeats roles[{j}]: the same person in the same role at the same time"
+                    ),
+                );
+            }
+            let role = Role {
                 kind,
                 person,
                 start,
                 end,
-            });
+            };
+            listed.push((i, role.clone()));
+            roles.push(role);
         }
     }
     Some(Enterprise {

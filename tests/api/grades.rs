@@ -690,9 +690,15 @@ async fn what_a_watch_stream_shows_is_in_the_audit_log_under_the_enterprise() {
             ..Default::default()
         })
         .await;
-    assert!(all.len() > entries.len(), "the call's own entry too: {all:?}");
+    assert!(
+        all.len() > entries.len(),
+        "the call's own entry too: {all:?}"
+    );
     assert!(!all[0].request_id.is_empty());
-    assert!(all.iter().all(|e| e.request_id == all[0].request_id), "{all:?}");
+    assert!(
+        all.iter().all(|e| e.request_id == all[0].request_id),
+        "{all:?}"
+    );
 }
 
 #[tokio::test]

@@ -247,3 +247,41 @@ async fn a_representative_handed_over_with_its_end_date_is_ended_once_on_that_da
     assert_eq!(former.len(), 1, "{:?}", got.roles);
     assert_eq!(former[0].end_date, "2026-03-01");
 }
+
+/// A person's role is listed once: the same current role twice, or the same tenure
+/// twice, is refused naming the repeat (it would be stored and shown twice), while two
+/// different tenures of one person are two roles.
+#[tokio::test]
+async fn a_role_listed_twice_is_refused() {
+    let app = spawn_app().await;
+    let role = |start: &str, end: &str| pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: start.into(),
+        end_date: end.into(),
+    };
+    for roles in [
+        vec![role("2020-01-01", ""), role("", "")],
+        vec![
+            role("2018-01-01", "2019-01-01"),
+            role("2018-01-01", "2019-01-01"),
+        ],
+    ] {
+        let mut e = enterprise(1, ID_A);
+        e.roles = roles;
+        let err = app
+            .registry(AgencyKind::MarketRegulation)
+            .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+                request_id: String::new(),
+                enterprises: vec![e],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&err), ["enterprises[0].roles[1]"]);
+    }
+    let mut e = enterprise(1, ID_A);
+    e.roles = vec![role("2018-01-01", "2019-01-01"), role("2020-01-01", "")];
+    app.register(vec![e]).await;
+    assert_eq!(app.enterprise_as(AgencyKind::Court, 1).await.roles.len(), 2);
+}
