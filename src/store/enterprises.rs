@@ -105,6 +105,9 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise> {
 struct RolesPlan {
     /// Current roles the batch ends: enterprise, role, person key, end date.
     ends: Vec<(Uscc, RoleKind, String, NaiveDate)>,
+    /// Current roles the batch restates with a corrected name or start date:
+    /// enterprise, role, person key, name, start date (None keeps the stored one).
+    corrections: Vec<(Uscc, RoleKind, String, String, Option<NaiveDate>)>,
     /// Role rows to insert.
     inserts: Vec<Vec<Val>>,
     /// Legal representatives replaced: the enterprises they still represent may owe a
@@ -146,6 +149,7 @@ impl Store {
         }
         let mut inserts = Vec::new();
         let mut ends = Vec::new();
+        let mut corrections = Vec::new();
         // Legal representatives replaced here: the enterprises they still represent may
         // owe a related-party reason to the one they left.
         let mut former_representatives: Vec<String> = Vec::new();
@@ -194,19 +198,36 @@ impl Store {
                 {
                     continue;
                 }
-                let known = stored.iter().any(|old| {
+                let known = stored.iter().find(|old| {
                     old.kind == role.kind
                         && old.person.key == role.person.key
                         && (old.end.is_none() && role.end.is_none()
                             || old.start == role.start && old.end == role.end)
                 });
-                if !known {
-                    inserts.push(role_vals(&e.uscc, role));
+                match known {
+                    None => inserts.push(role_vals(&e.uscc, role)),
+                    // The same person in the same current role, restated with a
+                    // corrected name or start date: the row takes the correction.
+                    Some(old)
+                        if old.end.is_none()
+                            && (old.person.name != role.person.name
+                                || role.start.is_some_and(|s| old.start != Some(s))) =>
+                    {
+                        corrections.push((
+                            e.uscc.clone(),
+                            role.kind,
+                            role.person.key.as_str().to_string(),
+                            role.person.name.clone(),
+                            role.start,
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
         }
         Ok(RolesPlan {
             ends,
+            corrections,
             inserts,
             former_representatives,
         })
@@ -311,6 +332,20 @@ impl Store {
                  WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
             )
             .bind(end.to_string())
+            .bind(uscc.as_str())
+            .bind(kind.code())
+            .bind(person_key.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (uscc, kind, person_key, name, start) in &plan.corrections {
+            sqlx::query(
+                "UPDATE enterprise_roles SET person_name = $1, \
+                 start_date = COALESCE($2, start_date) \
+                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND end_date IS NULL",
+            )
+            .bind(name.as_str())
+            .bind(start.map(|d| d.to_string()))
             .bind(uscc.as_str())
             .bind(kind.code())
             .bind(person_key.as_str())

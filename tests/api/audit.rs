@@ -1296,11 +1296,15 @@ async fn an_audit_time_filter_out_of_range_is_refused_not_overflowed() {
 #[tokio::test]
 async fn a_claiming_append_reports_how_many_entries_it_chained() {
     let app = spawn_app().await;
+    // Saved just now: the writer forgets chained entries a day after they were saved.
     raw_sql(
         &app,
-        "INSERT INTO audit_pending (call_id, time, agency, method, request_id, subjects, \
-         purpose, case_reference, result_count, saved_at, chained) \
-         VALUES ('recovered', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, 1, 1)",
+        &format!(
+            "INSERT INTO audit_pending (call_id, time, agency, method, request_id, subjects, \
+             purpose, case_reference, result_count, saved_at, chained) \
+             VALUES ('recovered', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, {}, 1)",
+            credit_hub::store::now_millis()
+        ),
     )
     .await;
     let head = app.store.audit_head().await.unwrap();

@@ -285,3 +285,28 @@ async fn a_role_listed_twice_is_refused() {
     app.register(vec![e]).await;
     assert_eq!(app.enterprise_as(AgencyKind::Court, 1).await.roles.len(), 2);
 }
+
+/// Restating a current role with a corrected name or start date corrects it: the same
+/// person in the same role is not a new role, and the correction is not dropped.
+#[tokio::test]
+async fn a_corrected_name_or_start_date_of_a_current_role_is_kept() {
+    let app = spawn_app().await;
+    let shareholder = |start: &str| pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: start.into(),
+        end_date: String::new(),
+    };
+    let mut e = enterprise(1, ID_A);
+    e.roles = vec![shareholder("2020-01-01")];
+    app.register(vec![e.clone()]).await;
+
+    e.legal_representative = Some(person("张炜", ID_A));
+    e.roles = vec![shareholder("2019-06-01")];
+    app.register(vec![e]).await;
+    let got = app.enterprise_as(AgencyKind::Court, 1).await;
+    assert_eq!(got.legal_representative.unwrap().name, "张炜");
+    assert_eq!(got.roles.len(), 1, "{:?}", got.roles);
+    assert_eq!(got.roles[0].start_date, "2019-06-01");
+    assert!(got.roles[0].end_date.is_empty());
+}
