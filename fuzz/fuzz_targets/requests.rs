@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(req) = pb::BatchUpsertEnterprisesRequest::decode(bytes) else { return };
             let mut v = Violations::default();
             for (i, e) in req.enterprises.iter().enumerate() {
-                let _ = enterprise_in(&mut v, &keyer, &format!("enterprises[{i}]"), e);
+                let _ = enterprise_in(&mut v, &keyer, &format!("enterprises[{i}]"), e, today);
             }
             let _ = v.finish(());
         }

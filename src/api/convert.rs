@@ -202,6 +202,7 @@ pub fn enterprise_in(
     keyer: &PersonKeyer,
     path: &str,
     e: &pb::Enterprise,
+    today: NaiveDate,
 ) -> Option<Enterprise> {
     let uscc = match Uscc::parse(&e.uscc) {
         Ok(u) => Some(u),
@@ -211,7 +212,7 @@ pub fn enterprise_in(
         }
     };
     if let Some(u) = &uscc {
-        if !e.name.is_empty() && e.name != u.resource_name() {
+        if !e.name.is_empty() && !e.name.eq_ignore_ascii_case(&u.resource_name()) {
             v.add(
                 format!("{path}.name"),
                 "must be empty or enterprises/{uscc} of this uscc",
@@ -249,6 +250,14 @@ pub fn enterprise_in(
         &e.established_date,
         true,
     );
+    if let Some(Some(d)) = established {
+        if d > today {
+            v.add(
+                format!("{path}.established_date"),
+                format!("must not be in the future (today is {today})"),
+            );
+        }
+    }
     if !is_region_code(&e.region_code) {
         v.add(
             format!("{path}.region_code"),
@@ -285,6 +294,26 @@ pub fn enterprise_in(
         if let (Some(Some(s)), Some(Some(e))) = (start, end) {
             if e < s {
                 v.add(format!("{rpath}.end_date"), "must not be before start_date");
+            }
+        }
+        // The register records what is so: a role held until a later date is current
+        // (no end_date) until then, and one not yet begun is not a role yet.
+        if let Some(Some(s)) = start {
+            if s > today {
+                v.add(
+                    format!("{rpath}.start_date"),
+                    format!("must not be in the future (today is {today})"),
+                );
+            }
+        }
+        if let Some(Some(e)) = end {
+            if e > today {
+                v.add(
+                    format!("{rpath}.end_date"),
+                    format!(
+                        "must not be in the future (today is {today}); a role still held has no end_date"
+                    ),
+                );
             }
         }
         if kind == Some(RoleKind::LegalRepresentative) && matches!(end, Some(None)) {

@@ -52,6 +52,7 @@ impl RegistryService for RegistryApi {
         // Compared as parsing will read them: a USCC is case-insensitive.
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut batch = Vec::with_capacity(body.enterprises.len());
+        let today = self.state.clock.today();
         for (i, e) in body.enterprises.iter().enumerate() {
             let path = format!("enterprises[{i}]");
             if let Some(first) = seen.insert(e.uscc.trim().to_ascii_uppercase(), i) {
@@ -60,7 +61,7 @@ impl RegistryService for RegistryApi {
                     format!("repeats enterprises[{first}].uscc"),
                 );
             }
-            if let Some(parsed) = enterprise_in(&mut v, &self.state.keyer, &path, e) {
+            if let Some(parsed) = enterprise_in(&mut v, &self.state.keyer, &path, e, today) {
                 batch.push(parsed);
             }
         }
@@ -75,7 +76,7 @@ impl RegistryService for RegistryApi {
         let response = match self
             .state
             .store
-            .upsert_enterprises(batch, self.state.clock.today(), key, &encode)
+            .upsert_enterprises(batch, today, key, &encode)
             .await?
         {
             Replay::Fresh(stored) => pb::BatchUpsertEnterprisesResponse {

@@ -702,6 +702,8 @@ impl Store {
     }
 
     /// Every version a record went through, newest first, after `after` versions skipped.
+    /// The primary key breaks ties (two changes of one revision in one millisecond), so
+    /// that pages neither skip nor repeat a version.
     pub async fn list_record_revisions(
         &self,
         id: &str,
@@ -710,7 +712,8 @@ impl Store {
     ) -> Result<Vec<Record>> {
         let rows = sqlx::query(&format!(
             "SELECT snapshot FROM record_revisions WHERE record_id = $1 \
-             ORDER BY received_at DESC, revision DESC LIMIT {limit} OFFSET {offset}"
+             ORDER BY received_at DESC, revision DESC, change DESC \
+             LIMIT {limit} OFFSET {offset}"
         ))
         .bind(id)
         .fetch_all(&self.read)

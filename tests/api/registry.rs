@@ -310,3 +310,52 @@ async fn a_corrected_name_or_start_date_of_a_current_role_is_kept() {
     assert_eq!(got.roles[0].start_date, "2019-06-01");
     assert!(got.roles[0].end_date.is_empty());
 }
+
+/// The register holds what is so today: no enterprise established, and no role begun
+/// or ended, after today. A name given on input may differ from `enterprises/{uscc}`
+/// only in letter case (USCCs are read case-insensitively).
+#[tokio::test]
+async fn future_dates_are_refused_and_the_name_may_differ_in_case() {
+    let app = spawn_app().await;
+    let tomorrow = (credit_hub::api::today() + chrono::Duration::days(1)).to_string();
+    let mut e = enterprise(1, ID_A);
+    e.established_date = tomorrow.clone();
+    e.roles = vec![
+        pb::EnterpriseRole {
+            kind: pb::RoleKind::Shareholder as i32,
+            person: Some(person("李娜", ID_B)),
+            start_date: "2020-01-01".into(),
+            end_date: tomorrow.clone(),
+        },
+        pb::EnterpriseRole {
+            kind: pb::RoleKind::Executive as i32,
+            person: Some(person("李娜", ID_B)),
+            start_date: tomorrow,
+            end_date: String::new(),
+        },
+    ];
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![e],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        [
+            "enterprises[0].established_date",
+            "enterprises[0].roles[0].end_date",
+            "enterprises[0].roles[1].start_date",
+        ]
+    );
+    let mut e = enterprise(1, ID_A);
+    e.uscc = e.uscc.to_lowercase();
+    e.name = format!("enterprises/{}", e.uscc);
+    app.register(vec![e]).await;
+    assert_eq!(
+        app.enterprise_as(AgencyKind::Court, 1).await.name,
+        format!("enterprises/{}", uscc(1))
+    );
+}
