@@ -628,6 +628,16 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
                 v.entries,
                 v.checkpoints
             );
+            // What a signature protects: entries after the newest checkpoint could have
+            // been rewritten, and newer checkpoints deleted, without breaking the chain.
+            let covered = v.last_checkpoint.unwrap_or(0);
+            if v.entries > covered {
+                credit_hub::out!(
+                    "entries {} to {} come after the last signed checkpoint: the hash chain alone holds them (a running server signs one every --audit-checkpoint-secs)",
+                    covered + 1,
+                    v.entries
+                );
+            }
             if trusted.is_empty() && v.checkpoints > 0 {
                 // Anyone able to rewrite the tables could also have re-signed the
                 // checkpoints with a key of their own.

@@ -360,6 +360,10 @@ pub struct AuditFilter {
 pub struct VerifiedChain {
     pub entries: i64,
     pub checkpoints: usize,
+    /// The newest signed checkpoint's entry. Entries after it are held by the hash
+    /// chain alone: whoever can write the tables can rewrite them (and delete newer
+    /// checkpoints) without breaking it.
+    pub last_checkpoint: Option<i64>,
 }
 
 impl Store {
@@ -597,6 +601,7 @@ impl Store {
         Ok(Ok(VerifiedChain {
             entries: check.head(),
             checkpoints: checkpoints.len(),
+            last_checkpoint: checkpoints.iter().map(|c| c.seq).max(),
         }))
     }
 }
