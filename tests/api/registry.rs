@@ -4,6 +4,17 @@ use tonic::Code;
 
 use crate::helpers::*;
 
+/// Upserts `enterprises` as market regulation, expecting the batch to be refused.
+async fn refused(app: &TestApp, enterprises: Vec<pb::Enterprise>) -> tonic::Status {
+    app.registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises,
+        })
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn market_regulation_registers_an_enterprise_and_persons_come_back_masked() {
     let app = spawn_app().await;
@@ -159,14 +170,7 @@ async fn listing_filters_and_pages_through_every_enterprise_once() {
 #[tokio::test]
 async fn a_batch_repeating_a_uscc_is_refused_whole() {
     let app = spawn_app().await;
-    let err = app
-        .registry(AgencyKind::MarketRegulation)
-        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-            request_id: String::new(),
-            enterprises: vec![enterprise(5, ID_A), enterprise(5, ID_B)],
-        })
-        .await
-        .unwrap_err();
+    let err = refused(&app, vec![enterprise(5, ID_A), enterprise(5, ID_B)]).await;
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["enterprises[1].uscc"]);
     assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
@@ -181,14 +185,7 @@ async fn a_batch_naming_one_enterprise_twice_in_different_case_is_refused() {
         .unwrap();
     let mut lower = enterprise(n, ID_B);
     lower.uscc = uscc(n).to_ascii_lowercase();
-    let err = app
-        .registry(AgencyKind::MarketRegulation)
-        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-            request_id: String::new(),
-            enterprises: vec![enterprise(n, ID_A), lower],
-        })
-        .await
-        .unwrap_err();
+    let err = refused(&app, vec![enterprise(n, ID_A), lower]).await;
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["enterprises[1].uscc"]);
     let err = app
@@ -206,14 +203,7 @@ async fn an_enterprise_without_its_establishment_date_is_refused() {
     let app = spawn_app().await;
     let mut e = enterprise(3, ID_A);
     e.established_date.clear();
-    let err = app
-        .registry(AgencyKind::MarketRegulation)
-        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-            request_id: String::new(),
-            enterprises: vec![e],
-        })
-        .await
-        .unwrap_err();
+    let err = refused(&app, vec![e]).await;
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(
         violated_fields(&err),
@@ -269,14 +259,7 @@ async fn a_role_listed_twice_is_refused() {
     ] {
         let mut e = enterprise(1, ID_A);
         e.roles = roles;
-        let err = app
-            .registry(AgencyKind::MarketRegulation)
-            .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-                request_id: String::new(),
-                enterprises: vec![e],
-            })
-            .await
-            .unwrap_err();
+        let err = refused(&app, vec![e]).await;
         assert_eq!(err.code(), Code::InvalidArgument);
         assert_eq!(violated_fields(&err), ["enterprises[0].roles[1]"]);
     }
@@ -334,14 +317,7 @@ async fn future_dates_are_refused_and_the_name_may_differ_in_case() {
             end_date: String::new(),
         },
     ];
-    let err = app
-        .registry(AgencyKind::MarketRegulation)
-        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
-            request_id: String::new(),
-            enterprises: vec![e],
-        })
-        .await
-        .unwrap_err();
+    let err = refused(&app, vec![e]).await;
     assert_eq!(
         violated_fields(&err),
         [
