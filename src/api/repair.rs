@@ -163,7 +163,10 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::CreditCheckupRequest>,
     ) -> Result<Response<pb::CreditCheckupResponse>, Status> {
-        caller(&req, Scope::RepairManage)?;
+        let agency = caller(&req, Scope::RepairManage)?;
+        // Grades are internal to supervision: a repair desk without grades:read sees
+        // the items and what repair would change about them, not the grade.
+        let sees_grades = agency.scopes.contains(&Scope::GradesRead);
         let uscc = enterprise_name("enterprise", &req.get_ref().enterprise)?;
         let note = AuditNote::of(&req);
         note.purpose(Some(Purpose::CreditRepair), "")
@@ -241,10 +244,16 @@ impl RepairService for RepairApi {
             enterprise_display_name: enterprise.display_name.clone(),
             in_bankruptcy_restructuring: restructuring,
             items: items.iter().map(|(r, a)| item_out(r, a)).collect(),
-            current_grade: current.as_ref().map_or(0, |g| g.grade.number()),
-            current_score: current.as_ref().map_or(0, |g| g.score),
-            grade_after_repair: after.grade.number(),
-            score_after_repair: after.score,
+            current_grade: current
+                .as_ref()
+                .filter(|_| sees_grades)
+                .map_or(0, |g| g.grade.number()),
+            current_score: current
+                .as_ref()
+                .filter(|_| sees_grades)
+                .map_or(0, |g| g.score),
+            grade_after_repair: if sees_grades { after.grade.number() } else { 0 },
+            score_after_repair: if sees_grades { after.score } else { 0 },
         }))
     }
 

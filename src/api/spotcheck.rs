@@ -488,7 +488,14 @@ impl SpotCheckService for SpotCheckApi {
                 &self.policy.non_on_site_domains,
                 now_millis(),
             )
-            .ok_or_else(|| Error::invalid("name", "the plan's stored seed is unreadable"))?;
+            // The seed was stored by this service: unreadable, it is the server's fault
+            // (reported as such), not the caller's.
+            .ok_or_else(|| {
+                crate::store::Error::Corrupt(format!(
+                    "the stored seed of spot-check plan {} is unreadable",
+                    plan.id
+                ))
+            })?;
         // Noted before the write (see `AuditNote`).
         note.subjects(
             drawn

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::codes::{code_enum, AbnormalCause, RecordKind, RecordStatus, SeriousListingCause};
 use super::data_integrity::ProofError;
 use super::ids::Uscc;
-use super::record::Record;
+use super::record::{missed_report_year, Record};
 use super::{Error, PreconditionViolation};
 
 code_enum! {
@@ -217,15 +217,9 @@ pub fn credit_status_statements(
 /// to it are looked for: the three years on the abnormal list, and a year's slack.
 const ABNORMAL_LOOKBACK_YEARS: u32 = 4;
 
-/// The year an annual-report abnormal listing is about: as recorded, else the year
-/// before the listing (reports are due by 30 June of the following year).
+/// The year an annual-report abnormal listing is about (see [`missed_report_year`]).
 fn missed_year(listing: &Record) -> i32 {
-    use chrono::Datelike;
-    listing
-        .content
-        .attributes
-        .report_year
-        .unwrap_or(listing.content.decision_date.year() - 1)
+    missed_report_year(&listing.content)
 }
 
 /// The statements of an annual-report remediation certificate, or every unmet

@@ -177,6 +177,16 @@ pub fn stored_person(key: String, name: String, masked: String) -> Subject {
     })
 }
 
+/// The year whose annual report an abnormal-operations listing for a missed report is
+/// about: as recorded, else the year before the listing (reports are due by 30 June of
+/// the following year, and listings follow the deadline).
+pub fn missed_report_year(listing: &RecordContent) -> i32 {
+    listing
+        .attributes
+        .report_year
+        .unwrap_or(listing.decision_date.year() - 1)
+}
+
 /// The end of the publicity window when the agency gives none: warnings are never
 /// published; otherwise minor items 3 months, moderate 1 year, serious 3 years
 /// (SAMR Order 107 tiers).

@@ -11,7 +11,7 @@ use super::codes::{
     code_enum, AbnormalCause, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier,
 };
 use super::ids::Uscc;
-use super::record::Record;
+use super::record::{missed_report_year, Record};
 
 code_enum! {
     /// Whether and when a record can be repaired.
@@ -152,17 +152,14 @@ pub fn assess(
             });
         }
     }
-    if let (
-        RecordKind::AbnormalOperationsListing,
-        Some(AbnormalCause::AnnualReportNotFiled),
-        Some(year),
-    ) = (
-        c.kind,
-        c.attributes.abnormal_cause,
-        c.attributes.report_year,
-    ) {
+    if let (RecordKind::AbnormalOperationsListing, Some(AbnormalCause::AnnualReportNotFiled)) =
+        (c.kind, c.attributes.abnormal_cause)
+    {
         // Listed for a missed annual report: the cure is filing it (补报), and until the
-        // report is on record no waiting period makes the listing repairable.
+        // report is on record no waiting period makes the listing repairable. Listings
+        // rarely say the year; it is then the year before the listing, as remediation
+        // certificates count it.
+        let year = missed_report_year(c);
         let filed = records.iter().any(|f| {
             f.content.kind == RecordKind::AnnualReportFiling
                 && f.content.attributes.report_year == Some(year)

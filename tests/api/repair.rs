@@ -251,6 +251,81 @@ async fn a_missed_annual_report_listing_waits_for_the_report() {
         item(&cured, &listed[0]).repairability,
         pb::Repairability::RepairableNow as i32
     );
+
+    // Listings rarely name the year: it is then the year before the listing's.
+    app.register(vec![enterprise(31, ID_A)]).await;
+    let listed_on = days_ago(&app, 200);
+    let unnamed = pb::Record {
+        report_year: 0,
+        ..abnormal(
+            31,
+            "abnormal-31",
+            &listed_on.to_string(),
+            year,
+            pb::AbnormalCause::AnnualReportNotFiled,
+        )
+    };
+    let listed = app.file(vec![unnamed]).await;
+    let missed = listed_on.year() - 1;
+    let waiting = app.checkup(31).await;
+    let it = item(&waiting, &listed[0]);
+    assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
+    assert!(
+        it.reason
+            .contains(&format!("filing the {missed} annual report")),
+        "{}",
+        it.reason
+    );
+    app.file(vec![filing(
+        31,
+        "filing-31",
+        missed,
+        &days_ago(&app, 5).to_string(),
+    )])
+    .await;
+    assert_eq!(
+        item(&app.checkup(31).await, &listed[0]).repairability,
+        pb::Repairability::RepairableNow as i32
+    );
+}
+
+/// Grades are internal to supervision: a repair desk without grades:read gets the
+/// check-up's items but no grade.
+#[tokio::test]
+async fn the_checkup_shows_grades_only_to_callers_that_may_read_them() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(32, ID_A)]).await;
+    let with_grades = app.checkup(32).await;
+    assert_eq!(with_grades.current_grade, pb::Grade::A as i32);
+    assert_eq!(with_grades.grade_after_repair, pb::Grade::A as i32);
+    let desk = agency_with(
+        &app,
+        BTreeSet::from([Scope::RepairManage]),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let without = RepairServiceClient::with_interceptor(app.channel.clone(), desk)
+        .credit_checkup(pb::CreditCheckupRequest {
+            enterprise: format!("enterprises/{}", uscc(32)),
+        })
+        .await
+        .expect("checkup")
+        .into_inner();
+    assert_eq!(
+        (
+            without.current_grade,
+            without.current_score,
+            without.grade_after_repair,
+            without.score_after_repair
+        ),
+        (
+            pb::Grade::Unspecified as i32,
+            0,
+            pb::Grade::Unspecified as i32,
+            0
+        )
+    );
+    assert_eq!(without.items, with_grades.items);
 }
 
 #[tokio::test]
