@@ -265,7 +265,12 @@ fn record<R: Rng>(
                 Tier::Moderate => vec![PenaltyMeasure::Fine, PenaltyMeasure::Confiscation],
                 Tier::Serious => vec![PenaltyMeasure::Fine, *heavy.choose(rng).expect("heavy")],
             };
-            a.fine_amount_fen = rng.gen_range(1..500) * 100_000;
+            // Drawn for every penalty, so the rest of the data set does not depend on
+            // which ones fined; kept only where the measures include a fine.
+            let amount = rng.gen_range(1..500) * 100_000;
+            if a.penalty_measures.contains(&PenaltyMeasure::Fine) {
+                a.fine_amount_fen = amount;
+            }
         }
         RecordKind::AbnormalOperationsListing => {
             a.abnormal_cause = Some(*AbnormalCause::ALL.choose(rng).expect("causes"))

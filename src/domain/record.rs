@@ -293,8 +293,19 @@ pub fn check_consistency(
             format!("{} is listed twice", a.penalty_measures[i].code()),
         );
     }
+    let fined = a.penalty_measures.contains(&PenaltyMeasure::Fine);
     if a.fine_amount_fen < 0 {
         v.add(format!("{path}.fine_amount_fen"), "must not be negative");
+    } else if a.fine_amount_fen > 0 && !fined {
+        v.add(
+            format!("{path}.fine_amount_fen"),
+            "is set only with a FINE measure: add FINE to penalty_measures, or leave it 0",
+        );
+    } else if fined && a.fine_amount_fen == 0 {
+        v.add(
+            format!("{path}.fine_amount_fen"),
+            "a FINE measure needs its amount, in fen",
+        );
     }
     if content.decision_date > today {
         v.add(

@@ -350,7 +350,10 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     let serious = pb::Record {
         tier: pb::Tier::Serious as i32,
         document_number: "威开市监罚〔2026〕99号".into(),
-        penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+        penalty_measures: vec![
+            pb::PenaltyMeasure::Fine as i32,
+            pb::PenaltyMeasure::LicenseRevoked as i32,
+        ],
         ..penalty(&uscc(5), "p-5-serious")
     };
     app.submit(AgencyKind::MarketRegulation, vec![serious])
@@ -390,7 +393,10 @@ async fn a_serious_record_filed_while_a_certificate_is_issued_is_stated_or_suspe
         let serious = pb::Record {
             tier: pb::Tier::Serious as i32,
             document_number: format!("威开市监罚〔2026〕{n}号"),
-            penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+            penalty_measures: vec![
+                pb::PenaltyMeasure::Fine as i32,
+                pb::PenaltyMeasure::LicenseRevoked as i32,
+            ],
             ..penalty(&uscc(n), &format!("race-{n}"))
         };
         calls.push(tokio::spawn(async move {

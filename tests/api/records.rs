@@ -401,6 +401,7 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     warning.decision_date = "2026-05-20".into();
     warning.tier = pb::Tier::Minor as i32;
     warning.penalty_measures = vec![pb::PenaltyMeasure::Warning as i32];
+    warning.fine_amount_fen = 0;
     let out = app
         .records(AgencyKind::MarketRegulation)
         .batch_submit_records(submit(vec![moderate, warning], ""))
@@ -811,7 +812,8 @@ async fn the_cli_names_a_refused_record_by_its_file_line() {
 
 /// Penalty measures belong to administrative penalties: on a dishonest-debtor record a
 /// lone WARNING would have made it expire the day it was filed (warnings are never
-/// published), so it would never have counted. A measure listed twice is refused too.
+/// published), so it would never have counted. A measure listed twice is refused too,
+/// and a fine amount without a FINE measure or the other way round.
 #[tokio::test]
 async fn measures_belong_to_penalties_and_are_listed_once() {
     let app = spawn_app().await;
@@ -838,6 +840,21 @@ async fn measures_belong_to_penalties_and_are_listed_once() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["records[0].penalty_measures[2]"]);
+
+    // A fine amount goes with a FINE measure, and a FINE measure with its amount.
+    let mut unfined = penalty(&uscc(1), "P-2");
+    unfined.penalty_measures = vec![pb::PenaltyMeasure::Confiscation as i32];
+    let mut amountless = penalty(&uscc(1), "P-3");
+    amountless.fine_amount_fen = 0;
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![unfined, amountless], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        ["records[0].fine_amount_fen", "records[1].fine_amount_fen"]
+    );
     let listed = app
         .records(AgencyKind::Court)
         .list_records(pb::ListRecordsRequest {

@@ -105,7 +105,10 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
     let revoked = pb::Record {
-        penalty_measures: vec![pb::PenaltyMeasure::LicenseRevoked as i32],
+        penalty_measures: vec![
+            pb::PenaltyMeasure::Fine as i32,
+            pb::PenaltyMeasure::LicenseRevoked as i32,
+        ],
         ..fine(&app, 1, "revoked", pb::Tier::Serious, 500)
     };
     let filed = app
@@ -166,7 +169,7 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
             heavy
                 .iter()
                 .map(|m| pb::Record {
-                    penalty_measures: vec![*m as i32],
+                    penalty_measures: vec![M::Fine as i32, *m as i32],
                     ..fine(&app, 2, m.as_str_name(), pb::Tier::Serious, 500)
                 })
                 .collect(),
@@ -527,7 +530,10 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
     // A revision that changes what the decision weighed (here the measures: a licence
     // revoked, never repairable early) is a record no one decided on: active again.
     let mut heavier = fine(&app, 3, "serious-old", pb::Tier::Serious, 400);
-    heavier.penalty_measures = vec![pb::PenaltyMeasure::LicenseRevoked as i32];
+    heavier.penalty_measures = vec![
+        pb::PenaltyMeasure::Fine as i32,
+        pb::PenaltyMeasure::LicenseRevoked as i32,
+    ];
     heavier.provenance.as_mut().unwrap().revision = 3;
     let revised = app.file(vec![heavier]).await;
     assert_eq!(revised[0].status, pb::RecordStatus::Active as i32);
@@ -641,7 +647,10 @@ async fn screening_finds_exactly_the_planted_candidates() {
     .await;
     let listing = serious_listing(&app, 11, "listing-11", 400);
     let heavy = pb::Record {
-        penalty_measures: vec![pb::PenaltyMeasure::PracticeBan as i32],
+        penalty_measures: vec![
+            pb::PenaltyMeasure::Fine as i32,
+            pb::PenaltyMeasure::PracticeBan as i32,
+        ],
         ..fine(&app, 14, "heavy-14", pb::Tier::Serious, 500)
     };
     app.file(vec![

@@ -65,6 +65,7 @@ def main():
         document_number="威开市监罚〔2026〕88号",
         deciding_authority="威海经济技术开发区市场监督管理局",
         penalty_measures=[pool.FindEnumTypeByName("credithub.v1.PenaltyMeasure").values_by_name["PENALTY_MEASURE_FINE"].number],
+        fine_amount_fen=300_000,
     )
     record.subject.enterprise = f"enterprises/{uscc}"
     record.provenance.source_record_id = "PY-1"
