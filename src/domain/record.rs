@@ -293,6 +293,40 @@ pub fn check_consistency(
             format!("{} is listed twice", a.penalty_measures[i].code()),
         );
     }
+    // Each kind's own details, and no other's: a cause or outcome on the wrong kind
+    // would be stored and shown as if it meant something.
+    let misplaced = [
+        (
+            "abnormal_cause",
+            a.abnormal_cause.is_some(),
+            content.kind == RecordKind::AbnormalOperationsListing,
+        ),
+        (
+            "serious_listing_cause",
+            a.serious_listing_cause.is_some(),
+            content.kind == RecordKind::SeriousDishonestyListing,
+        ),
+        (
+            "spot_check_outcome",
+            a.spot_check_outcome.is_some(),
+            content.kind == RecordKind::SpotCheckResult,
+        ),
+        // Filings report on a year; a listing for a missed report may name it.
+        (
+            "report_year",
+            a.report_year.is_some(),
+            content.kind == RecordKind::AnnualReportFiling
+                || a.abnormal_cause == Some(AbnormalCause::AnnualReportNotFiled),
+        ),
+    ];
+    for (field, given, belongs) in misplaced {
+        if given && !belongs {
+            v.add(
+                format!("{path}.{field}"),
+                format!("does not apply to a {} record", content.kind.code()),
+            );
+        }
+    }
     let fined = a.penalty_measures.contains(&PenaltyMeasure::Fine);
     if a.fine_amount_fen < 0 {
         v.add(format!("{path}.fine_amount_fen"), "must not be negative");

@@ -516,7 +516,8 @@ pub fn market_record(n: u32, kind: pb::RecordKind, source: &str, date: &str) -> 
     }
 }
 
-/// An abnormal-operations listing of enterprise `n` for `year`'s report.
+/// An abnormal-operations listing of enterprise `n` for `cause`; a listing for a
+/// missed annual report names `year`'s report (other causes have no year).
 pub fn abnormal(
     n: u32,
     source: &str,
@@ -526,7 +527,11 @@ pub fn abnormal(
 ) -> pb::Record {
     pb::Record {
         abnormal_cause: cause as i32,
-        report_year: year,
+        report_year: if cause == pb::AbnormalCause::AnnualReportNotFiled {
+            year
+        } else {
+            0
+        },
         tier: pb::Tier::Moderate as i32,
         ..market_record(n, pb::RecordKind::AbnormalOperationsListing, source, date)
     }

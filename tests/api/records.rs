@@ -813,7 +813,8 @@ async fn the_cli_names_a_refused_record_by_its_file_line() {
 /// Penalty measures belong to administrative penalties: on a dishonest-debtor record a
 /// lone WARNING would have made it expire the day it was filed (warnings are never
 /// published), so it would never have counted. A measure listed twice is refused too,
-/// and a fine amount without a FINE measure or the other way round.
+/// and a fine amount without a FINE measure or the other way round, and another kind's
+/// cause or year.
 #[tokio::test]
 async fn measures_belong_to_penalties_and_are_listed_once() {
     let app = spawn_app().await;
@@ -854,6 +855,20 @@ async fn measures_belong_to_penalties_and_are_listed_once() {
     assert_eq!(
         violated_fields(&err),
         ["records[0].fine_amount_fen", "records[1].fine_amount_fen"]
+    );
+
+    // Each kind's details on that kind alone.
+    let mut caused = penalty(&uscc(1), "P-4");
+    caused.abnormal_cause = pb::AbnormalCause::FalseInformation as i32;
+    caused.report_year = 2025;
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![caused], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        ["records[0].abnormal_cause", "records[0].report_year"]
     );
     let listed = app
         .records(AgencyKind::Court)
