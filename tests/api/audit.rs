@@ -1226,11 +1226,14 @@ async fn a_claim_waits_for_a_write_still_committing_and_takes_its_saved_entry() 
         "BEGIN IMMEDIATE"
     };
     sqlx::query(begin).execute(&mut writer).await.unwrap();
-    sqlx::query(
+    // Saved just now, so that the writer's orphan pass (at its start, and each minute)
+    // leaves it to the claim.
+    sqlx::query(&format!(
         "INSERT INTO audit_pending (call_id, time, agency, method, request_id, subjects, \
          purpose, case_reference, result_count, saved_at) \
-         VALUES ('in-flight', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, 1)",
-    )
+         VALUES ('in-flight', 1, 'agencies/a', '/m', 'r', '[]', NULL, '', 1, {})",
+        credit_hub::store::now_millis()
+    ))
     .execute(&mut writer)
     .await
     .unwrap();
