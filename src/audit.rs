@@ -146,7 +146,7 @@ impl AuditLog {
         // call it answers waits for it: under load that wait was most of a group's time.
         let (finished, task) = oneshot::channel();
         let writer_stats = stats.clone();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -155,10 +155,8 @@ impl AuditLog {
                     .expect("the audit writer's runtime starts");
                 runtime.block_on(writer(store, rx, settings, writer_stats));
                 let _ = finished.send(());
-            });
-        if let Err(e) = spawned {
-            panic!("cannot start the audit writer's thread: {e}");
-        }
+            })
+            .expect("the audit writer's thread starts");
         (
             AuditLog {
                 tx: Some(tx),
@@ -214,7 +212,7 @@ impl AuditLog {
     }
 }
 
-/// The running writer task.
+/// The running writer (its thread says when it has finished).
 pub struct AuditWriter(Option<oneshot::Receiver<()>>);
 
 impl AuditWriter {

@@ -15,7 +15,6 @@ mod repair;
 mod spotcheck;
 mod vetting;
 
-use crate::domain::request_id::request_id_problem;
 use std::sync::Arc;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
@@ -23,6 +22,7 @@ use prost::Message;
 
 use crate::domain::agency::PurposePolicy;
 use crate::domain::ids::PersonKeyer;
+use crate::domain::request_id::request_id_problem;
 use crate::domain::Error;
 use crate::store::{RequestKey, Store};
 

@@ -249,49 +249,44 @@ impl Store {
     ) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let timeout_ms = statement_timeout.map_or(0, |t| t.as_millis().max(1));
-        let postgres_pool = |max: u32| {
-            PoolOptions::<Any>::new()
-                .max_connections(max)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                // No ping before every use: it doubled the round trips of short calls. A
-                // connection broken under us fails its one statement (UNAVAILABLE, retry)
-                // and the pool replaces it.
-                .test_before_acquire(false)
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        // Statements are prepared once and reused; a generic plan for an
-                        // IN-list of keys scans the whole records table once it is large.
-                        conn.execute("SET plan_cache_mode = force_custom_plan")
-                            .await?;
-                        if timeout_ms > 0 {
-                            conn.execute(&*format!("SET statement_timeout = {timeout_ms}"))
-                                .await?;
-                        }
-                        Ok(())
-                    })
-                })
+        // What each new connection sets, in one round trip: its own setting, then the
+        // statement timeout.
+        let session = |setting: &str| -> Arc<str> {
+            let mut sql = format!("{setting};");
+            if timeout_ms > 0 {
+                sql.push_str(&format!(" SET statement_timeout = {timeout_ms};"));
+            }
+            sql.into()
         };
-        let pool: AnyPool = postgres_pool(max_connections).connect(url).await?;
+        // Statements are prepared once and reused; a generic plan for an IN-list of keys
+        // scans the whole records table once it is large.
+        let setup = session("SET plan_cache_mode = force_custom_plan");
+        let pool: AnyPool = PoolOptions::<Any>::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before every use: it doubled the round trips of short calls. A
+            // connection broken under us fails its one statement (UNAVAILABLE, retry)
+            // and the pool replaces it.
+            .test_before_acquire(false)
+            .after_connect(move |conn, _| {
+                let setup = setup.clone();
+                Box::pin(async move { conn.execute(&*setup).await.map(drop) })
+            })
+            .connect(url)
+            .await?;
         // The audit writer's own connection: a single round trip per group commit
         // before its WAL flush. Through the native driver, which binds the group's
-        // columns as arrays (see `store::audit`).
+        // columns as arrays (see `store::audit`). It tells the subject trigger, kept for
+        // replicas of earlier releases during a rolling upgrade, that this writer
+        // indexes subjects itself (migration 0014).
+        let setup = session("SET credithub.writer_indexes_subjects = on");
         let audit = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    // Tells the subject trigger, kept for replicas of earlier releases
-                    // during a rolling upgrade, that this writer indexes subjects itself
-                    // (migration 0014).
-                    conn.execute("SET credithub.writer_indexes_subjects = on")
-                        .await?;
-                    if timeout_ms > 0 {
-                        conn.execute(&*format!("SET statement_timeout = {timeout_ms}"))
-                            .await?;
-                    }
-                    Ok(())
-                })
+                let setup = setup.clone();
+                Box::pin(async move { conn.execute(&*setup).await.map(drop) })
             })
             // Connected by the writer, on its own thread's runtime (see `audit`).
             .connect_lazy(url)?;
