@@ -50,6 +50,23 @@ pub fn resource_id<'a>(field: &str, prefix: &str, name: &'a str) -> Result<&'a s
         .ok_or_else(|| Error::invalid(field, format!("must be a resource name {prefix}/{{id}}")))
 }
 
+/// `items` when there are at most `max`, otherwise none, after recording why. A list past
+/// its bound is refused whole without checking its items one by one: a 16 MiB message of
+/// bad items would otherwise cost millions of checks before the answer.
+pub fn bounded_list<'a, T>(v: &mut Violations, field: &str, items: &'a [T], max: usize) -> &'a [T] {
+    if items.len() > max {
+        v.add(field, format!("holds {} items; at most {max}", items.len()));
+        &[]
+    } else {
+        items
+    }
+}
+
+/// Most former names an enterprise lists.
+pub const MAX_FORMER_NAMES: usize = 50;
+/// Most roles (shareholders, executives, past representatives) an enterprise lists.
+pub const MAX_ROLES: usize = 500;
+
 /// Checks free text: trimmed, at most `max` characters, no control characters, no
 /// resident ID number.
 /// Returns `None` (after recording why) when the text breaks a rule.
@@ -102,8 +119,16 @@ pub fn date(
         }
         return Some(None);
     }
+    // Exactly four digits of year, no sign: dates are stored as this text and compared
+    // as text, which orders them only when every one is written alike.
+    let shaped = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+        && !value.starts_with("0000");
     match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(d) if value.len() == 10 => Some(Some(d)),
+        Ok(d) if shaped => Some(Some(d)),
         _ => {
             v.add(field, "must be a real date written YYYY-MM-DD");
             None
@@ -227,7 +252,13 @@ pub fn enterprise_in(
         200,
     );
     let mut former_names = Vec::new();
-    for (i, n) in e.former_names.iter().enumerate() {
+    let names = bounded_list(
+        v,
+        &format!("{path}.former_names"),
+        &e.former_names,
+        MAX_FORMER_NAMES,
+    );
+    for (i, n) in names.iter().enumerate() {
         if let Some(n) = text(v, &format!("{path}.former_names[{i}]"), n, true, 200) {
             former_names.push(n);
         }
@@ -285,7 +316,8 @@ pub fn enterprise_in(
         });
     }
     let mut listed: Vec<(usize, Role)> = Vec::new();
-    for (i, r) in e.roles.iter().enumerate() {
+    let given_roles = bounded_list(v, &format!("{path}.roles"), &e.roles, MAX_ROLES);
+    for (i, r) in given_roles.iter().enumerate() {
         let rpath = format!("{path}.roles[{i}]");
         let kind = required_enum(v, &format!("{rpath}.kind"), r.kind, RoleKind::from_number);
         let p = person(v, keyer, &format!("{rpath}.person"), r.person.as_ref());
@@ -489,7 +521,14 @@ pub fn record_in(
         }
     };
     let mut penalty_measures = Vec::new();
-    for (i, m) in r.penalty_measures.iter().enumerate() {
+    // Each measure at most once: a longer list cannot be valid.
+    let measures = bounded_list(
+        v,
+        &format!("{path}.penalty_measures"),
+        &r.penalty_measures,
+        PenaltyMeasure::ALL.len(),
+    );
+    for (i, m) in measures.iter().enumerate() {
         if let Some(m) = required_enum(
             v,
             &format!("{path}.penalty_measures[{i}]"),
@@ -636,5 +675,39 @@ mod tests {
         );
         same!(crate::domain::codes::Purpose, pb::Purpose, "PURPOSE_");
         let _ = pb::Record::default().encode_to_vec();
+    }
+
+    #[test]
+    fn a_date_has_four_digits_of_year_and_no_sign() {
+        for good in ["2026-05-20", "1900-02-28", "2024-02-29"] {
+            let mut v = Violations::default();
+            assert!(date(&mut v, "d", good, true).flatten().is_some(), "{good}");
+        }
+        for bad in [
+            "-001-01-01",
+            "+001-01-01",
+            "0000-01-01",
+            "2026-5-20",
+            "2023-02-29",
+            "２０２６-05-20",
+        ] {
+            let mut v = Violations::default();
+            assert_eq!(date(&mut v, "d", bad, true), None, "{bad}");
+            assert!(!v.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_list_past_its_bound_is_refused_whole() {
+        let mut v = Violations::default();
+        assert_eq!(bounded_list(&mut v, "xs", &[1, 2, 3], 3), &[1, 2, 3]);
+        assert!(v.is_empty());
+        assert!(bounded_list(&mut v, "xs", &[1, 2, 3, 4], 3).is_empty());
+        let Err(Error::InvalidArgument(found)) = v.finish(()) else {
+            panic!("refused")
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].field, "xs");
+        assert!(found[0].description.contains("at most 3"));
     }
 }

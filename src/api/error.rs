@@ -7,25 +7,71 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain;
+use crate::domain::id_scan::{contains_id_number, mask_id_numbers};
 use crate::store;
 
 /// The `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "credithub";
 
-/// Longest status message sent; error texts may quote input, and a 100,000-character
-/// field quoted back would not fit in the response's headers.
-const MAX_MESSAGE_CHARS: usize = 1_000;
-/// Longest violation description sent.
-const MAX_DESCRIPTION_CHARS: usize = 300;
-/// Most field violations listed; the rest are counted in one more.
-const MAX_VIOLATIONS: usize = 100;
+/// Longest status message sent, in bytes. Error texts may quote input, and the message
+/// travels twice in the trailers (as `grpc-message`, percent-encoded, and inside
+/// `grpc-status-details-bin`): HTTP/2 clients drop trailers past 16 KiB by default
+/// (hyper's and grpc-go's limit, grpcio's is lower), and the caller would then see a
+/// reset stream instead of the error.
+const MAX_MESSAGE_BYTES: usize = 600;
+/// Longest field path or description sent, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 300;
+/// Bytes of violations (fields and descriptions) one error carries; the rest are counted
+/// in one more. With the message this keeps the trailers under ~8 KiB.
+const DETAILS_BUDGET: usize = 3_000;
 
-/// `text` cut to `max` characters, marked when cut.
+/// `text` with any ID number in it masked (an error may quote what the caller sent, and
+/// no response carries a full ID number), cut to at most `max` bytes at a character
+/// boundary, marked when cut.
 fn bounded(text: String, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+    let text = if contains_id_number(&text) {
+        mask_id_numbers(&text)
+    } else {
+        text
+    };
+    if text.len() <= max {
+        return text;
     }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
+/// Violations as `(subject, description)` pairs within [`DETAILS_BUDGET`]; those past it
+/// are counted (with those the domain had counted already) in a last pair.
+fn within_budget<T>(
+    items: Vec<T>,
+    mut parts: impl FnMut(T) -> (String, String),
+    stands_for: impl Fn(&T) -> usize,
+) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    let mut used = 0;
+    let mut omitted = 0;
+    for item in items {
+        if used >= DETAILS_BUDGET {
+            omitted += stands_for(&item);
+            continue;
+        }
+        let (a, b) = parts(item);
+        let (a, b) = (
+            bounded(a, MAX_DESCRIPTION_BYTES),
+            bounded(b, MAX_DESCRIPTION_BYTES),
+        );
+        used += a.len() + b.len();
+        kept.push((a, b));
+    }
+    if omitted > 0 {
+        let summary = domain::FieldViolation::unlisted(omitted);
+        kept.push((summary.field, summary.description));
+    }
+    kept
 }
 
 /// A status with `ErrorInfo { reason, domain: "credithub" }` and further details.
@@ -36,7 +82,7 @@ pub fn status(
     mut details: ErrorDetails,
 ) -> Status {
     details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
-    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE_CHARS), details)
+    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE_BYTES), details)
 }
 
 impl From<domain::Error> for Status {
@@ -45,18 +91,13 @@ impl From<domain::Error> for Status {
         match e {
             domain::Error::InvalidArgument(violations) => {
                 let mut d = ErrorDetails::new();
-                let more = violations.len().saturating_sub(MAX_VIOLATIONS);
-                for v in violations.into_iter().take(MAX_VIOLATIONS) {
-                    d.add_bad_request_violation(
-                        bounded(v.field, MAX_DESCRIPTION_CHARS),
-                        bounded(v.description, MAX_DESCRIPTION_CHARS),
-                    );
-                }
-                if more > 0 {
-                    d.add_bad_request_violation(
-                        "request",
-                        format!("{more} more violations not listed; fix these and resubmit"),
-                    );
+                let listed = within_budget(
+                    violations,
+                    |v| (v.field, v.description),
+                    domain::FieldViolation::stands_for,
+                );
+                for (field, description) in listed {
+                    d.add_bad_request_violation(field, description);
                 }
                 status(Code::InvalidArgument, message, "INVALID_FIELD", d)
             }
@@ -77,8 +118,20 @@ impl From<domain::Error> for Status {
             ),
             domain::Error::FailedPrecondition(violations) => {
                 let mut d = ErrorDetails::new();
-                for v in violations {
-                    d.add_precondition_failure_violation(v.kind, v.subject, v.description);
+                let mut kinds = Vec::new();
+                let listed = within_budget(
+                    violations,
+                    |v| {
+                        kinds.push(v.kind);
+                        (v.subject, v.description)
+                    },
+                    |_| 1,
+                );
+                let mut kinds = kinds.into_iter();
+                for (subject, description) in listed {
+                    // The count of those left out is about the request as a whole.
+                    let kind = kinds.next().unwrap_or_else(|| "MORE_NOT_LISTED".into());
+                    d.add_precondition_failure_violation(kind, subject, description);
                 }
                 status(Code::FailedPrecondition, message, "PRECONDITION_FAILED", d)
             }
@@ -103,6 +156,15 @@ impl From<store::Error> for Status {
                     "the credit database is unavailable; retry shortly",
                     "DATABASE_UNAVAILABLE",
                     ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                )
+            }
+            store::Error::Corrupt(what) => {
+                tracing::error!(%what, "stored data is damaged");
+                status(
+                    Code::DataLoss,
+                    "stored data is damaged and cannot be read; the error is logged for the operator",
+                    "STORED_DATA_DAMAGED",
+                    ErrorDetails::new(),
                 )
             }
             other => {

@@ -268,10 +268,13 @@ impl RepairService for RepairApi {
         let uscc = v.check(enterprise_name("enterprise", &r.enterprise));
         match r.records.len() {
             0 => v.add("records", "must name at least one record to repair"),
-            n if n > MAX_RECORDS => v.add(
-                "records",
-                format!("names {n} records; at most {MAX_RECORDS}"),
-            ),
+            n if n > MAX_RECORDS => {
+                return Err(Error::invalid(
+                    "records",
+                    format!("names {n} records; at most {MAX_RECORDS}"),
+                )
+                .into())
+            }
             _ => {}
         }
         let mut ids: Vec<String> = Vec::new();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
-use super::convert::{date, enterprise_name, required_enum, resource_id, text, timestamp};
+use super::convert::{
+    bounded_list, date, enterprise_name, required_enum, resource_id, text, timestamp,
+};
 use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
 use super::{batch_size, replayed, request_key, Shared};
@@ -32,6 +34,8 @@ use crate::store::{now_millis, Replay};
 const MAX_ITEMS: usize = 50;
 /// Most inspectors per visit.
 const MAX_INSPECTORS_PER_VISIT: u32 = 10;
+/// Most declared conflicts of interest one inspector lists.
+const MAX_CONFLICTS: usize = 1_000;
 
 /// The spot-check service.
 #[derive(Clone)]
@@ -208,7 +212,13 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
             "must name at least one domain the inspector may inspect",
         );
     }
-    for (j, d) in i.domains.iter().enumerate() {
+    let given = bounded_list(
+        v,
+        &format!("{path}.domains"),
+        &i.domains,
+        RegulatoryDomain::ALL.len(),
+    );
+    for (j, d) in given.iter().enumerate() {
         if let Some(d) = required_enum(
             v,
             &format!("{path}.domains[{j}]"),
@@ -219,7 +229,8 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
         }
     }
     let mut conflicts = Vec::new();
-    for (j, c) in i.conflicts.iter().enumerate() {
+    let given = bounded_list(v, &format!("{path}.conflicts"), &i.conflicts, MAX_CONFLICTS);
+    for (j, c) in given.iter().enumerate() {
         if let Some(u) = v.check(enterprise_name(&format!("{path}.conflicts[{j}]"), c)) {
             conflicts.push(u.as_str().to_string());
         }
@@ -342,7 +353,8 @@ impl SpotCheckService for SpotCheckApi {
         if given.ratios.is_empty() {
             ratios = self.policy.ratios.clone();
         } else {
-            for (i, gr) in given.ratios.iter().enumerate() {
+            let ratios_given = bounded_list(&mut v, "plan.ratios", &given.ratios, Grade::ALL.len());
+            for (i, gr) in ratios_given.iter().enumerate() {
                 if let Some(g) = required_enum(
                     &mut v,
                     &format!("plan.ratios[{i}].grade"),
@@ -372,14 +384,17 @@ impl SpotCheckService for SpotCheckApi {
             }
             n => n as u32,
         };
-        if given.check_items.is_empty() || given.check_items.len() > MAX_ITEMS {
-            v.add(
-                "plan.check_items",
-                format!("must list 1 to {MAX_ITEMS} check items"),
-            );
-        }
-        let items: Vec<String> = given
-            .check_items
+        let check_items: &[String] =
+            if given.check_items.is_empty() || given.check_items.len() > MAX_ITEMS {
+                v.add(
+                    "plan.check_items",
+                    format!("must list 1 to {MAX_ITEMS} check items"),
+                );
+                &[]
+            } else {
+                &given.check_items
+            };
+        let items: Vec<String> = check_items
             .iter()
             .enumerate()
             .filter_map(|(i, item)| {
@@ -592,7 +607,9 @@ impl SpotCheckService for SpotCheckApi {
         let r = req.get_ref();
         let mut v = Violations::default();
         if r.plans.len() < 2 || r.plans.len() > 100 {
-            v.add("plans", "must name 2 to 100 drawn plans of one cycle");
+            return Err(
+                Error::invalid("plans", "must name 2 to 100 drawn plans of one cycle").into(),
+            );
         }
         let mut ids = Vec::new();
         for (i, name) in r.plans.iter().enumerate() {
@@ -714,14 +731,18 @@ impl SpotCheckService for SpotCheckApi {
                 format!("must not be in the future (today is {today})"),
             );
         }
-        if r.items.is_empty() || r.items.len() > MAX_ITEMS {
+        let given_items: &[pb::InspectionItem] = if r.items.is_empty() || r.items.len() > MAX_ITEMS
+        {
             v.add(
                 "items",
                 format!("must list 1 to {MAX_ITEMS} inspected items"),
             );
-        }
+            &[]
+        } else {
+            &r.items
+        };
         let mut items = Vec::new();
-        for (i, it) in r.items.iter().enumerate() {
+        for (i, it) in given_items.iter().enumerate() {
             let item = text(&mut v, &format!("items[{i}].item"), &it.item, true, 200);
             let finding = text(
                 &mut v,

@@ -116,6 +116,10 @@ pub enum ChainBreak {
     Missing { expected: i64, found: i64 },
     #[error("audit entry {seq} was altered: its content no longer matches its hash")]
     Altered { seq: i64 },
+    /// A stored value that no release writes (a time that is not a number, an unknown
+    /// purpose code): altered, or written by a newer release than the one verifying.
+    #[error("audit entry {seq} was altered: {why}")]
+    Unreadable { seq: i64, why: String },
     #[error("audit entry {seq} does not follow entry {}: its previous_hash is wrong", seq - 1)]
     Relinked { seq: i64 },
     #[error("audit entry {seq} is missing: a checkpoint covers it but the chain ends at {head}")]
@@ -163,6 +167,19 @@ impl ChainCheck {
         self.next_seq += 1;
         self.head_hash = entry.hash.clone();
         Ok(())
+    }
+
+    /// Checks that an entry whose content could not be read stands where the next entry
+    /// should (an earlier gap is the first break), and reports it.
+    pub fn unreadable(&self, seq: i64, why: String) -> ChainBreak {
+        if seq != self.next_seq {
+            ChainBreak::Missing {
+                expected: self.next_seq,
+                found: seq,
+            }
+        } else {
+            ChainBreak::Unreadable { seq, why }
+        }
     }
 
     /// The sequence number of the last entry checked (0 before any).

@@ -11,6 +11,29 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+impl FieldViolation {
+    /// The violation that stands for `count` more not listed.
+    pub fn unlisted(count: usize) -> Self {
+        FieldViolation {
+            field: "request".into(),
+            description: format!("{count} more violations not listed{UNLISTED_TAIL}"),
+        }
+    }
+
+    /// How many violations this one stands for: more than one only for
+    /// [`FieldViolation::unlisted`].
+    pub fn stands_for(&self) -> usize {
+        self.description
+            .strip_suffix(UNLISTED_TAIL)
+            .and_then(|d| d.strip_suffix(" more violations not listed"))
+            .filter(|_| self.field == "request")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+const UNLISTED_TAIL: &str = "; fix these and resubmit";
+
 /// One unmet condition for an operation that is otherwise well-formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreconditionViolation {
@@ -22,9 +45,17 @@ pub struct PreconditionViolation {
     pub description: String,
 }
 
-/// Collects field violations so one response names every bad field at once.
+/// Collects field violations so one response names every bad field at once, up to
+/// [`MAX_LISTED`]: past that they are counted, not kept, so a request holding millions of
+/// bad items costs no more memory than one holding a hundred.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    listed: Vec<FieldViolation>,
+    unlisted: usize,
+}
+
+/// Most field violations one error lists; the rest are summed up in one more.
+pub const MAX_LISTED: usize = 100;
 
 /// Values checked one by one into `Option`s (see [`Violations::finish_all`]).
 pub trait Checked {
@@ -54,10 +85,32 @@ checked_tuple!(A, B, C, D, E);
 impl Violations {
     /// Records that `field` broke a rule.
     pub fn add(&mut self, field: impl Into<String>, description: impl fmt::Display) {
-        self.0.push(FieldViolation {
-            field: field.into(),
-            description: description.to_string(),
-        });
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(FieldViolation {
+                field: field.into(),
+                description: description.to_string(),
+            });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    fn extend(&mut self, found: Vec<FieldViolation>) {
+        for f in found {
+            if self.listed.len() < MAX_LISTED {
+                self.listed.push(f);
+            } else {
+                self.unlisted += 1;
+            }
+        }
+    }
+
+    /// The listed violations, and one more that counts those past [`MAX_LISTED`].
+    fn into_list(mut self) -> Vec<FieldViolation> {
+        if self.unlisted > 0 {
+            self.listed.push(FieldViolation::unlisted(self.unlisted));
+        }
+        self.listed
     }
 
     /// The value of `result`, or `None` after recording its field violations (any other
@@ -67,7 +120,7 @@ impl Violations {
         match result {
             Ok(value) => Some(value),
             Err(Error::InvalidArgument(found)) => {
-                self.0.extend(found);
+                self.extend(found);
                 None
             }
             Err(other) => {
@@ -79,15 +132,15 @@ impl Violations {
 
     /// Whether nothing was wrong.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.listed.is_empty()
     }
 
     /// `Ok(value)` if nothing was wrong, otherwise the collected violations.
     pub fn finish<T>(self, value: T) -> Result<T, Error> {
-        if self.0.is_empty() {
+        if self.listed.is_empty() {
             Ok(value)
         } else {
-            Err(Error::InvalidArgument(self.0))
+            Err(Error::InvalidArgument(self.into_list()))
         }
     }
 
@@ -97,12 +150,12 @@ impl Violations {
     /// passed on.
     pub fn finish_all<C: Checked>(mut self, checked: C) -> Result<C::Values, Error> {
         match checked.all() {
-            Some(values) if self.0.is_empty() => Ok(values),
+            Some(values) if self.listed.is_empty() => Ok(values),
             missing => {
-                if missing.is_none() && self.0.is_empty() {
+                if missing.is_none() && self.listed.is_empty() {
                     self.add("request", "is incomplete");
                 }
-                Err(Error::InvalidArgument(self.0))
+                Err(Error::InvalidArgument(self.into_list()))
             }
         }
     }
@@ -119,7 +172,7 @@ pub enum Error {
     PermissionDenied(String),
     #[error("purpose not permitted: {0}")]
     PurposeNotPermitted(String),
-    #[error("failed precondition: {}", .0.iter().map(|v| v.description.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("failed precondition: {}", joined(.0.iter().map(|v| v.description.clone())))]
     FailedPrecondition(Vec<PreconditionViolation>),
     #[error("already exists: {0}")]
     AlreadyExists(String),
@@ -130,16 +183,29 @@ impl Error {
     pub fn invalid(field: impl Into<String>, description: impl fmt::Display) -> Self {
         let mut v = Violations::default();
         v.add(field, description);
-        Error::InvalidArgument(v.0)
+        Error::InvalidArgument(v.into_list())
     }
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    joined(
+        violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description)),
+    )
+}
+
+/// Most items an error's message spells out; its details list the rest.
+const MESSAGE_ITEMS: usize = 10;
+
+/// The first [`MESSAGE_ITEMS`] of `items` joined, and how many more there are.
+fn joined(items: impl ExactSizeIterator<Item = String>) -> String {
+    let more = items.len().saturating_sub(MESSAGE_ITEMS);
+    let mut text = items.take(MESSAGE_ITEMS).collect::<Vec<_>>().join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -164,5 +230,26 @@ mod tests {
             .finish_all((Some(1), None::<&str>, Some(2.5)))
             .unwrap_err();
         assert_eq!(err, Error::invalid("request", "is incomplete"));
+    }
+
+    #[test]
+    fn violations_past_the_listed_bound_are_counted_not_kept() {
+        let mut v = Violations::default();
+        for i in 0..MAX_LISTED + 250 {
+            v.add(format!("xs[{i}]"), "is required");
+        }
+        let Err(Error::InvalidArgument(found)) = v.finish(()) else {
+            panic!("refused")
+        };
+        assert_eq!(found.len(), MAX_LISTED + 1);
+        let last = found.last().expect("summary");
+        assert_eq!(last.stands_for(), 250);
+        assert_eq!(found[0].stands_for(), 1);
+        let message = Error::InvalidArgument(found).to_string();
+        assert!(
+            message.contains("xs[9]: is required; and 91 more"),
+            "{message}"
+        );
+        assert!(!message.contains("xs[10]"));
     }
 }

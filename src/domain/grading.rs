@@ -496,7 +496,7 @@ fn counted(records: &[Fact], today: NaiveDate) -> Vec<&Fact> {
 
 /// Hundredths of a point as whole points, halves away from zero.
 fn whole_points(hundredths: i32) -> i32 {
-    let whole = (hundredths.abs() + 50) / 100;
+    let whole = hundredths.saturating_abs().saturating_add(50) / 100;
     if hundredths < 0 {
         -whole
     } else {
@@ -539,7 +539,8 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         };
         let entry = by_rule.entry(i).or_default();
         entry.0.push(r.id.clone());
-        entry.1 += rule.points * weight;
+        // Saturating: no count of records may wrap a deduction into a bonus.
+        entry.1 = entry.1.saturating_add(rule.points.saturating_mul(weight));
     }
     // Caps apply to the total deduction of a kind, shared by its rules in file order.
     let mut deducted: BTreeMap<RecordKind, i32> = BTreeMap::new();
@@ -549,12 +550,12 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         if points < 0 {
             if let Some(cap) = model.caps.iter().find(|c| c.kind == rule.kind) {
                 let used = deducted.entry(rule.kind).or_default();
-                let room = cap.max_deduction - *used;
+                let room = cap.max_deduction.saturating_sub(*used);
                 points = points.max(-room);
-                *used += -points;
+                *used = used.saturating_sub(points);
             }
         }
-        score += points;
+        score = score.saturating_add(points);
         reasons.push(Reason {
             code: rule.code.clone(),
             description: describe(&rule.description, ids.len(), points),
@@ -583,7 +584,7 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         if ids.is_empty() {
             continue;
         }
-        score += rule.points;
+        score = score.saturating_add(rule.points);
         if let Some(e) = rule.effect {
             effects.push(e);
         }
@@ -665,6 +666,15 @@ impl fmt::Display for Grade {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn whole_points_never_overflow() {
+        assert_eq!(whole_points(-150), -2);
+        assert_eq!(whole_points(149), 1);
+        assert_eq!(whole_points(i32::MIN), -(i32::MAX / 100));
+        assert_eq!(whole_points(i32::MAX), i32::MAX / 100);
+    }
+
     use super::*;
     use crate::domain::codes::PenaltyMeasure;
     use crate::domain::ids::Uscc;

@@ -26,8 +26,36 @@ fn id_char(c: char) -> Option<char> {
     }
 }
 
+/// Whether `c` may stand between the groups of an ID number written in parts: any space
+/// (full-width and no-break ones included), dashes, dots and the invisible zero-width
+/// characters that copying from documents leaves behind.
+fn joiner(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '-' | '‐'
+                | '‑'
+                | '–'
+                | '—'
+                | '－'
+                | '.'
+                | '．'
+                | '·'
+                | '_'
+                | '/'
+                | '\u{200B}'
+                | '\u{200C}'
+                | '\u{200D}'
+                | '\u{2060}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Most joiner characters between two groups of one ID number.
+const MAX_JOINERS: usize = 3;
+
 /// The digit runs of `text`, each with the `X` that directly follows it, if any, and
-/// whether a single space joins it to the next run (IDs are often written in groups).
+/// whether a few [`joiner`]s join it to the next run (IDs are often written in groups).
 fn runs(text: &str) -> Vec<(Run, bool)> {
     let mut out: Vec<(Run, bool)> = Vec::new();
     let mut current: Option<Run> = None;
@@ -60,10 +88,21 @@ fn runs(text: &str) -> Vec<(Run, bool)> {
             }
             (None, _) => {
                 if let Some(run) = current.take() {
-                    let joined = c == ' '
-                        && chars
-                            .peek()
-                            .is_some_and(|(_, next)| id_char(*next).is_some_and(|n| n != 'X'));
+                    let mut joined = joiner(c);
+                    let mut joiners = 1;
+                    while joined {
+                        match chars.peek() {
+                            Some((_, next)) if joiner(*next) && joiners < MAX_JOINERS => {
+                                joiners += 1;
+                                chars.next();
+                            }
+                            Some((_, next)) => {
+                                joined = id_char(*next).is_some_and(|n| n != 'X');
+                                break;
+                            }
+                            None => joined = false,
+                        }
+                    }
                     out.push((run, joined));
                 }
             }
@@ -84,8 +123,8 @@ fn is_id_number(candidate: &str) -> bool {
 }
 
 /// Where `text` holds a resident ID number: byte ranges, in order, not overlapping.
-/// An ID counts whether written in one piece, in space-separated groups, or in
-/// full-width characters; a run of more than 18 digits is some other number.
+/// An ID counts whether written in one piece, in groups separated by spaces, dashes or
+/// dots (see [`joiner`]), or in full-width characters; a run of more than 18 digits is some other number.
 pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
     let runs = runs(text);
     let mut found: Vec<Range<usize>> = Vec::new();
@@ -152,6 +191,11 @@ mod tests {
             format!("Alex{ID}"),
             format!("{}x", &ID[..17]),
             "110105 19491231 002X".to_string(),
+            "110105　19491231　002X".to_string(),
+            "110105-1949-1231-002X".to_string(),
+            "110105  19491231002X".to_string(),
+            "110105\u{a0}19491231\u{200b}002X".to_string(),
+            "110105. 19491231002X".to_string(),
             "１１０１０５１９４９１２３１００２Ｘ".to_string(),
             format!("张三,{ID},李四"),
         ] {
@@ -169,8 +213,9 @@ mod tests {
             format!("6{ID}"),
             "(2024)京0105执1234号".to_string(),
             "110105194912310".to_string(),
-            // Groups that are not joined by a single space.
-            "110105  19491231002X".to_string(),
+            // Groups too far apart to be one number.
+            "110105    19491231002X".to_string(),
+            "110105 号 19491231002X".to_string(),
             String::new(),
         ] {
             assert!(!contains_id_number(&text), "{text}");

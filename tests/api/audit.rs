@@ -306,6 +306,43 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
     .await;
     assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
 
+    // Altered into a value no release writes: still named, and a reader of the log is
+    // told the stored data is damaged rather than given an internal error.
+    raw_sql(
+        &app,
+        "UPDATE audit_entries SET purpose = COALESCE(purpose, '') || '#' WHERE seq = 3",
+    )
+    .await;
+    assert!(
+        matches!(
+            app.store.verify_audit(&[]).await.unwrap(),
+            Err(ChainBreak::Unreadable { seq: 3, ref why }) if why.contains("purpose")
+        ),
+        "{:?}",
+        app.store.verify_audit(&[]).await
+    );
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("audit entry 3 was altered"), "{out}");
+    let bearer = agency_with(
+        &app,
+        [Scope::AuditRead].into(),
+        AgencyKind::MarketRegulation,
+    )
+    .await;
+    let err = auditor(&app, bearer)
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .expect_err("damaged");
+    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    raw_sql(
+        &app,
+        "UPDATE audit_entries SET purpose = NULLIF(SUBSTR(purpose, 1, LENGTH(purpose) - 1), '') \
+         WHERE seq = 3",
+    )
+    .await;
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+
     // The "who looked at this enterprise" index is not covered by the hashes, so it is
     // checked against the entries: one row removed, or one row added.
     let subject = format!("enterprises/{}", uscc(1));

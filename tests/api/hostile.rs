@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use credit_hub::cli::Bearer;
 use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
 use credit_hub::store::NewAgency;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
@@ -230,4 +231,75 @@ async fn data_tables(app: &TestApp) -> Vec<(String, String, String)> {
         .collect();
     rows.sort();
     rows
+}
+
+/// A list far past its bound is refused at once with one violation, and a request with
+/// a violation in each of its thousand items gets an error small enough for any HTTP/2
+/// client to receive (trailers past 16 KiB reach the caller as a reset stream), counting
+/// what it does not list, with no ID number quoted back and nothing written.
+#[tokio::test]
+async fn huge_lists_and_many_violations_are_refused_in_a_small_error() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, &synthetic_id(1))]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+
+    let mut flooded = penalty(&uscc(1), "H-flood");
+    flooded.penalty_measures = vec![0; 2_000_000];
+    let err = client
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![flooded],
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields = violated_fields(&err);
+    assert_eq!(fields[0], "records[0].penalty_measures");
+    assert!(fields.len() <= 3, "{fields:?}");
+    assert!(
+        err.message().contains("holds 2000000 items; at most"),
+        "{}",
+        err.message()
+    );
+
+    let records = (0..1000)
+        .map(|i| {
+            let mut r = penalty(&uscc(1), &format!("H-{i}"));
+            r.summary = format!("当事人身份证号{}拒不整改", synthetic_id(i));
+            r
+        })
+        .collect();
+    let err = client
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records,
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let violations = {
+        use tonic_types::StatusExt;
+        err.get_details_bad_request()
+            .expect("bad request")
+            .field_violations
+    };
+    assert_eq!(violations[0].field, "records[0].summary");
+    let listed = violations.len() - 1;
+    let last = violations.last().expect("a summary");
+    assert_eq!(last.field, "request");
+    assert_eq!(
+        last.description,
+        format!(
+            "{} more violations not listed; fix these and resubmit",
+            1000 - listed
+        )
+    );
+    let details_bytes: usize = violations
+        .iter()
+        .map(|v| v.field.len() + v.description.len())
+        .sum();
+    assert!(details_bytes < 4_000, "{details_bytes} bytes of details");
+    assert!(err.message().len() <= 600, "{}", err.message());
+    assert!(!format!("{err:?}").contains(&synthetic_id(0)));
+    assert_eq!(app.store.count_records().await.expect("count"), 0);
 }
