@@ -80,6 +80,7 @@ const FACT_COLUMNS: &[&str] = &[
     "publicity_end_date",
     "status",
     "CASE WHEN kind = 'SPOT_CHECK_RESULT' THEN attributes END",
+    "expiry_graded",
 ];
 type FactRow = (
     String,
@@ -91,11 +92,13 @@ type FactRow = (
     String,
     String,
     Option<String>,
+    i64,
 );
 
-/// (subject key, fact) from a row of [`FACT_COLUMNS`].
-fn fact_from_json(row: FactRow) -> Result<(String, Fact)> {
-    let (subject, id, kind, tier, domain, decision, end, status, attributes) = row;
+/// (subject key, fact, whether the end of its publicity window was graded) from a row
+/// of [`FACT_COLUMNS`].
+fn fact_from_json(row: FactRow) -> Result<(String, Fact, bool)> {
+    let (subject, id, kind, tier, domain, decision, end, status, attributes, end_graded) = row;
     let spot_check_outcome = match attributes {
         Some(a) => {
             serde_json::from_str::<Attributes>(&a)
@@ -116,6 +119,7 @@ fn fact_from_json(row: FactRow) -> Result<(String, Fact)> {
             spot_check_outcome,
             id,
         },
+        end_graded != 0,
     ))
 }
 
@@ -232,9 +236,29 @@ impl Store {
             vec![json_keys(others), json_keys(hard_d_kinds)],
         )
         .await?;
+        // Records this regrade counts as still public whose window's end was graded
+        // already: a regrade dated before that end's (a call that began before
+        // midnight, a replica's clock behind) counts them again, so the end is
+        // graded again once due; marked, it never would be.
+        let mut end_ungraded: Vec<String> = Vec::new();
         for row in facts.into_iter().chain(other_facts) {
-            let (subject, fact) = fact_from_json(row)?;
+            let (subject, fact, end_graded) = fact_from_json(row)?;
+            if end_graded && fact.status == RecordStatus::Active && fact.publicity_end > today {
+                end_ungraded.push(fact.id.clone());
+            }
             records.entry(subject).or_default().push(fact);
+        }
+        if !end_ungraded.is_empty() {
+            let sql = format!(
+                "UPDATE records SET expiry_graded = 0 WHERE {}",
+                in_json(b, "id", 1)
+            );
+            bind_all(
+                sqlx::query(&sql),
+                vec![json_keys(end_ungraded.iter().map(String::as_str))],
+            )
+            .execute(&mut **tx)
+            .await?;
         }
 
         // What is stored now.

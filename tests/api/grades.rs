@@ -140,6 +140,49 @@ async fn grades_follow_records_as_they_are_filed_and_withdrawn() {
     );
 }
 
+/// Waits (at most 5 s) for enterprise `n`'s grade to become `want`; returns the last seen.
+async fn grade_becomes(app: &TestApp, n: u32, want: i32) -> i32 {
+    let mut grade = app.grade_of(n).await.grade;
+    for _ in 0..100 {
+        if grade == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        grade = app.grade_of(n).await.grade;
+    }
+    grade
+}
+
+#[tokio::test]
+async fn a_regrade_dated_before_a_windows_end_leaves_that_end_to_be_graded_again() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(3, ID_A)]).await;
+    let before_end = app.clock.today();
+    let mut r = penalty(&uscc(3), "P-STALE");
+    r.publicity_end_date = (before_end + chrono::Duration::days(1)).to_string();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![r]))
+        .await
+        .unwrap();
+    assert_eq!(app.grade_of(3).await.grade, B);
+    app.clock.advance_days(2);
+    assert_eq!(
+        grade_becomes(&app, 3, A).await,
+        A,
+        "the window's end was graded"
+    );
+
+    // A regrade that began before the end and finishes after the scheduler graded it
+    // (a reclassify started before midnight) counts the record again, as of its date.
+    app.store.reclassify(before_end, &|_| {}).await.unwrap();
+    assert_eq!(app.grade_of(3).await.grade, B);
+    assert_eq!(
+        grade_becomes(&app, 3, A).await,
+        A,
+        "the end is graded again rather than left counted for good"
+    );
+}
+
 #[tokio::test]
 async fn a_record_whose_publicity_ends_regrades_its_subject_without_a_new_submission() {
     let app = spawn_app().await;
