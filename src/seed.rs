@@ -320,7 +320,7 @@ fn record<R: Rng>(
             ),
             deciding_authority: format!("威海经济技术开发区{}", kind.filed_by().label()),
             summary: format!("演示数据：{}", kind.code()),
-            publicity_end: default_publicity_end(tier, decision_date, &a.penalty_measures),
+            publicity_end: default_publicity_end(kind, tier, decision_date, &a.penalty_measures),
             attributes: a,
         },
     }
@@ -533,7 +533,7 @@ pub async fn remediation_case(
             document_number: format!("威开市监{source}〔{}〕1号", date.year()),
             deciding_authority: "威海经济技术开发区市场监督管理局".into(),
             summary: format!("演示数据：年报补报案例 {source}"),
-            publicity_end: default_publicity_end(tier, date, &[]),
+            publicity_end: default_publicity_end(kind, tier, date, &[]),
             attributes,
         },
     };

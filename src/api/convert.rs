@@ -561,16 +561,16 @@ pub fn record_in(
         fine_amount_fen: r.fine_amount_fen,
         penalty_measures,
     };
-    let (tier, decision_date) = (tier?, decision_date??);
+    let (kind, tier, decision_date) = (kind?, tier?, decision_date??);
     let publicity_end = publicity_end?.unwrap_or_else(|| {
-        default_publicity_end(tier, decision_date, &attributes.penalty_measures)
+        default_publicity_end(kind, tier, decision_date, &attributes.penalty_measures)
     });
     Some(NewRecord {
         source_record_id: source_record_id?,
         revision: revision?,
         content: RecordContent {
             subject: subject?,
-            kind: kind?,
+            kind,
             tier,
             domain: domain?,
             decision_date,

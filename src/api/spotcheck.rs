@@ -828,7 +828,7 @@ impl SpotCheckService for SpotCheckApi {
                 .chars()
                 .take(crate::domain::record::MAX_TEXT_CHARS)
                 .collect(),
-            publicity_end: default_publicity_end(tier, inspected, &[]),
+            publicity_end: default_publicity_end(RecordKind::SpotCheckResult, tier, inspected, &[]),
             attributes: Attributes {
                 spot_check_outcome: Some(outcome),
                 ..Default::default()

@@ -189,8 +189,12 @@ pub fn missed_report_year(listing: &RecordContent) -> i32 {
 
 /// The end of the publicity window when the agency gives none: warnings are never
 /// published; otherwise minor items 3 months, moderate 1 year, serious 3 years
-/// (SAMR Order 107 tiers).
+/// (SAMR Order 107 tiers). An abnormal-operations listing is not an Order 107 item: it
+/// stands until the enterprise cures its cause (a repair or a withdrawal ends it), and
+/// after three full years it is moved to the serious-dishonesty list, so it is public
+/// for three years whatever its tier.
 pub fn default_publicity_end(
+    kind: RecordKind,
     tier: Tier,
     decision_date: NaiveDate,
     measures: &[PenaltyMeasure],
@@ -198,10 +202,11 @@ pub fn default_publicity_end(
     if !measures.is_empty() && measures.iter().all(|m| *m == PenaltyMeasure::Warning) {
         return decision_date;
     }
-    let months = match tier {
-        Tier::Minor => 3,
-        Tier::Moderate => 12,
-        Tier::Serious => 36,
+    let months = match (kind, tier) {
+        (RecordKind::AbnormalOperationsListing, _) => 36,
+        (_, Tier::Minor) => 3,
+        (_, Tier::Moderate) => 12,
+        (_, Tier::Serious) => 36,
     };
     decision_date
         .checked_add_months(Months::new(months))
@@ -381,24 +386,40 @@ mod tests {
     fn default_publicity_follows_the_tiers() {
         let day = d("2026-01-31");
         assert_eq!(
-            default_publicity_end(Tier::Minor, day, &[]),
+            default_publicity_end(RecordKind::AdministrativePenalty, Tier::Minor, day, &[]),
             d("2026-04-30")
         );
         assert_eq!(
-            default_publicity_end(Tier::Moderate, day, &[]),
+            default_publicity_end(RecordKind::AdministrativePenalty, Tier::Moderate, day, &[]),
             d("2027-01-31")
         );
         assert_eq!(
-            default_publicity_end(Tier::Serious, day, &[]),
+            default_publicity_end(RecordKind::AdministrativePenalty, Tier::Serious, day, &[]),
             d("2029-01-31")
         );
+    }
+
+    #[test]
+    fn an_abnormal_listing_is_public_for_three_years_whatever_its_tier() {
+        let day = d("2026-01-31");
+        for tier in [Tier::Minor, Tier::Moderate, Tier::Serious] {
+            assert_eq!(
+                default_publicity_end(RecordKind::AbnormalOperationsListing, tier, day, &[]),
+                d("2029-01-31")
+            );
+        }
     }
 
     #[test]
     fn warnings_are_never_published() {
         let day = d("2026-03-01");
         assert_eq!(
-            default_publicity_end(Tier::Minor, day, &[PenaltyMeasure::Warning]),
+            default_publicity_end(
+                RecordKind::AdministrativePenalty,
+                Tier::Minor,
+                day,
+                &[PenaltyMeasure::Warning]
+            ),
             day
         );
     }

@@ -298,7 +298,15 @@ impl Store {
         let now = now_millis();
         let mut regraded = None;
         if approve {
-            let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1")
+            // Locked on PostgreSQL: a revision moving one of these records to another
+            // enterprise, or a withdrawal, committing between this read and the update
+            // below would otherwise be repaired unseen (and the record's new subject
+            // never regraded). Locked, the read waits for it and sees what it left.
+            let sql = format!(
+                "SELECT * FROM records WHERE subject_key = $1{}",
+                for_update(self.backend)
+            );
+            let rows = sqlx::query(&sql)
                 .bind(app.uscc.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
