@@ -302,6 +302,17 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
     .get_enterprise(pb::GetEnterpriseRequest::default())
     .await;
     app.grade_of(1).await;
+    // A path that is no method of the service, naming a person.
+    let answer = crate::raw::call(
+        app.channel.clone(),
+        app.bearer(AgencyKind::Court),
+        &format!("/credithub.v1.GradeService/{ID_B}"),
+        false,
+        bytes::Bytes::new(),
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(answer.code(), tonic::Code::Unimplemented);
     // A cross-check, with one malformed ID among the candidates.
     let typo = format!("{}0", &ID_B[..17]);
     let mut stream = pb::vetting_service_client::VettingServiceClient::with_interceptor(
