@@ -26,6 +26,9 @@ pub const UNKNOWN_METHOD: &str = "unknown";
 /// Most entries one group commit writes.
 const GROUP: usize = 1_000;
 
+/// Entries that may wait for the writer by default: sixteen full groups.
+pub const DEFAULT_QUEUE: usize = 16 * GROUP;
+
 /// How the audit log runs.
 #[derive(Clone)]
 pub struct AuditSettings {
@@ -39,6 +42,8 @@ pub struct AuditSettings {
     /// How old such an entry must be before another call's writer chains it: long
     /// enough that its own call (possibly on another replica) has given up.
     pub orphan_after: Duration,
+    /// Entries that wait for the writer before calls queue behind them.
+    pub queue: usize,
 }
 
 impl std::fmt::Debug for AuditSettings {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for AuditSettings {
             .field("public_key", &public_key_hex(&self.signing_key))
             .field("checkpoint_every", &self.checkpoint_every)
             .field("orphan_after", &self.orphan_after)
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -61,6 +67,7 @@ impl Default for AuditSettings {
             signing_key: random_key(),
             checkpoint_every: Duration::from_secs(60),
             orphan_after: Duration::from_secs(60),
+            queue: DEFAULT_QUEUE,
         }
     }
 }
@@ -140,7 +147,7 @@ impl AuditLog {
         if !settings.enabled {
             return (AuditLog { tx: None, stats }, AuditWriter(None));
         }
-        let (tx, rx) = mpsc::channel(16 * GROUP);
+        let (tx, rx) = mpsc::channel(settings.queue.max(1));
         // The writer runs on a thread of its own. On the server's runtime it waited
         // behind every call in the run queue each time its commit returned, and every
         // call it answers waits for it: under load that wait was most of a group's time.
@@ -196,18 +203,45 @@ impl AuditLog {
         let Some(tx) = &self.tx else { return Ok(()) };
         let (done, committed) = oneshot::channel();
         let unavailable = audit_unavailable;
-        // Queued without waiting while there is room, so an entry is written even if
-        // the call is dropped (deadline, disconnect) before its commit is confirmed.
-        match tx.try_send((event, saved, done)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(pending)) => {
-                tx.send(pending).await.map_err(|_| unavailable())?
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(unavailable()),
+        // Queued at once, so an entry is written even if the call is dropped (deadline,
+        // disconnect) before its commit is confirmed.
+        if !enqueue(tx, (event, saved, done)) {
+            return Err(unavailable());
         }
         match committed.await {
             Ok(true) => Ok(()),
             _ => Err(unavailable()),
+        }
+    }
+}
+
+/// Queues `pending` for the writer; false when the writer has stopped. When the queue is
+/// full (the database stalled) a task of its own waits for room: the caller may be gone
+/// by then (its deadline passed, it hung up), and its entry must still be written.
+fn enqueue(tx: &mpsc::Sender<Pending>, pending: Pending) -> bool {
+    match tx.try_send(pending) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(pending)) => {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let tx = tx.clone();
+                    runtime.spawn(async move {
+                        if tx.send(pending).await.is_err() {
+                            tracing::error!(
+                                "the audit writer stopped: a queued entry was not written"
+                            );
+                        }
+                    });
+                    true
+                }
+                Err(_) => {
+                    tracing::error!(
+                        "audit queue full outside the server: an entry was not written"
+                    );
+                    false
+                }
+            }
         }
     }
 }
@@ -671,8 +705,10 @@ impl Drop for Unfinished {
         if let Some(tx) = &self.log.tx {
             let (done, _) = oneshot::channel();
             let saved = self.call.saved().map(str::to_string);
-            if tx.try_send((event, saved, done)).is_err() {
-                tracing::error!("audit queue full: an abandoned call's entry was not written");
+            if !enqueue(tx, (event, saved, done)) {
+                tracing::error!(
+                    "the audit writer stopped: an abandoned call's entry was not written"
+                );
             }
         }
     }

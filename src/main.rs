@@ -676,6 +676,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         signing_key: args.storage.audit_key()?,
         checkpoint_every: Duration::from_secs(args.audit_checkpoint_secs.max(1)),
         orphan_after: Duration::from_secs(args.audit_recover_after_secs),
+        queue: credit_hub::audit::DEFAULT_QUEUE,
     };
     let purposes = match &args.purposes_file {
         Some(file) => {

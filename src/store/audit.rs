@@ -531,7 +531,7 @@ impl Store {
     ) -> Result<Vec<std::result::Result<AuditEntry, (i64, String)>>> {
         let columns: Vec<String> = ENTRY_COLUMNS
             .iter()
-            .map(|c| format!("CAST({c} AS TEXT)"))
+            .map(|c| format!("CAST({c} AS TEXT) AS stored_{c}"))
             .collect();
         let sql = format!(
             "SELECT seq, {} FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT {limit}",

@@ -1381,3 +1381,75 @@ async fn a_claiming_append_reports_how_many_entries_it_chained() {
         0
     );
 }
+
+/// While the writer is held up (its table locked) and its queue is full, calls that give
+/// up at their deadline are answered, and each one's entry is still written once the
+/// writer can go on: the queue's being full loses nothing.
+#[tokio::test]
+async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    app.grade_of(1).await;
+    let (channel, stop) = second_server(&app, |s| {
+        s.audit(credit_hub::audit::AuditSettings {
+            queue: 1,
+            ..Default::default()
+        })
+    })
+    .await;
+    let method = "/credithub.v1.GradeService/GetCreditGrade";
+    let count = format!("SELECT COUNT(*) FROM audit_entries WHERE method = '{method}'");
+    let before = count_sql(&app, &count).await;
+
+    // Another connection holds the audit table: the writer's next group waits for it.
+    sqlx::any::install_default_drivers();
+    let mut holder = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    let hold = if backend() == "postgres" {
+        "BEGIN; LOCK TABLE audit_entries IN EXCLUSIVE MODE"
+    } else {
+        "BEGIN IMMEDIATE"
+    };
+    sqlx::raw_sql(hold).execute(&mut holder).await.unwrap();
+
+    const CALLS: i64 = 6;
+    let grades = pb::grade_service_client::GradeServiceClient::with_interceptor(
+        channel,
+        app.bearer(AgencyKind::Court),
+    );
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..CALLS {
+        let mut grades = grades.clone();
+        calls.spawn(async move {
+            let mut request = tonic::Request::new(pb::GetCreditGradeRequest {
+                name: format!("enterprises/{}", uscc(1)),
+                purpose: pb::Purpose::JudicialEnforcement as i32,
+                ..Default::default()
+            });
+            request.set_timeout(std::time::Duration::from_millis(300));
+            grades.get_credit_grade(request).await
+        });
+    }
+    let answers: Vec<_> = calls.join_all().await;
+    assert!(
+        answers.iter().all(Result::is_err),
+        "no call is answered before its entry is durable"
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder.close().await.ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut written = 0;
+    while std::time::Instant::now() < deadline {
+        written = count_sql(&app, &count).await - before;
+        if written >= CALLS {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(written, CALLS, "every call's entry was written");
+    let _ = stop.send(());
+    assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+}
