@@ -256,46 +256,60 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
                 return;
             }
         };
-        let mut subjects: Vec<String> = persons.iter().map(|k| format!("persons/{k}")).collect();
-        subjects.extend(declared.iter().map(|u| format!("enterprises/{u}")));
-        if let Err(status) = disclosure.record(subjects, slice.len()).await {
-            let _ = tx.send(Err(status)).await;
-            return;
-        }
-        for (offset, parsed) in slice.iter().enumerate() {
-            let index = start + offset;
-            let result = match parsed {
-                Parsed::Valid {
-                    name,
-                    masked_id,
-                    person_key,
-                    declared,
-                } => cross_check(
-                    &job.policy,
-                    job.report.purpose,
-                    &Checked {
-                        index,
+        let results: Vec<CandidateResult> = slice
+            .iter()
+            .enumerate()
+            .map(|(offset, parsed)| {
+                let index = start + offset;
+                match parsed {
+                    Parsed::Valid {
                         name,
                         masked_id,
                         person_key,
                         declared,
+                    } => cross_check(
+                        &job.policy,
+                        job.report.purpose,
+                        &Checked {
+                            index,
+                            name,
+                            masked_id,
+                            person_key,
+                            declared,
+                        },
+                        &evidence,
+                    ),
+                    Parsed::Invalid {
+                        name,
+                        masked_id,
+                        reasons,
+                    } => CandidateResult {
+                        index,
+                        person_key: None,
+                        name: name.clone(),
+                        masked_id: masked_id.clone(),
+                        verdict: Verdict::Invalid,
+                        findings: Vec::new(),
+                        invalid_reasons: reasons.clone(),
                     },
-                    &evidence,
-                ),
-                Parsed::Invalid {
-                    name,
-                    masked_id,
-                    reasons,
-                } => CandidateResult {
-                    index,
-                    person_key: None,
-                    name: name.clone(),
-                    masked_id: masked_id.clone(),
-                    verdict: Verdict::Invalid,
-                    findings: Vec::new(),
-                    invalid_reasons: reasons.clone(),
-                },
-            };
+                }
+            })
+            .collect();
+        // Everyone checked, every declared enterprise, and every enterprise the results
+        // reveal (found through a person's roles): a search for any of them finds this
+        // check, as it finds a replay of it.
+        let mut subjects: BTreeSet<String> =
+            persons.iter().map(|k| format!("persons/{k}")).collect();
+        subjects.extend(declared.iter().map(|u| format!("enterprises/{u}")));
+        subjects.extend(disclosed_enterprises(&results));
+        if let Err(status) = disclosure
+            .record(subjects.into_iter().collect(), slice.len())
+            .await
+        {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+        for result in results {
             job.report.counts.add(result.verdict);
             let out = event(pb::cross_check_response::Event::Result(result_out(
                 &result, job.grades,
@@ -349,22 +363,26 @@ async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
     }
 }
 
+/// The enterprises `results` show findings about, as audit subjects.
+fn disclosed_enterprises(results: &[CandidateResult]) -> impl Iterator<Item = String> + '_ {
+    results.iter().flat_map(|r| {
+        r.findings.iter().filter_map(|f| {
+            f.enterprise
+                .as_ref()
+                .map(|e| format!("enterprises/{}", e.uscc))
+        })
+    })
+}
+
 /// Streams a stored report again, for a retried request, recording each group's
 /// subjects before sending it as a fresh check does.
 async fn replay(report: VettingReport, grades: bool, disclosure: Disclosure, tx: Sender) {
     for group in report.results.chunks(GROUP) {
-        let subjects: BTreeSet<String> = group
+        let mut subjects: BTreeSet<String> = group
             .iter()
-            .flat_map(|r| {
-                r.person_key.iter().map(|k| format!("persons/{k}")).chain(
-                    r.findings.iter().filter_map(|f| {
-                        f.enterprise
-                            .as_ref()
-                            .map(|e| format!("enterprises/{}", e.uscc))
-                    }),
-                )
-            })
+            .flat_map(|r| r.person_key.iter().map(|k| format!("persons/{k}")))
             .collect();
+        subjects.extend(disclosed_enterprises(group));
         if let Err(status) = disclosure
             .record(subjects.into_iter().collect(), group.len())
             .await
@@ -532,13 +550,14 @@ impl VettingService for VettingApi {
             ))
             .into());
         }
-        note.subjects(
-            report
-                .results
-                .iter()
-                .filter_map(|r| r.person_key.as_ref())
-                .map(|k| format!("persons/{k}")),
-        );
+        let mut subjects: BTreeSet<String> = report
+            .results
+            .iter()
+            .filter_map(|r| r.person_key.as_ref())
+            .map(|k| format!("persons/{k}"))
+            .collect();
+        subjects.extend(disclosed_enterprises(&report.results));
+        note.subjects(subjects);
         note.count(report.results.len());
         Ok(Response::new(pb::GetVettingReportResponse {
             report: Some(report_out(

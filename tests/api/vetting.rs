@@ -379,7 +379,22 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
 #[tokio::test]
 async fn every_checked_person_is_in_the_audit_log_under_the_cross_check() {
     let app = spawn_app().await;
-    app.register(vec![enterprise(60, ID_A)]).await;
+    app.register(vec![enterprise(60, ID_A), enterprise(61, ID_B)])
+        .await;
+    // Enterprise 61, which ID_B represents but nobody declares, has a finding to show.
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![abnormal(
+                61,
+                "AB-61",
+                &date_days_ago(10),
+                0,
+                pb::AbnormalCause::UnreachableAddress,
+            )],
+        })
+        .await
+        .unwrap();
     let mut office = vetting(&app, AgencyKind::VettingOffice);
     let (results, _) = run(
         &mut office,
@@ -424,6 +439,19 @@ async fn every_checked_person_is_in_the_audit_log_under_the_cross_check() {
         })
         .await;
     assert!(!entries.is_empty());
+    // So is the one the results revealed through a person's role.
+    assert!(results
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.enterprise.as_ref().is_some_and(|e| e.uscc == uscc(61))));
+    let entries = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(61)),
+            method: "/credithub.v1.VettingService/CrossCheck".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(!entries.is_empty(), "the revealed enterprise is named");
 }
 
 #[tokio::test]
