@@ -6,7 +6,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_name, id_number, resource_id, timestamp};
-use super::paging::{decode_token, next_page, page_size};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::Shared;
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -153,6 +153,7 @@ impl AuditService for AuditApi {
             .store
             .list_audit(&filter, after, limit + 1)
             .await?;
+        let limit = size_within_bytes(&page, limit, |e| prost::Message::encoded_len(&entry_out(e)));
         let next_page_token = next_page(&mut page, limit, &query, |e| e.seq);
         note.count(page.len());
         Ok(Response::new(pb::ListAuditEntriesResponse {

@@ -44,6 +44,23 @@ pub fn encode_token<C: Serialize>(query: &str, cursor: &C) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
+/// Most bytes of items one page carries, whatever `page_size` asked for: under the 4 MiB
+/// a gRPC client accepts by default. A page cut short has a next page token like any.
+pub const PAGE_BYTES: usize = 3 * 1024 * 1024;
+
+/// `size`, or fewer so that the first items of `items` add up to at most [`PAGE_BYTES`]
+/// as `bytes` measures them (at least one item, whatever its size).
+pub fn size_within_bytes<T>(items: &[T], size: usize, bytes: impl Fn(&T) -> usize) -> usize {
+    let mut used = 0;
+    for (i, item) in items.iter().take(size).enumerate() {
+        used += bytes(item);
+        if used > PAGE_BYTES && i > 0 {
+            return i;
+        }
+    }
+    size
+}
+
 /// Cuts `items`, fetched with one more than `size` to learn whether more follow, back to
 /// `size`, and returns the token that continues after the last one kept (empty when no
 /// more follow).

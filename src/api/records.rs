@@ -9,7 +9,7 @@ use super::convert::{
     enterprise_name, filter_enum, id_number, record_in, record_out, record_status_filter,
     resource_id, ID_IN_TEXT,
 };
-use super::paging::{decode_token, next_page, page_size};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -244,6 +244,9 @@ impl RecordService for RecordApi {
             .store
             .list_records(&filter, day, after, limit + 1)
             .await?;
+        let limit = size_within_bytes(&page, limit, |r| {
+            prost::Message::encoded_len(&record_out(r, day))
+        });
         let next_page_token = next_page(&mut page, limit, &query, |last| {
             (last.content.decision_date, last.id.clone())
         });
@@ -275,10 +278,13 @@ impl RecordService for RecordApi {
             .store
             .list_record_revisions(&id, offset as usize, limit + 1)
             .await?;
+        let day = self.state.clock.today();
+        let limit = size_within_bytes(&page, limit, |r| {
+            prost::Message::encoded_len(&record_out(r, day))
+        });
         let next_page_token = next_page(&mut page, limit, &id, |_| {
             offset.saturating_add(limit as u32)
         });
-        let day = self.state.clock.today();
         let note = req_note;
         note.subjects(page.first().map(|r| r.content.subject.audit_name()))
             .count(page.len());

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_in, enterprise_name, enterprise_out, filter_enum};
-use super::paging::{decode_token, next_page, page_size};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -138,6 +138,9 @@ impl RegistryService for RegistryApi {
             .store
             .list_enterprises(&filter, after.as_deref(), limit + 1)
             .await?;
+        let limit = size_within_bytes(&page, limit, |e| {
+            prost::Message::encoded_len(&enterprise_out(e))
+        });
         let next_page_token = next_page(&mut page, limit, &query, |e| e.uscc.as_str().to_string());
         note.count(page.len());
         Ok(Response::new(pb::ListEnterprisesResponse {

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
 use tonic::Code;
@@ -881,4 +883,46 @@ async fn measures_belong_to_penalties_and_are_listed_once() {
         .into_inner()
         .records;
     assert!(listed.is_empty(), "nothing written: {listed:?}");
+}
+
+/// A page of full-length records asked for 1,000 at a time stops short of the 4 MiB a
+/// gRPC client accepts by default, and its token leads on to the rest.
+#[tokio::test]
+async fn a_page_stops_under_four_mib_and_leads_on_to_the_rest() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(7, ID_A)]).await;
+    let long = "生".repeat(credit_hub::domain::record::MAX_TEXT_CHARS);
+    let batch = (0..1000)
+        .map(|i| pb::Record {
+            summary: long.clone(),
+            ..penalty(&uscc(7), &format!("LONG-{i}"))
+        })
+        .collect();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(batch, ""))
+        .await
+        .unwrap();
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let (mut token, mut seen, mut pages) = (String::new(), BTreeSet::new(), 0);
+    loop {
+        let page = client
+            .list_records(pb::ListRecordsRequest {
+                subject_enterprise: format!("enterprises/{}", uscc(7)),
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("a page within the client's default limit")
+            .into_inner();
+        assert!(prost::Message::encoded_len(&page) < 4 * 1024 * 1024);
+        pages += 1;
+        seen.extend(page.records.into_iter().map(|r| r.name));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(pages > 1, "the first page was cut short");
+    assert_eq!(seen.len(), 1000, "every record, once");
 }
