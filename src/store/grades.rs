@@ -891,6 +891,7 @@ impl Store {
         let sql = format!(
             "SELECT {region} AS region, {section} AS section, g.grade AS grade, COUNT(*) AS n \
              FROM credit_grades g JOIN enterprises e ON e.uscc = g.uscc WHERE g.model = $1 \
+             AND e.status <> 'DEREGISTERED' \
              GROUP BY {} ORDER BY 1, 2, 3",
             group.join(", ")
         );

@@ -396,6 +396,18 @@ async fn batch_lookups_keep_input_order_and_distribution_counts_every_enterprise
         .rows
         .iter()
         .all(|r| r.region_code == "371002" && r.industry_section == "C"));
+
+    // A deregistered enterprise is no longer a market entity to report on.
+    let mut gone = enterprise(45, ID_B);
+    gone.status = pb::EnterpriseStatus::Deregistered as i32;
+    app.register(vec![gone]).await;
+    let d = app
+        .grades(AgencyKind::MarketRegulation)
+        .get_grade_distribution(pb::GetGradeDistributionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.total_enterprises, 5);
 }
 
 #[tokio::test]
