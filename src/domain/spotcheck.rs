@@ -132,6 +132,19 @@ impl Cycle {
     pub fn year(&self) -> i32 {
         self.start.year()
     }
+
+    /// The labels of every cycle that shares days with this one: a year and its four
+    /// quarters overlap, quarters of a year do not overlap each other.
+    pub fn overlapping_labels(&self) -> Vec<String> {
+        let year = self.year();
+        if self.label.contains("-Q") {
+            vec![year.to_string(), self.label.clone()]
+        } else {
+            std::iter::once(year.to_string())
+                .chain((1..=4).map(|q| format!("{year}-Q{q}")))
+                .collect()
+        }
+    }
 }
 
 /// SHA-256 (hex) of the seed's hex text: the commitment recorded before the draw.
@@ -565,6 +578,19 @@ mod tests {
         assert_eq!(
             check_ratios(&ratios([0.1, 0.05, 0.2, 0.3])).unwrap_err().0,
             Grade::B
+        );
+    }
+
+    #[test]
+    fn a_year_overlaps_its_quarters_and_a_quarter_only_its_year() {
+        let year = Cycle::parse("2026").unwrap();
+        assert_eq!(
+            year.overlapping_labels(),
+            ["2026", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
+        );
+        assert_eq!(
+            Cycle::parse("2026-Q3").unwrap().overlapping_labels(),
+            ["2026", "2026-Q3"]
         );
     }
 

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::request_log::{self, Replay, RequestKey};
-use super::sql::{bind_all, fetch_json, multi_insert, select_json, Val};
+use super::sql::{bind_all, fetch_json, multi_insert, placeholders, select_json, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::agency::Agency;
 use crate::domain::codes::{RegulatoryDomain, SpotCheckOutcome};
@@ -239,13 +239,20 @@ impl Store {
     }
 
     /// Who has inspected or will inspect whom in `cycle`: (department, USCC) for every
-    /// target of the cycle's drawn plans and every result inspected within it.
+    /// target of the drawn plans of the cycle and of cycles overlapping it (a year's
+    /// plan and its quarters'), and every result inspected within it.
     pub async fn cycle_activity(&self, cycle: &Cycle) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        let plans = sqlx::query(
-            "SELECT id, agency_id, targets FROM spot_check_plans WHERE cycle = $1 AND state = 'DRAWN'",
+        let labels = cycle.overlapping_labels();
+        let sql = format!(
+            "SELECT id, agency_id, targets FROM spot_check_plans WHERE cycle IN ({}) \
+             AND state = 'DRAWN'",
+            placeholders(self.backend, 1, labels.len())
+        );
+        let plans = bind_all(
+            sqlx::query(&sql),
+            labels.into_iter().map(Val::from).collect(),
         )
-        .bind(&cycle.label)
         .fetch_all(&self.read)
         .await?;
         for row in &plans {

@@ -119,11 +119,22 @@ async fn plan_and_draw(
     ratios: Vec<pb::GradeRatio>,
     per_visit: i32,
 ) -> pb::SpotCheckPlan {
+    plan_and_draw_in(c, domain, ratios, per_visit, cycle(app)).await
+}
+
+/// [`plan_and_draw`] in `cycle`.
+async fn plan_and_draw_in(
+    c: &mut SpotCheckServiceClient<Authed>,
+    domain: pb::RegulatoryDomain,
+    ratios: Vec<pb::GradeRatio>,
+    per_visit: i32,
+    cycle: String,
+) -> pb::SpotCheckPlan {
     let created = c
         .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
             plan: Some(pb::SpotCheckPlan {
                 domain: domain as i32,
-                cycle: cycle(app),
+                cycle,
                 ratios,
                 inspectors_per_visit: per_visit,
                 check_items: vec!["营业执照公示".into(), "经营场所".into()],
@@ -272,6 +283,16 @@ async fn a_grade_a_enterprise_inspected_this_cycle_is_never_drawn_again() {
     )
     .await;
     assert!(again.targets.is_empty(), "{:?}", again.targets);
+    // The year holds this quarter: its plan excludes what the quarter's plan drew.
+    let year = plan_and_draw_in(
+        &mut first,
+        pb::RegulatoryDomain::Pricing,
+        ratios(1.0, 1.0),
+        1,
+        app.clock.today().year().to_string(),
+    )
+    .await;
+    assert!(year.targets.is_empty(), "{:?}", year.targets);
     // Another department: no A-grade enterprise twice in a cycle; D-grade ones may be.
     let mut second = client(&app, second_department(&app).await);
     let other = plan_and_draw(
