@@ -20,7 +20,8 @@ use std::sync::Arc;
 use chrono::{FixedOffset, NaiveDate, Utc};
 use prost::Message;
 
-use crate::domain::agency::PurposePolicy;
+use crate::domain::agency::{Agency, PurposePolicy, Scope};
+use crate::domain::codes::Purpose;
 use crate::domain::ids::PersonKeyer;
 use crate::domain::request_id::request_id_problem;
 use crate::domain::Error;
@@ -46,6 +47,17 @@ pub struct State {
     pub clock: Clock,
     /// Which purposes each kind of agency may declare.
     pub purposes: PurposePolicy,
+}
+
+impl State {
+    /// Whether a call made for `purpose` shows `agency` grades: it needs the grades scope
+    /// and a kind of agency that may declare the purpose, as a grade look-up would.
+    /// Calls that show grades on the side (a repair checkup, a spot-check plan) answer
+    /// without them otherwise.
+    pub fn shows_grades(&self, agency: &Agency, purpose: Purpose) -> bool {
+        agency.scopes.contains(&Scope::GradesRead)
+            && self.purposes.permit(agency.kind, purpose).is_ok()
+    }
 }
 
 /// The service's calendar: China Standard Time, shiftable by whole days so tests can

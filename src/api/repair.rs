@@ -164,9 +164,10 @@ impl RepairService for RepairApi {
         req: Request<pb::CreditCheckupRequest>,
     ) -> Result<Response<pb::CreditCheckupResponse>, Status> {
         let agency = caller(&req, Scope::RepairManage)?;
-        // Grades are internal to supervision: a repair desk without grades:read sees
-        // the items and what repair would change about them, not the grade.
-        let sees_grades = agency.scopes.contains(&Scope::GradesRead);
+        // Grades are internal to supervision: a repair desk without grades:read, or of
+        // a kind that may not look grades up for credit repair, sees the items and what
+        // repair would change about them, not the grade.
+        let sees_grades = self.state.shows_grades(&agency, Purpose::CreditRepair);
         let uscc = enterprise_name("enterprise", &req.get_ref().enterprise)?;
         let note = AuditNote::of(&req);
         note.purpose(Some(Purpose::CreditRepair), "")

@@ -521,7 +521,7 @@ impl SpotCheckService for SpotCheckApi {
         note.count(drawn.targets.len());
         store.save_draw(&plan, &drawn).await?;
         plan.drawn = Some(drawn);
-        let grades = agency.scopes.contains(&Scope::GradesRead);
+        let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         Ok(Response::new(pb::DrawSpotCheckPlanResponse {
             plan: Some(
                 self.plan_out(&plan, self.state.clock.today(), grades)
@@ -542,8 +542,12 @@ impl SpotCheckService for SpotCheckApi {
             .spot_check_plan(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
-        AuditNote::of(&req).count(plan.drawn.as_ref().map_or(0, |d| d.targets.len()));
-        let grades = agency.scopes.contains(&Scope::GradesRead);
+        let targets = plan.drawn.as_ref().map_or(&[][..], |d| &d.targets[..]);
+        AuditNote::of(&req)
+            .purpose(Some(Purpose::SpotCheckPlanning), "")
+            .subjects(targets.iter().map(|t| format!("enterprises/{}", t.uscc)))
+            .count(targets.len());
+        let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         Ok(Response::new(pb::GetSpotCheckPlanResponse {
             plan: Some(
                 self.plan_out(&plan, self.state.clock.today(), grades)

@@ -307,28 +307,38 @@ async fn the_checkup_shows_grades_only_to_callers_that_may_read_them() {
         AgencyKind::MarketRegulation,
     )
     .await;
-    let without = RepairServiceClient::with_interceptor(app.channel.clone(), desk)
-        .credit_checkup(pb::CreditCheckupRequest {
-            enterprise: format!("enterprises/{}", uscc(32)),
-        })
-        .await
-        .expect("checkup")
-        .into_inner();
-    assert_eq!(
-        (
-            without.current_grade,
-            without.current_score,
-            without.grade_after_repair,
-            without.score_after_repair
-        ),
-        (
-            pb::Grade::Unspecified as i32,
-            0,
-            pb::Grade::Unspecified as i32,
-            0
-        )
-    );
-    assert_eq!(without.items, with_grades.items);
+    // Without the grades scope; and with it, but of a kind of agency that may not look
+    // grades up for credit repair (as GetCreditGrade with that purpose would refuse).
+    let other_kind = agency_with(
+        &app,
+        BTreeSet::from([Scope::RepairManage, Scope::GradesRead]),
+        AgencyKind::Tax,
+    )
+    .await;
+    for caller in [desk, other_kind] {
+        let without = RepairServiceClient::with_interceptor(app.channel.clone(), caller)
+            .credit_checkup(pb::CreditCheckupRequest {
+                enterprise: format!("enterprises/{}", uscc(32)),
+            })
+            .await
+            .expect("checkup")
+            .into_inner();
+        assert_eq!(
+            (
+                without.current_grade,
+                without.current_score,
+                without.grade_after_repair,
+                without.score_after_repair
+            ),
+            (
+                pb::Grade::Unspecified as i32,
+                0,
+                pb::Grade::Unspecified as i32,
+                0
+            )
+        );
+        assert_eq!(without.items, with_grades.items);
+    }
 }
 
 #[tokio::test]

@@ -575,3 +575,38 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
     let published = published_results(&app, &plan.name).await;
     assert!(published.is_empty(), "{published:?}");
 }
+
+/// A department whose kind may not declare SPOT_CHECK_PLANNING (the shipped policy gives
+/// it to market regulation) draws and reads its plan without the targets' grades, even
+/// holding the grades scope, as a grade look-up with that purpose would be refused.
+#[tokio::test]
+async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades() {
+    let app = spawn_app().await;
+    population(&app, 4, 2).await;
+    let education = agency_with(
+        &app,
+        BTreeSet::from([Scope::SpotChecksManage, Scope::GradesRead]),
+        AgencyKind::Education,
+    )
+    .await;
+    let mut c = client(&app, education);
+    let plan = plan_and_draw(
+        &app,
+        &mut c,
+        pb::RegulatoryDomain::Education,
+        ratios(1.0, 1.0),
+        1,
+    )
+    .await;
+    assert_eq!(plan.targets.len(), 6);
+    let read = get_plan(&mut c, &plan.name).await;
+    for p in [&plan, &read] {
+        assert!(
+            p.targets
+                .iter()
+                .all(|t| t.grade == pb::Grade::Unspecified as i32),
+            "{:?}",
+            p.targets
+        );
+    }
+}
