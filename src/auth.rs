@@ -347,6 +347,11 @@ async fn agency_by_token(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("authorization metadata must be `Bearer <token>`"))?;
+    // A string that is no token this service issues costs neither a database read nor
+    // a place in the token cache.
+    if !crate::store::token_shaped(token) {
+        return Err(unauthenticated("unknown or revoked token"));
+    }
     let hash = crate::store::token_hash(token);
     let found = match cache.get(&hash) {
         Some(cached) => cached,

@@ -245,7 +245,16 @@ fn record<R: Rng>(
         {
             RegulatoryDomain::BusinessRegistration
         }
-        _ => RegulatoryDomain::ALL[(i * 7 + rng.gen_range(0..3)) % 17],
+        // The market-side domains: the first 17 and construction (the last three are
+        // the other departments').
+        _ => {
+            let n = (i * 7 + rng.gen_range(0..3)) % 18;
+            if n == 17 {
+                RegulatoryDomain::Construction
+            } else {
+                RegulatoryDomain::ALL[n]
+            }
+        }
     };
     let decision_date = today - Duration::days(rng.gen_range(1..1500));
     let mut a = Attributes::default();

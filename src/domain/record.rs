@@ -178,13 +178,18 @@ pub fn stored_person(key: String, name: String, masked: String) -> Subject {
 }
 
 /// The year whose annual report an abnormal-operations listing for a missed report is
-/// about: as recorded, else the year before the listing (reports are due by 30 June of
-/// the following year, and listings follow the deadline).
+/// about: as recorded, else the latest report already late on the listing's date
+/// (a year's report is due by 30 June of the next year, so a listing decided in the
+/// first half of 2024 is about the 2022 report, one decided later in 2024 about 2023's).
 pub fn missed_report_year(listing: &RecordContent) -> i32 {
-    listing
-        .attributes
-        .report_year
-        .unwrap_or(listing.decision_date.year() - 1)
+    listing.attributes.report_year.unwrap_or_else(|| {
+        let date = listing.decision_date;
+        if date.month() <= 6 {
+            date.year() - 2
+        } else {
+            date.year() - 1
+        }
+    })
 }
 
 /// The end of the publicity window when the agency gives none: warnings are never
@@ -397,6 +402,32 @@ mod tests {
             default_publicity_end(RecordKind::AdministrativePenalty, Tier::Serious, day, &[]),
             d("2029-01-31")
         );
+    }
+
+    #[test]
+    fn a_listing_without_its_year_is_about_the_latest_report_late_on_its_date() {
+        let listing = |date: &str, year: Option<i32>| RecordContent {
+            subject: Subject::Enterprise(
+                crate::domain::ids::Uscc::parse("914403001922038216").unwrap(),
+            ),
+            kind: RecordKind::AbnormalOperationsListing,
+            tier: Tier::Moderate,
+            domain: RegulatoryDomain::BusinessRegistration,
+            decision_date: d(date),
+            document_number: String::new(),
+            deciding_authority: String::new(),
+            summary: String::new(),
+            publicity_end: d("2030-01-01"),
+            attributes: Attributes {
+                report_year: year,
+                ..Default::default()
+            },
+        };
+        // The 2023 report is due by 2024-06-30: a listing before then is about 2022's.
+        assert_eq!(missed_report_year(&listing("2024-03-15", None)), 2022);
+        assert_eq!(missed_report_year(&listing("2024-06-30", None)), 2022);
+        assert_eq!(missed_report_year(&listing("2024-07-01", None)), 2023);
+        assert_eq!(missed_report_year(&listing("2024-03-15", Some(2021))), 2021);
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether `token` has the shape [`new_token`] gives every token: anything else is
+/// refused without a database read.
+pub fn token_shaped(token: &str) -> bool {
+    token.strip_prefix("chub_").is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 fn new_token() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];

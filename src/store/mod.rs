@@ -30,7 +30,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 use crate::domain;
 use crate::domain::grading::ModelSet;
 
-pub use agencies::{token_hash, AgencyListing, NewAgency};
+pub use agencies::{token_hash, token_shaped, AgencyListing, NewAgency};
 pub use audit::{AuditFilter, VerifiedChain};
 pub use audit_pending::CallAudit;
 pub use certificates::{CertificateFilter, IssuerKey};

@@ -248,6 +248,20 @@ async fn seeded_demo_data_holds_no_full_id_number_and_is_deterministic() {
             .count();
         assert!(qualified >= 2, "{domain:?}: {qualified} inspectors");
     }
+    // Records from every one of the district's 22 domains.
+    let domains: std::collections::BTreeSet<String> = a
+        .dump_text_columns()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(table, column, _)| table == "records" && column == "domain")
+        .map(|(_, _, value)| value)
+        .collect();
+    assert_eq!(
+        domains.len(),
+        credit_hub::domain::codes::RegulatoryDomain::ALL.len(),
+        "{domains:?}"
+    );
     for (table, column, value) in a.dump_text_columns().await.unwrap() {
         assert!(
             full_id_numbers(&value).is_empty(),
