@@ -565,8 +565,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Refuses a person key other than the one the database's persons were keyed with.
+async fn confirm_person_key(
+    store: &Store,
+    keyer: &credit_hub::domain::ids::PersonKeyer,
+) -> anyhow::Result<()> {
+    if !store.confirm_person_key(&keyer.fingerprint()).await? {
+        bail!(
+            "this database's persons were keyed with another HMAC key: with this one no stored \
+             person would be found. Restore the key it was created with (--hmac-key, \
+             --hmac-key-file, or hmac.key in the data directory)"
+        );
+    }
+    Ok(())
+}
+
 async fn run_seed(storage: &StorageArgs, store: &Store, plan: SeedPlan) -> anyhow::Result<()> {
     let keyer = storage.keyer()?;
+    confirm_person_key(store, &keyer).await?;
     let bar = indicatif::ProgressBar::new((plan.enterprises + plan.records) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("seeding {bar:40} {pos}/{len} {elapsed}")
@@ -728,6 +744,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     if !store.is_migrated().await? {
         bail!("the PostgreSQL schema is not up to date: run `credit-hub migrate` first");
     }
+    confirm_person_key(&store, &keyer).await?;
     let peers = credit_hub::peer::PeerPolicy::new(
         args.trusted_gateways.clone(),
         &args.forwarded_cert_header,

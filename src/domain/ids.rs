@@ -332,6 +332,13 @@ impl PersonKeyer {
         PersonKey(hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// A fingerprint of the key itself (an HMAC of a fixed text): stored beside the
+    /// persons it keyed, it tells a different key from the right one without revealing
+    /// either.
+    pub fn fingerprint(&self) -> String {
+        self.digest(b"credit-hub person key check")
+    }
+
     /// A keyed digest of arbitrary bytes, for fingerprints of requests that may carry
     /// ID numbers (a plain hash of a short input could be reversed by trying them all).
     pub fn digest(&self, bytes: &[u8]) -> String {

@@ -365,6 +365,25 @@ impl Store {
         Ok(applied)
     }
 
+    /// Whether `fingerprint` (see [`crate::domain::ids::PersonKeyer::fingerprint`]) is
+    /// the person key's this database was keyed with; the first key to ask is recorded.
+    pub async fn confirm_person_key(&self, fingerprint: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO person_key_check (id, fingerprint) VALUES (1, $1) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT fingerprint FROM person_key_check WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(stored == fingerprint)
+    }
+
     /// Whether every migration this binary knows has been applied. A newer schema
     /// counts too: migrations only add, so during a rolling upgrade the replicas still
     /// on the older release keep serving after the new release's migration job ran.

@@ -405,3 +405,59 @@ async fn secrets_and_id_numbers_never_reach_logs_or_debug_output() {
         );
     }
 }
+
+/// A server started with another HMAC key than the one the database's persons were
+/// keyed with (a lost hmac.key generated anew beside a restored database) would find no
+/// stored person: it refuses to start and says why.
+#[tokio::test]
+async fn a_server_refuses_a_database_keyed_with_another_hmac_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, url) = fresh_database(dir.path()).await;
+    store.close().await;
+    let with_key = |key: &str| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = if backend() == "postgres" {
+            vec!["--database-url".into(), url.clone().into()]
+        } else {
+            vec!["--data-dir".into(), dir.path().into()]
+        };
+        args.extend(["--hmac-key".into(), key.into()]);
+        args
+    };
+    // The signing keys a server on PostgreSQL needs (SQLite's would be generated).
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("cert.key"), "11".repeat(32)).unwrap();
+    std::fs::write(keys.join("audit.key"), "22".repeat(32)).unwrap();
+    let run = |args: Vec<std::ffi::OsString>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+            .args(args)
+            .env_remove("CREDIT_HUB_DATABASE_URL")
+            .env("CREDIT_HUB_CERT_KEY_FILE", keys.join("cert.key"))
+            .env("CREDIT_HUB_AUDIT_KEY_FILE", keys.join("audit.key"))
+            .output()
+            .expect("run credit-hub")
+    };
+    let mut seed_args: Vec<std::ffi::OsString> = ["seed", "--enterprises", "20", "--records", "20"]
+        .map(Into::into)
+        .to_vec();
+    seed_args.extend(with_key("the-first-key-0123456789"));
+    let seeded = run(seed_args);
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+
+    let mut serve_args: Vec<std::ffi::OsString> = ["serve", "--listen", "127.0.0.1:0"]
+        .map(Into::into)
+        .to_vec();
+    serve_args.extend(with_key("another-key-0123456789"));
+    let refused = run(serve_args);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("keyed with another HMAC key"), "{said}");
+    assert!(
+        !said.contains("another-key-0123456789"),
+        "the key is not echoed: {said}"
+    );
+}
