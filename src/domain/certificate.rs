@@ -370,6 +370,36 @@ pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate) -> bool {
     stated_kind && record.status == RecordStatus::Active && (start..=end).contains(&c.decision_date)
 }
 
+/// The day (in China, as every date a certificate states) a certificate issued at
+/// `millis` since the Unix epoch was issued on.
+pub fn issue_date(millis: i64) -> Option<NaiveDate> {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    DateTime::from_timestamp_millis(millis).map(|t| t.with_timezone(&cst).date_naive())
+}
+
+/// Whether a new record contradicts what a credit-status certificate issued on
+/// `issued_on` says about that day: a serious-dishonesty listing in force on it (decided
+/// by then, its window not yet ended) on a certificate whose signed `document` says the
+/// enterprise was not listed. It can come from outside the certified period.
+pub fn contradicts_issue_day(record: &Record, issued_on: NaiveDate, document: &str) -> bool {
+    fn says_not_listed(v: &Value) -> bool {
+        match v {
+            Value::Object(fields) => {
+                fields.get("listedOnIssueDate") == Some(&Value::Bool(false))
+                    || fields.values().any(says_not_listed)
+            }
+            Value::Array(items) => items.iter().any(says_not_listed),
+            _ => false,
+        }
+    }
+    let c = &record.content;
+    c.kind == RecordKind::SeriousDishonestyListing
+        && record.status == RecordStatus::Active
+        && c.decision_date <= issued_on
+        && issued_on < c.publicity_end
+        && serde_json::from_str::<Value>(document).is_ok_and(|v| says_not_listed(&v))
+}
+
 /// Whether a certificate's signed `document` states `record` (names it among its
 /// statements): a later revision of a stated record contradicts nothing it says.
 pub fn states(document: &str, record: &Record) -> bool {

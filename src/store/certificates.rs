@@ -11,7 +11,8 @@ use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
-    contradicts, states, Certificate, CertificateKind, CertificateStatus,
+    contradicts, contradicts_issue_day, issue_date, states, Certificate, CertificateKind,
+    CertificateStatus,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -421,7 +422,7 @@ impl Store {
         }
         let now = now_millis();
         let sql = format!(
-            "SELECT serial, uscc, period_start_date, period_end_date, document FROM certificates \
+            "SELECT serial, uscc, period_start_date, period_end_date, issued_at, document FROM certificates \
              WHERE kind = 'CREDIT_STATUS' AND status = 'VALID' AND valid_until > {} AND {}",
             placeholders(self.backend, 1, 1),
             in_json(self.backend, "uscc", 2)
@@ -442,19 +443,38 @@ impl Store {
             let start = stored_date(&row.try_get::<String, _>("period_start_date")?)?;
             let end = stored_date(&row.try_get::<String, _>("period_end_date")?)?;
             let document: String = row.try_get("document")?;
-            let Some((_, record)) = serious.iter().find(|(u, r)| {
+            let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
+                .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
+            let in_period = serious.iter().find(|(u, r)| {
                 u.as_str() == uscc && contradicts(r, start, end) && !states(&document, r)
-            }) else {
-                continue;
+            });
+            let on_issue_day = || {
+                serious.iter().find(|(u, r)| {
+                    u.as_str() == uscc && contradicts_issue_day(r, issued_on, &document)
+                })
             };
-            let c = &record.content;
-            let reason = format!(
-                "证明期间内新增严重失信记录：a {} record decided on {} (document {}, {}) arrived after issue and is not stated on the certificate",
-                c.kind.code(),
-                c.decision_date,
-                c.document_number,
-                record.resource_name()
-            );
+            let reason = match (in_period, in_period.is_none().then(on_issue_day).flatten()) {
+                (Some((_, record)), _) => {
+                    let c = &record.content;
+                    format!(
+                        "证明期间内新增严重失信记录：a {} record decided on {} (document {}, {}) arrived after issue and is not stated on the certificate",
+                        c.kind.code(),
+                        c.decision_date,
+                        c.document_number,
+                        record.resource_name()
+                    )
+                }
+                (None, Some((_, record))) => {
+                    let c = &record.content;
+                    format!(
+                        "出具日已在严重违法失信名单：a listing decided on {} (document {}, {}) was in force on the issue date {issued_on}, which the certificate says was not listed",
+                        c.decision_date,
+                        c.document_number,
+                        record.resource_name()
+                    )
+                }
+                (None, None) => continue,
+            };
             sqlx::query(
                 "UPDATE certificates SET status = 'SUSPENDED', status_reason = $1 \
                  WHERE serial = $2 AND status = 'VALID'",

@@ -378,6 +378,35 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     assert_eq!(suspended[0].document, cert.document);
 }
 
+/// A certificate says whether the enterprise was on the serious-dishonesty list on its
+/// issue date. A listing filed later that was in force on that day (decided before it,
+/// outside the certified period) contradicts it and suspends it.
+#[tokio::test]
+async fn a_listing_in_force_on_the_issue_date_filed_later_suspends_the_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(6, ID_A)]).await;
+    let period_end = credit_hub::api::today() - chrono::Duration::days(30);
+    let cert = issue(
+        &app,
+        pb::IssueCertificateRequest {
+            period_start_date: (period_end - chrono::Duration::days(300)).to_string(),
+            period_end_date: period_end.to_string(),
+            ..status_request(6, "issue-6")
+        },
+    )
+    .await;
+    assert!(cert.document.contains("\"listedOnIssueDate\":false"));
+    let late = pb::Record {
+        decision_date: date_days_ago(10),
+        document_number: "威开市监严〔2026〕5号".into(),
+        ..listing(6, "listing-6", pb::SeriousListingCause::SeriousViolation)
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![late]).await;
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Suspended);
+    assert!(verified.reason.contains("5号"), "{}", verified.reason);
+}
+
 /// A certificate issued while a serious record about its enterprise is being filed
 /// either states the record or is suspended by it: never valid and silent about it.
 #[tokio::test]
