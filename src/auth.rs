@@ -293,7 +293,7 @@ impl Step for Authenticate {
     }
 }
 
-fn unauthenticated(message: &str) -> Status {
+pub(crate) fn unauthenticated(message: &str) -> Status {
     status(
         tonic::Code::Unauthenticated,
         message,

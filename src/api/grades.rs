@@ -337,8 +337,30 @@ impl GradeService for GradeApi {
             },
         );
         let (tx, rx) = mpsc::channel(64);
+        let watcher = agency.id.clone();
         tokio::spawn(async move {
+            let mut checked = tokio::time::Instant::now();
             loop {
+                // A stream outlives its call's authentication: an agency revoked, or
+                // stripped of the grades scope, stops receiving within the time a
+                // new call would take to notice (the token cache's lifetime).
+                if checked.elapsed() >= crate::auth::TOKEN_CACHE_TTL {
+                    checked = tokio::time::Instant::now();
+                    let refused = match store.active_agency(&watcher).await {
+                        Ok(Some(a)) if a.scopes.contains(&Scope::GradesRead) => None,
+                        Ok(Some(_)) => Some(Status::from(Error::PermissionDenied(
+                            "the agency no longer holds the grades:read scope".into(),
+                        ))),
+                        Ok(None) => Some(crate::auth::unauthenticated(
+                            "the agency was revoked; its stream ends",
+                        )),
+                        Err(e) => Some(Status::from(e)),
+                    };
+                    if let Some(status) = refused {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
                 let page = match store
                     .grade_changes_after(after, model.as_deref(), WATCH_PAGE)
                     .await

@@ -142,6 +142,18 @@ impl Store {
         row.as_ref().map(agency_from_row).transpose()
     }
 
+    /// Agency `id` if it has not been revoked, as it is now (scopes may have changed).
+    pub async fn active_agency(&self, id: &str) -> Result<Option<Agency>> {
+        let row = sqlx::query(
+            "SELECT id, display_name, kind, scopes, rate_limit FROM agencies \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(agency_from_row).transpose()
+    }
+
     /// Sets how many requests per second agency `id` may make (None: the server's
     /// default). Takes effect on every replica within the token cache's lifetime.
     pub async fn set_agency_rate_limit(&self, id: &str, limit: Option<u32>) -> Result<()> {

@@ -916,3 +916,35 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
     assert_eq!(grades.len(), 2);
     assert_eq!(grades[1]["enterprise"], format!("enterprises/{}", uscc(2)));
 }
+
+/// A watch outlives the call that authenticated it: once its agency is revoked, the
+/// stream ends UNAUTHENTICATED (within the token cache's lifetime) instead of going on
+/// receiving every grade change.
+#[tokio::test]
+async fn a_revoked_agencys_watch_ends() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let watcher = app.store.list_agencies().await.unwrap();
+    let tax = watcher
+        .iter()
+        .find(|l| l.agency.kind == AgencyKind::Tax)
+        .expect("the tax agency")
+        .agency
+        .id
+        .clone();
+    let mut stream = watch(&app, "").await;
+    app.store.revoke_agency(&tax).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let status = ended.expect("with an error");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
