@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::codes::{code_enum, AbnormalCause, RecordKind, RecordStatus, SeriousListingCause};
 use super::data_integrity::ProofError;
 use super::ids::Uscc;
-use super::record::{missed_report_year, Record};
+use super::record::{missed_report_year, Record, ABNORMAL_LOOKBACK_YEARS};
 use super::{Error, PreconditionViolation};
 
 code_enum! {
@@ -212,10 +212,6 @@ pub fn credit_status_statements(
         "summary": summary,
     })
 }
-
-/// How far before a serious-dishonesty listing the abnormal-operations listings that led
-/// to it are looked for: the three years on the abnormal list, and a year's slack.
-const ABNORMAL_LOOKBACK_YEARS: u32 = 4;
 
 /// The year an annual-report abnormal listing is about (see [`missed_report_year`]).
 fn missed_year(listing: &Record) -> i32 {

@@ -177,6 +177,10 @@ pub fn stored_person(key: String, name: String, masked: String) -> Subject {
     })
 }
 
+/// How far before a serious-dishonesty listing the abnormal-operations listings that led
+/// to it are looked for: the three years on the abnormal list, and a year's slack.
+pub const ABNORMAL_LOOKBACK_YEARS: u32 = 4;
+
 /// The year whose annual report an abnormal-operations listing for a missed report is
 /// about: as recorded, else the latest report already late on the listing's date
 /// (a year's report is due by 30 June of the next year, so a listing decided in the

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, Months, NaiveDate, Weekday};
 use serde::Deserialize;
 
+use super::codes::SeriousListingCause;
 use super::codes::{
     code_enum, AbnormalCause, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier,
 };
 use super::ids::Uscc;
-use super::record::{missed_report_year, Record};
+use super::record::{missed_report_year, Record, ABNORMAL_LOOKBACK_YEARS};
 
 code_enum! {
     /// Whether and when a record can be repaired.
@@ -117,6 +118,35 @@ fn is_listing(r: &Record) -> bool {
     )
 }
 
+/// The years whose missed annual report led to a serious-dishonesty listing decided on
+/// `listed` (its abnormal-operations listings for missed reports in the years before)
+/// and that no filing on record reports yet.
+fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate) -> Vec<i32> {
+    let since = listed
+        .checked_sub_months(Months::new(12 * ABNORMAL_LOOKBACK_YEARS))
+        .unwrap_or(NaiveDate::MIN);
+    let years: BTreeSet<i32> = records
+        .iter()
+        .filter(|r| {
+            r.content.kind == RecordKind::AbnormalOperationsListing
+                && r.content.attributes.abnormal_cause == Some(AbnormalCause::AnnualReportNotFiled)
+                && r.status_on(today) != RecordStatus::Withdrawn
+                && (since..=listed).contains(&r.content.decision_date)
+        })
+        .map(|r| missed_report_year(&r.content))
+        .collect();
+    years
+        .into_iter()
+        .filter(|year| {
+            !records.iter().any(|f| {
+                f.content.kind == RecordKind::AnnualReportFiling
+                    && f.content.attributes.report_year == Some(*year)
+                    && f.status_on(today) != RecordStatus::Withdrawn
+            })
+        })
+        .collect()
+}
+
 /// Assesses `record` among the enterprise's `records` (to see whether it is on the
 /// abnormal or serious-dishonesty list). None when it is not a record the bureau
 /// repairs. An enterprise in bankruptcy restructuring waits for no period, as Order
@@ -172,6 +202,40 @@ pub fn assess(
                 requirements: rule.requirements.clone(),
                 reason: format!(
                     "Listed for not filing the {year} annual report: repaired by filing the {year} annual report first (补报{year}年度报告后方可申请修复)."
+                ),
+            });
+        }
+    }
+    if c.kind == RecordKind::AbnormalOperationsListing {
+        // Not an Order 107 item: whatever its tier, a listing is removed once its cause
+        // is cured (the missed report filed, the information published, the address
+        // put right), on an application that shows the cure; no waiting period.
+        return Some(Assessment {
+            repairability: Repairability::RepairableNow,
+            from: Some(c.decision_date),
+            requirements: vec![
+                RepairRequirement::ProofOfPerformance,
+                RepairRequirement::CreditCommitmentLetter,
+            ],
+            reason: "An abnormal-operations listing is removed once its cause is cured (履行相关义务后申请移出): apply with proof of the cure.".into(),
+        });
+    }
+    if c.kind == RecordKind::SeriousDishonestyListing
+        && c.attributes.serious_listing_cause == Some(SeriousListingCause::AbnormalListThreeYears)
+    {
+        // Listed after three years on the abnormal list over missed annual reports: the
+        // obligations must be met first, every missed report filed.
+        let unfiled = unfiled_report_years(c.decision_date, records, today);
+        if !unfiled.is_empty() {
+            let years: Vec<String> = unfiled.iter().map(i32::to_string).collect();
+            return Some(Assessment {
+                repairability: Repairability::RepairableLater,
+                from: None,
+                requirements: rule.requirements.clone(),
+                reason: format!(
+                    "Listed after three years on the abnormal-operations list over missed annual reports: file the {} annual report(s) first (补报{}年度报告后方可申请修复).",
+                    years.join(", "),
+                    years.join("、")
                 ),
             });
         }

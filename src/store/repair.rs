@@ -409,7 +409,8 @@ impl Store {
         let mut sql = format!(
             "SELECT e.uscc, e.display_name, e.region_code, e.in_bankruptcy_restructuring \
              FROM enterprises e WHERE EXISTS (SELECT 1 FROM records r WHERE r.subject_key = e.uscc \
-             AND r.status = 'ACTIVE' AND r.tier <> 'MINOR' AND r.publicity_end_date > {} AND {}",
+             AND r.status = 'ACTIVE' AND (r.tier <> 'MINOR' OR r.kind = 'ABNORMAL_OPERATIONS_LISTING') \
+             AND r.publicity_end_date > {} AND {}",
             placeholders(b, 1, 1),
             in_json(b, "r.kind", 2)
         );

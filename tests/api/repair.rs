@@ -786,3 +786,64 @@ async fn two_decisions_arriving_together_on_one_application_take_one() {
         }
     }
 }
+
+/// Listings follow their cure, not an Order 107 tier: an abnormal-operations listing of
+/// any tier is repairable once its cause is cured, with no waiting period, and a
+/// serious-dishonesty listing after three years on the abnormal list over missed annual
+/// reports waits for every missed report to be filed.
+#[tokio::test]
+async fn listings_are_repaired_by_curing_their_cause_whatever_their_tier() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(40, ID_A), enterprise(41, ID_A)])
+        .await;
+    let minor = pb::Record {
+        tier: pb::Tier::Minor as i32,
+        ..abnormal(
+            40,
+            "ab-40",
+            &days_ago(&app, 10).to_string(),
+            0,
+            pb::AbnormalCause::UnreachableAddress,
+        )
+    };
+    let listed = app.file(vec![minor]).await;
+    assert_eq!(
+        item(&app.checkup(40).await, &listed[0]).repairability,
+        pb::Repairability::RepairableNow as i32,
+        "a minor-tier listing neither ends by itself nor waits"
+    );
+
+    let year = app.clock.today().year() - 4;
+    let abnormal_listing = abnormal(
+        41,
+        "ab-41",
+        &days_ago(&app, 1200).to_string(),
+        year,
+        pb::AbnormalCause::AnnualReportNotFiled,
+    );
+    let serious = pb::Record {
+        serious_listing_cause: pb::SeriousListingCause::AbnormalListThreeYears as i32,
+        ..market_record(
+            41,
+            pb::RecordKind::SeriousDishonestyListing,
+            "sl-41",
+            &days_ago(&app, 400).to_string(),
+        )
+    };
+    let listed = app.file(vec![abnormal_listing, serious]).await;
+    let waiting = app.checkup(41).await;
+    let it = item(&waiting, &listed[1]);
+    assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
+    assert!(it.reason.contains(&year.to_string()), "{}", it.reason);
+    app.file(vec![filing(
+        41,
+        "filing-41",
+        year,
+        &days_ago(&app, 5).to_string(),
+    )])
+    .await;
+    assert_eq!(
+        item(&app.checkup(41).await, &listed[1]).repairability,
+        pb::Repairability::RepairableNow as i32
+    );
+}
