@@ -396,20 +396,25 @@ pub fn contradicts_issue_day(record: &Record, issued_on: NaiveDate, document: &s
         && serde_json::from_str::<Value>(document).is_ok_and(|v| says_not_listed(&v))
 }
 
-/// Whether a certificate's signed `document` states `record` (names it among its
-/// statements): a later revision of a stated record contradicts nothing it says.
+/// Whether a certificate's signed `document` states `record` as it now stands: names it
+/// among its statements, decided on the same day and repaired or not as it is now. A
+/// later revision correcting, say, its summary contradicts nothing the certificate
+/// says; one that undoes its repair (the certificate says 已信用修复) or moves its
+/// decision date does.
 pub fn states(document: &str, record: &Record) -> bool {
-    fn names(v: &Value, name: &str) -> bool {
+    fn names(v: &Value, stated: &Value) -> bool {
         match v {
             Value::Object(fields) => {
-                fields.get("record").and_then(Value::as_str) == Some(name)
-                    || fields.values().any(|v| names(v, name))
+                let same = |key: &str| fields.get(key) == stated.get(key);
+                (same("record") && same("decisionDate") && same("repaired"))
+                    || fields.values().any(|v| names(v, stated))
             }
-            Value::Array(items) => items.iter().any(|v| names(v, name)),
+            Value::Array(items) => items.iter().any(|v| names(v, stated)),
             _ => false,
         }
     }
-    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &record.resource_name()))
+    let stated = serde_json::to_value(Stated::of(record)).expect("serializes");
+    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &stated))
 }
 
 /// A new serial number: the issue date (in China, as every date the certificate

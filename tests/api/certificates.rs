@@ -500,6 +500,30 @@ async fn correcting_a_record_the_certificate_states_leaves_it_valid() {
     );
 }
 
+/// A revision that changes what the certificate says about a record it states (here its
+/// decision date) contradicts it as an unstated record would.
+#[tokio::test]
+async fn a_revision_changing_what_the_certificate_states_suspends_it() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A)]).await;
+    let serious = pb::Record {
+        tier: pb::Tier::Serious as i32,
+        document_number: "威开市监罚〔2026〕88号".into(),
+        ..penalty(&uscc(8), "p-8")
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![serious.clone()])
+        .await;
+    let cert = issue(&app, status_request(8, "issue-8")).await;
+    let mut moved = serious;
+    moved.decision_date = date_days_ago(40);
+    moved.provenance.as_mut().unwrap().revision = 2;
+    app.submit(AgencyKind::MarketRegulation, vec![moved]).await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Suspended
+    );
+}
+
 #[tokio::test]
 async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_the_listing_ends() {
     let app = spawn_app().await;
