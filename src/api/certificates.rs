@@ -439,7 +439,7 @@ impl CertificateService for CertificateApi {
             (Ok(()), Some(serial)) => self.state.store.certificate(serial).await?,
             _ => None,
         };
-        let (result, mut reason) = judge(
+        let (result, reason) = judge(
             proof,
             &shown,
             register
@@ -448,7 +448,16 @@ impl CertificateService for CertificateApi {
             Utc::now(),
         );
         if result == VerificationResult::Valid && register.is_none() {
-            reason = "the signature is genuine, but this service's register has no certificate with this serial; ask the issuer".into();
+            // Every certificate this service signs is in its register before it is
+            // returned: a genuine signature over an unknown serial was made with the
+            // key outside the service (a retired key that leaked, say).
+            return Ok(Response::new(pb::VerifyCertificateResponse {
+                result: VerificationResult::NotRegistered.number(),
+                reason: "do not trust this document: the signature is genuine, but the issuer's register has no certificate with this serial; ask the issuer".into(),
+                serial_number: shown.serial.unwrap_or_default(),
+                issuer_key_id: shown.key_id.unwrap_or_default(),
+                status: 0,
+            }));
         }
         Ok(Response::new(pb::VerifyCertificateResponse {
             result: result.number(),

@@ -42,6 +42,7 @@ code_enum! {
         Suspended = 5 => "SUSPENDED",
         UnknownKey = 6 => "UNKNOWN_KEY",
         Superseded = 7 => "SUPERSEDED",
+        NotRegistered = 8 => "NOT_REGISTERED",
     }
 }
 

@@ -1037,3 +1037,32 @@ async fn replicas_starting_together_with_a_new_key_all_serve() {
         assert_eq!(current[0].key_id, "2027-02");
     }
 }
+
+/// A genuine signature over a serial the register does not hold (made with the key
+/// outside the service: a retired key that leaked) is not VALID online.
+#[tokio::test]
+async fn a_genuine_signature_over_an_unregistered_serial_is_not_trusted() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(9, ID_A)]).await;
+    let cert = issue(&app, status_request(9, "issue-9")).await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.db_url)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM certificates WHERE serial = $1")
+        .bind(&cert.serial_number)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::NotRegistered);
+    assert!(
+        verified.reason.contains("do not trust"),
+        "{}",
+        verified.reason
+    );
+}
