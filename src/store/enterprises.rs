@@ -103,8 +103,9 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise> {
 
 /// What a batch does to the stored roles of its enterprises.
 struct RolesPlan {
-    /// Current roles the batch ends: enterprise, role, person key, end date.
-    ends: Vec<(Uscc, RoleKind, String, NaiveDate)>,
+    /// Current roles the batch ends: enterprise, role, person key, end date, and the
+    /// start date the batch gives the ended tenure (kept as stored when None).
+    ends: Vec<(Uscc, RoleKind, String, NaiveDate, Option<NaiveDate>)>,
     /// Current roles the batch restates with a corrected name or start date:
     /// enterprise, role, person key, name, start date (None keeps the stored one).
     corrections: Vec<(Uscc, RoleKind, String, String, Option<NaiveDate>)>,
@@ -170,24 +171,28 @@ impl Store {
                     if old.kind == RoleKind::LegalRepresentative {
                         former_representatives.push(old.person.key.as_str().to_string());
                     }
+                    // The stored row may lack a start date (a current legal
+                    // representative is registered without one): the given tenure
+                    // ending it then supplies it.
                     let given_end = e.roles.iter().find(|r| {
                         r.kind == old.kind
                             && r.person.key == old.person.key
                             && r.end.is_some()
-                            && (r.start.is_none() || r.start == old.start)
+                            && (r.start.is_none() || old.start.is_none() || r.start == old.start)
                     });
-                    let end = match given_end {
+                    let (end, start) = match given_end {
                         Some(given) => {
                             ended_as_given.push(given);
-                            given.end.expect("found with an end")
+                            (given.end.expect("found with an end"), given.start)
                         }
-                        None => today,
+                        None => (today, None),
                     };
                     ends.push((
                         e.uscc.clone(),
                         old.kind,
                         old.person.key.as_str().to_string(),
                         end,
+                        start,
                     ));
                 }
             }
@@ -326,12 +331,13 @@ impl Store {
                 .await?;
         }
 
-        for (uscc, kind, person_key, end) in &plan.ends {
+        for (uscc, kind, person_key, end, start) in &plan.ends {
             sqlx::query(
-                "UPDATE enterprise_roles SET end_date = $1 \
-                 WHERE uscc = $2 AND role = $3 AND person_key = $4 AND end_date IS NULL",
+                "UPDATE enterprise_roles SET end_date = $1, start_date = COALESCE($2, start_date) \
+                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND end_date IS NULL",
             )
             .bind(end.to_string())
+            .bind(start.map(|s| s.to_string()))
             .bind(uscc.as_str())
             .bind(kind.code())
             .bind(person_key.as_str())

@@ -216,26 +216,31 @@ async fn an_enterprise_without_its_establishment_date_is_refused() {
 #[tokio::test]
 async fn a_representative_handed_over_with_its_end_date_is_ended_once_on_that_date() {
     let app = spawn_app().await;
-    app.register(vec![enterprise(5, ID_A)]).await;
-    let mut handed_over = enterprise(5, ID_B);
-    handed_over.roles = vec![pb::EnterpriseRole {
-        kind: pb::RoleKind::LegalRepresentative as i32,
-        person: Some(person("张伟", ID_A)),
-        start_date: String::new(),
-        end_date: "2026-03-01".into(),
-    }];
-    app.register(vec![handed_over]).await;
-    let got = app.enterprise_as(AgencyKind::MarketRegulation, 5).await;
-    let former: Vec<&pb::EnterpriseRole> = got
-        .roles
-        .iter()
-        .filter(|r| {
-            r.kind == pb::RoleKind::LegalRepresentative as i32
-                && r.person.as_ref().unwrap().masked_id_number == "110105********002X"
-        })
-        .collect();
-    assert_eq!(former.len(), 1, "{:?}", got.roles);
-    assert_eq!(former[0].end_date, "2026-03-01");
+    // Handed over without and with the tenure's start date (the current representative
+    // is registered without one).
+    for (n, start) in [(5, ""), (6, "2020-01-01")] {
+        app.register(vec![enterprise(n, ID_A)]).await;
+        let mut handed_over = enterprise(n, ID_B);
+        handed_over.roles = vec![pb::EnterpriseRole {
+            kind: pb::RoleKind::LegalRepresentative as i32,
+            person: Some(person("张伟", ID_A)),
+            start_date: start.into(),
+            end_date: "2026-03-01".into(),
+        }];
+        app.register(vec![handed_over]).await;
+        let got = app.enterprise_as(AgencyKind::MarketRegulation, n).await;
+        let former: Vec<&pb::EnterpriseRole> = got
+            .roles
+            .iter()
+            .filter(|r| {
+                r.kind == pb::RoleKind::LegalRepresentative as i32
+                    && r.person.as_ref().unwrap().masked_id_number == "110105********002X"
+            })
+            .collect();
+        assert_eq!(former.len(), 1, "{:?}", got.roles);
+        assert_eq!(former[0].end_date, "2026-03-01");
+        assert_eq!(former[0].start_date, start);
+    }
 }
 
 /// A person's role is listed once: the same current role twice, or the same tenure
