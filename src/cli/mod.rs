@@ -440,9 +440,31 @@ fn on_file_lines(status: Status, file: &std::path::Path, lines: &[usize]) -> Sta
     Status::with_error_details(status.code(), status.message(), details)
 }
 
+/// Most times a batch is sent again after RESOURCE_EXHAUSTED (the agency's quota).
+const QUOTA_RETRIES: u32 = 20;
+
+/// Whether a batch answered `code` certainly left nothing written: refused for what it
+/// is, not cut off (a lost connection or an unavailable database may have committed it).
+fn refused_unwritten(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | FailedPrecondition
+            | PermissionDenied
+            | Unauthenticated
+            | NotFound
+            | AlreadyExists
+            | OutOfRange
+            | ResourceExhausted
+            | Unimplemented
+    )
+}
+
 /// `credit-hub records submit FILE.jsonl`: batches of 1,000 with a progress bar; each
-/// batch is atomic and carries a request id derived from the file and batch, so running
-/// the command again after a failure does not duplicate anything.
+/// batch is atomic and carries a request id derived from its own content, so running
+/// the command again after a failure (or on a file grown or edited since) writes no
+/// batch twice.
 pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow::Result<()> {
     let (lines, all): (Vec<usize>, Vec<pb::Record>) =
         read_numbered_records(file)?.into_iter().unzip();
@@ -455,24 +477,42 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
     );
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for (b, chunk) in all.chunks(1000).enumerate() {
-        let request_id = format!("{}-{b}", crate::cli::records_file::file_digest(file)?);
-        let response = client
-            .batch_submit_records(pb::BatchSubmitRecordsRequest {
-                request_id,
-                records: chunk.to_vec(),
-            })
-            .await
-            .map_err(|s| {
-                bar.abandon();
-                let lines = &lines[b * 1000..b * 1000 + chunk.len()];
-                explain(on_file_lines(s, file, lines)).context(format!(
-                    "batch {} (lines {}-{}) was refused; nothing of it was written",
-                    b + 1,
-                    lines[0],
-                    lines[lines.len() - 1]
-                ))
-            })?
-            .into_inner();
+        let request = pb::BatchSubmitRecordsRequest {
+            request_id: crate::cli::records_file::batch_request_id(chunk),
+            records: chunk.to_vec(),
+        };
+        let mut retries = 0;
+        let response = loop {
+            match client.batch_submit_records(request.clone()).await {
+                Ok(response) => break response.into_inner(),
+                Err(s) => {
+                    use tonic_types::StatusExt;
+                    let wait = s
+                        .get_details_retry_info()
+                        .and_then(|r| r.retry_delay)
+                        .filter(|_| s.code() == tonic::Code::ResourceExhausted);
+                    if let Some(wait) = wait.filter(|_| retries < QUOTA_RETRIES) {
+                        retries += 1;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    bar.abandon();
+                    let lines = &lines[b * 1000..b * 1000 + chunk.len()];
+                    let what = if refused_unwritten(s.code()) {
+                        "was refused; nothing of it was written"
+                    } else {
+                        "failed and may or may not have been written; run the same command \
+                         again: a batch already written is recognised and not written twice"
+                    };
+                    return Err(explain(on_file_lines(s, file, lines)).context(format!(
+                        "batch {} (lines {}-{}) {what}",
+                        b + 1,
+                        lines[0],
+                        lines[lines.len() - 1]
+                    )));
+                }
+            }
+        };
         for o in response.outcomes {
             *counts
                 .entry(enum_name(

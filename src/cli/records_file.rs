@@ -223,14 +223,38 @@ fn withhold_long_numbers(message: &str) -> String {
     out
 }
 
-/// A short digest of a file's contents, so retried submissions reuse their request ids.
-pub fn file_digest(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(hex::encode(&Sha256::digest(&bytes)[..8]))
+/// The request id of a batch of records: a digest of the batch itself, so the same
+/// batch sent again (a re-run after a failure) is recognised, and a batch whose file
+/// changed meanwhile is a new request rather than a refused reuse of an old id.
+pub fn batch_request_id(records: &[crate::proto::v1::Record]) -> String {
+    let mut hasher = Sha256::new();
+    for r in records {
+        let bytes = prost::Message::encode_to_vec(r);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    format!("records-{}", hex::encode(&hasher.finalize()[..12]))
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_batch_is_known_by_its_content() {
+        let r = |source: &str| crate::proto::v1::Record {
+            provenance: Some(crate::proto::v1::Provenance {
+                source_record_id: source.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = batch_request_id(&[r("A"), r("B")]);
+        assert_eq!(id, batch_request_id(&[r("A"), r("B")]));
+        assert_ne!(id, batch_request_id(&[r("A"), r("C")]));
+        assert_ne!(id, batch_request_id(&[r("AB")]));
+        assert!(id.starts_with("records-") && id.len() <= 128);
+    }
+
     use super::*;
 
     const LINE: &str = r#"{"source_record_id":"P-1","subject_enterprise":"enterprises/913710021000006576","kind":"ADMINISTRATIVE_PENALTY","tier":"MODERATE","domain":"PRICING","decision_date":"2026-10-01","document_number":"罚〔2026〕1号","deciding_authority":"市场监督管理局"}"#;

@@ -926,3 +926,49 @@ async fn a_page_stops_under_four_mib_and_leads_on_to_the_rest() {
     assert!(pages > 1, "the first page was cut short");
     assert_eq!(seen.len(), 1000, "every record, once");
 }
+
+/// `credit-hub records submit` waits out the agency's quota (RESOURCE_EXHAUSTED with
+/// RetryInfo) rather than stopping half way through a file.
+#[tokio::test]
+async fn the_cli_waits_out_the_agencys_quota() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let (agency, token) = app
+        .store
+        .create_agency(credit_hub::store::NewAgency {
+            display_name: "限速测试局".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: BTreeSet::from([credit_hub::domain::agency::Scope::RecordsWrite]),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    app.store
+        .set_agency_rate_limit(&agency.id, Some(1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.jsonl");
+    let lines: Vec<String> = (0..1001)
+        .map(|i| {
+            format!(
+                r#"{{"source_record_id":"Q-{i}","subject_enterprise":"enterprises/{}","kind":"ADMINISTRATIVE_PENALTY","tier":"MINOR","domain":"PRICING","decision_date":"2026-10-01","document_number":"罚〔2026〕{i}号","deciding_authority":"市场监督管理局","penalty_measures":["FINE"],"fine_amount_fen":100}}"#,
+                uscc(1)
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["records", "submit"])
+        .arg(&file)
+        .args(["--addr", &app.addr, "--token", &token])
+        .output()
+        .await
+        .expect("run credit-hub");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), 1001);
+}
