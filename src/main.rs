@@ -357,6 +357,14 @@ enum AgencyCommand {
         /// The agency id, as `agency list` shows it.
         id: String,
     },
+    /// Give an agency a new token (a leaked one, say), printed alone on stdout; the old
+    /// one stops working within 5 s. The agency keeps its id, records and history.
+    RotateToken {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The agency id, as `agency list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -921,6 +929,14 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             let store = storage.open_existing_store().await?;
             store.revoke_agency(id).await?;
             eprintln!("revoked agencies/{id}");
+            Ok(())
+        }
+        AgencyCommand::RotateToken { storage, id } => {
+            let id = id.trim_start_matches("agencies/");
+            let store = storage.open_existing_store().await?;
+            let token = store.rotate_agency_token(id).await?;
+            eprintln!("agencies/{id} has a new token; the old one stops working within 5 s");
+            credit_hub::out!("{token}");
             Ok(())
         }
     }

@@ -206,6 +206,27 @@ impl Store {
             .collect()
     }
 
+    /// Gives agency `id` a new token and returns it: the old one stops working (within
+    /// the token cache's lifetime), while the agency, its records and its history stay
+    /// the same (a revoked agency and a new one would split them, and the old agency's
+    /// records could no longer be withdrawn or revised by anyone).
+    pub async fn rotate_agency_token(&self, id: &str) -> Result<String> {
+        let token = new_token();
+        let done =
+            sqlx::query("UPDATE agencies SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(token_hash(&token))
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(crate::domain::Error::NotFound(format!(
+                "agencies/{id} (or it is revoked: a revoked agency is not given a new token)"
+            ))
+            .into());
+        }
+        Ok(token)
+    }
+
     /// Revokes an agency's token; its calls fail as UNAUTHENTICATED from then on.
     pub async fn revoke_agency(&self, id: &str) -> Result<()> {
         let done =

@@ -95,3 +95,59 @@ async fn health_reports_readiness_without_a_token() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+/// `agency rotate-token` gives an agency a new token: the old one is refused, the new
+/// one acts as the same agency (its records stay its own).
+#[tokio::test]
+async fn a_rotated_token_replaces_the_old_one_for_the_same_agency() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+            .args(args)
+            .args(app.storage_flags())
+            .output()
+            .expect("run credit-hub");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap().trim().to_string(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (old, said) = cli(&["agency", "add", "--name", "轮换法院", "--kind", "court"]);
+    let id = said
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("agencies/"))
+        .expect("the new agency's id")
+        .to_string();
+    let (new, _) = cli(&["agency", "rotate-token", &id]);
+    assert_ne!(old, new);
+    let get = |token: &str| {
+        let mut client = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+            app.channel.clone(),
+            Bearer::new(token).unwrap(),
+        );
+        async move {
+            client
+                .get_enterprise(pb::GetEnterpriseRequest {
+                    name: format!("enterprises/{}", uscc(1)),
+                })
+                .await
+        }
+    };
+    assert_eq!(get(&old).await.unwrap_err().code(), Code::Unauthenticated);
+    get(&new).await.expect("the new token serves");
+    let listed = app.store.list_agencies().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|l| l.agency.display_name == "轮换法院")
+            .count(),
+        1,
+        "still one agency"
+    );
+}
