@@ -737,10 +737,18 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
                 )
                 .await?;
             }
-            eprintln!(
-                "demo tokens: {}",
-                args.storage.data_dir.join("demo-tokens.txt").display()
-            );
+            let tokens = args.storage.data_dir.join("demo-tokens.txt");
+            if tokens.exists() {
+                eprintln!("demo tokens: {}", tokens.display());
+            } else {
+                // The seed writes the tokens last: without them the data here was not
+                // seeded by a finished demo (one interrupted part way leaves some of
+                // the data and no way in), or the file was removed.
+                eprintln!(
+                    "warning: {} does not exist: this database was not seeded by a finished `demo` or `seed` (an interrupted one leaves part of the data; start again on an empty --data-dir / database), or the file was removed; `credit-hub agency add` makes a token",
+                    tokens.display()
+                );
+            }
         }
         setup.close().await;
     }
