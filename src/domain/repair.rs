@@ -182,6 +182,31 @@ pub fn assess(
             });
         }
     }
+    if c.kind == RecordKind::AdministrativePenalty {
+        // Early repair needs no repeat penalty for the same kind of violation (Order 45
+        // Art. 14); the regulatory domain stands for the kind of violation here.
+        let repeat = records
+            .iter()
+            .filter(|r| {
+                r.id != record.id
+                    && r.content.kind == RecordKind::AdministrativePenalty
+                    && r.content.domain == c.domain
+                    && r.content.decision_date > c.decision_date
+                    && r.status_on(today) != RecordStatus::Withdrawn
+            })
+            .min_by_key(|r| r.content.decision_date);
+        if let Some(r) = repeat {
+            return Some(Assessment {
+                repairability: Repairability::NeverEarly,
+                from: None,
+                requirements: Vec::new(),
+                reason: format!(
+                    "Penalised again for the same kind of violation ({} on {}): not repaired early (再次因同类违法行为受到行政处罚的不予提前修复); its publicity ends by itself on {end}.",
+                    r.content.document_number, r.content.decision_date
+                ),
+            });
+        }
+    }
     if let (RecordKind::AbnormalOperationsListing, Some(AbnormalCause::AnnualReportNotFiled)) =
         (c.kind, c.attributes.abnormal_cause)
     {

@@ -111,14 +111,32 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
         ],
         ..fine(&app, 1, "revoked", pb::Tier::Serious, 500)
     };
+    // Each in a domain of its own: two in one would be a repeat violation, which rules
+    // out early repair (tested below).
+    use pb::RegulatoryDomain as D;
     let filed = app
-        .file(vec![
-            fine(&app, 1, "minor", pb::Tier::Minor, 20),
-            fine(&app, 1, "moderate-old", pb::Tier::Moderate, 200),
-            fine(&app, 1, "moderate-new", pb::Tier::Moderate, 30),
-            fine(&app, 1, "serious", pb::Tier::Serious, 100),
-            revoked,
-        ])
+        .file(
+            [
+                fine(&app, 1, "minor", pb::Tier::Minor, 20),
+                fine(&app, 1, "moderate-old", pb::Tier::Moderate, 200),
+                fine(&app, 1, "moderate-new", pb::Tier::Moderate, 30),
+                fine(&app, 1, "serious", pb::Tier::Serious, 100),
+                revoked,
+            ]
+            .into_iter()
+            .zip([
+                D::Pricing,
+                D::Drugs,
+                D::Cosmetics,
+                D::Elevators,
+                D::Metrology,
+            ])
+            .map(|(r, domain)| pb::Record {
+                domain: domain as i32,
+                ..r
+            })
+            .collect(),
+        )
         .await;
     let c = app.checkup(1).await;
     use pb::Repairability as R;
@@ -183,6 +201,21 @@ async fn checkup_dates_follow_each_tier_and_heavy_penalties_are_never_repaired_e
             "{measure:?}"
         );
     }
+
+    // A penalty followed by another for the same kind of violation (the same domain)
+    // is never repaired early either (Order 45 Art. 14); the later one may be.
+    app.register(vec![enterprise(3, ID_B)]).await;
+    let filed = app
+        .file(vec![
+            fine(&app, 3, "first", pb::Tier::Moderate, 200),
+            fine(&app, 3, "again", pb::Tier::Moderate, 150),
+        ])
+        .await;
+    let c = app.checkup(3).await;
+    let first = item(&c, &filed[0]);
+    assert_eq!(first.repairability, R::NeverEarly as i32);
+    assert!(first.reason.contains("same kind"), "{}", first.reason);
+    assert_eq!(item(&c, &filed[1]).repairability, R::RepairableNow as i32);
 }
 
 /// The check-up's "grade after repair" keeps what repairing this enterprise cannot
