@@ -418,6 +418,43 @@ pub fn states(document: &str, record: &Record) -> bool {
     serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &stated))
 }
 
+/// The missed reports a remediation certificate's statements name: (report year, the
+/// filing record that cured it), in order.
+pub fn stated_reports(statements: &Value) -> Vec<(i64, String)> {
+    fn find<'v>(v: &'v Value) -> Option<&'v Vec<Value>> {
+        match v {
+            Value::Object(fields) => match fields.get("missedAnnualReports") {
+                Some(Value::Array(items)) => Some(items),
+                _ => fields.values().find_map(find),
+            },
+            Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let mut found: Vec<(i64, String)> = find(statements)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["reportYear"].as_i64().unwrap_or_default(),
+                r["filing"]["record"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// [`stated_reports`] of a signed certificate document.
+pub fn stated_reports_in(document: &str) -> Vec<(i64, String)> {
+    serde_json::from_str::<Value>(document)
+        .map(|v| stated_reports(&v))
+        .unwrap_or_default()
+}
+
 /// A new serial number: the issue date (in China, as every date the certificate
 /// states) and 40 random bits, e.g. `XY-20261201-9F3A7C21D4`.
 pub fn serial(issued: DateTime<Utc>, random: u64) -> String {

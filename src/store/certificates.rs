@@ -11,8 +11,8 @@ use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
-    contradicts, contradicts_issue_day, issue_date, states, Certificate, CertificateKind,
-    CertificateStatus,
+    contradicts, contradicts_issue_day, issue_date, remediation_statements, stated_reports,
+    stated_reports_in, states, Certificate, CertificateKind, CertificateStatus,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -488,9 +488,10 @@ impl Store {
         Ok(suspended)
     }
 
-    /// Marks superseded the valid annual-report remediation certificates of `usccs` that
-    /// are no longer on the serious-dishonesty list on `today`: what they state is no
-    /// longer the enterprise's situation. Runs in the transaction that regrades them.
+    /// Marks superseded the valid annual-report remediation certificates of `usccs` whose
+    /// statements no longer hold on `today`: the enterprise left the serious-dishonesty
+    /// list, is listed for another cause too, or a filing or listing they rest on
+    /// changed. Runs in the transaction that regrades them.
     pub(super) async fn supersede_remediations<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -498,6 +499,36 @@ impl Store {
         today: NaiveDate,
     ) -> Result<u64> {
         let usccs: Vec<&str> = usccs.into_iter().collect();
+        // Few enterprises hold one: one read finds them, and the checks run only then.
+        let sql = format!(
+            "SELECT DISTINCT uscc FROM certificates \
+             WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {}",
+            in_json(self.backend, "uscc", 1)
+        );
+        let holders: Vec<String> =
+            bind_all(sqlx::query(&sql), vec![json_keys(usccs.iter().copied())])
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+        if holders.is_empty() {
+            return Ok(0);
+        }
+        let usccs: Vec<&str> = holders.iter().map(String::as_str).collect();
+        let left = self.supersede_delisted(tx, &usccs, today).await?;
+        let relisted = self.supersede_relisted(tx, &usccs, today).await?;
+        Ok(left + relisted + self.supersede_unfounded(tx, &usccs, today).await?)
+    }
+
+    /// Marks superseded the valid remediation certificates of `usccs` no longer on the
+    /// serious-dishonesty list on `today`.
+    async fn supersede_delisted(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: &[&str],
+        today: NaiveDate,
+    ) -> Result<u64> {
         let sql = format!(
             "UPDATE certificates SET status = 'SUPERSEDED', status_reason = {} \
              WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {} \
@@ -521,7 +552,61 @@ impl Store {
         )
         .execute(&mut **tx)
         .await?;
-        Ok(done.rows_affected() + self.supersede_relisted(tx, &usccs, today).await?)
+        Ok(done.rows_affected())
+    }
+
+    /// Marks superseded the valid remediation certificates of `usccs` whose statements
+    /// no longer hold: recomputed from the records as they are now, they fail (a filing
+    /// withdrawn, an abnormal listing for another cause added) or name other reports or
+    /// filings than the certificate does (another missed year listed since).
+    async fn supersede_unfounded(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        usccs: &[&str],
+        today: NaiveDate,
+    ) -> Result<u64> {
+        let sql = format!(
+            "SELECT serial, uscc, document FROM certificates \
+             WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {}",
+            in_json(self.backend, "uscc", 1)
+        );
+        let valid = bind_all(sqlx::query(&sql), vec![json_keys(usccs.iter().copied())])
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut superseded = 0;
+        for row in valid {
+            let serial: String = row.try_get("serial")?;
+            let uscc: String = row.try_get("uscc")?;
+            let document: String = row.try_get("document")?;
+            let records: Vec<Record> = sqlx::query("SELECT * FROM records WHERE subject_key = $1")
+                .bind(&uscc)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| RecordRow::from_row(r)?.into_record())
+                .collect::<Result<_>>()?;
+            let enterprise = Uscc::parse(&uscc).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let reason = match remediation_statements(&enterprise, &records, today) {
+                Err(unmet) => unmet.into_iter().next().map(|u| {
+                    format!("证明所据情况已变化：{}", u.description)
+                }),
+                Ok(now) if stated_reports(&now) != stated_reports_in(&document) => Some(
+                    "证明所据情况已变化：the missed annual reports and filings it states are no longer those on record".to_string(),
+                ),
+                Ok(_) => None,
+            };
+            let Some(reason) = reason else { continue };
+            let done = sqlx::query(
+                "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
+                 WHERE serial = $2 AND status = 'VALID'",
+            )
+            .bind(reason)
+            .bind(&serial)
+            .execute(&mut **tx)
+            .await?;
+            superseded += done.rows_affected();
+        }
+        Ok(superseded)
     }
 
     /// Marks superseded the valid remediation certificates of enterprises now on the

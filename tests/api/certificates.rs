@@ -115,6 +115,16 @@ fn result_of(r: &pb::VerifyCertificateResponse) -> VerificationResult {
     VerificationResult::from_number(r.result).expect("a verification result")
 }
 
+/// A request for an annual-report remediation certificate of enterprise `n`.
+fn remediation(n: u32, request_id: &str) -> pb::IssueCertificateRequest {
+    pb::IssueCertificateRequest {
+        enterprise: format!("enterprises/{}", uscc(n)),
+        kind: pb::CertificateKind::AnnualReportRemediation as i32,
+        request_id: request_id.into(),
+        ..Default::default()
+    }
+}
+
 fn listing(n: u32, source: &str, cause: pb::SeriousListingCause) -> pb::Record {
     pb::Record {
         serious_listing_cause: cause as i32,
@@ -567,12 +577,6 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
         ],
     )
     .await;
-    let remediation = |n: u32, request_id: &str| pb::IssueCertificateRequest {
-        enterprise: format!("enterprises/{}", uscc(n)),
-        kind: pb::CertificateKind::AnnualReportRemediation as i32,
-        request_id: request_id.into(),
-        ..Default::default()
-    };
     let mut market = app.certificates(AgencyKind::MarketRegulation);
     let err = market
         .issue_certificate(remediation(6, "r-6"))
@@ -684,6 +688,66 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     assert_eq!(result_of(&verified), VerificationResult::Superseded);
     assert!(
         verified.reason.contains("other than missed annual reports"),
+        "{verified:?}"
+    );
+}
+
+/// A remediation certificate rests on the filings it cites: one withdrawn (the report
+/// was not really filed) leaves the certificate superseded, not VALID and untrue.
+#[tokio::test]
+async fn a_remediation_certificate_is_superseded_when_a_filing_it_cites_is_withdrawn() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(16, ID_A)]).await;
+    use pb::{AbnormalCause as A, SeriousListingCause as S};
+    let year = {
+        use chrono::Datelike;
+        (credit_hub::api::today() - chrono::Duration::days(550)).year() - 1
+    };
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![
+            listing(16, "s-16", S::AbnormalListThreeYears),
+            abnormal(
+                16,
+                "a-16",
+                &date_days_ago(550),
+                year,
+                A::AnnualReportNotFiled,
+            ),
+            filing(16, "f-16", year, &date_days_ago(100)),
+        ],
+    )
+    .await;
+    let cert = issue(&app, remediation(16, "r-16")).await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+    let filing_name = app
+        .records(AgencyKind::MarketRegulation)
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(16)),
+            kind: pb::RecordKind::AnnualReportFiling as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records[0]
+        .name
+        .clone();
+    app.records(AgencyKind::MarketRegulation)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filing_name,
+            reason: "年报系误录".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(
+        result_of(&verified),
+        VerificationResult::Superseded,
         "{verified:?}"
     );
 }
