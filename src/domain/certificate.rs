@@ -421,7 +421,7 @@ pub fn states(document: &str, record: &Record) -> bool {
 /// The missed reports a remediation certificate's statements name: (report year, the
 /// filing record that cured it), in order.
 pub fn stated_reports(statements: &Value) -> Vec<(i64, String)> {
-    fn find<'v>(v: &'v Value) -> Option<&'v Vec<Value>> {
+    fn find(v: &Value) -> Option<&Vec<Value>> {
         match v {
             Value::Object(fields) => match fields.get("missedAnnualReports") {
                 Some(Value::Array(items)) => Some(items),
