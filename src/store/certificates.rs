@@ -401,16 +401,20 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         written: &[&Record],
     ) -> Result<usize> {
+        // Only what could contradict a certificate (see `contradicts`): a batch of
+        // lighter records reads no certificate at all.
         let serious: Vec<(&Uscc, &Record)> = written
             .iter()
             .filter_map(|r| match &r.content.subject {
                 Subject::Enterprise(u)
-                    if matches!(
-                        r.content.kind,
+                    if match r.content.kind {
                         RecordKind::AdministrativePenalty
-                            | RecordKind::AdministrativeCoerciveMeasure
-                            | RecordKind::SeriousDishonestyListing
-                    ) =>
+                        | RecordKind::AdministrativeCoerciveMeasure => {
+                            r.content.tier == crate::domain::codes::Tier::Serious
+                        }
+                        RecordKind::SeriousDishonestyListing => true,
+                        _ => false,
+                    } =>
                 {
                     Some((u, *r))
                 }
