@@ -174,12 +174,30 @@ impl Store {
                     // The stored row may lack a start date (a current legal
                     // representative is registered without one): the given tenure
                     // ending it then supplies it.
-                    let given_end = e.roles.iter().find(|r| {
-                        r.kind == old.kind
-                            && r.person.key == old.person.key
-                            && r.end.is_some()
-                            && (r.start.is_none() || old.start.is_none() || r.start == old.start)
-                    });
+                    // A given tenure already stored as an ended row is that row (the
+                    // history sent back as read), not this one; of the others, the
+                    // latest ending.
+                    let given_end = e
+                        .roles
+                        .iter()
+                        .filter(|r| {
+                            r.kind == old.kind
+                                && r.person.key == old.person.key
+                                && r.end.is_some()
+                                && (r.start.is_none()
+                                    || old.start.is_none()
+                                    || r.start == old.start)
+                        })
+                        .filter(|r| {
+                            !stored.iter().any(|s| {
+                                s.end.is_some()
+                                    && s.kind == r.kind
+                                    && s.person.key == r.person.key
+                                    && s.start == r.start
+                                    && s.end == r.end
+                            })
+                        })
+                        .max_by_key(|r| r.end);
                     let (end, start) = match given_end {
                         Some(given) => {
                             ended_as_given.push(given);

@@ -243,6 +243,46 @@ async fn a_representative_handed_over_with_its_end_date_is_ended_once_on_that_da
     }
 }
 
+/// A handover that sends the outgoing representative's earlier, already ended tenure
+/// back as it was read ends the current tenure today and leaves the old one as it was.
+#[tokio::test]
+async fn a_handover_sending_back_an_earlier_tenure_keeps_it_as_it_was() {
+    let app = spawn_app().await;
+    let earlier = pb::EnterpriseRole {
+        kind: pb::RoleKind::LegalRepresentative as i32,
+        person: Some(person("张伟", ID_A)),
+        start_date: "2005-01-01".into(),
+        end_date: "2008-06-30".into(),
+    };
+    let mut first = enterprise(8, ID_A);
+    first.roles = vec![earlier.clone()];
+    app.register(vec![first]).await;
+    let mut handed_over = enterprise(8, ID_B);
+    handed_over.roles = vec![earlier];
+    app.register(vec![handed_over]).await;
+    let got = app.enterprise_as(AgencyKind::MarketRegulation, 8).await;
+    let mut tenures: Vec<(String, String)> = got
+        .roles
+        .iter()
+        .filter(|r| {
+            r.kind == pb::RoleKind::LegalRepresentative as i32
+                && r.person.as_ref().unwrap().masked_id_number == "110105********002X"
+        })
+        .map(|r| (r.start_date.clone(), r.end_date.clone()))
+        .collect();
+    tenures.sort();
+    let today = app.clock.today().to_string();
+    assert_eq!(
+        tenures,
+        [
+            (String::new(), today),
+            ("2005-01-01".to_string(), "2008-06-30".to_string())
+        ],
+        "{:?}",
+        got.roles
+    );
+}
+
 /// A person's role is listed once: the same current role twice, or the same tenure
 /// twice, is refused naming the repeat (it would be stored and shown twice), while two
 /// different tenures of one person are two roles.
