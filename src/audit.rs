@@ -215,33 +215,40 @@ impl AuditLog {
     }
 }
 
-/// Queues `pending` for the writer; false when the writer has stopped. When the queue is
-/// full (the database stalled) a task of its own waits for room: the caller may be gone
-/// by then (its deadline passed, it hung up), and its entry must still be written.
+/// Entries waiting for room in a full queue, each in a task of its own, at most
+/// [`OVERFLOW`]: past that, calls are refused (UNAVAILABLE) rather than held in memory
+/// without bound while the database is away.
+static OVERFLOWING: AtomicU64 = AtomicU64::new(0);
+
+/// Most entries that wait for room in a full queue.
+const OVERFLOW: u64 = 4 * GROUP as u64;
+
+/// Queues `pending` for the writer; false when the writer has stopped or too many
+/// entries already wait. When the queue is full (the database stalled) a task of its own
+/// waits for room: the caller may be gone by then (its deadline passed, it hung up), and
+/// its entry must still be written.
 fn enqueue(tx: &mpsc::Sender<Pending>, pending: Pending) -> bool {
     match tx.try_send(pending) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Closed(_)) => false,
         Err(mpsc::error::TrySendError::Full(pending)) => {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let tx = tx.clone();
-                    runtime.spawn(async move {
-                        if tx.send(pending).await.is_err() {
-                            tracing::error!(
-                                "the audit writer stopped: a queued entry was not written"
-                            );
-                        }
-                    });
-                    true
-                }
-                Err(_) => {
-                    tracing::error!(
-                        "audit queue full outside the server: an entry was not written"
-                    );
-                    false
-                }
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                tracing::error!("audit queue full outside the server: an entry was not written");
+                return false;
+            };
+            if OVERFLOWING.fetch_add(1, Ordering::Relaxed) >= OVERFLOW {
+                OVERFLOWING.fetch_sub(1, Ordering::Relaxed);
+                tracing::error!("audit queue and its overflow are full: an entry was not queued");
+                return false;
             }
+            let tx = tx.clone();
+            runtime.spawn(async move {
+                if tx.send(pending).await.is_err() {
+                    tracing::error!("the audit writer stopped: a queued entry was not written");
+                }
+                OVERFLOWING.fetch_sub(1, Ordering::Relaxed);
+            });
+            true
         }
     }
 }
