@@ -282,7 +282,13 @@ fn record<R: Rng>(
             }
         }
         RecordKind::AbnormalOperationsListing => {
-            a.abnormal_cause = Some(*AbnormalCause::ALL.choose(rng).expect("causes"))
+            let cause = *AbnormalCause::ALL.choose(rng).expect("causes");
+            a.abnormal_cause = Some(cause);
+            if cause == AbnormalCause::AnnualReportNotFiled {
+                a.report_year = Some(crate::domain::record::latest_late_report_year(
+                    decision_date,
+                ));
+            }
         }
         RecordKind::SeriousDishonestyListing => {
             a.serious_listing_cause = Some(if rng.gen_bool(0.6) {

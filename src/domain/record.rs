@@ -181,19 +181,25 @@ pub fn stored_person(key: String, name: String, masked: String) -> Subject {
 /// to it are looked for: the three years on the abnormal list, and a year's slack.
 pub const ABNORMAL_LOOKBACK_YEARS: u32 = 4;
 
+/// The latest year whose annual report is late on `date`: a year's report is due by 30
+/// June of the next, so on a day in the first half of 2024 it is 2022's, later in 2024
+/// 2023's.
+pub fn latest_late_report_year(date: NaiveDate) -> i32 {
+    if date.month() <= 6 {
+        date.year() - 2
+    } else {
+        date.year() - 1
+    }
+}
+
 /// The year whose annual report an abnormal-operations listing for a missed report is
-/// about: as recorded, else the latest report already late on the listing's date
-/// (a year's report is due by 30 June of the next year, so a listing decided in the
-/// first half of 2024 is about the 2022 report, one decided later in 2024 about 2023's).
+/// about. New listings must name it; one stored before that rule (without it) keeps
+/// the meaning it was filed under, the year before the listing's.
 pub fn missed_report_year(listing: &RecordContent) -> i32 {
-    listing.attributes.report_year.unwrap_or_else(|| {
-        let date = listing.decision_date;
-        if date.month() <= 6 {
-            date.year() - 2
-        } else {
-            date.year() - 1
-        }
-    })
+    listing
+        .attributes
+        .report_year
+        .unwrap_or(listing.decision_date.year() - 1)
 }
 
 /// The end of the publicity window when the agency gives none: warnings are never
@@ -269,6 +275,28 @@ pub fn check_consistency(
             format!("{path}.serious_listing_cause"),
             "a serious-dishonesty listing needs its cause",
         ),
+        RecordKind::AbnormalOperationsListing
+            if a.abnormal_cause == Some(AbnormalCause::AnnualReportNotFiled) =>
+        {
+            let late = latest_late_report_year(content.decision_date);
+            match a.report_year {
+                None => v.add(
+                    format!("{path}.report_year"),
+                    format!(
+                        "a listing for a missed annual report names the year it missed (on {} the latest report already late is {late}'s)",
+                        content.decision_date
+                    ),
+                ),
+                Some(year) if year > late => v.add(
+                    format!("{path}.report_year"),
+                    format!(
+                        "the {year} annual report was not yet late on {} (due by 30 June of the next year); the latest late one is {late}'s",
+                        content.decision_date
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         RecordKind::AnnualReportFiling if a.report_year.is_none() => v.add(
             format!("{path}.report_year"),
             "an annual-report filing needs the year it reports on",
@@ -409,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn a_listing_without_its_year_is_about_the_latest_report_late_on_its_date() {
+    fn a_listing_for_a_missed_report_names_a_year_already_late() {
         let listing = |date: &str, year: Option<i32>| RecordContent {
             subject: Subject::Enterprise(
                 crate::domain::ids::Uscc::parse("914403001922038216").unwrap(),
@@ -424,14 +452,36 @@ mod tests {
             publicity_end: d("2030-01-01"),
             attributes: Attributes {
                 report_year: year,
+                abnormal_cause: Some(AbnormalCause::AnnualReportNotFiled),
                 ..Default::default()
             },
         };
-        // The 2023 report is due by 2024-06-30: a listing before then is about 2022's.
-        assert_eq!(missed_report_year(&listing("2024-03-15", None)), 2022);
-        assert_eq!(missed_report_year(&listing("2024-06-30", None)), 2022);
-        assert_eq!(missed_report_year(&listing("2024-07-01", None)), 2023);
+        // The 2023 report is due by 2024-06-30: before then the latest late is 2022's.
+        assert_eq!(latest_late_report_year(d("2024-03-15")), 2022);
+        assert_eq!(latest_late_report_year(d("2024-06-30")), 2022);
+        assert_eq!(latest_late_report_year(d("2024-07-01")), 2023);
+        // A listing stored without its year keeps the meaning it was filed under.
+        assert_eq!(missed_report_year(&listing("2024-03-15", None)), 2023);
         assert_eq!(missed_report_year(&listing("2024-03-15", Some(2021))), 2021);
+        // New ones must name it, and a year already late.
+        let mut v = Violations::default();
+        check_consistency("r", &listing("2024-03-15", None), d("2024-04-01"), &mut v);
+        check_consistency(
+            "r",
+            &listing("2024-03-15", Some(2023)),
+            d("2024-04-01"),
+            &mut v,
+        );
+        check_consistency(
+            "r",
+            &listing("2024-03-15", Some(2022)),
+            d("2024-04-01"),
+            &mut v,
+        );
+        let Err(crate::domain::Error::InvalidArgument(found)) = v.finish(()) else {
+            panic!("refused")
+        };
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]

@@ -543,8 +543,9 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     // Dated back from today (the listings 150 days ago): two missed annual reports of
     // different years on the abnormal list within the four years before the listing.
     let missed_year = |days: i64| -> i32 {
-        use chrono::Datelike;
-        (credit_hub::api::today() - chrono::Duration::days(days)).year() - 1
+        credit_hub::domain::record::latest_late_report_year(
+            credit_hub::api::today() - chrono::Duration::days(days),
+        )
     };
     let (first, second) = (missed_year(950), missed_year(550));
     app.submit(
@@ -699,10 +700,9 @@ async fn a_remediation_certificate_is_superseded_when_a_filing_it_cites_is_withd
     let app = spawn_app().await;
     app.register(vec![enterprise(16, ID_A)]).await;
     use pb::{AbnormalCause as A, SeriousListingCause as S};
-    let year = {
-        use chrono::Datelike;
-        (credit_hub::api::today() - chrono::Duration::days(550)).year() - 1
-    };
+    let year = credit_hub::domain::record::latest_late_report_year(
+        credit_hub::api::today() - chrono::Duration::days(550),
+    );
     app.submit(
         AgencyKind::MarketRegulation,
         vec![

@@ -288,46 +288,29 @@ async fn a_missed_annual_report_listing_waits_for_the_report() {
         pb::Repairability::RepairableNow as i32
     );
 
-    // Listings rarely name the year: it is then the latest report already late on the
-    // listing's date (a report is due by 30 June of the next year).
+    // A listing must name the year it missed: without it, which filing cures it would be
+    // a guess.
     app.register(vec![enterprise(31, ID_A)]).await;
-    let listed_on = days_ago(&app, 200);
     let unnamed = pb::Record {
         report_year: 0,
         ..abnormal(
             31,
             "abnormal-31",
-            &listed_on.to_string(),
+            &days_ago(&app, 200).to_string(),
             year,
             pb::AbnormalCause::AnnualReportNotFiled,
         )
     };
-    let listed = app.file(vec![unnamed]).await;
-    let missed = if listed_on.month() <= 6 {
-        listed_on.year() - 2
-    } else {
-        listed_on.year() - 1
-    };
-    let waiting = app.checkup(31).await;
-    let it = item(&waiting, &listed[0]);
-    assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
-    assert!(
-        it.reason
-            .contains(&format!("filing the {missed} annual report")),
-        "{}",
-        it.reason
-    );
-    app.file(vec![filing(
-        31,
-        "filing-31",
-        missed,
-        &days_ago(&app, 5).to_string(),
-    )])
-    .await;
-    assert_eq!(
-        item(&app.checkup(31).await, &listed[0]).repairability,
-        pb::Repairability::RepairableNow as i32
-    );
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![unnamed],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["records[0].report_year"]);
 }
 
 /// Grades are internal to supervision: a repair desk without grades:read gets the
