@@ -285,6 +285,13 @@ impl GradeService for GradeApi {
         let agency = caller(&req, Scope::GradesRead)?;
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
+        // The token the stream was opened with, if any: a rotated or revoked one ends it.
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {
@@ -342,17 +349,25 @@ impl GradeService for GradeApi {
             let mut checked = tokio::time::Instant::now();
             loop {
                 // A stream outlives its call's authentication: an agency revoked, or
-                // stripped of the grades scope, stops receiving within the time a
-                // new call would take to notice (the token cache's lifetime).
+                // stripped of the grades scope, or whose token was rotated, stops
+                // receiving within the time a new call would take to notice (the token
+                // cache's lifetime).
                 if checked.elapsed() >= crate::auth::TOKEN_CACHE_TTL {
                     checked = tokio::time::Instant::now();
-                    let refused = match store.active_agency(&watcher).await {
+                    let now = match &token {
+                        Some(t) => store
+                            .agency_by_token(t)
+                            .await
+                            .map(|a| a.filter(|a| a.id == watcher)),
+                        None => store.active_agency(&watcher).await,
+                    };
+                    let refused = match now {
                         Ok(Some(a)) if a.scopes.contains(&Scope::GradesRead) => None,
                         Ok(Some(_)) => Some(Status::from(Error::PermissionDenied(
                             "the agency no longer holds the grades:read scope".into(),
                         ))),
                         Ok(None) => Some(crate::auth::unauthenticated(
-                            "the agency was revoked; its stream ends",
+                            "the token or agency this stream was opened with was revoked or replaced; the stream ends",
                         )),
                         Err(e) => Some(Status::from(e)),
                     };

@@ -947,4 +947,37 @@ async fn a_revoked_agencys_watch_ends() {
     .expect("the stream ends");
     let status = ended.expect("with an error");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    // So does one opened with a token since rotated (a leaked one replaced).
+    let (agency, token) = app
+        .store
+        .create_agency(credit_hub::store::NewAgency {
+            display_name: "轮换税务局".into(),
+            kind: AgencyKind::Tax,
+            scopes: [credit_hub::domain::agency::Scope::GradesRead].into(),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    let mut stream = pb::grade_service_client::GradeServiceClient::with_interceptor(
+        app.channel.clone(),
+        credit_hub::cli::Bearer::new(&token).unwrap(),
+    )
+    .watch_grade_changes(watch_request(""))
+    .await
+    .unwrap()
+    .into_inner();
+    app.store.rotate_agency_token(&agency.id).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(ended.expect("with an error").code(), Code::Unauthenticated);
 }
