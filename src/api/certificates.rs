@@ -337,6 +337,9 @@ impl CertificateService for CertificateApi {
             .store
             .list_certificates(&filter, after, size + 1, now)
             .await?;
+        let size = super::paging::size_within_bytes(&found, size, |c| {
+            prost::Message::encoded_len(&certificate_out(c, now))
+        });
         let next_page_token = next_page(&mut found, size, &query, |c| {
             (c.issued_at, c.serial.clone())
         });

@@ -582,13 +582,14 @@ impl Store {
             let serial: String = row.try_get("serial")?;
             let uscc: String = row.try_get("uscc")?;
             let document: String = row.try_get("document")?;
-            let records: Vec<Record> = sqlx::query("SELECT * FROM records WHERE subject_key = $1")
-                .bind(&uscc)
-                .fetch_all(&mut **tx)
-                .await?
-                .iter()
-                .map(|r| RecordRow::from_row(r)?.into_record())
-                .collect::<Result<_>>()?;
+            let records: Vec<Record> =
+                sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
+                    .bind(&uscc)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|r| RecordRow::from_row(r)?.into_record())
+                    .collect::<Result<_>>()?;
             let enterprise = Uscc::parse(&uscc).map_err(|e| Error::Corrupt(e.to_string()))?;
             let reason = match remediation_statements(&enterprise, &records, today) {
                 Err(unmet) => unmet.into_iter().next().map(|u| {

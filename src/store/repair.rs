@@ -303,7 +303,7 @@ impl Store {
             // below would otherwise be repaired unseen (and the record's new subject
             // never regraded). Locked, the read waits for it and sees what it left.
             let sql = format!(
-                "SELECT * FROM records WHERE subject_key = $1{}",
+                "SELECT * FROM records WHERE subject_key = $1 ORDER BY id{}",
                 for_update(self.backend)
             );
             let rows = sqlx::query(&sql)
