@@ -90,6 +90,18 @@ fn is_transient(code: &str) -> bool {
     )
 }
 
+/// What [`Store::confirm_person_key`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonKeyCheck {
+    /// The key the database's persons were keyed with.
+    Same,
+    /// Recorded now, the first time a key was checked; `persons_before` when persons
+    /// were stored already (a database from before the check), whose key it cannot tell.
+    RecordedNow { persons_before: bool },
+    /// Another key than the one recorded.
+    Other,
+}
+
 /// Shorthand for storage results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -367,21 +379,38 @@ impl Store {
 
     /// Whether `fingerprint` (see [`crate::domain::ids::PersonKeyer::fingerprint`]) is
     /// the person key's this database was keyed with; the first key to ask is recorded.
-    pub async fn confirm_person_key(&self, fingerprint: &str) -> Result<bool> {
+    pub async fn confirm_person_key(&self, fingerprint: &str) -> Result<PersonKeyCheck> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        let recorded = sqlx::query(
             "INSERT INTO person_key_check (id, fingerprint) VALUES (1, $1) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(fingerprint)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
         let stored: String =
             sqlx::query_scalar("SELECT fingerprint FROM person_key_check WHERE id = 1")
                 .fetch_one(&mut *tx)
                 .await?;
+        let check = if stored != fingerprint {
+            PersonKeyCheck::Other
+        } else if recorded {
+            let persons: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(1 AS BIGINT) FROM enterprise_roles UNION ALL \
+                 SELECT CAST(1 AS BIGINT) FROM records WHERE subject_type = 'person' LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            PersonKeyCheck::RecordedNow {
+                persons_before: persons.is_some(),
+            }
+        } else {
+            PersonKeyCheck::Same
+        };
         tx.commit().await?;
-        Ok(stored == fingerprint)
+        Ok(check)
     }
 
     /// Whether every migration this binary knows has been applied. A newer schema
