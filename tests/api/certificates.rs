@@ -115,6 +115,31 @@ fn result_of(r: &pb::VerifyCertificateResponse) -> VerificationResult {
     VerificationResult::from_number(r.result).expect("a verification result")
 }
 
+/// Withdraws, as market regulation, the one record of `kind` about enterprise `n`.
+async fn withdraw_only(app: &TestApp, n: u32, kind: pb::RecordKind, reason: &str) {
+    let mut records = app.records(AgencyKind::MarketRegulation);
+    let name = records
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(n)),
+            kind: kind as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records[0]
+        .name
+        .clone();
+    records
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name,
+            reason: reason.into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
 /// A request for an annual-report remediation certificate of enterprise `n`.
 fn remediation(n: u32, request_id: &str) -> pb::IssueCertificateRequest {
     pb::IssueCertificateRequest {
@@ -643,27 +668,13 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     );
 
     // The listing is withdrawn: the enterprise has left the list.
-    let listing_name = app
-        .records(AgencyKind::MarketRegulation)
-        .list_records(pb::ListRecordsRequest {
-            subject_enterprise: format!("enterprises/{}", uscc(6)),
-            kind: pb::RecordKind::SeriousDishonestyListing as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records[0]
-        .name
-        .clone();
-    app.records(AgencyKind::MarketRegulation)
-        .withdraw_record(pb::WithdrawRecordRequest {
-            name: listing_name,
-            reason: "移出严重违法失信名单".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    withdraw_only(
+        &app,
+        6,
+        pb::RecordKind::SeriousDishonestyListing,
+        "移出严重违法失信名单",
+    )
+    .await;
     let verified = app.verify(&cert.document).await;
     assert_eq!(result_of(&verified), VerificationResult::Superseded);
     assert_eq!(verified.status, pb::CertificateStatus::Superseded as i32);
@@ -723,27 +734,7 @@ async fn a_remediation_certificate_is_superseded_when_a_filing_it_cites_is_withd
         result_of(&app.verify(&cert.document).await),
         VerificationResult::Valid
     );
-    let filing_name = app
-        .records(AgencyKind::MarketRegulation)
-        .list_records(pb::ListRecordsRequest {
-            subject_enterprise: format!("enterprises/{}", uscc(16)),
-            kind: pb::RecordKind::AnnualReportFiling as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records[0]
-        .name
-        .clone();
-    app.records(AgencyKind::MarketRegulation)
-        .withdraw_record(pb::WithdrawRecordRequest {
-            name: filing_name,
-            reason: "年报系误录".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    withdraw_only(&app, 16, pb::RecordKind::AnnualReportFiling, "年报系误录").await;
     let verified = app.verify(&cert.document).await;
     assert_eq!(
         result_of(&verified),

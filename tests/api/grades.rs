@@ -917,6 +917,23 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
     assert_eq!(grades[1]["enterprise"], format!("enterprises/{}", uscc(2)));
 }
 
+/// How `stream` ends (within 15 s): its error, or None when it just closes.
+async fn stream_end(
+    stream: &mut tonic::Streaming<pb::WatchGradeChangesResponse>,
+) -> Option<tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends")
+}
+
 /// A watch outlives the call that authenticated it: once its agency is revoked, the
 /// stream ends UNAUTHENTICATED (within the token cache's lifetime) instead of going on
 /// receiving every grade change.
@@ -934,17 +951,7 @@ async fn a_revoked_agencys_watch_ends() {
         .clone();
     let mut stream = watch(&app, "").await;
     app.store.revoke_agency(&tax).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return Some(status),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
+    let ended = stream_end(&mut stream).await;
     let status = ended.expect("with an error");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 
@@ -968,16 +975,6 @@ async fn a_revoked_agencys_watch_ends() {
     .unwrap()
     .into_inner();
     app.store.rotate_agency_token(&agency.id).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return Some(status),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
+    let ended = stream_end(&mut stream).await;
     assert_eq!(ended.expect("with an error").code(), Code::Unauthenticated);
 }
