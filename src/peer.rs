@@ -99,6 +99,9 @@ fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     host_bits >= bits || (ip >> host_bits) == (net >> host_bits)
 }
 
+/// The header a gateway appends the address of the client it serves to.
+pub const FORWARDED_FOR: &str = "x-forwarded-for";
+
 /// Which gateways are trusted and where they put the forwarded certificate.
 #[derive(Debug, Clone)]
 pub struct PeerPolicy {
@@ -121,6 +124,37 @@ impl PeerPolicy {
         let header = http::HeaderName::from_str(&header.to_ascii_lowercase())
             .map_err(|_| format!("{header:?} is not a valid header name"))?;
         Ok(PeerPolicy { gateways, header })
+    }
+
+    /// The address a call comes from: the connection's, or, on a connection from a
+    /// trusted gateway, the last address in its `forwarded_for` header (the one the
+    /// gateway appended: earlier ones are the client's own claims). Behind a gateway
+    /// every connection is the gateway's, so without this all callers would share one
+    /// address. A header from anyone else is ignored.
+    pub fn client_address(
+        &self,
+        extensions: &http::Extensions,
+        forwarded_for: Option<&str>,
+    ) -> Option<IpAddr> {
+        let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+        let remote = extensions
+            .get::<TcpConnectInfo>()
+            .or_else(|| tls.map(TlsConnectInfo::get_ref))
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|a| a.ip());
+        let names = tls
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|chain| {
+                chain
+                    .first()
+                    .and_then(|leaf| certificate_names(leaf.as_ref()).ok())
+            })
+            .unwrap_or_default();
+        let forwarded = forwarded_for
+            .filter(|_| self.gateways.iter().any(|g| g.admits(&names, remote)))
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok());
+        forwarded.or(remote)
     }
 
     /// The certificate names the caller presented, if it presented a certificate.

@@ -137,6 +137,7 @@ impl Server {
                 keyer,
                 clock: Clock::default(),
                 purposes: PurposePolicy::builtin(),
+                peers: PeerPolicy::default(),
             }),
             regrade_every: Duration::from_secs(60),
             audit: AuditSettings::default(),
@@ -203,6 +204,9 @@ impl Server {
 
     /// Which gateways may forward their callers' client certificates.
     pub fn peers(mut self, peers: PeerPolicy) -> Self {
+        let mut state = State::clone(&self.state);
+        state.peers = peers.clone();
+        self.state = Arc::new(state);
         self.peers = peers;
         self
     }

@@ -402,7 +402,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::VerifyCertificateRequest>,
     ) -> Result<Response<pb::VerifyCertificateResponse>, Status> {
-        self.public_calls.admit(&req)?;
+        self.public_calls.admit(&req, &self.state.peers)?;
         let document = &req.get_ref().document;
         if document.trim().is_empty() {
             return Err(Error::invalid("document", "is required: the certificate JSON").into());
@@ -475,7 +475,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::ListIssuerKeysRequest>,
     ) -> Result<Response<pb::ListIssuerKeysResponse>, Status> {
-        self.public_calls.admit(&req)?;
+        self.public_calls.admit(&req, &self.state.peers)?;
         let keys = self.state.store.issuer_keys().await?;
         Ok(Response::new(pb::ListIssuerKeysResponse {
             keys: keys

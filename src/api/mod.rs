@@ -47,6 +47,8 @@ pub struct State {
     pub clock: Clock,
     /// Which purposes each kind of agency may declare.
     pub purposes: PurposePolicy,
+    /// Which gateways are trusted to say who their callers are.
+    pub peers: crate::peer::PeerPolicy,
 }
 
 impl State {

@@ -8,6 +8,7 @@ use tonic::{Request, Status};
 use tonic_types::ErrorDetails;
 
 use super::error::status;
+use crate::peer::{PeerPolicy, FORWARDED_FOR};
 use crate::quota::TokenBuckets;
 
 /// Requests per second per client address for the public RPCs.
@@ -26,22 +27,31 @@ impl PublicLimit {
     }
 
     /// Refuses a call over its address's rate: RESOURCE_EXHAUSTED with RetryInfo and a
-    /// QuotaFailure naming the address. Behind a gateway the address is the gateway's.
-    pub fn admit<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(addr) = req.remote_addr() else {
+    /// QuotaFailure naming the address. The address is the client's as a trusted gateway
+    /// forwards it (see [`PeerPolicy::client_address`]); an IPv6 address counts by its
+    /// /64, which one host can fill with addresses.
+    pub fn admit<T>(&self, req: &Request<T>, peers: &PeerPolicy) -> Result<(), Status> {
+        let forwarded = req
+            .metadata()
+            .get(FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok());
+        let Some(ip) = peers.client_address(req.extensions(), forwarded) else {
             return Ok(());
         };
-        self.buckets.take(addr.ip(), self.rate).map_err(|retry| {
+        let ip = match ip {
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            v4 => v4,
+        };
+        self.buckets.take(ip, self.rate).map_err(|retry| {
             let mut details = ErrorDetails::with_retry_info(Some(retry));
             details.add_quota_failure_violation(
-                format!("clientAddress/{}", addr.ip()),
+                format!("clientAddress/{ip}"),
                 "public calls per second from this address exceeded",
             );
             status(
                 tonic::Code::ResourceExhausted,
                 format!(
-                    "too many public calls from {}; retry in {} ms",
-                    addr.ip(),
+                    "too many public calls from {ip}; retry in {} ms",
                     retry.as_millis().max(1)
                 ),
                 "RATE_LIMITED",

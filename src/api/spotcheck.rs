@@ -560,7 +560,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::VerifyDrawRequest>,
     ) -> Result<Response<pb::VerifyDrawResponse>, Status> {
-        self.public_calls.admit(&req)?;
+        self.public_calls.admit(&req, &self.state.peers)?;
         let id = resource_id("name", "spotCheckPlans", &req.get_ref().name)?;
         let plan = self
             .state
@@ -880,7 +880,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::ListPublishedResultsRequest>,
     ) -> Result<Response<pb::ListPublishedResultsResponse>, Status> {
-        self.public_calls.admit(&req)?;
+        self.public_calls.admit(&req, &self.state.peers)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let plan = if r.plan.is_empty() {

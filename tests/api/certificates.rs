@@ -868,6 +868,61 @@ async fn public_verification_is_rate_limited_per_client_address() {
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
 }
 
+/// Behind a trusted gateway every connection is the gateway's: the public limit counts
+/// the client address the gateway forwards, so one busy client does not block the
+/// others; the header is believed only from the gateway.
+#[tokio::test]
+async fn behind_a_trusted_gateway_the_public_limit_counts_each_client() {
+    let app = spawn_app().await;
+    let settings = || CertificateSettings {
+        public_rate: 3,
+        ..CertificateSettings::default()
+    };
+    let keys = |channel: &Channel, client: &'static str| {
+        let mut certificates = CertificateServiceClient::new(channel.clone());
+        async move {
+            let mut request = tonic::Request::new(pb::ListIssuerKeysRequest {});
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", client.parse().unwrap());
+            certificates.list_issuer_keys(request).await
+        }
+    };
+    let gateway = credit_hub::peer::PeerPolicy::new(
+        vec!["127.0.0.1/32".parse().unwrap()],
+        credit_hub::peer::DEFAULT_FORWARDED_CERT_HEADER,
+    )
+    .unwrap();
+    let (addr, _stop) = another_server(&app, |s| s.certificates(settings()).peers(gateway)).await;
+    let channel = channel_to(addr).await;
+    let mut busy = None;
+    for _ in 0..10 {
+        if let Err(e) = keys(&channel, "198.51.100.7, 203.0.113.5").await {
+            busy = Some(e);
+            break;
+        }
+    }
+    assert_eq!(
+        busy.expect("the busy client is limited").code(),
+        Code::ResourceExhausted
+    );
+    keys(&channel, "203.0.113.6")
+        .await
+        .expect("another client behind the gateway is served");
+
+    // Without a trusted gateway, the header is anybody's claim and counts for nothing.
+    let (channel, _stop) = replica(&app, settings()).await;
+    let mut refused = false;
+    for i in 0..10 {
+        let client: &'static str = ["203.0.113.10", "203.0.113.11"][i % 2];
+        if keys(&channel, client).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "one connection address, one allowance");
+}
+
 #[tokio::test]
 async fn a_rotated_key_signs_new_certificates_and_the_old_ones_keep_verifying() {
     let app = spawn_app().await;
