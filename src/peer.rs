@@ -126,6 +126,12 @@ impl PeerPolicy {
         Ok(PeerPolicy { gateways, header })
     }
 
+    /// Whether a connection from `remote` presenting a certificate with `names` is one
+    /// of the trusted gateways.
+    fn is_gateway(&self, names: &[String], remote: Option<IpAddr>) -> bool {
+        self.gateways.iter().any(|g| g.admits(names, remote))
+    }
+
     /// The address a call comes from: the connection's, or, on a connection from a
     /// trusted gateway, the last address in its `forwarded_for` header (the one the
     /// gateway appended: earlier ones are the client's own claims). Behind a gateway
@@ -136,25 +142,20 @@ impl PeerPolicy {
         extensions: &http::Extensions,
         forwarded_for: Option<&str>,
     ) -> Option<IpAddr> {
-        let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
-        let remote = extensions
-            .get::<TcpConnectInfo>()
-            .or_else(|| tls.map(TlsConnectInfo::get_ref))
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|a| a.ip());
-        let names = tls
-            .and_then(TlsConnectInfo::peer_certs)
-            .and_then(|chain| {
-                chain
-                    .first()
-                    .and_then(|leaf| certificate_names(leaf.as_ref()).ok())
-            })
-            .unwrap_or_default();
-        let forwarded = forwarded_for
-            .filter(|_| self.gateways.iter().any(|g| g.admits(&names, remote)))
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|last| last.trim().parse::<IpAddr>().ok());
-        forwarded.or(remote)
+        let (remote, direct) = connection(extensions);
+        // Without trusted gateways (a direct deployment) no certificate is parsed.
+        let Some(forwarded_for) = forwarded_for.filter(|_| !self.gateways.is_empty()) else {
+            return remote;
+        };
+        let names = direct.ok().flatten().unwrap_or_default();
+        if !self.is_gateway(&names, remote) {
+            return remote;
+        }
+        forwarded_for
+            .rsplit(',')
+            .next()
+            .and_then(|last| last.trim().parse::<IpAddr>().ok())
+            .or(remote)
     }
 
     /// The certificate names the caller presented, if it presented a certificate.
@@ -169,21 +170,10 @@ impl PeerPolicy {
         extensions: &http::Extensions,
         headers: &http::HeaderMap,
     ) -> Result<Option<Vec<String>>, PeerError> {
-        let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
-        let remote = extensions
-            .get::<TcpConnectInfo>()
-            .or_else(|| tls.map(TlsConnectInfo::get_ref))
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|a| a.ip());
-        let direct = match tls.and_then(TlsConnectInfo::peer_certs) {
-            Some(chain) => match chain.first() {
-                Some(leaf) => Some(certificate_names(leaf.as_ref())?),
-                None => None,
-            },
-            None => None,
-        };
+        let (remote, direct) = connection(extensions);
+        let direct = direct?;
         let names = direct.as_deref().unwrap_or_default();
-        if self.gateways.iter().any(|g| g.admits(names, remote)) {
+        if self.is_gateway(names, remote) {
             return match headers.get(&self.header) {
                 Some(value) => {
                     let bad = || PeerError::BadForwarded(self.header.as_str().to_owned());
@@ -195,6 +185,25 @@ impl PeerPolicy {
         }
         Ok(direct)
     }
+}
+
+/// A connection's remote address, and the names in the client certificate TLS verified
+/// on it (None without one).
+type Connection = (Option<IpAddr>, Result<Option<Vec<String>>, PeerError>);
+
+/// What the request's `extensions` say about its connection.
+fn connection(extensions: &http::Extensions) -> Connection {
+    let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+    let remote = extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| tls.map(TlsConnectInfo::get_ref))
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|a| a.ip());
+    let names = tls
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().map(|leaf| certificate_names(leaf.as_ref())))
+        .transpose();
+    (remote, names)
 }
 
 /// The names a DER certificate carries: subject Common Name(s), then its DNS, URI and

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::records::RecordRow;
+use super::records::records_with_key;
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
@@ -171,13 +171,7 @@ impl Store {
 
     /// Every record about an enterprise, in any status.
     pub async fn records_about(&self, uscc: &Uscc) -> Result<Vec<Record>> {
-        let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
-            .bind(uscc.as_str())
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter()
-            .map(|r| RecordRow::from_row(r)?.into_record())
-            .collect()
+        records_with_key(&self.read, uscc.as_str()).await
     }
 
     /// The certificate an earlier request with `key` produced, if any. Refuses a
@@ -221,14 +215,7 @@ impl Store {
     ) -> Result<Certificate> {
         let mut tx = self.begin_write().await?;
         self.lock_grading(&mut tx, [uscc.as_str()]).await?;
-        let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
-            .bind(uscc.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-        let records = rows
-            .iter()
-            .map(|r| RecordRow::from_row(r)?.into_record())
-            .collect::<Result<Vec<Record>>>()?;
+        let records = records_with_key(&mut *tx, uscc.as_str()).await?;
         let cert = issue(&records)?;
         let (start, end) = match cert.period {
             Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
@@ -505,24 +492,25 @@ impl Store {
         let usccs: Vec<&str> = usccs.into_iter().collect();
         // Few enterprises hold one: one read finds them, and the checks run only then.
         let sql = format!(
-            "SELECT DISTINCT uscc FROM certificates \
+            "SELECT serial, uscc, document FROM certificates \
              WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {}",
             in_json(self.backend, "uscc", 1)
         );
-        let holders: Vec<String> =
-            bind_all(sqlx::query(&sql), vec![json_keys(usccs.iter().copied())])
-                .fetch_all(&mut **tx)
-                .await?
-                .iter()
-                .map(|row| row.try_get(0))
-                .collect::<std::result::Result<_, _>>()?;
-        if holders.is_empty() {
+        let valid = bind_all(sqlx::query(&sql), vec![json_keys(usccs.iter().copied())])
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<Vec<(String, String, String)>>>()?;
+        if valid.is_empty() {
             return Ok(0);
         }
-        let usccs: Vec<&str> = holders.iter().map(String::as_str).collect();
-        let left = self.supersede_delisted(tx, &usccs, today).await?;
-        let relisted = self.supersede_relisted(tx, &usccs, today).await?;
-        Ok(left + relisted + self.supersede_unfounded(tx, &usccs, today).await?)
+        let mut holders: Vec<&str> = valid.iter().map(|(_, u, _)| u.as_str()).collect();
+        holders.sort_unstable();
+        holders.dedup();
+        let left = self.supersede_delisted(tx, &holders, today).await?;
+        let relisted = self.supersede_relisted(tx, &holders, today).await?;
+        Ok(left + relisted + self.supersede_unfounded(tx, &valid, today).await?)
     }
 
     /// Marks superseded the valid remediation certificates of `usccs` no longer on the
@@ -559,43 +547,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Marks superseded the valid remediation certificates of `usccs` whose statements
-    /// no longer hold: recomputed from the records as they are now, they fail (a filing
-    /// withdrawn, an abnormal listing for another cause added) or name other reports or
-    /// filings than the certificate does (another missed year listed since).
+    /// Marks superseded those of the `valid` remediation certificates (serial, USCC,
+    /// document) still valid whose statements no longer hold: recomputed from the records
+    /// as they are now, they fail (a filing withdrawn, an abnormal listing for another
+    /// cause added) or name other reports or filings than the certificate does (another
+    /// missed year listed since).
     async fn supersede_unfounded(
         &self,
         tx: &mut Transaction<'static, Any>,
-        usccs: &[&str],
+        valid: &[(String, String, String)],
         today: NaiveDate,
     ) -> Result<u64> {
-        let sql = format!(
-            "SELECT serial, uscc, document FROM certificates \
-             WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {}",
-            in_json(self.backend, "uscc", 1)
-        );
-        let valid = bind_all(sqlx::query(&sql), vec![json_keys(usccs.iter().copied())])
-            .fetch_all(&mut **tx)
-            .await?;
         let mut superseded = 0;
-        for row in valid {
-            let serial: String = row.try_get("serial")?;
-            let uscc: String = row.try_get("uscc")?;
-            let document: String = row.try_get("document")?;
-            let records: Vec<Record> =
-                sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
-                    .bind(&uscc)
-                    .fetch_all(&mut **tx)
-                    .await?
-                    .iter()
-                    .map(|r| RecordRow::from_row(r)?.into_record())
-                    .collect::<Result<_>>()?;
-            let enterprise = Uscc::parse(&uscc).map_err(|e| Error::Corrupt(e.to_string()))?;
+        for (serial, uscc, document) in valid {
+            let records = records_with_key(&mut **tx, uscc).await?;
+            let enterprise = Uscc::parse(uscc).map_err(|e| Error::Corrupt(e.to_string()))?;
             let reason = match remediation_statements(&enterprise, &records, today) {
                 Err(unmet) => unmet.into_iter().next().map(|u| {
                     format!("证明所据情况已变化：{}", u.description)
                 }),
-                Ok(now) if stated_reports(&now) != stated_reports_in(&document) => Some(
+                Ok(now) if stated_reports(&now) != stated_reports_in(document) => Some(
                     "证明所据情况已变化：the missed annual reports and filings it states are no longer those on record".to_string(),
                 ),
                 Ok(_) => None,
@@ -606,7 +577,7 @@ impl Store {
                  WHERE serial = $2 AND status = 'VALID'",
             )
             .bind(reason)
-            .bind(&serial)
+            .bind(serial)
             .execute(&mut **tx)
             .await?;
             superseded += done.rows_affected();

@@ -241,6 +241,21 @@ impl RecordRow {
     }
 }
 
+/// Every record about subject `key` (a USCC or a person key), in any status, in id
+/// order, read through `on` (the pool, or a transaction that must see its own writes).
+pub(super) async fn records_with_key<'c>(
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    key: &str,
+) -> Result<Vec<Record>> {
+    sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
+        .bind(key)
+        .fetch_all(on)
+        .await?
+        .iter()
+        .map(|r| RecordRow::from_row(r)?.into_record())
+        .collect()
+}
+
 fn new_record_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

@@ -474,12 +474,6 @@ impl Store {
 
     /// Every record about a subject key (a USCC or a person key), in any status.
     pub async fn records_about_key(&self, key: &str) -> Result<Vec<Record>> {
-        let rows = sqlx::query("SELECT * FROM records WHERE subject_key = $1 ORDER BY id")
-            .bind(key)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter()
-            .map(|r| RecordRow::from_row(r)?.into_record())
-            .collect()
+        super::records::records_with_key(&self.read, key).await
     }
 }
