@@ -640,6 +640,10 @@ impl Noted {
 /// (DEADLINE_EXCEEDED) still reaches a caller that is about to give up.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1);
 
+/// Most of a call's budget kept back from its work for its entry's group commit (a
+/// tenth of the budget when that is less).
+const AUDIT_RESERVE: Duration = Duration::from_millis(50);
+
 /// The caller's time budget from the `grpc-timeout` header: 1 to 8 digits and a unit
 /// (`H`, `M`, `S`, `m`, `u`, `n`). None when absent or malformed (then no deadline).
 pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
@@ -827,29 +831,42 @@ impl Step for Audit {
             };
             let response = match budget {
                 Some(budget) => {
-                    match tokio::time::timeout(budget.saturating_sub(DEADLINE_MARGIN), work).await {
+                    // The entry's group commit needs a moment of the budget too: a call
+                    // whose work took all of it would be answered only after its
+                    // deadline, or not at all.
+                    let reserve = (budget / 10).min(AUDIT_RESERVE);
+                    let for_work = budget.saturating_sub(DEADLINE_MARGIN + reserve);
+                    match tokio::time::timeout(for_work, work).await {
                         Ok(response) => response?,
                         Err(_) => deadline_exceeded(budget).into_http(),
                     }
                 }
                 None => work.await?,
             };
-            let event = unfinished.event(grpc_code_name(response.headers()));
+            let outcome = grpc_code_name(response.headers());
+            let event = unfinished.event(outcome);
             let deadline = unfinished.deadline;
             let saved = unfinished.call.saved().map(str::to_string);
             let recorded = log.record_saved(event, saved);
             // While the database is away the entry cannot be made durable; the caller
-            // hears so (UNAVAILABLE, retry later) before its deadline, not after it.
-            let recorded = match deadline {
-                Some(d) => {
+            // hears so (UNAVAILABLE, retry later) before its deadline, not after it. A
+            // call whose work itself ran out of time keeps its DEADLINE_EXCEEDED.
+            let recorded = match (deadline, budget) {
+                (Some(d), Some(budget)) => {
                     let left = d
                         .saturating_duration_since(Instant::now())
                         .saturating_sub(DEADLINE_MARGIN);
                     tokio::time::timeout(left, recorded)
                         .await
-                        .unwrap_or_else(|_| Err(audit_unavailable()))
+                        .unwrap_or_else(|_| {
+                            Err(if outcome == "DEADLINE_EXCEEDED" {
+                                deadline_exceeded(budget)
+                            } else {
+                                audit_unavailable()
+                            })
+                        })
                 }
-                None => recorded.await,
+                _ => recorded.await,
             };
             match recorded {
                 Ok(()) => Ok(response),

@@ -335,6 +335,7 @@ impl Server {
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
             ))
             .layer(StepLayer::new(WriteQueue::new(store.write_slots())))
+            .layer(StepLayer::new(crate::api::codec::FramingErrors))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -303,3 +303,61 @@ async fn huge_lists_and_many_violations_are_refused_in_a_small_error() {
     assert!(!format!("{err:?}").contains(&synthetic_id(0)));
     assert_eq!(app.store.count_records().await.expect("count"), 0);
 }
+
+/// Sends `body` as the raw HTTP/2 body of a gRPC call to `path` and returns the
+/// trailers-only status it is answered with.
+async fn framed(app: &TestApp, path: &str, body: &'static str) -> tonic::Status {
+    use tower::{Service, ServiceExt};
+    let mut channel = app.channel.clone();
+    let request = http::Request::post(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header(
+            "authorization",
+            format!("Bearer {}", app.tokens[&AgencyKind::MarketRegulation]),
+        )
+        .body(tonic::body::Body::new(body.to_string()))
+        .unwrap();
+    let response = channel.ready().await.unwrap().call(request).await.unwrap();
+    tonic::Status::from_header_map(response.headers())
+        .unwrap_or_else(|| panic!("{path}: no trailers-only status in {response:?}"))
+}
+
+/// A gRPC body framed wrong (no message, a length prefix longer than what follows, a
+/// flag byte that is neither 0 nor 1) is the caller's fault, on a public RPC and on an
+/// authenticated one alike, and is audited as such.
+#[tokio::test]
+async fn malformed_grpc_framing_is_invalid_argument() {
+    use tonic_types::StatusExt;
+    let app = spawn_app().await;
+    let get = "/credithub.v1.RegistryService/GetEnterprise";
+    for path in [get, "/credithub.v1.CertificateService/VerifyCertificate"] {
+        for (what, body) in [
+            ("no message", ""),
+            ("cut short", "\x00\x00\x00\x00\x10\x0a\x02"),
+            ("flag 7", "\x07\x00\x00\x00\x00"),
+        ] {
+            let status = framed(&app, path, body).await;
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{path}, {what}: {status:?}"
+            );
+            assert_eq!(
+                status.get_details_error_info().map(|i| i.reason),
+                Some("MALFORMED_REQUEST".to_string()),
+                "{path}, {what}: {status:?}"
+            );
+        }
+    }
+    let outcomes: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: get.into(),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(outcomes, vec!["INVALID_ARGUMENT"; 3]);
+}
