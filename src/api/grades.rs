@@ -19,7 +19,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
 use crate::domain::grading::{GradeChange, StoredGrade, DEFAULT_MODEL};
 use crate::domain::ids::Uscc;
-use crate::domain::{Error, Violations};
+use crate::domain::{Error, PreconditionViolation, Violations};
 use crate::proto::v1::{self as pb, grade_service_server::GradeService};
 
 /// History entries sent to a watcher per database read.
@@ -39,6 +39,25 @@ impl GradeApi {
     /// Serves grades from shared state.
     pub fn new(state: Shared) -> Self {
         GradeApi { state }
+    }
+
+    /// The refusal for an enterprise that has no grade under `model`: NOT_FOUND when
+    /// it does not exist; FAILED_PRECONDITION (`NOT_GRADED`) when it does, which is
+    /// the case only for a model added since the last `credit-hub reclassify`.
+    async fn no_grade(&self, uscc: &Uscc, model: &str) -> Status {
+        match self.state.store.get_enterprise(uscc).await {
+            Ok(Some(_)) => Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "NOT_GRADED".into(),
+                subject: uscc.resource_name(),
+                description: format!(
+                    "not yet graded under model {model}: the model was added after the last \
+                     `credit-hub reclassify`, which grades every enterprise under it"
+                ),
+            }])
+            .into(),
+            Ok(None) => Error::NotFound(uscc.resource_name()).into(),
+            Err(e) => e.into(),
+        }
     }
 
     /// Notes the declared purpose and case reference for the audit log, then checks
@@ -183,7 +202,9 @@ impl GradeService for GradeApi {
             .await?
             .pop()
             .flatten();
-        let grade = grade.ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        let Some(grade) = grade else {
+            return Err(self.no_grade(&uscc, &model).await);
+        };
         note.count(1);
         Ok(Response::new(pb::GetCreditGradeResponse {
             grade: Some(grade_out(&grade)),
@@ -221,9 +242,10 @@ impl GradeService for GradeApi {
         let found = self.state.store.grades(&refs, &model).await?;
         let mut grades = Vec::with_capacity(found.len());
         for (u, g) in usccs.iter().zip(found) {
-            grades.push(grade_out(
-                &g.ok_or_else(|| Error::NotFound(u.resource_name()))?,
-            ));
+            match g {
+                Some(g) => grades.push(grade_out(&g)),
+                None => return Err(self.no_grade(u, &model).await),
+            }
         }
         note.count(grades.len());
         Ok(Response::new(pb::BatchGetCreditGradesResponse { grades }))

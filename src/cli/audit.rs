@@ -22,8 +22,9 @@ pub struct AuditQuery {
     /// Entries of this full gRPC method.
     #[arg(long)]
     pub method: Option<String>,
-    /// Only the last N days (e.g. 365: "who looked at this enterprise in the last year").
-    #[arg(long)]
+    /// Only the last N days (e.g. 365: "who looked at this enterprise in the last year"),
+    /// 0 to 36,500.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=36_500))]
     pub since_days: Option<i64>,
 }
 
@@ -50,7 +51,7 @@ impl AuditQuery {
         Option<prost_types::Timestamp>,
     ) {
         let start = self.since_days.map(|d| prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp() - d.max(0) * 86_400,
+            seconds: chrono::Utc::now().timestamp() - d * 86_400,
             nanos: 0,
         });
         (

@@ -978,3 +978,58 @@ async fn a_revoked_agencys_watch_ends() {
     let ended = stream_end(&mut stream).await;
     assert_eq!(ended.expect("with an error").code(), Code::Unauthenticated);
 }
+
+/// An enterprise with no grade under a model (one added since the last reclassify) is
+/// told apart from one that does not exist: FAILED_PRECONDITION naming it, not
+/// NOT_FOUND, alone or in a batch.
+#[tokio::test]
+async fn an_enterprise_not_yet_graded_under_a_model_is_not_called_missing() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("DELETE FROM credit_grades WHERE model = 'education' AND uscc = $1")
+        .bind(uscc(1).to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+
+    let mut court = app.grades(AgencyKind::Court);
+    let one = |n: u32| pb::GetCreditGradeRequest {
+        name: format!("enterprises/{}", uscc(n)),
+        model: "education".into(),
+        purpose: pb::Purpose::JudicialEnforcement as i32,
+        ..Default::default()
+    };
+    let err = court.get_credit_grade(one(1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("reclassify"), "{}", err.message());
+    let unmet = {
+        use tonic_types::StatusExt;
+        err.get_details_precondition_failure()
+            .expect("precondition failure")
+            .violations
+    };
+    assert_eq!(unmet[0].r#type, "NOT_GRADED");
+    assert_eq!(unmet[0].subject, format!("enterprises/{}", uscc(1)));
+    let err = court.get_credit_grade(one(21)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(court.get_credit_grade(one(2)).await.is_ok());
+
+    let err = court
+        .batch_get_credit_grades(pb::BatchGetCreditGradesRequest {
+            names: vec![
+                format!("enterprises/{}", uscc(2)),
+                format!("enterprises/{}", uscc(1)),
+            ],
+            model: "education".into(),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+}
