@@ -19,7 +19,7 @@ use crate::domain::id_scan::contains_id_number;
 use crate::domain::record::{check_consistency, check_filer, Record};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, record_service_server::RecordService};
-use crate::store::{RecordFilter, Replay, SubmitResult};
+use crate::store::{RecordFilter, Replay, RevisionPlace, SubmitResult};
 
 /// The record service.
 #[derive(Debug, Clone)]
@@ -267,27 +267,30 @@ impl RecordService for RecordApi {
         let body = req.into_inner();
         let id = resource_id("name", "records", &body.name)?.to_string();
         let limit = page_size(body.page_size)?;
-        // A u32, so that a forged token cannot ask the database for an offset it
-        // refuses: one past it does not decode (INVALID_ARGUMENT).
-        let offset: u32 = decode_token(&id, &body.page_token)?.unwrap_or(0);
+        let after: Option<RevisionPlace> = decode_token(&id, &body.page_token)?;
         if self.state.store.get_record(&id).await?.is_none() {
             return Err(Error::NotFound(format!("records/{id}")).into());
         }
         let mut page = self
             .state
             .store
-            .list_record_revisions(&id, offset as usize, limit + 1)
+            .list_record_revisions(&id, after.as_ref(), limit + 1)
             .await?;
         let day = self.state.clock.today();
-        let limit = size_within_bytes(&page, limit, |r| {
+        let limit = size_within_bytes(&page, limit, |(_, r)| {
             prost::Message::encoded_len(&record_out(r, day))
         });
-        let next_page_token = next_page(&mut page, limit, &id, |_| {
-            offset.saturating_add(limit as u32)
-        });
-        let note = req_note;
-        note.subjects(page.first().map(|r| r.content.subject.audit_name()))
-            .count(page.len());
+        let next_page_token = next_page(&mut page, limit, &id, |(place, _)| place.clone());
+        // A revision may have moved the record to another subject: every subject the
+        // page shows is named.
+        let mut subjects: Vec<String> = page
+            .iter()
+            .map(|(_, r)| r.content.subject.audit_name())
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        req_note.subjects(subjects).count(page.len());
+        let page: Vec<Record> = page.into_iter().map(|(_, r)| r).collect();
         Ok(Response::new(pb::ListRecordRevisionsResponse {
             revisions: page.iter().map(|r| record_out(r, day)).collect(),
             next_page_token,

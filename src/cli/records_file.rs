@@ -195,9 +195,16 @@ pub fn read_numbered_records(path: &Path) -> anyhow::Result<Vec<(usize, pb::Reco
 }
 
 /// `message` with every run of 15 or more digits (and a check character after it)
-/// withheld. A parser's message may quote the offending value, and an ID number typed
+/// withheld, and any ID number written otherwise (full-width digits, spaced groups)
+/// masked. A parser's message may quote the offending value, and an ID number typed
 /// as a JSON number (as spreadsheets export them) must not reach the terminal.
 fn withhold_long_numbers(message: &str) -> String {
+    withhold_digit_runs(&crate::domain::id_scan::mask_id_numbers(message))
+}
+
+/// `message` with every run of 15 or more ASCII digits (and a check character after
+/// it) withheld.
+fn withhold_digit_runs(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut digits = String::new();
     let flush = |digits: &mut String, out: &mut String| {
@@ -301,5 +308,15 @@ mod tests {
             withhold_long_numbers("integer `99010119800101459X` at line 1 column 12"),
             "integer `<number withheld>` at line 1 column 12"
         );
+        for typed in [
+            "１１０１０５１９４９１２３１００２Ｘ",
+            "110105 19491231 002X",
+        ] {
+            let shown = withhold_long_numbers(&format!("unknown tier {typed:?}"));
+            assert!(
+                !shown.contains("19491231") && !shown.contains("１９４９１２３１"),
+                "{shown}"
+            );
+        }
     }
 }

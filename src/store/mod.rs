@@ -36,7 +36,7 @@ pub use audit_pending::CallAudit;
 pub use certificates::{CertificateFilter, IssuerKey};
 pub use enterprises::EnterpriseFilter;
 pub use grades::Targets;
-pub use records::{RecordFilter, SubmitResult};
+pub use records::{RecordFilter, RevisionPlace, SubmitResult};
 pub use repair::{PoolEntry, RepairFilter};
 pub use request_log::{Replay, RequestKey};
 pub use vetting::SavedReport;

@@ -716,29 +716,51 @@ impl Store {
             .collect()
     }
 
-    /// Every version a record went through, newest first, after `after` versions skipped.
-    /// The primary key breaks ties (two changes of one revision in one millisecond), so
-    /// that pages neither skip nor repeat a version.
+    /// Every version a record went through, newest first, each with its place in that
+    /// order; from just after `after` when given. Paged by that place, not by a count
+    /// of versions skipped: a withdrawal or revision arriving between pages would shift
+    /// a count and repeat a version. The primary key breaks ties (two changes of one
+    /// revision in one millisecond), so the order is total.
     pub async fn list_record_revisions(
         &self,
         id: &str,
-        offset: usize,
+        after: Option<&RevisionPlace>,
         limit: usize,
-    ) -> Result<Vec<Record>> {
-        let rows = sqlx::query(&format!(
-            "SELECT snapshot FROM record_revisions WHERE record_id = $1 \
-             ORDER BY received_at DESC, revision DESC, change DESC \
-             LIMIT {limit} OFFSET {offset}"
-        ))
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
+    ) -> Result<Vec<(RevisionPlace, Record)>> {
+        let mut sql = String::from(
+            "SELECT received_at, revision, change, snapshot FROM record_revisions \
+             WHERE record_id = $1",
+        );
+        if after.is_some() {
+            sql.push_str(
+                " AND (received_at < $2 OR (received_at = $2 AND (revision < $3 \
+                 OR (revision = $3 AND change < $4))))",
+            );
+        }
+        sql.push_str(&format!(
+            " ORDER BY received_at DESC, revision DESC, change DESC LIMIT {limit}"
+        ));
+        let mut query = sqlx::query(&sql).bind(id);
+        if let Some(place) = after {
+            query = query
+                .bind(place.received_at)
+                .bind(place.revision)
+                .bind(place.change.clone());
+        }
+        query
+            .fetch_all(&self.read)
+            .await?
+            .iter()
             .map(|row| {
+                let place = RevisionPlace {
+                    received_at: row.try_get("received_at")?,
+                    revision: row.try_get("revision")?,
+                    change: row.try_get("change")?,
+                };
                 let text: String = row.try_get("snapshot")?;
                 let snap: RecordRow = serde_json::from_str(&text)
                     .map_err(|e| Error::Corrupt(format!("revision snapshot: {e}")))?;
-                snap.into_record()
+                Ok((place, snap.into_record()?))
             })
             .collect()
     }
@@ -749,4 +771,13 @@ impl Store {
             .fetch_one(&self.read)
             .await?)
     }
+}
+
+/// Where a version stands in a record's history, newest first: the page cursor of
+/// [`Store::list_record_revisions`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevisionPlace {
+    pub received_at: i64,
+    pub revision: i64,
+    pub change: String,
 }

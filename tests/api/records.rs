@@ -641,33 +641,67 @@ async fn list_records_are_serious_by_definition() {
     assert_eq!(app.store.count_records().await.unwrap(), 0);
 }
 
+/// Revision pages continue from the last version shown: a withdrawal arriving between
+/// pages (a newer version) neither repeats a version on the next page nor hides one.
+/// A token that is not a place in the history is refused.
 #[tokio::test]
-async fn a_forged_revision_page_token_is_refused_not_sent_to_the_database() {
+async fn revision_pages_neither_repeat_nor_skip_when_a_version_arrives_between_them() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
     let mut client = app.records(AgencyKind::MarketRegulation);
+    let first = penalty(&uscc(1), "P-1");
+    let mut second = first.clone();
+    second.provenance.as_mut().unwrap().revision = 2;
+    second.summary = "复查后更正处罚事由".into();
+    for r in [first, second] {
+        client
+            .batch_submit_records(submit(vec![r], ""))
+            .await
+            .unwrap();
+    }
     let name = client
-        .batch_submit_records(submit(vec![penalty(&uscc(1), "P-1")], ""))
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .records[0]
         .name
         .clone();
-    let id = name.trim_start_matches("records/");
-    let list = |offset: u64| pb::ListRecordRevisionsRequest {
+    let page = |token: String| pb::ListRecordRevisionsRequest {
         name: name.clone(),
-        page_token: credit_hub::api::paging::encode_token(id, &offset),
-        ..Default::default()
+        page_size: 1,
+        page_token: token,
     };
-    let far = client
-        .list_record_revisions(list(u64::from(u32::MAX)))
+    let one = client
+        .list_record_revisions(page(String::new()))
         .await
         .unwrap()
         .into_inner();
-    assert!(far.revisions.is_empty());
+    assert_eq!(one.revisions[0].provenance.as_ref().unwrap().revision, 2);
+    client
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: name.clone(),
+            reason: "重复录入".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let two = client
+        .list_record_revisions(page(one.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(two.revisions.len(), 1);
+    let shown = two.revisions[0].provenance.as_ref().unwrap().revision;
+    assert_eq!(shown, 1, "the second page repeated a version");
+    assert_eq!(two.revisions[0].status, pb::RecordStatus::Active as i32);
+
+    let id = name.trim_start_matches("records/");
     let err = client
-        .list_record_revisions(list(u64::MAX))
+        .list_record_revisions(page(credit_hub::api::paging::encode_token(id, &2u64)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
