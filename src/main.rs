@@ -15,7 +15,7 @@ use credit_hub::cli::{self, ClientArgs};
 use credit_hub::config::StorageArgs;
 use credit_hub::domain::agency::{PurposePolicy, Scope};
 use credit_hub::domain::codes::AgencyKind;
-use credit_hub::domain::id_scan::{contains_id_number, mask_id_numbers};
+use credit_hub::domain::id_scan::{contains_id_number_loosely, mask_id_numbers};
 use credit_hub::seed::{self, SeedPlan};
 use credit_hub::store::{NewAgency, Store};
 use credit_hub::{Server, ShutdownPolicy};
@@ -850,7 +850,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             if name.is_empty() {
                 bail!("--name cannot be empty: it is how the agency appears in lists and the audit log");
             }
-            if contains_id_number(&name) {
+            if contains_id_number_loosely(&name) {
                 bail!(
                     "--name must not contain a resident ID number (the database holds none): {}",
                     mask_id_numbers(&name)

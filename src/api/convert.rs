@@ -8,7 +8,7 @@ use crate::domain::codes::{
     RegulatoryDomain, RoleKind, SeriousListingCause, SpotCheckOutcome, Tier,
 };
 use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise, Role};
-use crate::domain::id_scan::contains_id_number;
+use crate::domain::id_scan::{contains_id_number, contains_id_number_loosely};
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
     default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject, MAX_REVISION,
@@ -98,6 +98,24 @@ pub fn text(
         return None;
     }
     Some(value.to_string())
+}
+
+/// Checks a name (a person's, an enterprise's, an officer's) as [`text`] does, and
+/// also refuses an ID number whose groups are joined by dashes, dots or slashes: a
+/// name holds no document number that could look like one.
+pub fn name_text(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+    max: usize,
+) -> Option<String> {
+    let name = text(v, field, value, required, max)?;
+    if contains_id_number_loosely(&name) {
+        v.add(field, ID_IN_TEXT);
+        return None;
+    }
+    Some(name)
 }
 
 /// Why free text holding an ID number is refused: the service stores none.
@@ -208,7 +226,7 @@ fn person(
         v.add(path, "is required");
         return None;
     };
-    let name = text(v, &format!("{path}.name"), &p.name, true, 100);
+    let name = name_text(v, &format!("{path}.name"), &p.name, true, 100);
     let id = id_number(v, &format!("{path}.id_number"), &p.id_number);
     Some(PersonRef::new(keyer, name?, &id?))
 }
@@ -244,7 +262,7 @@ pub fn enterprise_in(
             );
         }
     }
-    let display_name = text(
+    let display_name = name_text(
         v,
         &format!("{path}.display_name"),
         &e.display_name,
@@ -259,7 +277,7 @@ pub fn enterprise_in(
         MAX_FORMER_NAMES,
     );
     for (i, n) in names.iter().enumerate() {
-        if let Some(n) = text(v, &format!("{path}.former_names[{i}]"), n, true, 200) {
+        if let Some(n) = name_text(v, &format!("{path}.former_names[{i}]"), n, true, 200) {
             former_names.push(n);
         }
     }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    bounded_list, date, enterprise_name, required_enum, resource_id, text, timestamp,
+    bounded_list, date, enterprise_name, name_text, required_enum, resource_id, text, timestamp,
 };
 use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
@@ -198,7 +198,7 @@ fn result_out(r: &SpotCheckResult, name: &str, today: NaiveDate) -> pb::Publishe
 /// Parses an inspector of the register.
 fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Inspector> {
     let code = text(v, &format!("{path}.code"), &i.code, true, 64);
-    let name = text(
+    let name = name_text(
         v,
         &format!("{path}.display_name"),
         &i.display_name,

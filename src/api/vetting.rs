@@ -10,7 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::convert::{id_number, resource_id, text, timestamp};
+use super::convert::{id_number, name_text, resource_id, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::Shared;
 use crate::audit::{AuditLog, AuditNote, Disclosure};
@@ -70,7 +70,7 @@ enum Parsed {
 /// whole request.
 fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Parsed {
     let mut v = Violations::default();
-    let name = text(&mut v, "name", &c.name, true, 100);
+    let name = name_text(&mut v, "name", &c.name, true, 100);
     let id = id_number(&mut v, "id_number", &c.id_number);
     let mut declared = BTreeSet::new();
     if c.declared_enterprises.len() > 100 {

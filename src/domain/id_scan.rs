@@ -30,13 +30,20 @@ fn id_char(c: char) -> Option<char> {
 /// (full-width and no-break ones included) and the invisible zero-width characters that
 /// copying from documents leaves behind. Not dashes, dots or slashes: document and
 /// registration numbers are written with them (`371002-20240512-0004`), and one in
-/// eleven such would pass an ID number's checks and be refused.
-fn joiner(c: char) -> bool {
+/// eleven such would pass an ID number's checks and be refused. Read `loosely` (for
+/// names, which hold no such numbers, and for masking an echo, where a false find
+/// only hides a few digits) they join groups too.
+fn joiner(c: char, loosely: bool) -> bool {
     c.is_whitespace()
         || matches!(
             c,
             '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
         )
+        || (loosely
+            && matches!(
+                c,
+                '-' | '\u{2010}'..='\u{2015}' | '－' | '.' | '．' | '·' | '/' | '／' | '_'
+            ))
 }
 
 /// Most joiner characters between two groups of one ID number.
@@ -44,7 +51,7 @@ const MAX_JOINERS: usize = 3;
 
 /// The digit runs of `text`, each with the `X` that directly follows it, if any, and
 /// whether a few [`joiner`]s join it to the next run (IDs are often written in groups).
-fn runs(text: &str) -> Vec<(Run, bool)> {
+fn runs(text: &str, loosely: bool) -> Vec<(Run, bool)> {
     let mut out: Vec<(Run, bool)> = Vec::new();
     let mut current: Option<Run> = None;
     let mut chars = text.char_indices().peekable();
@@ -76,11 +83,11 @@ fn runs(text: &str) -> Vec<(Run, bool)> {
             }
             (None, _) => {
                 if let Some(run) = current.take() {
-                    let mut joined = joiner(c);
+                    let mut joined = joiner(c, loosely);
                     let mut joiners = 1;
                     while joined {
                         match chars.peek() {
-                            Some((_, next)) if joiner(*next) && joiners < MAX_JOINERS => {
+                            Some((_, next)) if joiner(*next, loosely) && joiners < MAX_JOINERS => {
                                 joiners += 1;
                                 chars.next();
                             }
@@ -114,7 +121,12 @@ fn is_id_number(candidate: &str) -> bool {
 /// An ID counts whether written in one piece, in groups separated by spaces or
 /// zero-width characters (see [`joiner`]), or in full-width characters; a run of more than 18 digits is some other number.
 pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
-    let runs = runs(text);
+    find(text, false)
+}
+
+/// Where [`id_numbers_in`] finds one, or [`joiner`] read loosely joins groups into one.
+fn find(text: &str, loosely: bool) -> Vec<Range<usize>> {
+    let runs = runs(text, loosely);
     let mut found: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < runs.len() {
@@ -146,12 +158,18 @@ pub fn contains_id_number(text: &str) -> bool {
     !id_numbers_in(text).is_empty()
 }
 
+/// Whether `text` holds a resident ID number, its groups also joined by dashes, dots,
+/// slashes or underscores: the check for names, which hold no document numbers.
+pub fn contains_id_number_loosely(text: &str) -> bool {
+    !find(text, true).is_empty()
+}
+
 /// `text` with every ID number in it masked as [`IdNumber::masked`] shows one (address
 /// code and last four characters), for echoing a value that was refused.
 pub fn mask_id_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut from = 0;
-    for range in id_numbers_in(text) {
+    for range in find(text, true) {
         out.push_str(&text[from..range.start]);
         let normalised: String = text[range.clone()].chars().filter_map(id_char).collect();
         let masked = IdNumber::parse(&normalised)
@@ -187,6 +205,24 @@ mod tests {
         ] {
             assert!(contains_id_number(&text), "{text}");
         }
+    }
+
+    #[test]
+    fn names_and_masking_join_groups_by_dashes_dots_and_slashes_too() {
+        for text in [
+            "110105-19491231-002X",
+            "110105.19491231.002X",
+            "110105/19491231/002X",
+            "王五－１１０１０５－１９４９１２３１－００２Ｘ",
+        ] {
+            assert!(
+                !contains_id_number(text),
+                "free text keeps dashed numbers: {text}"
+            );
+            assert!(contains_id_number_loosely(text), "{text}");
+            assert!(!mask_id_numbers(text).contains("1231"), "{text}");
+        }
+        assert!(!contains_id_number_loosely("(2024)京0105执1234号"));
     }
 
     #[test]

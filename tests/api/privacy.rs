@@ -461,3 +461,38 @@ async fn a_server_refuses_a_database_keyed_with_another_hmac_key() {
         "the key is not echoed: {said}"
     );
 }
+
+/// A name holds no document number, so an ID number in one is refused however its
+/// groups are joined (dashes, dots, slashes, full-width dashes), and the error quotes
+/// none of it back. A record's summary keeps dashed numbers: document numbers are
+/// written that way.
+#[tokio::test]
+async fn an_id_number_in_a_name_is_refused_with_any_separator() {
+    let app = spawn_app().await;
+    let mut e = enterprise(1, ID_A);
+    e.legal_representative.as_mut().unwrap().name = "王五110105-19491231-002X".into();
+    e.former_names = vec!["威海110105.19491231.002X商贸".into()];
+    e.display_name = "威海－１１０１０５－１９４９１２３１－００２Ｘ有限公司".into();
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![e],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "enterprises[0].display_name",
+            "enterprises[0].former_names[0]",
+            "enterprises[0].legal_representative.name",
+        ]
+    );
+    let shown = format!("{err:?}");
+    assert!(!shown.contains("19491231") && !shown.contains("１９４９１２３１"), "{shown}");
+    assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
+}
