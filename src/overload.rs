@@ -3,13 +3,15 @@
 //! RetryInfo (DESIGN.md §3: the server's capacity is the exhausted resource; UNAVAILABLE
 //! means the database is down) rather than queueing until every caller's deadline has passed. Health and
 //! reflection are never shed, so probes keep seeing the truth under load. (A call
-//! counts until its response starts; an open stream does not hold a place.)
+//! counts until its response starts; an open stream does not hold a place.) Shed calls
+//! are counted and summarised in the audit log, one entry per method and interval.
 //!
 //! And a queue for writes: a burst of writes waits here, holding no database
 //! connection, for one of the store's write slots, instead of exhausting the pool and
 //! failing after its short acquire timeout (which is there to fail fast while the
 //! database is away, not under load).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use tokio::sync::Semaphore;
 use tower::Service;
 
 use crate::api::error::status;
+use crate::audit::UNKNOWN_METHOD;
+use crate::domain::audit::AuditEvent;
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 
 /// Default limit of calls handled at once.
@@ -31,13 +35,94 @@ fn exempt(path: &str) -> bool {
 #[derive(Clone)]
 pub struct LoadShed {
     permits: Arc<Semaphore>,
+    shed: ShedTally,
 }
 
 impl LoadShed {
-    /// Handles at most `max` calls at once.
-    pub fn new(max: usize) -> Self {
+    /// Handles at most `max` calls at once, counting the calls it refuses in `shed`.
+    pub fn new(max: usize, shed: ShedTally) -> Self {
         LoadShed {
             permits: Arc::new(Semaphore::new(max.max(1))),
+            shed,
+        }
+    }
+}
+
+/// The calls refused for overload since the last look, by method. A shed call gets no
+/// entry of its own in the audit log (writing one per refusal would feed the overload),
+/// but it is accounted for: the server appends one summary entry per method and
+/// interval from this tally (see [`ShedTally::take`]).
+#[derive(Clone, Default)]
+pub struct ShedTally(Arc<std::sync::Mutex<BTreeMap<String, i64>>>);
+
+impl ShedTally {
+    /// Counts one refused call to `path`; a path the service does not serve is counted
+    /// under [`UNKNOWN_METHOD`], so no caller chooses what the log says.
+    fn count(&self, path: &str) {
+        let method = if crate::auth::is_served(path) {
+            path
+        } else {
+            UNKNOWN_METHOD
+        };
+        if let Ok(mut tally) = self.0.lock() {
+            *tally.entry(method.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The calls refused since the last take, by method, and a fresh count.
+    pub fn take(&self) -> BTreeMap<String, i64> {
+        self.0
+            .lock()
+            .map(|mut tally| std::mem::take(&mut *tally))
+            .unwrap_or_default()
+    }
+}
+
+/// How often the calls refused for overload are summarised in the audit log.
+pub const SHED_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// The `request_id` of a summary entry of refused calls, whose `result_count` is how
+/// many calls to its method were refused since the previous one.
+pub const SHED_SUMMARY_ID: &str = "load-shed-summary";
+
+/// Appends, every `every`, the summary entries of the calls refused for overload (see
+/// [`write_shed_summary`]). Runs until aborted; the server then writes a last summary.
+pub async fn summarise_shed_calls(
+    tally: ShedTally,
+    audit: crate::audit::AuditLog,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        write_shed_summary(&tally, &audit).await;
+    }
+}
+
+/// Appends one entry per method whose calls were refused for overload since the last
+/// summary: outcome RESOURCE_EXHAUSTED, `request_id` [`SHED_SUMMARY_ID`], the refused
+/// calls as `result_count`. A summary that cannot be written is logged and its count
+/// kept for the next.
+pub async fn write_shed_summary(tally: &ShedTally, audit: &crate::audit::AuditLog) {
+    for (method, refused) in tally.take() {
+        let event = AuditEvent {
+            time: crate::store::now_millis(),
+            agency: String::new(),
+            method: method.clone(),
+            request_id: SHED_SUMMARY_ID.to_string(),
+            subjects: Vec::new(),
+            purpose: None,
+            case_reference: String::new(),
+            outcome: "RESOURCE_EXHAUSTED".to_string(),
+            result_count: refused,
+        };
+        if let Err(e) = audit.record(event).await {
+            tracing::warn!(%method, refused, error = %e.message(), "cannot write the load-shed summary; kept for the next");
+            if let Ok(mut t) = tally.0.lock() {
+                *t.entry(method).or_default() += refused;
+            }
         }
     }
 }
@@ -53,6 +138,7 @@ impl Step for LoadShed {
             return Box::pin(inner.call(req));
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.shed.count(req.uri().path());
             let refusal = status(
                 tonic::Code::ResourceExhausted,
                 "the service is at capacity; retry shortly",

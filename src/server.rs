@@ -113,6 +113,7 @@ pub struct Server {
     audit: AuditSettings,
     default_rate: Option<u32>,
     max_concurrent_calls: usize,
+    shed_summary_every: Duration,
     tls: Option<TlsFiles>,
     peers: PeerPolicy,
     vetting: VettingPolicy,
@@ -143,6 +144,7 @@ impl Server {
             audit: AuditSettings::default(),
             default_rate: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            shed_summary_every: crate::overload::SHED_SUMMARY_EVERY,
             tls: None,
             peers: PeerPolicy::default(),
             vetting: VettingPolicy::builtin(),
@@ -193,6 +195,12 @@ impl Server {
     /// and reflection are never refused).
     pub fn max_concurrent_calls(mut self, max: usize) -> Self {
         self.max_concurrent_calls = max;
+        self
+    }
+
+    /// How often the calls refused for overload are summarised in the audit log.
+    pub fn shed_summary_every(mut self, every: Duration) -> Self {
+        self.shed_summary_every = every;
         self
     }
 
@@ -327,9 +335,19 @@ impl Server {
                 self.state.clock.clone(),
             ))
         });
+        let shed = crate::overload::ShedTally::default();
+        let shed_summaries = tokio::spawn(crate::overload::summarise_shed_calls(
+            shed.clone(),
+            audit.clone(),
+            self.shed_summary_every,
+        ));
+        let last_shed_summary = (shed.clone(), audit.clone());
         let serve = builder
             .layer(StepLayer::new(Observe::new(metrics)))
-            .layer(StepLayer::new(LoadShed::new(self.max_concurrent_calls)))
+            .layer(StepLayer::new(LoadShed::new(
+                self.max_concurrent_calls,
+                shed,
+            )))
             .layer(StepLayer::new(Audit::new(audit)))
             .layer(StepLayer::new(
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
@@ -391,6 +409,7 @@ impl Server {
             result = &mut serve => {
                 readiness.abort();
                 scheduler.abort();
+                shed_summaries.abort();
                 if let Some(m) = &metrics_task {
                     m.abort();
                 }
@@ -423,11 +442,17 @@ impl Server {
                 tracing::warn!(bound = ?policy.drain, "drain bound reached; dropping remaining calls")
             }
         }
-        // The metrics task holds an audit handle: let it go so the writer can end.
+        // The metrics task holds an audit handle: let it go so the writer can end. The
+        // calls refused since the last summary of them get theirs.
         if let Some(m) = metrics_task {
             m.abort();
             let _ = m.await;
         }
+        shed_summaries.abort();
+        let _ = shed_summaries.await;
+        let (shed, audit) = last_shed_summary;
+        crate::overload::write_shed_summary(&shed, &audit).await;
+        drop(audit);
         audit_writer.finish(AUDIT_FINISH).await;
         if tokio::time::timeout(STORE_CLOSE, store.close())
             .await

@@ -571,7 +571,11 @@ async fn an_agency_over_its_quota_is_refused_while_others_are_served() {
 async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    let (channel, stop) = second_server(&app, |s| s.max_concurrent_calls(1)).await;
+    let (channel, stop) = second_server(&app, |s| {
+        s.max_concurrent_calls(1)
+            .shed_summary_every(std::time::Duration::from_millis(200))
+    })
+    .await;
 
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..100 {
@@ -603,8 +607,33 @@ async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
             }
         }
     }
-    let _ = stop.send(());
     assert!(served > 0 && shed > 0, "served {served}, shed {shed}");
+
+    // The shed calls have no entries of their own, but summaries account for each.
+    let method = "/credithub.v1.RegistryService/GetEnterprise";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let summarised = loop {
+        let summaries: Vec<pb::AuditEntry> = app
+            .audit_entries(pb::ListAuditEntriesRequest {
+                method: method.into(),
+                ..Default::default()
+            })
+            .await
+            .into_iter()
+            .filter(|e| e.request_id == credit_hub::overload::SHED_SUMMARY_ID)
+            .collect();
+        let total: i64 = summaries.iter().map(|e| e.result_count).sum();
+        if total >= shed || std::time::Instant::now() > deadline {
+            for e in &summaries {
+                assert_eq!(e.outcome, "RESOURCE_EXHAUSTED");
+                assert_eq!(e.agency, "");
+            }
+            break total;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(summarised, shed, "every shed call is in a summary, once");
+    let _ = stop.send(());
 }
 
 #[tokio::test]

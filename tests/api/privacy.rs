@@ -493,6 +493,9 @@ async fn an_id_number_in_a_name_is_refused_with_any_separator() {
         ]
     );
     let shown = format!("{err:?}");
-    assert!(!shown.contains("19491231") && !shown.contains("１９４９１２３１"), "{shown}");
+    assert!(
+        !shown.contains("19491231") && !shown.contains("１９４９１２３１"),
+        "{shown}"
+    );
     assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
 }
