@@ -15,7 +15,9 @@ use credit_hub::cli::{self, ClientArgs};
 use credit_hub::config::StorageArgs;
 use credit_hub::domain::agency::{PurposePolicy, Scope};
 use credit_hub::domain::codes::AgencyKind;
-use credit_hub::domain::id_scan::{contains_id_number_loosely, mask_id_numbers};
+use credit_hub::domain::id_scan::{
+    contains_id_number_loosely, mask_id_numbers, mask_id_numbers_loosely,
+};
 use credit_hub::seed::{self, SeedPlan};
 use credit_hub::store::{NewAgency, Store};
 use credit_hub::{Server, ShutdownPolicy};
@@ -853,7 +855,7 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             if contains_id_number_loosely(&name) {
                 bail!(
                     "--name must not contain a resident ID number (the database holds none): {}",
-                    mask_id_numbers(&name)
+                    mask_id_numbers_loosely(&name)
                 );
             }
             let shown = |value: &str| mask_id_numbers(value);

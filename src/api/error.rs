@@ -7,7 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain;
-use crate::domain::id_scan::{contains_id_number_loosely, mask_id_numbers};
+use crate::domain::id_scan::{contains_id_number, mask_id_numbers};
 use crate::store;
 
 /// The `ErrorInfo.domain` of every error this service returns.
@@ -29,7 +29,7 @@ const DETAILS_BUDGET: usize = 3_000;
 /// no response carries a full ID number), cut to at most `max` bytes at a character
 /// boundary, marked when cut.
 fn bounded(text: String, max: usize) -> String {
-    let text = if contains_id_number_loosely(&text) {
+    let text = if contains_id_number(&text) {
         mask_id_numbers(&text)
     } else {
         text

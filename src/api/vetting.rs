@@ -18,7 +18,7 @@ use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::audit::AuditEvent;
 use crate::domain::codes::{AgencyKind, Purpose, Verdict, VettingPurpose};
-use crate::domain::id_scan::mask_id_numbers;
+use crate::domain::id_scan::mask_id_numbers_loosely;
 use crate::domain::ids::Uscc;
 use crate::domain::request_id::request_id_problem;
 use crate::domain::vetting::{
@@ -113,7 +113,7 @@ fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Par
                 // A refused name is echoed to the office and kept in its report, so any
                 // ID number typed into it is masked first.
                 name: name.unwrap_or_else(|| {
-                    mask_id_numbers(&c.name.chars().take(100).collect::<String>())
+                    mask_id_numbers_loosely(&c.name.chars().take(100).collect::<String>())
                 }),
                 masked_id,
                 reasons,

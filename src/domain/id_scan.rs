@@ -30,9 +30,9 @@ fn id_char(c: char) -> Option<char> {
 /// (full-width and no-break ones included) and the invisible zero-width characters that
 /// copying from documents leaves behind. Not dashes, dots or slashes: document and
 /// registration numbers are written with them (`371002-20240512-0004`), and one in
-/// eleven such would pass an ID number's checks and be refused. Read `loosely` (for
-/// names, which hold no such numbers, and for masking an echo, where a false find
-/// only hides a few digits) they join groups too.
+/// eleven such would pass an ID number's checks (that one does) and be refused, or
+/// masked where it is shown. Read `loosely`, for names, which hold no such numbers,
+/// they join groups too.
 fn joiner(c: char, loosely: bool) -> bool {
     c.is_whitespace()
         || matches!(
@@ -167,9 +167,18 @@ pub fn contains_id_number_loosely(text: &str) -> bool {
 /// `text` with every ID number in it masked as [`IdNumber::masked`] shows one (address
 /// code and last four characters), for echoing a value that was refused.
 pub fn mask_id_numbers(text: &str) -> String {
+    mask(text, false)
+}
+
+/// [`mask_id_numbers`] for a name, reading [`joiner`] loosely.
+pub fn mask_id_numbers_loosely(text: &str) -> String {
+    mask(text, true)
+}
+
+fn mask(text: &str, loosely: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut from = 0;
-    for range in find(text, true) {
+    for range in find(text, loosely) {
         out.push_str(&text[from..range.start]);
         let normalised: String = text[range.clone()].chars().filter_map(id_char).collect();
         let masked = IdNumber::parse(&normalised)
@@ -220,9 +229,14 @@ mod tests {
                 "free text keeps dashed numbers: {text}"
             );
             assert!(contains_id_number_loosely(text), "{text}");
-            assert!(!mask_id_numbers(text).contains("1231"), "{text}");
+            assert!(!mask_id_numbers_loosely(text).contains("1231"), "{text}");
         }
         assert!(!contains_id_number_loosely("(2024)京0105执1234号"));
+        // A document number that passes an ID number's checks once its dashes join it
+        // is shown as it is wherever it is not a name.
+        let document = "371002-20240512-0004";
+        assert!(contains_id_number_loosely(document));
+        assert_eq!(mask_id_numbers(document), document);
     }
 
     #[test]
