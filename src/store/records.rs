@@ -556,7 +556,7 @@ impl Store {
     }
 
     /// Withdraws a record on behalf of the agency that filed it; the withdrawn state is
-    /// kept in history. Withdrawing an already withdrawn record changes nothing. With a
+    /// kept in history. Withdrawing an already withdrawn record again with the same reason changes nothing; with another, FAILED_PRECONDITION. With a
     /// `request`, a retry gets the response `encode` made of the first attempt's record.
     pub async fn withdraw_record(
         &self,
@@ -604,6 +604,21 @@ impl Store {
             .into());
         }
         if row.status == RecordStatus::Withdrawn.code() {
+            // A repeat with the same reason is a retry and changes nothing; one with
+            // another reason would let the caller believe that reason was recorded.
+            if row.withdrawal_reason.as_deref() != Some(reason) {
+                return Err(domain::Error::FailedPrecondition(vec![
+                    domain::PreconditionViolation {
+                        kind: "ALREADY_WITHDRAWN".into(),
+                        subject: format!("records/{id}"),
+                        description: format!(
+                            "was withdrawn already, with the reason {:?}; the reason given now is not recorded",
+                            row.withdrawal_reason.as_deref().unwrap_or_default()
+                        ),
+                    },
+                ])
+                .into());
+            }
             let record = row.into_record()?;
             if let Some(key) = request {
                 request_log::remember(&mut tx, key, encode(&record)).await?;

@@ -281,6 +281,16 @@ async fn only_the_filing_agency_withdraws_and_the_withdrawal_is_kept() {
         .unwrap();
     assert_eq!(withdrawn.status, pb::RecordStatus::Withdrawn as i32);
     assert_eq!(withdrawn.withdrawal_reason, "已履行完毕");
+    let again = |reason: &str| pb::WithdrawRecordRequest {
+        name: name.clone(),
+        reason: reason.into(),
+        request_id: String::new(),
+    };
+    // The same withdrawal again is a retry; another reason is not silently dropped.
+    court.withdraw_record(again("已履行完毕")).await.unwrap();
+    let err = court.withdraw_record(again("系误录")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("已履行完毕"), "{}", err.message());
     let got = court
         .get_record(pb::GetRecordRequest { name: name.clone() })
         .await
