@@ -16,7 +16,7 @@ use crate::auth::{is_public, is_served};
 use crate::domain::audit::{AuditEvent, Checkpoint};
 use crate::domain::codes::Purpose;
 use crate::domain::request_id::request_id_problem;
-use crate::metrics::REQUEST_ID;
+use crate::metrics::{CallId, REQUEST_ID};
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::{now_millis, CallAudit, Store};
 
@@ -580,6 +580,11 @@ impl AuditNote {
         self.with(|n| n.request_id = id.to_string())
     }
 
+    /// The call's id as [`crate::metrics::Observe`] settled it, checked there already.
+    fn checked_request_id(&self, id: &str) -> &Self {
+        self.with(|n| n.request_id = id.to_string())
+    }
+
     /// The request id the call's entries carry: its own `request_id` once noted, else
     /// its `x-request-id`. Streams give it to the entries of what they disclose.
     pub fn noted_request_id(&self) -> String {
@@ -798,9 +803,13 @@ impl Step for Audit {
             // Every entry carries a request id an operator can find in the logs and the
             // caller in its own: the call's x-request-id (set by the outer `Observe`
             // layer), until a handler notes the request's own `request_id`.
-            if let Some(id) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
-                note.request_id(id);
-            }
+            match req.extensions().get::<CallId>() {
+                Some(CallId(id)) => note.checked_request_id(id),
+                None => match req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+                    Some(id) => note.request_id(id),
+                    None => &note,
+                },
+            };
             req.extensions_mut().insert(note.clone());
             // Streaming handlers record what each part of their answer discloses.
             req.extensions_mut().insert(log.clone());

@@ -290,6 +290,11 @@ impl Observe {
     }
 }
 
+/// The call's request id as [`Observe`] settled it (the caller's, checked, or one made
+/// up), for the layers inside it: they need not check it again.
+#[derive(Debug, Clone)]
+pub struct CallId(pub String);
+
 /// A caller's request id if it is short printable ASCII without an ID number in it
 /// (it goes into the audit chain, before authentication), else a new one.
 fn request_id(headers: &http::HeaderMap) -> String {
@@ -331,9 +336,11 @@ impl Step for Observe {
         Box::pin(async move {
             let method = req.uri().path().to_string();
             let id = request_id(req.headers());
-            if let Ok(value) = http::HeaderValue::from_str(&id) {
-                req.headers_mut().insert(REQUEST_ID, value);
+            let value = http::HeaderValue::from_str(&id).ok();
+            if let Some(value) = &value {
+                req.headers_mut().insert(REQUEST_ID, value.clone());
             }
+            req.extensions_mut().insert(CallId(id.clone()));
             // At debug level: with it on, every line a call logs names its request id
             // and method; formatting the span on every call cost ~10% of a look-up.
             let span = tracing::debug_span!("rpc", request_id = %id, method = %Logged(&method));
@@ -344,7 +351,7 @@ impl Step for Observe {
             metrics.observe(&method, code, seconds);
             // The access log, at debug level so the look-up path does not pay for it.
             span.in_scope(|| tracing::debug!(code, millis = seconds * 1e3, "answered"));
-            if let Ok(value) = http::HeaderValue::from_str(&id) {
+            if let Some(value) = value {
                 response.headers_mut().insert(REQUEST_ID, value);
             }
             Ok(response)

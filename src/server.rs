@@ -24,7 +24,7 @@ use crate::domain::repair::{RepairPolicy, WorkCalendar};
 use crate::domain::spotcheck::SpotCheckPolicy;
 use crate::domain::vetting::VettingPolicy;
 use crate::metrics::{Metrics, Observe};
-use crate::middleware::StepLayer;
+use crate::middleware::{HttpResponse, StepLayer};
 use crate::overload::{LoadShed, WriteQueue, DEFAULT_MAX_CONCURRENT_CALLS};
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
@@ -353,7 +353,9 @@ impl Server {
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
             ))
             .layer(StepLayer::new(WriteQueue::new(store.write_slots())))
-            .layer(StepLayer::new(crate::api::codec::FramingErrors))
+            .layer(tower::util::MapResponseLayer::new(
+                crate::api::codec::framing_errors as fn(HttpResponse) -> HttpResponse,
+            ))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -6,10 +6,8 @@
 
 use std::marker::PhantomData;
 
+use crate::middleware::HttpResponse;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
-use tower::Service;
-
-use crate::middleware::{BoxFuture, HttpResponse, Step};
 use tonic::{Code, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
@@ -81,27 +79,15 @@ fn malformed(message: String) -> Status {
 /// Answers INVALID_ARGUMENT where tonic refused a request's gRPC framing as INTERNAL: a
 /// body with no message, a message cut short of the length its prefix gives, a prefix
 /// flag that is neither 0 nor 1. A compressed flag without `grpc-encoding` stays
-/// INTERNAL, as the gRPC specification requires.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FramingErrors;
-
-impl Step for FramingErrors {
-    fn call<S, B>(&self, mut inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
-    where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
-        S::Future: Send + 'static,
-        B: Send + 'static,
-    {
-        Box::pin(async move {
-            let response = inner.call(req).await?;
-            Ok(match framing_fault(response.headers()) {
-                Some(what) => malformed(format!(
-                    "the request is not a well-formed gRPC call: {what}"
-                ))
-                .into_http(),
-                None => response,
-            })
-        })
+/// INTERNAL, as the gRPC specification requires. A plain map of every response (a
+/// `tower::util::MapResponseLayer`), so that calls pay no future of their own for it.
+pub fn framing_errors(response: HttpResponse) -> HttpResponse {
+    match framing_fault(response.headers()) {
+        Some(what) => malformed(format!(
+            "the request is not a well-formed gRPC call: {what}"
+        ))
+        .into_http(),
+        None => response,
     }
 }
 
