@@ -801,15 +801,14 @@ impl Step for Audit {
             };
             let note = AuditNote::default();
             // Every entry carries a request id an operator can find in the logs and the
-            // caller in its own: the call's x-request-id (set by the outer `Observe`
-            // layer), until a handler notes the request's own `request_id`.
-            match req.extensions().get::<CallId>() {
-                Some(CallId(id)) => note.checked_request_id(id),
-                None => match req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
-                    Some(id) => note.request_id(id),
-                    None => &note,
-                },
-            };
+            // caller in its own: the call's id as the outer `Observe` layer settled (and
+            // checked) it, until a handler notes the request's own `request_id`. Without
+            // that layer, the x-request-id header, checked here.
+            if let Some(CallId(id)) = req.extensions().get::<CallId>() {
+                note.checked_request_id(id);
+            } else if let Some(id) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+                note.request_id(id);
+            }
             req.extensions_mut().insert(note.clone());
             // Streaming handlers record what each part of their answer discloses.
             req.extensions_mut().insert(log.clone());

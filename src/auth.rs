@@ -335,6 +335,14 @@ async fn authenticate(
     }
 }
 
+/// The token of an `authorization: Bearer <token>` value; None for any other value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 async fn agency_by_token(
     store: &Store,
     cache: &TokenCache,
@@ -343,9 +351,7 @@ async fn agency_by_token(
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(bearer_token)
         .ok_or_else(|| unauthenticated("authorization metadata must be `Bearer <token>`"))?;
     // A string that is no token this service issues costs neither a database read nor
     // a place in the token cache.

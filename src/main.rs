@@ -580,15 +580,15 @@ async fn confirm_person_key(
     store: &Store,
     keyer: &credit_hub::domain::ids::PersonKeyer,
 ) -> anyhow::Result<()> {
+    use credit_hub::store::PersonKeyCheck;
     let check = store.confirm_person_key(&keyer.fingerprint()).await?;
-    if check
-        == (credit_hub::store::PersonKeyCheck::RecordedNow {
-            persons_before: true,
-        })
+    if let PersonKeyCheck::RecordedNow {
+        persons_before: true,
+    } = check
     {
         tracing::warn!("recorded this HMAC key as the one the database's persons are keyed with; persons were stored before any key was recorded, so if any stored person is no longer found, this is not the key they were keyed with");
     }
-    if check == credit_hub::store::PersonKeyCheck::Other {
+    if check == PersonKeyCheck::Other {
         bail!(
             "this database's persons were keyed with another HMAC key: with this one no stored \
              person would be found. Restore the key it was created with (--hmac-key, \

@@ -312,8 +312,8 @@ impl GradeService for GradeApi {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string());
+            .and_then(crate::auth::bearer_token)
+            .map(str::to_string);
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {

@@ -178,7 +178,7 @@ impl RepairService for RepairApi {
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
         let today = self.state.clock.today();
-        let records = store.records_about(&uscc).await?;
+        let records = store.records_about_key(uscc.as_str()).await?;
         let restructuring = enterprise.in_bankruptcy_restructuring;
         let mut items: Vec<(&Record, Assessment)> = records
             .iter()
@@ -328,7 +328,7 @@ impl RepairService for RepairApi {
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
         let today = self.state.clock.today();
-        let records = store.records_about(&uscc).await?;
+        let records = store.records_about_key(uscc.as_str()).await?;
         let mut v = Violations::default();
         let mut unmet = Vec::new();
         let mut requirements = Vec::new();

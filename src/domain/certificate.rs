@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::codes::{code_enum, AbnormalCause, RecordKind, RecordStatus, SeriousListingCause};
 use super::data_integrity::ProofError;
 use super::ids::Uscc;
-use super::record::{missed_report_year, Record, ABNORMAL_LOOKBACK_YEARS};
+use super::record::{missed_report_year, Record, RecordContent, ABNORMAL_LOOKBACK_YEARS};
 use super::{Error, PreconditionViolation};
 
 code_enum! {
@@ -357,14 +357,22 @@ pub fn remediation_statements(
 /// inside the period that the certificate could not state.
 pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate) -> bool {
     let c = &record.content;
-    let stated_kind = match c.kind {
+    could_contradict(c)
+        && record.status == RecordStatus::Active
+        && (start..=end).contains(&c.decision_date)
+}
+
+/// Whether a record of this kind and tier is one a credit-status certificate states the
+/// absence of (see [`contradicts`]): a serious-dishonesty listing, or a serious-tier
+/// penalty or coercive measure. No other record needs the certificate register read.
+pub fn could_contradict(c: &RecordContent) -> bool {
+    match c.kind {
         RecordKind::SeriousDishonestyListing => true,
         RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure => {
             c.tier == super::codes::Tier::Serious
         }
         _ => false,
-    };
-    stated_kind && record.status == RecordStatus::Active && (start..=end).contains(&c.decision_date)
+    }
 }
 
 /// The day (in China, as every date a certificate states) a certificate issued at

@@ -11,8 +11,8 @@ use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
-    contradicts, contradicts_issue_day, issue_date, remediation_statements, stated_reports,
-    stated_reports_in, states, Certificate, CertificateKind, CertificateStatus,
+    contradicts, contradicts_issue_day, could_contradict, issue_date, remediation_statements,
+    stated_reports, stated_reports_in, states, Certificate, CertificateKind, CertificateStatus,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -167,11 +167,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Every record about an enterprise, in any status.
-    pub async fn records_about(&self, uscc: &Uscc) -> Result<Vec<Record>> {
-        records_with_key(&self.read, uscc.as_str()).await
     }
 
     /// The certificate an earlier request with `key` produced, if any. Refuses a
@@ -388,23 +383,12 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         written: &[&Record],
     ) -> Result<usize> {
-        // Only what could contradict a certificate (see `contradicts`): a batch of
-        // lighter records reads no certificate at all.
+        // A batch of records none of which could contradict a certificate reads no
+        // certificate at all.
         let serious: Vec<(&Uscc, &Record)> = written
             .iter()
             .filter_map(|r| match &r.content.subject {
-                Subject::Enterprise(u)
-                    if match r.content.kind {
-                        RecordKind::AdministrativePenalty
-                        | RecordKind::AdministrativeCoerciveMeasure => {
-                            r.content.tier == crate::domain::codes::Tier::Serious
-                        }
-                        RecordKind::SeriousDishonestyListing => true,
-                        _ => false,
-                    } =>
-                {
-                    Some((u, *r))
-                }
+                Subject::Enterprise(u) if could_contradict(&r.content) => Some((u, *r)),
                 _ => None,
             })
             .collect();

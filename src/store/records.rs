@@ -556,8 +556,9 @@ impl Store {
     }
 
     /// Withdraws a record on behalf of the agency that filed it; the withdrawn state is
-    /// kept in history. Withdrawing an already withdrawn record again with the same reason changes nothing; with another, FAILED_PRECONDITION. With a
-    /// `request`, a retry gets the response `encode` made of the first attempt's record.
+    /// kept in history. Withdrawing a withdrawn record again with the same reason changes
+    /// nothing; with another it is FAILED_PRECONDITION. With a `request`, a retry gets
+    /// the response `encode` made of the first attempt's record.
     pub async fn withdraw_record(
         &self,
         agency: &Agency,

@@ -663,23 +663,17 @@ async fn revision_pages_neither_repeat_nor_skip_when_a_version_arrives_between_t
     let mut second = first.clone();
     second.provenance.as_mut().unwrap().revision = 2;
     second.summary = "复查后更正处罚事由".into();
+    let mut name = String::new();
     for r in [first, second] {
-        client
+        name = client
             .batch_submit_records(submit(vec![r], ""))
             .await
-            .unwrap();
+            .unwrap()
+            .into_inner()
+            .records[0]
+            .name
+            .clone();
     }
-    let name = client
-        .list_records(pb::ListRecordsRequest {
-            subject_enterprise: format!("enterprises/{}", uscc(1)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records[0]
-        .name
-        .clone();
     let page = |token: String| pb::ListRecordRevisionsRequest {
         name: name.clone(),
         page_size: 1,
