@@ -12,6 +12,7 @@ pub mod domain;
 pub mod metrics;
 pub mod middleware;
 pub mod overload;
+pub mod pace;
 pub mod peer;
 pub mod proto;
 pub mod quota;

@@ -63,6 +63,15 @@ struct ServeArgs {
     /// RetryInfo at once (health and reflection are never refused).
     #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
+    /// Seconds any request body has to arrive, whatever its size; past it, a call whose
+    /// body is still arriving gets DEADLINE_EXCEEDED (REQUEST_TOO_SLOW), so a slow
+    /// sender cannot hold a call slot. See --request-body-min-rate.
+    #[arg(long, env = "CREDIT_HUB_REQUEST_BODY_GRACE_SECS", default_value_t = credit_hub::pace::DEFAULT_GRACE.as_secs_f64())]
+    request_body_grace_secs: f64,
+    /// Bytes per second: each byte of a request body received gives it 1 / this many
+    /// seconds more than the grace period.
+    #[arg(long, env = "CREDIT_HUB_REQUEST_BODY_MIN_RATE", default_value_t = credit_hub::pace::DEFAULT_MIN_RATE, value_parser = clap::value_parser!(u64).range(1..))]
+    request_body_min_rate: u64,
     /// PostgreSQL only: seconds any one statement of the server may run, lock waits
     /// included, before PostgreSQL stops it and its call gets UNAVAILABLE (0: no
     /// limit). A call's own deadline stops its work in the server; this also stops a
@@ -788,6 +797,11 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .purposes(purposes)
         .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0))
         .max_concurrent_calls(args.max_concurrent_calls)
+        .request_body_pace(credit_hub::pace::BodyPace {
+            grace: positive_seconds("--request-body-grace-secs", args.request_body_grace_secs)?,
+            min_rate: args.request_body_min_rate,
+            ..Default::default()
+        })
         .max_connection_age(Duration::from_secs(args.max_connection_age_secs.max(1)));
     if !args.metrics_listen.is_empty() {
         server = server.metrics(&args.metrics_listen).await?;
@@ -815,6 +829,15 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| anyhow::anyhow!("{flag} {value}: give a number of seconds, 0 or more"))
+}
+
+/// [`seconds`], more than 0.
+fn positive_seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    let d = seconds(flag, value)?;
+    if d.is_zero() {
+        bail!("{flag} {value}: give a number of seconds more than 0");
+    }
+    Ok(d)
 }
 
 async fn shutdown_signal() {

@@ -27,7 +27,7 @@ use crate::middleware::{BoxFuture, HttpResponse, Step};
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1_024;
 
 /// Paths never shed.
-fn exempt(path: &str) -> bool {
+pub(crate) fn exempt(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 

@@ -26,6 +26,7 @@ use crate::domain::vetting::VettingPolicy;
 use crate::metrics::{Metrics, Observe};
 use crate::middleware::{HttpResponse, StepLayer};
 use crate::overload::{LoadShed, WriteQueue, DEFAULT_MAX_CONCURRENT_CALLS};
+use crate::pace::BodyPace;
 use crate::peer::PeerPolicy;
 use crate::proto::v1::{
     audit_service_server::AuditServiceServer, certificate_service_server::CertificateServiceServer,
@@ -114,6 +115,7 @@ pub struct Server {
     default_rate: Option<u32>,
     max_concurrent_calls: usize,
     shed_summary_every: Duration,
+    body_pace: BodyPace,
     tls: Option<TlsFiles>,
     peers: PeerPolicy,
     vetting: VettingPolicy,
@@ -145,6 +147,7 @@ impl Server {
             default_rate: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             shed_summary_every: crate::overload::SHED_SUMMARY_EVERY,
+            body_pace: BodyPace::default(),
             tls: None,
             peers: PeerPolicy::default(),
             vetting: VettingPolicy::builtin(),
@@ -195,6 +198,12 @@ impl Server {
     /// and reflection are never refused).
     pub fn max_concurrent_calls(mut self, max: usize) -> Self {
         self.max_concurrent_calls = max;
+        self
+    }
+
+    /// How fast, and how long, request bodies must be (see [`crate::pace`]).
+    pub fn request_body_pace(mut self, pace: BodyPace) -> Self {
+        self.body_pace = pace;
         self
     }
 
@@ -342,7 +351,9 @@ impl Server {
             self.shed_summary_every,
         ));
         let last_shed_summary = (shed.clone(), audit.clone());
+        let pace = self.body_pace;
         let serve = builder
+            .layer(tower::util::MapRequestLayer::new(move |req| pace.pace(req)))
             .layer(StepLayer::new(Observe::new(metrics)))
             .layer(StepLayer::new(LoadShed::new(
                 self.max_concurrent_calls,

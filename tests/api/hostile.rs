@@ -361,3 +361,166 @@ async fn malformed_grpc_framing_is_invalid_argument() {
         .collect();
     assert_eq!(outcomes, vec!["INVALID_ARGUMENT"; 3]);
 }
+
+/// A request body the test feeds chunk by chunk; it ends when its sender is dropped.
+struct Trickle(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Trickle {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Calls `path` with a body fed through the returned sender and answers the call's
+/// status (trailers-only or in the trailers).
+fn trickled(
+    channel: &tonic::transport::Channel,
+    path: &str,
+    token: Option<&str>,
+) -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<tonic::Status>,
+) {
+    use http_body_util::BodyExt;
+    use tower::{Service, ServiceExt};
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut request = http::Request::post(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(tonic::body::Body::new(Trickle(rx)))
+        .expect("a request");
+    let mut channel = channel.clone();
+    let call = tokio::spawn(async move {
+        let response = channel.ready().await.unwrap().call(request).await.unwrap();
+        if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+            return status;
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a response body");
+        let trailers = body.trailers().cloned().unwrap_or_default();
+        tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::ok(""))
+    });
+    (tx, call)
+}
+
+/// `message` in its gRPC frame.
+fn grpc_frame(message: &impl Message) -> Bytes {
+    let encoded = message.encode_to_vec();
+    let mut frame = BytesMut::new();
+    frame.put_u8(0);
+    frame.put_u32(encoded.len() as u32);
+    frame.put_slice(&encoded);
+    frame.freeze()
+}
+
+/// A body that trickles in cannot hold one of the server's call slots: it is refused
+/// once its time is up (a grace period, plus time for each byte sent) and the slot
+/// serves the next caller. A body that keeps pace is served however long it takes, and
+/// one that goes on past a message is refused.
+#[tokio::test]
+async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
+    use tonic_types::StatusExt;
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let pace = credit_hub::pace::BodyPace {
+        grace: Duration::from_millis(300),
+        min_rate: 100,
+        max_bytes: 1_000,
+    };
+    let (addr, stop) =
+        another_server(&app, |s| s.max_concurrent_calls(1).request_body_pace(pace)).await;
+    let channel = channel_to(addr).await;
+    let token = app.tokens[&AgencyKind::MarketRegulation].clone();
+    let get = pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    };
+    let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel.clone(),
+        app.bearer(AgencyKind::Tax),
+    );
+
+    // A public call, no token needed: a prefix announcing 256 bytes, then nothing.
+    let verify = "/credithub.v1.CertificateService/VerifyCertificate";
+    let (tx, slow) = trickled(&channel, verify, None);
+    tx.send(Bytes::from_static(b"\x00\x00\x00\x01\x00"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shed = registry
+        .get_enterprise(get.clone())
+        .await
+        .expect_err("shed");
+    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    let refused = slow.await.unwrap();
+    assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
+    assert_eq!(
+        refused.get_details_error_info().map(|i| i.reason),
+        Some("REQUEST_TOO_SLOW".to_string())
+    );
+    assert!(refused.message().contains("5 bytes"), "{refused:?}");
+    registry
+        .get_enterprise(get.clone())
+        .await
+        .expect("the slot serves the next caller");
+    drop(tx);
+
+    // The same on an authenticated RPC, audited as what the caller was told.
+    let path = "/credithub.v1.RegistryService/GetEnterprise";
+    let (tx, slow) = trickled(&channel, path, Some(&token));
+    tx.send(grpc_frame(&get).slice(..3)).await.unwrap();
+    assert_eq!(slow.await.unwrap().code(), Code::DeadlineExceeded);
+    drop(tx);
+    let outcomes: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: path.into(),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert!(
+        outcomes.contains(&"DEADLINE_EXCEEDED".to_string()),
+        "{outcomes:?}"
+    );
+
+    // Past its grace period, a body that keeps pace is served: 30 bytes buy 300 ms more.
+    let frame = grpc_frame(&get);
+    assert!(frame.len() > 30);
+    let (tx, paced) = trickled(&channel, path, Some(&token));
+    tx.send(frame.slice(..30)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    tx.send(frame.slice(30..)).await.unwrap();
+    drop(tx);
+    let served = paced.await.unwrap();
+    assert_eq!(served.code(), Code::Ok, "{served:?}");
+
+    // One message and then more: the body goes on past the longest a call carries.
+    let (tx, endless) = trickled(&channel, path, Some(&token));
+    for _ in 0..(1_000 / frame.len() + 1) {
+        tx.send(frame.clone()).await.unwrap();
+    }
+    let refused = endless.await.unwrap();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(
+        refused.get_details_error_info().map(|i| i.reason),
+        Some("MALFORMED_REQUEST".to_string())
+    );
+    drop(tx);
+    let _ = stop.send(());
+}
