@@ -18,8 +18,9 @@ use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::certificate::{
-    check_period, credential, credit_status_statements, judge, presented, remediation_statements,
-    serial, Certificate, CertificateKind, CertificateStatus, Draft, Issuer, VerificationResult,
+    check_period, credential, credit_status_statements, is_registered_document, judge, presented,
+    remediation_statements, serial, Certificate, CertificateKind, CertificateStatus, Draft, Issuer,
+    VerificationResult,
 };
 use crate::domain::codes::AgencyKind;
 use crate::domain::data_integrity::{self, public_key_multibase, ProofOptions};
@@ -442,6 +443,20 @@ impl CertificateService for CertificateApi {
             (Ok(()), Some(serial)) => self.state.store.certificate(serial).await?,
             _ => None,
         };
+        // Every certificate this service signs is in its register, exactly as handed
+        // out, before it is returned: a genuine signature over an unknown serial, or
+        // over other content under a known one, was made with the key outside the
+        // service (a retired key that leaked, say), whatever its dates say.
+        let register = register.filter(|c| is_registered_document(&doc, &c.document));
+        if proof.is_ok() && register.is_none() {
+            return Ok(Response::new(pb::VerifyCertificateResponse {
+                result: VerificationResult::NotRegistered.number(),
+                reason: "do not trust this document: the signature is genuine, but the issuer's register holds no such certificate under this serial; ask the issuer".into(),
+                serial_number: shown.serial.unwrap_or_default(),
+                issuer_key_id: shown.key_id.unwrap_or_default(),
+                status: 0,
+            }));
+        }
         let (result, reason) = judge(
             proof,
             &shown,
@@ -450,18 +465,6 @@ impl CertificateService for CertificateApi {
                 .map(|c| (c.status, c.status_reason.clone())),
             Utc::now(),
         );
-        if result == VerificationResult::Valid && register.is_none() {
-            // Every certificate this service signs is in its register before it is
-            // returned: a genuine signature over an unknown serial was made with the
-            // key outside the service (a retired key that leaked, say).
-            return Ok(Response::new(pb::VerifyCertificateResponse {
-                result: VerificationResult::NotRegistered.number(),
-                reason: "do not trust this document: the signature is genuine, but the issuer's register has no certificate with this serial; ask the issuer".into(),
-                serial_number: shown.serial.unwrap_or_default(),
-                issuer_key_id: shown.key_id.unwrap_or_default(),
-                status: 0,
-            }));
-        }
         Ok(Response::new(pb::VerifyCertificateResponse {
             result: result.number(),
             reason,

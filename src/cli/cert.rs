@@ -500,7 +500,7 @@ pub fn render_html(doc: &Value) -> anyhow::Result<String> {
         {
             body.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                m["reportYear"],
+                e(&m["reportYear"].to_string()),
                 e(&s(&m["abnormalListing"]["documentNumber"])),
                 e(&s(&m["filing"]["filedDate"]))
             ));
@@ -528,4 +528,29 @@ pub fn render_html(doc: &Value) -> anyhow::Result<String> {
         issuer = e(&s(&doc["issuer"]["name"])),
         route = e(&route),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page is built from a document that may be forged: every value in it is text.
+    #[test]
+    fn the_printable_page_escapes_every_value() {
+        let script = "</td><script>alert(1)</script>";
+        let doc = serde_json::json!({
+            "credentialStatus": { "serialNumber": "CH-1", "statusService": "grpc://x" },
+            "credentialSubject": {
+                "seriousDishonestyListings": [{ "documentNumber": script }],
+                "missedAnnualReports": [{
+                    "reportYear": script,
+                    "abnormalListing": { "documentNumber": script },
+                    "filing": { "filedDate": script },
+                }],
+            },
+        });
+        let page = render_html(&doc).unwrap();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+    }
 }

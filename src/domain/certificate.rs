@@ -354,12 +354,12 @@ pub fn remediation_statements(
 
 /// Whether a new record contradicts a credit-status certificate over `start..=end`: a
 /// serious-tier penalty or coercive measure, or a serious-dishonesty listing, decided
-/// inside the period that the certificate could not state.
-pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate) -> bool {
+/// inside the period that the certificate could not state, and still in publicity
+/// `today`. One whose publicity has ended (an old record filed late, or a correction of
+/// one) is left off a certificate issued today as well, so it contradicts nothing.
+pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate, today: NaiveDate) -> bool {
     let c = &record.content;
-    could_contradict(c)
-        && record.status == RecordStatus::Active
-        && (start..=end).contains(&c.decision_date)
+    could_contradict(c) && is_active(record, today) && (start..=end).contains(&c.decision_date)
 }
 
 /// Whether a record of this kind and tier is one a credit-status certificate states the
@@ -604,6 +604,16 @@ pub fn presented(doc: &Value) -> Presented {
         key_id,
         valid_until,
     }
+}
+
+/// Whether `presented` is the document the register holds as `stored`: the same JSON
+/// value, whatever whitespace, key order or escapes it travelled with. A genuine
+/// signature over anything else under a registered serial (new content, a later
+/// `validUntil`) was made outside the service, with a key that leaked.
+pub fn is_registered_document(presented: &Value, stored: &str) -> bool {
+    serde_json::from_str::<Value>(stored).is_ok_and(|s| {
+        crate::domain::jcs::canonicalize(&s) == crate::domain::jcs::canonicalize(presented)
+    })
 }
 
 /// The verdict on a document: its proof first (a document that fails it says nothing
@@ -873,16 +883,23 @@ mod tests {
             "2025-06-01",
             Attributes::default(),
         );
-        assert!(contradicts(&p, start, end));
+        let today = d("2026-03-01");
+        assert!(contradicts(&p, start, end, today));
+        let mut ended = p.clone();
+        ended.content.publicity_end = d("2026-02-28");
+        assert!(
+            !contradicts(&ended, start, end, today),
+            "its publicity ended"
+        );
         p.content.tier = Tier::Moderate;
-        assert!(!contradicts(&p, start, end));
+        assert!(!contradicts(&p, start, end, today));
         let late = record(
             "s",
             RecordKind::SeriousDishonestyListing,
             "2026-02-01",
             Attributes::default(),
         );
-        assert!(!contradicts(&late, start, end));
+        assert!(!contradicts(&late, start, end, today));
     }
 
     #[test]

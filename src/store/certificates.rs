@@ -328,17 +328,40 @@ impl Store {
         request: Option<&RequestKey>,
         encode: &(dyn Fn(&Certificate) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<Certificate>> {
+        // A retry racing its first attempt replays that attempt's answer.
+        request_log::retrying_races(|| self.revoke_once(serial, reason, request, encode)).await
+    }
+
+    async fn revoke_once(
+        &self,
+        serial: &str,
+        reason: &str,
+        request: Option<&RequestKey>,
+        encode: &(dyn Fn(&Certificate) -> Vec<u8> + Send + Sync),
+    ) -> Result<Replay<Certificate>> {
         let mut tx = match request_log::begin(self, request).await? {
             Ok(tx) => tx,
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
-        let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
-            .bind(serial)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| domain::Error::NotFound(format!("certificates/{serial}")))?;
+        // Locked (PostgreSQL; SQLite has one writer) so that of two revocations at
+        // once the second sees the first, and is refused instead of replacing its reason.
+        let row = sqlx::query(&format!(
+            "SELECT * FROM certificates WHERE serial = $1{}",
+            super::sql::for_update(self.backend)
+        ))
+        .bind(serial)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| domain::Error::NotFound(format!("certificates/{serial}")))?;
         let mut cert = certificate_from_row(&row)?;
         if cert.status == CertificateStatus::Revoked {
+            // A copy of this request that held the lock first has revoked it: the
+            // copy answers as that one did.
+            if let Some(key) = request {
+                if let Some(bytes) = request_log::find(&mut tx, key).await? {
+                    return Ok(Replay::Replayed(bytes));
+                }
+            }
             return Err(
                 domain::Error::FailedPrecondition(vec![PreconditionViolation {
                     kind: "ALREADY_REVOKED".into(),
@@ -382,6 +405,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'static, Any>,
         written: &[&Record],
+        today: NaiveDate,
     ) -> Result<usize> {
         // A batch of records none of which could contradict a certificate reads no
         // certificate at all.
@@ -421,7 +445,7 @@ impl Store {
             let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
                 .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
             let in_period = serious.iter().find(|(u, r)| {
-                u.as_str() == uscc && contradicts(r, start, end) && !states(&document, r)
+                u.as_str() == uscc && contradicts(r, start, end, today) && !states(&document, r)
             });
             let on_issue_day = || {
                 serious.iter().find(|(u, r)| {

@@ -501,7 +501,7 @@ impl Store {
         let related = self.affects_related(&regrade_for)
             || self.affects_related(&replaced.iter().collect::<Vec<_>>());
         let regraded = self.regrade(tx, targets, related, today).await?;
-        self.suspend_contradicted(tx, &written).await?;
+        self.suspend_contradicted(tx, &written, today).await?;
         Ok((SubmitResult { records, outcomes }, regraded))
     }
 

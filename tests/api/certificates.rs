@@ -1176,3 +1176,148 @@ async fn a_genuine_signature_over_an_unregistered_serial_is_not_trusted() {
         verified.reason
     );
 }
+
+/// Whoever holds a leaked issuer key can sign anything, and may reuse a serial the
+/// register holds: only the document handed out under that serial is trusted online.
+#[tokio::test]
+async fn a_genuine_signature_over_other_content_under_a_registered_serial_is_not_trusted() {
+    use credit_hub::domain::data_integrity::{sign, ProofOptions};
+    let app = spawn_app().await;
+    app.register(vec![enterprise(9, ID_A)]).await;
+    let leaked = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let (channel, _stop) = replica(
+        &app,
+        CertificateSettings {
+            key_id: "2026-leaked".into(),
+            signing_key: leaked.clone(),
+            ..CertificateSettings::default()
+        },
+    )
+    .await;
+    let cert = issue_on(&app, &channel, status_request(9, "issue-9")).await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Valid
+    );
+    // The same bytes re-spaced are the same document.
+    let genuine: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    assert_eq!(
+        result_of(
+            &app.verify(&serde_json::to_string_pretty(&genuine).unwrap())
+                .await
+        ),
+        VerificationResult::Valid
+    );
+
+    let mut forged = genuine.as_object().unwrap().clone();
+    let proof = forged.remove("proof").unwrap();
+    let options = ProofOptions {
+        verification_method: proof["verificationMethod"].as_str().unwrap().into(),
+        created: proof["created"].as_str().unwrap().into(),
+    };
+    for (field, value) in [
+        ("validUntil", serde_json::json!("2099-12-31T00:00:00Z")),
+        ("validFrom", serde_json::json!("2020-01-01T00:00:00Z")),
+    ] {
+        let mut other = forged.clone();
+        other.insert(field.into(), value);
+        let document = sign(&other, &options, &leaked).to_string();
+        let verified = app.verify(&document).await;
+        assert_eq!(
+            result_of(&verified),
+            VerificationResult::NotRegistered,
+            "{field}: {verified:?}"
+        );
+        assert!(verified.reason.contains("do not trust"), "{verified:?}");
+    }
+    // Signed again with the content unchanged, at another time: not what was handed out.
+    let again = ProofOptions {
+        created: "2026-01-01T00:00:00Z".into(),
+        ..options
+    };
+    let document = sign(&forged, &again, &leaked).to_string();
+    assert_eq!(
+        result_of(&app.verify(&document).await),
+        VerificationResult::NotRegistered
+    );
+}
+
+/// Revocations that arrive together: of different requests exactly one succeeds and
+/// its reason stays; copies of one request (a client's retries) all get its answer.
+#[tokio::test]
+async fn revocations_at_once_revoke_once() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(3, ID_A), enterprise(4, ID_B)])
+        .await;
+    let first = issue(&app, status_request(3, "issue-3")).await;
+    let second = issue(&app, status_request(4, "issue-4")).await;
+    let revoke = |name: &str, reason: String, request_id: String| {
+        let mut market = app.certificates(AgencyKind::MarketRegulation);
+        let request = pb::RevokeCertificateRequest {
+            name: name.into(),
+            reason,
+            request_id,
+        };
+        async move { market.revoke_certificate(request).await }
+    };
+    let answers = futures_join_all(
+        (0..8).map(|i| revoke(&first.name, format!("理由 {i}"), format!("revoke-{i}"))),
+    )
+    .await;
+    let won: Vec<String> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .map(|r| {
+            r.get_ref()
+                .certificate
+                .as_ref()
+                .unwrap()
+                .revocation_reason
+                .clone()
+        })
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for err in answers.iter().filter_map(|a| a.as_ref().err()) {
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+        assert!(err.message().contains(&won[0]), "{err:?}");
+    }
+    let stored = app
+        .certificates(AgencyKind::MarketRegulation)
+        .get_certificate(pb::GetCertificateRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    assert_eq!(stored.revocation_reason, won[0]);
+
+    let answers =
+        futures_join_all((0..8).map(|_| revoke(&second.name, "理由".into(), "revoke-same".into())))
+            .await;
+    let certificates: Vec<pb::Certificate> = answers
+        .into_iter()
+        .map(|a| {
+            a.expect("a retry gets the first answer")
+                .into_inner()
+                .certificate
+                .unwrap()
+        })
+        .collect();
+    assert!(certificates.iter().all(|c| *c == certificates[0]));
+}
+
+/// Runs the futures at once on the runtime's threads and answers their results in order.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("a call"));
+    }
+    out
+}
