@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     date, enterprise_name, filter_enum, name_text, required_enum, resource_id, text, timestamp,
 };
-use super::paging::{decode_token, next_page, page_size};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -595,11 +595,14 @@ impl RepairService for RepairApi {
             .store
             .list_repair_applications(&filter, before.as_deref(), size + 1)
             .await?;
+        let today = self.state.clock.today();
+        let size = size_within_bytes(&found, size, |a| {
+            prost::Message::encoded_len(&application_out(a, today))
+        });
         let next_page_token = next_page(&mut found, size, &query, |a| a.id.clone());
         let note = AuditNote::of(&req);
         note.subjects(found.iter().map(|a| a.uscc.resource_name()));
         note.count(found.len());
-        let today = self.state.clock.today();
         Ok(Response::new(pb::ListRepairApplicationsResponse {
             applications: found.iter().map(|a| application_out(a, today)).collect(),
             next_page_token,
@@ -675,6 +678,7 @@ impl RepairService for RepairApi {
                 }
             }
         }
+        let size = size_within_bytes(&candidates, size, prost::Message::encoded_len);
         let next_page_token = next_page(&mut candidates, size, &query, |c| {
             c.enterprise.trim_start_matches("enterprises/").to_string()
         });

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     bounded_list, date, enterprise_name, name_text, required_enum, resource_id, text, timestamp,
 };
-use super::paging::{decode_token, next_page, page_size};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::public::PublicLimit;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
@@ -23,12 +23,12 @@ use crate::domain::record::{
 };
 use crate::domain::repair::WorkCalendar;
 use crate::domain::spotcheck::{
-    check_ratios, commitment, draw, merge, Cycle, DrawnPlan, InspectionItem, Inspector, Plan,
-    SpotCheckPolicy, SpotCheckResult,
+    check_ratios, commitment, draw, merge, Cycle, Drawn, DrawnPlan, InspectionItem, Inspector,
+    Plan, Qualified, SpotCheckPolicy, SpotCheckResult, Target,
 };
 use crate::domain::{Error, PreconditionViolation, Violations};
 use crate::proto::v1::{self as pb, spot_check_service_server::SpotCheckService};
-use crate::store::{now_millis, Replay};
+use crate::store::{now_millis, CycleActivity, Replay};
 
 /// Most check items a plan may carry.
 const MAX_ITEMS: usize = 50;
@@ -59,6 +59,47 @@ impl SpotCheckApi {
             calendar: Arc::new(calendar),
             public_calls: PublicLimit::new(public_rate),
         }
+    }
+
+    /// `plan` drawn from `population` less what `activity` excludes: the department's
+    /// own targets and results this cycle, and anyone's for A grades.
+    fn draw(
+        &self,
+        plan: &Plan,
+        population: &[(String, Grade)],
+        activity: &CycleActivity,
+        inspectors: &[Qualified],
+    ) -> Result<Drawn, Status> {
+        let own: BTreeSet<&str> = activity
+            .taken
+            .iter()
+            .filter(|(a, _)| *a == plan.agency_id)
+            .map(|(_, u)| u.as_str())
+            .collect();
+        let anyone: BTreeSet<&str> = activity.taken.iter().map(|(_, u)| u.as_str()).collect();
+        let mut eligible: BTreeMap<Grade, Vec<String>> = BTreeMap::new();
+        for (uscc, grade) in population {
+            if own.contains(uscc.as_str()) || (*grade == Grade::A && anyone.contains(uscc.as_str()))
+            {
+                continue;
+            }
+            eligible.entry(*grade).or_default().push(uscc.clone());
+        }
+        plan.draw(
+            eligible,
+            inspectors,
+            &self.policy.non_on_site_domains,
+            now_millis(),
+        )
+        // The seed was stored by this service: unreadable, it is the server's fault
+        // (reported as such), not the caller's.
+        .ok_or_else(|| {
+            crate::store::Error::Corrupt(format!(
+                "the stored seed of spot-check plan {} is unreadable",
+                plan.id
+            ))
+            .into()
+        })
     }
 
     /// The plan `name` if it belongs to `agency`'s department.
@@ -103,10 +144,14 @@ impl SpotCheckApi {
         let deadline = self
             .calendar
             .add_working_days(plan.cycle.end, self.policy.publish_working_days);
-        let targets: Vec<pb::SpotCheckTarget> = plan
-            .drawn
-            .iter()
-            .flat_map(|d| &d.targets)
+        let mut targets: Vec<&Target> = plan.drawn.iter().flat_map(|d| &d.targets).collect();
+        if !grades {
+            // Drawn grade by grade, the targets in draw order would tell their grades
+            // (with the plan's eligible counts) to a caller who may not read them.
+            targets.sort_by(|a, b| a.uscc.cmp(&b.uscc));
+        }
+        let targets: Vec<pb::SpotCheckTarget> = targets
+            .into_iter()
             .map(|t| {
                 let result_recorded = recorded.contains(&t.uscc);
                 pb::SpotCheckTarget {
@@ -293,22 +338,26 @@ impl SpotCheckService for SpotCheckApi {
             .store
             .list_inspectors(&agency.id, after.as_deref(), size + 1)
             .await?;
+        let mut inspectors: Vec<pb::Inspector> = found
+            .iter()
+            .map(|i| pb::Inspector {
+                code: i.code.clone(),
+                display_name: i.display_name.clone(),
+                domains: i.domains.iter().map(|d| d.number()).collect(),
+                conflicts: i
+                    .conflicts
+                    .iter()
+                    .map(|u| format!("enterprises/{u}"))
+                    .collect(),
+            })
+            .collect();
+        // Each may list a thousand conflicts.
+        let size = size_within_bytes(&inspectors, size, prost::Message::encoded_len);
         let next_page_token = next_page(&mut found, size, &query, |i| i.code.clone());
+        inspectors.truncate(found.len());
         AuditNote::of(&req).count(found.len());
         Ok(Response::new(pb::ListInspectorsResponse {
-            inspectors: found
-                .into_iter()
-                .map(|i| pb::Inspector {
-                    code: i.code,
-                    display_name: i.display_name,
-                    domains: i.domains.iter().map(|d| d.number()).collect(),
-                    conflicts: i
-                        .conflicts
-                        .iter()
-                        .map(|u| format!("enterprises/{u}"))
-                        .collect(),
-                })
-                .collect(),
+            inspectors,
             next_page_token,
         }))
     }
@@ -474,52 +523,40 @@ impl SpotCheckService for SpotCheckApi {
         let population = store
             .spot_check_population(&plan.region_code, &plan.industry_code)
             .await?;
-        let activity = store.cycle_activity(&plan.cycle).await?;
-        // This department's own targets and results this cycle; anyone's, for A grades.
-        let own: BTreeSet<&str> = activity
-            .iter()
-            .filter(|(a, _)| *a == plan.agency_id)
-            .map(|(_, u)| u.as_str())
-            .collect();
-        let anyone: BTreeSet<&str> = activity.iter().map(|(_, u)| u.as_str()).collect();
-        let mut eligible: BTreeMap<Grade, Vec<String>> = BTreeMap::new();
-        for (uscc, grade) in &population {
-            if own.contains(uscc.as_str()) || (*grade == Grade::A && anyone.contains(uscc.as_str()))
-            {
-                continue;
-            }
-            eligible.entry(*grade).or_default().push(uscc.clone());
-        }
         let inspectors: Vec<_> = store
             .inspectors_of(&plan.agency_id)
             .await?
             .iter()
             .map(|i| i.qualified(&plan.agency_id))
             .collect();
-        let drawn = plan
-            .draw(
-                eligible,
-                &inspectors,
-                &self.policy.non_on_site_domains,
-                now_millis(),
-            )
-            // The seed was stored by this service: unreadable, it is the server's fault
-            // (reported as such), not the caller's.
-            .ok_or_else(|| {
-                crate::store::Error::Corrupt(format!(
-                    "the stored seed of spot-check plan {} is unreadable",
-                    plan.id
-                ))
-            })?;
-        // Noted before the write (see `AuditNote`).
-        note.subjects(
-            drawn
-                .targets
-                .iter()
-                .map(|t| format!("enterprises/{}", t.uscc)),
-        );
-        note.count(drawn.targets.len());
-        store.save_draw(&plan, &drawn).await?;
+        // Drawn again if another plan of the cycle is drawn meanwhile: its targets
+        // must be excluded too. Each round loses only to a draw that committed, so
+        // this ends; the bound is for safety.
+        let mut rounds = 0;
+        let drawn = loop {
+            rounds += 1;
+            let activity = store.cycle_activity(&plan.cycle).await?;
+            let drawn = self.draw(&plan, &population, &activity, &inspectors)?;
+            // Noted before the write (see `AuditNote`).
+            note.subjects(
+                drawn
+                    .targets
+                    .iter()
+                    .map(|t| format!("enterprises/{}", t.uscc)),
+            );
+            note.count(drawn.targets.len());
+            if store.save_draw(&plan, &drawn, &activity).await? {
+                break drawn;
+            }
+            if rounds == 10 {
+                return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                    kind: "DRAW_CONTENDED".into(),
+                    subject: plan.resource_name(),
+                    description: "other plans of this cycle kept being drawn at the same time; draw this one again".into(),
+                }])
+                .into());
+            }
+        };
         plan.drawn = Some(drawn);
         let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         Ok(Response::new(pb::DrawSpotCheckPlanResponse {
@@ -688,6 +725,13 @@ impl SpotCheckService for SpotCheckApi {
         let merged = merge(&drawn, &inspectors, k);
         let note = AuditNote::of(&req);
         note.purpose(Some(Purpose::SpotCheckPlanning), "");
+        // The answer names every enterprise to be visited, and who will visit it.
+        note.subjects(
+            merged
+                .visits
+                .iter()
+                .map(|v| format!("enterprises/{}", v.uscc)),
+        );
         note.count(merged.visits.len());
         Ok(Response::new(pb::MergePlansResponse {
             joint_share: merged.joint_share(),
@@ -910,6 +954,9 @@ impl SpotCheckService for SpotCheckApi {
                 today,
             )
             .await?;
+        let size = size_within_bytes(&found, size, |(x, name)| {
+            prost::Message::encoded_len(&result_out(x, name, today))
+        });
         let next_page_token = next_page(&mut found, size, &query, |(x, _)| {
             (x.published_at, x.plan_id.clone(), x.uscc.clone())
         });

@@ -244,6 +244,31 @@ impl Store {
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
         let mut app = self.open_application_in(&mut tx, id).await?;
+        // An interview on record is evidence the decision rests on: it is never
+        // replaced. The same one again is a retry that changes nothing.
+        if let Some(first) = &app.interview {
+            if first != interview {
+                return Err(
+                    domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                        kind: "ALREADY_INTERVIEWED".into(),
+                        subject: app.resource_name(),
+                        description: format!(
+                            "{} already has its credit interview, on {} by {}; a recorded \
+                         interview is not replaced",
+                            app.resource_name(),
+                            first.date,
+                            first.officer
+                        ),
+                    }])
+                    .into(),
+                );
+            }
+            if let Some(key) = request {
+                request_log::remember(&mut tx, key, encode(&app)).await?;
+            }
+            self.commit(tx).await?;
+            return Ok(Replay::Fresh(app));
+        }
         if interview.date < app.accepted_date {
             return Err(domain::Error::invalid(
                 "interview.interview_date",

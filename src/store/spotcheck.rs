@@ -3,11 +3,11 @@
 
 use chrono::NaiveDate;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row};
 
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, fetch_json, multi_insert, placeholders, select_json, Val};
-use super::{now_millis, stored_code, stored_date, Error, Result, Store};
+use super::{now_millis, stored_code, stored_date, Backend, Error, Result, Store};
 use crate::domain::agency::Agency;
 use crate::domain::codes::{RegulatoryDomain, SpotCheckOutcome};
 use crate::domain::grading::{Grade, DEFAULT_MODEL};
@@ -90,6 +90,15 @@ fn result_from_row(row: &AnyRow) -> Result<SpotCheckResult> {
         record_id: row.try_get("record_id")?,
         plan_id,
     })
+}
+
+/// What a draw must exclude, as read before it (see [`Store::cycle_activity`]).
+#[derive(Debug, Default)]
+pub struct CycleActivity {
+    /// (agency, USCC): the enterprises each agency has drawn or checked this cycle.
+    pub taken: Vec<(String, String)>,
+    /// The drawn plans this was read from, to tell whether another was drawn since.
+    drawn_plans: Vec<String>,
 }
 
 impl Store {
@@ -238,33 +247,17 @@ impl Store {
             .collect()
     }
 
-    /// Who has inspected or will inspect whom in `cycle`: (department, USCC) for every
-    /// target of the drawn plans of the cycle and of cycles overlapping it (a year's
-    /// plan and its quarters'), and every result inspected within it.
-    pub async fn cycle_activity(&self, cycle: &Cycle) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        let labels = cycle.overlapping_labels();
-        let sql = format!(
-            "SELECT id, agency_id, targets FROM spot_check_plans WHERE cycle IN ({}) \
-             AND state = 'DRAWN'",
-            placeholders(self.backend, 1, labels.len())
-        );
-        let plans = bind_all(
-            sqlx::query(&sql),
-            labels.into_iter().map(Val::from).collect(),
-        )
-        .fetch_all(&self.read)
-        .await?;
-        for row in &plans {
-            let id: String = row.try_get("id")?;
-            let agency: String = row.try_get("agency_id")?;
-            let targets: Vec<Target> = json(
-                &row.try_get::<Option<String>, _>("targets")?
-                    .unwrap_or_default(),
-                "plan",
-                &id,
-            )?;
-            out.extend(targets.into_iter().map(|t| (agency.clone(), t.uscc)));
+    /// Who already has which enterprise this cycle, as a draw must know it: the
+    /// targets of every drawn plan of an overlapping cycle (with the drawing agency),
+    /// and every recorded result inside the cycle's dates.
+    pub async fn cycle_activity(&self, cycle: &Cycle) -> Result<CycleActivity> {
+        let mut activity = CycleActivity::default();
+        for (id, agency, targets) in self.drawn_in(cycle, &self.read).await? {
+            let targets: Vec<Target> = json(&targets, "plan", &id)?;
+            activity
+                .taken
+                .extend(targets.into_iter().map(|t| (agency.clone(), t.uscc)));
+            activity.drawn_plans.push(id);
         }
         let results: Vec<(String, String)> = sqlx::query_as(
             "SELECT agency_id, uscc FROM spot_check_results \
@@ -274,13 +267,60 @@ impl Store {
         .bind(cycle.end.to_string())
         .fetch_all(&self.read)
         .await?;
-        out.extend(results);
-        Ok(out)
+        activity.taken.extend(results);
+        Ok(activity)
     }
 
-    /// Fixes a plan's draw; refused if it was already drawn.
-    pub async fn save_draw(&self, plan: &Plan, drawn: &Drawn) -> Result<()> {
+    /// The drawn plans of the cycles overlapping `cycle`: id, agency, targets (JSON),
+    /// in id order.
+    async fn drawn_in<'e>(
+        &self,
+        cycle: &Cycle,
+        on: impl sqlx::Executor<'e, Database = Any>,
+    ) -> Result<Vec<(String, String, String)>> {
+        let labels = cycle.overlapping_labels();
+        let sql = format!(
+            "SELECT id, agency_id, COALESCE(targets, '') FROM spot_check_plans \
+             WHERE cycle IN ({}) AND state = 'DRAWN' ORDER BY id",
+            placeholders(self.backend, 1, labels.len())
+        );
+        let rows = bind_all(
+            sqlx::query(&sql),
+            labels.into_iter().map(Val::from).collect(),
+        )
+        .fetch_all(on)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect()
+    }
+
+    /// Fixes a plan's draw; refused if it was already drawn. Answers false, saving
+    /// nothing, when another plan of an overlapping cycle was drawn since `activity`
+    /// was read: its targets were not excluded, and the plan must be drawn again.
+    pub async fn save_draw(
+        &self,
+        plan: &Plan,
+        drawn: &Drawn,
+        activity: &CycleActivity,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // Draws one at a time (SQLite has one writer anyway), so that the check
+            // below sees every draw committed before this one.
+            sqlx::query("SELECT pg_advisory_xact_lock(728306)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let now_drawn: Vec<String> = self
+            .drawn_in(&plan.cycle, &mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        if now_drawn != activity.drawn_plans {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE spot_check_plans SET state = 'DRAWN', drawn_at = $1, inputs = $2, targets = $3 \
              WHERE id = $4 AND state = 'CREATED'",
@@ -304,7 +344,8 @@ impl Store {
                 .into(),
             );
         }
-        self.commit(tx).await
+        self.commit(tx).await?;
+        Ok(true)
     }
 
     /// Writes a result and the record it becomes in one transaction (the record regrades

@@ -501,6 +501,34 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
         .application
         .unwrap();
     assert_eq!(interviewed.state, pb::RepairState::Interviewed as i32);
+    // The interview on record is never replaced; the same one again changes nothing.
+    let interview = |officer: &str| pb::RecordCreditInterviewRequest {
+        name: app_.name.clone(),
+        interview: Some(pb::CreditInterview {
+            interview_date: app.clock.today().to_string(),
+            officer: officer.into(),
+            outcome: "企业已整改并承诺守信经营".into(),
+        }),
+        request_id: String::new(),
+    };
+    let err = repair
+        .record_credit_interview(interview("李科长"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.get_details_precondition_failure().unwrap().violations[0].r#type,
+        "ALREADY_INTERVIEWED"
+    );
+    assert!(err.message().contains("王科长"), "{err:?}");
+    let again = repair
+        .record_credit_interview(interview("王科长"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert_eq!(again, interviewed);
     let approved = repair
         .decide_repair(decide(&app_.name, pb::RepairDecision::Approve, "decide-3"))
         .await

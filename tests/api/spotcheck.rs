@@ -402,6 +402,19 @@ async fn merging_two_departments_plans_reduces_visits_and_reports_the_joint_shar
         reversed, merged,
         "the order plans are named in changes nothing"
     );
+    // The answer names the enterprises to be visited: so does each call's audit entry.
+    let visited: BTreeSet<String> = merged.visits.iter().map(|v| v.enterprise.clone()).collect();
+    let entries = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.SpotCheckService/MergePlans".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        let subjects: BTreeSet<String> = e.subjects.iter().cloned().collect();
+        assert_eq!(subjects, visited, "{e:?}");
+    }
     let err = first
         .merge_plans(pb::MergePlansRequest {
             plans: vec![p1.name.clone()],
@@ -608,5 +621,115 @@ async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades
             "{:?}",
             p.targets
         );
+        // Nor does their order tell: they were drawn grade by grade, and are listed
+        // by enterprise.
+        let names: Vec<&String> = p.targets.iter().map(|t| &t.enterprise).collect();
+        assert!(names.is_sorted(), "{names:?}");
     }
+}
+
+/// Plans of one cycle drawn at the same moment still exclude each other's targets: no
+/// enterprise is drawn twice by one department in a cycle, however the draws interleave.
+#[tokio::test]
+async fn plans_drawn_at_once_exclude_each_others_targets() {
+    let app = spawn_app().await;
+    population(&app, 12, 6).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let mut names = Vec::new();
+    for domain in [
+        pb::RegulatoryDomain::FoodProduction,
+        pb::RegulatoryDomain::Pricing,
+        pb::RegulatoryDomain::ProductQuality,
+        pb::RegulatoryDomain::Advertising,
+    ] {
+        let created = market
+            .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+                plan: Some(pb::SpotCheckPlan {
+                    domain: domain as i32,
+                    cycle: cycle(&app),
+                    ratios: ratios(1.0, 1.0),
+                    inspectors_per_visit: 1,
+                    check_items: vec!["经营场所".into()],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create plan")
+            .into_inner()
+            .plan
+            .unwrap();
+        names.push(created.name);
+    }
+    let draws: Vec<_> = names
+        .into_iter()
+        .map(|name| {
+            let mut c = market.clone();
+            tokio::spawn(async move {
+                c.draw_spot_check_plan(pb::DrawSpotCheckPlanRequest { name })
+                    .await
+                    .expect("draw")
+                    .into_inner()
+                    .plan
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut drawn = Vec::new();
+    for d in draws {
+        drawn.extend(d.await.unwrap().targets.into_iter().map(|t| t.enterprise));
+    }
+    let distinct: BTreeSet<&String> = drawn.iter().collect();
+    assert_eq!(distinct.len(), drawn.len(), "drawn twice: {drawn:?}");
+    assert_eq!(drawn.len(), 18, "every enterprise drawn once: {drawn:?}");
+}
+
+/// However many conflicts its inspectors declare, a page of the register fits in what
+/// a gRPC client accepts by default (4 MiB), and the pages together hold them all.
+#[tokio::test]
+async fn a_page_of_inspectors_fits_a_default_client() {
+    let app = spawn_app().await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let conflicts: Vec<String> = (0..1_000)
+        .map(|n| format!("enterprises/{}", uscc(n)))
+        .collect();
+    for batch in 0..4 {
+        market
+            .batch_upsert_inspectors(pb::BatchUpsertInspectorsRequest {
+                inspectors: (0..25)
+                    .map(|i| pb::Inspector {
+                        code: format!("i-{batch}-{i:02}"),
+                        display_name: "检查员".into(),
+                        domains: vec![pb::RegulatoryDomain::Pricing as i32],
+                        conflicts: conflicts.clone(),
+                    })
+                    .collect(),
+            })
+            .await
+            .expect("register inspectors");
+    }
+    let mut reader = pb::spot_check_service_client::SpotCheckServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .max_decoding_message_size(4 * 1024 * 1024);
+    let (mut seen, mut pages, mut token) = (0, 0, String::new());
+    loop {
+        let page = reader
+            .list_inspectors(pb::ListInspectorsRequest {
+                page_size: 1_000,
+                page_token: token,
+            })
+            .await
+            .expect("a page within 4 MiB")
+            .into_inner();
+        seen += page.inspectors.len();
+        pages += 1;
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, 100);
+    assert!(pages > 1, "one page of {seen} inspectors");
 }
