@@ -8,7 +8,9 @@ use crate::domain::codes::{
     RegulatoryDomain, RoleKind, SeriousListingCause, SpotCheckOutcome, Tier,
 };
 use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise, Role};
-use crate::domain::id_scan::{contains_id_number, contains_id_number_loosely};
+use crate::domain::id_scan::{
+    contains_id_number, contains_id_number_loosely, contains_long_number,
+};
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
     default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject, MAX_REVISION,
@@ -101,8 +103,9 @@ pub fn text(
 }
 
 /// Checks a name (a person's, an enterprise's, an officer's) as [`text`] does, and
-/// also refuses an ID number whose groups are joined by dashes, dots or slashes: a
-/// name holds no document number that could look like one.
+/// also refuses an ID number whose groups are joined by dashes, dots or slashes, and
+/// any number of 15 digits or more: a name holds no document number that could look
+/// like one.
 pub fn name_text(
     v: &mut Violations,
     field: &str,
@@ -113,6 +116,14 @@ pub fn name_text(
     let name = text(v, field, value, required, max)?;
     if contains_id_number_loosely(&name) {
         v.add(field, ID_IN_TEXT);
+        return None;
+    }
+    if contains_long_number(&name) {
+        v.add(
+            field,
+            "must not hold a number of 15 or more digits: a name holds none, and this \
+             one may be an ID number (身份证号) typed into the wrong field",
+        );
         return None;
     }
     Some(name)

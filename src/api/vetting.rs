@@ -18,7 +18,7 @@ use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::audit::AuditEvent;
 use crate::domain::codes::{AgencyKind, Purpose, Verdict, VettingPurpose};
-use crate::domain::id_scan::mask_id_numbers_loosely;
+use crate::domain::id_scan::mask_long_numbers;
 use crate::domain::ids::Uscc;
 use crate::domain::request_id::request_id_problem;
 use crate::domain::vetting::{
@@ -111,9 +111,9 @@ fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Par
             };
             Parsed::Invalid {
                 // A refused name is echoed to the office and kept in its report, so any
-                // ID number typed into it is masked first.
+                // ID number (or most of one) typed into it is masked first.
                 name: name.unwrap_or_else(|| {
-                    mask_id_numbers_loosely(&c.name.chars().take(100).collect::<String>())
+                    mask_long_numbers(&c.name.chars().take(100).collect::<String>())
                 }),
                 masked_id,
                 reasons,
@@ -550,6 +550,12 @@ impl VettingService for VettingApi {
             ))
             .into());
         }
+        // Reading a report again discloses what the cross-check did, for the same
+        // purpose and case: bound and audited as that purpose.
+        note.purpose(Some(Purpose::CandidateVetting), &report.case_reference);
+        self.state
+            .purposes
+            .permit(agency.kind, Purpose::CandidateVetting)?;
         let mut subjects: BTreeSet<String> = report
             .results
             .iter()
@@ -562,7 +568,7 @@ impl VettingService for VettingApi {
         Ok(Response::new(pb::GetVettingReportResponse {
             report: Some(report_out(
                 &report,
-                agency.scopes.contains(&Scope::GradesRead),
+                self.state.shows_grades(&agency, Purpose::CandidateVetting),
             )),
         }))
     }

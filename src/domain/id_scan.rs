@@ -164,6 +164,52 @@ pub fn contains_id_number_loosely(text: &str) -> bool {
     !find(text, true).is_empty()
 }
 
+/// Where `text` holds a number of 15 or more digits, its groups joined as
+/// [`contains_id_number_loosely`] joins them: byte ranges with the digits (`X` too).
+fn long_numbers_in(text: &str) -> Vec<(Range<usize>, String)> {
+    let mut found = Vec::new();
+    let mut group: Option<(Range<usize>, String)> = None;
+    for (run, joined) in runs(text, true) {
+        let (bytes, digits) = group.get_or_insert_with(|| (run.bytes.clone(), String::new()));
+        bytes.end = run.bytes.end;
+        digits.push_str(&run.text);
+        if !joined {
+            let (bytes, digits) = group.take().expect("just filled");
+            if digits.trim_end_matches('X').len() >= 15 {
+                found.push((bytes, digits));
+            }
+        }
+    }
+    found
+}
+
+/// Whether `text` holds a number of 15 or more digits (see [`long_numbers_in`]): the
+/// check for names, which hold no such number, while an ID number with one digit
+/// mistyped (its check fails) or an old 15-digit one would still give the person's
+/// birth date and most of the number away.
+pub fn contains_long_number(text: &str) -> bool {
+    !long_numbers_in(text).is_empty()
+}
+
+/// `text` with every ID number masked (see [`mask_id_numbers_loosely`]), and every
+/// other number of 15 or more digits too, keeping its first six and last four: for
+/// echoing a refused name.
+pub fn mask_long_numbers(text: &str) -> String {
+    let text = mask_id_numbers_loosely(text);
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for (bytes, digits) in long_numbers_in(&text) {
+        out.push_str(&text[from..bytes.start]);
+        let n = digits.chars().count();
+        out.extend(digits.chars().take(6));
+        out.extend(std::iter::repeat_n('*', n - 10));
+        out.extend(digits.chars().skip(n - 4));
+        from = bytes.end;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
 /// `text` with every ID number in it masked as [`IdNumber::masked`] shows one (address
 /// code and last four characters), for echoing a value that was refused.
 pub fn mask_id_numbers(text: &str) -> String {
@@ -297,5 +343,28 @@ mod tests {
             proptest::prop_assert!(contains_id_number(&text), "{}", text);
             proptest::prop_assert!(!mask_id_numbers(&text).contains(&id));
         }
+    }
+
+    #[test]
+    fn names_hold_no_long_numbers() {
+        // One digit of the standard's example mistyped: no ID number, but most of one.
+        assert!(!contains_id_number_loosely("110105194912310021"));
+        assert!(contains_long_number("110105194912310021"));
+        assert!(contains_long_number("张三 110105-1949-1231-002"));
+        assert!(
+            contains_long_number("１１０１０５４９１２３１００２"),
+            "a 15-digit number, full width"
+        );
+        assert!(!contains_long_number("第12345678901234号"), "14 digits");
+        assert!(!contains_long_number("张三 12345 李四 1234567890"));
+        assert_eq!(
+            mask_long_numbers("王五110105194912310021"),
+            "王五110105********0021"
+        );
+        assert_eq!(
+            mask_long_numbers("王五 110105-1949-1231-0021 号"),
+            "王五 110105********0021 号"
+        );
+        assert_eq!(mask_long_numbers("李四 12345"), "李四 12345");
     }
 }

@@ -29,9 +29,8 @@ pub fn finding_code(kind: RecordKind, about_person: bool) -> Option<&'static str
         (EducationViolation, true) => "EDUCATION_VIOLATION",
         (SeriousDishonestyListing, false) => "ENTERPRISE_SERIOUS_DISHONESTY",
         (AbnormalOperationsListing, false) => "ENTERPRISE_ABNORMAL_OPERATIONS",
-        (SocialSecuritySeriousDishonesty | SocialSecurityArrears, false) => {
-            "ENTERPRISE_SOCIAL_SECURITY_ARREARS"
-        }
+        (SocialSecuritySeriousDishonesty, false) => "ENTERPRISE_SOCIAL_SECURITY_DISHONESTY",
+        (SocialSecurityArrears, false) => "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
         (MajorTaxViolation, false) => "ENTERPRISE_MAJOR_TAX_VIOLATION",
         (DishonestJudgmentDebtor, false) => "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
         _ => return None,
@@ -173,6 +172,8 @@ pub struct RoleRow {
 pub struct Evidence {
     /// Active records about each person, by person key.
     pub person_records: HashMap<String, Vec<EvidenceRecord>>,
+    /// The name each of those records gives its person, by record id.
+    pub person_record_names: HashMap<String, String>,
     /// Each person's roles (current and ended), by person key.
     pub roles: HashMap<String, Vec<RoleRow>>,
     /// Registered enterprises among those linked or declared, by USCC.
@@ -220,6 +221,7 @@ pub const FINDING_CODES: &[&str] = &[
     "EDUCATION_VIOLATION",
     "ENTERPRISE_SERIOUS_DISHONESTY",
     "ENTERPRISE_ABNORMAL_OPERATIONS",
+    "ENTERPRISE_SOCIAL_SECURITY_DISHONESTY",
     "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
     "ENTERPRISE_MAJOR_TAX_VIOLATION",
     "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
@@ -345,7 +347,21 @@ pub fn cross_check(
         .flatten()
     {
         if let Some(code) = finding_code(record.kind, true) {
-            findings.push(finding(code, None, None, Some(record.clone())));
+            let mut found = finding(code, None, None, Some(record.clone()));
+            // The ID number matches but the name does not (rows shifted in the
+            // officer's file, say): the record may be about someone else, so it
+            // is put before an officer, never held against the candidate alone.
+            if let Some(other) = evidence
+                .person_record_names
+                .get(&record.id)
+                .filter(|n| n.trim() != candidate.name.trim())
+            {
+                found.verdict = found.verdict.min(Verdict::Review);
+                found.description.push_str(&format!(
+                    "（记录中的姓名为{other}，与申报姓名不一致，请核实身份）"
+                ));
+            }
+            findings.push(found);
         }
     }
     let roles = evidence
@@ -353,10 +369,18 @@ pub fn cross_check(
         .get(candidate.person_key)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    // Same ID, other name: one finding per name the registry holds.
+    // Same ID, other name: one finding per name the registry or a record holds.
+    let record_names = evidence
+        .person_records
+        .get(candidate.person_key)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| evidence.person_record_names.get(&r.id));
     let mut other_names: Vec<&str> = roles
         .iter()
-        .map(|r| r.person_name.as_str())
+        .map(|r| &r.person_name)
+        .chain(record_names)
+        .map(String::as_str)
         .filter(|n| n.trim() != candidate.name.trim())
         .collect();
     other_names.sort_unstable();
@@ -458,6 +482,7 @@ pub fn describe(
         "EDUCATION_VIOLATION" => "本人有教育领域违规记录",
         "ENTERPRISE_SERIOUS_DISHONESTY" => "企业被列入严重违法失信名单",
         "ENTERPRISE_ABNORMAL_OPERATIONS" => "企业被列入经营异常名录",
+        "ENTERPRISE_SOCIAL_SECURITY_DISHONESTY" => "企业为社会保险领域严重失信主体",
         "ENTERPRISE_SOCIAL_SECURITY_ARREARS" => "企业欠缴社会保险费",
         "ENTERPRISE_MAJOR_TAX_VIOLATION" => "企业为重大税收违法失信主体",
         "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR" => "企业为失信被执行人",
@@ -490,6 +515,30 @@ mod tests {
         assert_eq!(c("2026.2", "2026.2"), Equal);
         assert_eq!(c("2027.1", "2026.12"), Greater);
         assert_eq!(c("2026.1", "2026.1.1"), Less);
+    }
+
+    /// An enterprise listed as seriously dishonest in social security is not one that
+    /// merely owes contributions, and is weighed as a serious listing.
+    #[test]
+    fn social_security_dishonesty_is_not_reported_as_arrears() {
+        use RecordKind::*;
+        assert_eq!(
+            finding_code(SocialSecuritySeriousDishonesty, false),
+            Some("ENTERPRISE_SOCIAL_SECURITY_DISHONESTY")
+        );
+        assert_eq!(
+            finding_code(SocialSecurityArrears, false),
+            Some("ENTERPRISE_SOCIAL_SECURITY_ARREARS")
+        );
+        let p = VettingPolicy::builtin();
+        assert_eq!(
+            p.judge(
+                VettingPurpose::NonPublicEconomyRepresentative,
+                "ENTERPRISE_SOCIAL_SECURITY_DISHONESTY",
+                Some(RoleKind::LegalRepresentative)
+            ),
+            Verdict::Adverse
+        );
     }
 
     #[test]

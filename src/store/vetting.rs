@@ -38,6 +38,19 @@ type RecordTuple = (
     String,
 );
 
+/// A [`RecordTuple`] and the name the record gives its person.
+type PersonRecordTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 const RECORD_EXPRS: &[&str] = &[
     "subject_key",
     "id",
@@ -93,11 +106,16 @@ impl Store {
         let mut evidence = Evidence::default();
         let today_text = today.to_string();
         if !persons.is_empty() {
-            let rows: Vec<RecordTuple> = fetch_json(
+            let exprs: Vec<&str> = RECORD_EXPRS
+                .iter()
+                .copied()
+                .chain(["COALESCE(person_name, '')"])
+                .collect();
+            let rows: Vec<PersonRecordTuple> = fetch_json(
                 &self.read,
                 &select_json(
                     b,
-                    RECORD_EXPRS,
+                    &exprs,
                     &format!(
                         "records WHERE subject_type = 'person' AND status = 'ACTIVE' \
                          AND publicity_end_date > {} AND {}",
@@ -111,8 +129,19 @@ impl Store {
                 ],
             )
             .await?;
-            for row in rows {
+            for (key, id, kind, tier, agency, document, decision, publicity_end, name) in rows {
+                let row = (
+                    key,
+                    id,
+                    kind,
+                    tier,
+                    agency,
+                    document,
+                    decision,
+                    publicity_end,
+                );
                 let (key, record) = evidence_record(row)?;
+                evidence.person_record_names.insert(record.id.clone(), name);
                 evidence.person_records.entry(key).or_default().push(record);
             }
             let roles: Vec<RoleTuple> = fetch_json(

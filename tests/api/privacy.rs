@@ -499,3 +499,28 @@ async fn an_id_number_in_a_name_is_refused_with_any_separator() {
     );
     assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
 }
+
+/// An ID number typed with one digit wrong fails its check, so it is no ID number, but
+/// it still gives most of one away: a name with a number that long is refused too, for
+/// a person named in a record and a candidate in a cross-check alike.
+#[tokio::test]
+async fn a_mistyped_id_number_in_a_name_is_refused() {
+    let app = spawn_app().await;
+    let mistyped = "110105194912310021";
+    let mut e = enterprise(1, ID_A);
+    e.legal_representative.as_mut().unwrap().name = mistyped.into();
+    let err = app
+        .registry(AgencyKind::MarketRegulation)
+        .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![e],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        ["enterprises[0].legal_representative.name"]
+    );
+    assert!(!format!("{err:?}").contains("19491231"), "{err:?}");
+    assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
+}

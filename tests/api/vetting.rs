@@ -237,7 +237,7 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         ),
         (1, 3, 2, 1)
     );
-    assert_eq!(summary.policy_version, "2026.1");
+    assert_eq!(summary.policy_version, "2026.2");
     assert!(summary.report.starts_with("vettingReports/"));
 
     // Masked IDs only, everywhere in the answer.
@@ -300,6 +300,16 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         .unwrap();
     assert_eq!(report.results, results);
     assert_eq!(report.case_reference, "2026-统战-009");
+    // Read again for the cross-check's purpose and case, and audited so.
+    let reads = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.VettingService/GetVettingReport".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].purpose, pb::Purpose::CandidateVetting as i32);
+    assert_eq!(reads[0].case_reference, "2026-统战-009");
     assert_eq!(
         report.agency,
         format!("agencies/{}", app.agency_ids[&AgencyKind::VettingOffice])
@@ -699,4 +709,78 @@ async fn stored_reports(app: &TestApp) -> Vec<pb::VettingReport> {
         .unwrap()
         .into_inner()
         .reports
+}
+
+/// Columns swapped and one digit mistyped: the "name" is most of an ID number. It is
+/// refused, and the report keeps (and answers) it masked.
+#[tokio::test]
+async fn a_mistyped_id_number_in_the_name_column_is_kept_masked() {
+    let app = spawn_app().await;
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
+            case_reference: "2026-统战-010".into(),
+            candidates: vec![candidate("110105194912310021", "张三", &[])],
+            request_id: "swapped-1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(results[0].verdict, pb::Verdict::Invalid as i32);
+    assert_eq!(results[0].name, "110105********0021");
+    assert!(
+        results[0]
+            .invalid_reasons
+            .iter()
+            .any(|r| r.contains("candidates[0].name")),
+        "{:?}",
+        results[0].invalid_reasons
+    );
+}
+
+/// Rows shifted in the officer's file: 李四 carries 李娜's ID number. The court's record
+/// about 李娜 is shown, but as a question of identity for an officer, not as 李四's.
+#[tokio::test]
+async fn a_record_under_another_name_is_put_before_an_officer() {
+    let app = spawn_app().await;
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![debtor(person("李娜", ID_B), "court-8")],
+        })
+        .await
+        .unwrap();
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+            case_reference: "2026-组织-021".into(),
+            candidates: vec![candidate("李四", ID_B, &[]), candidate("李娜", ID_B, &[])],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    use pb::Verdict::*;
+    assert_eq!(verdict(&results[0]), Review, "{results:#?}");
+    let debt = results[0]
+        .findings
+        .iter()
+        .find(|f| f.code == "DISHONEST_JUDGMENT_DEBTOR")
+        .expect("the record is shown");
+    assert_eq!(debt.verdict, Review as i32);
+    assert!(debt.description.contains("李娜"), "{}", debt.description);
+    assert!(results[0]
+        .findings
+        .iter()
+        .any(|f| f.code == "IDENTITY_MISMATCH" && f.description.contains("李娜")));
+    // Under the name the record gives, it is held against the candidate.
+    assert_eq!(verdict(&results[1]), Adverse);
+    assert!(results[1]
+        .findings
+        .iter()
+        .all(|f| f.code != "IDENTITY_MISMATCH"));
 }
