@@ -7,6 +7,11 @@ dest=k8s/base/config
 if [ "${1:-}" = "--check" ]; then
   diff -r models "$dest/models" >/dev/null && diff -r --exclude=calendar policies "$dest/policies" >/dev/null \
     || { echo "k8s/base/config is out of date: run k8s/sync-config.sh" >&2; exit 1; }
+  # A model or policy reaches the pods only if its ConfigMap lists it.
+  for f in models/*.toml policies/*.toml; do
+    grep -q "config/$f\$" k8s/base/kustomization.yaml \
+      || { echo "k8s/base/kustomization.yaml: no ConfigMap carries $f" >&2; exit 1; }
+  done
   # A vetting policy reaches the pods only if the ConfigMap carries it and the
   # projected models volume maps it into vetting/ (by hand: keys cannot hold a '/').
   for f in models/vetting/*.toml; do

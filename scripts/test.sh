@@ -9,8 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import grpc, grpc_reflection, grpc_health, cryptography, jcs, base58' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+python_ready() { python3 -c 'import grpc, grpc_reflection, grpc_health, cryptography, jcs, base58' 2>/dev/null; }
+if ! python_ready; then
+  # Into a virtual environment of its own (first on PATH for the tests): a system
+  # Python marked externally managed (PEP 668, Debian 12, Ubuntu 24.04) refuses
+  # packages installed beside its own. Without the venv module, pip as before.
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/credit-hub/python"
+  if [ -x "$venv/bin/python3" ] || python3 -m venv "$venv" 2>/dev/null; then
+    export PATH="$venv/bin:$PATH"
+  fi
+  python_ready || python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 if cargo nextest --version >/dev/null 2>&1; then
   exec cargo nextest run --no-fail-fast "$@"
