@@ -4,7 +4,7 @@
 //! sending messages after the one a unary call carries, holds its slot for as long as it
 //! likes: a thousand such streams (the public RPCs need no token to open them) would
 //! shut out every agency. So a body has a grace period plus time in proportion to what
-//! it has sent, and is at most one message long. Every RPC of the service takes one
+//! it has sent, is one message long, and a public RPC's message is short. Every RPC of the service takes one
 //! request message; health and reflection (whose streams may stay open, and which hold no
 //! slot) are left as they are.
 
@@ -27,15 +27,20 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// Default slowest average rate, in bytes per second, past the grace period: 64 kbit/s.
 pub const DEFAULT_MIN_RATE: u64 = 8 * 1024;
 
+/// Longest request message of an RPC anyone may call without a token: the largest is a
+/// certificate to verify (at most 256 KiB) with its envelope. A caller nobody knows
+/// holds a call slot for as little time as its requests need.
+pub const PUBLIC_MAX_MESSAGE_BYTES: u64 = 512 * 1024;
+
 /// How fast, and how long, a request body must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyPace {
-    /// Time any body has, whatever its size.
+    /// Time any body has, whatever its size, from when the server first reads it.
     pub grace: Duration,
     /// Each byte received gives the body `1 / min_rate` seconds more.
     pub min_rate: u64,
-    /// The longest body: the largest message with its 5-byte gRPC prefix.
-    pub max_bytes: u64,
+    /// The longest message (a public RPC's: at most [`PUBLIC_MAX_MESSAGE_BYTES`]).
+    pub max_message_bytes: u64,
 }
 
 impl Default for BodyPace {
@@ -43,31 +48,43 @@ impl Default for BodyPace {
         BodyPace {
             grace: DEFAULT_GRACE,
             min_rate: DEFAULT_MIN_RATE,
-            max_bytes: crate::MAX_MESSAGE_BYTES as u64 + 5,
+            max_message_bytes: crate::MAX_MESSAGE_BYTES as u64,
         }
     }
 }
 
+/// Bytes of the gRPC prefix before each message: a flag and a 4-byte length.
+const PREFIX: usize = 5;
+
 impl BodyPace {
     /// The request with its body held to this pace (health and reflection as they are).
     pub fn pace(self, req: http::Request<Body>) -> http::Request<Body> {
-        if crate::overload::exempt(req.uri().path()) {
+        let path = req.uri().path();
+        if crate::overload::exempt(path) {
             return req;
         }
-        let started = Instant::now();
+        let max_message_bytes = if crate::auth::is_public(path) {
+            self.max_message_bytes.min(PUBLIC_MAX_MESSAGE_BYTES)
+        } else {
+            self.max_message_bytes
+        };
         req.map(|inner| {
             Body::new(Paced {
                 inner,
                 pace: self,
-                started,
+                max_message_bytes,
+                started: None,
                 received: 0,
+                prefix: Vec::with_capacity(PREFIX),
+                length: None,
                 timer: None,
                 done: false,
             })
         })
     }
 
-    /// When a body that began at `started` and has sent `received` bytes runs out of time.
+    /// When a body first read at `started` that has sent `received` bytes runs out of
+    /// time.
     fn deadline(&self, started: Instant, received: u64) -> Instant {
         /// Far enough: a configured grace of centuries must not overflow the clock.
         const LONGEST: Duration = Duration::from_secs(365 * 86_400);
@@ -89,31 +106,75 @@ impl BodyPace {
             tonic_types::ErrorDetails::new(),
         )
     }
-
-    fn too_long(&self) -> Status {
-        status(
-            Code::InvalidArgument,
-            format!(
-                "the request body goes on past {} bytes: a call carries one request \
-                 message of at most {} bytes",
-                self.max_bytes,
-                self.max_bytes.saturating_sub(5)
-            ),
-            "MALFORMED_REQUEST",
-            tonic_types::ErrorDetails::new(),
-        )
-    }
 }
 
-/// A request body held to a [`BodyPace`]. Its timer is made only when the body first
-/// waits for the network: most bodies arrive with their headers and never need one.
+/// The refusal of a body that goes on after its one message.
+fn past_its_message(length: u64) -> Status {
+    status(
+        Code::InvalidArgument,
+        format!(
+            "the request body goes on after its message of {length} bytes: a call carries \
+             one request message"
+        ),
+        "MALFORMED_REQUEST",
+        tonic_types::ErrorDetails::new(),
+    )
+}
+
+/// The refusal of a message longer than the method accepts (tonic's own code for it).
+fn too_large(length: u64, max: u64) -> Status {
+    status(
+        Code::OutOfRange,
+        format!("the request message is {length} bytes; this method accepts at most {max}"),
+        "MESSAGE_TOO_LARGE",
+        tonic_types::ErrorDetails::new(),
+    )
+}
+
+/// A request body held to a [`BodyPace`]. Its clock starts when the server first reads
+/// it (a call waiting for a write slot has not begun to read, and HTTP/2 flow control
+/// holds its sender meanwhile); its timer is made only when the body first waits for
+/// the network: most bodies arrive with their headers and never need one.
 struct Paced {
     inner: Body,
     pace: BodyPace,
-    started: Instant,
+    max_message_bytes: u64,
+    started: Option<Instant>,
     received: u64,
+    /// The message's gRPC prefix, as far as it has arrived.
+    prefix: Vec<u8>,
+    /// The message's length, once its prefix has arrived.
+    length: Option<u64>,
     timer: Option<Pin<Box<Sleep>>>,
     done: bool,
+}
+
+impl Paced {
+    /// Counts `data`; a refusal if the body now goes past its one message or announces
+    /// a message longer than the method accepts.
+    fn count(&mut self, data: &[u8]) -> Option<Status> {
+        if self.length.is_none() {
+            let wanted = PREFIX - self.prefix.len();
+            self.prefix
+                .extend_from_slice(&data[..wanted.min(data.len())]);
+            if self.prefix.len() == PREFIX {
+                let length = u64::from(u32::from_be_bytes(
+                    self.prefix[1..PREFIX].try_into().expect("four bytes"),
+                ));
+                if length > self.max_message_bytes {
+                    return Some(too_large(length, self.max_message_bytes));
+                }
+                self.length = Some(length);
+            }
+        }
+        self.received += data.len() as u64;
+        match self.length {
+            Some(length) if self.received > PREFIX as u64 + length => {
+                Some(past_its_message(length))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl http_body::Body for Paced {
@@ -128,18 +189,18 @@ impl http_body::Body for Paced {
         if this.done {
             return Poll::Ready(None);
         }
+        let started = *this.started.get_or_insert_with(Instant::now);
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.received += data.len() as u64;
-                    if this.received > this.pace.max_bytes {
+                    if let Some(refusal) = this.count(data) {
                         this.done = true;
-                        return Poll::Ready(Some(Err(this.pace.too_long())));
+                        return Poll::Ready(Some(Err(refusal)));
                     }
                     if let Some(timer) = &mut this.timer {
                         timer
                             .as_mut()
-                            .reset(this.pace.deadline(this.started, this.received));
+                            .reset(this.pace.deadline(started, this.received));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -149,13 +210,13 @@ impl http_body::Body for Paced {
                 Poll::Ready(end_or_error)
             }
             Poll::Pending => {
-                let deadline = this.pace.deadline(this.started, this.received);
+                let deadline = this.pace.deadline(started, this.received);
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if timer.as_mut().poll(cx).is_ready() {
                     this.done = true;
-                    let refusal = this.pace.too_slow(this.received, this.started.elapsed());
+                    let refusal = this.pace.too_slow(this.received, started.elapsed());
                     return Poll::Ready(Some(Err(refusal)));
                 }
                 Poll::Pending
@@ -181,7 +242,7 @@ mod tests {
         let pace = BodyPace {
             grace: Duration::from_secs(10),
             min_rate: 1_000,
-            max_bytes: 100,
+            max_message_bytes: 100,
         };
         let start = Instant::now();
         assert_eq!(pace.deadline(start, 0), start + Duration::from_secs(10));

@@ -440,7 +440,7 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
     let pace = credit_hub::pace::BodyPace {
         grace: Duration::from_millis(300),
         min_rate: 100,
-        max_bytes: 1_000,
+        ..Default::default()
     };
     let (addr, stop) =
         another_server(&app, |s| s.max_concurrent_calls(1).request_body_pace(pace)).await;
@@ -473,6 +473,18 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
         Some("REQUEST_TOO_SLOW".to_string())
     );
     assert!(refused.message().contains("5 bytes"), "{refused:?}");
+    // A public call announcing a long message is refused at once: nobody's request to
+    // a public RPC is that long, and it would hold the slot while it arrived.
+    let (big, announced) = trickled(&channel, verify, None);
+    big.send(Bytes::from_static(b"\x00\x00\x08\x00\x01"))
+        .await
+        .unwrap();
+    let refused = tokio::time::timeout(Duration::from_millis(200), announced)
+        .await
+        .expect("refused before its time is up")
+        .unwrap();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    drop(big);
     registry
         .get_enterprise(get.clone())
         .await
@@ -510,9 +522,9 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
     let served = paced.await.unwrap();
     assert_eq!(served.code(), Code::Ok, "{served:?}");
 
-    // One message and then more: the body goes on past the longest a call carries.
+    // One message and then more: a call carries one.
     let (tx, endless) = trickled(&channel, path, Some(&token));
-    for _ in 0..(1_000 / frame.len() + 1) {
+    for _ in 0..2 {
         tx.send(frame.clone()).await.unwrap();
     }
     let refused = endless.await.unwrap();
