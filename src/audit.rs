@@ -600,6 +600,15 @@ impl AuditNote {
         self.with(|n| n.subjects.extend(names))
     }
 
+    /// The subjects, in place of any noted before (a call that redoes its work, as a
+    /// spot-check draw that lost a race, names only what its answer shows).
+    pub fn replace_subjects(&self, names: impl IntoIterator<Item = String>) -> &Self {
+        self.with(|n| {
+            n.subjects.clear();
+            n.subjects.extend(names);
+        })
+    }
+
     pub fn purpose(&self, purpose: Option<Purpose>, case_reference: &str) -> &Self {
         self.with(|n| {
             n.purpose = purpose;

@@ -112,8 +112,9 @@ struct ServeArgs {
     #[arg(long, env = "CREDIT_HUB_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// A gateway whose forwarded client certificates are believed (repeatable): a name
-    /// its own client certificate carries, or the address or CIDR block its plaintext
-    /// connections come from. Forwarded certificates from anyone else are ignored.
+    /// its own client certificate carries, or the address or CIDR block its connections
+    /// come from when they present no client certificate. Forwarded certificates from
+    /// anyone else are ignored.
     #[arg(
         long = "trusted-gateway",
         env = "CREDIT_HUB_TRUSTED_GATEWAYS",
@@ -662,6 +663,9 @@ fn public_key_hex(value: &str) -> Result<String, String> {
 
 /// `credit-hub audit verify`.
 async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow::Result<()> {
+    // A key generated into the data directory lies beside the database it vouches
+    // for: whoever can rewrite one can likely read the other.
+    let beside_the_data = trusted.is_empty() && storage.audit_key_file.is_none();
     trusted.extend(storage.audit_public_key()?);
     let store = storage.open_existing_store().await?;
     match store.verify_audit(&trusted).await? {
@@ -686,6 +690,12 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
                 // checkpoints with a key of their own.
                 eprintln!(
                     "warning: no trusted key given (--audit-key-file or --trust-key): checkpoint signatures were checked only against the keys they name"
+                );
+            } else if beside_the_data && v.checkpoints > 0 {
+                eprintln!(
+                    "warning: the checkpoints were checked against the key kept in the data directory beside the database ({}); whoever could rewrite the database could also have re-signed them with it. Note the public key elsewhere and verify with --trust-key {}",
+                    storage.data_dir.join("audit-signing.key").display(),
+                    trusted.join(" --trust-key ")
                 );
             }
             Ok(())

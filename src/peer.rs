@@ -73,11 +73,16 @@ impl FromStr for Gateway {
 }
 
 impl Gateway {
+    /// Whether a connection from `remote` presenting a certificate with `names` (none:
+    /// no certificate) is this gateway. A network vouches only for connections that
+    /// present no certificate of their own: a client that shows its own is that client,
+    /// whatever address it connects from (a load balancer may rewrite addresses into
+    /// the gateway's range).
     fn admits(&self, names: &[String], remote: Option<IpAddr>) -> bool {
         match self {
             Gateway::Name(name) => names.iter().any(|n| n == name),
             Gateway::Network { addr, prefix } => {
-                remote.is_some_and(|r| in_network(r, *addr, *prefix))
+                names.is_empty() && remote.is_some_and(|r| in_network(r, *addr, *prefix))
             }
         }
     }

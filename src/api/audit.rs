@@ -8,16 +8,20 @@ use tonic::{Request, Response, Status};
 use super::convert::{enterprise_name, id_number, resource_id, timestamp};
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::Shared;
-use crate::audit::AuditNote;
+use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::audit::AuditEntry;
+use crate::domain::audit::AuditEvent;
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, audit_service_server::AuditService};
 use crate::store::AuditFilter;
 
 /// Entries read per database round trip while exporting.
 const EXPORT_PAGE: usize = 1_000;
+
+/// The method whose pages are logged as they are sent.
+const EXPORT_METHOD: &str = "/credithub.v1.AuditService/ExportAuditEntries";
 
 /// The audit service.
 #[derive(Debug, Clone)]
@@ -166,8 +170,9 @@ impl AuditService for AuditApi {
         &self,
         req: Request<pb::ExportAuditEntriesRequest>,
     ) -> Result<Response<BoxStream<pb::ExportAuditEntriesResponse>>, Status> {
-        caller(&req, Scope::AuditRead)?;
+        let agency = caller(&req, Scope::AuditRead)?;
         let note = AuditNote::of(&req);
+        let audit_log = req.extensions().get::<AuditLog>().cloned();
         let body = req.into_inner();
         let filter = self.filter(
             &body.agency,
@@ -178,6 +183,22 @@ impl AuditService for AuditApi {
             body.end_time.as_ref(),
         )?;
         note.subjects(filter.subject.clone());
+        // What the stream discloses is logged page by page, before each page: the
+        // call's own entry, written when this handler returns, cannot count it.
+        let disclosure = Disclosure::new(
+            audit_log,
+            AuditEvent {
+                time: 0,
+                agency: agency.id.clone(),
+                method: EXPORT_METHOD.to_string(),
+                request_id: note.noted_request_id(),
+                subjects: Vec::new(),
+                purpose: None,
+                case_reference: String::new(),
+                outcome: "OK".into(),
+                result_count: 0,
+            },
+        );
         let store = self.state.store.clone();
         let (tx, rx) = mpsc::channel(EXPORT_PAGE);
         tokio::spawn(async move {
@@ -190,6 +211,13 @@ impl AuditService for AuditApi {
                         return;
                     }
                 };
+                if !page.is_empty() {
+                    let subjects = filter.subject.iter().cloned().collect();
+                    if let Err(refused) = disclosure.record(subjects, page.len()).await {
+                        let _ = tx.send(Err(refused)).await;
+                        return;
+                    }
+                }
                 for entry in &page {
                     after = entry.seq;
                     let msg = pb::ExportAuditEntriesResponse {

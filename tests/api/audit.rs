@@ -257,6 +257,15 @@ async fn look_ups_and_refusals_are_audited_and_the_chain_verifies() {
         exported += 1;
     }
     assert!(exported >= all.len() as i64);
+    // The export is accounted for by what it sent, not as a call that returned nothing.
+    let exports = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.AuditService/ExportAuditEntries".into(),
+            ..Default::default()
+        })
+        .await;
+    let counted: i64 = exports.iter().map(|e| e.result_count).sum();
+    assert_eq!(counted, exported, "{exports:?}");
 
     let verified = app
         .store
@@ -1481,4 +1490,59 @@ async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written
     assert_eq!(written, CALLS, "every call's entry was written");
     let _ = stop.send(());
     assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
+}
+
+/// With SQLite and no key file, the checkpoint key is generated into the data
+/// directory. `audit verify` checks against it, but says that a key kept beside the
+/// database proves nothing against whoever could rewrite the database, and how to
+/// verify against a key noted elsewhere.
+#[tokio::test]
+async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader() {
+    if backend() != "sqlite" {
+        return; // With PostgreSQL the key always comes from a file the operator gives.
+    }
+    let app = spawn_app().await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    std::fs::write(
+        app.data_dir.join("audit-signing.key"),
+        hex::encode(key.to_bytes()),
+    )
+    .unwrap();
+    let (other, stop) = second_server(&app, |s| {
+        s.audit(credit_hub::audit::AuditSettings {
+            signing_key: key.clone(),
+            checkpoint_every: std::time::Duration::from_millis(50),
+            ..Default::default()
+        })
+    })
+    .await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        other,
+        app.bearer(AgencyKind::Court),
+    )
+    .get_enterprise(pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count_sql(&app, "SELECT COUNT(*) FROM audit_checkpoints").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint signed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let public = credit_hub::audit::public_key_hex(&key);
+    let (ok, out) = verify_cli(&app);
+    assert!(ok, "{out}");
+    assert!(out.contains("beside the database"), "{out}");
+    assert!(out.contains(&format!("--trust-key {public}")), "{out}");
+    let trusted = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["audit", "verify", "--trust-key", &public])
+        .args(app.storage_flags())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&trusted.stderr);
+    assert!(trusted.status.success(), "{said}");
+    assert!(!said.contains("warning"), "{said}");
 }

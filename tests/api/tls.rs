@@ -333,4 +333,26 @@ async fn forwarded_certificates_are_believed_only_from_a_trusted_gateway() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A network vouches only for connections without a certificate of their own: a
+    // client showing its own, from inside the trusted range, is that client.
+    let (tls_addr, _stop_tls) = tls_server(
+        &app,
+        &ca,
+        PeerPolicy::new(
+            vec!["127.0.0.0/8".parse().unwrap()],
+            DEFAULT_FORWARDED_CERT_HEADER,
+        )
+        .unwrap(),
+    )
+    .await;
+    let stranger_cert = ca.client("spiffe://agencies/stranger", &[]);
+    let stranger = tls_channel(tls_addr, &ca, Some(&stranger_cert))
+        .await
+        .unwrap();
+    let err = look_up(&stranger, Bearer::none(), Some(court_header))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert_eq!(audited_look_ups(&app, &court_id).await, 2);
 }
