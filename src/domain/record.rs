@@ -207,7 +207,9 @@ pub fn missed_report_year(listing: &RecordContent) -> i32 {
 /// (SAMR Order 107 tiers). An abnormal-operations listing is not an Order 107 item: it
 /// stands until the enterprise cures its cause (a repair or a withdrawal ends it), and
 /// after three full years it is moved to the serious-dishonesty list, so it is public
-/// for three years whatever its tier.
+/// for three years whatever its tier. A court's dishonest-judgment-debtor listing is
+/// not one either: the Supreme People's Court lists a debtor for two years (SPC 2017,
+/// causes 2–6; a court that extends it, or lists until performance, sends the date).
 pub fn default_publicity_end(
     kind: RecordKind,
     tier: Tier,
@@ -219,6 +221,7 @@ pub fn default_publicity_end(
     }
     let months = match (kind, tier) {
         (RecordKind::AbnormalOperationsListing, _) => 36,
+        (RecordKind::DishonestJudgmentDebtor, _) => 24,
         (_, Tier::Minor) => 3,
         (_, Tier::Moderate) => 12,
         (_, Tier::Serious) => 36,
@@ -255,6 +258,7 @@ pub fn check_consistency(
         RecordKind::SeriousDishonestyListing
             | RecordKind::MajorTaxViolation
             | RecordKind::DishonestJudgmentDebtor
+            | RecordKind::SocialSecuritySeriousDishonesty
     ) && content.tier != Tier::Serious
     {
         v.add(
@@ -493,6 +497,46 @@ mod tests {
                 d("2029-01-31")
             );
         }
+    }
+
+    #[test]
+    fn a_dishonest_debtor_is_listed_for_two_years() {
+        assert_eq!(
+            default_publicity_end(
+                RecordKind::DishonestJudgmentDebtor,
+                Tier::Serious,
+                d("2026-01-31"),
+                &[]
+            ),
+            d("2028-01-31")
+        );
+    }
+
+    #[test]
+    fn a_social_security_dishonesty_listing_is_serious() {
+        let mut v = Violations::default();
+        let content = RecordContent {
+            subject: Subject::Enterprise(
+                crate::domain::ids::Uscc::parse("914403001922038216").unwrap(),
+            ),
+            kind: RecordKind::SocialSecuritySeriousDishonesty,
+            tier: Tier::Minor,
+            domain: RegulatoryDomain::SocialSecurity,
+            decision_date: d("2026-02-01"),
+            document_number: "人社失信〔2026〕1号".into(),
+            deciding_authority: String::new(),
+            summary: String::new(),
+            publicity_end: d("2029-02-01"),
+            attributes: Attributes::default(),
+        };
+        check_consistency("records[0]", &content, d("2026-03-01"), &mut v);
+        let Err(crate::domain::Error::InvalidArgument(found)) = v.finish(()) else {
+            panic!("a minor social-security dishonesty listing is refused")
+        };
+        assert!(
+            found.iter().any(|f| f.field == "records[0].tier"),
+            "{found:?}"
+        );
     }
 
     #[test]

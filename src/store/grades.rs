@@ -441,6 +441,26 @@ impl Store {
 
     /// What a committed regrade means for readers: evict the rewritten grades from the
     /// cache and wake watchers if history grew.
+    /// Commits `tx`, which regraded as `regraded` says, and then evicts the rewritten
+    /// grades from this process's cache and wakes the watchers, even when the caller
+    /// goes away while the commit is under way: the commit may still land, and this
+    /// replica must not go on serving the grades it replaced.
+    pub(super) async fn commit_regraded(
+        &self,
+        tx: Transaction<'static, Any>,
+        regraded: &Regraded,
+    ) -> Result<()> {
+        struct AfterCommit<'a>(&'a Store, &'a Regraded);
+        impl Drop for AfterCommit<'_> {
+            fn drop(&mut self) {
+                // After a failed commit this only forgets grades that were still right.
+                self.0.after_regrade(self.1);
+            }
+        }
+        let _after = AfterCommit(self, regraded);
+        self.commit(tx).await
+    }
+
     pub(super) fn after_regrade(&self, regraded: &Regraded) {
         self.grade_cache.evict(&regraded.rewritten);
         if regraded.changes > 0 {

@@ -295,8 +295,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&result)).await?;
         }
-        self.commit(tx).await?;
-        self.after_regrade(&regraded);
+        self.commit_regraded(tx, &regraded).await?;
         Ok(Replay::Fresh(result))
     }
 
@@ -657,8 +656,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&record)).await?;
         }
-        self.commit(tx).await?;
-        self.after_regrade(&regraded);
+        self.commit_regraded(tx, &regraded).await?;
         Ok(Replay::Fresh(record))
     }
 

@@ -407,9 +407,9 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&app)).await?;
         }
-        self.commit(tx).await?;
-        if let Some(r) = &regraded {
-            self.after_regrade(r);
+        match &regraded {
+            Some(r) => self.commit_regraded(tx, r).await?,
+            None => self.commit(tx).await?,
         }
         Ok(Replay::Fresh(app))
     }
