@@ -926,6 +926,18 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             if cert_subject.as_deref() == Some("") {
                 bail!("--cert-subject cannot be empty");
             }
+            // Stored and listed as it is: a personal certificate's subject may carry
+            // its holder's ID number, which the service keeps nowhere.
+            if cert_subject
+                .as_deref()
+                .is_some_and(contains_id_number_loosely)
+            {
+                bail!(
+                    "--cert-subject must not contain a resident ID number (身份证号): bind \
+                     the agency by a name of its certificate that carries none (its DNS or \
+                     URI subject alternative name)"
+                );
+            }
             let store = storage.open_existing_store().await?;
             let (agency, token) = store
                 .create_agency(NewAgency {
@@ -936,7 +948,16 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
                 })
                 .await?;
             if rate_limit.is_some() {
-                store.set_agency_rate_limit(&agency.id, rate_limit).await?;
+                // The token is shown only below: an agency whose limit could not be
+                // set is revoked rather than left behind, usable by nobody.
+                if let Err(e) = store.set_agency_rate_limit(&agency.id, rate_limit).await {
+                    let _ = store.revoke_agency(&agency.id).await;
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "cannot set the rate limit of agencies/{}, which was revoked; run \
+                         the command again",
+                        agency.id
+                    )));
+                }
             }
 
             eprintln!(

@@ -315,7 +315,8 @@ fn record<R: Rng>(
     let tier = match kind {
         RecordKind::SeriousDishonestyListing
         | RecordKind::MajorTaxViolation
-        | RecordKind::DishonestJudgmentDebtor => Tier::Serious,
+        | RecordKind::DishonestJudgmentDebtor
+        | RecordKind::SocialSecuritySeriousDishonesty => Tier::Serious,
         _ => tier,
     };
     NewRecord {
@@ -351,6 +352,9 @@ pub async fn seed(
 ) -> anyhow::Result<SeedReport> {
     if store.count_enterprises().await? > 0 {
         bail!("the database already holds enterprises; seed only fills an empty one");
+    }
+    if plan.enterprises == 0 && plan.records > 0 {
+        bail!("records need enterprises to be about: give --enterprises 1 or more, or --records 0");
     }
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let total = plan.enterprises + plan.records;

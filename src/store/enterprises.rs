@@ -171,9 +171,10 @@ impl Store {
                     if old.kind == RoleKind::LegalRepresentative {
                         former_representatives.push(old.person.key.as_str().to_string());
                     }
-                    // The stored row may lack a start date (a current legal
-                    // representative is registered without one): the given tenure
-                    // ending it then supplies it.
+                    // The given tenure ending it gives its start date too: the
+                    // stored row may lack one (a current legal representative is
+                    // registered without one), or the batch corrects it. One that
+                    // ended before the stored tenure began is another, earlier one.
                     // A given tenure already stored as an ended row is that row (the
                     // history sent back as read), not this one; of the others, the
                     // latest ending.
@@ -184,9 +185,7 @@ impl Store {
                             r.kind == old.kind
                                 && r.person.key == old.person.key
                                 && r.end.is_some()
-                                && (r.start.is_none()
-                                    || old.start.is_none()
-                                    || r.start == old.start)
+                                && old.start.is_none_or(|s| r.end >= Some(s))
                         })
                         .filter(|r| {
                             !stored.iter().any(|s| {
@@ -221,11 +220,15 @@ impl Store {
                 {
                     continue;
                 }
+                // An ended tenure given without its start is the stored one that
+                // ended that day (sent again, it is not another).
                 let known = stored.iter().find(|old| {
                     old.kind == role.kind
                         && old.person.key == role.person.key
                         && (old.end.is_none() && role.end.is_none()
-                            || old.start == role.start && old.end == role.end)
+                            || (role.start.is_none() || old.start == role.start)
+                                && old.end.is_some()
+                                && old.end == role.end)
                 });
                 match known {
                     None => inserts.push(role_vals(&e.uscc, role)),
@@ -399,8 +402,7 @@ impl Store {
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&stored)).await?;
         }
-        self.commit(tx).await?;
-        self.after_regrade(&regraded);
+        self.commit_regraded(tx, &regraded).await?;
         Ok(Some(Replay::Fresh(stored)))
     }
 

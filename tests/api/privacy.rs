@@ -524,3 +524,26 @@ async fn a_mistyped_id_number_in_a_name_is_refused() {
     assert!(!format!("{err:?}").contains("19491231"), "{err:?}");
     assert_eq!(app.store.count_enterprises().await.unwrap(), 0);
 }
+
+/// A personal certificate's subject may carry its holder's ID number: such a subject is
+/// not bound to an agency (it would be stored and listed in full), and the refusal does
+/// not repeat it.
+#[tokio::test]
+async fn an_agency_is_not_bound_to_a_certificate_subject_holding_an_id_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["agency", "add", "--name", "持证法院", "--kind", "court"])
+        .args(["--cert-subject", &format!("CN=张三,SERIALNUMBER={ID_A}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "no token: {:?}", out.stdout);
+    assert!(
+        stderr.contains("--cert-subject must not contain"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(ID_A), "{stderr}");
+}

@@ -380,3 +380,40 @@ async fn future_dates_are_refused_and_the_name_may_differ_in_case() {
         format!("enterprises/{}", uscc(1))
     );
 }
+
+/// A current role the registry later gives as ended is that tenure ended: given again
+/// (the next day's sync), or with its start date corrected, it stays one tenure, not a
+/// second row beside it or one ending today.
+#[tokio::test]
+async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure() {
+    let app = spawn_app().await;
+    let executive = |start: &str, end: &str| pb::EnterpriseRole {
+        kind: pb::RoleKind::Executive as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: start.into(),
+        end_date: end.into(),
+    };
+    let tenures = |e: &pb::Enterprise| -> Vec<(String, String)> {
+        e.roles
+            .iter()
+            .filter(|r| r.kind == pb::RoleKind::Executive as i32)
+            .map(|r| (r.start_date.clone(), r.end_date.clone()))
+            .collect()
+    };
+    for (n, given_start, kept_start) in [(9, "", "2020-01-01"), (10, "2019-06-01", "2019-06-01")] {
+        let mut e = enterprise(n, ID_A);
+        e.roles = vec![executive("2020-01-01", "")];
+        app.register(vec![e.clone()]).await;
+        e.roles = vec![executive(given_start, "2026-03-01")];
+        for _ in 0..2 {
+            app.register(vec![e.clone()]).await;
+            let got = app.enterprise_as(AgencyKind::MarketRegulation, n).await;
+            assert_eq!(
+                tenures(&got),
+                [(kept_start.to_string(), "2026-03-01".to_string())],
+                "{:?}",
+                got.roles
+            );
+        }
+    }
+}
