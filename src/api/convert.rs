@@ -103,9 +103,8 @@ pub fn text(
 }
 
 /// Checks a name (a person's, an enterprise's, an officer's) as [`text`] does, and
-/// also refuses an ID number whose groups are joined by dashes, dots or slashes, and
-/// any number of 15 digits or more: a name holds no document number that could look
-/// like one.
+/// also refuses an ID number whose groups are joined by dashes, dots or slashes: a
+/// name holds no document number that could look like one.
 pub fn name_text(
     v: &mut Violations,
     field: &str,
@@ -118,6 +117,21 @@ pub fn name_text(
         v.add(field, ID_IN_TEXT);
         return None;
     }
+    Some(name)
+}
+
+/// Checks a person's name as [`name_text`] does, and also refuses any number of 15
+/// digits or more: a person's name holds none, and one may be an ID number with a
+/// digit mistyped (its check fails) typed into the wrong field. (An enterprise's name
+/// may quote an old 15-digit registration number.)
+pub fn person_name_text(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+    max: usize,
+) -> Option<String> {
+    let name = name_text(v, field, value, required, max)?;
     if contains_long_number(&name) {
         v.add(
             field,
@@ -237,7 +251,7 @@ fn person(
         v.add(path, "is required");
         return None;
     };
-    let name = name_text(v, &format!("{path}.name"), &p.name, true, 100);
+    let name = person_name_text(v, &format!("{path}.name"), &p.name, true, 100);
     let id = id_number(v, &format!("{path}.id_number"), &p.id_number);
     Some(PersonRef::new(keyer, name?, &id?))
 }

@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    date, enterprise_name, filter_enum, name_text, required_enum, resource_id, text, timestamp,
+    date, enterprise_name, filter_enum, person_name_text, required_enum, resource_id, text,
+    timestamp,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::{replayed, request_key, Shared};
@@ -422,7 +423,7 @@ impl RepairService for RepairApi {
                 format!("must not be in the future (today is {today})"),
             );
         }
-        let officer = name_text(&mut v, "interview.officer", &given.officer, true, 100);
+        let officer = person_name_text(&mut v, "interview.officer", &given.officer, true, 100);
         let outcome = text(&mut v, "interview.outcome", &given.outcome, true, 1_000);
         let key = v.check(request_key(
             &self.state,

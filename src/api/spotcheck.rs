@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    bounded_list, date, enterprise_name, name_text, required_enum, resource_id, text, timestamp,
+    bounded_list, date, enterprise_name, person_name_text, required_enum, resource_id, text,
+    timestamp,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::public::PublicLimit;
@@ -243,7 +244,7 @@ fn result_out(r: &SpotCheckResult, name: &str, today: NaiveDate) -> pb::Publishe
 /// Parses an inspector of the register.
 fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Inspector> {
     let code = text(v, &format!("{path}.code"), &i.code, true, 64);
-    let name = name_text(
+    let name = person_name_text(
         v,
         &format!("{path}.display_name"),
         &i.display_name,
@@ -538,7 +539,7 @@ impl SpotCheckService for SpotCheckApi {
             let activity = store.cycle_activity(&plan.cycle).await?;
             let drawn = self.draw(&plan, &population, &activity, &inspectors)?;
             // Noted before the write (see `AuditNote`).
-            note.subjects(
+            note.replace_subjects(
                 drawn
                     .targets
                     .iter()

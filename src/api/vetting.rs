@@ -10,7 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::convert::{id_number, name_text, resource_id, text, timestamp};
+use super::convert::{id_number, person_name_text, resource_id, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::Shared;
 use crate::audit::{AuditLog, AuditNote, Disclosure};
@@ -70,7 +70,7 @@ enum Parsed {
 /// whole request.
 fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Parsed {
     let mut v = Violations::default();
-    let name = name_text(&mut v, "name", &c.name, true, 100);
+    let name = person_name_text(&mut v, "name", &c.name, true, 100);
     let id = id_number(&mut v, "id_number", &c.id_number);
     let mut declared = BTreeSet::new();
     if c.declared_enterprises.len() > 100 {
@@ -112,9 +112,10 @@ fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Par
             Parsed::Invalid {
                 // A refused name is echoed to the office and kept in its report, so any
                 // ID number (or most of one) typed into it is masked first.
-                name: name.unwrap_or_else(|| {
-                    mask_long_numbers(&c.name.chars().take(100).collect::<String>())
-                }),
+                // Masked before it is cut to length, so the cut cannot leave a
+                // number just short of what masking looks for.
+                name: name
+                    .unwrap_or_else(|| mask_long_numbers(&c.name).chars().take(100).collect()),
                 masked_id,
                 reasons,
             }

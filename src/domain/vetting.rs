@@ -318,6 +318,29 @@ pub struct Checked<'a> {
     pub declared: &'a [String],
 }
 
+/// Whether two writings of a name are the same name: agencies differ in spacing,
+/// full-width forms and the separator of a transliterated name (阿依古丽·买买提,
+/// 阿依古丽•买买提, 阿依古丽.买买提), none of which makes another person.
+pub fn same_name(a: &str, b: &str) -> bool {
+    fn normal(name: &str) -> impl Iterator<Item = char> + '_ {
+        name.chars()
+            .filter(|c| {
+                !c.is_whitespace()
+                    && !matches!(
+                        c,
+                        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+                    )
+            })
+            .map(|c| match c {
+                '·' | '•' | '‧' | '・' | '･' | '∙' | '⋅' | '.' | '．' => '·',
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+                c => c,
+            })
+            .map(|c| c.to_ascii_lowercase())
+    }
+    normal(a).eq(normal(b))
+}
+
 /// Judges one candidate on the evidence gathered for its group.
 pub fn cross_check(
     policy: &VettingPolicy,
@@ -354,7 +377,7 @@ pub fn cross_check(
             if let Some(other) = evidence
                 .person_record_names
                 .get(&record.id)
-                .filter(|n| n.trim() != candidate.name.trim())
+                .filter(|n| !same_name(n, candidate.name))
             {
                 found.verdict = found.verdict.min(Verdict::Review);
                 found.description.push_str(&format!(
@@ -381,7 +404,7 @@ pub fn cross_check(
         .map(|r| &r.person_name)
         .chain(record_names)
         .map(String::as_str)
-        .filter(|n| n.trim() != candidate.name.trim())
+        .filter(|n| !same_name(n, candidate.name))
         .collect();
     other_names.sort_unstable();
     other_names.dedup();
@@ -515,6 +538,16 @@ mod tests {
         assert_eq!(c("2026.2", "2026.2"), Equal);
         assert_eq!(c("2027.1", "2026.12"), Greater);
         assert_eq!(c("2026.1", "2026.1.1"), Less);
+    }
+
+    #[test]
+    fn a_name_written_with_other_spacing_or_separators_is_the_same_name() {
+        assert!(same_name("阿依古丽·买买提", "阿依古丽•买买提"));
+        assert!(same_name("阿依古丽.买买提", " 阿依古丽 · 买买提 "));
+        assert!(same_name("张\u{3000}伟", "张伟"));
+        assert!(same_name("ＪＯＨＮ　ＳＭＩＴＨ", "John Smith"));
+        assert!(!same_name("李四", "李娜"));
+        assert!(!same_name("张伟", "张玮"));
     }
 
     /// An enterprise listed as seriously dishonest in social security is not one that

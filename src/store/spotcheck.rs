@@ -92,6 +92,19 @@ fn result_from_row(row: &AnyRow) -> Result<SpotCheckResult> {
     })
 }
 
+/// The refusal of a second draw of `plan`.
+fn already_drawn(plan: &Plan) -> Error {
+    domain::Error::FailedPrecondition(vec![PreconditionViolation {
+        kind: "ALREADY_DRAWN".into(),
+        subject: plan.resource_name(),
+        description: format!(
+            "{} was already drawn; its draw cannot change",
+            plan.resource_name()
+        ),
+    }])
+    .into()
+}
+
 /// What a draw must exclude, as read before it (see [`Store::cycle_activity`]).
 #[derive(Debug, Default)]
 pub struct CycleActivity {
@@ -318,6 +331,9 @@ impl Store {
             .into_iter()
             .map(|(id, _, _)| id)
             .collect();
+        if now_drawn.contains(&plan.id) {
+            return Err(already_drawn(plan));
+        }
         if now_drawn != activity.drawn_plans {
             return Ok(false);
         }
@@ -332,17 +348,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(
-                domain::Error::FailedPrecondition(vec![PreconditionViolation {
-                    kind: "ALREADY_DRAWN".into(),
-                    subject: plan.resource_name(),
-                    description: format!(
-                        "{} was already drawn; its draw cannot change",
-                        plan.resource_name()
-                    ),
-                }])
-                .into(),
-            );
+            return Err(already_drawn(plan));
         }
         self.commit(tx).await?;
         Ok(true)
@@ -437,8 +443,7 @@ impl Store {
         .bind(&result.record_id)
         .execute(&mut *tx)
         .await?;
-        self.commit(tx).await?;
-        self.after_regrade(&regraded);
+        self.commit_regraded(tx, &regraded).await?;
         Ok((stored, result))
     }
 
