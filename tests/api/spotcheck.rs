@@ -122,6 +122,32 @@ async fn plan_and_draw(
     plan_and_draw_in(c, domain, ratios, per_visit, cycle(app)).await
 }
 
+/// A plan for `domain` in `cycle`, created but not drawn.
+async fn create_plan(
+    c: &mut SpotCheckServiceClient<Authed>,
+    domain: pb::RegulatoryDomain,
+    ratios: Vec<pb::GradeRatio>,
+    per_visit: i32,
+    cycle: String,
+) -> pb::SpotCheckPlan {
+    c.create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+        plan: Some(pb::SpotCheckPlan {
+            domain: domain as i32,
+            cycle,
+            ratios,
+            inspectors_per_visit: per_visit,
+            check_items: vec!["营业执照公示".into(), "经营场所".into()],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .expect("create plan")
+    .into_inner()
+    .plan
+    .unwrap()
+}
+
 /// [`plan_and_draw`] in `cycle`.
 async fn plan_and_draw_in(
     c: &mut SpotCheckServiceClient<Authed>,
@@ -130,23 +156,7 @@ async fn plan_and_draw_in(
     per_visit: i32,
     cycle: String,
 ) -> pb::SpotCheckPlan {
-    let created = c
-        .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
-            plan: Some(pb::SpotCheckPlan {
-                domain: domain as i32,
-                cycle,
-                ratios,
-                inspectors_per_visit: per_visit,
-                check_items: vec!["营业执照公示".into(), "经营场所".into()],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create plan")
-        .into_inner()
-        .plan
-        .unwrap();
+    let created = create_plan(c, domain, ratios, per_visit, cycle).await;
     assert_eq!(created.state, pb::SpotCheckPlanState::Created as i32);
     assert!(
         created.seed.is_empty(),
@@ -642,23 +652,7 @@ async fn plans_drawn_at_once_exclude_each_others_targets() {
         pb::RegulatoryDomain::ProductQuality,
         pb::RegulatoryDomain::Advertising,
     ] {
-        let created = market
-            .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
-                plan: Some(pb::SpotCheckPlan {
-                    domain: domain as i32,
-                    cycle: cycle(&app),
-                    ratios: ratios(1.0, 1.0),
-                    inspectors_per_visit: 1,
-                    check_items: vec!["经营场所".into()],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .expect("create plan")
-            .into_inner()
-            .plan
-            .unwrap();
+        let created = create_plan(&mut market, domain, ratios(1.0, 1.0), 1, cycle(&app)).await;
         names.push(created.name);
     }
     let draws: Vec<_> = names
