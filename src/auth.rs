@@ -159,8 +159,14 @@ impl TokenCache {
             .map(|(a, _)| a.clone())
     }
 
-    fn put(&self, hash: String, agency: Option<Agency>) {
+    /// Remembers what a read begun at `asked` found. The entry is stamped with when the
+    /// read began, and never replaces one from a later read: of two lookups racing a
+    /// revocation, the one that began before it must not outlive the one after it.
+    fn put(&self, hash: String, agency: Option<Agency>, asked: Instant) {
         let mut inner = self.0.lock().expect("token cache lock");
+        if inner.map.get(&hash).is_some_and(|(_, at)| *at > asked) {
+            return;
+        }
         if inner.map.len() >= TOKEN_CACHE_ENTRIES {
             let now = Instant::now();
             if inner
@@ -176,7 +182,7 @@ impl TokenCache {
                 return;
             }
         }
-        inner.map.insert(hash, (agency, Instant::now()));
+        inner.map.insert(hash, (agency, asked));
     }
 }
 
@@ -362,8 +368,9 @@ async fn agency_by_token(
     let found = match cache.get(&hash) {
         Some(cached) => cached,
         None => {
+            let asked = Instant::now();
             let found = store.agency_by_token(token).await?;
-            cache.put(hash, found.clone());
+            cache.put(hash, found.clone(), asked);
             found
         }
     };
@@ -380,8 +387,9 @@ async fn agency_by_certificate(
     let found = match cache.get(&key) {
         Some(cached) => cached,
         None => {
+            let asked = Instant::now();
             let found = store.agency_by_certificate(names).await?;
-            cache.put(key, found.clone());
+            cache.put(key, found.clone(), asked);
             found
         }
     };
@@ -418,13 +426,32 @@ mod tests {
     fn refused_tokens_are_remembered_but_cannot_grow_the_cache_without_end() {
         let cache = TokenCache::default();
         assert!(cache.get("unknown").is_none(), "not yet asked");
-        cache.put("unknown".into(), None);
+        cache.put("unknown".into(), None, Instant::now());
         assert_eq!(cache.get("unknown"), Some(None), "known to name no agency");
 
         // A flood of distinct bad tokens fills it once; past that, refusals are not kept.
         for i in 0..TOKEN_CACHE_ENTRIES * 2 {
-            cache.put(format!("bad-{i}"), None);
+            cache.put(format!("bad-{i}"), None, Instant::now());
         }
         assert_eq!(cache.0.lock().unwrap().map.len(), TOKEN_CACHE_ENTRIES);
+    }
+
+    /// Two lookups race a revocation: the one begun after it finds nothing, the one
+    /// begun before it still finds the agency, and returns last. The later read stands.
+    #[test]
+    fn a_read_begun_earlier_does_not_replace_a_later_one() {
+        let cache = TokenCache::default();
+        let before = Instant::now();
+        let after = before + Duration::from_millis(1);
+        cache.put("token".into(), None, after);
+        let court = Agency {
+            id: "court".into(),
+            display_name: "法院".into(),
+            kind: crate::domain::codes::AgencyKind::Court,
+            scopes: Default::default(),
+            rate_limit: None,
+        };
+        cache.put("token".into(), Some(court), before);
+        assert_eq!(cache.get("token"), Some(None), "still revoked");
     }
 }
