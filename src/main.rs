@@ -663,9 +663,11 @@ fn public_key_hex(value: &str) -> Result<String, String> {
 
 /// `credit-hub audit verify`.
 async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow::Result<()> {
-    // A key generated into the data directory lies beside the database it vouches
-    // for: whoever can rewrite one can likely read the other.
-    let beside_the_data = trusted.is_empty() && storage.audit_key_file.is_none();
+    // A signing key generated into the data directory lies beside the database it
+    // vouches for: whoever can rewrite one can read the other and sign with it.
+    let beside_the_data = storage.audit_key_file.is_none()
+        && !storage.uses_postgres()
+        && storage.data_dir.join("audit-signing.key").exists();
     trusted.extend(storage.audit_public_key()?);
     let store = storage.open_existing_store().await?;
     match store.verify_audit(&trusted).await? {
@@ -693,9 +695,8 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
                 );
             } else if beside_the_data && v.checkpoints > 0 {
                 eprintln!(
-                    "warning: the checkpoints were checked against the key kept in the data directory beside the database ({}); whoever could rewrite the database could also have re-signed them with it. Note the public key elsewhere and verify with --trust-key {}",
-                    storage.data_dir.join("audit-signing.key").display(),
-                    trusted.join(" --trust-key ")
+                    "warning: the checkpoint signing key is kept in the data directory beside the database ({}): whoever could rewrite the database could read it and re-sign the checkpoints, so they prove nothing against such a person. Keep the key outside the data directory (--audit-key-file, e.g. a mounted secret)",
+                    storage.data_dir.join("audit-signing.key").display()
                 );
             }
             Ok(())

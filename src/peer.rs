@@ -152,7 +152,11 @@ impl PeerPolicy {
         let Some(forwarded_for) = forwarded_for.filter(|_| !self.gateways.is_empty()) else {
             return remote;
         };
-        let names = direct.ok().flatten().unwrap_or_default();
+        // A certificate that cannot be read is still one the client presented: such a
+        // connection is no gateway, whatever its address.
+        let Ok(names) = direct.map(Option::unwrap_or_default) else {
+            return remote;
+        };
         if !self.is_gateway(&names, remote) {
             return remote;
         }

@@ -125,6 +125,8 @@ pub struct Server {
     spotcheck: SpotCheckPolicy,
     metrics_listener: Option<TcpListener>,
     max_connection_age: Duration,
+    /// Tells open streams that the server drains (see [`State::draining`]).
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -133,6 +135,7 @@ impl Server {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let (draining, draining_seen) = tokio::sync::watch::channel(false);
         Ok(Server {
             listener,
             state: Arc::new(State {
@@ -141,6 +144,7 @@ impl Server {
                 clock: Clock::default(),
                 purposes: PurposePolicy::builtin(),
                 peers: PeerPolicy::default(),
+                draining: draining_seen,
             }),
             regrade_every: Duration::from_secs(60),
             audit: AuditSettings::default(),
@@ -157,6 +161,7 @@ impl Server {
             spotcheck: SpotCheckPolicy::builtin(),
             metrics_listener: None,
             max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
+            draining,
         })
     }
 
@@ -448,6 +453,9 @@ impl Server {
             .await;
         tokio::time::sleep(policy.announce).await;
         let _ = stop_accepting.send(());
+        // Streams that would run until their client leaves (grade watches) end now,
+        // telling the client to resume elsewhere, so the drain waits only for calls.
+        let _ = self.draining.send(true);
         match tokio::time::timeout(policy.drain, serve).await {
             Ok(Ok(())) => tracing::info!("drained in-flight calls; exiting"),
             Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error while draining"),

@@ -89,10 +89,21 @@ impl GradeApi {
     }
 }
 
-/// Checks a look-up's case reference: optional, at most 128 printable characters (it
-/// goes into the audit log as given).
-fn check_case_reference(v: &mut Violations, value: &str) {
-    text(v, "case_reference", value, false, 128);
+/// The end of a watch when the server drains: UNAVAILABLE, to resume from the last
+/// cursor received (on another replica, or on this one once it is back).
+fn shutting_down() -> Status {
+    crate::api::error::status(
+        tonic::Code::Unavailable,
+        "the server is shutting down; reconnect and resume from the last cursor received",
+        "SHUTTING_DOWN",
+        tonic_types::ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(100))),
+    )
+}
+
+/// Checks a look-up's case reference: optional, at most 128 printable characters. The
+/// checked (trimmed) value is what goes into the audit log, never the raw one.
+fn check_case_reference(v: &mut Violations, value: &str) -> String {
+    text(v, "case_reference", value, false, 128).unwrap_or_default()
 }
 
 /// Checks the declared purpose of a look-up: required and known.
@@ -183,18 +194,13 @@ impl GradeService for GradeApi {
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
-        check_case_reference(&mut v, &body.case_reference);
+        let case_reference = check_case_reference(&mut v, &body.case_reference);
         if let Some(u) = &uscc {
             note.subject(u.resource_name());
         }
         let (uscc, model, declared) = v.finish((uscc, model, declared))?;
         let (uscc, model) = (uscc.expect("checked"), model.expect("checked"));
-        self.permit(
-            &note,
-            &agency,
-            declared.expect("checked"),
-            &body.case_reference,
-        )?;
+        self.permit(&note, &agency, declared.expect("checked"), &case_reference)?;
         let grade = self
             .state
             .store
@@ -222,7 +228,7 @@ impl GradeService for GradeApi {
         let mut v = Violations::default();
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
-        check_case_reference(&mut v, &body.case_reference);
+        let case_reference = check_case_reference(&mut v, &body.case_reference);
         let usccs: Vec<Uscc> = body
             .names
             .iter()
@@ -232,12 +238,7 @@ impl GradeService for GradeApi {
         note.subjects(usccs.iter().map(Uscc::resource_name));
         let (model, declared) = v.finish((model, declared))?;
         let model = model.expect("checked");
-        self.permit(
-            &note,
-            &agency,
-            declared.expect("checked"),
-            &body.case_reference,
-        )?;
+        self.permit(&note, &agency, declared.expect("checked"), &case_reference)?;
         let refs: Vec<&Uscc> = usccs.iter().collect();
         let found = self.state.store.grades(&refs, &model).await?;
         let mut grades = Vec::with_capacity(found.len());
@@ -262,7 +263,7 @@ impl GradeService for GradeApi {
         let uscc = v.check(enterprise_name("name", &body.name));
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));
-        check_case_reference(&mut v, &body.case_reference);
+        let case_reference = check_case_reference(&mut v, &body.case_reference);
         let limit = v.check(page_size(body.page_size));
         if let Some(u) = &uscc {
             note.subject(u.resource_name());
@@ -273,12 +274,7 @@ impl GradeService for GradeApi {
             model.expect("checked"),
             limit.expect("checked"),
         );
-        self.permit(
-            &note,
-            &agency,
-            declared.expect("checked"),
-            &body.case_reference,
-        )?;
+        self.permit(&note, &agency, declared.expect("checked"), &case_reference)?;
         let query = format!("{uscc}/{model}");
         let before: Option<i64> = decode_token(&query, &body.page_token)?;
         let mut page = self
@@ -367,9 +363,14 @@ impl GradeService for GradeApi {
         );
         let (tx, rx) = mpsc::channel(64);
         let watcher = agency.id.clone();
+        let mut draining = self.state.draining.clone();
         tokio::spawn(async move {
             let mut checked = tokio::time::Instant::now();
             loop {
+                if *draining.borrow_and_update() {
+                    let _ = tx.send(Err(shutting_down())).await;
+                    return;
+                }
                 // A stream outlives its call's authentication: an agency revoked, or
                 // stripped of the grades scope, or whose token was rotated, stops
                 // receiving within the time a new call would take to notice (the token
@@ -434,6 +435,7 @@ impl GradeService for GradeApi {
                 tokio::select! {
                     _ = events.changed() => {}
                     _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = draining.changed() => {}
                     _ = tx.closed() => return,
                 }
             }

@@ -49,6 +49,9 @@ pub struct State {
     pub purposes: PurposePolicy,
     /// Which gateways are trusted to say who their callers are.
     pub peers: crate::peer::PeerPolicy,
+    /// True once the server drains for shutdown: open streams then end, so the drain
+    /// does not wait on them (a watch would never end on its own).
+    pub draining: tokio::sync::watch::Receiver<bool>,
 }
 
 impl State {

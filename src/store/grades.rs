@@ -454,6 +454,8 @@ impl Store {
         impl Drop for AfterCommit<'_> {
             fn drop(&mut self) {
                 // After a failed commit this only forgets grades that were still right.
+                // Dropped mid-commit, it runs before the commit lands: a reader may then
+                // cache the old grade again, but only for the cache's lifetime.
                 self.0.after_regrade(self.1);
             }
         }

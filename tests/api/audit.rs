@@ -1494,8 +1494,8 @@ async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written
 
 /// With SQLite and no key file, the checkpoint key is generated into the data
 /// directory. `audit verify` checks against it, but says that a key kept beside the
-/// database proves nothing against whoever could rewrite the database, and how to
-/// verify against a key noted elsewhere.
+/// database proves nothing against whoever could rewrite the database (who could read
+/// it and re-sign, whatever key the verifier is told to trust too), and where to keep it.
 #[tokio::test]
 async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader() {
     if backend() != "sqlite" {
@@ -1536,7 +1536,7 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
     let (ok, out) = verify_cli(&app);
     assert!(ok, "{out}");
     assert!(out.contains("beside the database"), "{out}");
-    assert!(out.contains(&format!("--trust-key {public}")), "{out}");
+    assert!(out.contains("--audit-key-file"), "{out}");
     let trusted = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
         .args(["audit", "verify", "--trust-key", &public])
         .args(app.storage_flags())
@@ -1544,5 +1544,18 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
         .unwrap();
     let said = String::from_utf8_lossy(&trusted.stderr);
     assert!(trusted.status.success(), "{said}");
+    assert!(said.contains("beside the database"), "{said}");
+    // Kept in a file of its own elsewhere, the key is no longer beside the data.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let key_file = elsewhere.path().join("audit.key");
+    std::fs::rename(app.data_dir.join("audit-signing.key"), &key_file).unwrap();
+    let apart = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["audit", "verify", "--audit-key-file"])
+        .arg(&key_file)
+        .args(app.storage_flags())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&apart.stderr);
+    assert!(apart.status.success(), "{said}");
     assert!(!said.contains("warning"), "{said}");
 }

@@ -777,6 +777,23 @@ async fn a_case_reference_past_128_characters_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["case_reference"]);
+    // What is checked is what the audit log keeps: trimmed, whatever padding it came with
+    // (128 characters and megabytes of spaces would otherwise pass into the chain).
+    court
+        .get_credit_grade(request(format!("  (2026)鲁1002执7号{}", " ".repeat(4_000))))
+        .await
+        .expect("padding is trimmed");
+    let kept: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.GradeService/GetCreditGrade".into(),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| e.case_reference)
+        .filter(|c| c.contains("执7号"))
+        .collect();
+    assert_eq!(kept, ["(2026)鲁1002执7号"]);
 }
 
 /// A legal representative leaves the enterprise graded D: the other enterprise he
@@ -1032,4 +1049,32 @@ async fn an_enterprise_not_yet_graded_under_a_model_is_not_called_missing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+}
+
+/// A watch would run until its client leaves: on shutdown the server ends it, telling
+/// the client to resume from its cursor, so the drain does not wait out its bound on it.
+#[tokio::test]
+async fn a_watch_ends_when_the_server_shuts_down() {
+    use tonic_types::StatusExt;
+    let app = spawn_app().await;
+    let (addr, stop) = another_server(&app, |s| s).await;
+    let mut watch = pb::grade_service_client::GradeServiceClient::with_interceptor(
+        channel_to(addr).await,
+        app.bearer(AgencyKind::Tax),
+    )
+    .watch_grade_changes(watch_request(""))
+    .await
+    .expect("a watch")
+    .into_inner();
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("the watch ends well before the drain bound");
+    let status = ended.expect_err("ended by the server");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().map(|i| i.reason),
+        Some("SHUTTING_DOWN".to_string())
+    );
+    assert!(status.get_details_retry_info().is_some());
 }

@@ -417,3 +417,51 @@ async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure(
         }
     }
 }
+
+/// An ended tenure that is not the current one stays apart from it: one that ended the
+/// day the current one began is the earlier tenure, and one sent back without its start
+/// is the stored tenure that ended that day. The current tenure then ends today.
+#[tokio::test]
+async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
+    let app = spawn_app().await;
+    let executive = |start: &str, end: &str| pb::EnterpriseRole {
+        kind: pb::RoleKind::Executive as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: start.into(),
+        end_date: end.into(),
+    };
+    let today = app.clock.today().to_string();
+    for (n, first, then, expected) in [
+        (
+            11,
+            vec![executive("2020-01-01", "")],
+            vec![executive("2015-01-01", "2020-01-01")],
+            vec![("2015-01-01", "2020-01-01"), ("2020-01-01", today.as_str())],
+        ),
+        (
+            12,
+            vec![executive("2015-01-01", "2018-06-30"), executive("", "")],
+            vec![executive("", "2018-06-30")],
+            vec![("", today.as_str()), ("2015-01-01", "2018-06-30")],
+        ),
+    ] {
+        let mut e = enterprise(n, ID_A);
+        e.roles = first;
+        app.register(vec![e.clone()]).await;
+        e.roles = then;
+        app.register(vec![e]).await;
+        let got = app.enterprise_as(AgencyKind::MarketRegulation, n).await;
+        let mut tenures: Vec<(String, String)> = got
+            .roles
+            .iter()
+            .filter(|r| r.kind == pb::RoleKind::Executive as i32)
+            .map(|r| (r.start_date.clone(), r.end_date.clone()))
+            .collect();
+        tenures.sort();
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .collect();
+        assert_eq!(tenures, expected, "enterprise {n}: {:?}", got.roles);
+    }
+}
