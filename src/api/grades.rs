@@ -368,7 +368,9 @@ impl GradeService for GradeApi {
             let mut checked = tokio::time::Instant::now();
             loop {
                 if *draining.borrow_and_update() {
-                    let _ = tx.send(Err(shutting_down())).await;
+                    // Not awaited: a watcher that stopped reading must not hold the
+                    // drain (nor, through this task, the audit log) any longer.
+                    let _ = tx.try_send(Err(shutting_down()));
                     return;
                 }
                 // A stream outlives its call's authentication: an agency revoked, or
@@ -425,8 +427,14 @@ impl GradeService for GradeApi {
                     let msg = pb::WatchGradeChangesResponse {
                         change: Some(change_out(change)),
                     };
-                    if tx.send(Ok(msg)).await.is_err() {
-                        return; // the watcher went away
+                    // A watcher that stopped reading blocks this send; the drain ends
+                    // the wait.
+                    let sent = tokio::select! {
+                        sent = tx.send(Ok(msg)) => sent.is_ok(),
+                        _ = draining.wait_for(|d| *d) => false,
+                    };
+                    if !sent {
+                        return; // the watcher went away, or the server drains
                     }
                 }
                 if page.len() == WATCH_PAGE {
@@ -435,7 +443,12 @@ impl GradeService for GradeApi {
                 tokio::select! {
                     _ = events.changed() => {}
                     _ = tokio::time::sleep(WATCH_POLL) => {}
-                    _ = draining.changed() => {}
+                    // The sender goes with the server: gone, it is as good as drained
+                    // (and `changed` would otherwise answer at once, forever).
+                    changed = draining.changed() => if changed.is_err() {
+                        let _ = tx.try_send(Err(shutting_down()));
+                        return;
+                    },
                     _ = tx.closed() => return,
                 }
             }

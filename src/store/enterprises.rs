@@ -174,7 +174,8 @@ impl Store {
                     // The given tenure ending it gives its start date too: the
                     // stored row may lack one (a current legal representative is
                     // registered without one), or the batch corrects it. One that
-                    // ended by the day the stored tenure began is another, earlier one.
+                    // ended by the day the stored tenure began is another, earlier one
+                    // (unless it began that day too: a tenure of one day).
                     // A given tenure already stored as an ended row is that row (the
                     // history sent back as read), not this one; of the others, the
                     // latest ending.
@@ -185,7 +186,9 @@ impl Store {
                             r.kind == old.kind
                                 && r.person.key == old.person.key
                                 && r.end.is_some()
-                                && old.start.is_none_or(|s| r.end > Some(s))
+                                && old
+                                    .start
+                                    .is_none_or(|s| r.end > Some(s) || r.start == Some(s))
                         })
                         .filter(|r| {
                             !stored.iter().any(|s| {

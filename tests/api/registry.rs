@@ -420,7 +420,8 @@ async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure(
 
 /// An ended tenure that is not the current one stays apart from it: one that ended the
 /// day the current one began is the earlier tenure, and one sent back without its start
-/// is the stored tenure that ended that day. The current tenure then ends today.
+/// is the stored tenure that ended that day. The current tenure then ends today. (One
+/// that began and ended that day is the current tenure, of one day.)
 #[tokio::test]
 async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
     let app = spawn_app().await;
@@ -443,6 +444,13 @@ async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
             vec![executive("2015-01-01", "2018-06-30"), executive("", "")],
             vec![executive("", "2018-06-30")],
             vec![("", today.as_str()), ("2015-01-01", "2018-06-30")],
+        ),
+        // A tenure of one day is the current one, ended the day it began.
+        (
+            13,
+            vec![executive("2020-01-01", "")],
+            vec![executive("2020-01-01", "2020-01-01")],
+            vec![("2020-01-01", "2020-01-01")],
         ),
     ] {
         let mut e = enterprise(n, ID_A);
