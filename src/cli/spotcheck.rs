@@ -285,12 +285,17 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 v.seed_matches_commitment,
                 v.targets_match
             );
-            for (e, d) in v.eligible.iter().zip(&v.drawn) {
+            // Paired by grade: a grade with nobody eligible is not listed as eligible.
+            for d in &v.drawn {
+                let eligible = v
+                    .eligible
+                    .iter()
+                    .find(|e| e.grade == d.grade)
+                    .map_or(0, |e| e.count);
                 crate::out!(
-                    "  grade {}: {} drawn of {} eligible",
-                    grade_label(e.grade),
-                    d.count,
-                    e.count
+                    "  grade {}: {} drawn of {eligible} eligible",
+                    grade_label(d.grade),
+                    d.count
                 );
             }
             if !(v.seed_matches_commitment && v.targets_match) {

@@ -77,17 +77,49 @@ pub fn load_candidates(path: &Path) -> anyhow::Result<Vec<CandidateRow>> {
 
 /// The text of a CSV file as Excel may have saved it: UTF-8 with or without a BOM, else
 /// GBK (Excel's "CSV (逗号分隔)" on Chinese Windows).
+///
+/// Some GBK text is valid UTF-8 too (谢伟 and 叶平 read as Cyrillic), so a file without a
+/// BOM that reads as UTF-8 but not as a Chinese list would (letters no name list holds)
+/// is read as GBK when that reads as one. A file that begins with the UTF-8 BOM must be
+/// UTF-8 throughout.
 pub fn decode_text(bytes: &[u8]) -> anyhow::Result<Cow<'_, str>> {
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         bail!("the file is UTF-16 (Excel's \"Unicode text\"); save it as \"CSV UTF-8\" instead");
     }
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Ok(Cow::Borrowed(text));
+    if let Some(rest) = bytes.strip_prefix(BOM) {
+        return std::str::from_utf8(rest).map(Cow::Borrowed).map_err(|e| {
+            anyhow::anyhow!(
+                "the file begins as UTF-8 but byte {} is not UTF-8; save it again as \"CSV UTF-8\"",
+                e.valid_up_to() + BOM.len()
+            )
+        });
     }
-    encoding_rs::GBK
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .context("the file is neither UTF-8 nor GBK text; save it as \"CSV UTF-8\"")
+    let gbk = || encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) if looks_chinese(text) => Ok(Cow::Borrowed(text)),
+        Ok(text) => Ok(gbk()
+            .filter(|t| looks_chinese(t))
+            .unwrap_or(Cow::Borrowed(text))),
+        Err(_) => gbk().context("the file is neither UTF-8 nor GBK text; save it as \"CSV UTF-8\""),
+    }
+}
+
+/// Whether every character of `text` is one a Chinese candidate list holds: ASCII, Han
+/// characters, CJK and full-width punctuation and forms, general punctuation, and the
+/// middle dot of transliterated names.
+fn looks_chinese(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_ascii()
+            || matches!(c,
+                '\u{00B7}'
+                | '\u{2000}'..='\u{206F}'
+                | '\u{3000}'..='\u{303F}'
+                | '\u{3400}'..='\u{4DBF}'
+                | '\u{4E00}'..='\u{9FFF}'
+                | '\u{F900}'..='\u{FAFF}'
+                | '\u{FF00}'..='\u{FFEF}'
+                | '\u{20000}'..='\u{3FFFF}')
+    })
 }
 
 /// Where the columns are, found by their headers.
@@ -238,6 +270,23 @@ pub fn split_declared(cell: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 谢伟 in GBK is D0BB CEB0, which is valid UTF-8 too ("лΰ"); with English headers
+    /// nothing else in the file tells the encodings apart.
+    #[test]
+    fn a_gbk_file_that_is_also_valid_utf8_is_read_as_gbk() {
+        let (gbk, _, _) = encoding_rs::GBK.encode("name,id\n谢伟,x\n叶平,y\n");
+        assert!(std::str::from_utf8(&gbk).is_ok(), "the case this guards");
+        assert_eq!(decode_text(&gbk).unwrap(), "name,id\n谢伟,x\n叶平,y\n");
+        // UTF-8 text stays UTF-8, a middle dot included.
+        let utf8 = "name,id\n阿依古丽·买买提,x\n".as_bytes();
+        assert_eq!(decode_text(utf8).unwrap(), "name,id\n阿依古丽·买买提,x\n");
+        // A BOM promises UTF-8 throughout.
+        let mut broken = BOM.to_vec();
+        broken.extend_from_slice(&gbk);
+        broken.extend_from_slice(b"\xFF");
+        assert!(decode_text(&broken).is_err());
+    }
 
     // The standard's documented example, and two synthetic numbers on the address codes
     // 990101/990102, which belong to no region (so to no one), with check characters

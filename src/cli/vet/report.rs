@@ -410,13 +410,15 @@ pub fn render_csv(report: &Report) -> anyhow::Result<Vec<u8>> {
     writer.write_record(["序号", "姓名", "身份证号（脱敏）", "结论", "发现"])?;
     for r in &report.results {
         let index = (r.index + 1).to_string();
+        // Every cell that comes from the service is text to Excel, never a formula.
         let name = csv_text(&r.name);
+        let masked = csv_text(&r.masked_id_number);
         let findings = all_findings(r);
         let findings = csv_text(&findings);
         writer.write_record([
             index.as_str(),
             name.as_ref(),
-            r.masked_id_number.as_str(),
+            masked.as_ref(),
             verdict_label(r.verdict),
             findings.as_ref(),
         ])?;
@@ -772,6 +774,12 @@ mod tests {
             .next()
             .unwrap()
             .contains("无效,candidates[2].id_number"));
+        // The masked number comes from the service too: never a formula either.
+        let mut hostile = report();
+        hostile.results[1].masked_id_number = "=HYPERLINK(\"http://x/\",\"*\")".into();
+        let bytes = render_csv(&hostile).unwrap();
+        let text = std::str::from_utf8(&bytes[BOM.len()..]).unwrap();
+        assert!(text.contains(",\"'=HYPERLINK("), "{text}");
     }
 
     #[test]
