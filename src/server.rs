@@ -456,6 +456,12 @@ impl Server {
         // Streams that would run until their client leaves (grade watches) end now,
         // telling the client to resume elsewhere, so the drain waits only for calls.
         let _ = self.draining.send(true);
+        // So do health watches (they were just told NOT_SERVING): a status cleared
+        // ends the streams that watch it. No new connection can ask any more.
+        let mut reporter = reporter;
+        for service in ["", READINESS, LIVENESS] {
+            reporter.clear_service_status(service).await;
+        }
         match tokio::time::timeout(policy.drain, serve).await {
             Ok(Ok(())) => tracing::info!("drained in-flight calls; exiting"),
             Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error while draining"),

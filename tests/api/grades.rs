@@ -1053,20 +1053,42 @@ async fn an_enterprise_not_yet_graded_under_a_model_is_not_called_missing() {
 
 /// A watch would run until its client leaves: on shutdown the server ends it, telling
 /// the client to resume from its cursor, so the drain does not wait out its bound on it.
+/// A health watch ends too, after it was told NOT_SERVING.
 #[tokio::test]
 async fn a_watch_ends_when_the_server_shuts_down() {
+    use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_types::StatusExt;
     let app = spawn_app().await;
     let (addr, stop) = another_server(&app, |s| s).await;
+    let channel = channel_to(addr).await;
     let mut watch = pb::grade_service_client::GradeServiceClient::with_interceptor(
-        channel_to(addr).await,
+        channel.clone(),
         app.bearer(AgencyKind::Tax),
     )
     .watch_grade_changes(watch_request(""))
     .await
     .expect("a watch")
     .into_inner();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "readiness".into(),
+        })
+        .await
+        .expect("a health watch")
+        .into_inner();
     stop.send(()).unwrap();
+    let mut last = None;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = health.message().await.expect("a clean end") {
+            last = Some(update.status);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the health watch ends well before the drain bound"
+    );
+    assert_eq!(last, Some(ServingStatus::NotServing as i32));
     let ended = tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await
         .expect("the watch ends well before the drain bound");
