@@ -294,12 +294,12 @@ mod tests {
             ..r("P")
         };
         assert_eq!(
-            batch_request_id(&[person("11010519491231002X")]),
-            batch_request_id(&[person("11010519500101002X")])
+            batch_request_id(&[person("990101198001010014")]),
+            batch_request_id(&[person("990101199912310014")])
         );
         assert_ne!(
-            batch_request_id(&[person("11010519491231002X")]),
-            batch_request_id(&[person("110105194912310011")])
+            batch_request_id(&[person("990101198001010014")]),
+            batch_request_id(&[person("990101198001010023")])
         );
         let id = batch_request_id(&[r("A"), r("B")]);
         assert_eq!(id, batch_request_id(&[r("A"), r("B")]));

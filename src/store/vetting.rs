@@ -27,19 +27,8 @@ type RoleTuple = (
     Option<String>,
 );
 
+/// A record as [`RECORD_EXPRS`] reads it.
 type RecordTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-
-/// A [`RecordTuple`] and the name the record gives its person.
-type PersonRecordTuple = (
     String,
     String,
     String,
@@ -60,6 +49,8 @@ const RECORD_EXPRS: &[&str] = &[
     "document_number",
     "decision_date",
     "publicity_end_date",
+    // The name a record about a person gives them (empty for an enterprise's).
+    "COALESCE(person_name, '')",
 ];
 
 fn date(text: &str) -> Result<NaiveDate> {
@@ -67,8 +58,9 @@ fn date(text: &str) -> Result<NaiveDate> {
         .map_err(|_| Error::Corrupt(format!("stored date {text:?}")))
 }
 
-fn evidence_record(row: RecordTuple) -> Result<(String, EvidenceRecord)> {
-    let (key, id, kind, tier, agency_id, document_number, decision, publicity_end) = row;
+/// The subject's key, the record, and the name it gives its person.
+fn evidence_record(row: RecordTuple) -> Result<(String, EvidenceRecord, String)> {
+    let (key, id, kind, tier, agency_id, document_number, decision, publicity_end, name) = row;
     Ok((
         key,
         EvidenceRecord {
@@ -80,6 +72,7 @@ fn evidence_record(row: RecordTuple) -> Result<(String, EvidenceRecord)> {
             decision_date: date(&decision)?,
             publicity_end: date(&publicity_end)?,
         },
+        name,
     ))
 }
 
@@ -106,16 +99,11 @@ impl Store {
         let mut evidence = Evidence::default();
         let today_text = today.to_string();
         if !persons.is_empty() {
-            let exprs: Vec<&str> = RECORD_EXPRS
-                .iter()
-                .copied()
-                .chain(["COALESCE(person_name, '')"])
-                .collect();
-            let rows: Vec<PersonRecordTuple> = fetch_json(
+            let rows: Vec<RecordTuple> = fetch_json(
                 &self.read,
                 &select_json(
                     b,
-                    &exprs,
+                    RECORD_EXPRS,
                     &format!(
                         "records WHERE subject_type = 'person' AND status = 'ACTIVE' \
                          AND publicity_end_date > {} AND {}",
@@ -129,18 +117,8 @@ impl Store {
                 ],
             )
             .await?;
-            for (key, id, kind, tier, agency, document, decision, publicity_end, name) in rows {
-                let row = (
-                    key,
-                    id,
-                    kind,
-                    tier,
-                    agency,
-                    document,
-                    decision,
-                    publicity_end,
-                );
-                let (key, record) = evidence_record(row)?;
+            for row in rows {
+                let (key, record, name) = evidence_record(row)?;
                 evidence.person_record_names.insert(record.id.clone(), name);
                 evidence.person_records.entry(key).or_default().push(record);
             }
@@ -241,7 +219,7 @@ impl Store {
         )
         .await?;
         for row in rows {
-            let (key, record) = evidence_record(row)?;
+            let (key, record, _) = evidence_record(row)?;
             evidence
                 .enterprise_records
                 .entry(key)

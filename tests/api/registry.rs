@@ -381,25 +381,34 @@ async fn future_dates_are_refused_and_the_name_may_differ_in_case() {
     );
 }
 
+/// 李娜's executive role from `start` to `end` (empty: open).
+fn executive(start: &str, end: &str) -> pb::EnterpriseRole {
+    pb::EnterpriseRole {
+        kind: pb::RoleKind::Executive as i32,
+        person: Some(person("李娜", ID_B)),
+        start_date: start.into(),
+        end_date: end.into(),
+    }
+}
+
+/// The (start, end) of every executive tenure of `e`, in order.
+fn tenures(e: &pb::Enterprise) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = e
+        .roles
+        .iter()
+        .filter(|r| r.kind == pb::RoleKind::Executive as i32)
+        .map(|r| (r.start_date.clone(), r.end_date.clone()))
+        .collect();
+    t.sort();
+    t
+}
+
 /// A current role the registry later gives as ended is that tenure ended: given again
 /// (the next day's sync), or with its start date corrected, it stays one tenure, not a
 /// second row beside it or one ending today.
 #[tokio::test]
 async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure() {
     let app = spawn_app().await;
-    let executive = |start: &str, end: &str| pb::EnterpriseRole {
-        kind: pb::RoleKind::Executive as i32,
-        person: Some(person("李娜", ID_B)),
-        start_date: start.into(),
-        end_date: end.into(),
-    };
-    let tenures = |e: &pb::Enterprise| -> Vec<(String, String)> {
-        e.roles
-            .iter()
-            .filter(|r| r.kind == pb::RoleKind::Executive as i32)
-            .map(|r| (r.start_date.clone(), r.end_date.clone()))
-            .collect()
-    };
     for (n, given_start, kept_start) in [(9, "", "2020-01-01"), (10, "2019-06-01", "2019-06-01")] {
         let mut e = enterprise(n, ID_A);
         e.roles = vec![executive("2020-01-01", "")];
@@ -425,12 +434,6 @@ async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure(
 #[tokio::test]
 async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
     let app = spawn_app().await;
-    let executive = |start: &str, end: &str| pb::EnterpriseRole {
-        kind: pb::RoleKind::Executive as i32,
-        person: Some(person("李娜", ID_B)),
-        start_date: start.into(),
-        end_date: end.into(),
-    };
     let today = app.clock.today().to_string();
     for (n, first, then, expected) in [
         (
@@ -459,17 +462,10 @@ async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
         e.roles = then;
         app.register(vec![e]).await;
         let got = app.enterprise_as(AgencyKind::MarketRegulation, n).await;
-        let mut tenures: Vec<(String, String)> = got
-            .roles
-            .iter()
-            .filter(|r| r.kind == pb::RoleKind::Executive as i32)
-            .map(|r| (r.start_date.clone(), r.end_date.clone()))
-            .collect();
-        tenures.sort();
         let expected: Vec<(String, String)> = expected
             .into_iter()
             .map(|(s, e)| (s.to_string(), e.to_string()))
             .collect();
-        assert_eq!(tenures, expected, "enterprise {n}: {:?}", got.roles);
+        assert_eq!(tenures(&got), expected, "enterprise {n}: {:?}", got.roles);
     }
 }

@@ -722,14 +722,14 @@ async fn a_mistyped_id_number_in_the_name_column_is_kept_masked() {
         pb::CrossCheckRequest {
             purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
             case_reference: "2026-统战-010".into(),
-            candidates: vec![candidate("110105194912310021", "张三", &[])],
+            candidates: vec![candidate("990101198001010015", "张三", &[])],
             request_id: "swapped-1".into(),
         },
     )
     .await
     .unwrap();
     assert_eq!(results[0].verdict, pb::Verdict::Invalid as i32);
-    assert_eq!(results[0].name, "110105********0021");
+    assert_eq!(results[0].name, "990101********0015");
     assert!(
         results[0]
             .invalid_reasons
