@@ -7,18 +7,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tower::Service;
 
 use crate::auth::{is_public, is_served};
-use crate::domain::audit::{AuditEvent, Checkpoint};
+use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
 use crate::domain::request_id::request_id_problem;
 use crate::metrics::{CallId, REQUEST_ID};
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::store::{now_millis, CallAudit, Store};
+
+mod checkpoints;
+use checkpoints::{Checkpoints, Head};
 
 /// The method an entry names for a call to a path this service does not have.
 pub const UNKNOWN_METHOD: &str = "unknown";
@@ -326,14 +329,14 @@ async fn append(
     store: &Store,
     events: Vec<AuditEvent>,
     saved: Vec<Option<String>>,
-    head: &mut Option<(i64, String)>,
+    head: &mut Head,
 ) -> bool {
     let mut failures = 0;
     let mut moved = 0;
     // Only groups holding writes pay for a transaction that removes their saved entries.
     let claims = saved.iter().any(Option::is_some);
     loop {
-        let attempted = head.clone();
+        let attempted = head.known().cloned();
         // How many entries the attempt chains: all of them, less (for a group holding
         // writes) those an orphan pass had chained already, which it learns as it runs.
         let mut chaining = (!claims).then_some(events.len());
@@ -346,7 +349,7 @@ async fn append(
             Some(known) => store.append_audit(known, &events).await,
             None => match store.audit_head().await {
                 Ok(read) => {
-                    *head = Some(read);
+                    head.read(read);
                     continue;
                 }
                 Err(e) => Err(e),
@@ -354,21 +357,21 @@ async fn append(
         };
         match result {
             Ok(Some(new_head)) => {
-                *head = Some(new_head);
+                head.advanced(new_head);
                 return true;
             }
             Ok(None) if moved < HEAD_MOVED_ATTEMPTS => {
                 moved += 1;
-                *head = None;
+                head.lost();
             }
             Ok(None) => {
                 tracing::error!("the audit chain's head kept moving; refusing this group's calls");
-                *head = None;
+                head.lost();
                 return false;
             }
             Err(e) => {
                 failures += 1;
-                *head = None;
+                head.lost();
                 // A commit that reported failure may still have landed; chaining the
                 // group again would log its calls twice.
                 let outcome = match (&attempted, chaining) {
@@ -422,8 +425,11 @@ async fn writer(
     settings: AuditSettings,
     stats: Arc<WriterStats>,
 ) {
-    let mut head: Option<(i64, String)> = None;
-    let mut signed = 0;
+    let mut head = Head::default();
+    let mut checkpoints = Checkpoints::new(settings.signing_key.clone());
+    // The check of entries this writer did not chain, when one runs; appends go on
+    // meanwhile.
+    let mut walk: Option<checkpoints::Walk> = None;
     let mut tick = tokio::time::interval(settings.checkpoint_every);
     tick.tick().await;
     chain_orphans(&store, settings.orphan_after, &mut head, &stats).await;
@@ -453,29 +459,39 @@ async fn writer(
                     let _ = ack.send(ok);
                 }
             }
+            proved = async { walk.as_mut().expect("guarded").await }, if walk.is_some() => {
+                walk = None;
+                checkpoints.walked(&store, &mut head, proved).await;
+            }
             _ = tick.tick() => {
                 chain_orphans(&store, settings.orphan_after, &mut head, &stats).await;
-                checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
+                if walk.is_none() {
+                    walk = checkpoints.walk(&store, &head);
+                }
+                checkpoints.sign(&store, &head).await;
             }
         }
     }
-    checkpoint(&store, &settings.signing_key, &head, &mut signed).await;
+    // The last checkpoint: the check under way finishes, or one starts.
+    if let Some(walk) = walk.take().or_else(|| checkpoints.walk(&store, &head)) {
+        let proved = walk.await;
+        checkpoints.walked(&store, &mut head, proved).await;
+    }
+    checkpoints.sign(&store, &head).await;
 }
 
 /// Chains the entries that writes saved at least `age` ago and their calls never chained
 /// (their process stopped first, or the append failed), a thousand per group.
-async fn chain_orphans(
-    store: &Store,
-    age: Duration,
-    head: &mut Option<(i64, String)>,
-    stats: &WriterStats,
-) {
+async fn chain_orphans(store: &Store, age: Duration, head: &mut Head, stats: &WriterStats) {
     let cutoff = now_millis() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     for _ in 0..HEAD_MOVED_ATTEMPTS {
-        let known = match head.clone() {
+        let known = match head.known().cloned() {
             Some(known) => known,
             None => match store.audit_head().await {
-                Ok(read) => read,
+                Ok(read) => {
+                    head.read(read.clone());
+                    read
+                }
                 Err(e) => {
                     tracing::warn!(error = ?e, "saved audit entries not chained yet; will retry");
                     return;
@@ -484,7 +500,7 @@ async fn chain_orphans(
         };
         match store.chain_orphaned_audit(&known, cutoff).await {
             Ok(Some((new_head, 0))) => {
-                *head = Some(new_head);
+                head.advanced(new_head);
                 return;
             }
             Ok(Some((new_head, n))) => {
@@ -493,40 +509,15 @@ async fn chain_orphans(
                     "chained the audit entries of committed writes whose calls had not"
                 );
                 stats.recovered.fetch_add(n as u64, Ordering::Relaxed);
-                *head = Some(new_head);
+                head.advanced(new_head);
             }
-            Ok(None) => *head = None,
+            Ok(None) => head.lost(),
             Err(e) => {
-                *head = None;
+                head.lost();
                 tracing::warn!(error = ?e, "saved audit entries not chained yet; will retry");
                 return;
             }
         }
-    }
-}
-
-/// Signs and stores the head if it moved since the last checkpoint.
-async fn checkpoint(
-    store: &Store,
-    key: &SigningKey,
-    head: &Option<(i64, String)>,
-    signed: &mut i64,
-) {
-    let Some((seq, hash)) = head else { return };
-    if *seq <= *signed {
-        return;
-    }
-    let time = now_millis();
-    let cp = Checkpoint {
-        seq: *seq,
-        hash: hash.clone(),
-        time,
-        public_key: public_key_hex(key),
-        signature: hex::encode(key.sign(&Checkpoint::message(*seq, hash, time)).to_bytes()),
-    };
-    match store.add_audit_checkpoint(&cp).await {
-        Ok(()) => *signed = *seq,
-        Err(e) => tracing::warn!(error = ?e, "audit checkpoint could not be stored; will retry"),
     }
 }
 

@@ -91,7 +91,7 @@ impl Checkpoint {
     }
 
     /// Whether the signature is valid for the stated public key.
-    fn signature_holds(&self) -> bool {
+    pub fn signature_holds(&self) -> bool {
         let key = hex::decode(&self.public_key)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -150,6 +150,15 @@ impl Default for ChainCheck {
 }
 
 impl ChainCheck {
+    /// A walk that continues a chain already known to hold up to entry `seq`, whose
+    /// hash is `hash`.
+    pub fn after(seq: i64, hash: &str) -> Self {
+        ChainCheck {
+            next_seq: seq + 1,
+            head_hash: hash.to_string(),
+        }
+    }
+
     /// Checks the next entry.
     pub fn push(&mut self, entry: &AuditEntry) -> Result<(), ChainBreak> {
         if entry.seq != self.next_seq {
@@ -185,6 +194,11 @@ impl ChainCheck {
     /// The sequence number of the last entry checked (0 before any).
     pub fn head(&self) -> i64 {
         self.next_seq - 1
+    }
+
+    /// The hash of the last entry checked (where the walk started, before any).
+    pub fn head_hash(&self) -> &str {
+        &self.head_hash
     }
 
     /// Checks a checkpoint against the entry it names, given that entry's stored hash

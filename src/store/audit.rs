@@ -381,6 +381,16 @@ fn index_matches(subjects: &[String], indexed: &[String]) -> std::result::Result
     Ok(())
 }
 
+fn checkpoint_of(r: &sqlx::any::AnyRow) -> std::result::Result<Checkpoint, sqlx::Error> {
+    Ok(Checkpoint {
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        time: r.try_get("time")?,
+        public_key: r.try_get("public_key")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
 /// Which entries to list; every given filter must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -572,6 +582,63 @@ impl Store {
             .await?)
     }
 
+    /// The newest checkpoint signed with `public_key` (hex), as stored: the caller checks
+    /// its signature.
+    pub async fn latest_audit_checkpoint_by(&self, public_key: &str) -> Result<Option<Checkpoint>> {
+        let row = sqlx::query(
+            "SELECT seq, hash, time, public_key, signature FROM audit_checkpoints \
+             WHERE public_key = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(public_key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| checkpoint_of(&r))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Whether the entries after `from` up to `to` continue the chain from `from` and
+    /// end at `to`'s hash: what the writer checks before it signs a head it did not
+    /// chain itself (another replica's entries, or whatever was written into the table
+    /// behind its back). Reads a thousand entries at a time.
+    pub async fn audit_continues(
+        &self,
+        from: &(i64, String),
+        to: &(i64, String),
+    ) -> Result<Result<(), ChainBreak>> {
+        if to.0 < from.0 {
+            return Ok(Err(ChainBreak::Truncated {
+                seq: from.0,
+                head: to.0,
+            }));
+        }
+        let mut check = ChainCheck::after(from.0, &from.1);
+        while check.head() < to.0 {
+            let page = self
+                .verify_page(check.head(), (to.0 - check.head()).min(1_000) as usize)
+                .await?;
+            if page.is_empty() {
+                return Ok(Err(ChainBreak::Truncated {
+                    seq: to.0,
+                    head: check.head(),
+                }));
+            }
+            for entry in &page {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err((seq, why)) => return Ok(Err(check.unreadable(*seq, why.clone()))),
+                };
+                if let Err(e) = check.push(entry) {
+                    return Ok(Err(e));
+                }
+            }
+        }
+        if check.head_hash() != to.1 {
+            return Ok(Err(ChainBreak::Altered { seq: to.0 }));
+        }
+        Ok(Ok(()))
+    }
+
     /// Walks the whole chain and every checkpoint (signed by one of `trusted` public
     /// keys, when any are given). The outer error is a storage failure; the inner one
     /// the first break found.
@@ -585,15 +652,7 @@ impl Store {
         .fetch_all(&self.read)
         .await?
         .iter()
-        .map(|r| {
-            Ok(Checkpoint {
-                seq: r.try_get("seq")?,
-                hash: r.try_get("hash")?,
-                time: r.try_get("time")?,
-                public_key: r.try_get("public_key")?,
-                signature: r.try_get("signature")?,
-            })
-        })
+        .map(checkpoint_of)
         .collect::<Result<_, sqlx::Error>>()?;
         let wanted: std::collections::BTreeSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
         let mut hashes = std::collections::HashMap::new();

@@ -1265,6 +1265,16 @@ async fn replicas_recovering_saved_entries_under_writes_chain_each_write_once() 
         r.unwrap();
     }
     saved_entries_chained(&app).await;
+    // Each replica checks the other's entries before it signs a head after them.
+    let (head, _) = app.store.audit_head().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_checkpoint(&app).await < head {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head was never signed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let _ = (stop_one.send(()), stop_two.send(()));
     let chained = count_sql(
         &app,
@@ -1558,4 +1568,75 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
     let said = String::from_utf8_lossy(&apart.stderr);
     assert!(apart.status.success(), "{said}");
     assert!(!said.contains("warning"), "{said}");
+}
+
+/// The newest checkpoint's entry, or 0.
+async fn last_checkpoint(app: &TestApp) -> i64 {
+    count_sql(app, "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints").await
+}
+
+/// An entry written straight into the table, not by a writer, is never signed. The
+/// writer that finds the head moved under it carries on after the new head (its calls
+/// are answered), but checks the entries it did not chain before it signs again, and
+/// the forged one fails that check.
+#[tokio::test]
+async fn an_entry_forged_into_the_table_is_never_signed() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let (other, stop) = second_server(&app, |s| {
+        s.audit(credit_hub::audit::AuditSettings {
+            checkpoint_every: std::time::Duration::from_millis(20),
+            ..Default::default()
+        })
+    })
+    .await;
+    let mut registry = pb::registry_service_client::RegistryServiceClient::with_interceptor(
+        other,
+        app.bearer(AgencyKind::MarketRegulation),
+    );
+    let look = pb::GetEnterpriseRequest {
+        name: format!("enterprises/{}", uscc(1)),
+    };
+    registry.get_enterprise(look.clone()).await.unwrap();
+    let (honest, _) = app.store.audit_head().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_checkpoint(&app).await < honest {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head was never signed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let forged = honest + 1;
+    raw_sql(
+        &app,
+        &format!(
+            "INSERT INTO audit_entries (seq, time, agency, method, request_id, subjects, \
+             purpose, case_reference, outcome, result_count, previous_hash, hash) \
+             VALUES ({forged}, 1764590000000, 'forger', 'forged', '', '[]', NULL, '', 'OK', 0, \
+             '{zeros}', '{zeros}')",
+            zeros = "0".repeat(64)
+        ),
+    )
+    .await;
+    for _ in 0..3 {
+        registry.get_enterprise(look.clone()).await.unwrap();
+    }
+    let (head, _) = app.store.audit_head().await.unwrap();
+    assert!(
+        head > forged,
+        "the writer carried on after the forged entry"
+    );
+    // Many checkpoint intervals, then the server's last checkpoint as it stops.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.send(()).ok();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        last_checkpoint(&app).await < forged,
+        "a checkpoint vouches for the forged entry"
+    );
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains(&format!("audit entry {forged}")), "{out}");
 }
