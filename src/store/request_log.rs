@@ -34,6 +34,20 @@ pub(super) async fn begin(
 ) -> Result<Result<Transaction<'static, Any>, Vec<u8>>> {
     let mut tx = store.begin_write().await?;
     if let Some(key) = request {
+        if store.backend == super::Backend::Postgres {
+            // Two copies of one request at once (a retry racing its first attempt) would
+            // both miss the log under READ COMMITTED and both run: the second then fails
+            // on what the first did (already decided, key taken) instead of replaying its
+            // answer. Serialized here, the second reads the first's committed answer.
+            // SQLite has one writer.
+            sqlx::query("SELECT pg_advisory_xact_lock(728307, hashtext($1))")
+                .bind(format!(
+                    "{}\n{}\n{}",
+                    key.agency_id, key.method, key.request_id
+                ))
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(bytes) = find(&mut tx, key).await? {
             return Ok(Err(bytes));
         }

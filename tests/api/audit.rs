@@ -1073,14 +1073,6 @@ async fn an_earlier_releases_appends_are_still_indexed_during_a_rolling_upgrade(
     assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
 }
 
-async fn count_sql(app: &TestApp, sql: &str) -> i64 {
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
-    conn.close().await.ok();
-    n
-}
-
 /// Waits (at most 10 s) until no saved audit entry is left unchained.
 async fn saved_entries_chained(app: &TestApp) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -545,3 +545,12 @@ pub fn filing(n: u32, source: &str, year: i32, date: &str) -> pb::Record {
         ..market_record(n, pb::RecordKind::AnnualReportFiling, source, date)
     }
 }
+
+/// The number one SQL query answers, read straight from the test's database.
+pub async fn count_sql(app: &TestApp, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    conn.close().await.ok();
+    n
+}

@@ -891,3 +891,69 @@ async fn listings_are_repaired_by_curing_their_cause_whatever_their_tier() {
         pb::Repairability::RepairableNow as i32
     );
 }
+
+/// Copies of one request at once (a client retrying before the first answer came):
+/// applying, recording the interview and deciding each happen once, and every copy
+/// gets the first copy's answer.
+#[tokio::test]
+async fn copies_of_one_repair_request_at_once_all_get_its_answer() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(7, ID_A)]).await;
+    let filed = app
+        .file(vec![fine(&app, 7, "serious-7", pb::Tier::Serious, 400)])
+        .await;
+    let repair = app.repair();
+    let apply = application(7, &[&filed[0]], "apply-once");
+    let applied = at_once(|| {
+        let (mut c, r) = (repair.clone(), apply.clone());
+        async move { c.apply_for_repair(r).await }
+    })
+    .await;
+    let name = applied.application.unwrap().name;
+    let interview = pb::RecordCreditInterviewRequest {
+        name: name.clone(),
+        interview: Some(pb::CreditInterview {
+            interview_date: app.clock.today().to_string(),
+            officer: "王科长".into(),
+            outcome: "企业已整改并承诺守信经营".into(),
+        }),
+        request_id: "interview-once".into(),
+    };
+    at_once(|| {
+        let (mut c, r) = (repair.clone(), interview.clone());
+        async move { c.record_credit_interview(r).await }
+    })
+    .await;
+    let decision = decide(&name, pb::RepairDecision::Approve, "decide-once");
+    let decided = at_once(|| {
+        let (mut c, r) = (repair.clone(), decision.clone());
+        async move { c.decide_repair(r).await }
+    })
+    .await;
+    assert_eq!(
+        decided.application.unwrap().state,
+        pb::RepairState::Approved as i32
+    );
+}
+
+/// Sends six copies of one call at once; every copy must succeed with the same answer,
+/// which it returns.
+async fn at_once<R, F, Fut>(call: F) -> R
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send + 'static,
+    R: PartialEq + std::fmt::Debug + Send + 'static,
+{
+    let handles: Vec<_> = (0..6).map(|_| tokio::spawn(call())).collect();
+    let mut answers = Vec::new();
+    for h in handles {
+        let answer = h.await.unwrap();
+        answers.push(
+            answer
+                .expect("every copy gets the first answer")
+                .into_inner(),
+        );
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    answers.remove(0)
+}

@@ -727,3 +727,41 @@ async fn a_page_of_inspectors_fits_a_default_client() {
     assert_eq!(seen, 100);
     assert!(pages > 1, "one page of {seen} inspectors");
 }
+
+/// Copies of one plan request at once (a client retrying before the first answer
+/// came) create one plan, and every copy gets its answer.
+#[tokio::test]
+async fn copies_of_one_plan_request_at_once_create_one_plan() {
+    let app = spawn_app().await;
+    let market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let request = pb::CreateSpotCheckPlanRequest {
+        plan: Some(pb::SpotCheckPlan {
+            domain: pb::RegulatoryDomain::Pricing as i32,
+            cycle: cycle(&app),
+            ratios: ratios(0.05, 0.5),
+            inspectors_per_visit: 1,
+            check_items: vec!["明码标价".into()],
+            ..Default::default()
+        }),
+        request_id: "plan-once".into(),
+    };
+    let copies: Vec<_> = (0..6)
+        .map(|_| {
+            let (mut c, request) = (market.clone(), request.clone());
+            tokio::spawn(async move { c.create_spot_check_plan(request).await })
+        })
+        .collect();
+    let mut plans = Vec::new();
+    for copy in copies {
+        let answer = copy
+            .await
+            .unwrap()
+            .expect("every copy gets the first answer");
+        plans.push(answer.into_inner().plan.unwrap());
+    }
+    assert!(plans.iter().all(|p| *p == plans[0]), "{plans:?}");
+    assert_eq!(
+        count_sql(&app, "SELECT COUNT(*) FROM spot_check_plans").await,
+        1
+    );
+}
