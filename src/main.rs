@@ -347,8 +347,8 @@ enum AgencyCommand {
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Requests per second this agency may make (default: the server's
-        /// --default-rate-limit).
-        #[arg(long)]
+        /// --default-rate-limit). At most 2,147,483,647, what PostgreSQL's column holds.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(..=i64::from(i32::MAX)))]
         rate_limit: Option<u32>,
         /// A name its TLS client certificate carries (subject Common Name, or a DNS,
         /// URI or e-mail Subject Alternative Name): connections presenting such a

@@ -126,7 +126,17 @@ impl Store {
         .bind(now_millis())
         .bind(&new.cert_subject)
         .execute(&self.write)
-        .await?;
+        .await
+        .map_err(|e| match (&e, &new.cert_subject) {
+            // Another `agency add` took the name between the check above and here.
+            (sqlx::Error::Database(db), Some(name)) if db.is_unique_violation() => {
+                crate::domain::Error::AlreadyExists(format!(
+                    "the certificate name {name:?} already identifies another agency"
+                ))
+                .into()
+            }
+            _ => super::Error::from(e),
+        })?;
         Ok((agency, token))
     }
 

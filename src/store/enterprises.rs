@@ -512,9 +512,10 @@ async fn enterprises_in(
             let e = enterprise_from_row(&row)?;
             found.insert(e.uscc.as_str().to_string(), e);
         }
+        // A role without a start date first on both backends (PostgreSQL sorts NULL last).
         let sql = format!(
             "SELECT * FROM enterprise_roles WHERE uscc IN ({}) \
-                 ORDER BY uscc, role, start_date, person_key",
+                 ORDER BY uscc, role, start_date IS NOT NULL, start_date, person_key",
             placeholders(backend, 1, chunk.len())
         );
         for row in bind_all(sqlx::query(&sql), vals)

@@ -226,6 +226,25 @@ impl Store {
                 .or_default()
                 .push(record);
         }
+        // The queries aggregate rows in whatever order the plan visits them; findings
+        // follow this order, so fix it: the same check answers alike on both backends.
+        for records in evidence
+            .person_records
+            .values_mut()
+            .chain(evidence.enterprise_records.values_mut())
+        {
+            records.sort_by(|a, b| (a.decision_date, &a.id).cmp(&(b.decision_date, &b.id)));
+        }
+        for roles in evidence.roles.values_mut() {
+            roles.sort_by(|a, b| {
+                (&a.uscc, a.role.code(), a.start, a.end).cmp(&(
+                    &b.uscc,
+                    b.role.code(),
+                    b.start,
+                    b.end,
+                ))
+            });
+        }
         Ok(evidence)
     }
 

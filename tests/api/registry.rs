@@ -469,3 +469,40 @@ async fn an_earlier_tenure_is_not_taken_for_the_current_one() {
         assert_eq!(tenures(&got), expected, "enterprise {n}: {:?}", got.roles);
     }
 }
+
+/// Roles come back in one order on both backends: by kind, a role without a start date
+/// before the dated ones (SQLite and PostgreSQL sort a missing date differently).
+#[tokio::test]
+async fn roles_without_a_start_date_come_first_on_either_backend() {
+    let app = spawn_app().await;
+    let role = |name: &str, n: u32, start: &str| pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person(name, &synthetic_id(n))),
+        start_date: start.into(),
+        end_date: String::new(),
+    };
+    app.register(vec![pb::Enterprise {
+        roles: vec![role("李娜", 31, "2020-01-01"), role("王芳", 32, "")],
+        ..enterprise(31, ID_B)
+    }])
+    .await;
+    let got = app.enterprise_as(AgencyKind::MarketRegulation, 31).await;
+    let shareholders: Vec<(String, String)> = got
+        .roles
+        .iter()
+        .filter(|r| r.kind == pb::RoleKind::Shareholder as i32)
+        .map(|r| {
+            (
+                r.person.as_ref().unwrap().name.clone(),
+                r.start_date.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shareholders,
+        [
+            ("王芳".to_string(), String::new()),
+            ("李娜".to_string(), "2020-01-01".to_string())
+        ]
+    );
+}
