@@ -1,7 +1,8 @@
 # credit-hub container image: build with the Rust toolchain, run from a small Debian base
-# as an unprivileged user. Works with a read-only root filesystem: the only writable path
-# the service needs is its SQLite data directory (/var/lib/credit-hub), mounted as a
-# volume; with PostgreSQL nothing is written locally.
+# as an unprivileged user. Works with a read-only root filesystem: with SQLite the service
+# writes only to its data directory (/var/lib/credit-hub), mounted as a volume, and to
+# /tmp (SQLite's temporary files for large sorts and index builds; mount a tmpfs); with
+# PostgreSQL nothing is written locally.
 #
 #   docker build -t credit-hub:latest .
 

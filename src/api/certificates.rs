@@ -218,11 +218,13 @@ impl CertificateService for CertificateApi {
                 v.check(check_period(s, e, today).map(Some))
             }
             (Some(CertificateKind::AnnualReportRemediation), Some(s), Some(e)) => {
-                if s.is_some() || e.is_some() {
-                    v.add(
-                        "period_start_date",
-                        "must be empty for an annual-report remediation certificate, which states the enterprise's current listing",
-                    );
+                for (field, given) in [("period_start_date", s), ("period_end_date", e)] {
+                    if given.is_some() {
+                        v.add(
+                            field,
+                            "must be empty for an annual-report remediation certificate, which states the enterprise's current listing",
+                        );
+                    }
                 }
                 Some(None)
             }

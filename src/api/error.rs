@@ -127,13 +127,19 @@ impl From<domain::Error> for Status {
                     },
                     |_| 1,
                 );
+                // The reason a client switches on: the condition itself when there is
+                // one kind (`NOT_GRADED`, `ALREADY_REVOKED`), else the generic one.
+                let reason = match kinds.first() {
+                    Some(first) if kinds.iter().all(|k| k == first) => first.clone(),
+                    _ => "PRECONDITION_FAILED".to_string(),
+                };
                 let mut kinds = kinds.into_iter();
                 for (subject, description) in listed {
                     // The count of those left out is about the request as a whole.
                     let kind = kinds.next().unwrap_or_else(|| "MORE_NOT_LISTED".into());
                     d.add_precondition_failure_violation(kind, subject, description);
                 }
-                status(Code::FailedPrecondition, message, "PRECONDITION_FAILED", d)
+                status(Code::FailedPrecondition, message, &reason, d)
             }
             domain::Error::AlreadyExists(_) => status(
                 Code::AlreadyExists,

@@ -811,6 +811,27 @@ async fn bad_issue_requests_name_each_field_and_only_market_regulation_may_issue
     future.period_end_date = "2999-01-01".into();
     let err = market.issue_certificate(future).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["period_end_date"]);
+    // A remediation certificate states the current listing: each period date given is
+    // named as the field at fault.
+    let remediation = |start: &str, end: &str| pb::IssueCertificateRequest {
+        kind: pb::CertificateKind::AnnualReportRemediation as i32,
+        period_start_date: start.into(),
+        period_end_date: end.into(),
+        ..status_request(9, "remediation")
+    };
+    let err = market
+        .issue_certificate(remediation("", "2025-01-01"))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["period_end_date"]);
+    let err = market
+        .issue_certificate(remediation("2024-01-01", "2025-01-01"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        ["period_start_date", "period_end_date"]
+    );
     let err = market
         .issue_certificate(status_request(99, "unknown"))
         .await
@@ -1280,6 +1301,11 @@ async fn revocations_at_once_revoke_once() {
     for err in answers.iter().filter_map(|a| a.as_ref().err()) {
         assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
         assert!(err.message().contains(&won[0]), "{err:?}");
+        // The condition is the reason a client switches on, as the proto says.
+        assert_eq!(
+            err.get_details_error_info().unwrap().reason,
+            "ALREADY_REVOKED"
+        );
     }
     let stored = app
         .certificates(AgencyKind::MarketRegulation)
