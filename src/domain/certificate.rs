@@ -159,13 +159,25 @@ fn stated_on(r: &Record, today: NaiveDate) -> bool {
     }
 }
 
+/// Whether a credit-status certificate over `start..=end` states the record: penalties
+/// and coercive measures decided in the period; serious-dishonesty listings in force at
+/// any time in it, however long before it they were decided (an enterprise listed the
+/// whole period was not clean in it).
+fn in_period(c: &RecordContent, start: NaiveDate, end: NaiveDate) -> bool {
+    match c.kind {
+        RecordKind::SeriousDishonestyListing => c.decision_date <= end && c.publicity_end > start,
+        _ => (start..=end).contains(&c.decision_date),
+    }
+}
+
 fn is_active(r: &Record, today: NaiveDate) -> bool {
     r.status_on(today) == RecordStatus::Active
 }
 
 /// The statements of a credit-status certificate (专项信用报告 style) over
-/// `start..=end`: administrative penalties, coercive measures and serious-dishonesty
-/// status, repaired items marked. `records` are the enterprise's own.
+/// `start..=end`: administrative penalties and coercive measures decided in it,
+/// serious-dishonesty listings in force during it, repaired items marked. `records` are
+/// the enterprise's own.
 pub fn credit_status_statements(
     records: &[Record],
     start: NaiveDate,
@@ -176,7 +188,7 @@ pub fn credit_status_statements(
         let mut found: Vec<&Record> = records
             .iter()
             .filter(|r| r.content.kind == kind && stated_on(r, today))
-            .filter(|r| (start..=end).contains(&r.content.decision_date))
+            .filter(|r| r.content.kind == kind && in_period(&r.content, start, end))
             .collect();
         found.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
         found.into_iter().map(Stated::of).collect()
@@ -353,13 +365,13 @@ pub fn remediation_statements(
 }
 
 /// Whether a new record contradicts a credit-status certificate over `start..=end`: a
-/// serious-tier penalty or coercive measure, or a serious-dishonesty listing, decided
-/// inside the period that the certificate could not state, and still in publicity
+/// serious-tier penalty or coercive measure decided inside the period, or a
+/// serious-dishonesty listing in force during it, that the certificate could not state, and still in publicity
 /// `today`. One whose publicity has ended (an old record filed late, or a correction of
 /// one) is left off a certificate issued today as well, so it contradicts nothing.
 pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate, today: NaiveDate) -> bool {
     let c = &record.content;
-    could_contradict(c) && is_active(record, today) && (start..=end).contains(&c.decision_date)
+    could_contradict(c) && is_active(record, today) && in_period(c, start, end)
 }
 
 /// Whether a record of this kind and tier is one a credit-status certificate states the
@@ -900,6 +912,23 @@ mod tests {
             Attributes::default(),
         );
         assert!(!contradicts(&late, start, end, today));
+        // A listing decided before the period and in force during it.
+        let mut early = late.clone();
+        early.content.decision_date = d("2024-01-10");
+        early.content.publicity_end = d("2027-01-10");
+        assert!(contradicts(&early, start, end, today));
+        let s = credit_status_statements(&[early.clone()], start, end, today);
+        assert_eq!(
+            s["seriousDishonesty"]["listingsInPeriod"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(s["summary"]
+            .as_str()
+            .unwrap()
+            .contains("有列入严重违法失信名单记录1条"));
     }
 
     #[test]
