@@ -469,6 +469,30 @@ pub fn enterprise_out(e: &Enterprise) -> pb::Enterprise {
 }
 
 /// Parses one submitted record at `path` (e.g. `records[3]`).
+/// The SPC's provisions on publishing dishonest judgment debtors (2017) exclude minors:
+/// a person under 18 on the decision date is never listed. Only the birth date in the
+/// ID number says so, and it is not kept, so this is checked here, at the edge.
+fn minor_never_listed(v: &mut Violations, path: &str, r: &pb::Record, decided: NaiveDate) {
+    let Some(pb::subject::Subject::Person(p)) = r.subject.as_ref().and_then(|s| s.subject.as_ref())
+    else {
+        return;
+    };
+    let Ok(id) = IdNumber::parse(&p.id_number) else {
+        return; // refused as such already
+    };
+    let adult = id
+        .birth_date()
+        .checked_add_months(chrono::Months::new(18 * 12))
+        .unwrap_or(NaiveDate::MAX);
+    if decided < adult {
+        v.add(
+            format!("{path}.subject.person"),
+            "a minor is never listed as a dishonest judgment debtor (SPC 2017): the person \
+             was under 18 on the decision date",
+        );
+    }
+}
+
 pub fn record_in(
     v: &mut Violations,
     keyer: &PersonKeyer,
@@ -499,6 +523,10 @@ pub fn record_in(
         RegulatoryDomain::from_number,
     );
     let decision_date = date(v, &format!("{path}.decision_date"), &r.decision_date, true);
+    if let (Some(RecordKind::DishonestJudgmentDebtor), Some(Some(decided))) = (kind, decision_date)
+    {
+        minor_never_listed(v, path, r, decided);
+    }
     let document_number = text(
         v,
         &format!("{path}.document_number"),

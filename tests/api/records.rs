@@ -220,6 +220,40 @@ async fn a_court_lists_a_person_who_is_found_by_id_number_and_shown_masked() {
     assert!(none.records.is_empty());
 }
 
+/// A minor is never listed as a dishonest judgment debtor (SPC 2017): a listing decided
+/// before the person's 18th birthday is refused, one on that day accepted.
+#[tokio::test]
+async fn a_minor_is_never_listed_as_a_dishonest_judgment_debtor() {
+    let app = spawn_app().await;
+    let born = credit_hub::api::today() - chrono::Duration::days(20 * 365);
+    let mut digits = format!("990101{}001", born.format("%Y%m%d"));
+    digits.push(credit_hub::domain::ids::IdNumber::check_char(
+        digits.as_bytes(),
+    ));
+    let eighteen = born
+        .checked_add_months(chrono::Months::new(18 * 12))
+        .unwrap();
+    let listing = |decided: chrono::NaiveDate, source: &str| pb::Record {
+        decision_date: decided.to_string(),
+        ..debtor(person("王小磊", &digits), source)
+    };
+    let mut court = app.records(AgencyKind::Court);
+    let err = court
+        .batch_submit_records(submit(
+            vec![listing(eighteen - chrono::Duration::days(1), "C-minor")],
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["records[0].subject.person"]);
+    assert!(err.message().contains("under 18"), "{err:?}");
+    assert!(!err.message().contains(&digits[6..14]), "{err:?}");
+    court
+        .batch_submit_records(submit(vec![listing(eighteen, "C-adult")], ""))
+        .await
+        .expect("listed on the day the person turned 18");
+}
+
 #[tokio::test]
 async fn penalties_cannot_be_filed_against_persons() {
     let app = spawn_app().await;
