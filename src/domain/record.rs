@@ -193,13 +193,14 @@ pub fn latest_late_report_year(date: NaiveDate) -> i32 {
 }
 
 /// The year whose annual report an abnormal-operations listing for a missed report is
-/// about. New listings must name it; one stored before that rule (without it) keeps
-/// the meaning it was filed under, the year before the listing's.
+/// about. New listings must name it; one stored before that rule (without it) is about
+/// the latest report already late on its decision date (the year before the listing's
+/// would not be late yet in its first half).
 pub fn missed_report_year(listing: &RecordContent) -> i32 {
     listing
         .attributes
         .report_year
-        .unwrap_or(listing.decision_date.year() - 1)
+        .unwrap_or_else(|| latest_late_report_year(listing.decision_date))
 }
 
 /// The end of the publicity window when the agency gives none: warnings are never
@@ -464,8 +465,9 @@ mod tests {
         assert_eq!(latest_late_report_year(d("2024-03-15")), 2022);
         assert_eq!(latest_late_report_year(d("2024-06-30")), 2022);
         assert_eq!(latest_late_report_year(d("2024-07-01")), 2023);
-        // A listing stored without its year keeps the meaning it was filed under.
-        assert_eq!(missed_report_year(&listing("2024-03-15", None)), 2023);
+        // A listing stored without its year is about the latest report late then.
+        assert_eq!(missed_report_year(&listing("2024-03-15", None)), 2022);
+        assert_eq!(missed_report_year(&listing("2024-09-15", None)), 2023);
         assert_eq!(missed_report_year(&listing("2024-03-15", Some(2021))), 2021);
         // New ones must name it, and a year already late.
         let mut v = Violations::default();

@@ -207,13 +207,41 @@ pub fn assess(
             });
         }
     }
+    if c.kind == RecordKind::SeriousDishonestyListing {
+        // Early removal from the list needs no new heavier penalty since the listing
+        // (SAMR Order 44): one keeps the enterprise listed until its window ends.
+        let heavier = records
+            .iter()
+            .filter(|r| {
+                r.content.kind == RecordKind::AdministrativePenalty
+                    && r.content.decision_date > c.decision_date
+                    && r.status_on(today) != RecordStatus::Withdrawn
+                    && r.content
+                        .attributes
+                        .penalty_measures
+                        .iter()
+                        .any(|m| policy.never_early_measures.contains(m))
+            })
+            .min_by_key(|r| r.content.decision_date);
+        if let Some(r) = heavier {
+            return Some(Assessment {
+                repairability: Repairability::NeverEarly,
+                from: None,
+                requirements: Vec::new(),
+                reason: format!(
+                    "A heavier penalty followed the listing ({} on {}): not removed from the list early (列入后又受到较重行政处罚的不予提前移出); its publicity ends by itself on {end}.",
+                    r.content.document_number, r.content.decision_date
+                ),
+            });
+        }
+    }
     if let (RecordKind::AbnormalOperationsListing, Some(AbnormalCause::AnnualReportNotFiled)) =
         (c.kind, c.attributes.abnormal_cause)
     {
         // Listed for a missed annual report: the cure is filing it (补报), and until the
         // report is on record no waiting period makes the listing repairable. Listings
-        // rarely say the year; it is then the year before the listing, as remediation
-        // certificates count it.
+        // stored before they had to say the year are about the latest report late on
+        // their decision date, as remediation certificates count it.
         let year = missed_report_year(c);
         let filed = records.iter().any(|f| {
             f.content.kind == RecordKind::AnnualReportFiling
@@ -582,6 +610,45 @@ mod tests {
         assert_eq!(a.repairability, Repairability::RepairableLater);
         assert_eq!(a.from, Some(d("2026-12-20")));
         assert!(a.reason.contains("abnormal-operations list"));
+    }
+
+    #[test]
+    fn a_heavier_penalty_after_a_listing_keeps_it_listed() {
+        let p = RepairPolicy::builtin();
+        let today = d("2027-01-05");
+        let listing = record(
+            RecordKind::SeriousDishonestyListing,
+            Tier::Serious,
+            "2026-01-05",
+            "2029-01-05",
+        );
+        let a = |records: &[Record]| assess(&p, &listing, records, false, today).unwrap();
+        assert_eq!(a(&[]).repairability, Repairability::RepairableNow);
+        let mut revoked = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Serious,
+            "2026-06-01",
+            "2029-06-01",
+        );
+        revoked.content.attributes.penalty_measures = vec![PenaltyMeasure::LicenseRevoked];
+        let after = a(&[revoked.clone()]);
+        assert_eq!(after.repairability, Repairability::NeverEarly);
+        assert!(after.reason.contains("2026-06-01"), "{after:?}");
+        // A fine after it, or the heavier penalty that led to the listing, does not.
+        let mut before = revoked.clone();
+        before.content.decision_date = d("2025-11-01");
+        let fine = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Moderate,
+            "2026-06-01",
+            "2027-06-01",
+        );
+        assert_eq!(
+            a(&[before, fine]).repairability,
+            Repairability::RepairableNow
+        );
+        revoked.status = RecordStatus::Withdrawn;
+        assert_eq!(a(&[revoked]).repairability, Repairability::RepairableNow);
     }
 
     #[test]
