@@ -203,12 +203,19 @@ pub fn missed_report_year(listing: &RecordContent) -> i32 {
         .unwrap_or_else(|| latest_late_report_year(listing.decision_date))
 }
 
+/// The publicity end of a listing that stands until it is removed: an
+/// abnormal-operations listing filed without an end date.
+pub fn until_removed() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date")
+}
+
 /// The end of the publicity window when the agency gives none: warnings are never
 /// published; otherwise minor items 3 months, moderate 1 year, serious 3 years
-/// (SAMR Order 107 tiers). An abnormal-operations listing is not an Order 107 item: it
-/// stands until the enterprise cures its cause (a repair or a withdrawal ends it), and
-/// after three full years it is moved to the serious-dishonesty list, so it is public
-/// for three years whatever its tier. A court's dishonest-judgment-debtor listing is
+/// (SAMR Order 107 tiers). An abnormal-operations listing is not an Order 107 item:
+/// removal requires the matching cure, so it stands, whatever its tier, until the
+/// enterprise cures its cause (a repair or a withdrawal ends it) and has no end date
+/// ([`until_removed`]); after three full years on it for a missed annual report the
+/// bureau moves the enterprise to the serious-dishonesty list. A court's dishonest-judgment-debtor listing is
 /// not one either: the Supreme People's Court lists a debtor for two years (SPC 2017,
 /// causes 2–6; a court that extends it, or lists until performance, sends the date).
 pub fn default_publicity_end(
@@ -221,7 +228,7 @@ pub fn default_publicity_end(
         return decision_date;
     }
     let months = match (kind, tier) {
-        (RecordKind::AbnormalOperationsListing, _) => 36,
+        (RecordKind::AbnormalOperationsListing, _) => return until_removed(),
         (RecordKind::DishonestJudgmentDebtor, _) => 24,
         (_, Tier::Minor) => 3,
         (_, Tier::Moderate) => 12,
@@ -491,12 +498,12 @@ mod tests {
     }
 
     #[test]
-    fn an_abnormal_listing_is_public_for_three_years_whatever_its_tier() {
+    fn an_abnormal_listing_stands_until_removed_whatever_its_tier() {
         let day = d("2026-01-31");
         for tier in [Tier::Minor, Tier::Moderate, Tier::Serious] {
             assert_eq!(
                 default_publicity_end(RecordKind::AbnormalOperationsListing, tier, day, &[]),
-                d("2029-01-31")
+                d("9999-12-31")
             );
         }
     }

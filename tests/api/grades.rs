@@ -1100,3 +1100,32 @@ async fn a_watch_ends_when_the_server_shuts_down() {
     );
     assert!(status.get_details_retry_info().is_some());
 }
+
+/// An abnormal-operations listing stands until its cause is cured: one filed without an
+/// end date four years ago, never cured, still holds the enterprise at C at best, and
+/// a repair or withdrawal is what ends it.
+#[tokio::test]
+async fn an_uncured_abnormal_listing_still_counts_years_later() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(5, ID_B)]).await;
+    let decided = date_days_ago(4 * 365 + 30);
+    let year: i32 = decided[..4].parse::<i32>().unwrap() - 2;
+    let mut market = app.records(AgencyKind::MarketRegulation);
+    let filed = market
+        .batch_submit_records(submit(vec![abnormal(
+            5,
+            "AB-old",
+            &decided,
+            year,
+            pb::AbnormalCause::AnnualReportNotFiled,
+        )]))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(filed[0].publicity_end_date, "9999-12-31");
+    assert_eq!(filed[0].status, pb::RecordStatus::Active as i32);
+    let grade = app.grade_of(5).await;
+    assert!(grade.grade >= pb::Grade::C as i32, "{grade:?}");
+    assert!(has_reason(&grade, "ABNORMAL_OPERATIONS_LIST"), "{grade:?}");
+}
