@@ -407,6 +407,38 @@ pub fn check_consistency(
             "must not be before decision_date",
         );
     }
+    // Order 107 caps how long a penalty or coercive measure is published; an agency may
+    // end it sooner, never later (a later end would also keep it from being repaired,
+    // as an item that ends by itself).
+    if matches!(
+        content.kind,
+        RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
+    ) {
+        let longest = default_publicity_end(
+            content.kind,
+            content.tier,
+            content.decision_date,
+            &a.penalty_measures,
+        );
+        if content.publicity_end > longest {
+            v.add(
+                format!("{path}.publicity_end_date"),
+                if longest == content.decision_date {
+                    format!("must be empty or {longest}: a penalty of warnings alone is not published (SAMR Order 107)")
+                } else {
+                    format!(
+                        "must not be after {longest}: a {} item is published at most {} (SAMR Order 107)",
+                        content.tier.code().to_lowercase(),
+                        match content.tier {
+                            Tier::Minor => "3 months",
+                            Tier::Moderate => "1 year",
+                            Tier::Serious => "3 years",
+                        }
+                    )
+                },
+            );
+        }
+    }
 }
 
 /// Refuses a record of a kind the submitting agency may not file.

@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 use credit_hub::domain::codes::AgencyKind;
 use credit_hub::proto::v1 as pb;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::helpers::*;
 
@@ -457,6 +458,50 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     assert_eq!(out.records[0].publicity_end_date, "2027-05-20");
     assert_eq!(out.records[1].publicity_end_date, "2026-05-20");
     assert_eq!(out.records[1].status, pb::RecordStatus::Expired as i32);
+
+    // An agency may end publicity sooner than Order 107's longest, never later.
+    let mut shorter = penalty(&uscc(1), "P-2");
+    shorter.decision_date = "2026-05-20".into();
+    shorter.publicity_end_date = "2026-11-20".into();
+    let mut longer = shorter.clone();
+    longer.provenance.as_mut().unwrap().source_record_id = "P-3".into();
+    longer.publicity_end_date = "2027-05-21".into();
+    let mut published_warning = longer.clone();
+    published_warning
+        .provenance
+        .as_mut()
+        .unwrap()
+        .source_record_id = "W-2".into();
+    published_warning.tier = pb::Tier::Minor as i32;
+    published_warning.penalty_measures = vec![pb::PenaltyMeasure::Warning as i32];
+    published_warning.fine_amount_fen = 0;
+    let mut market = app.records(AgencyKind::MarketRegulation);
+    let err = market
+        .batch_submit_records(submit(vec![shorter.clone(), longer, published_warning], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        [
+            "records[1].publicity_end_date",
+            "records[2].publicity_end_date"
+        ]
+    );
+    let details = format!("{:?}", err.get_details_bad_request().unwrap());
+    assert!(
+        details.contains("must not be after 2027-05-20"),
+        "{details}"
+    );
+    assert!(
+        details.contains("warnings alone is not published"),
+        "{details}"
+    );
+    let out = market
+        .batch_submit_records(submit(vec![shorter], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.records[0].publicity_end_date, "2026-11-20");
 }
 
 /// `credit-hub records list` as a script uses it: `--json`, one record per line; and
