@@ -29,7 +29,7 @@ use crate::domain::spotcheck::{
 };
 use crate::domain::{Error, PreconditionViolation, Violations};
 use crate::proto::v1::{self as pb, spot_check_service_server::SpotCheckService};
-use crate::store::{now_millis, CycleActivity, Replay};
+use crate::store::{now_millis, CycleActivity, DrawSaved, Replay};
 
 /// Most check items a plan may carry.
 const MAX_ITEMS: usize = 50;
@@ -101,6 +101,25 @@ impl SpotCheckApi {
             ))
             .into()
         })
+    }
+
+    /// The answer to a draw of a plan already drawn: the plan as drawn, its targets
+    /// noted as what the call shows.
+    async fn as_drawn(
+        &self,
+        plan: Plan,
+        note: &AuditNote,
+        grades: bool,
+    ) -> Result<Response<pb::DrawSpotCheckPlanResponse>, Status> {
+        let targets = plan.drawn.as_ref().map_or(&[][..], |d| &d.targets[..]);
+        note.replace_subjects(targets.iter().map(|t| format!("enterprises/{}", t.uscc)));
+        note.count(targets.len());
+        Ok(Response::new(pb::DrawSpotCheckPlanResponse {
+            plan: Some(
+                self.plan_out(&plan, self.state.clock.today(), grades)
+                    .await?,
+            ),
+        }))
     }
 
     /// The plan `name` if it belongs to `agency`'s department.
@@ -510,16 +529,11 @@ impl SpotCheckService for SpotCheckApi {
         note.purpose(Some(Purpose::SpotCheckPlanning), "");
         let mut plan = self.own_plan("name", &req.get_ref().name, &agency).await?;
         let store = &self.state.store;
+        let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         if plan.drawn.is_some() {
-            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
-                kind: "ALREADY_DRAWN".into(),
-                subject: plan.resource_name(),
-                description: format!(
-                    "{} was already drawn; its draw cannot change",
-                    plan.resource_name()
-                ),
-            }])
-            .into());
+            // A draw cannot change: drawing again (a retry whose answer was lost)
+            // answers with the draw as it was made.
+            return self.as_drawn(plan, &note, grades).await;
         }
         let population = store
             .spot_check_population(&plan.region_code, &plan.industry_code)
@@ -546,8 +560,14 @@ impl SpotCheckService for SpotCheckApi {
                     .map(|t| format!("enterprises/{}", t.uscc)),
             );
             note.count(drawn.targets.len());
-            if store.save_draw(&plan, &drawn, &activity).await? {
-                break drawn;
+            match store.save_draw(&plan, &drawn, &activity).await? {
+                DrawSaved::Saved => break drawn,
+                DrawSaved::Redraw => {}
+                DrawSaved::AlreadyDrawn => {
+                    // A copy of this call drew it first: its draw is the answer.
+                    let plan = self.own_plan("name", &req.get_ref().name, &agency).await?;
+                    return self.as_drawn(plan, &note, grades).await;
+                }
             }
             if rounds == 10 {
                 return Err(Error::FailedPrecondition(vec![PreconditionViolation {
@@ -559,7 +579,6 @@ impl SpotCheckService for SpotCheckApi {
             }
         };
         plan.drawn = Some(drawn);
-        let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         Ok(Response::new(pb::DrawSpotCheckPlanResponse {
             plan: Some(
                 self.plan_out(&plan, self.state.clock.today(), grades)

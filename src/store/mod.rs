@@ -39,7 +39,7 @@ pub use grades::Targets;
 pub use records::{RecordFilter, RevisionPlace, SubmitResult};
 pub use repair::{PoolEntry, RepairFilter};
 pub use request_log::{Replay, RequestKey};
-pub use spotcheck::CycleActivity;
+pub use spotcheck::{CycleActivity, DrawSaved};
 pub use vetting::SavedReport;
 
 /// Which database a store runs on.

@@ -93,16 +93,14 @@ fn result_from_row(row: &AnyRow) -> Result<SpotCheckResult> {
 }
 
 /// The refusal of a second draw of `plan`.
-fn already_drawn(plan: &Plan) -> Error {
-    domain::Error::FailedPrecondition(vec![PreconditionViolation {
-        kind: "ALREADY_DRAWN".into(),
-        subject: plan.resource_name(),
-        description: format!(
-            "{} was already drawn; its draw cannot change",
-            plan.resource_name()
-        ),
-    }])
-    .into()
+/// What became of a draw sent to [`Store::save_draw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawSaved {
+    Saved,
+    /// Another plan of an overlapping cycle was drawn meanwhile: draw again.
+    Redraw,
+    /// The plan was drawn already (by a copy of this call); nothing was saved.
+    AlreadyDrawn,
 }
 
 /// What a draw must exclude, as read before it (see [`Store::cycle_activity`]).
@@ -308,15 +306,15 @@ impl Store {
             .collect()
     }
 
-    /// Fixes a plan's draw; refused if it was already drawn. Answers false, saving
-    /// nothing, when another plan of an overlapping cycle was drawn since `activity`
-    /// was read: its targets were not excluded, and the plan must be drawn again.
+    /// Fixes a plan's draw, unless it was drawn already. Saves nothing when another
+    /// plan of an overlapping cycle was drawn since `activity` was read: its targets
+    /// were not excluded, and the plan must be drawn again.
     pub async fn save_draw(
         &self,
         plan: &Plan,
         drawn: &Drawn,
         activity: &CycleActivity,
-    ) -> Result<bool> {
+    ) -> Result<DrawSaved> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // Draws one at a time (SQLite has one writer anyway), so that the check
@@ -332,10 +330,10 @@ impl Store {
             .map(|(id, _, _)| id)
             .collect();
         if now_drawn.contains(&plan.id) {
-            return Err(already_drawn(plan));
+            return Ok(DrawSaved::AlreadyDrawn);
         }
         if now_drawn != activity.drawn_plans {
-            return Ok(false);
+            return Ok(DrawSaved::Redraw);
         }
         let done = sqlx::query(
             "UPDATE spot_check_plans SET state = 'DRAWN', drawn_at = $1, inputs = $2, targets = $3 \
@@ -348,10 +346,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(already_drawn(plan));
+            return Ok(DrawSaved::AlreadyDrawn);
         }
         self.commit(tx).await?;
-        Ok(true)
+        Ok(DrawSaved::Saved)
     }
 
     /// Writes a result and the record it becomes in one transaction (the record regrades

@@ -259,14 +259,18 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
     };
     assert_eq!(d_of(&other).len(), 5);
     assert_ne!(d_of(&other), d_of(&plan), "two seeds gave the same draw");
-    // A plan cannot be drawn twice.
-    let err = market
+    // A plan is drawn once: drawing it again shows the same draw.
+    let again = market
         .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
             name: plan.name.clone(),
         })
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(again.seed, plan.seed);
+    assert_eq!(again.targets, plan.targets);
 }
 
 #[tokio::test]
@@ -764,4 +768,45 @@ async fn copies_of_one_plan_request_at_once_create_one_plan() {
         count_sql(&app, "SELECT COUNT(*) FROM spot_check_plans").await,
         1
     );
+}
+
+/// A draw never changes: drawing a drawn plan again (a retry whose answer was lost), or
+/// copies of the draw sent at once, answer with the one draw made.
+#[tokio::test]
+async fn drawing_a_plan_again_answers_with_its_one_draw() {
+    let app = spawn_app().await;
+    population(&app, 20, 5).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    let plan = create_plan(
+        &mut market,
+        pb::RegulatoryDomain::Pricing,
+        ratios(0.25, 0.5),
+        1,
+        cycle(&app),
+    )
+    .await;
+    let draw = pb::DrawSpotCheckPlanRequest {
+        name: plan.name.clone(),
+    };
+    let copies: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut c, request) = (market.clone(), draw.clone());
+            tokio::spawn(async move { c.draw_spot_check_plan(request).await })
+        })
+        .collect();
+    let mut drawn = Vec::new();
+    for copy in copies {
+        let answer = copy.await.unwrap().expect("every copy gets the draw");
+        drawn.push(answer.into_inner().plan.unwrap());
+    }
+    assert!(!drawn[0].targets.is_empty());
+    assert!(drawn.iter().all(|p| *p == drawn[0]), "{drawn:?}");
+    let again = market
+        .draw_spot_check_plan(draw)
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(again, drawn[0]);
 }
