@@ -288,7 +288,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not JSON", file.display()))?;
             let page = render_html(&document)?;
             let out = out.unwrap_or_else(|| file.with_extension("html"));
-            std::fs::write(&out, page)
+            super::write_file(&out, page.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!("wrote {}", out.display());
             Ok(())
@@ -368,7 +368,8 @@ fn show(c: &pb::Certificate, json: bool) -> anyhow::Result<()> {
 
 fn write_document(c: &pb::Certificate, out: Option<PathBuf>) -> anyhow::Result<()> {
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.json", c.serial_number)));
-    std::fs::write(&out, &c.document).with_context(|| format!("cannot write {}", out.display()))?;
+    super::write_file(&out, c.document.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

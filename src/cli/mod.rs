@@ -50,6 +50,19 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a temporary file beside it, then
+/// renamed over it, so a failure half-way (a full disk, an interrupt) never leaves a
+/// truncated certificate or report where a complete one is expected.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
 /// Where the service is and who is calling.
 #[derive(clap::Args, Clone)]
 pub struct ClientArgs {

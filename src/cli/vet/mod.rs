@@ -276,7 +276,7 @@ fn write_report_files(dir: &Path, report: &Report) -> anyhow::Result<(PathBuf, P
     let csv_path = dir.join(format!("{id}.csv"));
     let html_path = dir.join(format!("{id}.html"));
     let write = |path: &Path, bytes: &[u8]| {
-        std::fs::write(path, bytes).with_context(|| {
+        crate::cli::write_file(path, bytes).with_context(|| {
             format!(
                 "cannot write {} (the report is kept by the service as {name})",
                 path.display()
