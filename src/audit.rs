@@ -472,8 +472,13 @@ async fn writer(
             }
         }
     }
-    // The last checkpoint: the check under way finishes, or one starts.
-    if let Some(walk) = walk.take().or_else(|| checkpoints.walk(&store, &head)) {
+    // The last checkpoint: the check under way finishes, then one for the head as it
+    // is now, if that is still unchecked.
+    if let Some(walk) = walk.take() {
+        let proved = walk.await;
+        checkpoints.walked(&store, &mut head, proved).await;
+    }
+    if let Some(walk) = checkpoints.walk(&store, &head) {
         let proved = walk.await;
         checkpoints.walked(&store, &mut head, proved).await;
     }

@@ -117,6 +117,14 @@ impl From<domain::Error> for Status {
                 ErrorDetails::new(),
             ),
             domain::Error::FailedPrecondition(violations) => {
+                // The reason a client switches on: the condition itself when there is
+                // one kind (`NOT_GRADED`, `ALREADY_REVOKED`), else the generic one.
+                let reason = match violations.first() {
+                    Some(first) if violations.iter().all(|v| v.kind == first.kind) => {
+                        first.kind.clone()
+                    }
+                    _ => "PRECONDITION_FAILED".to_string(),
+                };
                 let mut d = ErrorDetails::new();
                 let mut kinds = Vec::new();
                 let listed = within_budget(
@@ -127,12 +135,6 @@ impl From<domain::Error> for Status {
                     },
                     |_| 1,
                 );
-                // The reason a client switches on: the condition itself when there is
-                // one kind (`NOT_GRADED`, `ALREADY_REVOKED`), else the generic one.
-                let reason = match kinds.first() {
-                    Some(first) if kinds.iter().all(|k| k == first) => first.clone(),
-                    _ => "PRECONDITION_FAILED".to_string(),
-                };
                 let mut kinds = kinds.into_iter();
                 for (subject, description) in listed {
                     // The count of those left out is about the request as a whole.

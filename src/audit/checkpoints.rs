@@ -155,7 +155,7 @@ impl Checkpoints {
 async fn walk(store: &Store, public_key: &str, from: Option<Point>, to: Point) -> Option<Point> {
     let from = match from {
         Some(from) => from,
-        None => match store.latest_audit_checkpoint_by(public_key).await {
+        None => match store.latest_audit_checkpoint_by(public_key, to.0).await {
             Ok(Some(cp)) if cp.signature_holds() => (cp.seq, cp.hash),
             Ok(_) => (0, GENESIS_HASH.to_string()),
             Err(e) => {

@@ -407,13 +407,17 @@ pub fn check_consistency(
             "must not be before decision_date",
         );
     }
-    // Order 107 caps how long a penalty or coercive measure is published; an agency may
-    // end it sooner, never later (a later end would also keep it from being repaired,
-    // as an item that ends by itself).
+    // Order 107 caps how long a penalty or coercive measure decided under it is
+    // published; an agency may end it sooner, never later (a later end would also keep
+    // it from being repaired, as an item that ends by itself). One decided before it
+    // came into force keeps the end its own rules gave (Order 45: up to 3 years, and a
+    // ban as long as it lasts).
+    let order_107 = NaiveDate::from_ymd_opt(2025, 12, 25).expect("a valid date");
     if matches!(
         content.kind,
         RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
-    ) {
+    ) && content.decision_date >= order_107
+    {
         let longest = default_publicity_end(
             content.kind,
             content.tier,

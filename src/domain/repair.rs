@@ -12,7 +12,7 @@ use super::codes::{
     code_enum, AbnormalCause, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier,
 };
 use super::ids::Uscc;
-use super::record::{missed_report_year, Record, ABNORMAL_LOOKBACK_YEARS};
+use super::record::{missed_report_year, until_removed, Record, ABNORMAL_LOOKBACK_YEARS};
 
 code_enum! {
     /// Whether and when a record can be repaired.
@@ -109,6 +109,14 @@ pub fn is_repair_subject(policy: &RepairPolicy, r: &Record, today: NaiveDate) ->
         && r.status_on(today) == RecordStatus::Active
         && !(r.content.kind == RecordKind::SpotCheckResult
             && r.content.attributes.spot_check_outcome == Some(SpotCheckOutcome::Passed))
+}
+
+fn list_name(listing: &Record) -> &'static str {
+    if listing.content.kind == RecordKind::SeriousDishonestyListing {
+        "serious-dishonesty list"
+    } else {
+        "abnormal-operations list"
+    }
 }
 
 fn is_listing(r: &Record) -> bool {
@@ -326,16 +334,26 @@ pub fn assess(
             .iter()
             .filter(|l| is_listing(l) && l.status_on(today) == RecordStatus::Active)
             .max_by_key(|l| l.content.publicity_end);
+        if let Some(l) = blocking.filter(|l| l.content.publicity_end == until_removed()) {
+            // A listing that stands until it is removed holds the penalty until then;
+            // the penalty's own window may end first.
+            return Some(Assessment {
+                repairability: Repairability::RepairableLater,
+                from: None,
+                requirements: rule.requirements.clone(),
+                reason: format!(
+                    "Not repairable while the enterprise is on the {} (listing {}, until its cause is cured and it is removed): 列入名单期间不予修复行政处罚信息. Otherwise its publicity ends by itself on {end}.",
+                    list_name(l),
+                    l.content.document_number
+                ),
+            });
+        }
         if let Some(l) = blocking {
             if l.content.publicity_end > from {
                 from = l.content.publicity_end;
                 reason = format!(
                     "Not repairable while the enterprise is on the {} (listing {}, until {}): 列入名单期间不予修复行政处罚信息.",
-                    if l.content.kind == RecordKind::SeriousDishonestyListing {
-                        "serious-dishonesty list"
-                    } else {
-                        "abnormal-operations list"
-                    },
+                    list_name(l),
                     l.content.document_number,
                     l.content.publicity_end
                 );
@@ -606,10 +624,25 @@ mod tests {
             "2026-03-01",
             "2026-12-20",
         );
-        let a = assess(&p, &penalty, &[penalty.clone(), listing], false, today).unwrap();
+        let a = assess(
+            &p,
+            &penalty,
+            &[penalty.clone(), listing.clone()],
+            false,
+            today,
+        )
+        .unwrap();
         assert_eq!(a.repairability, Repairability::RepairableLater);
         assert_eq!(a.from, Some(d("2026-12-20")));
         assert!(a.reason.contains("abnormal-operations list"));
+        // A listing without an end holds it until the listing is removed.
+        let mut standing = listing;
+        standing.content.publicity_end = until_removed();
+        let a = assess(&p, &penalty, &[penalty.clone(), standing], false, today).unwrap();
+        assert_eq!(a.repairability, Repairability::RepairableLater);
+        assert_eq!(a.from, None);
+        assert!(a.reason.contains("until its cause is cured"), "{a:?}");
+        assert!(!a.reason.contains("9999"), "{a:?}");
     }
 
     #[test]

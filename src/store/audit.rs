@@ -582,14 +582,20 @@ impl Store {
             .await?)
     }
 
-    /// The newest checkpoint signed with `public_key` (hex), as stored: the caller checks
-    /// its signature.
-    pub async fn latest_audit_checkpoint_by(&self, public_key: &str) -> Result<Option<Checkpoint>> {
+    /// The newest checkpoint signed with `public_key` (hex) at or before entry `upto`,
+    /// as stored: the caller checks its signature. (Replicas share the key, so another
+    /// may have signed past the head this one knows.)
+    pub async fn latest_audit_checkpoint_by(
+        &self,
+        public_key: &str,
+        upto: i64,
+    ) -> Result<Option<Checkpoint>> {
         let row = sqlx::query(
             "SELECT seq, hash, time, public_key, signature FROM audit_checkpoints \
-             WHERE public_key = $1 ORDER BY seq DESC LIMIT 1",
+             WHERE public_key = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
         )
         .bind(public_key)
+        .bind(upto)
         .fetch_optional(&self.read)
         .await?;
         row.map(|r| checkpoint_of(&r))

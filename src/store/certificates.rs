@@ -456,7 +456,7 @@ impl Store {
                 (Some((_, record)), _) => {
                     let c = &record.content;
                     format!(
-                        "证明期间内新增严重失信记录：a {} record decided on {} (document {}, {}) arrived after issue and is not stated on the certificate",
+                        "证明期间内有未载明的严重失信记录：a {} record decided on {} (document {}, {}), which the certificate's period covers, arrived after issue and is not stated on the certificate",
                         c.kind.code(),
                         c.decision_date,
                         c.document_number,

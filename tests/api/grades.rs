@@ -712,7 +712,7 @@ async fn a_registry_update_without_role_changes_runs_beside_grading_writes() {
         .await
         .legal_representative
         .unwrap();
-    assert_eq!(representative.masked_id_number, "440524********0014");
+    assert_eq!(representative.masked_id_number, "990102********0011");
 }
 
 /// A watcher mirrors every enterprise's grade changes: whose grades it was shown is in
@@ -1128,4 +1128,14 @@ async fn an_uncured_abnormal_listing_still_counts_years_later() {
     let grade = app.grade_of(5).await;
     assert!(grade.grade >= pb::Grade::C as i32, "{grade:?}");
     assert!(has_reason(&grade, "ABNORMAL_OPERATIONS_LIST"), "{grade:?}");
+    market
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filed[0].name.clone(),
+            reason: "已补报年度报告，移出经营异常名录".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let grade = app.grade_of(5).await;
+    assert_eq!(grade.grade, pb::Grade::A as i32, "{grade:?}");
 }

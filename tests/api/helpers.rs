@@ -391,8 +391,8 @@ impl TestApp {
 
 /// The documented example ID number (GB 11643), the only real-format one in fixtures.
 pub const ID_A: &str = "11010519491231002X";
-/// The standard's second example.
-pub const ID_B: &str = "440524188001010014";
+/// A synthetic checksum-valid number: its address code 990102 belongs to no region.
+pub const ID_B: &str = "990102188001010011";
 
 /// A checksum-valid synthetic ID number made from a number below 1,000 (born
 /// 1980-01-01), so tests get as many people as they need. Its address code 990105

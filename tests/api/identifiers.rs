@@ -217,7 +217,7 @@ async fn enums_dates_and_sizes_are_checked_with_their_field_paths() {
 fn unborn_id() -> String {
     use chrono::Datelike;
     let year = chrono::Utc::now().year() + 1;
-    let mut digits = format!("110105{year}0101002");
+    let mut digits = format!("990101{year}0101002");
     digits.push(credit_hub::domain::ids::IdNumber::check_char(
         digits.as_bytes(),
     ));

@@ -23,7 +23,7 @@ fn full_id_numbers(text: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn no_full_id_number_is_stored_after_seeding_and_submitting_persons() {
+async fn no_full_id_number_is_stored_after_submitting_persons() {
     let app = spawn_app().await;
     let mut e = enterprise(1, ID_A);
     e.roles = vec![pb::EnterpriseRole {

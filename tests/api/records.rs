@@ -496,12 +496,18 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
         details.contains("warnings alone is not published"),
         "{details}"
     );
+    // Decided before Order 107 came into force (2025-12-25), a penalty keeps the end
+    // its own rules gave.
+    let mut older = penalty(&uscc(1), "P-4");
+    older.decision_date = "2025-06-20".into();
+    older.publicity_end_date = "2028-06-20".into();
     let out = market
-        .batch_submit_records(submit(vec![shorter], ""))
+        .batch_submit_records(submit(vec![shorter, older], ""))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(out.records[0].publicity_end_date, "2026-11-20");
+    assert_eq!(out.records[1].publicity_end_date, "2028-06-20");
 }
 
 /// `credit-hub records list` as a script uses it: `--json`, one record per line; and

@@ -37,7 +37,7 @@ async fn market_regulation_registers_an_enterprise_and_persons_come_back_masked(
     assert_eq!(got.roles.len(), 1);
     assert_eq!(
         got.roles[0].person.as_ref().unwrap().masked_id_number,
-        "440524********0014"
+        "990102********0011"
     );
 }
 
@@ -49,7 +49,7 @@ async fn a_role_no_longer_given_is_ended_not_deleted() {
     let got = app.enterprise_as(AgencyKind::MarketRegulation, 2).await;
     assert_eq!(
         got.legal_representative.unwrap().masked_id_number,
-        "440524********0014"
+        "990102********0011"
     );
     let past: Vec<_> = got
         .roles
