@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod certificates;
+mod cli;
 mod faults;
 mod grades;
 mod helpers;

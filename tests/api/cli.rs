@@ -1,0 +1,124 @@
+//! The client commands a newcomer meets first, run as the binary against a server.
+
+use std::collections::BTreeSet;
+
+use credit_hub::domain::agency::Scope;
+use credit_hub::domain::codes::AgencyKind;
+use credit_hub::store::NewAgency;
+
+use crate::helpers::*;
+
+/// Runs `credit-hub ARGS --addr … --token TOKEN`; (success, stdout, stderr).
+async fn client(app: &TestApp, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(args)
+        .args(["--addr", &app.addr, "--token", token])
+        .env_remove("CREDIT_HUB_MODEL")
+        .env_remove("CREDIT_HUB_PURPOSE")
+        .output()
+        .await
+        .expect("run credit-hub");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).expect("UTF-8 output"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// `enterprise get` shows an enterprise with its persons masked, as a table and as
+/// JSON; `grades stats` counts what the service graded; `audit list` and `audit export`
+/// answer "who looked at this enterprise", naming the look-ups made.
+#[tokio::test]
+async fn client_commands_show_an_enterprise_grade_counts_and_who_looked() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    let market = &app.tokens[&AgencyKind::MarketRegulation];
+
+    let (ok, table, err) = client(&app, market, &["enterprise", "get", &uscc(1)]).await;
+    assert!(ok, "{err}");
+    assert!(
+        table.contains(&uscc(1)) && table.contains("威海测试1有限公司"),
+        "{table}"
+    );
+    assert!(table.contains("110105********002X"), "{table}");
+    let (ok, json, err) = client(&app, market, &["enterprise", "get", &uscc(1), "--json"]).await;
+    assert!(ok, "{err}");
+    let shown = &json_lines(&json)[0];
+    assert_eq!(shown["uscc"], uscc(1));
+    assert_eq!(
+        shown["legal_representative"]["masked_id_number"],
+        "110105********002X"
+    );
+    for output in [&table, &json] {
+        assert!(!output.contains(ID_A), "a full ID number was printed");
+    }
+    let (ok, _, err) = client(&app, market, &["enterprise", "get", &uscc(99)]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("NOT_FOUND") || err.contains("not found"),
+        "{err}"
+    );
+
+    app.grade_of(1).await; // a court's look-up, to be found below
+    let court = &app.tokens[&AgencyKind::Court];
+    let (ok, stats, err) = client(&app, court, &["grades", "stats", "--json"]).await;
+    assert!(ok, "{err}");
+    let counted: i64 = json_lines(&stats)
+        .iter()
+        .map(|r| r["enterprises"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, 2, "{stats}");
+
+    let (_, supervisor) = app
+        .store
+        .create_agency(NewAgency {
+            display_name: "信用监管科".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: BTreeSet::from([Scope::AuditRead]),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    let who = [
+        "--enterprise",
+        &uscc(1),
+        "--since-days",
+        "365",
+        "--method",
+        "/credithub.v1.GradeService/GetCreditGrade",
+    ];
+    let (ok, listed, err) =
+        client(&app, &supervisor, &[&["audit", "list"][..], &who].concat()).await;
+    assert!(ok, "{err}");
+    let court_agency = format!("agencies/{}", app.agency_ids[&AgencyKind::Court]);
+    assert!(listed.contains(&court_agency), "{listed}");
+    let (ok, exported, err) = client(
+        &app,
+        &supervisor,
+        &[&["audit", "export"][..], &who].concat(),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let entries = json_lines(&exported);
+    assert_eq!(entries.len(), 1, "{exported}");
+    assert_eq!(entries[0]["agency"], court_agency);
+    assert_eq!(entries[0]["purpose"], "JUDICIAL_ENFORCEMENT");
+    assert_eq!(
+        entries[0]["subjects"][0],
+        format!("enterprises/{}", uscc(1))
+    );
+    // A court may not read the log.
+    let (ok, _, err) = client(&app, court, &[&["audit", "list"][..], &who].concat()).await;
+    assert!(!ok);
+    assert!(
+        err.contains("PERMISSION_DENIED") || err.contains("permission"),
+        "{err}"
+    );
+}
