@@ -329,6 +329,7 @@ impl ProxiedServer {
 async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_recovers_by_itself() {
     if backend() != "postgres" {
         // The outage is a PostgreSQL one; the PostgreSQL run of the suite exercises it.
+        eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
     let served = ProxiedServer::start().await;
@@ -440,6 +441,7 @@ async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_reco
 async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
     if backend() != "postgres" {
         // Losing a reply takes a network between the server and its database.
+        eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
     let served = ProxiedServer::start().await;
@@ -493,6 +495,7 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
 async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
     if backend() != "postgres" {
         // Losing a reply takes a network between the server and its database.
+        eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
     let served = ProxiedServer::start().await;
@@ -668,6 +671,7 @@ async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_b
 async fn a_statement_stuck_on_a_lock_is_stopped_by_the_statement_timeout() {
     if backend() != "postgres" {
         // PostgreSQL's statement_timeout; SQLite's lock waits end at its busy timeout.
+        eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
     let app = spawn_app().await;
