@@ -473,12 +473,14 @@ async fn writer(
         }
     }
     // The last checkpoint: the check under way finishes, then one for the head as it
-    // is now, if that is still unchecked.
+    // is now if that is still unchecked (not again after a check that failed).
+    let mut held = true;
     if let Some(walk) = walk.take() {
         let proved = walk.await;
+        held = proved.is_some();
         checkpoints.walked(&store, &mut head, proved).await;
     }
-    if let Some(walk) = checkpoints.walk(&store, &head) {
+    if let Some(walk) = checkpoints.walk(&store, &head).filter(|_| held) {
         let proved = walk.await;
         checkpoints.walked(&store, &mut head, proved).await;
     }

@@ -50,13 +50,38 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a temporary file beside it, then
-/// renamed over it, so a failure half-way (a full disk, an interrupt) never leaves a
-/// truncated certificate or report where a complete one is expected.
+/// Writes `bytes` to the file `path` whole or not at all: into a new file beside it,
+/// flushed to disk, then renamed over it (keeping an existing file's permissions), so a
+/// failure half-way (a full disk, a crash) never leaves a truncated certificate or
+/// report where a complete one is expected. A path that is not a plain file (a device
+/// such as /dev/stdout, a pipe, a symbolic link) is written through as it is.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    use std::io::Write;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return std::fs::write(path, bytes),
+        _ => {}
+    }
+    let Some(name) = path.file_name() else {
+        return std::fs::write(path, bytes);
+    };
+    let partial = path.with_file_name(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        // Never through whatever already stands at that name.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)?;
+        if let Ok(existing) = std::fs::metadata(path) {
+            file.set_permissions(existing.permissions())?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, path)
+    })();
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

@@ -410,35 +410,56 @@ pub fn check_consistency(
     // Order 107 caps how long a penalty or coercive measure decided under it is
     // published; an agency may end it sooner, never later (a later end would also keep
     // it from being repaired, as an item that ends by itself). One decided before it
-    // came into force keeps the end its own rules gave (Order 45: up to 3 years, and a
-    // ban as long as it lasts).
+    // came into force keeps the end its own rules gave: Order 45 published warnings
+    // not at all and other penalties up to 3 years, a practice ban as long as it lasts.
     let order_107 = NaiveDate::from_ymd_opt(2025, 12, 25).expect("a valid date");
-    if matches!(
-        content.kind,
+    let warnings_only = !a.penalty_measures.is_empty()
+        && a.penalty_measures
+            .iter()
+            .all(|m| *m == PenaltyMeasure::Warning);
+    let longest = match content.kind {
         RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
-    ) && content.decision_date >= order_107
-    {
-        let longest = default_publicity_end(
-            content.kind,
-            content.tier,
-            content.decision_date,
-            &a.penalty_measures,
-        );
+            if content.decision_date >= order_107 =>
+        {
+            Some(default_publicity_end(
+                content.kind,
+                content.tier,
+                content.decision_date,
+                &a.penalty_measures,
+            ))
+        }
+        RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
+            if warnings_only =>
+        {
+            Some(content.decision_date)
+        }
+        RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
+            if !a.penalty_measures.contains(&PenaltyMeasure::PracticeBan) =>
+        {
+            content.decision_date.checked_add_months(Months::new(36))
+        }
+        _ => None,
+    };
+    if let Some(longest) = longest {
         if content.publicity_end > longest {
             v.add(
                 format!("{path}.publicity_end_date"),
                 if longest == content.decision_date {
                     format!("must be empty or {longest}: a penalty of warnings alone is not published (SAMR Order 107)")
                 } else {
-                    format!(
-                        "must not be after {longest}: a {} item is published at most {} (SAMR Order 107)",
-                        content.tier.code().to_lowercase(),
-                        match content.tier {
-                            Tier::Minor => "3 months",
-                            Tier::Moderate => "1 year",
-                            Tier::Serious => "3 years",
-                        }
-                    )
+                    if content.decision_date >= order_107 {
+                        format!(
+                            "must not be after {longest}: a {} item is published at most {} (SAMR Order 107)",
+                            content.tier.code().to_lowercase(),
+                            match content.tier {
+                                Tier::Minor => "3 months",
+                                Tier::Moderate => "1 year",
+                                Tier::Serious => "3 years",
+                            }
+                        )
+                    } else {
+                        format!("must not be after {longest}: a penalty decided before 2025-12-25 was published at most 3 years (SAMR Order 45)")
+                    }
                 },
             );
         }
@@ -582,6 +603,59 @@ mod tests {
             found.iter().any(|f| f.field == "records[0].tier"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn penalties_decided_before_order_107_keep_order_45s_limits() {
+        let refused = |decided: &str, end: &str, measures: Vec<PenaltyMeasure>| {
+            let mut v = Violations::default();
+            let content = RecordContent {
+                subject: Subject::Enterprise(
+                    crate::domain::ids::Uscc::parse("914403001922038216").unwrap(),
+                ),
+                kind: RecordKind::AdministrativePenalty,
+                tier: Tier::Minor,
+                domain: RegulatoryDomain::FoodProduction,
+                decision_date: d(decided),
+                document_number: String::new(),
+                deciding_authority: String::new(),
+                summary: String::new(),
+                publicity_end: d(end),
+                attributes: Attributes {
+                    penalty_measures: measures,
+                    ..Default::default()
+                },
+            };
+            check_consistency("r", &content, d("2026-12-01"), &mut v);
+            match v.finish(()) {
+                Ok(()) => None,
+                Err(crate::domain::Error::InvalidArgument(found)) => Some(found[0].field.clone()),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        let ban = vec![PenaltyMeasure::PracticeBan];
+        let warning = vec![PenaltyMeasure::Warning];
+        let confiscation = vec![PenaltyMeasure::Confiscation];
+        // Order 45: up to 3 years, whatever the tier; a ban as long as it lasts.
+        assert_eq!(
+            refused("2025-06-01", "2028-06-01", confiscation.clone()),
+            None
+        );
+        assert_eq!(
+            refused("2025-06-01", "2028-06-02", confiscation.clone()),
+            Some("r.publicity_end_date".into())
+        );
+        assert_eq!(refused("2025-06-01", "2035-06-01", ban), None);
+        assert_eq!(
+            refused("2025-06-01", "2025-07-01", warning.clone()),
+            Some("r.publicity_end_date".into())
+        );
+        // Order 107 from 2025-12-25: a minor item 3 months.
+        assert_eq!(
+            refused("2026-01-05", "2026-06-01", confiscation),
+            Some("r.publicity_end_date".into())
+        );
+        assert_eq!(refused("2026-01-05", "2026-01-05", warning), None);
     }
 
     #[test]

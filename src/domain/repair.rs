@@ -337,6 +337,14 @@ pub fn assess(
         if let Some(l) = blocking.filter(|l| l.content.publicity_end == until_removed()) {
             // A listing that stands until it is removed holds the penalty until then;
             // the penalty's own window may end first.
+            if from >= end {
+                return Some(Assessment {
+                    repairability: Repairability::EndsByItself,
+                    from: None,
+                    requirements: Vec::new(),
+                    reason: format!("{reason} Its publicity ends on {end} before then, by itself."),
+                });
+            }
             return Some(Assessment {
                 repairability: Repairability::RepairableLater,
                 from: None,
@@ -638,10 +646,27 @@ mod tests {
         // A listing without an end holds it until the listing is removed.
         let mut standing = listing;
         standing.content.publicity_end = until_removed();
-        let a = assess(&p, &penalty, &[penalty.clone(), standing], false, today).unwrap();
+        let a = assess(
+            &p,
+            &penalty,
+            &[penalty.clone(), standing.clone()],
+            false,
+            today,
+        )
+        .unwrap();
         assert_eq!(a.repairability, Repairability::RepairableLater);
         assert_eq!(a.from, None);
         assert!(a.reason.contains("until its cause is cured"), "{a:?}");
+        assert!(!a.reason.contains("9999"), "{a:?}");
+        // Unless its own window ends no later than it could be repaired.
+        let short = record(
+            RecordKind::AdministrativePenalty,
+            Tier::Moderate,
+            "2026-11-01",
+            "2027-01-15",
+        );
+        let a = assess(&p, &short, &[short.clone(), standing], false, today).unwrap();
+        assert_eq!(a.repairability, Repairability::EndsByItself, "{a:?}");
         assert!(!a.reason.contains("9999"), "{a:?}");
     }
 
