@@ -579,6 +579,50 @@ fn stored_code<T>(code: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
 mod tests {
     use super::*;
 
+    /// A released migration never changes (a database that applied it refuses an
+    /// edited copy), both backends have the same versions, and each is listed in
+    /// `migrations/released.sha256`: a new one is added there when it is released.
+    #[test]
+    fn released_migrations_are_never_edited() {
+        use sha2::{Digest, Sha256};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let listed: std::collections::BTreeMap<String, String> =
+            std::fs::read_to_string(root.join("released.sha256"))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(|l| {
+                    let (hash, file) = l.split_once("  ").expect("sha256sum's format");
+                    (file.to_string(), hash.to_string())
+                })
+                .collect();
+        let mut versions = Vec::new();
+        for backend in ["sqlite", "postgres"] {
+            let mut files: Vec<String> = std::fs::read_dir(root.join(backend))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|f| f.ends_with(".sql"))
+                .collect();
+            files.sort();
+            for file in &files {
+                let key = format!("{backend}/{file}");
+                let hash = hex::encode(Sha256::digest(std::fs::read(root.join(&key)).unwrap()));
+                let released = listed
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("{key} is not in migrations/released.sha256"));
+                assert_eq!(
+                    &hash, released,
+                    "{key} was edited after its release: fix forward with a new migration"
+                );
+            }
+            versions.push(files);
+        }
+        assert_eq!(
+            versions[0], versions[1],
+            "the same versions on both backends"
+        );
+    }
+
     /// Every SQLite connection the service writes or reads through must flush its commits
     /// to disk before they are acknowledged (an answer, or an audit entry, a power cut can
     /// take back is not durable), and the file must stay in WAL mode.
