@@ -476,6 +476,17 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
         .await
         .expect_err("shed");
     assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    // Health is never shed, even with every call slot taken.
+    let probe = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers at capacity");
+    assert_eq!(
+        probe.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let refused = slow.await.unwrap();
     assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
     assert_eq!(
