@@ -722,3 +722,94 @@ async fn a_statement_stuck_on_a_lock_is_stopped_by_the_statement_timeout() {
     assert_eq!(done.into_inner().enterprises.len(), 1);
     stop.send(()).ok();
 }
+
+/// Two `credit-hub serve` processes on one database, each under load, extend one audit
+/// chain: every answered call is in it once, and `credit-hub audit verify` walks it whole,
+/// with the checkpoints both processes signed with the shared key.
+#[tokio::test]
+async fn two_server_processes_under_load_extend_one_chain_that_verifies() {
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let database = process_database(dir.path()).await;
+    let token = agency_token(bin, &database);
+    let mut servers = Vec::new();
+    let mut channels = Vec::new();
+    for _ in 0..2 {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        servers.push(
+            tokio::process::Command::new(bin)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .args(["--metrics-listen", "", "--audit-checkpoint-secs", "1"])
+                .args(&database.args)
+                .envs(database.envs.clone())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let addr = format!("http://127.0.0.1:{port}");
+        let mut channel = None;
+        for _ in 0..100 {
+            if let Ok(c) = Channel::from_shared(addr.clone()).unwrap().connect().await {
+                channel = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        channels.push(channel.expect("the server starts"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = format!("enterprises/{}", uscc(1));
+    let loops: Vec<_> = (0..16)
+        .map(|i| {
+            load_loop(
+                channels[i % 2].clone(),
+                token.clone(),
+                name.clone(),
+                stop.clone(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    for l in loops {
+        for (_, code, _) in l.await.unwrap() {
+            // Not registered: every answer is NOT_FOUND, and each is audited.
+            assert_eq!(code, Code::NotFound);
+            answered += 1;
+        }
+    }
+    for server in &mut servers {
+        let pid = server.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        assert!(server.wait().await.unwrap().success());
+    }
+    let out = std::process::Command::new(bin)
+        .args(["audit", "verify"])
+        .args(&database.args)
+        .envs(database.envs.clone())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    // "audit chain intact: N entries, K signed checkpoints"
+    let verdict = said
+        .lines()
+        .find(|l| l.starts_with("audit chain intact"))
+        .unwrap_or_else(|| panic!("{said}"));
+    let numbers: Vec<i64> = verdict
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (entries, checkpoints) = (numbers[0], numbers[1]);
+    assert_eq!(entries, answered, "each answered call once: {said}");
+    assert!(checkpoints >= 1, "{said}");
+}
