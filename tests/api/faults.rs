@@ -584,43 +584,46 @@ fn agency_token(bin: &str, database: &ProcessDatabase) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-#[tokio::test]
-async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_bound() {
-    let bin = env!("CARGO_BIN_EXE_credit-hub");
-    let dir = tempfile::tempdir().unwrap();
-    let database = process_database(dir.path()).await;
-    let token = agency_token(bin, &database);
+/// `credit-hub serve` on `database` with `extra` flags, on a free port, and a channel
+/// to it once it answers.
+async fn serve_process(
+    database: &ProcessDatabase,
+    extra: &[&str],
+) -> (tokio::process::Child, Channel) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = tokio::process::Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-listen",
-            "",
-            "--shutdown-announce-secs",
-            "0.5",
-            "--drain-secs",
-            "5",
-        ])
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", ""])
+        .args(extra)
         .args(&database.args)
         .envs(database.envs.clone())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let addr = format!("http://127.0.0.1:{port}");
-    let mut channel = None;
     for _ in 0..100 {
-        if let Ok(c) = Channel::from_shared(addr.clone()).unwrap().connect().await {
-            channel = Some(c);
-            break;
+        if let Ok(channel) = Channel::from_shared(addr.clone()).unwrap().connect().await {
+            return (child, channel);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let channel = channel.expect("the server starts");
+    panic!("the server did not start")
+}
+
+#[tokio::test]
+async fn sigterm_under_load_fails_no_in_flight_call_and_exits_within_the_drain_bound() {
+    let bin = env!("CARGO_BIN_EXE_credit-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let database = process_database(dir.path()).await;
+    let token = agency_token(bin, &database);
+    let (mut child, channel) = serve_process(
+        &database,
+        &["--shutdown-announce-secs", "0.5", "--drain-secs", "5"],
+    )
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let name = format!("enterprises/{}", uscc(1));
     let loops: Vec<_> = (0..4)
@@ -735,30 +738,9 @@ async fn two_server_processes_under_load_extend_one_chain_that_verifies() {
     let mut servers = Vec::new();
     let mut channels = Vec::new();
     for _ in 0..2 {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        servers.push(
-            tokio::process::Command::new(bin)
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-                .args(["--metrics-listen", "", "--audit-checkpoint-secs", "1"])
-                .args(&database.args)
-                .envs(database.envs.clone())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let addr = format!("http://127.0.0.1:{port}");
-        let mut channel = None;
-        for _ in 0..100 {
-            if let Ok(c) = Channel::from_shared(addr.clone()).unwrap().connect().await {
-                channel = Some(c);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        channels.push(channel.expect("the server starts"));
+        let (server, channel) = serve_process(&database, &["--audit-checkpoint-secs", "1"]).await;
+        servers.push(server);
+        channels.push(channel);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let name = format!("enterprises/{}", uscc(1));
