@@ -1069,7 +1069,20 @@ async fn a_watch_ends_when_the_server_shuts_down() {
     .await
     .expect("a watch")
     .into_inner();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel)
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    // The readiness service is registered once the server has checked its database.
+    for _ in 0..100 {
+        let probe = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "readiness".into(),
+            })
+            .await;
+        if probe.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut health = health
         .watch(tonic_health::pb::HealthCheckRequest {
             service: "readiness".into(),
         })

@@ -250,7 +250,9 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
     )
     .await;
     assert_ne!(other.seed, plan.seed);
-    let d_of = |p: &pb::SpotCheckPlan| -> BTreeSet<String> {
+    // In draw order: 5 of 10 in order come out alike for two seeds once in 30,240
+    // (as a set, once in 252: too often for a test).
+    let d_of = |p: &pb::SpotCheckPlan| -> Vec<String> {
         p.targets
             .iter()
             .filter(|t| t.grade == pb::Grade::D as i32)
