@@ -12,7 +12,9 @@ use super::codes::{
     code_enum, AbnormalCause, PenaltyMeasure, RecordKind, RecordStatus, SpotCheckOutcome, Tier,
 };
 use super::ids::Uscc;
-use super::record::{missed_report_year, until_removed, Record, ABNORMAL_LOOKBACK_YEARS};
+use super::record::{
+    missed_report_year, until_removed, Record, RecordContent, ABNORMAL_LOOKBACK_YEARS,
+};
 
 code_enum! {
     /// Whether and when a record can be repaired.
@@ -68,6 +70,16 @@ pub struct RepairPolicy {
 }
 
 impl RepairPolicy {
+    /// The first measure of a penalty that makes it heavier (较重): never repaired
+    /// early, and one after a serious-dishonesty listing keeps the listing.
+    fn heavier_measure(&self, c: &RecordContent) -> Option<PenaltyMeasure> {
+        c.attributes
+            .penalty_measures
+            .iter()
+            .copied()
+            .find(|m| self.never_early_measures.contains(m))
+    }
+
     /// The shipped policy, `policies/repair.toml`.
     pub fn builtin() -> Self {
         Self::parse(include_str!("../../policies/repair.toml"))
@@ -173,12 +185,7 @@ pub fn assess(
     let rule = policy.tier(c.tier);
     let end = c.publicity_end;
     if c.kind == RecordKind::AdministrativePenalty {
-        if let Some(m) = c
-            .attributes
-            .penalty_measures
-            .iter()
-            .find(|m| policy.never_early_measures.contains(m))
-        {
+        if let Some(m) = policy.heavier_measure(c) {
             return Some(Assessment {
                 repairability: Repairability::NeverEarly,
                 from: None,
@@ -224,11 +231,7 @@ pub fn assess(
                 r.content.kind == RecordKind::AdministrativePenalty
                     && r.content.decision_date > c.decision_date
                     && r.status_on(today) != RecordStatus::Withdrawn
-                    && r.content
-                        .attributes
-                        .penalty_measures
-                        .iter()
-                        .any(|m| policy.never_early_measures.contains(m))
+                    && policy.heavier_measure(&r.content).is_some()
             })
             .min_by_key(|r| r.content.decision_date);
         if let Some(r) = heavier {

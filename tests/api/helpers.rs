@@ -554,3 +554,25 @@ pub async fn count_sql(app: &TestApp, sql: &str) -> i64 {
     conn.close().await.ok();
     n
 }
+
+/// Sends six copies of one call at once; every copy must succeed with the same answer,
+/// which it returns.
+pub async fn at_once<R, F, Fut>(call: F) -> R
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send + 'static,
+    R: PartialEq + std::fmt::Debug + Send + 'static,
+{
+    let handles: Vec<_> = (0..6).map(|_| tokio::spawn(call())).collect();
+    let mut answers = Vec::new();
+    for h in handles {
+        let answer = h.await.unwrap();
+        answers.push(
+            answer
+                .expect("every copy gets the first answer")
+                .into_inner(),
+        );
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    answers.remove(0)
+}

@@ -935,25 +935,3 @@ async fn copies_of_one_repair_request_at_once_all_get_its_answer() {
         pb::RepairState::Approved as i32
     );
 }
-
-/// Sends six copies of one call at once; every copy must succeed with the same answer,
-/// which it returns.
-async fn at_once<R, F, Fut>(call: F) -> R
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send + 'static,
-    R: PartialEq + std::fmt::Debug + Send + 'static,
-{
-    let handles: Vec<_> = (0..6).map(|_| tokio::spawn(call())).collect();
-    let mut answers = Vec::new();
-    for h in handles {
-        let answer = h.await.unwrap();
-        answers.push(
-            answer
-                .expect("every copy gets the first answer")
-                .into_inner(),
-        );
-    }
-    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
-    answers.remove(0)
-}

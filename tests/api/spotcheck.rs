@@ -751,21 +751,11 @@ async fn copies_of_one_plan_request_at_once_create_one_plan() {
         }),
         request_id: "plan-once".into(),
     };
-    let copies: Vec<_> = (0..6)
-        .map(|_| {
-            let (mut c, request) = (market.clone(), request.clone());
-            tokio::spawn(async move { c.create_spot_check_plan(request).await })
-        })
-        .collect();
-    let mut plans = Vec::new();
-    for copy in copies {
-        let answer = copy
-            .await
-            .unwrap()
-            .expect("every copy gets the first answer");
-        plans.push(answer.into_inner().plan.unwrap());
-    }
-    assert!(plans.iter().all(|p| *p == plans[0]), "{plans:?}");
+    at_once(|| {
+        let (mut c, request) = (market.clone(), request.clone());
+        async move { c.create_spot_check_plan(request).await }
+    })
+    .await;
     assert_eq!(
         count_sql(&app, "SELECT COUNT(*) FROM spot_check_plans").await,
         1
@@ -790,19 +780,14 @@ async fn drawing_a_plan_again_answers_with_its_one_draw() {
     let draw = pb::DrawSpotCheckPlanRequest {
         name: plan.name.clone(),
     };
-    let copies: Vec<_> = (0..4)
-        .map(|_| {
-            let (mut c, request) = (market.clone(), draw.clone());
-            tokio::spawn(async move { c.draw_spot_check_plan(request).await })
-        })
-        .collect();
-    let mut drawn = Vec::new();
-    for copy in copies {
-        let answer = copy.await.unwrap().expect("every copy gets the draw");
-        drawn.push(answer.into_inner().plan.unwrap());
-    }
-    assert!(!drawn[0].targets.is_empty());
-    assert!(drawn.iter().all(|p| *p == drawn[0]), "{drawn:?}");
+    let drawn = at_once(|| {
+        let (mut c, request) = (market.clone(), draw.clone());
+        async move { c.draw_spot_check_plan(request).await }
+    })
+    .await
+    .plan
+    .unwrap();
+    assert!(!drawn.targets.is_empty());
     let again = market
         .draw_spot_check_plan(draw)
         .await
@@ -810,5 +795,5 @@ async fn drawing_a_plan_again_answers_with_its_one_draw() {
         .into_inner()
         .plan
         .unwrap();
-    assert_eq!(again, drawn[0]);
+    assert_eq!(again, drawn);
 }
