@@ -11,8 +11,10 @@ use tonic::{Request, Status};
 use tower::Service;
 
 use crate::api::error::status;
+use crate::api::subjects::Subjects;
 use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
+use crate::domain::ids::PersonKeyer;
 use crate::middleware::{BoxFuture, HttpResponse, Step};
 use crate::peer::PeerPolicy;
 use crate::quota::TokenBuckets;
@@ -279,19 +281,46 @@ impl Step for Authenticate {
                     if let Some(note) = req.extensions().get::<AuditNote>() {
                         note.agency(&agency.id);
                     }
+                    // The path is the caller's text: not echoed, whatever it holds.
                     let scope = required_scope(req.uri().path()).ok_or_else(|| {
-                        Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                        status(
+                            tonic::Code::Unimplemented,
+                            "no such method in this service's contract; list them with \
+                             gRPC reflection",
+                            "UNKNOWN_METHOD",
+                            tonic_types::ErrorDetails::new(),
+                        )
                     })?;
-                    agency.require(scope)?;
+                    if let Err(refused) = agency.require(scope) {
+                        return Ok((agency, Some(Status::from(refused))));
+                    }
                     quotas
                         .take(&agency)
                         .map_err(|retry| over_quota(&agency, retry))?;
-                    Ok(agency)
+                    Ok((agency, None))
                 });
             match scoped {
-                Ok(agency) => {
+                Ok((agency, None)) => {
                     req.extensions_mut().insert(agency);
                     inner.call(req).await
+                }
+                // Refused for its scope, the call still reaches its handler, which
+                // notes whom the request names (see `caller`) and answers with this
+                // refusal before reading anything. A body that does not decode never
+                // reaches it: the refusal is answered regardless of what came back.
+                Ok((agency, Some(refused))) => {
+                    req.extensions_mut().insert(agency);
+                    req.extensions_mut().insert(ScopeRefusal(refused.clone()));
+                    let answered = inner.call(req).await?;
+                    let denied = answered
+                        .headers()
+                        .get("grpc-status")
+                        .is_some_and(|s| s.as_bytes() == b"7");
+                    Ok(if denied {
+                        answered
+                    } else {
+                        refused.into_http()
+                    })
                 }
                 Err(status) => Ok(status.into_http()),
             }
@@ -407,8 +436,24 @@ async fn agency_by_certificate(
     }
 }
 
-/// The authenticated agency of a call, after checking it holds `scope`.
-pub fn caller<T>(req: &Request<T>, scope: Scope) -> Result<Agency, Status> {
+/// A call from an agency without the scope its method needs: the refusal its handler
+/// answers with once it has noted whom the request names.
+#[derive(Debug, Clone)]
+pub struct ScopeRefusal(Status);
+
+/// The authenticated agency of a call, after checking it holds `scope`. Refused for
+/// its scope, the call's audit entry first notes the subjects the request names.
+pub fn caller<T: Subjects>(
+    req: &Request<T>,
+    scope: Scope,
+    keyer: &PersonKeyer,
+) -> Result<Agency, Status> {
+    if let Some(ScopeRefusal(refused)) = req.extensions().get::<ScopeRefusal>() {
+        if let Some(note) = req.extensions().get::<AuditNote>() {
+            note.subjects(req.get_ref().subjects(keyer));
+        }
+        return Err(refused.clone());
+    }
     let agency = req
         .extensions()
         .get::<Agency>()

@@ -200,7 +200,13 @@ impl Step for WriteQueue {
         S::Future: Send + 'static,
         B: Send + 'static,
     {
-        if !WRITE_METHODS.contains(&req.uri().path()) {
+        // A call refused for its scope writes nothing: it takes no slot.
+        if !WRITE_METHODS.contains(&req.uri().path())
+            || req
+                .extensions()
+                .get::<crate::auth::ScopeRefusal>()
+                .is_some()
+        {
             return Box::pin(inner.call(req));
         }
         let slots = self.slots.clone();

@@ -137,7 +137,7 @@ impl AuditService for AuditApi {
         &self,
         req: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
-        caller(&req, Scope::AuditRead)?;
+        caller(&req, Scope::AuditRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.into_inner();
         let limit = page_size(body.page_size)?;
@@ -170,7 +170,7 @@ impl AuditService for AuditApi {
         &self,
         req: Request<pb::ExportAuditEntriesRequest>,
     ) -> Result<Response<BoxStream<pb::ExportAuditEntriesResponse>>, Status> {
-        let agency = caller(&req, Scope::AuditRead)?;
+        let agency = caller(&req, Scope::AuditRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
         let body = req.into_inner();

@@ -197,7 +197,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
-        let agency = caller(&req, Scope::CertificatesIssue)?;
+        let agency = caller(&req, Scope::CertificatesIssue, &self.state.keyer)?;
         agency.require_kind(AgencyKind::MarketRegulation, "issue certificates")?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
@@ -295,7 +295,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::GetCertificateRequest>,
     ) -> Result<Response<pb::GetCertificateResponse>, Status> {
-        caller(&req, Scope::CertificatesIssue)?;
+        caller(&req, Scope::CertificatesIssue, &self.state.keyer)?;
         let serial = super::convert::resource_id("name", "certificates", &req.get_ref().name)?;
         let cert = self
             .state
@@ -315,7 +315,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::ListCertificatesRequest>,
     ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
-        caller(&req, Scope::CertificatesIssue)?;
+        caller(&req, Scope::CertificatesIssue, &self.state.keyer)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let uscc = if r.enterprise.is_empty() {
@@ -359,7 +359,7 @@ impl CertificateService for CertificateApi {
         &self,
         req: Request<pb::RevokeCertificateRequest>,
     ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
-        let agency = caller(&req, Scope::CertificatesRevoke)?;
+        let agency = caller(&req, Scope::CertificatesRevoke, &self.state.keyer)?;
         agency.require_kind(AgencyKind::MarketRegulation, "revoke certificates")?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();

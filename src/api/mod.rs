@@ -13,6 +13,7 @@ mod records;
 mod registry;
 mod repair;
 mod spotcheck;
+pub mod subjects;
 mod vetting;
 
 use std::sync::Arc;

@@ -51,7 +51,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::BatchSubmitRecordsRequest>,
     ) -> Result<Response<pb::BatchSubmitRecordsResponse>, Status> {
-        let agency = caller(&req, Scope::RecordsWrite)?;
+        let agency = caller(&req, Scope::RecordsWrite, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.into_inner();
         note.request_id(&body.request_id);
@@ -113,7 +113,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::WithdrawRecordRequest>,
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
-        let agency = caller(&req, Scope::RecordsWrite)?;
+        let agency = caller(&req, Scope::RecordsWrite, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.get_ref();
         note.request_id(&body.request_id);
@@ -168,7 +168,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::GetRecordResponse>, Status> {
-        caller(&req, Scope::RecordsRead)?;
+        caller(&req, Scope::RecordsRead, &self.state.keyer)?;
         let id = resource_id("name", "records", &req.get_ref().name)?;
         let record = self
             .state
@@ -188,7 +188,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::ListRecordsRequest>,
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
-        caller(&req, Scope::RecordsRead)?;
+        caller(&req, Scope::RecordsRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.into_inner();
         let limit = page_size(body.page_size)?;
@@ -262,7 +262,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::ListRecordRevisionsRequest>,
     ) -> Result<Response<pb::ListRecordRevisionsResponse>, Status> {
-        caller(&req, Scope::RecordsRead)?;
+        caller(&req, Scope::RecordsRead, &self.state.keyer)?;
         let req_note = AuditNote::of(&req);
         let body = req.into_inner();
         let id = resource_id("name", "records", &body.name)?.to_string();

@@ -35,7 +35,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::BatchUpsertEnterprisesRequest>,
     ) -> Result<Response<pb::BatchUpsertEnterprisesResponse>, Status> {
-        let agency = caller(&req, Scope::RegistryWrite)?;
+        let agency = caller(&req, Scope::RegistryWrite, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         agency.require_kind(AgencyKind::MarketRegulation, "maintain the registry")?;
         let body = req.into_inner();
@@ -91,7 +91,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::GetEnterpriseRequest>,
     ) -> Result<Response<pb::GetEnterpriseResponse>, Status> {
-        caller(&req, Scope::RegistryRead)?;
+        caller(&req, Scope::RegistryRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let uscc = enterprise_name("name", &req.get_ref().name)?;
         note.subject(uscc.resource_name());
@@ -111,7 +111,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::ListEnterprisesRequest>,
     ) -> Result<Response<pb::ListEnterprisesResponse>, Status> {
-        caller(&req, Scope::RegistryRead)?;
+        caller(&req, Scope::RegistryRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.into_inner();
         let limit = page_size(body.page_size)?;

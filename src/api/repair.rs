@@ -164,7 +164,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::CreditCheckupRequest>,
     ) -> Result<Response<pb::CreditCheckupResponse>, Status> {
-        let agency = caller(&req, Scope::RepairManage)?;
+        let agency = caller(&req, Scope::RepairManage, &self.state.keyer)?;
         // Grades are internal to supervision: a repair desk without grades:read, or of
         // a kind that may not look grades up for credit repair, sees the items and what
         // repair would change about them, not the grade.
@@ -263,7 +263,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::ApplyForRepairRequest>,
     ) -> Result<Response<pb::ApplyForRepairResponse>, Status> {
-        let agency = caller(&req, Scope::RepairManage)?;
+        let agency = caller(&req, Scope::RepairManage, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
         let mut v = Violations::default();
@@ -403,7 +403,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::RecordCreditInterviewRequest>,
     ) -> Result<Response<pb::RecordCreditInterviewResponse>, Status> {
-        let agency = caller(&req, Scope::RepairManage)?;
+        let agency = caller(&req, Scope::RepairManage, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
         let today = self.state.clock.today();
@@ -462,7 +462,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::DecideRepairRequest>,
     ) -> Result<Response<pb::DecideRepairResponse>, Status> {
-        let agency = caller(&req, Scope::RepairManage)?;
+        let agency = caller(&req, Scope::RepairManage, &self.state.keyer)?;
         agency.require_kind(AgencyKind::MarketRegulation, "decide credit repair")?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
@@ -553,7 +553,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::GetRepairApplicationRequest>,
     ) -> Result<Response<pb::GetRepairApplicationResponse>, Status> {
-        caller(&req, Scope::RepairManage)?;
+        caller(&req, Scope::RepairManage, &self.state.keyer)?;
         let id = resource_id("name", "repairApplications", &req.get_ref().name)?;
         let app = self
             .state
@@ -573,7 +573,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::ListRepairApplicationsRequest>,
     ) -> Result<Response<pb::ListRepairApplicationsResponse>, Status> {
-        caller(&req, Scope::RepairManage)?;
+        caller(&req, Scope::RepairManage, &self.state.keyer)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let uscc: Option<Uscc> = if r.enterprise.is_empty() {
@@ -614,7 +614,7 @@ impl RepairService for RepairApi {
         &self,
         req: Request<pb::ListRepairCandidatesRequest>,
     ) -> Result<Response<pb::ListRepairCandidatesResponse>, Status> {
-        caller(&req, Scope::RepairManage)?;
+        caller(&req, Scope::RepairManage, &self.state.keyer)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let region = r.region_code.trim();

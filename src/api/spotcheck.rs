@@ -314,7 +314,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::BatchUpsertInspectorsRequest>,
     ) -> Result<Response<pb::BatchUpsertInspectorsResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let r = req.get_ref();
         batch_size("inspectors", r.inspectors.len())?;
         let mut v = Violations::default();
@@ -348,7 +348,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::ListInspectorsRequest>,
     ) -> Result<Response<pb::ListInspectorsResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let query = format!("inspectors?agency={}", agency.id);
@@ -386,7 +386,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::CreateSpotCheckPlanRequest>,
     ) -> Result<Response<pb::CreateSpotCheckPlanResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
         let given = r.plan.clone().unwrap_or_default();
@@ -524,7 +524,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::DrawSpotCheckPlanRequest>,
     ) -> Result<Response<pb::DrawSpotCheckPlanResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         note.purpose(Some(Purpose::SpotCheckPlanning), "");
         let mut plan = self.own_plan("name", &req.get_ref().name, &agency).await?;
@@ -591,7 +591,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::GetSpotCheckPlanRequest>,
     ) -> Result<Response<pb::GetSpotCheckPlanResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let id = resource_id("name", "spotCheckPlans", &req.get_ref().name)?;
         let plan = self
             .state
@@ -664,7 +664,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::MergePlansRequest>,
     ) -> Result<Response<pb::MergePlansResponse>, Status> {
-        caller(&req, Scope::SpotChecksManage)?;
+        caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let r = req.get_ref();
         let mut v = Violations::default();
         if r.plans.len() < 2 || r.plans.len() > 100 {
@@ -785,7 +785,7 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::RecordSpotCheckResultRequest>,
     ) -> Result<Response<pb::RecordSpotCheckResultResponse>, Status> {
-        let agency = caller(&req, Scope::SpotChecksManage)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
         let today = self.state.clock.today();

@@ -10,7 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::convert::{id_number, person_name_text, resource_id, text, timestamp};
+use super::convert::{id_number, name_text, person_name_text, resource_id, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::Shared;
 use crate::audit::{AuditLog, AuditNote, Disclosure};
@@ -416,7 +416,7 @@ impl VettingService for VettingApi {
         &self,
         req: Request<pb::CrossCheckRequest>,
     ) -> Result<Response<BoxStream<pb::CrossCheckResponse>>, Status> {
-        let agency = caller(&req, Scope::VettingRun)?;
+        let agency = caller(&req, Scope::VettingRun, &self.state.keyer)?;
         agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
         // Grades are for agencies with the grades scope only, here too.
         let grades = agency.scopes.contains(&Scope::GradesRead);
@@ -435,7 +435,7 @@ impl VettingService for VettingApi {
                 format!("is required: one of {}", codes.join(", ")),
             );
         }
-        let case_reference = text(&mut v, "case_reference", &r.case_reference, true, 128);
+        let case_reference = name_text(&mut v, "case_reference", &r.case_reference, true, 128);
         match r.candidates.len() {
             0 => v.add("candidates", "must hold at least one candidate"),
             n if n > MAX_CANDIDATES => v.add(
@@ -536,7 +536,7 @@ impl VettingService for VettingApi {
         &self,
         req: Request<pb::GetVettingReportRequest>,
     ) -> Result<Response<pb::GetVettingReportResponse>, Status> {
-        let agency = caller(&req, Scope::VettingRun)?;
+        let agency = caller(&req, Scope::VettingRun, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let id = resource_id("name", "vettingReports", &req.get_ref().name)?;
         let report = self
@@ -578,7 +578,7 @@ impl VettingService for VettingApi {
         &self,
         req: Request<pb::ListVettingReportsRequest>,
     ) -> Result<Response<pb::ListVettingReportsResponse>, Status> {
-        let agency = caller(&req, Scope::VettingRun)?;
+        let agency = caller(&req, Scope::VettingRun, &self.state.keyer)?;
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let query = format!("vettingReports?agency={}", agency.id);

@@ -196,11 +196,84 @@ async fn every_rpc_needs_a_token_and_its_own_scope() {
         let others: BTreeSet<Scope> = Scope::ALL.iter().copied().filter(|s| *s != scope).collect();
         let wrong = agency_with(&app, others, AgencyKind::MarketRegulation).await;
         assert_eq!(
-            call(path.clone(), streaming, Some(wrong)).await,
+            call(path.clone(), streaming, Some(wrong.clone())).await,
             Code::PermissionDenied,
             "{path} without {scope}"
         );
+        // Whatever the body holds: refused for the scope even when it cannot decode.
+        let garbage = crate::raw::call(
+            app.channel.clone(),
+            wrong,
+            &path,
+            streaming,
+            bytes::Bytes::from_static(&[0xff, 0xff, 0xff]),
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            garbage.code(),
+            Code::PermissionDenied,
+            "{path} without {scope}, with a body that does not decode"
+        );
     }
+}
+
+/// A call refused for its scope is audited with whom it asked about, so that "who
+/// looked at this enterprise / this person" finds the refused attempts too.
+#[tokio::test]
+async fn a_call_refused_for_its_scope_is_audited_with_its_subjects() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    // A vetting office reads no grades; a court runs no cross-checks.
+    let err = app
+        .grades(AgencyKind::VettingOffice)
+        .get_credit_grade(pb::GetCreditGradeRequest {
+            name: format!("enterprises/{}", uscc(1)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::Court),
+    )
+    .cross_check(pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
+        case_reference: "2026-组织-009".into(),
+        candidates: vec![pb::Candidate {
+            name: "李四".into(),
+            id_number: ID_B.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let about_enterprise = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            method: "/credithub.v1.GradeService/GetCreditGrade".into(),
+            ..Default::default()
+        })
+        .await;
+    let outcomes: Vec<&str> = about_enterprise
+        .iter()
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["PERMISSION_DENIED"]);
+    let about_person = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_person_id_number: ID_B.into(),
+            method: "/credithub.v1.VettingService/CrossCheck".into(),
+            ..Default::default()
+        })
+        .await;
+    let outcomes: Vec<&str> = about_person.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["PERMISSION_DENIED"]);
 }
 
 #[tokio::test]

@@ -547,3 +547,76 @@ async fn an_agency_is_not_bound_to_a_certificate_subject_holding_an_id_number() 
     );
     assert!(!stderr.contains(ID_A), "{stderr}");
 }
+
+/// What is kept for good or echoed back refuses an ID number written in groups joined by
+/// dashes or dots too: a request id and a case reference (both go into the audit chain),
+/// and a method path is never echoed at all.
+#[tokio::test]
+async fn an_id_number_in_groups_is_refused_in_request_ids_and_case_references() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let dashed = "110105-19491231-002X";
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: format!("retry-{dashed}"),
+            records: vec![penalty(&uscc(1), "P-1")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["request_id"]);
+    let err = app
+        .grades(AgencyKind::Court)
+        .get_credit_grade(pb::GetCreditGradeRequest {
+            name: format!("enterprises/{}", uscc(1)),
+            purpose: pb::Purpose::JudicialEnforcement as i32,
+            case_reference: "(2026)110105.19491231.002X".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["case_reference"]);
+    let err = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::VettingOffice),
+    )
+    .cross_check(pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
+        case_reference: format!("组织-{dashed}"),
+        candidates: vec![pb::Candidate {
+            name: "张伟".into(),
+            id_number: ID_A.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&err), ["case_reference"]);
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.unwrap();
+    let request = tonic::service::Interceptor::call(
+        &mut app.bearer(AgencyKind::Court),
+        tonic::Request::new(()),
+    )
+    .unwrap();
+    let path = format!("/credithub.v1.GradeService/{dashed}");
+    let answer = grpc
+        .unary(
+            request,
+            http::uri::PathAndQuery::try_from(path).unwrap(),
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(answer.code(), tonic::Code::Unimplemented);
+    assert!(!answer.message().contains("1949"), "{}", answer.message());
+    for (table, column, value) in app.store.dump_text_columns().await.unwrap() {
+        assert!(
+            !value.contains("19491231"),
+            "{table}.{column} holds {value}"
+        );
+    }
+}
