@@ -317,6 +317,13 @@ impl Server {
         reporter
             .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
+        // Known but not ready until the first database check passes: a probe or a
+        // watch that arrives before it hears NOT_SERVING, never NOT_FOUND.
+        for service in ["", READINESS] {
+            reporter
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
         let store = self.state.store.clone();
         // New certificates are signed with the configured key from now on; keys it
         // replaces stay listed so what they signed keeps verifying.

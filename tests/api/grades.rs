@@ -1070,18 +1070,24 @@ async fn a_watch_ends_when_the_server_shuts_down() {
     .expect("a watch")
     .into_inner();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    // The readiness service is registered once the server has checked its database.
-    for _ in 0..100 {
-        let probe = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "readiness".into(),
-            })
-            .await;
-        if probe.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Readiness is known from the first call the server answers: NOT_SERVING until
+    // its first database check, never NOT_FOUND.
+    let first = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "readiness".into(),
+        })
+        .await
+        .expect("readiness is registered before the server answers anything")
+        .into_inner()
+        .status;
+    assert!(
+        [
+            ServingStatus::NotServing as i32,
+            ServingStatus::Serving as i32
+        ]
+        .contains(&first),
+        "{first}"
+    );
     let mut health = health
         .watch(tonic_health::pb::HealthCheckRequest {
             service: "readiness".into(),
