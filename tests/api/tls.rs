@@ -356,3 +356,40 @@ async fn forwarded_certificates_are_believed_only_from_a_trusted_gateway() {
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert_eq!(audited_look_ups(&app, &court_id).await, 2);
 }
+
+/// The connection to PostgreSQL can be encrypted: with `sslmode=require` in the URL,
+/// every connection the service opens is TLS (the server on this machine has TLS on).
+#[tokio::test]
+async fn postgres_connections_are_encrypted_when_the_url_asks() {
+    if backend() != "postgres" {
+        eprintln!("PostgreSQL only: not run on {}", backend());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, url) = fresh_database(dir.path()).await;
+    plain.close().await;
+    let db = url.rsplit_once('/').unwrap().1.to_string();
+    let store = credit_hub::store::Store::open_postgres(&format!("{url}?sslmode=require"), 4)
+        .await
+        .expect("a TLS connection");
+    assert!(store.is_migrated().await.unwrap());
+    assert_eq!(store.count_enterprises().await.unwrap(), 0);
+
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let (connections, encrypted): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1 AND a.pid <> pg_backend_pid()",
+    )
+    .bind(&db)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(connections > 0, "the store holds a connection");
+    assert_eq!(
+        encrypted, connections,
+        "every connection of the store is TLS"
+    );
+    store.close().await;
+}
