@@ -77,6 +77,7 @@ method=GetCreditGrade; [ "$mode" = batch ] && method=BatchGetCreditGrades
 
 # CPU time (clock ticks) of a process, and of every PostgreSQL process on the machine.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 pg_ticks() {
   [ "$backend" = postgres ] || { echo 0; return; }
   for p in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'
@@ -85,12 +86,13 @@ hz=$(getconf CLK_TCK)
 
 run() { # name port pid extra-header...
   local name=$1 port=$2 pid=$3; shift 3
-  local t0 p0; t0=$(ticks "$pid"); p0=$(pg_ticks)
+  local t0 s0 p0; t0=$(ticks "$pid"); s0=$(sys_ticks "$pid"); p0=$(pg_ticks)
   h2load -n "$n" -c "$c" -m "$m" -d "$work/frame" -H 'content-type: application/grpc' -H 'te: trailers' "$@" \
     --log-file "$work/$name.log" "http://127.0.0.1:$port/credithub.v1.GradeService/$method" > "$work/$name.out"
-  local cpu pg_cpu
-  cpu=$(( ($(ticks "$pid") - t0) * 1000000 / hz / n )); pg_cpu=$(( ($(pg_ticks) - p0) * 1000000 / hz / n ))
-  echo "$name: server CPU $cpu us/call, PostgreSQL CPU $pg_cpu us/call" >&2
+  local cpu sys pg_cpu
+  cpu=$(( ($(ticks "$pid") - t0) * 1000000 / hz / n )); sys=$(( ($(sys_ticks "$pid") - s0) * 1000000 / hz / n ))
+  pg_cpu=$(( ($(pg_ticks) - p0) * 1000000 / hz / n ))
+  echo "$name: server CPU $cpu us/call ($sys in the kernel), PostgreSQL CPU $pg_cpu us/call" >&2
   python3 - "$work/$name.log" "$work/$name.out" "$name" "$n" <<'PY'
 import re, sys
 log, out, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
