@@ -67,9 +67,14 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable(e)
-            }
+            // A connection cut while TLS is negotiated fails as TLS or as an unexpected
+            // reply, not as I/O (PostgreSQL connections use TLS whenever the server
+            // offers it: sslmode defaults to `prefer`).
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => Error::Unavailable(e),
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_transient(&c)) => {
                 Error::Unavailable(e)
             }

@@ -246,7 +246,10 @@ struct ProxiedServer {
 }
 
 impl ProxiedServer {
-    async fn start() -> Self {
+    /// Connected through the proxy with `sslmode`: `prefer` negotiates TLS (this
+    /// machine's PostgreSQL offers it), `disable` keeps the protocol readable for the
+    /// proxy to find a marker in.
+    async fn start(sslmode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (direct, url) = fresh_database(dir.path()).await;
         let (_, token) = direct
@@ -271,9 +274,12 @@ impl ProxiedServer {
         let (hostport, db) = rest.split_once('/').unwrap();
         let proxy = FaultProxy::start(hostport.to_string()).await;
         let user = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
-        let store = Store::open_postgres(&format!("postgres://{user}@{}/{db}", proxy.addr), 8)
-            .await
-            .unwrap();
+        let store = Store::open_postgres(
+            &format!("postgres://{user}@{}/{db}?sslmode={sslmode}", proxy.addr),
+            8,
+        )
+        .await
+        .unwrap();
         let keyer = credit_hub::domain::ids::PersonKeyer::new(b"fault-secret-0123456789".to_vec());
         let (addr, stop) = serve_store(store, keyer, |s| s).await;
         let channel = channel_to(addr).await;
@@ -332,7 +338,7 @@ async fn postgres_cut_off_fails_calls_fast_with_unavailable_and_the_service_reco
         eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
-    let served = ProxiedServer::start().await;
+    let served = ProxiedServer::start("prefer").await;
     let (proxy, channel, token) = (&served.proxy, served.channel.clone(), served.token.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -444,7 +450,7 @@ async fn an_audit_group_whose_commit_reply_is_lost_is_chained_once() {
         eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
-    let served = ProxiedServer::start().await;
+    let served = ProxiedServer::start("disable").await;
     let mut registry = served.registry();
     // An empty batch is refused before any database work, and its entry carries the
     // request id: once the token is known, the call's one database message is its
@@ -498,7 +504,7 @@ async fn a_write_whose_commit_reply_is_lost_is_kept_once_and_audited_once() {
         eprintln!("PostgreSQL only: not run on {}", backend());
         return;
     }
-    let served = ProxiedServer::start().await;
+    let served = ProxiedServer::start("disable").await;
     served
         .registry()
         .batch_upsert_enterprises(pb::BatchUpsertEnterprisesRequest {
