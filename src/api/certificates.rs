@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{date, enterprise_name, filter_enum, required_enum, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
+use super::subjects::noting_on_refusal;
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -198,12 +199,17 @@ impl CertificateService for CertificateApi {
         req: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
         let agency = caller(&req, Scope::CertificatesIssue, &self.state.keyer)?;
-        agency.require_kind(AgencyKind::MarketRegulation, "issue certificates")?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
+        noting_on_refusal(&note, r, &self.state.keyer, || {
+            Ok(agency.require_kind(AgencyKind::MarketRegulation, "issue certificates")?)
+        })?;
         let today = self.state.clock.today();
         let mut v = Violations::default();
         let uscc = v.check(enterprise_name("enterprise", &r.enterprise));
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
         let kind = required_enum(&mut v, "kind", r.kind, CertificateKind::from_number);
         let start = date(&mut v, "period_start_date", &r.period_start_date, false);
         let end = date(&mut v, "period_end_date", &r.period_end_date, false);
@@ -238,7 +244,7 @@ impl CertificateService for CertificateApi {
             r,
         ));
         let (uscc, kind, period, key) = v.finish_all((uscc, kind, period, key.flatten()))?;
-        note.subject(uscc.resource_name()).request_id(&r.request_id);
+        note.request_id(&r.request_id);
         let now = now_millis();
         if let Some(existing) = self.state.store.certificate_by_request(&key).await? {
             note.count(1);

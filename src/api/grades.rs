@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_name, name_text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
+use super::subjects::noting_on_refusal;
 use super::{batch_size, Shared};
 use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
@@ -225,7 +226,9 @@ impl GradeService for GradeApi {
         let agency = caller(&req, Scope::GradesRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.get_ref();
-        batch_size("names", body.names.len())?;
+        noting_on_refusal(&note, body, &self.state.keyer, || {
+            Ok(batch_size("names", body.names.len())?)
+        })?;
         let mut v = Violations::default();
         let model = v.check(self.model("model", &body.model));
         let declared = v.check(purpose(body.purpose));

@@ -10,6 +10,7 @@ use super::convert::{
     resource_id, ID_IN_TEXT,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
+use super::subjects::noting_on_refusal;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -55,44 +56,46 @@ impl RecordService for RecordApi {
         let note = AuditNote::of(&req);
         let body = req.into_inner();
         note.request_id(&body.request_id);
-        batch_size("records", body.records.len())?;
-        // Filing rights come before content: a tax bureau learns nothing more than that
-        // it may not file court records.
-        for (i, r) in body.records.iter().enumerate() {
-            if let Some(kind) = RecordKind::from_number(r.kind) {
-                check_filer(kind, agency.kind)
-                    .map_err(|why| Error::PermissionDenied(format!("records[{i}]: {why}")))?;
-            }
-        }
-        let key = request_key(
-            &self.state,
-            &agency.id,
-            "BatchSubmitRecords",
-            &body.request_id,
-            &body,
-        )?;
-        let day = self.state.clock.today();
-        let mut v = Violations::default();
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut batch = Vec::with_capacity(body.records.len());
-        for (i, r) in body.records.iter().enumerate() {
-            let path = format!("records[{i}]");
-            if let Some(p) = &r.provenance {
-                if let Some(first) = seen.insert(p.source_record_id.trim(), i) {
-                    v.add(
-                        format!("{path}.provenance.source_record_id"),
-                        format!(
-                            "repeats records[{first}]; submit each source record once per batch"
-                        ),
-                    );
+        let (key, day, batch) = noting_on_refusal(&note, &body, &self.state.keyer, || {
+            batch_size("records", body.records.len())?;
+            // Filing rights come before content: a tax bureau learns nothing more than that
+            // it may not file court records.
+            for (i, r) in body.records.iter().enumerate() {
+                if let Some(kind) = RecordKind::from_number(r.kind) {
+                    check_filer(kind, agency.kind)
+                        .map_err(|why| Error::PermissionDenied(format!("records[{i}]: {why}")))?;
                 }
             }
-            if let Some(new) = record_in(&mut v, &self.state.keyer, &path, r) {
-                check_consistency(&path, &new.content, day, &mut v);
-                batch.push(new);
+            let key = request_key(
+                &self.state,
+                &agency.id,
+                "BatchSubmitRecords",
+                &body.request_id,
+                &body,
+            )?;
+            let day = self.state.clock.today();
+            let mut v = Violations::default();
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            let mut batch = Vec::with_capacity(body.records.len());
+            for (i, r) in body.records.iter().enumerate() {
+                let path = format!("records[{i}]");
+                if let Some(p) = &r.provenance {
+                    if let Some(first) = seen.insert(p.source_record_id.trim(), i) {
+                        v.add(
+                            format!("{path}.provenance.source_record_id"),
+                            format!(
+                            "repeats records[{first}]; submit each source record once per batch"
+                        ),
+                        );
+                    }
+                }
+                if let Some(new) = record_in(&mut v, &self.state.keyer, &path, r) {
+                    check_consistency(&path, &new.content, day, &mut v);
+                    batch.push(new);
+                }
             }
-        }
-        let batch = v.finish(batch)?;
+            Ok((key, day, v.finish(batch)?))
+        })?;
         note.subjects(batch.iter().map(|r| r.content.subject.audit_name()))
             .count(batch.len());
         let response = match self

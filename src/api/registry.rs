@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{enterprise_in, enterprise_name, enterprise_out, filter_enum};
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
+use super::subjects::noting_on_refusal;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -37,35 +38,37 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<pb::BatchUpsertEnterprisesResponse>, Status> {
         let agency = caller(&req, Scope::RegistryWrite, &self.state.keyer)?;
         let note = AuditNote::of(&req);
-        agency.require_kind(AgencyKind::MarketRegulation, "maintain the registry")?;
         let body = req.into_inner();
         note.request_id(&body.request_id);
-        batch_size("enterprises", body.enterprises.len())?;
-        let key = request_key(
-            &self.state,
-            &agency.id,
-            "BatchUpsertEnterprises",
-            &body.request_id,
-            &body,
-        )?;
-        let mut v = Violations::default();
-        // Compared as parsing will read them: a USCC is case-insensitive.
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut batch = Vec::with_capacity(body.enterprises.len());
         let today = self.state.clock.today();
-        for (i, e) in body.enterprises.iter().enumerate() {
-            let path = format!("enterprises[{i}]");
-            if let Some(first) = seen.insert(e.uscc.trim().to_ascii_uppercase(), i) {
-                v.add(
-                    format!("{path}.uscc"),
-                    format!("repeats enterprises[{first}].uscc"),
-                );
+        let (key, batch) = noting_on_refusal(&note, &body, &self.state.keyer, || {
+            agency.require_kind(AgencyKind::MarketRegulation, "maintain the registry")?;
+            batch_size("enterprises", body.enterprises.len())?;
+            let key = request_key(
+                &self.state,
+                &agency.id,
+                "BatchUpsertEnterprises",
+                &body.request_id,
+                &body,
+            )?;
+            let mut v = Violations::default();
+            // Compared as parsing will read them: a USCC is case-insensitive.
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut batch = Vec::with_capacity(body.enterprises.len());
+            for (i, e) in body.enterprises.iter().enumerate() {
+                let path = format!("enterprises[{i}]");
+                if let Some(first) = seen.insert(e.uscc.trim().to_ascii_uppercase(), i) {
+                    v.add(
+                        format!("{path}.uscc"),
+                        format!("repeats enterprises[{first}].uscc"),
+                    );
+                }
+                if let Some(parsed) = enterprise_in(&mut v, &self.state.keyer, &path, e, today) {
+                    batch.push(parsed);
+                }
             }
-            if let Some(parsed) = enterprise_in(&mut v, &self.state.keyer, &path, e, today) {
-                batch.push(parsed);
-            }
-        }
-        let batch = v.finish(batch)?;
+            Ok((key, v.finish(batch)?))
+        })?;
         note.subjects(batch.iter().map(|e| e.uscc.resource_name()))
             .count(batch.len());
         let encode = |stored: &[crate::domain::enterprise::Enterprise]| {

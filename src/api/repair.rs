@@ -268,6 +268,10 @@ impl RepairService for RepairApi {
         let r = req.get_ref();
         let mut v = Violations::default();
         let uscc = v.check(enterprise_name("enterprise", &r.enterprise));
+        // Noted before any refusal: an auditor asks who acted on this enterprise.
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
         match r.records.len() {
             0 => v.add("records", "must name at least one record to repair"),
             n if n > MAX_RECORDS => {
@@ -314,14 +318,15 @@ impl RepairService for RepairApi {
         ));
         let (uscc, letter, key) = v.finish_all((uscc, letter, key))?;
         note.purpose(Some(Purpose::CreditRepair), "")
-            .subject(uscc.resource_name())
             .request_id(&r.request_id);
         let store = &self.state.store;
         // A retry gets the first answer, even once the application it made was decided
         // and its records no longer pass the checks below.
         if let Some(key) = &key {
             if let Some(bytes) = store.replayed_response(key).await? {
-                return Ok(Response::new(replayed(&bytes)?));
+                let first: pb::ApplyForRepairResponse = replayed(&bytes)?;
+                note.count(first.application.as_ref().map_or(0, |a| a.records.len()));
+                return Ok(Response::new(first));
             }
         }
         let enterprise = store

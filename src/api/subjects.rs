@@ -2,7 +2,10 @@
 //! before its handler looked at the request (an agency without the scope), so that "who
 //! tried to look at this enterprise" finds the refused attempts too.
 
+use tonic::Status;
+
 use super::convert::enterprise_name;
+use crate::audit::AuditNote;
 use crate::domain::ids::{IdNumber, PersonKeyer, Uscc};
 use crate::proto::v1 as pb;
 
@@ -184,3 +187,16 @@ names_nobody!(
     BatchUpsertInspectorsRequest,
     ListInspectorsRequest,
 );
+
+/// Runs a handler's `checks` of `body`; when they refuse the call, its audit entry
+/// names whom the request named, since the checks may stop before noting anyone.
+pub fn noting_on_refusal<T: Subjects, R>(
+    note: &AuditNote,
+    body: &T,
+    keyer: &PersonKeyer,
+    checks: impl FnOnce() -> Result<R, Status>,
+) -> Result<R, Status> {
+    checks().inspect_err(|_| {
+        note.replace_subjects(body.subjects(keyer));
+    })
+}

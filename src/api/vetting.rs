@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::convert::{id_number, name_text, person_name_text, resource_id, timestamp};
 use super::paging::{decode_token, next_page, page_size};
+use super::subjects::noting_on_refusal;
 use super::Shared;
 use crate::audit::{AuditLog, AuditNote, Disclosure};
 use crate::auth::caller;
@@ -417,46 +418,49 @@ impl VettingService for VettingApi {
         req: Request<pb::CrossCheckRequest>,
     ) -> Result<Response<BoxStream<pb::CrossCheckResponse>>, Status> {
         let agency = caller(&req, Scope::VettingRun, &self.state.keyer)?;
-        agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
         // Grades are for agencies with the grades scope only, here too.
         let grades = agency.scopes.contains(&Scope::GradesRead);
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
         let r = req.into_inner();
-        let mut v = Violations::default();
-        let purpose = VettingPurpose::from_number(r.purpose);
-        if purpose.is_none() {
-            let codes: Vec<_> = VettingPurpose::ALL
-                .iter()
-                .map(|p| format!("VETTING_PURPOSE_{}", p.code()))
-                .collect();
-            v.add(
-                "purpose",
-                format!("is required: one of {}", codes.join(", ")),
-            );
-        }
-        let case_reference = name_text(&mut v, "case_reference", &r.case_reference, true, 128);
-        match r.candidates.len() {
-            0 => v.add("candidates", "must hold at least one candidate"),
-            n if n > MAX_CANDIDATES => v.add(
-                "candidates",
-                format!("holds {n} candidates; at most {MAX_CANDIDATES} per cross-check"),
-            ),
-            _ => {}
-        }
-        if let Some(problem) = request_id_problem(&r.request_id) {
-            v.add("request_id", problem);
-        }
-        v.finish(())?;
-        // Both are present once the violations above are empty.
-        let purpose = purpose.ok_or_else(|| Error::invalid("purpose", "is required"))?;
-        let case_reference =
-            case_reference.ok_or_else(|| Error::invalid("case_reference", "is required"))?;
-        note.purpose(Some(Purpose::CandidateVetting), &case_reference);
-        self.state
-            .purposes
-            .permit(agency.kind, Purpose::CandidateVetting)?;
-        note.request_id(&r.request_id);
+        let (purpose, case_reference) = noting_on_refusal(&note, &r, &self.state.keyer, || {
+            agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
+            let mut v = Violations::default();
+            let purpose = VettingPurpose::from_number(r.purpose);
+            if purpose.is_none() {
+                let codes: Vec<_> = VettingPurpose::ALL
+                    .iter()
+                    .map(|p| format!("VETTING_PURPOSE_{}", p.code()))
+                    .collect();
+                v.add(
+                    "purpose",
+                    format!("is required: one of {}", codes.join(", ")),
+                );
+            }
+            let case_reference = name_text(&mut v, "case_reference", &r.case_reference, true, 128);
+            match r.candidates.len() {
+                0 => v.add("candidates", "must hold at least one candidate"),
+                n if n > MAX_CANDIDATES => v.add(
+                    "candidates",
+                    format!("holds {n} candidates; at most {MAX_CANDIDATES} per cross-check"),
+                ),
+                _ => {}
+            }
+            if let Some(problem) = request_id_problem(&r.request_id) {
+                v.add("request_id", problem);
+            }
+            v.finish(())?;
+            // Both are present once the violations above are empty.
+            let purpose = purpose.ok_or_else(|| Error::invalid("purpose", "is required"))?;
+            let case_reference =
+                case_reference.ok_or_else(|| Error::invalid("case_reference", "is required"))?;
+            note.purpose(Some(Purpose::CandidateVetting), &case_reference);
+            self.state
+                .purposes
+                .permit(agency.kind, Purpose::CandidateVetting)?;
+            note.request_id(&r.request_id);
+            Ok((purpose, case_reference))
+        })?;
 
         let parsed: Vec<Parsed> = r
             .candidates
@@ -545,6 +549,16 @@ impl VettingService for VettingApi {
             .vetting_report(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("vettingReports/{id}")))?;
+        // Noted before the checks: a refused attempt at a report is an attempt at the
+        // persons in it.
+        let mut subjects: BTreeSet<String> = report
+            .results
+            .iter()
+            .filter_map(|r| r.person_key.as_ref())
+            .map(|k| format!("persons/{k}"))
+            .collect();
+        subjects.extend(disclosed_enterprises(&report.results));
+        note.subjects(subjects);
         if report.agency_id != agency.id {
             return Err(Error::PermissionDenied(format!(
                 "vettingReports/{id} belongs to another agency; only the office that ran a cross-check may read it"
@@ -557,14 +571,6 @@ impl VettingService for VettingApi {
         self.state
             .purposes
             .permit(agency.kind, Purpose::CandidateVetting)?;
-        let mut subjects: BTreeSet<String> = report
-            .results
-            .iter()
-            .filter_map(|r| r.person_key.as_ref())
-            .map(|k| format!("persons/{k}"))
-            .collect();
-        subjects.extend(disclosed_enterprises(&report.results));
-        note.subjects(subjects);
         note.count(report.results.len());
         Ok(Response::new(pb::GetVettingReportResponse {
             report: Some(report_out(

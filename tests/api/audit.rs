@@ -1795,3 +1795,66 @@ async fn an_entry_forged_into_the_table_is_never_signed() {
     assert!(!ok);
     assert!(out.contains(&format!("audit entry {forged}")), "{out}");
 }
+
+/// A call refused on what it holds (a record kind its agency may not file, a missing
+/// case reference) is audited with whom it named, though the handler stopped before
+/// noting anyone.
+#[tokio::test]
+async fn a_call_refused_on_its_content_is_audited_with_its_subjects() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    // A tax bureau may not file a dishonest-debtor listing (a court's record).
+    let err = app
+        .records(AgencyKind::Tax)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: "tax-files-court-kind".into(),
+            records: vec![debtor(person("李四", ID_B), "d1"), penalty(&uscc(1), "p1")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = pb::vetting_service_client::VettingServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::VettingOffice),
+    )
+    .cross_check(pb::CrossCheckRequest {
+        purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
+        case_reference: String::new(),
+        candidates: vec![pb::Candidate {
+            name: "张伟".into(),
+            id_number: ID_A.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    for (id, method, outcome) in [
+        (
+            ID_B,
+            "RecordService/BatchSubmitRecords",
+            "PERMISSION_DENIED",
+        ),
+        (ID_A, "VettingService/CrossCheck", "INVALID_ARGUMENT"),
+    ] {
+        let entries = app
+            .audit_entries(pb::ListAuditEntriesRequest {
+                subject_person_id_number: id.into(),
+                method: format!("/credithub.v1.{method}"),
+                ..Default::default()
+            })
+            .await;
+        let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(outcomes, [outcome], "{method}");
+    }
+    let entries = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            method: "/credithub.v1.RecordService/BatchSubmitRecords".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+}
