@@ -4,6 +4,7 @@
 //! through [`caller`], before any resource is looked up.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -291,13 +292,15 @@ impl Step for Authenticate {
                             tonic_types::ErrorDetails::new(),
                         )
                     })?;
-                    if let Err(refused) = agency.require(scope) {
-                        return Ok((agency, Some(Status::from(refused))));
-                    }
+                    // Counted before the scope: a call refused for it costs its body's
+                    // decoding (below), so it is held to the agency's rate like any.
                     quotas
                         .take(&agency)
                         .map_err(|retry| over_quota(&agency, retry))?;
-                    Ok((agency, None))
+                    Ok((
+                        agency.clone(),
+                        agency.require(scope).err().map(Status::from),
+                    ))
                 });
             match scoped {
                 Ok((agency, None)) => {
@@ -309,13 +312,24 @@ impl Step for Authenticate {
                 // refusal before reading anything. A body that does not decode never
                 // reaches it: the refusal is answered regardless of what came back.
                 Ok((agency, Some(refused))) => {
+                    let path = req.uri().path().to_string();
+                    let checked = Arc::new(AtomicBool::new(false));
                     req.extensions_mut().insert(agency);
-                    req.extensions_mut().insert(ScopeRefusal(refused.clone()));
+                    req.extensions_mut().insert(ScopeRefusal {
+                        refusal: refused.clone(),
+                        checked: checked.clone(),
+                    });
                     let answered = inner.call(req).await?;
                     let denied = answered
                         .headers()
                         .get("grpc-status")
                         .is_some_and(|s| s.as_bytes() == b"7");
+                    // A body that decodes reaches the handler, whose first act must be
+                    // `caller`; one that answered without asking is a defect to fix.
+                    if !checked.load(Ordering::SeqCst) && !framing_error(&answered) {
+                        SCOPE_UNCHECKED.fetch_add(1, Ordering::SeqCst);
+                        tracing::error!(method = %path, "a handler answered a call refused for its scope without checking its caller");
+                    }
                     Ok(if denied {
                         answered
                     } else {
@@ -437,9 +451,35 @@ async fn agency_by_certificate(
 }
 
 /// A call from an agency without the scope its method needs: the refusal its handler
-/// answers with once it has noted whom the request names.
+/// answers with once it has noted whom the request names, and whether it asked.
 #[derive(Debug, Clone)]
-pub struct ScopeRefusal(Status);
+pub struct ScopeRefusal {
+    refusal: Status,
+    checked: Arc<AtomicBool>,
+}
+
+/// Calls refused for their scope whose handler answered without calling [`caller`]
+/// (always 0 unless a handler is wrong; the access test checks it).
+static SCOPE_UNCHECKED: AtomicU64 = AtomicU64::new(0);
+
+/// How many calls refused for their scope were answered by a handler that did not call
+/// [`caller`] first, since the process started.
+pub fn scope_unchecked_calls() -> u64 {
+    SCOPE_UNCHECKED.load(Ordering::SeqCst)
+}
+
+/// Whether `answer` is the decoder's refusal of a body that is no message of its
+/// method, or too large a one (the handler never ran).
+fn framing_error(answer: &HttpResponse) -> bool {
+    use tonic_types::StatusExt;
+    match answer.headers().get("grpc-status").map(|s| s.as_bytes()) {
+        Some(b"11") => true,
+        Some(b"3") => Status::from_header_map(answer.headers())
+            .and_then(|s| s.get_details_error_info())
+            .is_some_and(|info| info.reason == crate::api::codec::MALFORMED_REQUEST),
+        _ => false,
+    }
+}
 
 /// The authenticated agency of a call, after checking it holds `scope`. Refused for
 /// its scope, the call's audit entry first notes the subjects the request names.
@@ -448,11 +488,12 @@ pub fn caller<T: Subjects>(
     scope: Scope,
     keyer: &PersonKeyer,
 ) -> Result<Agency, Status> {
-    if let Some(ScopeRefusal(refused)) = req.extensions().get::<ScopeRefusal>() {
+    if let Some(refused) = req.extensions().get::<ScopeRefusal>() {
+        refused.checked.store(true, Ordering::SeqCst);
         if let Some(note) = req.extensions().get::<AuditNote>() {
             note.subjects(req.get_ref().subjects(keyer));
         }
-        return Err(refused.clone());
+        return Err(refused.refusal.clone());
     }
     let agency = req
         .extensions()

@@ -67,11 +67,15 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
 }
 
 /// A request the caller built wrong.
+/// The ErrorInfo reason of a request refused before its handler saw it: its bytes
+/// are no message of the method, or not gRPC framing.
+pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+
 fn malformed(message: String) -> Status {
     super::error::status(
         Code::InvalidArgument,
         message,
-        "MALFORMED_REQUEST",
+        MALFORMED_REQUEST,
         tonic_types::ErrorDetails::new(),
     )
 }

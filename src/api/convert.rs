@@ -104,8 +104,7 @@ pub fn text(
 
 /// Checks a name (a person's, an enterprise's, an officer's) as [`text`] does, and
 /// also refuses an ID number whose groups are joined by dashes, dots or slashes: a
-/// name holds no document number that could look like one. Also the check for a
-/// look-up's case reference, which the audit chain keeps for good.
+/// name holds no document number that could look like one.
 pub fn name_text(
     v: &mut Violations,
     field: &str,

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{enterprise_name, name_text, timestamp};
+use super::convert::{enterprise_name, text, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::subjects::noting_on_refusal;
 use super::{batch_size, Shared};
@@ -101,11 +101,10 @@ fn shutting_down() -> Status {
     )
 }
 
-/// Checks a look-up's case reference: optional, at most 128 printable characters, no
-/// ID number however its groups are joined (the audit chain keeps it for good). The
+/// Checks a look-up's case reference: optional, at most 128 printable characters. The
 /// checked (trimmed) value is what goes into the audit log, never the raw one.
 fn check_case_reference(v: &mut Violations, value: &str) -> String {
-    name_text(v, "case_reference", value, false, 128).unwrap_or_default()
+    text(v, "case_reference", value, false, 128).unwrap_or_default()
 }
 
 /// Checks the declared purpose of a look-up: required and known.

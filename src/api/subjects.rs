@@ -36,11 +36,17 @@ fn person(keyer: &PersonKeyer, id_number: &str) -> Option<String> {
         .map(|id| format!("persons/{}", keyer.key(&id).as_str()))
 }
 
+/// The distinct subjects, the first [`MAX_NOTED`] in order: repeats do not push the
+/// others out.
 fn bounded(subjects: impl Iterator<Item = Option<String>>) -> Vec<String> {
-    let mut out: Vec<String> = subjects.flatten().take(MAX_NOTED).collect();
-    out.sort();
-    out.dedup();
-    out
+    let mut seen = std::collections::BTreeSet::new();
+    for s in subjects.flatten() {
+        if seen.len() == MAX_NOTED {
+            break;
+        }
+        seen.insert(s);
+    }
+    seen.into_iter().collect()
 }
 
 impl Subjects for pb::GetEnterpriseRequest {
@@ -132,6 +138,12 @@ impl Subjects for pb::ListRepairApplicationsRequest {
     }
 }
 
+impl Subjects for pb::RecordSpotCheckResultRequest {
+    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
+        bounded(std::iter::once(enterprise(&self.enterprise)))
+    }
+}
+
 impl Subjects for pb::ListAuditEntriesRequest {
     fn subjects(&self, keyer: &PersonKeyer) -> Vec<String> {
         bounded(
@@ -183,7 +195,6 @@ names_nobody!(
     DrawSpotCheckPlanRequest,
     GetSpotCheckPlanRequest,
     MergePlansRequest,
-    RecordSpotCheckResultRequest,
     BatchUpsertInspectorsRequest,
     ListInspectorsRequest,
 );

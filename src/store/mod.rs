@@ -67,20 +67,37 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            // A connection cut while TLS is negotiated fails as TLS or as an unexpected
-            // reply, not as I/O (PostgreSQL connections use TLS whenever the server
-            // offers it: sslmode defaults to `prefer`).
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => Error::Unavailable(e),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(e)
+            }
+            // A connection cut while TLS is negotiated (PostgreSQL connections use TLS
+            // whenever the server offers it: sslmode defaults to `prefer`) fails as
+            // TLS over an I/O error, or as no answer to the TLS request. A TLS error of
+            // its own (a certificate that does not check) is configuration: not retried.
+            sqlx::Error::Tls(ref inner) if caused_by_io(inner.as_ref()) => Error::Unavailable(e),
+            sqlx::Error::Protocol(ref m)
+                if m.starts_with("unexpected response from SSLRequest") =>
+            {
+                Error::Unavailable(e)
+            }
             sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_transient(&c)) => {
                 Error::Unavailable(e)
             }
             other => Error::Database(other),
         }
     }
+}
+
+/// Whether an I/O error is somewhere in `e`'s chain of causes.
+fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Database error codes that say "not now" rather than "wrong": the caller may retry.

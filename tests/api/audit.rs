@@ -215,6 +215,12 @@ async fn every_rpc_needs_a_token_and_its_own_scope() {
             Code::PermissionDenied,
             "{path} without {scope}, with a body that does not decode"
         );
+        // The refusal is the handler's first act, before it reads or writes anything.
+        assert_eq!(
+            credit_hub::auth::scope_unchecked_calls(),
+            0,
+            "{path}'s handler answered a call refused for its scope without calling `caller`"
+        );
     }
 }
 
