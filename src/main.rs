@@ -725,6 +725,12 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
     if !calendar.knows(credit_hub::api::today().year()) {
         tracing::warn!("the working-day calendar has no file for this year: repair deadlines count Monday to Friday only");
     }
+    if args.audit_log != "on" {
+        tracing::warn!(
+            "the audit log is off: no call is recorded and `audit verify` will find none; \
+             for measuring its cost only, never for a service partners use"
+        );
+    }
     let audit = AuditSettings {
         enabled: args.audit_log == "on",
         signing_key: args.storage.audit_key()?,

@@ -322,20 +322,29 @@ impl CertificateService for CertificateApi {
         req: Request<pb::ListCertificatesRequest>,
     ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
         caller(&req, Scope::CertificatesIssue, &self.state.keyer)?;
+        let note = AuditNote::of(&req);
         let r = req.get_ref();
-        let size = page_size(r.page_size)?;
-        let uscc = if r.enterprise.is_empty() {
-            None
-        } else {
-            Some(enterprise_name("enterprise", &r.enterprise)?)
-        };
-        let status = filter_enum("status", r.status, CertificateStatus::from_number)?;
-        let query = format!(
-            "certificates?enterprise={}&status={}",
-            r.enterprise,
-            status.map_or("", |s| s.code())
-        );
-        let after: Option<(i64, String)> = decode_token(&query, &r.page_token)?;
+        let (size, uscc, status, query, after) =
+            noting_on_refusal(&note, r, &self.state.keyer, || {
+                let size = page_size(r.page_size)?;
+                let uscc = if r.enterprise.is_empty() {
+                    None
+                } else {
+                    Some(enterprise_name("enterprise", &r.enterprise)?)
+                };
+                let status = filter_enum("status", r.status, CertificateStatus::from_number)?;
+                let query = format!(
+                    "certificates?enterprise={}&status={}",
+                    r.enterprise,
+                    status.map_or("", |s| s.code())
+                );
+                let after: Option<(i64, String)> = decode_token(&query, &r.page_token)?;
+                Ok((size, uscc, status, query, after))
+            })?;
+        // Asked about one enterprise, the entry names it even when nothing is found.
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
         let now = now_millis();
         let filter = CertificateFilter {
             uscc: uscc.as_ref().map(|u| u.as_str().to_string()),
@@ -352,8 +361,9 @@ impl CertificateService for CertificateApi {
         let next_page_token = next_page(&mut found, size, &query, |c| {
             (c.issued_at, c.serial.clone())
         });
-        let note = AuditNote::of(&req);
-        note.subjects(found.iter().map(|c| c.uscc.resource_name()));
+        if uscc.is_none() {
+            note.subjects(found.iter().map(|c| c.uscc.resource_name()));
+        }
         note.count(found.len());
         Ok(Response::new(pb::ListCertificatesResponse {
             certificates: found.iter().map(|c| certificate_out(c, now)).collect(),

@@ -194,41 +194,44 @@ impl RecordService for RecordApi {
         caller(&req, Scope::RecordsRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let body = req.into_inner();
-        let limit = page_size(body.page_size)?;
-        let subject_key = match (
-            body.subject_enterprise.is_empty(),
-            body.subject_person_id_number.is_empty(),
-        ) {
-            // Not an open listing of every record of every agency: a caller asks about
-            // one subject, and its audit entry names that subject.
-            (true, true) => {
-                return Err(Error::invalid(
-                    "subject_enterprise",
-                    "is required: give subject_enterprise or subject_person_id_number",
-                )
-                .into())
-            }
-            (false, true) => enterprise_name("subject_enterprise", &body.subject_enterprise)?
-                .as_str()
-                .to_string(),
-            (true, false) => {
-                let mut v = Violations::default();
-                let id = id_number(
-                    &mut v,
-                    "subject_person_id_number",
-                    &body.subject_person_id_number,
-                );
-                let id = v.finish(id)?.expect("parsed when no violation");
-                self.state.keyer.key(&id).as_str().to_string()
-            }
-            (false, false) => {
-                return Err(Error::invalid(
-                    "subject_person_id_number",
-                    "give either subject_enterprise or subject_person_id_number, not both",
-                )
-                .into())
-            }
-        };
+        let (limit, subject_key) = noting_on_refusal(&note, &body, &self.state.keyer, || {
+            let limit = page_size(body.page_size)?;
+            let subject_key = match (
+                body.subject_enterprise.is_empty(),
+                body.subject_person_id_number.is_empty(),
+            ) {
+                // Not an open listing of every record of every agency: a caller asks about
+                // one subject, and its audit entry names that subject.
+                (true, true) => {
+                    return Err(Error::invalid(
+                        "subject_enterprise",
+                        "is required: give subject_enterprise or subject_person_id_number",
+                    )
+                    .into())
+                }
+                (false, true) => enterprise_name("subject_enterprise", &body.subject_enterprise)?
+                    .as_str()
+                    .to_string(),
+                (true, false) => {
+                    let mut v = Violations::default();
+                    let id = id_number(
+                        &mut v,
+                        "subject_person_id_number",
+                        &body.subject_person_id_number,
+                    );
+                    let id = v.finish(id)?.expect("parsed when no violation");
+                    self.state.keyer.key(&id).as_str().to_string()
+                }
+                (false, false) => {
+                    return Err(Error::invalid(
+                        "subject_person_id_number",
+                        "give either subject_enterprise or subject_person_id_number, not both",
+                    )
+                    .into())
+                }
+            };
+            Ok((limit, subject_key))
+        })?;
         if body.subject_enterprise.is_empty() {
             note.subject(format!("persons/{subject_key}"));
         } else {

@@ -11,6 +11,7 @@ use super::convert::{
     timestamp,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
+use super::subjects::noting_on_refusal;
 use super::{replayed, request_key, Shared};
 use crate::audit::AuditNote;
 use crate::auth::caller;
@@ -211,12 +212,16 @@ impl RepairService for RepairApi {
             })
             .collect();
         let rep: Vec<Fact> = match enterprise.legal_representative() {
-            Some(role) => store
-                .records_about_key(role.person.key.as_str())
-                .await?
-                .iter()
-                .map(Fact::from)
-                .collect(),
+            Some(role) => {
+                // Read (to weigh the related-party rules), so noted.
+                note.subject(format!("persons/{}", role.person.key.as_str()));
+                store
+                    .records_about_key(role.person.key.as_str())
+                    .await?
+                    .iter()
+                    .map(Fact::from)
+                    .collect()
+            }
             None => Vec::new(),
         };
         let current = store
@@ -579,21 +584,30 @@ impl RepairService for RepairApi {
         req: Request<pb::ListRepairApplicationsRequest>,
     ) -> Result<Response<pb::ListRepairApplicationsResponse>, Status> {
         caller(&req, Scope::RepairManage, &self.state.keyer)?;
+        let note = AuditNote::of(&req);
         let r = req.get_ref();
-        let size = page_size(r.page_size)?;
-        let uscc: Option<Uscc> = if r.enterprise.is_empty() {
-            None
-        } else {
-            Some(enterprise_name("enterprise", &r.enterprise)?)
-        };
-        let state = filter_enum("state", r.state, RepairState::from_number)?;
-        let query = format!(
-            "repairApplications?enterprise={}&state={}",
-            r.enterprise, r.state
-        );
-        let before: Option<String> = decode_token(&query, &r.page_token)?;
+        let (size, uscc, state, query, before) =
+            noting_on_refusal(&note, r, &self.state.keyer, || {
+                let size = page_size(r.page_size)?;
+                let uscc: Option<Uscc> = if r.enterprise.is_empty() {
+                    None
+                } else {
+                    Some(enterprise_name("enterprise", &r.enterprise)?)
+                };
+                let state = filter_enum("state", r.state, RepairState::from_number)?;
+                let query = format!(
+                    "repairApplications?enterprise={}&state={}",
+                    r.enterprise, r.state
+                );
+                let before: Option<String> = decode_token(&query, &r.page_token)?;
+                Ok((size, uscc, state, query, before))
+            })?;
+        // Asked about one enterprise, the entry names it even when nothing is found.
+        if let Some(u) = &uscc {
+            note.subject(u.resource_name());
+        }
         let filter = RepairFilter {
-            uscc: uscc.map(|u| u.as_str().to_string()),
+            uscc: uscc.as_ref().map(|u| u.as_str().to_string()),
             state,
         };
         let mut found = self
@@ -606,8 +620,9 @@ impl RepairService for RepairApi {
             prost::Message::encoded_len(&application_out(a, today))
         });
         let next_page_token = next_page(&mut found, size, &query, |a| a.id.clone());
-        let note = AuditNote::of(&req);
-        note.subjects(found.iter().map(|a| a.uscc.resource_name()));
+        if uscc.is_none() {
+            note.subjects(found.iter().map(|a| a.uscc.resource_name()));
+        }
         note.count(found.len());
         Ok(Response::new(pb::ListRepairApplicationsResponse {
             applications: found.iter().map(|a| application_out(a, today)).collect(),

@@ -1864,3 +1864,49 @@ async fn a_call_refused_on_its_content_is_audited_with_its_subjects() {
         .await;
     assert_eq!(entries.len(), 1, "{entries:?}");
 }
+
+/// A listing asked about one subject names it in its entry whether it is refused or
+/// finds nothing: "who asked about this enterprise" does not depend on the answer.
+#[tokio::test]
+async fn a_listing_asked_about_one_subject_names_it_whatever_the_answer() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let subject = format!("enterprises/{}", uscc(1));
+    let err = app
+        .records(AgencyKind::Court)
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: subject.clone(),
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let found = pb::certificate_service_client::CertificateServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .list_certificates(pb::ListCertificatesRequest {
+        enterprise: subject.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(found.certificates.is_empty());
+
+    for (method, outcome) in [
+        ("RecordService/ListRecords", "INVALID_ARGUMENT"),
+        ("CertificateService/ListCertificates", "OK"),
+    ] {
+        let entries = app
+            .audit_entries(pb::ListAuditEntriesRequest {
+                subject_enterprise: subject.clone(),
+                method: format!("/credithub.v1.{method}"),
+                ..Default::default()
+            })
+            .await;
+        let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(outcomes, [outcome], "{method}");
+    }
+}
