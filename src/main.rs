@@ -425,6 +425,19 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+    // The default hook prints a panic's message as it is, and it may quote a value the
+    // code held: logged masked, in the log's own format, instead.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            panic = %credit_hub::catch_panic::panic_message(info.payload()),
+            at,
+            "panicked"
+        );
+    }));
 }
 
 /// The server allocates and frees small buffers on every call, often on different

@@ -372,6 +372,7 @@ impl Server {
                 shed,
             )))
             .layer(StepLayer::new(Audit::new(audit)))
+            .layer(StepLayer::new(crate::catch_panic::CatchPanic))
             .layer(StepLayer::new(
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
             ))
