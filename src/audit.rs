@@ -301,6 +301,17 @@ impl Disclosure {
         event.result_count = count as i64;
         log.record(event).await
     }
+
+    /// Records that the stream was ended by `status` (its agency revoked, say): the
+    /// call's own entry, written when it opened, says OK.
+    pub async fn ended(&self, status: &Status) {
+        let Some(log) = &self.log else { return };
+        let mut event = self.template.clone();
+        event.time = crate::store::now_millis();
+        event.outcome = code_name(status.code()).to_string();
+        // Nothing left to refuse: the stream ends with `status` either way.
+        let _ = log.record(event).await;
+    }
 }
 
 /// UNAVAILABLE with RetryInfo: the call could not be accounted for, so it is not
@@ -754,12 +765,18 @@ impl Audit {
 /// The gRPC status code name of a response: trailers-only errors carry `grpc-status`
 /// in the headers; a response that starts with headers alone is being answered.
 pub fn grpc_code_name(headers: &http::HeaderMap) -> &'static str {
+    code_name(
+        headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+    )
+}
+
+/// A gRPC status code's name as the audit log writes outcomes (`PERMISSION_DENIED`).
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
-    let code = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map_or(Ok, tonic::Code::from_i32);
     match code {
         Ok => "OK",
         Cancelled => "CANCELLED",

@@ -400,6 +400,7 @@ impl GradeService for GradeApi {
                         Err(e) => Some(Status::from(e)),
                     };
                     if let Some(status) = refused {
+                        disclosure.ended(&status).await;
                         let _ = tx.send(Err(status)).await;
                         return;
                     }

@@ -971,6 +971,21 @@ async fn a_revoked_agencys_watch_ends() {
     let ended = stream_end(&mut stream).await;
     let status = ended.expect("with an error");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    // The audit log shows the stream opened, and how it ended.
+    let outcomes: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            agency: format!("agencies/{tax}"),
+            method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| o == "OK") && outcomes.iter().any(|o| o == "UNAUTHENTICATED"),
+        "{outcomes:?}"
+    );
 
     // So does one opened with a token since rotated (a leaked one replaced).
     let (agency, token) = app
