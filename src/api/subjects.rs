@@ -49,12 +49,6 @@ fn bounded(subjects: impl Iterator<Item = Option<String>>) -> Vec<String> {
     seen.into_iter().collect()
 }
 
-impl Subjects for pb::GetEnterpriseRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.name)))
-    }
-}
-
 impl Subjects for pb::BatchUpsertEnterprisesRequest {
     fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
         bounded(self.enterprises.iter().map(|e| uscc(&e.uscc)))
@@ -72,33 +66,9 @@ impl Subjects for pb::BatchSubmitRecordsRequest {
     }
 }
 
-impl Subjects for pb::ListRecordsRequest {
-    fn subjects(&self, keyer: &PersonKeyer) -> Vec<String> {
-        bounded(
-            [
-                enterprise(&self.subject_enterprise),
-                person(keyer, &self.subject_person_id_number),
-            ]
-            .into_iter(),
-        )
-    }
-}
-
-impl Subjects for pb::GetCreditGradeRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.name)))
-    }
-}
-
 impl Subjects for pb::BatchGetCreditGradesRequest {
     fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
         bounded(self.names.iter().map(|n| enterprise(n)))
-    }
-}
-
-impl Subjects for pb::ListGradeHistoryRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.name)))
     }
 }
 
@@ -108,65 +78,51 @@ impl Subjects for pb::CrossCheckRequest {
     }
 }
 
-impl Subjects for pb::IssueCertificateRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
+/// Requests that name one enterprise in the given field (`enterprises/{uscc}`).
+macro_rules! names_an_enterprise {
+    ($($request:ident . $field:ident),* $(,)?) => {
+        $(impl Subjects for pb::$request {
+            fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
+                bounded(std::iter::once(enterprise(&self.$field)))
+            }
+        })*
+    };
 }
 
-impl Subjects for pb::ListCertificatesRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
+names_an_enterprise!(
+    GetEnterpriseRequest.name,
+    GetCreditGradeRequest.name,
+    ListGradeHistoryRequest.name,
+    IssueCertificateRequest.enterprise,
+    ListCertificatesRequest.enterprise,
+    CreditCheckupRequest.enterprise,
+    ApplyForRepairRequest.enterprise,
+    ListRepairApplicationsRequest.enterprise,
+    RecordSpotCheckResultRequest.enterprise,
+);
+
+/// Requests filtered by a subject: an enterprise or a person's ID number.
+macro_rules! filters_by_subject {
+    ($($request:ident),* $(,)?) => {
+        $(impl Subjects for pb::$request {
+            fn subjects(&self, keyer: &PersonKeyer) -> Vec<String> {
+                bounded(
+                    [
+                        enterprise(&self.subject_enterprise),
+                        person(keyer, &self.subject_person_id_number),
+                    ]
+                    .into_iter(),
+                )
+            }
+        })*
+    };
 }
 
-impl Subjects for pb::CreditCheckupRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
-}
-
-impl Subjects for pb::ApplyForRepairRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
-}
-
-impl Subjects for pb::ListRepairApplicationsRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
-}
-
-impl Subjects for pb::RecordSpotCheckResultRequest {
-    fn subjects(&self, _: &PersonKeyer) -> Vec<String> {
-        bounded(std::iter::once(enterprise(&self.enterprise)))
-    }
-}
-
-impl Subjects for pb::ListAuditEntriesRequest {
-    fn subjects(&self, keyer: &PersonKeyer) -> Vec<String> {
-        bounded(
-            [
-                enterprise(&self.subject_enterprise),
-                person(keyer, &self.subject_person_id_number),
-            ]
-            .into_iter(),
-        )
-    }
-}
-
-impl Subjects for pb::ExportAuditEntriesRequest {
-    fn subjects(&self, keyer: &PersonKeyer) -> Vec<String> {
-        bounded(
-            [
-                enterprise(&self.subject_enterprise),
-                person(keyer, &self.subject_person_id_number),
-            ]
-            .into_iter(),
-        )
-    }
-}
+filters_by_subject!(
+    ListRecordsRequest,
+    ListAuditEntriesRequest,
+    ExportAuditEntriesRequest
+);
 
 /// Requests that name their subjects only through a stored resource (a record, a
 /// certificate, a report, a plan) or name none: the handler notes them once allowed.
