@@ -310,7 +310,9 @@ impl Disclosure {
         event.time = crate::store::now_millis();
         event.outcome = code_name(status.code()).to_string();
         // Nothing left to refuse: the stream ends with `status` either way.
-        let _ = log.record(event).await;
+        if log.record(event).await.is_err() {
+            tracing::warn!("the end of a stream could not be audited");
+        }
     }
 }
 
@@ -568,8 +570,16 @@ impl AuditNote {
             .unwrap_or_default()
     }
 
+    /// The note, even after a panic while it was held: a call that panicked is still
+    /// audited, with whatever was noted.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn with(&self, f: impl FnOnce(&mut Noted)) -> &Self {
-        f(&mut self.0.lock().expect("audit note lock"));
+        f(&mut self.lock());
         self
     }
 
@@ -597,7 +607,7 @@ impl AuditNote {
     /// The request id the call's entries carry: its own `request_id` once noted, else
     /// its `x-request-id`. Streams give it to the entries of what they disclose.
     pub fn noted_request_id(&self) -> String {
-        self.0.lock().expect("audit note lock").request_id.clone()
+        self.lock().request_id.clone()
     }
 
     /// A subject touched, as a resource name (`enterprises/{uscc}`, `persons/{key}`).
@@ -632,12 +642,12 @@ impl AuditNote {
 
     /// The entry of a call to `method` begun at `time` if it ended now with OK.
     fn snapshot(&self, method: &str, time: i64) -> AuditEvent {
-        let noted = self.0.lock().expect("audit note lock").clone();
+        let noted = self.lock().clone();
         noted.into_event(method.to_string(), time, "OK", true)
     }
 
     fn take(&self) -> Noted {
-        std::mem::take(&mut self.0.lock().expect("audit note lock"))
+        std::mem::take(&mut self.lock())
     }
 }
 

@@ -326,7 +326,7 @@ impl Step for Authenticate {
                         .is_some_and(|s| s.as_bytes() == b"7");
                     // A body that decodes reaches the handler, whose first act must be
                     // `caller`; one that answered without asking is a defect to fix.
-                    if !checked.load(Ordering::SeqCst) && !framing_error(&answered) {
+                    if !checked.load(Ordering::SeqCst) && answered_by_handler(&answered) {
                         SCOPE_UNCHECKED.fetch_add(1, Ordering::SeqCst);
                         tracing::error!(method = %path, "a handler answered a call refused for its scope without checking its caller");
                     }
@@ -468,16 +468,19 @@ pub fn scope_unchecked_calls() -> u64 {
     SCOPE_UNCHECKED.load(Ordering::SeqCst)
 }
 
-/// Whether `answer` is the decoder's refusal of a body that is no message of its
-/// method, or too large a one (the handler never ran).
-fn framing_error(answer: &HttpResponse) -> bool {
+/// Whether `answer` came from a handler: a response begun, or an error the service's
+/// own error mapping made (it always carries ErrorInfo). Refusals of the body before
+/// any handler ran (not protobuf, too large, too slow, an unknown encoding) do not.
+fn answered_by_handler(answer: &HttpResponse) -> bool {
     use tonic_types::StatusExt;
     match answer.headers().get("grpc-status").map(|s| s.as_bytes()) {
-        Some(b"11") => true,
-        Some(b"3") => Status::from_header_map(answer.headers())
+        None | Some(b"0") => true,
+        Some(_) => Status::from_header_map(answer.headers())
             .and_then(|s| s.get_details_error_info())
-            .is_some_and(|info| info.reason == crate::api::codec::MALFORMED_REQUEST),
-        _ => false,
+            .is_some_and(|info| {
+                info.reason != crate::api::codec::MALFORMED_REQUEST
+                    && info.reason != crate::pace::REQUEST_TOO_SLOW
+            }),
     }
 }
 

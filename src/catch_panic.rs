@@ -45,16 +45,34 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     mask_long_numbers(&text)
 }
 
-fn answer(method: &str, payload: &(dyn Any + Send)) -> HttpResponse {
-    tracing::error!(method, panic = %panic_message(payload), "a handler panicked");
+/// The INTERNAL answer of a call that panicked.
+pub fn panicked() -> tonic::Status {
     status(
         tonic::Code::Internal,
-        "the service failed on this call (a defect, logged); nothing it did was committed \
-         unless its answer said so. Report it with the request id",
+        "the service failed on this call (a defect, logged with its request id); a write \
+         may have been applied: retry it with the same request_id",
         "PANIC",
         tonic_types::ErrorDetails::new(),
     )
-    .into_http()
+}
+
+fn answer(method: &str, call: &str, payload: &(dyn Any + Send)) -> HttpResponse {
+    tracing::error!(method, request_id = call, panic = %panic_message(payload), "a handler panicked");
+    panicked().into_http()
+}
+
+/// Runs `body` (a stream's producing task); if it panics, the stream ends with the
+/// [`panicked`] answer on `tx` rather than as if it were complete.
+pub fn spawn_stream<T: Send + 'static>(
+    tx: tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+    body: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(payload) = Caught(Box::pin(body)).await {
+            tracing::error!(panic = %panic_message(payload.as_ref()), "a stream's task panicked");
+            let _ = tx.send(Err(panicked())).await;
+        }
+    });
 }
 
 impl Step for CatchPanic {
@@ -64,14 +82,26 @@ impl Step for CatchPanic {
         S::Future: Send + 'static,
         B: Send + 'static,
     {
-        let method = req.uri().path().to_string();
+        // The path is the caller's text unless the service serves it.
+        let path = req.uri().path();
+        let method = if crate::auth::required_scope(path).is_some() || crate::auth::is_public(path)
+        {
+            path.to_string()
+        } else {
+            "unknown".to_string()
+        };
+        let call = req
+            .extensions()
+            .get::<crate::metrics::CallId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
         let called = std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req)));
         Box::pin(async move {
             match called {
-                Err(payload) => Ok(answer(&method, payload.as_ref())),
+                Err(payload) => Ok(answer(&method, &call, payload.as_ref())),
                 Ok(future) => match Caught(Box::pin(future)).await {
                     Ok(result) => result,
-                    Err(payload) => Ok(answer(&method, payload.as_ref())),
+                    Err(payload) => Ok(answer(&method, &call, payload.as_ref())),
                 },
             }
         })
@@ -111,5 +141,29 @@ mod tests {
             panic_message(&"failed on 11010519491231002X"),
             "failed on 110105********002X"
         );
+    }
+
+    /// A stream whose task panics ends INTERNAL, not as if it were complete; one whose
+    /// task finishes ends cleanly.
+    #[tokio::test]
+    async fn a_panicking_stream_ends_internal() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<u32, tonic::Status>>(4);
+        let sender = tx.clone();
+        spawn_stream(tx, async move {
+            sender.send(Ok(1)).await.unwrap();
+            panic!("mid-stream");
+        });
+        assert_eq!(rx.recv().await.unwrap().unwrap(), 1);
+        let end = rx.recv().await.unwrap().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Internal);
+        assert!(rx.recv().await.is_none());
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<u32, tonic::Status>>(4);
+        let sender = tx.clone();
+        spawn_stream(tx, async move {
+            sender.send(Ok(2)).await.unwrap();
+        });
+        assert_eq!(rx.recv().await.unwrap().unwrap(), 2);
+        assert!(rx.recv().await.is_none(), "a finished stream ends cleanly");
     }
 }

@@ -432,11 +432,18 @@ fn init_logging(format: &str) {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        tracing::error!(
-            panic = %credit_hub::catch_panic::panic_message(info.payload()),
-            at,
-            "panicked"
-        );
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        let panic = credit_hub::catch_panic::panic_message(info.payload());
+        // Captured only when RUST_BACKTRACE asks, as the default hook does.
+        let backtrace = std::backtrace::Backtrace::capture();
+        if tracing::enabled!(tracing::Level::ERROR) {
+            tracing::error!(%panic, at, thread, %backtrace, "panicked");
+        } else {
+            eprintln!("thread '{thread}' panicked at {at}: {panic}\n{backtrace}");
+        }
     }));
 }
 

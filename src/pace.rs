@@ -21,6 +21,9 @@ use tonic::{Code, Status};
 
 use crate::api::error::status;
 
+/// The ErrorInfo reason of a request whose body arrived too slowly.
+pub const REQUEST_TOO_SLOW: &str = "REQUEST_TOO_SLOW";
+
 /// Default time any request body has, whatever its size.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -102,7 +105,7 @@ impl BodyPace {
                 self.grace.as_secs_f64(),
                 self.min_rate
             ),
-            "REQUEST_TOO_SLOW",
+            REQUEST_TOO_SLOW,
             tonic_types::ErrorDetails::new(),
         )
     }

@@ -367,7 +367,7 @@ impl GradeService for GradeApi {
         let (tx, rx) = mpsc::channel(64);
         let watcher = agency.id.clone();
         let mut draining = self.state.draining.clone();
-        tokio::spawn(async move {
+        crate::catch_panic::spawn_stream(tx.clone(), async move {
             let mut checked = tokio::time::Instant::now();
             loop {
                 if *draining.borrow_and_update() {

@@ -510,7 +510,10 @@ impl VettingService for VettingApi {
                     )
                     .into());
                 }
-                tokio::spawn(replay(stored, grades, disclosure, tx).in_current_span());
+                crate::catch_panic::spawn_stream(
+                    tx.clone(),
+                    replay(stored, grades, disclosure, tx).in_current_span(),
+                );
                 return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
             }
         }
@@ -532,7 +535,10 @@ impl VettingService for VettingApi {
             grades,
         };
         // The check outlives the handler; its log lines keep the call's request id.
-        tokio::spawn(run(job, disclosure, parsed, tx).in_current_span());
+        crate::catch_panic::spawn_stream(
+            tx.clone(),
+            run(job, disclosure, parsed, tx).in_current_span(),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -67,16 +67,18 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
+            // A TLS handshake that fails on what it reads (a certificate that does not
+            // check) comes as I/O of kind InvalidData: configuration, not retried.
+            sqlx::Error::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                Error::Database(e)
+            }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable(e)
             }
-            // A connection cut while TLS is negotiated (PostgreSQL connections use TLS
-            // whenever the server offers it: sslmode defaults to `prefer`) fails as
-            // TLS over an I/O error, or as no answer to the TLS request. A TLS error of
-            // its own (a certificate that does not check) is configuration: not retried.
-            sqlx::Error::Tls(ref inner) if caused_by_io(inner.as_ref()) => Error::Unavailable(e),
+            // A connection closed before answering the TLS request (PostgreSQL
+            // connections ask for TLS whenever sslmode allows it, by default).
             sqlx::Error::Protocol(ref m)
-                if m.starts_with("unexpected response from SSLRequest") =>
+                if m.starts_with("unexpected response from SSLRequest: 0x00") =>
             {
                 Error::Unavailable(e)
             }
@@ -86,18 +88,6 @@ impl From<sqlx::Error> for Error {
             other => Error::Database(other),
         }
     }
-}
-
-/// Whether an I/O error is somewhere in `e`'s chain of causes.
-fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.is::<std::io::Error>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 /// Database error codes that say "not now" rather than "wrong": the caller may retry.
