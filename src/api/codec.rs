@@ -49,6 +49,15 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let message = bytes::Buf::chunk(buf);
+        if message.len() == bytes::Buf::remaining(buf) {
+            if let Some(field) = crowded_field(message, NESTING_SCANNED) {
+                return Err(malformed(format!(
+                    "field {field} of the message, or of a message in it, repeats more than \
+                     {MAX_REPEATS} times: no list in this contract holds more"
+                )));
+            }
+        }
         self.0.decode(buf).map_err(|e| {
             if e.code() == Code::Internal {
                 malformed(format!(
@@ -64,6 +73,69 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
     fn buffer_settings(&self) -> BufferSettings {
         self.0.buffer_settings()
     }
+}
+
+/// Ten times the longest list of the contract (a cross-check's 10,000 candidates): a
+/// list a little too long still reaches its handler, whose error names the field and
+/// its bound, while an empty item's decoded size bounds what one message can cost.
+const MAX_REPEATS: usize = 100_000;
+
+/// How deep into nested messages [`crowded_field`] looks.
+const NESTING_SCANNED: u8 = 2;
+
+/// A field that occurs more than [`MAX_REPEATS`] times in `message` or in a message
+/// nested in it, read from the wire format alone, before decoding: an empty element
+/// costs two bytes on the wire and hundreds once decoded, so 16 MiB of them would
+/// decode to gigabytes before any handler could count them. A length-delimited field
+/// is looked into only when its bytes read as a message (a string's do not).
+fn crowded_field(message: &[u8], depth: u8) -> Option<u32> {
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    let mut nested: Vec<&[u8]> = Vec::new();
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (key, n) = varint(rest)?;
+        rest = &rest[n..];
+        let field = u32::try_from(key >> 3).ok().filter(|f| *f > 0)?;
+        let skip = match key & 7 {
+            0 => varint(rest)?.1,
+            1 => 8,
+            2 => {
+                let (len, n) = varint(rest)?;
+                let end = n.checked_add(usize::try_from(len).ok()?)?;
+                if depth > 0 && end <= rest.len() {
+                    nested.push(&rest[n..end]);
+                }
+                end
+            }
+            5 => 4,
+            _ => return None,
+        };
+        rest = rest.get(skip..)?;
+        match counts.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, count)) => {
+                *count += 1;
+                if *count > MAX_REPEATS {
+                    return Some(field);
+                }
+            }
+            None => counts.push((field, 1)),
+        }
+    }
+    nested
+        .into_iter()
+        .find_map(|inner| crowded_field(inner, depth - 1))
+}
+
+/// A base-128 varint at the start of `bytes`, and how many bytes it took.
+fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// A request the caller built wrong.
@@ -121,6 +193,38 @@ mod tests {
 
     fn answer(status: Status) -> http::HeaderMap {
         status.into_http::<tonic::body::Body>().headers().clone()
+    }
+
+    #[test]
+    fn a_field_repeated_past_any_list_is_found_before_decoding() {
+        use prost::Message;
+        let empty = crate::proto::v1::Record::default();
+        let batch = |n: usize| crate::proto::v1::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![empty.clone(); n],
+        };
+        assert_eq!(crowded_field(&batch(MAX_REPEATS).encode_to_vec(), 2), None);
+        assert_eq!(
+            crowded_field(&batch(MAX_REPEATS + 1).encode_to_vec(), 2),
+            Some(2)
+        );
+        // Nested: one enterprise with too many roles.
+        let enterprise = crate::proto::v1::Enterprise {
+            roles: vec![Default::default(); MAX_REPEATS + 1],
+            ..Default::default()
+        };
+        let upsert = crate::proto::v1::BatchUpsertEnterprisesRequest {
+            request_id: String::new(),
+            enterprises: vec![enterprise],
+        };
+        assert!(crowded_field(&upsert.encode_to_vec(), 2).is_some());
+        // Text is not mistaken for a message, and garbage is left to prost.
+        let names = crate::proto::v1::BatchGetCreditGradesRequest {
+            names: vec!["案".repeat(3_000); 3],
+            ..Default::default()
+        };
+        assert_eq!(crowded_field(&names.encode_to_vec(), 2), None);
+        assert_eq!(crowded_field(&[0xff, 0xff, 0xff], 2), None);
     }
 
     #[test]

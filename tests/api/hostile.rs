@@ -557,3 +557,50 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
     drop(tx);
     let _ = stop.send(());
 }
+
+/// Empty list items cost two bytes each on the wire and hundreds once decoded: a body of
+/// them is refused from its wire format, before decoding, for any agency and any list.
+#[tokio::test]
+async fn a_list_too_long_for_any_rpc_is_refused_before_decoding() {
+    let app = spawn_app().await;
+    let mut body = BytesMut::new();
+    for _ in 0..200_000 {
+        // Field 2 (records), an empty message.
+        body.put_slice(&[0x12, 0x00]);
+    }
+    let body = body.freeze();
+    for kind in [AgencyKind::Court, AgencyKind::VettingOffice] {
+        let answer = raw::call(
+            app.channel.clone(),
+            app.bearer(kind),
+            "/credithub.v1.RecordService/BatchSubmitRecords",
+            false,
+            body.clone(),
+            Duration::from_secs(10),
+        )
+        .await;
+        // The court may file and is refused for the list; the vetting office may not
+        // file and is refused for that, whatever the body.
+        let expected = match kind {
+            AgencyKind::Court => Code::InvalidArgument,
+            _ => Code::PermissionDenied,
+        };
+        assert_eq!(answer.code(), expected, "{kind:?}");
+    }
+    // Refused from the wire format, not by the handler's count of what it decoded.
+    let err = app
+        .records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![pb::Record::default(); 200_000],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("repeats more than"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
+}
