@@ -572,3 +572,48 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A file is replaced whole, keeps its permissions, and leaves no partial file; a
+    /// symbolic link is written through, not replaced.
+    #[test]
+    fn write_file_replaces_whole_and_keeps_what_stands_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        write_file(&report, b"first").unwrap();
+        assert_eq!(std::fs::read(&report).unwrap(), b"first");
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_file(&report, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&report).unwrap(), b"second, longer");
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(names(dir.path()), ["report.json"], "no partial file left");
+
+        let link = dir.path().join("latest.json");
+        std::os::unix::fs::symlink(&report, &link).unwrap();
+        write_file(&link, b"through the link").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&report).unwrap(), b"through the link");
+
+        // A failed write leaves nothing behind.
+        let missing = dir.path().join("no-such-dir").join("x.json");
+        assert!(write_file(&missing, b"x").is_err());
+        assert_eq!(names(dir.path()), ["latest.json", "report.json"]);
+    }
+}
