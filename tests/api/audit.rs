@@ -260,26 +260,21 @@ async fn a_call_refused_for_its_scope_is_audited_with_its_subjects() {
     assert_eq!(err.code(), Code::PermissionDenied);
 
     let about_enterprise = app
-        .audit_entries(pb::ListAuditEntriesRequest {
+        .audit_outcomes(pb::ListAuditEntriesRequest {
             subject_enterprise: format!("enterprises/{}", uscc(1)),
             method: "/credithub.v1.GradeService/GetCreditGrade".into(),
             ..Default::default()
         })
         .await;
-    let outcomes: Vec<&str> = about_enterprise
-        .iter()
-        .map(|e| e.outcome.as_str())
-        .collect();
-    assert_eq!(outcomes, ["PERMISSION_DENIED"]);
+    assert_eq!(about_enterprise, ["PERMISSION_DENIED"]);
     let about_person = app
-        .audit_entries(pb::ListAuditEntriesRequest {
+        .audit_outcomes(pb::ListAuditEntriesRequest {
             subject_person_id_number: ID_B.into(),
             method: "/credithub.v1.VettingService/CrossCheck".into(),
             ..Default::default()
         })
         .await;
-    let outcomes: Vec<&str> = about_person.iter().map(|e| e.outcome.as_str()).collect();
-    assert_eq!(outcomes, ["PERMISSION_DENIED"]);
+    assert_eq!(about_person, ["PERMISSION_DENIED"]);
 }
 
 #[tokio::test]
@@ -1845,14 +1840,13 @@ async fn a_call_refused_on_its_content_is_audited_with_its_subjects() {
         ),
         (ID_A, "VettingService/CrossCheck", "INVALID_ARGUMENT"),
     ] {
-        let entries = app
-            .audit_entries(pb::ListAuditEntriesRequest {
+        let outcomes = app
+            .audit_outcomes(pb::ListAuditEntriesRequest {
                 subject_person_id_number: id.into(),
                 method: format!("/credithub.v1.{method}"),
                 ..Default::default()
             })
             .await;
-        let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
         assert_eq!(outcomes, [outcome], "{method}");
     }
     let entries = app
@@ -1899,14 +1893,13 @@ async fn a_listing_asked_about_one_subject_names_it_whatever_the_answer() {
         ("RecordService/ListRecords", "INVALID_ARGUMENT"),
         ("CertificateService/ListCertificates", "OK"),
     ] {
-        let entries = app
-            .audit_entries(pb::ListAuditEntriesRequest {
+        let outcomes = app
+            .audit_outcomes(pb::ListAuditEntriesRequest {
                 subject_enterprise: subject.clone(),
                 method: format!("/credithub.v1.{method}"),
                 ..Default::default()
             })
             .await;
-        let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
         assert_eq!(outcomes, [outcome], "{method}");
     }
 }

@@ -357,6 +357,15 @@ impl TestApp {
 
     /// The audit entries `request` selects (first page), as a supervisor holding the
     /// audit scope lists them.
+    /// The outcomes of the audit entries `request` finds, oldest first.
+    pub async fn audit_outcomes(&self, request: pb::ListAuditEntriesRequest) -> Vec<String> {
+        self.audit_entries(request)
+            .await
+            .into_iter()
+            .map(|e| e.outcome)
+            .collect()
+    }
+
     pub async fn audit_entries(&self, request: pb::ListAuditEntriesRequest) -> Vec<pb::AuditEntry> {
         let auditor = agency_with(
             self,
