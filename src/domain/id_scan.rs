@@ -26,19 +26,51 @@ fn id_char(c: char) -> Option<char> {
     }
 }
 
+/// Whether `c` is drawn as nothing: Unicode's default-ignorable code points (zero-width
+/// spaces and joiners, the soft hyphen, word joiners and invisible operators, variation
+/// selectors, bidirectional marks, tags) and the other format characters. Copying from
+/// documents leaves them between digits, and a reader sees the digits as one number,
+/// so the scan looks through them, however many there are.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
 /// Whether `c` may stand between the groups of an ID number written in parts: any space
-/// (full-width and no-break ones included) and the invisible zero-width characters that
-/// copying from documents leaves behind. Not dashes, dots or slashes: document and
+/// (full-width and no-break ones included; [`invisible`] characters do not count at
+/// all). Not dashes, dots or slashes: document and
 /// registration numbers are written with them (`371002-20240512-0004`), and one in
 /// eleven such would pass an ID number's checks (that one does) and be refused, or
 /// masked where it is shown. Read `loosely`, for names, which hold no such numbers,
 /// they join groups too.
 fn joiner(c: char, loosely: bool) -> bool {
     c.is_whitespace()
-        || matches!(
-            c,
-            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
-        )
         || (loosely
             && matches!(
                 c,
@@ -51,10 +83,14 @@ const MAX_JOINERS: usize = 3;
 
 /// The digit runs of `text`, each with the `X` that directly follows it, if any, and
 /// whether a few [`joiner`]s join it to the next run (IDs are often written in groups).
+/// [`invisible`] characters are passed over: they neither end a run nor count as joiners.
 fn runs(text: &str, loosely: bool) -> Vec<(Run, bool)> {
     let mut out: Vec<(Run, bool)> = Vec::new();
     let mut current: Option<Run> = None;
-    let mut chars = text.char_indices().peekable();
+    let mut chars = text
+        .char_indices()
+        .filter(|&(_, c)| !invisible(c))
+        .peekable();
     while let Some((at, c)) = chars.next() {
         let end = at + c.len_utf8();
         match (id_char(c), current.as_mut()) {
@@ -255,6 +291,11 @@ mod tests {
             "110105　19491231　002X".to_string(),
             "110105  19491231002X".to_string(),
             "110105\u{a0}19491231\u{200b}002X".to_string(),
+            // Invisible characters, however many, are looked through.
+            "11010519491231\u{ad}002X".to_string(),
+            "110105\u{200b}\u{200b}\u{200b}\u{200b}19491231002X".to_string(),
+            "1\u{2061}1\u{fe0f}0105\u{180e}19491231\u{e0041}002\u{2063}X".to_string(),
+            "110105 \u{200b}\u{200c}\u{200d}\u{2060}\u{feff} 19491231002X".to_string(),
             "１１０１０５１９４９１２３１００２Ｘ".to_string(),
             format!("张三,{ID},李四"),
         ] {
@@ -328,6 +369,10 @@ mod tests {
             "甲110105********002X乙"
         );
         assert_eq!(mask_id_numbers("no number"), "no number");
+        assert_eq!(
+            mask_id_numbers("王五 11010519491231\u{ad}002X 拒不履行"),
+            "王五 110105********002X 拒不履行"
+        );
     }
 
     proptest::proptest! {

@@ -76,18 +76,25 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
     record.summary = format!("被执行人王五（身份证号{ID_A}）拒不履行");
     let mut second = penalty(&uscc(1), "P-2");
     second.summary = format!("当事人 {spaced}");
+    // A soft hyphen, pasted from a document, is drawn as nothing: the number is whole.
+    let mut third = penalty(&uscc(1), "P-3");
+    third.summary = format!("当事人{}\u{ad}{}", &ID_A[..9], &ID_A[9..]);
     let mut records = app.records(AgencyKind::MarketRegulation);
     let err = records
         .batch_submit_records(pb::BatchSubmitRecordsRequest {
             request_id: "with-id".into(),
-            records: vec![penalty(&uscc(1), "P-0"), record, second],
+            records: vec![penalty(&uscc(1), "P-0"), record, second, third],
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         violated_fields(&err),
-        ["records[1].summary", "records[2].summary"]
+        [
+            "records[1].summary",
+            "records[2].summary",
+            "records[3].summary"
+        ]
     );
     assert!(
         err.message().contains("resident ID number"),
