@@ -89,8 +89,10 @@ impl RecordService for RecordApi {
                         );
                     }
                 }
-                if let Some(new) = record_in(&mut v, &self.state.keyer, &path, r) {
+                if let Some(mut new) = record_in(&mut v, &self.state.keyer, &path, r) {
+                    // Checked as given, so that a violation names the item as listed.
                     check_consistency(&path, &new.content, day, &mut v);
+                    new.content = new.content.normalised();
                     batch.push(new);
                 }
             }

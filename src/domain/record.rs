@@ -93,7 +93,17 @@ impl RecordContent {
             && self.kind == revised.kind
             && self.tier == revised.tier
             && self.decision_date == revised.decision_date
-            && self.attributes.penalty_measures == revised.attributes.penalty_measures
+            && same_set(
+                &self.attributes.penalty_measures,
+                &revised.attributes.penalty_measures,
+            )
+    }
+
+    /// The content with its set-valued lists (penalty measures) in one order: the
+    /// same record listed otherwise is the same record, and digests alike.
+    pub fn normalised(mut self) -> Self {
+        self.attributes.penalty_measures.sort();
+        self
     }
 
     /// A digest of everything the agency asserted, to tell a true resubmission of a
@@ -120,6 +130,14 @@ impl RecordContent {
         }
         hex::encode(h.finalize())
     }
+}
+
+/// Whether two lists hold the same items, in whatever order.
+fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
 
 /// A validated submission: content plus the agency's own identity for it.

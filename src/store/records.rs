@@ -319,17 +319,6 @@ impl Store {
         usccs.sort();
         usccs.dedup();
         let known = Store::known_usccs(self.backend, tx, &usccs).await?;
-        let mut violations = Violations::default();
-        for (i, r) in batch.iter().enumerate() {
-            if let Subject::Enterprise(u) = &r.content.subject {
-                if !known.contains(u.as_str()) {
-                    violations.add(
-                        format!("records[{i}].subject.enterprise"),
-                        format!("enterprise {u} is not in the registry"),
-                    );
-                }
-            }
-        }
 
         // What this agency already filed under the same source ids.
         let mut existing: HashMap<String, RecordRow> = HashMap::new();
@@ -352,6 +341,23 @@ impl Store {
             {
                 let row = RecordRow::from_row(&row)?;
                 existing.insert(row.source_record_id.clone(), row);
+            }
+        }
+
+        // A revision older than the one stored is passed over (STALE), whatever it
+        // is about.
+        let mut violations = Violations::default();
+        for (i, r) in batch.iter().enumerate() {
+            let stale = existing
+                .get(&r.source_record_id)
+                .is_some_and(|old| old.revision > r.revision);
+            if let Subject::Enterprise(u) = &r.content.subject {
+                if !stale && !known.contains(u.as_str()) {
+                    violations.add(
+                        format!("records[{i}].subject.enterprise"),
+                        format!("enterprise {u} is not in the registry"),
+                    );
+                }
             }
         }
 
@@ -388,7 +394,11 @@ impl Store {
                     (row, SubmitOutcome::Created)
                 }
                 Some(old) if old.revision == new.revision => {
-                    if old.content_digest != digest {
+                    // Records stored before their lists were normalised digested them
+                    // as listed: compare those as they read normalised.
+                    if old.content_digest != digest
+                        && old.clone().into_record()?.content.normalised().digest() != digest
+                    {
                         violations.add(
                             format!("records[{i}].provenance.revision"),
                             format!(
@@ -538,7 +548,14 @@ impl Store {
         for r in records {
             match &r.content.subject {
                 Subject::Enterprise(u) => {
-                    targets.insert(u.clone(), (cause, Some(r.id.clone())));
+                    // A record about the enterprise itself outranks a related party's;
+                    // of several, the least id, so the same change names the same
+                    // record whatever order the batch listed them in.
+                    let id = Some(r.id.clone());
+                    let slot = targets.entry(u.clone()).or_insert((cause, id.clone()));
+                    if slot.0 != cause || id < slot.1 {
+                        *slot = (cause, id);
+                    }
                 }
                 // A record about a person changes the grades of the enterprises the
                 // person represents as a related party.

@@ -111,6 +111,14 @@ async fn a_higher_revision_replaces_the_record_and_keeps_the_old_one_in_history(
         .into_inner();
     assert_eq!(stale.outcomes, vec![pb::SubmitOutcome::Stale as i32]);
     assert_eq!(stale.records[0].provenance.as_ref().unwrap().revision, 2);
+    // A stale revision is passed over whatever it is about, even an enterprise the
+    // registry does not hold.
+    let elsewhere = client
+        .batch_submit_records(submit(vec![penalty(&uscc(2), "P-1")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(elsewhere.outcomes, vec![pb::SubmitOutcome::Stale as i32]);
 
     let history = client
         .list_record_revisions(pb::ListRecordRevisionsRequest {
@@ -150,6 +158,34 @@ async fn reusing_a_revision_for_different_content_is_refused() {
         violated_fields(&err),
         vec!["records[0].provenance.revision"]
     );
+}
+
+/// Penalty measures are a set: a retry that lists them in another order is the same
+/// revision, not different content.
+#[tokio::test]
+async fn the_same_revision_with_its_measures_listed_otherwise_is_unchanged() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut client = app.records(AgencyKind::MarketRegulation);
+    let mut first = penalty(&uscc(1), "P-1");
+    first.penalty_measures = vec![
+        pb::PenaltyMeasure::Confiscation as i32,
+        pb::PenaltyMeasure::Fine as i32,
+    ];
+    let created = client
+        .batch_submit_records(submit(vec![first.clone()], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    first.penalty_measures.reverse();
+    let again = client
+        .batch_submit_records(submit(vec![first], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.outcomes, vec![pb::SubmitOutcome::Unchanged as i32]);
+    assert_eq!(created.records, again.records);
+    assert_eq!(app.store.count_records().await.unwrap(), 1);
 }
 
 #[tokio::test]
