@@ -101,14 +101,25 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise> {
     })
 }
 
+/// A stored tenure restated with a corrected name or start date.
+struct Correction {
+    uscc: Uscc,
+    kind: RoleKind,
+    person_key: String,
+    name: String,
+    /// `None` keeps the stored start date.
+    start: Option<NaiveDate>,
+    /// Which tenure: the one that ended that day, or (`None`) the current one.
+    end: Option<NaiveDate>,
+}
+
 /// What a batch does to the stored roles of its enterprises.
 struct RolesPlan {
     /// Current roles the batch ends: enterprise, role, person key, end date, and the
     /// start date the batch gives the ended tenure (kept as stored when None).
     ends: Vec<(Uscc, RoleKind, String, NaiveDate, Option<NaiveDate>)>,
-    /// Current roles the batch restates with a corrected name or start date:
-    /// enterprise, role, person key, name, start date (None keeps the stored one).
-    corrections: Vec<(Uscc, RoleKind, String, String, Option<NaiveDate>)>,
+    /// Stored tenures the batch restates with a corrected name or start date.
+    corrections: Vec<Correction>,
     /// Role rows to insert.
     inserts: Vec<Vec<Val>>,
     /// Legal representatives replaced: the enterprises they still represent may owe a
@@ -195,7 +206,6 @@ impl Store {
                                 s.end.is_some()
                                     && s.kind == r.kind
                                     && s.person.key == r.person.key
-                                    && (r.start.is_none() || s.start == r.start)
                                     && s.end == r.end
                             })
                         })
@@ -223,32 +233,30 @@ impl Store {
                 {
                     continue;
                 }
-                // An ended tenure given without its start is the stored one that
-                // ended that day (sent again, it is not another).
+                // The same person's tenures in one role never end the same day: an
+                // ended tenure given with the end of a stored one is that one (sent
+                // again, or with its start given or corrected), not another.
                 let known = stored.iter().find(|old| {
                     old.kind == role.kind
                         && old.person.key == role.person.key
-                        && (old.end.is_none() && role.end.is_none()
-                            || (role.start.is_none() || old.start == role.start)
-                                && old.end.is_some()
-                                && old.end == role.end)
+                        && old.end == role.end
                 });
                 match known {
                     None => inserts.push(role_vals(&e.uscc, role)),
-                    // The same person in the same current role, restated with a
-                    // corrected name or start date: the row takes the correction.
+                    // The same tenure restated with a corrected name or start date:
+                    // the row takes the correction.
                     Some(old)
-                        if old.end.is_none()
-                            && (old.person.name != role.person.name
-                                || role.start.is_some_and(|s| old.start != Some(s))) =>
+                        if old.person.name != role.person.name
+                            || role.start.is_some_and(|s| old.start != Some(s)) =>
                     {
-                        corrections.push((
-                            e.uscc.clone(),
-                            role.kind,
-                            role.person.key.as_str().to_string(),
-                            role.person.name.clone(),
-                            role.start,
-                        ));
+                        corrections.push(Correction {
+                            uscc: e.uscc.clone(),
+                            kind: role.kind,
+                            person_key: role.person.key.as_str().to_string(),
+                            name: role.person.name.clone(),
+                            start: role.start,
+                            end: old.end,
+                        });
                     }
                     Some(_) => {}
                 }
@@ -368,19 +376,34 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (uscc, kind, person_key, name, start) in &plan.corrections {
-            sqlx::query(
+        for Correction {
+            uscc,
+            kind,
+            person_key,
+            name,
+            start,
+            end,
+        } in &plan.corrections
+        {
+            let tenure = match end {
+                None => "end_date IS NULL",
+                Some(_) => "end_date = $6",
+            };
+            let sql = format!(
                 "UPDATE enterprise_roles SET person_name = $1, \
                  start_date = COALESCE($2, start_date) \
-                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND end_date IS NULL",
-            )
-            .bind(name.as_str())
-            .bind(start.map(|d| d.to_string()))
-            .bind(uscc.as_str())
-            .bind(kind.code())
-            .bind(person_key.as_str())
-            .execute(&mut *tx)
-            .await?;
+                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND {tenure}"
+            );
+            let mut update = sqlx::query(&sql)
+                .bind(name.as_str())
+                .bind(start.map(|d| d.to_string()))
+                .bind(uscc.as_str())
+                .bind(kind.code())
+                .bind(person_key.as_str());
+            if let Some(end) = end {
+                update = update.bind(end.to_string());
+            }
+            update.execute(&mut *tx).await?;
         }
         let inserts = plan.inserts;
         let former_representatives = plan.former_representatives;

@@ -427,6 +427,29 @@ async fn an_ended_tenure_given_again_or_with_a_corrected_start_stays_one_tenure(
     }
 }
 
+/// An ended tenure stored without its start date (the current role had none when it
+/// ended) takes the start the registry gives later: one tenure, not a second beside it.
+#[tokio::test]
+async fn an_ended_tenure_takes_a_start_date_given_later() {
+    let app = spawn_app().await;
+    let mut e = enterprise(14, ID_A);
+    e.roles = vec![executive("", "")];
+    app.register(vec![e.clone()]).await;
+    e.roles = vec![executive("", "2026-03-01")];
+    app.register(vec![e.clone()]).await;
+    e.roles = vec![executive("2019-06-01", "2026-03-01")];
+    for _ in 0..2 {
+        app.register(vec![e.clone()]).await;
+        let got = app.enterprise_as(AgencyKind::MarketRegulation, 14).await;
+        assert_eq!(
+            tenures(&got),
+            [("2019-06-01".to_string(), "2026-03-01".to_string())],
+            "{:?}",
+            got.roles
+        );
+    }
+}
+
 /// An ended tenure that is not the current one stays apart from it: one that ended the
 /// day the current one began is the earlier tenure, and one sent back without its start
 /// is the stored tenure that ended that day. The current tenure then ends today. (One
