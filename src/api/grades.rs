@@ -431,11 +431,22 @@ impl GradeService for GradeApi {
                     let msg = pb::WatchGradeChangesResponse {
                         change: Some(change_out(change)),
                     };
-                    // A watcher that stopped reading blocks this send; the drain ends
-                    // the wait.
+                    // A change goes out only while two places are free, so one always
+                    // stays for the status that ends the stream: a watcher that stopped
+                    // reading still learns why it ended. Its full buffer blocks this
+                    // wait; the drain ends it.
                     let sent = tokio::select! {
-                        sent = tx.send(Ok(msg)) => sent.is_ok(),
-                        _ = draining.wait_for(|d| *d) => false,
+                        permits = tx.reserve_many(2) => match permits {
+                            Ok(mut permits) => {
+                                permits.next().expect("two reserved").send(Ok(msg));
+                                true
+                            }
+                            Err(_) => false,
+                        },
+                        _ = draining.wait_for(|d| *d) => {
+                            let _ = tx.try_send(Err(shutting_down()));
+                            false
+                        }
                     };
                     if !sent {
                         return; // the watcher went away, or the server drains

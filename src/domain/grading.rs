@@ -121,7 +121,7 @@ struct ModelFile {
     #[serde(default)]
     domains: Vec<RegulatoryDomain>,
     #[serde(default = "default_weight")]
-    other_domain_weight_percent: i32,
+    other_domain_weight_percent: Spanned<i32>,
     #[serde(default = "default_base")]
     base_score: i32,
     thresholds: Spanned<Thresholds>,
@@ -135,8 +135,8 @@ struct ModelFile {
     related: Vec<Spanned<RelatedRule>>,
 }
 
-fn default_weight() -> i32 {
-    100
+fn default_weight() -> Spanned<i32> {
+    Spanned::new(0..0, 100)
 }
 
 fn default_base() -> i32 {
@@ -198,9 +198,9 @@ impl Model {
                 ),
             ));
         }
-        if !(0..=100).contains(&raw.other_domain_weight_percent) {
+        if !(0..=100).contains(raw.other_domain_weight_percent.get_ref()) {
             return Err(err(
-                text.find("other_domain_weight_percent").unwrap_or(0),
+                raw.other_domain_weight_percent.span().start,
                 "other_domain_weight_percent must be between 0 and 100".into(),
             ));
         }
@@ -272,7 +272,7 @@ impl Model {
             version: raw.version,
             description: raw.description,
             domains: raw.domains,
-            other_domain_weight_percent: raw.other_domain_weight_percent,
+            other_domain_weight_percent: raw.other_domain_weight_percent.into_inner(),
             base_score: raw.base_score,
             thresholds: raw.thresholds.into_inner(),
             points: raw.points.into_iter().map(Spanned::into_inner).collect(),
@@ -847,6 +847,10 @@ mod tests {
         let e = Model::parse("models/x.toml", text).unwrap_err();
         assert_eq!(e.line, 10, "{e}");
         assert!(e.to_string().starts_with("models/x.toml:10:"), "{e}");
+        // The value's own line, not the first mention of its key.
+        let text = "# other_domain_weight_percent: how much other domains count\nname = \"x\"\nversion = \"1\"\ndescription = \"d\"\nother_domain_weight_percent = 150\n[thresholds]\na = 95\nb = 90\nc = 60\n";
+        let e = Model::parse("models/x.toml", text).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
     }
 
     fn kinds() -> impl Strategy<Value = (RecordKind, Tier)> {

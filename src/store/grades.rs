@@ -631,6 +631,9 @@ impl Store {
         today: NaiveDate,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<(usize, usize)> {
+        // Windows that ended before the scheduler saw them are graded as what they
+        // are first; the model change would otherwise take the credit for them.
+        self.regrade_due(today).await?;
         // The tables a regrade reads and writes.
         self.analyze_tables(&[
             "enterprises",

@@ -1132,6 +1132,67 @@ async fn a_watch_ends_when_the_server_shuts_down() {
     assert!(status.get_details_retry_info().is_some());
 }
 
+/// A watcher that reads nothing, its window and the server's buffer full, still learns
+/// why its stream ended: UNAVAILABLE, never a clean end that a mirror would take for
+/// "nothing more to come".
+#[tokio::test]
+async fn a_watch_that_reads_nothing_still_ends_unavailable_on_shutdown() {
+    let app = spawn_app().await;
+    // 10,000 first grades (2,000 enterprises under 5 models), about 1 MB: more than
+    // the client's window and the server's send buffer hold.
+    let enterprises = 2_000;
+    for first in [1, 1_001] {
+        app.register(
+            (first..first + 1_000)
+                .map(|n| enterprise(n, ID_A))
+                .collect(),
+        )
+        .await;
+    }
+    let count = enterprises * 5;
+    let (addr, stop) = another_server(&app, |s| s).await;
+    // A 1 KiB window: a few changes fill it, and the server's buffers fill behind it.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = pb::grade_service_client::GradeServiceClient::with_interceptor(
+        channel,
+        app.bearer(AgencyKind::Tax),
+    )
+    .watch_grade_changes(pb::WatchGradeChangesRequest {
+        model: String::new(),
+        ..watch_request("0")
+    })
+    .await
+    .expect("a watch")
+    .into_inner();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send(()).unwrap();
+    // Past the server's announcement (half a second of NOT_SERVING) into its drain.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (received, end) = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut received = 0;
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => received += 1,
+                Ok(None) => return (received, None),
+                Err(status) => return (received, Some(status)),
+            }
+        }
+    })
+    .await
+    .expect("the watch ends well before the drain bound");
+    assert!(
+        received < count,
+        "the drain ended the stream before its backlog: {received}"
+    );
+    let status = end.expect("the stream ends with a status, not cleanly");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}
+
 /// An abnormal-operations listing stands until its cause is cured: one filed without an
 /// end date four years ago, never cured, still holds the enterprise at C at best, and
 /// a repair or withdrawal is what ends it.
