@@ -81,15 +81,28 @@ fn joiner(c: char, loosely: bool) -> bool {
 /// Most joiner characters between two groups of one ID number.
 const MAX_JOINERS: usize = 3;
 
+/// How a scan reads [`invisible`] characters. Between two digits one may join the
+/// groups of an ID number (`110105\u{AD}19491231002X`) or part it from a number beside
+/// it (`1\u{200B}11010519491231002X`, a row number before it): a scan reads the text
+/// both ways, and whatever either finds counts.
+#[derive(Clone, Copy)]
+enum Invisibles {
+    /// Passed over, as if absent: digits on either side are one run.
+    Through,
+    /// Each ends a run, joining it to the next as a space would, but without counting
+    /// towards [`MAX_JOINERS`].
+    Between,
+}
+
 /// The digit runs of `text`, each with the `X` that directly follows it, if any, and
 /// whether a few [`joiner`]s join it to the next run (IDs are often written in groups).
-/// [`invisible`] characters are passed over: they neither end a run nor count as joiners.
-fn runs(text: &str, loosely: bool) -> Vec<(Run, bool)> {
+fn runs(text: &str, loosely: bool, invisibles: Invisibles) -> Vec<(Run, bool)> {
+    let through = matches!(invisibles, Invisibles::Through);
     let mut out: Vec<(Run, bool)> = Vec::new();
     let mut current: Option<Run> = None;
     let mut chars = text
         .char_indices()
-        .filter(|&(_, c)| !invisible(c))
+        .filter(|&(_, c)| !(through && invisible(c)))
         .peekable();
     while let Some((at, c)) = chars.next() {
         let end = at + c.len_utf8();
@@ -119,10 +132,13 @@ fn runs(text: &str, loosely: bool) -> Vec<(Run, bool)> {
             }
             (None, _) => {
                 if let Some(run) = current.take() {
-                    let mut joined = joiner(c, loosely);
-                    let mut joiners = 1;
+                    let mut joined = joiner(c, loosely) || invisible(c);
+                    let mut joiners = usize::from(!invisible(c));
                     while joined {
                         match chars.peek() {
+                            Some((_, next)) if invisible(*next) => {
+                                chars.next();
+                            }
                             Some((_, next)) if joiner(*next, loosely) && joiners < MAX_JOINERS => {
                                 joiners += 1;
                                 chars.next();
@@ -160,9 +176,24 @@ pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
     find(text, false)
 }
 
-/// Where [`id_numbers_in`] finds one, or [`joiner`] read loosely joins groups into one.
+/// Where [`id_numbers_in`] finds one, or [`joiner`] read loosely joins groups into one:
+/// what a scan finds reading [`Invisibles`] either way, overlapping finds merged.
 fn find(text: &str, loosely: bool) -> Vec<Range<usize>> {
-    let runs = runs(text, loosely);
+    let mut found = find_in(&runs(text, loosely, Invisibles::Through));
+    found.extend(find_in(&runs(text, loosely, Invisibles::Between)));
+    found.sort_by_key(|r| (r.start, r.end));
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());
+    for range in found {
+        match merged.last_mut() {
+            Some(last) if range.start < last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// Where runs, alone or joined, make an ID number.
+fn find_in(runs: &[(Run, bool)]) -> Vec<Range<usize>> {
     let mut found: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < runs.len() {
@@ -205,7 +236,7 @@ pub fn contains_id_number_loosely(text: &str) -> bool {
 fn long_numbers_in(text: &str) -> Vec<(Range<usize>, String)> {
     let mut found = Vec::new();
     let mut group: Option<(Range<usize>, String)> = None;
-    for (run, joined) in runs(text, true) {
+    for (run, joined) in runs(text, true, Invisibles::Through) {
         let (bytes, digits) = group.get_or_insert_with(|| (run.bytes.clone(), String::new()));
         bytes.end = run.bytes.end;
         digits.push_str(&run.text);
@@ -282,6 +313,12 @@ mod tests {
 
     #[test]
     fn an_id_number_is_found_however_it_is_written() {
+        // One that ends in a digit, to stand beside another number.
+        let digit_ended = (0..10)
+            .map(|n| format!("1101051949123100{n}"))
+            .map(|d| format!("{d}{}", IdNumber::check_char(d.as_bytes())))
+            .find(|id| !id.ends_with('X'))
+            .expect("some check digit is a digit");
         for text in [
             ID.to_string(),
             format!("被执行人王五（身份证号{ID}）拒不履行"),
@@ -291,7 +328,11 @@ mod tests {
             "110105　19491231　002X".to_string(),
             "110105  19491231002X".to_string(),
             "110105\u{a0}19491231\u{200b}002X".to_string(),
-            // Invisible characters, however many, are looked through.
+            // Invisible characters, however many, join groups or part an ID number
+            // from a number beside it.
+            format!("1\u{200b}{ID}"),
+            format!("{digit_ended}\u{200e}2024"),
+            format!("{digit_ended}\u{ad}\u{ad}\u{ad}\u{ad} 7"),
             "11010519491231\u{ad}002X".to_string(),
             "110105\u{200b}\u{200b}\u{200b}\u{200b}19491231002X".to_string(),
             "1\u{2061}1\u{fe0f}0105\u{180e}19491231\u{e0041}002\u{2063}X".to_string(),
