@@ -398,18 +398,18 @@ pub fn enterprise_in(
             );
         }
         if let (Some(kind), Some(person), Some(start), Some(end)) = (kind, p, start, end) {
-            // One person's tenure in one role is listed once, and a person holds a
-            // role at most once at a time: a repeat would be stored and shown twice.
+            // A person holds a role at most once at a time, so two of his tenures in
+            // one role never end the same day: a repeat would be stored and shown twice
+            // (and the store tells tenures apart by their end).
             let repeated = listed.iter().find(|(_, r): &&(usize, Role)| {
-                r.kind == kind
-                    && r.person.key == person.key
-                    && ((r.end.is_none() && end.is_none()) || (r.start == start && r.end == end))
+                r.kind == kind && r.person.key == person.key && r.end == end
             });
             if let Some((j, _)) = repeated {
                 v.add(
                     rpath.clone(),
                     format!(
-                        "repeats roles[{j}]: the same person in the same role at the same time"
+                        "repeats roles[{j}]: the same person in the same role at the same time \
+                         (two tenures in one role cannot end the same day)"
                     ),
                 );
             }

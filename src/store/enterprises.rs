@@ -109,6 +109,8 @@ struct Correction {
     name: String,
     /// `None` keeps the stored start date.
     start: Option<NaiveDate>,
+    /// The start date the row has now: with `end`, which row this is.
+    stored_start: Option<NaiveDate>,
     /// Which tenure: the one that ended that day, or (`None`) the current one.
     end: Option<NaiveDate>,
 }
@@ -236,11 +238,18 @@ impl Store {
                 // The same person's tenures in one role never end the same day: an
                 // ended tenure given with the end of a stored one is that one (sent
                 // again, or with its start given or corrected), not another.
-                let known = stored.iter().find(|old| {
+                // (A store written before this rule may hold two such rows: the one
+                // with the given start is that tenure.)
+                let same_tenure = |old: &&Role| {
                     old.kind == role.kind
                         && old.person.key == role.person.key
                         && old.end == role.end
-                });
+                };
+                let known = stored
+                    .iter()
+                    .filter(same_tenure)
+                    .find(|old| role.start.is_none() || old.start == role.start)
+                    .or_else(|| stored.iter().find(same_tenure));
                 match known {
                     None => inserts.push(role_vals(&e.uscc, role)),
                     // The same tenure restated with a corrected name or start date:
@@ -255,6 +264,7 @@ impl Store {
                             person_key: role.person.key.as_str().to_string(),
                             name: role.person.name.clone(),
                             start: role.start,
+                            stored_start: old.start,
                             end: old.end,
                         });
                     }
@@ -376,32 +386,33 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for Correction {
-            uscc,
-            kind,
-            person_key,
-            name,
-            start,
-            end,
-        } in &plan.corrections
-        {
-            let tenure = match end {
-                None => "end_date IS NULL",
-                Some(_) => "end_date = $6",
-            };
+        for c in &plan.corrections {
+            // The row by its dates as stored; NULL matches nothing with `=`.
+            let mut dates = Vec::new();
+            let mut vals = Vec::new();
+            for (column, date) in [("end_date", c.end), ("start_date", c.stored_start)] {
+                match date {
+                    None => dates.push(format!("{column} IS NULL")),
+                    Some(d) => {
+                        dates.push(format!("{column} = ${}", 6 + vals.len()));
+                        vals.push(d.to_string());
+                    }
+                }
+            }
             let sql = format!(
                 "UPDATE enterprise_roles SET person_name = $1, \
                  start_date = COALESCE($2, start_date) \
-                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND {tenure}"
+                 WHERE uscc = $3 AND role = $4 AND person_key = $5 AND {}",
+                dates.join(" AND ")
             );
             let mut update = sqlx::query(&sql)
-                .bind(name.as_str())
-                .bind(start.map(|d| d.to_string()))
-                .bind(uscc.as_str())
-                .bind(kind.code())
-                .bind(person_key.as_str());
-            if let Some(end) = end {
-                update = update.bind(end.to_string());
+                .bind(c.name.as_str())
+                .bind(c.start.map(|d| d.to_string()))
+                .bind(c.uscc.as_str())
+                .bind(c.kind.code())
+                .bind(c.person_key.as_str());
+            for v in vals {
+                update = update.bind(v);
             }
             update.execute(&mut *tx).await?;
         }

@@ -561,9 +561,14 @@ impl Store {
                 // person represents as a related party.
                 Subject::Person(p) => {
                     for u in represented.get(p.key.as_str()).into_iter().flatten() {
-                        targets
+                        let id = Some(r.id.clone());
+                        let related = GradeChangeCause::RelatedPartyChanged;
+                        let slot = targets
                             .entry(uscc_of(u.clone())?)
-                            .or_insert((GradeChangeCause::RelatedPartyChanged, Some(r.id.clone())));
+                            .or_insert((related, id.clone()));
+                        if slot.0 == related && id < slot.1 {
+                            *slot = (related, id);
+                        }
                     }
                 }
             }

@@ -301,6 +301,8 @@ async fn a_role_listed_twice_is_refused() {
             role("2018-01-01", "2019-01-01"),
             role("2018-01-01", "2019-01-01"),
         ],
+        // Two tenures in one role cannot end the same day.
+        vec![role("2018-01-01", "2019-01-01"), role("", "2019-01-01")],
     ] {
         let mut e = enterprise(1, ID_A);
         e.roles = roles;
