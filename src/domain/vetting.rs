@@ -320,19 +320,33 @@ pub struct Checked<'a> {
 
 /// Whether two writings of a name are the same name: agencies differ in spacing,
 /// full-width forms and the separator of a transliterated name (阿依古丽·买买提,
-/// 阿依古丽•买买提, 阿依古丽.买买提), none of which makes another person.
+/// 阿依古丽•买买提, 阿依古丽.买买提, 阿依古丽买买提), none of which makes another person.
 pub fn same_name(a: &str, b: &str) -> bool {
     fn normal(name: &str) -> impl Iterator<Item = char> + '_ {
+        // Name separators go too: courts and registries often write a transliterated
+        // name (阿依古丽·买买提) without its dot.
         name.chars()
             .filter(|c| {
                 !c.is_whitespace()
                     && !matches!(
                         c,
-                        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+                        '\u{200B}'
+                            | '\u{200C}'
+                            | '\u{200D}'
+                            | '\u{2060}'
+                            | '\u{FEFF}'
+                            | '·'
+                            | '•'
+                            | '‧'
+                            | '・'
+                            | '･'
+                            | '∙'
+                            | '⋅'
+                            | '.'
+                            | '．'
                     )
             })
             .map(|c| match c {
-                '·' | '•' | '‧' | '・' | '･' | '∙' | '⋅' | '.' | '．' => '·',
                 '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
                 c => c,
             })
@@ -462,12 +476,22 @@ pub fn cross_check(
         };
         for record in evidence.enterprise_records.get(&uscc).into_iter().flatten() {
             if let Some(code) = finding_code(record.kind, false) {
-                findings.push(finding(
+                let mut found = finding(
                     code,
                     Some(link.clone()),
                     Some(enterprise.clone()),
                     Some(record.clone()),
-                ));
+                );
+                // Decided after the candidate's role ended: it may still concern
+                // conduct from the tenure (a listing for years of missed reports), so
+                // an officer weighs it, but it is never held against him alone.
+                if let Some(end) = link.end.filter(|end| record.decision_date > *end) {
+                    found.verdict = found.verdict.min(Verdict::Review);
+                    found.description.push_str(&format!(
+                        "（该决定作出于其任职结束（{end}）之后，请核实是否涉及其任职期间）"
+                    ));
+                }
+                findings.push(found);
             }
         }
     }
@@ -544,6 +568,10 @@ mod tests {
     fn a_name_written_with_other_spacing_or_separators_is_the_same_name() {
         assert!(same_name("阿依古丽·买买提", "阿依古丽•买买提"));
         assert!(same_name("阿依古丽.买买提", " 阿依古丽 · 买买提 "));
+        assert!(
+            same_name("阿依古丽·买买提", "阿依古丽买买提"),
+            "the dot left out"
+        );
         assert!(same_name("张\u{3000}伟", "张伟"));
         assert!(same_name("ＪＯＨＮ　ＳＭＩＴＨ", "John Smith"));
         assert!(!same_name("李四", "李娜"));
@@ -624,6 +652,66 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("rule 1: unknown finding"), "{err}");
+    }
+
+    /// A listing decided after the candidate left the enterprise is put before an
+    /// officer (it may concern his tenure), never held against him alone; one decided
+    /// while he held the role counts as the policy says.
+    #[test]
+    fn a_listing_decided_after_the_role_ended_is_at_most_review() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let listing = |id: &str, decided: &str| EvidenceRecord {
+            id: id.into(),
+            kind: RecordKind::SeriousDishonestyListing,
+            tier: Tier::Serious,
+            agency_id: "a".into(),
+            document_number: String::new(),
+            decision_date: d(decided),
+            publicity_end: d("2099-01-01"),
+        };
+        let mut evidence = Evidence::default();
+        evidence.roles.insert(
+            "key".into(),
+            vec![RoleRow {
+                uscc: "E".into(),
+                role: RoleKind::LegalRepresentative,
+                person_name: "张伟".into(),
+                start: Some(d("2020-01-01")),
+                end: Some(d("2024-03-01")),
+            }],
+        );
+        evidence.enterprises.insert(
+            "E".into(),
+            EvidenceEnterprise {
+                uscc: "E".into(),
+                display_name: "某公司".into(),
+                grade: None,
+            },
+        );
+        let candidate = Checked {
+            index: 0,
+            name: "张伟",
+            masked_id: "",
+            person_key: "key",
+            declared: &[],
+        };
+        let policy = VettingPolicy::builtin();
+        let purpose = VettingPurpose::NonPublicEconomyRepresentative;
+        for (decided, verdict) in [
+            ("2024-02-01", Verdict::Adverse),
+            ("2024-03-01", Verdict::Adverse),
+            ("2025-06-01", Verdict::Review),
+        ] {
+            evidence
+                .enterprise_records
+                .insert("E".into(), vec![listing("r", decided)]);
+            let result = cross_check(&policy, purpose, &candidate, &evidence);
+            assert_eq!(result.verdict, verdict, "decided {decided}");
+            assert_eq!(
+                result.findings[0].description.contains("任职结束"),
+                verdict == Verdict::Review
+            );
+        }
     }
 
     #[test]
