@@ -302,6 +302,16 @@ impl Disclosure {
         log.record(event).await
     }
 
+    /// Ends the stream that `tx` feeds with `status`, recorded as [`Self::ended`] says.
+    pub async fn end_stream<T>(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<T, Status>>,
+        status: Status,
+    ) {
+        self.ended(&status).await;
+        let _ = tx.send(Err(status)).await;
+    }
+
     /// Records that the stream was ended by `status` (its agency revoked, say): the
     /// call's own entry, written when it opened, says OK.
     pub async fn ended(&self, status: &Status) {

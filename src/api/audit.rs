@@ -207,14 +207,14 @@ impl AuditService for AuditApi {
                 let page = match store.list_audit(&filter, after, EXPORT_PAGE).await {
                     Ok(page) => page,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        disclosure.end_stream(&tx, Status::from(e)).await;
                         return;
                     }
                 };
                 if !page.is_empty() {
                     let subjects = filter.subject.iter().cloned().collect();
                     if let Err(refused) = disclosure.record(subjects, page.len()).await {
-                        let _ = tx.send(Err(refused)).await;
+                        disclosure.end_stream(&tx, refused).await;
                         return;
                     }
                 }

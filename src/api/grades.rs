@@ -400,8 +400,7 @@ impl GradeService for GradeApi {
                         Err(e) => Some(Status::from(e)),
                     };
                     if let Some(status) = refused {
-                        disclosure.ended(&status).await;
-                        let _ = tx.send(Err(status)).await;
+                        disclosure.end_stream(&tx, status).await;
                         return;
                     }
                 }
@@ -411,7 +410,7 @@ impl GradeService for GradeApi {
                 {
                     Ok(page) => page,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        disclosure.end_stream(&tx, Status::from(e)).await;
                         return;
                     }
                 };
@@ -422,7 +421,7 @@ impl GradeService for GradeApi {
                         .record(subjects.into_iter().collect(), page.len())
                         .await
                     {
-                        let _ = tx.send(Err(status)).await;
+                        disclosure.end_stream(&tx, status).await;
                         return;
                     }
                 }

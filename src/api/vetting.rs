@@ -254,7 +254,7 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
         let evidence = match evidence {
             Ok(e) => e,
             Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
+                disclosure.end_stream(&tx, e.into()).await;
                 return;
             }
         };
@@ -308,7 +308,7 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
             .record(subjects.into_iter().collect(), slice.len())
             .await
         {
-            let _ = tx.send(Err(status)).await;
+            disclosure.end_stream(&tx, status).await;
             return;
         }
         for result in results {
@@ -334,9 +334,11 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
         Ok(SavedReport::RequestTaken) => first_attempt(&job).await,
         Err(e) => Err(e.into()),
     };
-    let _ = tx
-        .send(summary.and_then(|s| event(pb::cross_check_response::Event::Summary(s))))
-        .await;
+    let summary = summary.and_then(|s| event(pb::cross_check_response::Event::Summary(s)));
+    if let Err(status) = &summary {
+        disclosure.ended(status).await;
+    }
+    let _ = tx.send(summary).await;
 }
 
 /// The summary to end a check with whose `request_id` a concurrent attempt stored a
@@ -389,7 +391,7 @@ async fn replay(report: VettingReport, grades: bool, disclosure: Disclosure, tx:
             .record(subjects.into_iter().collect(), group.len())
             .await
         {
-            let _ = tx.send(Err(status)).await;
+            disclosure.end_stream(&tx, status).await;
             return;
         }
         for r in group {
