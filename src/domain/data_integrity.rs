@@ -149,19 +149,15 @@ pub fn verify(
     let mut options = proof;
     options.remove("proofValue");
     if let Some(context) = options.get("@context") {
-        // The document's contexts must start with the proof's, in order; the proof is
-        // then checked over the document as it was signed.
-        let starts_with = match (context, document.get("@context")) {
-            (Value::Array(p), Some(Value::Array(d))) => d.starts_with(p),
-            (p, Some(d)) => p == d,
-            (_, None) => false,
-        };
-        if !starts_with {
+        // The suite lets a holder append contexts after signing; this issuer signs its
+        // documents whole, and an appended context could give a signed statement's
+        // terms another meaning while the proof still held. So the contexts must be
+        // the proof's exactly.
+        if document.get("@context") != Some(context) {
             return Err(malformed(
-                "the proof's @context does not match the document's",
+                "the document's @context is not exactly the proof's",
             ));
         }
-        document.insert("@context".into(), context.clone());
     }
     let key = key_for(&method).ok_or_else(|| ProofError::UnknownKey(method.clone()))?;
     let signature = proof_value
@@ -233,6 +229,16 @@ mod tests {
         ));
         let mut doc: Value = serde_json::from_str(SIGNED).unwrap();
         doc["proof"]["cryptosuite"] = "eddsa-rdfc-2022".into();
+        assert!(matches!(
+            verify(&doc, |_| Some(public)),
+            Err(ProofError::Malformed(_))
+        ));
+        // A context appended after signing.
+        let mut doc: Value = serde_json::from_str(SIGNED).unwrap();
+        doc["@context"]
+            .as_array_mut()
+            .unwrap()
+            .push("https://evil.example/ctx".into());
         assert!(matches!(
             verify(&doc, |_| Some(public)),
             Err(ProofError::Malformed(_))
