@@ -506,20 +506,18 @@ impl RepairService for RepairApi {
         let policy = self.policy.clone();
         let check = move |app: &RepairApplication, all: &[Record]| {
             let mut unmet = Vec::new();
-            if app.interview_required && app.interview.is_none() {
-                unmet.push(PreconditionViolation {
-                    kind: "INTERVIEW_NOT_RECORDED".into(),
-                    subject: app.resource_name(),
-                    description: "These records need a credit interview (信用约谈) before approval; record it with RecordCreditInterview".into(),
-                });
-            }
+            // What the records need now: a revision since the application (a penalty
+            // raised to serious, say) may need an interview or proof it did not.
+            let mut requirements = Vec::new();
             for id in &app.records {
                 match all.iter().find(|r| &r.id == id) {
                     Some(r) => {
                         let a = assess(&policy, r, all, restructuring, today);
-                        if a.as_ref().map(|a| a.repairability) != Some(Repairability::RepairableNow)
-                        {
-                            unmet.push(not_repairable(r, a.as_ref()));
+                        match a {
+                            Some(a) if a.repairability == Repairability::RepairableNow => {
+                                requirements.extend(a.requirements)
+                            }
+                            other => unmet.push(not_repairable(r, other.as_ref())),
                         }
                     }
                     None => unmet.push(PreconditionViolation {
@@ -528,6 +526,24 @@ impl RepairService for RepairApi {
                         description: format!("records/{id} is no longer about this enterprise"),
                     }),
                 }
+            }
+            let interview = app.interview_required
+                || requirements.contains(&RepairRequirement::CreditInterview);
+            if interview && app.interview.is_none() {
+                unmet.push(PreconditionViolation {
+                    kind: "INTERVIEW_NOT_RECORDED".into(),
+                    subject: app.resource_name(),
+                    description: "These records need a credit interview (信用约谈) before approval; record it with RecordCreditInterview".into(),
+                });
+            }
+            if requirements.contains(&RepairRequirement::ProofOfPerformance)
+                && app.proof_references.is_empty()
+            {
+                unmet.push(PreconditionViolation {
+                    kind: "PROOF_NOT_GIVEN".into(),
+                    subject: app.resource_name(),
+                    description: "These records now need proof of performance, which the application did not give; the enterprise applies again with it".into(),
+                });
             }
             if unmet.is_empty() {
                 Ok(())

@@ -314,6 +314,28 @@ impl Store {
         request: Option<&RequestKey>,
         encode: Encode<'_>,
     ) -> Result<Replay<RepairApplication>> {
+        // Its record locks can meet a submission's (which locks by source id) in the
+        // other order: PostgreSQL then aborts one of them, and it runs again.
+        request_log::retrying_races(|| {
+            self.decide_repair_once(
+                id, approve, reason, agency_id, today, check, request, encode,
+            )
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_repair_once(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        agency_id: &str,
+        today: NaiveDate,
+        check: Approvable<'_>,
+        request: Option<&RequestKey>,
+        encode: Encode<'_>,
+    ) -> Result<Replay<RepairApplication>> {
         let mut tx = match request_log::begin(self, request).await? {
             Ok(tx) => tx,
             Err(bytes) => return Ok(Replay::Replayed(bytes)),

@@ -433,6 +433,43 @@ fn decide(name: &str, decision: pb::RepairDecision, request_id: &str) -> pb::Dec
     }
 }
 
+/// A decision checks what the records need as they stand: a revision since the
+/// application that raised a moderate penalty to serious needs the credit interview the
+/// moderate one did not.
+#[tokio::test]
+async fn a_penalty_raised_to_serious_after_the_application_needs_its_interview() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(4, ID_A)]).await;
+    let filed = app
+        .file(vec![fine(&app, 4, "raised", pb::Tier::Moderate, 200)])
+        .await;
+    let mut repair = app.repair();
+    let applied = repair
+        .apply_for_repair(application(4, &[&filed[0]], "apply-4"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    assert!(!applied.interview_required);
+    let mut raised = fine(&app, 4, "raised", pb::Tier::Serious, 400);
+    raised.provenance.as_mut().unwrap().revision = 2;
+    app.file(vec![raised]).await;
+    let err = repair
+        .decide_repair(decide(&applied.name, pb::RepairDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let unmet: Vec<String> = err
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations
+        .iter()
+        .map(|v| v.r#type.clone())
+        .collect();
+    assert_eq!(unmet, ["INTERVIEW_NOT_RECORDED"]);
+}
+
 #[tokio::test]
 async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_watcher_sees_it() {
     let app = spawn_app().await;
