@@ -5,7 +5,10 @@
 //! The draw is meant to be re-run by anyone from the published inputs, so it is
 //! specified here exactly: a ChaCha20 generator keyed with the 32-byte seed; grades in
 //! order A, B, C, D; for each, the eligible USCCs sorted ascending, `n = floor(ratio ×
-//! eligible + 0.5)` of them chosen by a partial Fisher–Yates shuffle where step `i` swaps
+//! eligible + 0.5 + 1e-9)` in IEEE 754 double arithmetic (the `1e-9` rounds a product
+//! that is a half in decimal up, as decimal does: 0.29 × 50 computes to
+//! 14.499999999999998 and draws 15) of them chosen by a partial Fisher–Yates shuffle
+//! where step `i` swaps
 //! position `i` with `i + (next_u64 mod (len − i))`; the first `n` are the targets.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -154,7 +157,8 @@ pub fn commitment(seed_hex: &str) -> String {
 
 /// How many of `eligible` a ratio draws: rounded half up.
 pub fn sample_size(ratio: f64, eligible: usize) -> usize {
-    // The small epsilon keeps e.g. 0.15 × 20 = 2.9999999999999996 at 3.
+    // The small epsilon rounds a product that is a half in decimal up: 0.29 × 50
+    // computes to 14.499999999999998, and 14.5 draws 15.
     ((ratio * eligible as f64) + 0.5 + 1e-9).floor() as usize
 }
 
@@ -616,6 +620,11 @@ mod tests {
     fn counts_follow_the_ratios_rounded_half_up() {
         assert_eq!(sample_size(0.15, 20), 3);
         assert_eq!(sample_size(0.05, 10), 1); // 0.5 rounds up
+        assert_eq!(
+            sample_size(0.29, 50),
+            15,
+            "14.5 in decimal, 14.499999999999998 computed"
+        );
         assert_eq!(sample_size(0.02, 24), 0); // 0.48 rounds down
         let ratios = SpotCheckPolicy::builtin().ratios;
         let targets = draw(&[7; 32], &population(100), &ratios);
