@@ -393,9 +393,36 @@ pub fn verify_offline(
         ));
     };
     let shown = presented(&doc);
-    let key = keys
+    let entry = keys
         .iter()
-        .find(|k| k.get("keyId").and_then(Value::as_str) == shown.key_id.as_deref())
+        .find(|k| k.get("keyId").and_then(Value::as_str) == shown.key_id.as_deref());
+    // A key signs only within its period: a signature dated outside it was made with
+    // a key before it was published or after it was retired (and may have leaked).
+    if let Some(entry) = entry {
+        let bound = |name: &str| {
+            entry
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        };
+        let outside = match shown.created {
+            Some(created) => {
+                bound("validFrom").is_some_and(|from| created < from)
+                    || bound("validUntil").is_some_and(|until| created > until)
+            }
+            None => false,
+        };
+        if outside {
+            return Ok((
+                VerificationResult::Tampered,
+                format!(
+                    "do not trust this document: it is dated outside the period of issuer key {} (validFrom–validUntil in the keys file); verify it online",
+                    shown.key_id.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let key = entry
         .and_then(|k| k.get("publicKeyMultibase").and_then(Value::as_str))
         .map(data_integrity::parse_public_key)
         .transpose()

@@ -592,6 +592,8 @@ pub struct Presented {
     pub serial: Option<String>,
     pub key_id: Option<String>,
     pub valid_until: Option<DateTime<Utc>>,
+    /// When the proof says it was signed.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// Reads the serial, key id and validity end of a document (a JSON object).
@@ -611,10 +613,16 @@ pub fn presented(doc: &Value) -> Presented {
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
+    let created = doc
+        .pointer("/proof/created")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
     Presented {
         serial,
         key_id,
         valid_until,
+        created,
     }
 }
 

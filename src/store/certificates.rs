@@ -212,6 +212,31 @@ impl Store {
         self.lock_grading(&mut tx, [uscc.as_str()]).await?;
         let records = records_with_key(&mut *tx, uscc.as_str()).await?;
         let cert = issue(&records)?;
+        // A key a newer one replaced signs nothing more: what it signed after its
+        // retirement would not verify offline against the published key list, and a
+        // server still holding it (a replica the rotation has not reached) must not
+        // mint such certificates.
+        let key_row = sqlx::query("SELECT valid_until FROM issuer_keys WHERE key_id = $1")
+            .bind(&cert.key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = key_row {
+            if row.try_get::<Option<i64>, _>("valid_until")?.is_some() {
+                return Err(
+                    domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                        kind: "SIGNING_KEY_RETIRED".into(),
+                        subject: format!("issuerKeys/{}", cert.key_id),
+                        description: format!(
+                        "this server signs with issuer key {}, which a newer key has replaced; \
+                         it issues again once restarted with the current key, and a server \
+                         holding that key can issue now",
+                        cert.key_id
+                    ),
+                    }])
+                    .into(),
+                );
+            }
+        }
         let (start, end) = match cert.period {
             Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
             None => (None, None),

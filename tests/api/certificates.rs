@@ -977,6 +977,40 @@ async fn a_rotated_key_signs_new_certificates_and_the_old_ones_keep_verifying() 
             .into_inner();
         assert_eq!(result_of(&verified), VerificationResult::Valid);
     }
+
+    // The server still holding the retired key (one the rotation has not reached)
+    // issues nothing more with it.
+    let err = CertificateServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .issue_certificate(status_request(10, "stale-key"))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.get_details_precondition_failure().unwrap().violations[0].r#type,
+        "SIGNING_KEY_RETIRED"
+    );
+
+    // Offline, a key vouches only for what is dated within its published period.
+    let listed = |until: &str| {
+        serde_json::json!({ "keys": [{
+            "keyId": retired.key_id,
+            "publicKeyMultibase": retired.public_key_multibase,
+            "validFrom": "2000-01-01T00:00:00Z",
+            "validUntil": until,
+        }]})
+        .to_string()
+    };
+    assert_eq!(
+        verify_offline(&old.document, &listed("2099-01-01T00:00:00Z"))
+            .unwrap()
+            .0,
+        VerificationResult::Valid
+    );
+    let (result, reason) = verify_offline(&old.document, &listed("2001-01-01T00:00:00Z")).unwrap();
+    assert_eq!(result, VerificationResult::Tampered, "{reason}");
 }
 
 /// The CLI verifies offline with no server and renders a printable page; an
