@@ -308,6 +308,49 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
     })
 }
 
+/// Most targets an understaffed draw names one by one.
+const SHORT_TARGETS_SHOWN: usize = 20;
+
+/// FAILED_PRECONDITION when a target of `drawn` got fewer inspectors than the plan's
+/// visits need (none qualified for its domain, or all declared a conflict with it): a
+/// draw never changes, so one saved so would leave those visits unstaffed for good.
+/// Nothing is saved; with inspectors added or qualified, the plan is drawn again.
+fn understaffed(plan: &Plan, drawn: &Drawn) -> Result<(), Status> {
+    let need = plan.inspectors_per_visit as usize;
+    let short: Vec<_> = drawn
+        .targets
+        .iter()
+        // One checked without a visit (grade A in a non-on-site domain) needs none.
+        .filter(|t| !t.non_on_site && t.inspectors.len() < need)
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    let mut unmet: Vec<PreconditionViolation> = short
+        .iter()
+        .take(SHORT_TARGETS_SHOWN)
+        .map(|t| PreconditionViolation {
+            kind: "INSPECTORS_UNAVAILABLE".into(),
+            subject: format!("enterprises/{}", t.uscc),
+            description: format!(
+                "{} of the {need} inspectors a visit needs may go (qualified for the plan's domain, no declared conflict with this enterprise); add or qualify inspectors, then draw again",
+                t.inspectors.len()
+            ),
+        })
+        .collect();
+    if short.len() > SHORT_TARGETS_SHOWN {
+        unmet.push(PreconditionViolation {
+            kind: "INSPECTORS_UNAVAILABLE".into(),
+            subject: plan.resource_name(),
+            description: format!(
+                "and {} more targets short of inspectors",
+                short.len() - SHORT_TARGETS_SHOWN
+            ),
+        });
+    }
+    Err(Error::FailedPrecondition(unmet).into())
+}
+
 #[tonic::async_trait]
 impl SpotCheckService for SpotCheckApi {
     async fn batch_upsert_inspectors(
@@ -552,6 +595,7 @@ impl SpotCheckService for SpotCheckApi {
             rounds += 1;
             let activity = store.cycle_activity(&plan.cycle).await?;
             let drawn = self.draw(&plan, &population, &activity, &inspectors)?;
+            understaffed(&plan, &drawn)?;
             // Noted before the write (see `AuditNote`).
             note.replace_subjects(
                 drawn

@@ -192,6 +192,7 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
     let app = spawn_app().await;
     population(&app, 40, 10).await;
     let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    staff(&mut market, &[pb::RegulatoryDomain::Advertising]).await;
     let plan = plan_and_draw(
         &app,
         &mut market,
@@ -241,9 +242,11 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
 
     // Another plan over the same population draws another list.
     let second_dept = second_department(&app).await;
+    let mut second = client(&app, second_dept);
+    staff(&mut second, &[pb::RegulatoryDomain::Pricing]).await;
     let other = plan_and_draw(
         &app,
-        &mut client(&app, second_dept),
+        &mut second,
         pb::RegulatoryDomain::Pricing,
         ratios(0.0, 0.5),
         1,
@@ -280,6 +283,14 @@ async fn a_grade_a_enterprise_inspected_this_cycle_is_never_drawn_again() {
     let app = spawn_app().await;
     population(&app, 12, 6).await;
     let mut first = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    staff(
+        &mut first,
+        &[
+            pb::RegulatoryDomain::FoodProduction,
+            pb::RegulatoryDomain::Pricing,
+        ],
+    )
+    .await;
     let all = plan_and_draw(
         &app,
         &mut first,
@@ -311,6 +322,7 @@ async fn a_grade_a_enterprise_inspected_this_cycle_is_never_drawn_again() {
     assert!(year.targets.is_empty(), "{:?}", year.targets);
     // Another department: no A-grade enterprise twice in a cycle; D-grade ones may be.
     let mut second = client(&app, second_department(&app).await);
+    staff(&mut second, &[pb::RegulatoryDomain::Pricing]).await;
     let other = plan_and_draw(
         &app,
         &mut second,
@@ -355,6 +367,23 @@ async fn register_inspectors(
                 conflicts: vec![],
             },
         ],
+    })
+    .await
+    .expect("register inspectors");
+}
+
+/// Registers three inspectors of the caller's department qualified in `domains`, none
+/// with a conflict: enough for any visit of the tests' plans.
+async fn staff(c: &mut SpotCheckServiceClient<Authed>, domains: &[pb::RegulatoryDomain]) {
+    c.batch_upsert_inspectors(pb::BatchUpsertInspectorsRequest {
+        inspectors: (1..=3)
+            .map(|n| pb::Inspector {
+                code: format!("s-{n}"),
+                display_name: format!("检查员{n}"),
+                domains: domains.iter().map(|d| *d as i32).collect(),
+                conflicts: vec![],
+            })
+            .collect(),
     })
     .await
     .expect("register inspectors");
@@ -447,22 +476,65 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
     let conflicted = format!("enterprises/{}", uscc(203));
     let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
     register_inspectors(&mut market, "m", vec![conflicted.clone()]).await;
-    let plan = plan_and_draw(
-        &app,
+    let created = create_plan(
         &mut market,
         pb::RegulatoryDomain::FoodProduction,
         ratios(0.0, 1.0),
         2,
+        cycle(&app),
     )
     .await;
-    // Every D enterprise is drawn at ratio 1.0, the conflicted one included.
+    let draw = pb::DrawSpotCheckPlanRequest {
+        name: created.name.clone(),
+    };
+    // Every D enterprise is drawn at ratio 1.0, the conflicted one included, and with
+    // its one inspector conflicted it lacks the second a visit needs: nothing is
+    // drawn for good while a visit is short.
+    let err = market.draw_spot_check_plan(draw.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let short: Vec<(String, String)> = err
+        .get_details_precondition_failure()
+        .unwrap()
+        .violations
+        .into_iter()
+        .map(|v| (v.r#type, v.subject))
+        .collect();
+    assert_eq!(
+        short,
+        [("INSPECTORS_UNAVAILABLE".to_string(), conflicted.clone())]
+    );
+    assert_eq!(
+        get_plan(&mut market, &created.name).await.state,
+        pb::SpotCheckPlanState::Created as i32
+    );
+
+    // A third inspector joins: the draw goes through, the conflicted one stays away.
+    market
+        .batch_upsert_inspectors(pb::BatchUpsertInspectorsRequest {
+            inspectors: vec![pb::Inspector {
+                code: "m-3".into(),
+                display_name: "m 检查员丙".into(),
+                domains: vec![pb::RegulatoryDomain::FoodProduction as i32],
+                conflicts: vec![],
+            }],
+        })
+        .await
+        .unwrap();
+    let plan = market
+        .draw_spot_check_plan(draw)
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
     assert_eq!(plan.targets.len(), 10);
-    assert!(plan.targets.iter().any(|t| t.enterprise == conflicted));
     for t in &plan.targets {
+        assert_eq!(t.inspectors.len(), 2, "{t:?}");
         if t.enterprise == conflicted {
-            assert_eq!(t.inspectors, ["m-2"], "the conflicted inspector stays away");
-        } else {
-            assert_eq!(t.inspectors.len(), 2);
+            assert!(
+                !t.inspectors.contains(&"m-1".to_string()),
+                "the conflicted inspector stays away"
+            );
         }
     }
     let listed = market
@@ -619,6 +691,7 @@ async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades
     )
     .await;
     let mut c = client(&app, education);
+    staff(&mut c, &[pb::RegulatoryDomain::Education]).await;
     let plan = plan_and_draw(
         &app,
         &mut c,
@@ -651,6 +724,16 @@ async fn plans_drawn_at_once_exclude_each_others_targets() {
     let app = spawn_app().await;
     population(&app, 12, 6).await;
     let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    staff(
+        &mut market,
+        &[
+            pb::RegulatoryDomain::FoodProduction,
+            pb::RegulatoryDomain::Pricing,
+            pb::RegulatoryDomain::ProductQuality,
+            pb::RegulatoryDomain::Advertising,
+        ],
+    )
+    .await;
     let mut names = Vec::new();
     for domain in [
         pb::RegulatoryDomain::FoodProduction,
@@ -769,6 +852,7 @@ async fn drawing_a_plan_again_answers_with_its_one_draw() {
     let app = spawn_app().await;
     population(&app, 20, 5).await;
     let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    staff(&mut market, &[pb::RegulatoryDomain::Pricing]).await;
     let plan = create_plan(
         &mut market,
         pb::RegulatoryDomain::Pricing,
