@@ -327,13 +327,19 @@ impl Server {
         let store = self.state.store.clone();
         // New certificates are signed with the configured key from now on; keys it
         // replaces stay listed so what they signed keeps verifying.
-        store
+        let signs = store
             .register_issuer_key(
                 &self.certificates.key_id,
                 &crate::api::certificates::signing_public_key(&self.certificates),
             )
             .await
             .context("cannot register the certificate signing key")?;
+        if !signs {
+            tracing::warn!(
+                key_id = %self.certificates.key_id,
+                "the certificate signing key was retired by a newer one; this server verifies certificates but issues none until it is given the current key"
+            );
+        }
         let readiness = tokio::spawn(watch_readiness(store.clone(), reporter.clone()));
         let scheduler = tokio::spawn(regrade_due(
             store.clone(),

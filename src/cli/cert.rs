@@ -405,18 +405,20 @@ pub fn verify_offline(
                 .and_then(Value::as_str)
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         };
+        // An undated proof (or one whose date does not read) could have been made at
+        // any time: where the key has a period, it is not trusted.
         let outside = match shown.created {
             Some(created) => {
                 bound("validFrom").is_some_and(|from| created < from)
                     || bound("validUntil").is_some_and(|until| created > until)
             }
-            None => false,
+            None => entry.get("validFrom").is_some() || entry.get("validUntil").is_some(),
         };
         if outside {
             return Ok((
                 VerificationResult::Tampered,
                 format!(
-                    "do not trust this document: it is dated outside the period of issuer key {} (validFrom–validUntil in the keys file); verify it online",
+                    "do not trust this document: its proof is undated, or dated outside the period of issuer key {} (validFrom–validUntil in the keys file); verify it online",
                     shown.key_id.as_deref().unwrap_or_default()
                 ),
             ));

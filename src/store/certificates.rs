@@ -82,12 +82,16 @@ impl Store {
     /// until now (which keeps verifying what it signed). Refuses a key id or public key
     /// already registered with a different partner, which would make old certificates
     /// verify against the wrong key. Processes registering at once take turns, and the
-    /// last to register signs: exactly one key is current.
+    /// last to register signs: exactly one key is current. A key already retired stays
+    /// retired: a process starting with it (an old replica restarted during a
+    /// roll-out) must not retire the newer key every other replica signs with; it
+    /// verifies, and issues nothing (SIGNING_KEY_RETIRED). Returns whether `key_id`
+    /// is the current key.
     pub async fn register_issuer_key(
         &self,
         key_id: &str,
         public_key_multibase: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         if self.backend == super::Backend::Postgres {
             // Registrations take turns, as SQLite's single writer makes them. Otherwise
@@ -118,7 +122,11 @@ impl Store {
             current = row.try_get::<Option<i64>, _>("valid_until")?.is_none();
         }
         if current {
-            return Ok(());
+            return Ok(true);
+        }
+        if !rows.is_empty() {
+            // Retired, and it stays so (a new key gets a new id).
+            return Ok(false);
         }
         let now = now_millis();
         sqlx::query(
@@ -128,25 +136,17 @@ impl Store {
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            sqlx::query(
-                "INSERT INTO issuer_keys (key_id, public_key_multibase, valid_from, valid_until) \
-                 VALUES ($1, $2, $3, NULL)",
-            )
-            .bind(key_id)
-            .bind(public_key_multibase)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            // A retired key brought back (a rollback) signs again.
-            sqlx::query("UPDATE issuer_keys SET valid_until = NULL WHERE key_id = $1")
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(
+            "INSERT INTO issuer_keys (key_id, public_key_multibase, valid_from, valid_until) \
+             VALUES ($1, $2, $3, NULL)",
+        )
+        .bind(key_id)
+        .bind(public_key_multibase)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Every issuer key, oldest first.
