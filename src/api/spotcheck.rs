@@ -308,47 +308,29 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
     })
 }
 
-/// Most targets an understaffed draw names one by one.
-const SHORT_TARGETS_SHOWN: usize = 20;
-
-/// FAILED_PRECONDITION when a target of `drawn` got fewer inspectors than the plan's
-/// visits need (none qualified for its domain, or all declared a conflict with it): a
-/// draw never changes, so one saved so would leave those visits unstaffed for good.
-/// Nothing is saved; with inspectors added or qualified, the plan is drawn again.
+/// FAILED_PRECONDITION when a visit of `drawn` got fewer inspectors than the plan
+/// needs (none qualified for its domain, or all declared a conflict with the
+/// enterprise): a draw never changes, so one saved so would leave those visits
+/// unstaffed for good. Nothing is saved, and the answer names no target: a draw not
+/// kept must not show what it drew (the seed stays secret, and the same seed draws the
+/// same targets once inspectors are added or qualified and the plan is drawn again).
 fn understaffed(plan: &Plan, drawn: &Drawn) -> Result<(), Status> {
     let need = plan.inspectors_per_visit as usize;
-    let short: Vec<_> = drawn
-        .targets
-        .iter()
-        // One checked without a visit (grade A in a non-on-site domain) needs none.
-        .filter(|t| !t.non_on_site && t.inspectors.len() < need)
-        .collect();
-    if short.is_empty() {
+    let visits = drawn.targets.iter().filter(|t| !t.non_on_site);
+    let short = visits.clone().filter(|t| t.inspectors.len() < need).count();
+    if short == 0 {
         return Ok(());
     }
-    let mut unmet: Vec<PreconditionViolation> = short
-        .iter()
-        .take(SHORT_TARGETS_SHOWN)
-        .map(|t| PreconditionViolation {
-            kind: "INSPECTORS_UNAVAILABLE".into(),
-            subject: format!("enterprises/{}", t.uscc),
-            description: format!(
-                "{} of the {need} inspectors a visit needs may go (qualified for the plan's domain, no declared conflict with this enterprise); add or qualify inspectors, then draw again",
-                t.inspectors.len()
-            ),
-        })
-        .collect();
-    if short.len() > SHORT_TARGETS_SHOWN {
-        unmet.push(PreconditionViolation {
-            kind: "INSPECTORS_UNAVAILABLE".into(),
-            subject: plan.resource_name(),
-            description: format!(
-                "and {} more targets short of inspectors",
-                short.len() - SHORT_TARGETS_SHOWN
-            ),
-        });
-    }
-    Err(Error::FailedPrecondition(unmet).into())
+    Err(Error::FailedPrecondition(vec![PreconditionViolation {
+        kind: "INSPECTORS_UNAVAILABLE".into(),
+        subject: plan.resource_name(),
+        description: format!(
+            "{short} of the {} visits drawn would have fewer than the {need} inspectors a visit needs (qualified for {}, with no declared conflict with the enterprise); add or qualify inspectors, then draw again: the same targets are drawn",
+            visits.count(),
+            plan.domain.code()
+        ),
+    }])
+    .into())
 }
 
 #[tonic::async_trait]

@@ -499,10 +499,17 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
         .into_iter()
         .map(|v| (v.r#type, v.subject))
         .collect();
+    // The refusal names no target: a draw not kept shows nothing it drew.
     assert_eq!(
         short,
-        [("INSPECTORS_UNAVAILABLE".to_string(), conflicted.clone())]
+        [("INSPECTORS_UNAVAILABLE".to_string(), created.name.clone())]
     );
+    assert!(
+        err.message().contains("1 of the 10 visits"),
+        "{}",
+        err.message()
+    );
+    assert!(!err.message().contains(&uscc(203)), "{}", err.message());
     assert_eq!(
         get_plan(&mut market, &created.name).await.state,
         pb::SpotCheckPlanState::Created as i32
