@@ -484,8 +484,12 @@ pub fn cross_check(
                 );
                 // Decided after the candidate's role ended: it may still concern
                 // conduct from the tenure (a listing for years of missed reports), so
-                // an officer weighs it, but it is never held against him alone.
-                if let Some(end) = link.end.filter(|end| record.decision_date > *end) {
+                // an officer weighs it, but it is never held against him alone. (Not
+                // when he declares the enterprise his: he says the tie stands.)
+                if let Some(end) = link
+                    .end
+                    .filter(|end| !link.declared && record.decision_date > *end)
+                {
                     found.verdict = found.verdict.min(Verdict::Review);
                     found.description.push_str(&format!(
                         "（该决定作出于其任职结束（{end}）之后，请核实是否涉及其任职期间）"
@@ -710,6 +714,18 @@ mod tests {
             assert_eq!(
                 result.findings[0].description.contains("任职结束"),
                 verdict == Verdict::Review
+            );
+            // Declared his, the enterprise's listing counts as the policy says.
+            let declared = ["E".to_string()];
+            let mine = Checked {
+                declared: &declared,
+                ..candidate.clone()
+            };
+            let result = cross_check(&policy, purpose, &mine, &evidence);
+            assert_eq!(
+                result.verdict,
+                Verdict::Adverse,
+                "declared, decided {decided}"
             );
         }
     }
