@@ -261,15 +261,7 @@ impl StorageArgs {
                 .with_context(|| format!("cannot read the {what} file {}", file.display()))?
         } else if !self.uses_postgres() {
             let path = self.data_dir.join(generated);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(_) => {
-                    std::fs::create_dir_all(&self.data_dir)?;
-                    let key = hex::encode(crate::audit::random_key().to_bytes());
-                    write_private(&path, &key)?;
-                    key
-                }
-            }
+            read_or_create_private(&path, || hex::encode(crate::audit::random_key().to_bytes()))?
         } else {
             bail!("with PostgreSQL, set {flag} to the {what} on every replica");
         };
@@ -466,16 +458,41 @@ fn load_models(dir: &Path) -> Result<ModelSet, ModelError> {
 
 /// Reads `data_dir/hmac.key`, creating it with a random key readable only by the owner.
 fn local_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = data_dir.join("hmac.key");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(existing.trim().as_bytes().to_vec());
+    let key = read_or_create_private(&data_dir.join("hmac.key"), || {
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })?;
+    Ok(key.trim().as_bytes().to_vec())
+}
+
+/// Reads a generated secret at `path`, or writes `make()` there when the file does not
+/// exist yet. A file that exists but cannot be read stops the caller: replacing it
+/// would lose the key (every person keyed with an HMAC key that is gone can never be
+/// found again). Two processes creating it at once (a server and `agency add` on a new
+/// data directory) keep the first one written, whole: each writes a file of its own
+/// and links it into place, which fails if one is there already.
+fn read_or_create_private(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir)?;
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let key = hex::encode(bytes);
-    write_private(&path, &key)?;
-    Ok(key.into_bytes())
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = make();
+    let staged = path.with_extension(format!("new-{}", std::process::id()));
+    write_private(&staged, &key)?;
+    let linked = std::fs::hard_link(&staged, path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// Writes a file only its owner can read.
@@ -493,4 +510,29 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_made_once_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("hmac.key");
+        let first = read_or_create_private(&path, || "first".into()).unwrap();
+        assert_eq!(first, "first");
+        let again = read_or_create_private(&path, || "second".into()).unwrap();
+        assert_eq!(again, "first", "an existing key is read, not replaced");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no staged file is left behind"
+        );
+
+        // A key file that cannot be read stops the caller; it is kept as it was.
+        std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_or_create_private(&path, || "third".into()).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), [0xff, 0xfe, 0x00]);
+    }
 }
