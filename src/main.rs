@@ -90,11 +90,14 @@ struct ServeArgs {
     audit_checkpoint_secs: u64,
     /// Seconds after which a write's saved audit entry that its call never chained is
     /// chained by the audit writer (at its next checkpoint interval). Longer than any
-    /// call takes, and than the clock difference between replicas.
+    /// call takes, and than the clock difference between replicas; at least 31, past
+    /// the longest a write waits for its turn (30 s): an entry chained while its call
+    /// still runs would be logged with the outcome it had when saved.
     #[arg(
         long,
         env = "CREDIT_HUB_AUDIT_RECOVER_AFTER_SECS",
-        default_value_t = 60
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(31..)
     )]
     audit_recover_after_secs: u64,
     /// Which purposes each agency kind may declare (TOML; default: the shipped
@@ -347,8 +350,9 @@ enum AgencyCommand {
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Requests per second this agency may make (default: the server's
-        /// --default-rate-limit). At most 2,147,483,647, what PostgreSQL's column holds.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(..=i64::from(i32::MAX)))]
+        /// --default-rate-limit): at least 1 (leave it out for the server's default),
+        /// at most 2,147,483,647, what PostgreSQL's column holds.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))]
         rate_limit: Option<u32>,
         /// A name its TLS client certificate carries (subject Common Name, or a DNS,
         /// URI or e-mail Subject Alternative Name): connections presenting such a

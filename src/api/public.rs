@@ -38,8 +38,14 @@ impl PublicLimit {
         let Some(ip) = peers.client_address(req.extensions(), forwarded) else {
             return Ok(());
         };
+        // An IPv6 client by its /64 (one subscriber's network); an IPv4 client reaching
+        // a dual-stack listener (`::ffff:a.b.c.d`) by its own address, or every such
+        // client would share the bucket of `::`.
         let ip = match ip {
-            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            },
             v4 => v4,
         };
         self.buckets.take(ip, self.rate).map_err(|retry| {

@@ -1,9 +1,13 @@
 //! Which chain heads the audit writer signs. A checkpoint vouches for every entry up to
 //! it, so the writer signs only a head it chained itself from a point it trusts, or one
-//! whose entries since that point it has read back and checked. Signing whatever head it
-//! last read would vouch for entries written straight into the table behind its back
-//! (by whoever holds the database's credentials), and `audit verify` would then accept
-//! them. Another replica's entries are checked the same way, a page at a time.
+//! whose entries since that point it has read back and checked: that they continue the
+//! chain, each hash over its content and the previous hash. Signing whatever head it
+//! last read would vouch for a corrupt or broken chain. The check cannot tell who wrote
+//! an entry: the hashes are unkeyed, so whoever holds the database's credentials can
+//! append well-formed entries after the last checkpoint (or delete the newest entries
+//! with their checkpoints), and a later checkpoint then covers them. What the signed
+//! checkpoints protect is everything before them, as README says.
+//! Another replica's entries are checked the same way, a page at a time.
 
 use std::future::Future;
 use std::pin::Pin;
