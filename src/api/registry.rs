@@ -12,7 +12,7 @@ use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::{AgencyKind, EnterpriseStatus};
-use crate::domain::enterprise::{is_industry_code, is_region_code};
+use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, registry_service_server::RegistryService};
 use crate::store::{EnterpriseFilter, Replay};
@@ -28,6 +28,15 @@ impl RegistryApi {
     pub fn new(state: Shared) -> Self {
         RegistryApi { state }
     }
+}
+
+/// The audit subjects an enterprise's entry shows: the enterprise and its current
+/// legal representative.
+fn shown(e: &Enterprise) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(e.uscc.resource_name()).chain(
+        e.legal_representative()
+            .map(|r| format!("persons/{}", r.person.key.as_str())),
+    )
 }
 
 #[tonic::async_trait]
@@ -104,6 +113,9 @@ impl RegistryService for RegistryApi {
             .get_enterprise(&uscc)
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        if let Some(r) = enterprise.legal_representative() {
+            note.subject(format!("persons/{}", r.person.key.as_str()));
+        }
         note.count(1);
         Ok(Response::new(pb::GetEnterpriseResponse {
             enterprise: Some(enterprise_out(&enterprise)),
@@ -145,7 +157,9 @@ impl RegistryService for RegistryApi {
             prost::Message::encoded_len(&enterprise_out(e))
         });
         let next_page_token = next_page(&mut page, limit, &query, |e| e.uscc.as_str().to_string());
-        note.count(page.len());
+        // Whom the page shows: "who looked at this enterprise, at this person" finds a
+        // listing that showed them, as it finds a GetEnterprise.
+        note.subjects(page.iter().flat_map(shown)).count(page.len());
         Ok(Response::new(pb::ListEnterprisesResponse {
             enterprises: page.iter().map(enterprise_out).collect(),
             next_page_token,

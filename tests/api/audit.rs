@@ -1903,3 +1903,46 @@ async fn a_listing_asked_about_one_subject_names_it_whatever_the_answer() {
         assert_eq!(outcomes, [outcome], "{method}");
     }
 }
+
+/// A registry listing names whom it showed: "who looked at this enterprise, at this
+/// person" finds it, as it finds a GetEnterprise.
+#[tokio::test]
+async fn a_registry_listing_is_found_under_the_enterprises_and_representatives_it_showed() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    app.registry(AgencyKind::Court)
+        .list_enterprises(pb::ListEnterprisesRequest {
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let listings = |request: pb::ListAuditEntriesRequest| {
+        let app = &app;
+        async move {
+            app.audit_entries(pb::ListAuditEntriesRequest {
+                method: "/credithub.v1.RegistryService/ListEnterprises".into(),
+                ..request
+            })
+            .await
+            .len()
+        }
+    };
+    assert_eq!(
+        listings(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(2)),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        listings(pb::ListAuditEntriesRequest {
+            subject_person_id_number: ID_B.into(),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+}
