@@ -431,6 +431,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever stands between and around the digits (invisible characters,
+        /// spaces, dashes, letters, CJK), masking leaves no ID number behind, and
+        /// never cuts a character.
+        #[test]
+        fn masking_leaves_no_id_number_in_any_text(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(ID.to_string()),
+                    "[0-9X]{1,6}",
+                    "[ \u{ad}\u{200b}\u{200e}\u{2063}\u{fe0f}\u{3000}.·王-]{1,3}",
+                ],
+                0..12,
+            ),
+        ) {
+            let text: String = parts.concat();
+            let masked = mask_id_numbers(&text);
+            proptest::prop_assert!(!contains_id_number(&masked), "{:?} -> {:?}", text, masked);
+            let loosely = mask_long_numbers(&text);
+            proptest::prop_assert!(!contains_id_number_loosely(&loosely), "{:?} -> {:?}", text, loosely);
+        }
+    }
+
     #[test]
     fn names_hold_no_long_numbers() {
         // A synthetic number (990101 is no region) with its check character mistyped:
