@@ -467,14 +467,27 @@ fn local_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Reads a generated secret at `path`, or writes `make()` there when the file does not
-/// exist yet. A file that exists but cannot be read stops the caller: replacing it
-/// would lose the key (every person keyed with an HMAC key that is gone can never be
-/// found again). Two processes creating it at once (a server and `agency add` on a new
-/// data directory) keep the first one written, whole: each writes a file of its own
-/// and links it into place, which fails if one is there already.
+/// exist yet. A file that exists but cannot be read, or is empty, stops the caller:
+/// replacing it would lose the key (every person keyed with an HMAC key that is gone
+/// can never be found again). Two processes creating it at once (a server and `agency
+/// add` on a new data directory) keep the first one written, whole: each writes and
+/// syncs a file of its own and links it into place, which fails if one is there
+/// already. Where the file system has no hard links, the file is created exclusively
+/// in place instead.
 fn read_or_create_private(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text),
+    let read = |path: &Path| -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if text.trim().is_empty() {
+            bail!(
+                "{} is empty: restore the key from a backup (a new one would not find what the old one keyed)",
+                path.display()
+            );
+        }
+        Ok(text)
+    };
+    match std::fs::metadata(path) {
+        Ok(_) => return read(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -482,17 +495,44 @@ fn read_or_create_private(path: &Path, make: impl FnOnce() -> String) -> anyhow:
         std::fs::create_dir_all(dir)?;
     }
     let key = make();
-    let staged = path.with_extension(format!("new-{}", std::process::id()));
-    write_private(&staged, &key)?;
-    let linked = std::fs::hard_link(&staged, path);
+    let mut unique = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut unique);
+    let staged = path.with_extension(format!("new-{}", hex::encode(unique)));
+    let linked = write_new_private(&staged, &key).and_then(|()| std::fs::hard_link(&staged, path));
     let _ = std::fs::remove_file(&staged);
     match linked {
         Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            match write_new_private(path, &key) {
+                Ok(()) => Ok(key),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+                Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+            }
         }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
+}
+
+/// Creates `path` (which must not exist) readable only by its owner, holding
+/// `contents`, synced to disk.
+fn write_new_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
 }
 
 /// Writes a file only its owner can read.
@@ -534,5 +574,9 @@ mod tests {
         std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
         assert!(read_or_create_private(&path, || "third".into()).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), [0xff, 0xfe, 0x00]);
+        // So does an empty one (a crash before the key reached the disk).
+        std::fs::write(&path, "").unwrap();
+        assert!(read_or_create_private(&path, || "fourth".into()).is_err());
+        assert!(std::fs::read(&path).unwrap().is_empty());
     }
 }

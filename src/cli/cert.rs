@@ -412,7 +412,7 @@ pub fn verify_offline(
                 bound("validFrom").is_some_and(|from| created < from)
                     || bound("validUntil").is_some_and(|until| created > until)
             }
-            None => entry.get("validFrom").is_some() || entry.get("validUntil").is_some(),
+            None => bound("validFrom").is_some() || bound("validUntil").is_some(),
         };
         if outside {
             return Ok((

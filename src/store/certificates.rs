@@ -82,11 +82,11 @@ impl Store {
     /// until now (which keeps verifying what it signed). Refuses a key id or public key
     /// already registered with a different partner, which would make old certificates
     /// verify against the wrong key. Processes registering at once take turns, and the
-    /// last to register signs: exactly one key is current. A key already retired stays
-    /// retired: a process starting with it (an old replica restarted during a
-    /// roll-out) must not retire the newer key every other replica signs with; it
-    /// verifies, and issues nothing (SIGNING_KEY_RETIRED). Returns whether `key_id`
-    /// is the current key.
+    /// last to register signs: exactly one key is current. On PostgreSQL a key already
+    /// retired stays retired: a process starting with it (an old replica restarted
+    /// during a roll-out) must not retire the newer key every other replica signs
+    /// with; it verifies, and issues nothing (SIGNING_KEY_RETIRED). Returns whether
+    /// `key_id` is the current key.
     pub async fn register_issuer_key(
         &self,
         key_id: &str,
@@ -124,8 +124,8 @@ impl Store {
         if current {
             return Ok(true);
         }
-        if !rows.is_empty() {
-            // Retired, and it stays so (a new key gets a new id).
+        if !rows.is_empty() && self.backend == super::Backend::Postgres {
+            // Retired, and it stays so: the other replicas sign with the newer key.
             return Ok(false);
         }
         let now = now_millis();
@@ -136,15 +136,24 @@ impl Store {
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO issuer_keys (key_id, public_key_multibase, valid_from, valid_until) \
-             VALUES ($1, $2, $3, NULL)",
-        )
-        .bind(key_id)
-        .bind(public_key_multibase)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        if rows.is_empty() {
+            sqlx::query(
+                "INSERT INTO issuer_keys (key_id, public_key_multibase, valid_from, valid_until) \
+                 VALUES ($1, $2, $3, NULL)",
+            )
+            .bind(key_id)
+            .bind(public_key_multibase)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // SQLite serves from one process: a retired key it is given again (a
+            // restored backup, a key file removed) signs again, as nothing else can.
+            sqlx::query("UPDATE issuer_keys SET valid_until = NULL WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
