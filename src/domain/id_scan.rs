@@ -31,7 +31,7 @@ fn id_char(c: char) -> Option<char> {
 /// selectors, bidirectional marks, tags) and the other format characters. Copying from
 /// documents leaves them between digits, and a reader sees the digits as one number,
 /// so the scan looks through them, however many there are.
-fn invisible(c: char) -> bool {
+pub fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
@@ -180,6 +180,10 @@ pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
 /// what a scan finds reading [`Invisibles`] either way, overlapping finds merged.
 fn find(text: &str, loosely: bool) -> Vec<Range<usize>> {
     let mut found = find_in(&runs(text, loosely, Invisibles::Through));
+    // Without invisible characters both readings are one: most text is read once.
+    if !text.chars().any(invisible) {
+        return found;
+    }
     found.extend(find_in(&runs(text, loosely, Invisibles::Between)));
     found.sort_by_key(|r| (r.start, r.end));
     let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());

@@ -324,27 +324,12 @@ pub struct Checked<'a> {
 pub fn same_name(a: &str, b: &str) -> bool {
     fn normal(name: &str) -> impl Iterator<Item = char> + '_ {
         // Name separators go too: courts and registries often write a transliterated
-        // name (阿依古丽·买买提) without its dot.
+        // name (阿依古丽·买买提) without its dot. So do characters drawn as nothing.
         name.chars()
             .filter(|c| {
                 !c.is_whitespace()
-                    && !matches!(
-                        c,
-                        '\u{200B}'
-                            | '\u{200C}'
-                            | '\u{200D}'
-                            | '\u{2060}'
-                            | '\u{FEFF}'
-                            | '·'
-                            | '•'
-                            | '‧'
-                            | '・'
-                            | '･'
-                            | '∙'
-                            | '⋅'
-                            | '.'
-                            | '．'
-                    )
+                    && !super::id_scan::invisible(*c)
+                    && !matches!(c, '·' | '•' | '‧' | '・' | '･' | '∙' | '⋅' | '.' | '．')
             })
             .map(|c| match c {
                 '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
@@ -577,6 +562,10 @@ mod tests {
             "the dot left out"
         );
         assert!(same_name("张\u{3000}伟", "张伟"));
+        assert!(
+            same_name("张\u{ad}伟\u{200b}", "张伟"),
+            "invisible characters"
+        );
         assert!(same_name("ＪＯＨＮ　ＳＭＩＴＨ", "John Smith"));
         assert!(!same_name("李四", "李娜"));
         assert!(!same_name("张伟", "张玮"));
