@@ -7,7 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain;
-use crate::domain::id_scan::{contains_id_number, mask_id_numbers};
+use crate::domain::id_scan::{contains_id_number_loosely, mask_id_numbers_loosely};
 use crate::store;
 
 /// The `ErrorInfo.domain` of every error this service returns.
@@ -26,11 +26,12 @@ const MAX_DESCRIPTION_BYTES: usize = 300;
 const DETAILS_BUDGET: usize = 3_000;
 
 /// `text` with any ID number in it masked (an error may quote what the caller sent, and
-/// no response carries a full ID number), cut to at most `max` bytes at a character
-/// boundary, marked when cut.
+/// no response carries a full ID number), its groups also joined by dashes, dots or
+/// slashes (masking a document number that reads as one costs an error message
+/// little), cut to at most `max` bytes at a character boundary, marked when cut.
 fn bounded(text: String, max: usize) -> String {
-    let text = if contains_id_number(&text) {
-        mask_id_numbers(&text)
+    let text = if contains_id_number_loosely(&text) {
+        mask_id_numbers_loosely(&text)
     } else {
         text
     };

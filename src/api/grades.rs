@@ -82,7 +82,8 @@ impl GradeApi {
             None => Err(Error::invalid(
                 field,
                 format!(
-                    "unknown model {name:?}; one of {}",
+                    "unknown model {}; one of {}",
+                    crate::domain::id_scan::quoted(name),
                     self.state.store.models().names().join(", ")
                 ),
             )),

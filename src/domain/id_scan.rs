@@ -28,9 +28,10 @@ fn id_char(c: char) -> Option<char> {
 
 /// Whether `c` is drawn as nothing: Unicode's default-ignorable code points (zero-width
 /// spaces and joiners, the soft hyphen, word joiners and invisible operators, variation
-/// selectors, bidirectional marks, tags) and the other format characters. Copying from
-/// documents leaves them between digits, and a reader sees the digits as one number,
-/// so the scan looks through them, however many there are.
+/// selectors, bidirectional marks, tags), the other format characters and the control
+/// characters that are not spaces (DEL, C0 and C1 codes). Copying from documents leaves
+/// them between digits, and a reader sees the digits as one number, so the scan looks
+/// through them, however many there are.
 pub fn invisible(c: char) -> bool {
     matches!(
         c,
@@ -59,7 +60,7 @@ pub fn invisible(c: char) -> bool {
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E0FFF}'
-    )
+    ) || (c.is_control() && !c.is_whitespace())
 }
 
 /// Whether `c` may stand between the groups of an ID number written in parts: any space
@@ -169,9 +170,56 @@ fn is_id_number(candidate: &str) -> bool {
         && Uscc::parse(candidate).is_err()
 }
 
+/// Whether `candidate` (15 digits standing alone) is a first-generation ID number
+/// (GB 11643-1989: address code, `YYMMDD` birth date in the 1900s, sequence; no check
+/// character): its address code names a province and its date is real. An old
+/// 15-digit business registration number passing its ISO 7064 MOD 11,10 check is not
+/// one (nine in ten old ID numbers fail that check, and one registration number in
+/// thirty would otherwise read as a birth date).
+fn is_first_generation_id(candidate: &str) -> bool {
+    const PROVINCES: [std::ops::RangeInclusive<u32>; 9] = [
+        11..=15,
+        21..=23,
+        31..=37,
+        41..=46,
+        50..=54,
+        61..=65,
+        71..=71,
+        81..=82,
+        91..=91,
+    ];
+    let bytes = candidate.as_bytes();
+    if bytes.len() != 15 || !bytes.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let number = |r: Range<usize>| candidate[r].parse::<u32>().unwrap_or(0);
+    let province = number(0..2);
+    let (year, month, day) = (number(6..8), number(8..10), number(10..12));
+    PROVINCES.iter().any(|p| p.contains(&province))
+        && chrono::NaiveDate::from_ymd_opt(1900 + year as i32, month, day).is_some()
+        && !passes_mod_11_10(bytes)
+}
+
+/// Whether `digits` (ASCII) pass ISO 7064 MOD 11,10, the check of an old business
+/// registration number's last digit.
+fn passes_mod_11_10(digits: &[u8]) -> bool {
+    let (body, check) = digits.split_at(digits.len() - 1);
+    let mut p = 10;
+    for d in body {
+        let mut s = (p + u32::from(d - b'0')) % 10;
+        if s == 0 {
+            s = 10;
+        }
+        p = (s * 2) % 11;
+    }
+    (p + u32::from(check[0] - b'0')) % 10 == 1
+}
+
 /// Where `text` holds a resident ID number: byte ranges, in order, not overlapping.
 /// An ID counts whether written in one piece, in groups separated by spaces or
-/// zero-width characters (see [`joiner`]), or in full-width characters; a run of more than 18 digits is some other number.
+/// zero-width characters (see [`joiner`]), or in full-width characters; a run of more
+/// than 18 digits is some other number. A first-generation (15-digit) number counts
+/// where it stands alone (see [`is_first_generation_id`]).
 pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
     find(text, false)
 }
@@ -179,12 +227,12 @@ pub fn id_numbers_in(text: &str) -> Vec<Range<usize>> {
 /// Where [`id_numbers_in`] finds one, or [`joiner`] read loosely joins groups into one:
 /// what a scan finds reading [`Invisibles`] either way, overlapping finds merged.
 fn find(text: &str, loosely: bool) -> Vec<Range<usize>> {
-    let mut found = find_in(&runs(text, loosely, Invisibles::Through));
+    let mut found = find_in(text, &runs(text, loosely, Invisibles::Through));
     // Without invisible characters both readings are one: most text is read once.
     if !text.chars().any(invisible) {
         return found;
     }
-    found.extend(find_in(&runs(text, loosely, Invisibles::Between)));
+    found.extend(find_in(text, &runs(text, loosely, Invisibles::Between)));
     found.sort_by_key(|r| (r.start, r.end));
     let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());
     for range in found {
@@ -197,17 +245,40 @@ fn find(text: &str, loosely: bool) -> Vec<Range<usize>> {
 }
 
 /// Where runs, alone or joined, make an ID number.
-fn find_in(runs: &[(Run, bool)]) -> Vec<Range<usize>> {
+fn find_in(text: &str, runs: &[(Run, bool)]) -> Vec<Range<usize>> {
+    // Whether a letter or digit touches the bytes `at` (a hex digest, a code).
+    let touched = |at: Range<usize>| {
+        let before = text[..at.start].chars().next_back();
+        let after = text[at.end..].chars().next();
+        [before, after]
+            .into_iter()
+            .flatten()
+            .any(|c| c.is_ascii_alphanumeric())
+    };
     let mut found: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < runs.len() {
         // Runs i..=j joined by single spaces, as long as they add up to at most 18.
         let mut candidate = String::new();
         let mut hit = None;
+        let follows_digits = i > 0 && runs[i - 1].1;
         for (j, (run, joined)) in runs[i..].iter().enumerate() {
             candidate.push_str(&run.text);
             if candidate.len() >= 18 || !joined {
-                if candidate.len() == 18 && is_id_number(&candidate) {
+                let id = match candidate.len() {
+                    18 => is_id_number(&candidate),
+                    // An old number only where it stands alone: joined to more digits
+                    // on either side, or touching letters, fifteen digits are more
+                    // likely part of some longer number or code.
+                    15 => {
+                        !joined
+                            && !follows_digits
+                            && !touched(runs[i].0.bytes.start..run.bytes.end)
+                            && is_first_generation_id(&candidate)
+                    }
+                    _ => false,
+                };
+                if id {
                     hit = Some(i + j);
                 }
                 break;
@@ -287,6 +358,14 @@ pub fn mask_id_numbers(text: &str) -> String {
     mask(text, false)
 }
 
+/// `text` quoted for an error message: any ID number masked first (as
+/// [`mask_id_numbers_loosely`] does), then escaped as Rust's `Debug` escapes strings, so
+/// that control characters are shown rather than sent, and cannot split a number the
+/// masking would have found.
+pub fn quoted(text: &str) -> String {
+    format!("{:?}", mask_id_numbers_loosely(text))
+}
+
 /// [`mask_id_numbers`] for a name, reading [`joiner`] loosely.
 pub fn mask_id_numbers_loosely(text: &str) -> String {
     mask(text, true)
@@ -298,9 +377,15 @@ fn mask(text: &str, loosely: bool) -> String {
     for range in find(text, loosely) {
         out.push_str(&text[from..range.start]);
         let normalised: String = text[range.clone()].chars().filter_map(id_char).collect();
-        let masked = IdNumber::parse(&normalised)
-            .map(|id| id.masked().as_str().to_string())
-            .unwrap_or_else(|_| "*".repeat(18));
+        let masked = match IdNumber::parse(&normalised) {
+            Ok(id) => id.masked().as_str().to_string(),
+            // A first-generation number: its address code and last four, as for a
+            // current one.
+            Err(_) if normalised.len() == 15 => {
+                format!("{}******{}", &normalised[..6], &normalised[12..])
+            }
+            Err(_) => "*".repeat(18),
+        };
         out.push_str(&masked);
         from = range.end;
     }
@@ -390,6 +475,57 @@ mod tests {
             String::new(),
         ] {
             assert!(!contains_id_number(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_first_generation_number_standing_alone_is_an_id_number() {
+        // GB 11643's example in its 15-digit form, with a sequence whose last digit
+        // fails ISO 7064 MOD 11,10 (the example's own, 002, passes it).
+        let old = "110105491231001";
+        for text in [
+            old.to_string(),
+            format!("被执行人王五（身份证号{old}）"),
+            "110105 491231 001".to_string(),
+            "１１０１０５４９１２３１００１".to_string(),
+        ] {
+            assert!(contains_id_number(&text), "{text}");
+        }
+        assert_eq!(
+            mask_id_numbers(&format!("王五 {old} 拒不履行")),
+            "王五 110105******001 拒不履行"
+        );
+        for text in [
+            // An old registration number: its MOD 11,10 check passes.
+            "注册号110105491231002",
+            // No such date, no such province, part of a longer number or of a code.
+            "110105491331001",
+            "990105491231001",
+            "110105491231001 23",
+            "6 110105491231001",
+            "6110105491231001",
+            "ab110105491231001",
+            "110105491231001cd",
+        ] {
+            assert!(!contains_id_number(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn quoting_masks_before_it_escapes() {
+        assert_eq!(quoted("110105\t19491231002X"), "\"110105********002X\"");
+        assert_eq!(quoted("a\u{7}b"), "\"a\\u{7}b\"");
+    }
+
+    #[test]
+    fn control_characters_hide_no_id_number() {
+        for text in [
+            "110105\u{7f}19491231002X",
+            "110105\u{1}19491231002X",
+            "110105\u{85}\u{9f}19491231002X",
+        ] {
+            assert!(contains_id_number(text), "{text:?}");
+            assert!(!mask_long_numbers(text).contains("1231002"), "{text:?}");
         }
     }
 

@@ -94,7 +94,12 @@ pub struct Cycle {
 impl Cycle {
     /// Parses `YYYY` or `YYYY-Qn`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a cycle: write a year (2026) or a quarter (2026-Q4)");
+        let bad = || {
+            format!(
+                "{} is not a cycle: write a year (2026) or a quarter (2026-Q4)",
+                super::id_scan::quoted(text)
+            )
+        };
         let (year, quarter) = match text.split_once("-Q") {
             Some((y, q)) => (y, Some(q)),
             None => (text, None),

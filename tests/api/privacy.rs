@@ -79,11 +79,14 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
     // A soft hyphen, pasted from a document, is drawn as nothing: the number is whole.
     let mut third = penalty(&uscc(1), "P-3");
     third.summary = format!("当事人{}\u{ad}{}", &ID_A[..9], &ID_A[9..]);
+    // A first-generation (15-digit) number is someone's ID number too.
+    let mut fourth = penalty(&uscc(1), "P-4");
+    fourth.summary = "当事人王五（身份证号110105491231001）".into();
     let mut records = app.records(AgencyKind::MarketRegulation);
     let err = records
         .batch_submit_records(pb::BatchSubmitRecordsRequest {
             request_id: "with-id".into(),
-            records: vec![penalty(&uscc(1), "P-0"), record, second, third],
+            records: vec![penalty(&uscc(1), "P-0"), record, second, third, fourth],
         })
         .await
         .unwrap_err();
@@ -93,7 +96,8 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
         [
             "records[1].summary",
             "records[2].summary",
-            "records[3].summary"
+            "records[3].summary",
+            "records[4].summary"
         ]
     );
     assert!(
@@ -133,11 +137,19 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
         .cross_check(pb::CrossCheckRequest {
             purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
             case_reference: "2026-村委-001".into(),
-            candidates: vec![pb::Candidate {
-                name: format!("张三 {ID_A}"),
-                id_number: String::new(),
-                declared_enterprises: vec![],
-            }],
+            candidates: vec![
+                pb::Candidate {
+                    name: format!("张三 {ID_A}"),
+                    id_number: String::new(),
+                    declared_enterprises: vec![],
+                },
+                // Split by a control character (refused in a name): echoed masked.
+                pb::Candidate {
+                    name: format!("{}\u{7f}{}", &ID_A[..6], &ID_A[6..]),
+                    id_number: String::new(),
+                    declared_enterprises: vec![],
+                },
+            ],
             request_id: "swapped-columns".into(),
         })
         .await
@@ -150,7 +162,9 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
             names.push(r.name);
         }
     }
-    assert_eq!(names, ["张三 110105********002X"]);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], "张三 110105********002X");
+    assert!(!names[1].contains("1231002"), "{names:?}");
 
     // A call to a path the service does not have, naming an ID number, without a token.
     let answer = crate::raw::call(
