@@ -78,12 +78,16 @@ pub struct PointRule {
     pub description: String,
 }
 
-/// The most one kind of record may deduct in total.
+/// The most one kind of record may deduct, and add, in total: without a cap on
+/// additions, enough honours would lift an enterprise with a serious penalty to A.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapRule {
     pub kind: RecordKind,
-    pub max_deduction: i32,
+    #[serde(default)]
+    pub max_deduction: Option<i32>,
+    #[serde(default)]
+    pub max_addition: Option<i32>,
 }
 
 /// A record kind whose presence forces the grade, whatever the score.
@@ -262,9 +266,21 @@ impl Model {
                 ));
             }
         }
-        for c in &raw.caps {
-            if c.get_ref().max_deduction <= 0 {
-                return Err(err(c.span().start, "max_deduction must be positive".into()));
+        for (i, c) in raw.caps.iter().enumerate() {
+            let cap = c.get_ref();
+            let why = match (cap.max_deduction, cap.max_addition) {
+                (None, None) => Some("a cap needs max_deduction or max_addition".to_string()),
+                (Some(d), _) if d <= 0 => Some("max_deduction must be positive".to_string()),
+                (_, Some(a)) if a <= 0 => Some("max_addition must be positive".to_string()),
+                // Only one cap per kind applies: a second would be ignored.
+                _ if raw.caps[..i].iter().any(|e| e.get_ref().kind == cap.kind) => Some(format!(
+                    "a second cap for {}: give max_deduction and max_addition in one",
+                    cap.kind.code()
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(err(c.span().start, why));
             }
         }
         Ok(Model {
@@ -542,18 +558,23 @@ pub fn grade(model: &Model, input: GradeInput<'_>) -> Graded {
         // Saturating: no count of records may wrap a deduction into a bonus.
         entry.1 = entry.1.saturating_add(rule.points.saturating_mul(weight));
     }
-    // Caps apply to the total deduction of a kind, shared by its rules in file order.
+    // Caps apply to the total deduction, and the total addition, of a kind, shared by
+    // its rules in file order.
     let mut deducted: BTreeMap<RecordKind, i32> = BTreeMap::new();
+    let mut added: BTreeMap<RecordKind, i32> = BTreeMap::new();
     for (i, (ids, hundredths)) in by_rule {
         let rule = &model.points[i];
         let mut points = whole_points(hundredths);
-        if points < 0 {
-            if let Some(cap) = model.caps.iter().find(|c| c.kind == rule.kind) {
-                let used = deducted.entry(rule.kind).or_default();
-                let room = cap.max_deduction.saturating_sub(*used);
-                points = points.max(-room);
-                *used = used.saturating_sub(points);
-            }
+        let cap = model.caps.iter().find(|c| c.kind == rule.kind);
+        if let Some(max) = cap.and_then(|c| c.max_deduction).filter(|_| points < 0) {
+            let used = deducted.entry(rule.kind).or_default();
+            points = points.max(-max.saturating_sub(*used));
+            *used = used.saturating_sub(points);
+        }
+        if let Some(max) = cap.and_then(|c| c.max_addition).filter(|_| points > 0) {
+            let used = added.entry(rule.kind).or_default();
+            points = points.min(max.saturating_sub(*used));
+            *used = used.saturating_add(points);
         }
         score = score.saturating_add(points);
         reasons.push(Reason {
@@ -686,8 +707,12 @@ mod tests {
     }
 
     fn rec(id: &str, kind: RecordKind, tier: Tier) -> Fact {
+        rec_with(id, kind, tier, |_| {})
+    }
+
+    fn rec_with(id: &str, kind: RecordKind, tier: Tier, f: impl FnOnce(&mut Record)) -> Fact {
         let decision: NaiveDate = "2026-06-01".parse().unwrap();
-        let record = Record {
+        let mut record = Record {
             id: id.into(),
             agency_id: "a".into(),
             source_record_id: id.into(),
@@ -712,6 +737,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
+        f(&mut record);
         Fact::from(&record)
     }
 
@@ -733,6 +759,65 @@ mod tests {
         let g = grade(&general(), input(&[]));
         assert_eq!(g.grade, Grade::A);
         assert!(g.reasons.is_empty());
+    }
+
+    #[test]
+    fn bonuses_are_capped_so_they_cannot_outweigh_a_serious_penalty() {
+        let mut own = vec![rec("p", RecordKind::AdministrativePenalty, Tier::Serious)];
+        for i in 0..5 {
+            own.push(rec(&format!("h{i}"), RecordKind::Honor, Tier::Minor));
+            own.push(rec_with(
+                &format!("s{i}"),
+                RecordKind::SpotCheckResult,
+                Tier::Minor,
+                |r| {
+                    r.content.attributes.penalty_measures.clear();
+                    r.content.attributes.spot_check_outcome = Some(SpotCheckOutcome::Passed);
+                },
+            ));
+        }
+        let model = general();
+        let g = grade(&model, input(&own));
+        let points = |code: &str| {
+            g.reasons
+                .iter()
+                .find(|r| r.code == code)
+                .map(|r| (r.points, r.record_ids.len()))
+        };
+        assert_eq!(points("HONOR"), Some((6, 5)), "{g:?}");
+        assert_eq!(points("SPOT_CHECK_PASSED"), Some((3, 5)), "{g:?}");
+        assert_eq!(g.score, model.base_score - 20 + 6 + 3);
+        assert_eq!(g.grade, Grade::B, "{g:?}");
+    }
+
+    #[test]
+    fn a_cap_must_bound_something_and_by_a_positive_amount() {
+        let base = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/general.toml"),
+        )
+        .unwrap();
+        for (cap, why) in [
+            (
+                "kind = \"CONSUMPTION_RESTRICTION\"",
+                "needs max_deduction or max_addition",
+            ),
+            (
+                "kind = \"CONSUMPTION_RESTRICTION\"\nmax_addition = 0",
+                "max_addition must be positive",
+            ),
+            (
+                "kind = \"CONSUMPTION_RESTRICTION\"\nmax_deduction = -1",
+                "max_deduction must be positive",
+            ),
+            (
+                "kind = \"HONOR\"\nmax_deduction = 5",
+                "a second cap for HONOR",
+            ),
+        ] {
+            let text = format!("{base}\n[[caps]]\n{cap}\n");
+            let e = Model::parse("general.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]
@@ -803,7 +888,8 @@ mod tests {
             .iter()
             .find(|c| c.kind == RecordKind::AdministrativePenalty)
             .unwrap()
-            .max_deduction;
+            .max_deduction
+            .unwrap();
         assert_eq!(g.score, general().base_score - cap);
     }
 

@@ -527,7 +527,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
 
     // A new version that grades exactly as the old one did.
     let same = app.store.clone().with_models(models_with_general(|t| {
-        t.replace("version = \"2026.2\"", "version = \"2026.3\"")
+        t.replace("version = \"2026.3\"", "version = \"2026.4\"")
     }));
     let seen = std::sync::Mutex::new(Vec::new());
     let (done, changes) = same
@@ -544,7 +544,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
     for n in [1, 7, 600, 1100] {
         let g = app.grade_of(n).await;
         assert_eq!(
-            g.model_version, "2026.3",
+            g.model_version, "2026.4",
             "enterprise {n} confirmed by the new version"
         );
     }
@@ -553,7 +553,7 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
 
     // A version that deducts less for a moderate penalty lifts the penalized one to A.
     let lenient = app.store.clone().with_models(models_with_general(|t| {
-        t.replace("version = \"2026.2\"", "version = \"2026.4\"")
+        t.replace("version = \"2026.3\"", "version = \"2026.5\"")
             .replace("points = -8\n", "points = -3\n")
     }));
     let (done, changes) = lenient
@@ -568,15 +568,15 @@ async fn reclassify_confirms_unchanged_grades_and_records_the_ones_a_new_model_c
     let g = app.grade_of(7).await;
     assert_eq!(
         (g.grade, g.score, g.model_version.as_str()),
-        (A, 97, "2026.4")
+        (A, 97, "2026.5")
     );
     let history = app.grade_history(7).await;
     assert_eq!(history.len(), history_before.len() + 1);
     let newest = &history[0];
     assert_eq!(newest.cause, pb::GradeChangeCause::ModelChanged as i32);
     assert_eq!((newest.previous_grade, newest.grade), (B, A));
-    assert_eq!(newest.model_version, "2026.4");
-    assert_eq!(app.grade_of(600).await.model_version, "2026.4");
+    assert_eq!(newest.model_version, "2026.5");
+    assert_eq!(app.grade_of(600).await.model_version, "2026.5");
 }
 
 /// On PostgreSQL writes run side by side: each must grade with the records the others
@@ -1230,4 +1230,51 @@ async fn an_uncured_abnormal_listing_still_counts_years_later() {
         .unwrap();
     let grade = app.grade_of(5).await;
     assert_eq!(grade.grade, pb::Grade::A as i32, "{grade:?}");
+}
+
+/// A court's dishonest-debtor listing without an end date runs the SPC's two years
+/// (causes 2–6); one listed until the debtor performs (cause 1) carries "9999-12-31" and
+/// counts until the court withdraws it, however long that takes.
+#[tokio::test]
+async fn a_debtor_listed_until_performance_stays_d_past_two_years() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(6, ID_A), enterprise(7, ID_B)])
+        .await;
+    let three_years_ago = date_days_ago(3 * 365 + 10);
+    let mut by_period = court_debtor_on_enterprise(6, "DEBTOR-2Y");
+    by_period.decision_date = three_years_ago.clone();
+    let mut until_performed = court_debtor_on_enterprise(7, "DEBTOR-CAUSE-1");
+    until_performed.decision_date = three_years_ago;
+    until_performed.publicity_end_date = "9999-12-31".into();
+    let mut court = app.records(AgencyKind::Court);
+    let filed = court
+        .batch_submit_records(submit(vec![by_period, until_performed]))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(
+        filed[0].status,
+        pb::RecordStatus::Expired as i32,
+        "{filed:?}"
+    );
+    assert_eq!(
+        filed[1].status,
+        pb::RecordStatus::Active as i32,
+        "{filed:?}"
+    );
+    assert_eq!(filed[1].publicity_end_date, "9999-12-31");
+    assert_eq!(app.grade_of(6).await.grade, A, "two years have passed");
+    let listed = app.grade_of(7).await;
+    assert_eq!(listed.grade, D, "{listed:?}");
+
+    court
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filed[1].name.clone(),
+            reason: "被执行人已履行生效法律文书确定的义务".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.grade_of(7).await.grade, A, "performed and withdrawn");
 }
