@@ -188,6 +188,12 @@ impl AuditLog {
         }
     }
 
+    /// Whether the writer is still taking entries (or the log is off): false once its
+    /// thread has stopped, after which every audited call is refused.
+    pub fn running(&self) -> bool {
+        self.tx.as_ref().is_none_or(|tx| !tx.is_closed())
+    }
+
     /// Entries queued and not yet committed.
     pub fn queue_depth(&self) -> usize {
         self.tx
@@ -199,6 +205,22 @@ impl AuditLog {
     /// be: a call that cannot be accounted for is not answered.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Status> {
         self.record_saved(event, None).await
+    }
+
+    /// Queues, without waiting, the entry of a call refused after its entry `event`
+    /// was queued (the log could not confirm it in time): the same call, answered
+    /// `status`, nothing returned. Should both be written, readers see the outcome the
+    /// handler reached and then the one the caller heard.
+    fn note_refusal(&self, mut event: AuditEvent, status: &Status) {
+        let Some(tx) = &self.tx else { return };
+        event.outcome = code_name(status.code()).to_string();
+        event.result_count = 0;
+        let (done, _) = oneshot::channel();
+        if !enqueue(tx, (event, None, done)) {
+            tracing::error!(
+                "the audit queue is full: a refused call's second entry was not queued"
+            );
+        }
     }
 
     /// [`AuditLog::record`] for a call whose write saved its entry under `saved`.
@@ -899,6 +921,11 @@ impl Step for Audit {
             let event = unfinished.event(outcome);
             let deadline = unfinished.deadline;
             let saved = unfinished.call.saved().map(str::to_string);
+            // Kept only where the wait below can run out: a refusal after the entry was
+            // queued needs a second entry (see `note_refusal`).
+            let mut queued =
+                (budget.is_some() && outcome != "DEADLINE_EXCEEDED" && outcome != "UNAVAILABLE")
+                    .then(|| event.clone());
             let recorded = log.record_saved(event, saved);
             // While the database is away the entry cannot be made durable; the caller
             // hears so (UNAVAILABLE, retry later) before its deadline, not after it. A
@@ -908,15 +935,20 @@ impl Step for Audit {
                     let left = d
                         .saturating_duration_since(Instant::now())
                         .saturating_sub(DEADLINE_MARGIN);
-                    tokio::time::timeout(left, recorded)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(if outcome == "DEADLINE_EXCEEDED" {
-                                deadline_exceeded(budget)
-                            } else {
-                                audit_unavailable()
-                            })
-                        })
+                    match tokio::time::timeout(left, recorded).await {
+                        Ok(recorded) => recorded,
+                        Err(_) if outcome == "DEADLINE_EXCEEDED" => Err(deadline_exceeded(budget)),
+                        Err(_) => {
+                            let refused = audit_unavailable();
+                            // The entry queued above may still be written, saying what
+                            // the call would have answered; a second one says what it
+                            // did answer.
+                            if let Some(event) = queued.take() {
+                                log.note_refusal(event, &refused);
+                            }
+                            Err(refused)
+                        }
+                    }
                 }
                 _ => recorded.await,
             };

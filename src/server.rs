@@ -340,7 +340,12 @@ impl Server {
                 "the certificate signing key was retired by a newer one; this server verifies certificates but issues none until it is given the current key"
             );
         }
-        let readiness = tokio::spawn(watch_readiness(store.clone(), reporter.clone()));
+        let (audit, audit_writer) = AuditLog::start(store.clone(), self.audit.clone());
+        let readiness = tokio::spawn(watch_readiness(
+            store.clone(),
+            audit.clone(),
+            reporter.clone(),
+        ));
         let scheduler = tokio::spawn(regrade_due(
             store.clone(),
             self.state.clock.clone(),
@@ -351,7 +356,6 @@ impl Server {
         // Without TCP_NODELAY a response split over several frames waits for the
         // client's delayed ACK: about 40 ms of nothing.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let (audit, audit_writer) = AuditLog::start(store.clone(), self.audit.clone());
         let metrics = Metrics::default();
         let metrics_task = self.metrics_listener.map(|listener| {
             tokio::spawn(crate::metrics::serve(
@@ -515,16 +519,19 @@ const READINESS_CHECK: Duration = Duration::from_secs(2);
 /// still held by calls dropped at the drain bound) before exiting regardless.
 const STORE_CLOSE: Duration = Duration::from_secs(5);
 
-/// Keeps the readiness service in step with the database.
-async fn watch_readiness(store: Store, reporter: HealthReporter) {
+/// Keeps the readiness service in step with the database and the audit writer: a
+/// replica whose writer has stopped refuses every audited call, so traffic should go
+/// to the others.
+async fn watch_readiness(store: Store, audit: AuditLog, reporter: HealthReporter) {
     loop {
         // Bounded: a database that stopped answering (a black-holed primary) leaves a
         // query hanging until TCP gives up, and readiness must turn NOT_SERVING first.
-        let ready = tokio::time::timeout(READINESS_CHECK, async {
-            matches!(store.is_migrated().await, Ok(true)) && store.ping().await.is_ok()
-        })
-        .await
-        .unwrap_or(false);
+        let ready = audit.running()
+            && tokio::time::timeout(READINESS_CHECK, async {
+                matches!(store.is_migrated().await, Ok(true)) && store.ping().await.is_ok()
+            })
+            .await
+            .unwrap_or(false);
         let status = if ready {
             ServingStatus::Serving
         } else {

@@ -30,13 +30,14 @@ impl RegistryApi {
     }
 }
 
-/// The audit subjects an enterprise's entry shows: the enterprise and its current
-/// legal representative.
+/// The audit subjects an enterprise's entry shows: the enterprise and every person
+/// holding or having held one of its roles (the response names them all), each once.
 fn shown(e: &Enterprise) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(e.uscc.resource_name()).chain(
-        e.legal_representative()
-            .map(|r| format!("persons/{}", r.person.key.as_str())),
-    )
+    let mut persons: Vec<&str> = e.roles.iter().map(|r| r.person.key.as_str()).collect();
+    persons.sort_unstable();
+    persons.dedup();
+    std::iter::once(e.uscc.resource_name())
+        .chain(persons.into_iter().map(|key| format!("persons/{key}")))
 }
 
 #[tonic::async_trait]
@@ -78,7 +79,7 @@ impl RegistryService for RegistryApi {
             }
             Ok((key, v.finish(batch)?))
         })?;
-        note.subjects(batch.iter().map(|e| e.uscc.resource_name()))
+        note.subjects(batch.iter().flat_map(shown))
             .count(batch.len());
         let encode = |stored: &[crate::domain::enterprise::Enterprise]| {
             prost::Message::encode_to_vec(&pb::BatchUpsertEnterprisesResponse {
@@ -91,9 +92,14 @@ impl RegistryService for RegistryApi {
             .upsert_enterprises(batch, today, key, &encode)
             .await?
         {
-            Replay::Fresh(stored) => pb::BatchUpsertEnterprisesResponse {
-                enterprises: stored.iter().map(enterprise_out).collect(),
-            },
+            Replay::Fresh(stored) => {
+                // The answer also shows whom the registry already held (former holders
+                // of the roles, those this batch ended).
+                note.replace_subjects(stored.iter().flat_map(shown));
+                pb::BatchUpsertEnterprisesResponse {
+                    enterprises: stored.iter().map(enterprise_out).collect(),
+                }
+            }
             Replay::Replayed(bytes) => replayed(&bytes)?,
         };
         Ok(Response::new(response))
@@ -113,10 +119,7 @@ impl RegistryService for RegistryApi {
             .get_enterprise(&uscc)
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
-        if let Some(r) = enterprise.legal_representative() {
-            note.subject(format!("persons/{}", r.person.key.as_str()));
-        }
-        note.count(1);
+        note.replace_subjects(shown(&enterprise)).count(1);
         Ok(Response::new(pb::GetEnterpriseResponse {
             enterprise: Some(enterprise_out(&enterprise)),
         }))

@@ -1591,8 +1591,12 @@ async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written
     })
     .await;
     let method = "/credithub.v1.GradeService/GetCreditGrade";
-    let count = format!("SELECT COUNT(*) FROM audit_entries WHERE method = '{method}'");
-    let before = count_sql(&app, &count).await;
+    let count = |outcome: &str| {
+        format!(
+            "SELECT COUNT(*) FROM audit_entries WHERE method = '{method}' AND outcome = '{outcome}'"
+        )
+    };
+    let before = count_sql(&app, &count("OK")).await;
 
     // Another connection holds the audit table: the writer's next group waits for it.
     sqlx::any::install_default_drivers();
@@ -1627,6 +1631,12 @@ async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written
         answers.iter().all(Result::is_err),
         "no call is answered before its entry is durable"
     );
+    // Those the server answered (rather than the client's own deadline) say so in a
+    // second entry: the first, queued before, says what they would have answered.
+    let refused = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.code() == Code::Unavailable))
+        .count() as i64;
 
     sqlx::raw_sql("ROLLBACK")
         .execute(&mut holder)
@@ -1634,15 +1644,22 @@ async fn entries_of_calls_that_give_up_while_the_queue_is_full_are_still_written
         .unwrap();
     holder.close().await.ok();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut written = 0;
+    let (mut written, mut noted) = (0, 0);
     while std::time::Instant::now() < deadline {
-        written = count_sql(&app, &count).await - before;
-        if written >= CALLS {
+        written = count_sql(&app, &count("OK")).await - before;
+        noted = count_sql(&app, &count("UNAVAILABLE")).await;
+        if written >= CALLS && noted >= refused {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(written, CALLS, "every call's entry was written");
+    // A call whose client gave up by its own clock, just after the server answered,
+    // has its refusal noted too.
+    assert!(
+        refused <= noted && noted <= CALLS,
+        "every refusal after queueing was noted: {refused} answered, {noted} noted"
+    );
     let _ = stop.send(());
     assert!(app.store.verify_audit(&[]).await.unwrap().is_ok());
 }
@@ -1909,8 +1926,15 @@ async fn a_listing_asked_about_one_subject_names_it_whatever_the_answer() {
 #[tokio::test]
 async fn a_registry_listing_is_found_under_the_enterprises_and_representatives_it_showed() {
     let app = spawn_app().await;
-    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
-        .await;
+    let shareholder = synthetic_id(77);
+    let mut second = enterprise(2, ID_B);
+    second.roles = vec![pb::EnterpriseRole {
+        kind: pb::RoleKind::Shareholder as i32,
+        person: Some(person("李娜", &shareholder)),
+        start_date: "2020-01-01".into(),
+        end_date: String::new(),
+    }];
+    app.register(vec![enterprise(1, ID_A), second]).await;
     app.registry(AgencyKind::Court)
         .list_enterprises(pb::ListEnterprisesRequest {
             page_size: 10,
@@ -1918,17 +1942,32 @@ async fn a_registry_listing_is_found_under_the_enterprises_and_representatives_i
         })
         .await
         .unwrap();
-    let listings = |request: pb::ListAuditEntriesRequest| {
+    app.enterprise_as(AgencyKind::Court, 2).await;
+    let entries = |method: &'static str, request: pb::ListAuditEntriesRequest| {
         let app = &app;
         async move {
             app.audit_entries(pb::ListAuditEntriesRequest {
-                method: "/credithub.v1.RegistryService/ListEnterprises".into(),
+                method: format!("/credithub.v1.RegistryService/{method}"),
                 ..request
             })
             .await
             .len()
         }
     };
+    // Every person the answers named, a shareholder too, and the registration that
+    // named them.
+    for method in ["ListEnterprises", "GetEnterprise", "BatchUpsertEnterprises"] {
+        let found = entries(
+            method,
+            pb::ListAuditEntriesRequest {
+                subject_person_id_number: shareholder.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(found, 1, "{method}");
+    }
+    let listings = |request| entries("ListEnterprises", request);
     assert_eq!(
         listings(pb::ListAuditEntriesRequest {
             subject_enterprise: format!("enterprises/{}", uscc(2)),
