@@ -96,8 +96,19 @@ pub struct CertificateApi {
     settings: Arc<CertificateSettings>,
     /// Issuer public keys by key id, filled from the register on first need.
     keys: Arc<RwLock<HashMap<String, VerifyingKey>>>,
+    /// Key ids the register lacked when last read for them, and when: anyone may name
+    /// one, and copies of a made-up id must not each become a read. The lock also
+    /// makes calls that find the same new key read the register once.
+    unknown_keys: Arc<tokio::sync::Mutex<HashMap<String, std::time::Instant>>>,
     public_calls: PublicLimit,
 }
+
+/// How long a key id the register lacked is answered as unknown without reading it
+/// again.
+const UNKNOWN_KEY_KEPT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most unknown key ids remembered.
+const UNKNOWN_KEYS_KEPT: usize = 1_024;
 
 impl CertificateApi {
     pub fn new(state: Shared, settings: CertificateSettings) -> Self {
@@ -106,6 +117,7 @@ impl CertificateApi {
             public_calls: PublicLimit::new(settings.public_rate),
             settings: Arc::new(settings),
             keys: Arc::default(),
+            unknown_keys: Arc::default(),
         }
     }
 
@@ -114,6 +126,22 @@ impl CertificateApi {
     async fn key(&self, key_id: &str) -> Result<Option<VerifyingKey>, Status> {
         if let Some(k) = self.keys.read().expect("key cache").get(key_id) {
             return Ok(Some(*k));
+        }
+        // No configured key has such an id (see `config`): no read, nothing kept.
+        if key_id.len() > 64 {
+            return Ok(None);
+        }
+        let mut unknown = self.unknown_keys.lock().await;
+        // Another call may have read the register while this one waited.
+        if let Some(k) = self.keys.read().expect("key cache").get(key_id) {
+            return Ok(Some(*k));
+        }
+        let now = std::time::Instant::now();
+        if unknown
+            .get(key_id)
+            .is_some_and(|at| now.duration_since(*at) < UNKNOWN_KEY_KEPT)
+        {
+            return Ok(None);
         }
         let mut loaded = HashMap::new();
         for k in self.state.store.issuer_keys().await? {
@@ -126,6 +154,15 @@ impl CertificateApi {
         }
         let found = loaded.get(key_id).copied();
         *self.keys.write().expect("key cache") = loaded;
+        if found.is_none() {
+            if unknown.len() >= UNKNOWN_KEYS_KEPT {
+                unknown.retain(|_, at| now.duration_since(*at) < UNKNOWN_KEY_KEPT);
+                if unknown.len() >= UNKNOWN_KEYS_KEPT {
+                    unknown.clear();
+                }
+            }
+            unknown.insert(key_id.to_string(), now);
+        }
         Ok(found)
     }
 

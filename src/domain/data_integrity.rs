@@ -160,8 +160,11 @@ pub fn verify(
         }
     }
     let key = key_for(&method).ok_or_else(|| ProofError::UnknownKey(method.clone()))?;
+    // Checked before decoding: base58 decodes in time quadratic in its length, and
+    // anyone may send a document (64 bytes are at most 88 characters).
     let signature = proof_value
         .strip_prefix('z')
+        .filter(|s| s.len() <= MAX_SIGNATURE_BASE58)
         .and_then(|s| bs58::decode(s).into_vec().ok())
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
         .map(|b| Signature::from_bytes(&b))
@@ -172,6 +175,9 @@ pub fn verify(
         verification_method: method,
     })
 }
+
+/// The longest base58 text of a 64-byte Ed25519 signature.
+const MAX_SIGNATURE_BASE58: usize = 88;
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +235,14 @@ mod tests {
         ));
         let mut doc: Value = serde_json::from_str(SIGNED).unwrap();
         doc["proof"]["cryptosuite"] = "eddsa-rdfc-2022".into();
+        assert!(matches!(
+            verify(&doc, |_| Some(public)),
+            Err(ProofError::Malformed(_))
+        ));
+        // A proofValue far longer than any signature is refused before decoding
+        // (decoding takes time quadratic in its length).
+        let mut doc: Value = serde_json::from_str(SIGNED).unwrap();
+        doc["proof"]["proofValue"] = format!("z{}", "z".repeat(250_000)).into();
         assert!(matches!(
             verify(&doc, |_| Some(public)),
             Err(ProofError::Malformed(_))
