@@ -493,6 +493,9 @@ fn minor_never_listed(v: &mut Violations, path: &str, r: &pb::Record, decided: N
     }
 }
 
+/// The beginning of the source record ids of spot-check results' records.
+pub const SPOT_CHECK_PREFIX: &str = "SPOTCHECK-";
+
 pub fn record_in(
     v: &mut Violations,
     keyer: &PersonKeyer,
@@ -563,13 +566,25 @@ pub fn record_in(
             (None, None)
         }
         Some(p) => {
-            let id = text(
+            let mut id = text(
                 v,
                 &format!("{path}.provenance.source_record_id"),
                 &p.source_record_id,
                 true,
                 MAX_SOURCE_ID_CHARS,
             );
+            // The ids RecordSpotCheckResult files its records under: one taken here
+            // would leave a result pointing at some other record.
+            if id.as_deref().is_some_and(|id| {
+                id.get(..SPOT_CHECK_PREFIX.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(SPOT_CHECK_PREFIX))
+            }) {
+                v.add(
+                    format!("{path}.provenance.source_record_id"),
+                    format!("must not begin with {SPOT_CHECK_PREFIX}: spot-check results are recorded with SpotCheckService.RecordSpotCheckResult"),
+                );
+                id = None;
+            }
             let revision = match p.revision {
                 n if n < 0 => {
                     v.add(

@@ -422,6 +422,7 @@ impl SpotCheckService for SpotCheckApi {
             given.domain,
             RegulatoryDomain::from_number,
         );
+        let today = self.state.clock.today();
         let cycle = match Cycle::parse(given.cycle.trim()) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -429,6 +430,22 @@ impl SpotCheckService for SpotCheckApi {
                 None
             }
         };
+        // A plan for a cycle that ended, or one far ahead, would be matched against the
+        // wrong cycle's draws and results, and be overdue at once or never. Checked
+        // after a retry's stored answer is looked for: a plan created in time stays
+        // its own request's answer once its cycle has ended.
+        let untimely = cycle.as_ref().and_then(|c| {
+            if c.end < today {
+                Some(format!("cycle {} has ended (today is {today})", c.label))
+            } else if c.start > today + chrono::Months::new(12) {
+                Some(format!(
+                    "cycle {} begins more than a year ahead (today is {today})",
+                    c.label
+                ))
+            } else {
+                None
+            }
+        });
         let region = given.region_code.trim().to_string();
         if !region.is_empty() && !crate::domain::enterprise::is_region_code(&region) {
             v.add(
@@ -502,9 +519,17 @@ impl SpotCheckService for SpotCheckApi {
             &r.request_id,
             r,
         ));
-        let (domain, cycle, key) = v.finish_all((domain, cycle, key))?;
         note.purpose(Some(Purpose::SpotCheckPlanning), "")
             .request_id(&r.request_id);
+        if let Some(why) = untimely {
+            if let Some(Some(key)) = &key {
+                if let Some(bytes) = self.state.store.replayed_response(key).await? {
+                    return Ok(Response::new(replayed(&bytes)?));
+                }
+            }
+            v.add("plan.cycle", why);
+        }
+        let (domain, cycle, key) = v.finish_all((domain, cycle, key))?;
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         let seed = hex::encode(seed);
@@ -523,7 +548,6 @@ impl SpotCheckService for SpotCheckApi {
             created_at: now_millis(),
             drawn: None,
         };
-        let today = self.state.clock.today();
         // Not drawn yet: no targets, so no grades to withhold.
         let out = self.plan_out(&plan, today, true).await?;
         let encode = move |_: &Plan| {
@@ -559,6 +583,18 @@ impl SpotCheckService for SpotCheckApi {
             // A draw cannot change: drawing again (a retry whose answer was lost)
             // answers with the draw as it was made.
             return self.as_drawn(plan, &note, grades).await;
+        }
+        let today = self.state.clock.today();
+        if plan.cycle.end < today {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "CYCLE_ENDED".into(),
+                subject: plan.resource_name(),
+                description: format!(
+                    "cycle {} ended on {}: plan a current cycle instead",
+                    plan.cycle.label, plan.cycle.end
+                ),
+            }])
+            .into());
         }
         let population = store
             .spot_check_population(&plan.region_code, &plan.industry_code)
@@ -945,7 +981,12 @@ impl SpotCheckService for SpotCheckApi {
             record_id: String::new(),
         };
         let record = NewRecord {
-            source_record_id: format!("SPOTCHECK-{}-{}", plan.id, uscc.as_str()),
+            source_record_id: format!(
+                "{}{}-{}",
+                super::convert::SPOT_CHECK_PREFIX,
+                plan.id,
+                uscc.as_str()
+            ),
             revision: 1,
             content,
         };

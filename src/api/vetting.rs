@@ -67,6 +67,9 @@ enum Parsed {
     },
 }
 
+/// Most reasons an INVALID candidate's result lists (then how many more there were).
+const MAX_REASONS: usize = 5;
+
 /// Parses candidate `index`; a malformed field makes this candidate INVALID, never the
 /// whole request.
 fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Parsed {
@@ -103,13 +106,20 @@ fn parse_candidate(state: &super::State, index: usize, c: &pb::Candidate) -> Par
             declared: declared.into_iter().collect(),
         },
         (result, name, _) => {
-            let reasons = match result {
+            let mut reasons: Vec<String> = match result {
                 Err(Error::InvalidArgument(violations)) => violations
                     .into_iter()
                     .map(|v| format!("candidates[{index}].{}: {}", v.field, v.description))
                     .collect(),
                 _ => vec![format!("candidates[{index}]: invalid")],
             };
+            // Bounded: a hundred bad declared codes per candidate over ten thousand
+            // candidates would make a report nobody could read back.
+            if reasons.len() > MAX_REASONS {
+                let more = reasons.len() - MAX_REASONS;
+                reasons.truncate(MAX_REASONS);
+                reasons.push(format!("candidates[{index}]: {more} more problems"));
+            }
             Parsed::Invalid {
                 // A refused name is echoed to the office and kept in its report, so any
                 // ID number (or most of one) typed into it is masked first.

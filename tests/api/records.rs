@@ -63,6 +63,21 @@ async fn a_batch_with_one_bad_record_writes_nothing() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), vec!["records[1].decision_date"]);
     assert_eq!(app.store.count_records().await.unwrap(), 0);
+
+    // Spot-check results' records have ids of their own, which no batch may take.
+    let err = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(
+            vec![penalty(&uscc(1), "spotcheck-1-91371002777777775G")],
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        vec!["records[0].provenance.source_record_id"]
+    );
+    assert_eq!(app.store.count_records().await.unwrap(), 0);
 }
 
 #[tokio::test]

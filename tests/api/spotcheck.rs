@@ -888,3 +888,51 @@ async fn drawing_a_plan_again_answers_with_its_one_draw() {
         .unwrap();
     assert_eq!(again, drawn);
 }
+
+/// A plan belongs to a current cycle: one that ended, or one more than a year ahead, is
+/// refused naming `plan.cycle`; a plan whose cycle ends before it is drawn is not drawn.
+#[tokio::test]
+async fn a_plan_is_for_a_current_cycle_and_is_not_drawn_once_it_ended() {
+    let app = spawn_app().await;
+    population(&app, 4, 1).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    staff(&mut market, &[pb::RegulatoryDomain::Pricing]).await;
+    let year = app.clock.today().year();
+    for cycle in ["1999".to_string(), format!("{}-Q1", year + 2)] {
+        let err = market
+            .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+                plan: Some(pb::SpotCheckPlan {
+                    domain: pb::RegulatoryDomain::Pricing as i32,
+                    cycle: cycle.clone(),
+                    check_items: vec!["经营场所".into()],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{cycle}: {err:?}");
+        assert_eq!(violated_fields(&err), ["plan.cycle"], "{cycle}");
+    }
+    let plan = create_plan(
+        &mut market,
+        pb::RegulatoryDomain::Pricing,
+        ratios(0.25, 0.5),
+        1,
+        cycle(&app),
+    )
+    .await;
+    app.clock.advance_days(100);
+    let err = market
+        .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.get_details_error_info().map(|i| i.reason),
+        Some("CYCLE_ENDED".to_string())
+    );
+    assert!(get_plan(&mut market, &plan.name).await.targets.is_empty());
+}

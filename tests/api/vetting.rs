@@ -740,6 +740,34 @@ async fn a_mistyped_id_number_in_the_name_column_is_kept_masked() {
     );
 }
 
+/// A candidate with a hundred malformed declared codes is INVALID with five reasons and
+/// a count of the rest: a report stays small enough to read back.
+#[tokio::test]
+async fn an_invalid_candidates_reasons_are_bounded() {
+    let app = spawn_app().await;
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let declared: Vec<String> = (0..100).map(|i| format!("not-a-code-{i}")).collect();
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
+            case_reference: "2026-统战-011".into(),
+            candidates: vec![candidate("张三", ID_A, &declared)],
+            request_id: "many-bad-codes".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(results[0].verdict, pb::Verdict::Invalid as i32);
+    let reasons = &results[0].invalid_reasons;
+    assert_eq!(reasons.len(), 6, "{reasons:?}");
+    assert!(
+        reasons[0].contains("declared_enterprises[0]"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[5], "candidates[0]: 95 more problems");
+}
+
 /// Rows shifted in the officer's file: 李四 carries 李娜's ID number. The court's record
 /// about 李娜 is shown, but as a question of identity for an officer, not as 李四's.
 #[tokio::test]
