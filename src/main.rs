@@ -31,7 +31,8 @@ struct Cli {
         long,
         global = true,
         env = "CREDIT_HUB_LOG_FORMAT",
-        default_value = "text"
+        default_value = "text",
+        value_parser = ["text", "json"]
     )]
     log_format: String,
     #[command(subcommand)]
