@@ -300,6 +300,7 @@ impl AuditWriter {
 /// of the call's own (agency, method, request id, purpose, case) names the subjects it
 /// is about and how many items it holds, durable before the part goes out. The call's
 /// own entry, written when its handler returns, cannot know what the stream will send.
+#[derive(Clone)]
 pub struct Disclosure {
     /// None when the call did not pass through the audit layer.
     log: Option<AuditLog>,
@@ -334,8 +335,9 @@ impl Disclosure {
         let _ = tx.send(Err(status)).await;
     }
 
-    /// Records that the stream was ended by `status` (its agency revoked, say): the
-    /// call's own entry, written when it opened, says OK.
+    /// Records that the stream was ended by `status` (its agency revoked, a defect,
+    /// the server shutting down): the call's own entry, written when it opened, says
+    /// OK.
     pub async fn ended(&self, status: &Status) {
         let Some(log) = &self.log else { return };
         let mut event = self.template.clone();

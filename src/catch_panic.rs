@@ -62,15 +62,17 @@ fn answer(method: &str, call: &str, payload: &(dyn Any + Send)) -> HttpResponse 
 }
 
 /// Runs `body` (a stream's producing task); if it panics, the stream ends with the
-/// [`panicked`] answer on `tx` rather than as if it were complete.
+/// [`panicked`] answer on `tx` rather than as if it were complete, and `disclosure`
+/// records that end.
 pub fn spawn_stream<T: Send + 'static>(
     tx: tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+    disclosure: crate::audit::Disclosure,
     body: impl Future<Output = ()> + Send + 'static,
 ) {
     tokio::spawn(async move {
         if let Err(payload) = Caught(Box::pin(body)).await {
             tracing::error!(panic = %panic_message(payload.as_ref()), "a stream's task panicked");
-            let _ = tx.send(Err(panicked())).await;
+            disclosure.end_stream(&tx, panicked()).await;
         }
     });
 }
@@ -143,13 +145,31 @@ mod tests {
         );
     }
 
+    /// A disclosure outside the audit layer: it records nothing.
+    fn detached() -> crate::audit::Disclosure {
+        crate::audit::Disclosure::new(
+            None,
+            crate::domain::audit::AuditEvent {
+                time: 0,
+                agency: String::new(),
+                method: String::new(),
+                request_id: String::new(),
+                subjects: Vec::new(),
+                purpose: None,
+                case_reference: String::new(),
+                outcome: "OK".into(),
+                result_count: 0,
+            },
+        )
+    }
+
     /// A stream whose task panics ends INTERNAL, not as if it were complete; one whose
     /// task finishes ends cleanly.
     #[tokio::test]
     async fn a_panicking_stream_ends_internal() {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<u32, tonic::Status>>(4);
         let sender = tx.clone();
-        spawn_stream(tx, async move {
+        spawn_stream(tx, detached(), async move {
             sender.send(Ok(1)).await.unwrap();
             panic!("mid-stream");
         });
@@ -160,7 +180,7 @@ mod tests {
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<u32, tonic::Status>>(4);
         let sender = tx.clone();
-        spawn_stream(tx, async move {
+        spawn_stream(tx, detached(), async move {
             sender.send(Ok(2)).await.unwrap();
         });
         assert_eq!(rx.recv().await.unwrap().unwrap(), 2);

@@ -201,7 +201,7 @@ impl AuditService for AuditApi {
         );
         let store = self.state.store.clone();
         let (tx, rx) = mpsc::channel(EXPORT_PAGE);
-        crate::catch_panic::spawn_stream(tx.clone(), async move {
+        crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
             let mut after = 0;
             loop {
                 let page = match store.list_audit(&filter, after, EXPORT_PAGE).await {

@@ -368,10 +368,12 @@ impl GradeService for GradeApi {
         let (tx, rx) = mpsc::channel(64);
         let watcher = agency.id.clone();
         let mut draining = self.state.draining.clone();
-        crate::catch_panic::spawn_stream(tx.clone(), async move {
+        crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
             let mut checked = tokio::time::Instant::now();
             loop {
-                if *draining.borrow_and_update() {
+                let drained = *draining.borrow_and_update();
+                if drained {
+                    disclosure.ended(&shutting_down()).await;
                     // Not awaited: a watcher that stopped reading must not hold the
                     // drain (nor, through this task, the audit log) any longer.
                     let _ = tx.try_send(Err(shutting_down()));
@@ -435,21 +437,26 @@ impl GradeService for GradeApi {
                     // stays for the status that ends the stream: a watcher that stopped
                     // reading still learns why it ended. Its full buffer blocks this
                     // wait; the drain ends it.
-                    let sent = tokio::select! {
+                    // Some(drained) when the stream must end: the watcher went away,
+                    // or the server drains.
+                    let ended = tokio::select! {
                         permits = tx.reserve_many(2) => match permits {
                             Ok(mut permits) => {
                                 permits.next().expect("two reserved").send(Ok(msg));
-                                true
+                                None
                             }
-                            Err(_) => false,
+                            Err(_) => Some(false),
                         },
-                        _ = draining.wait_for(|d| *d) => {
-                            let _ = tx.try_send(Err(shutting_down()));
-                            false
-                        }
+                        _ = draining.wait_for(|d| *d) => Some(true),
                     };
-                    if !sent {
-                        return; // the watcher went away, or the server drains
+                    match ended {
+                        None => {}
+                        Some(false) => return,
+                        Some(true) => {
+                            disclosure.ended(&shutting_down()).await;
+                            let _ = tx.try_send(Err(shutting_down()));
+                            return;
+                        }
                     }
                 }
                 if page.len() == WATCH_PAGE {
@@ -461,6 +468,7 @@ impl GradeService for GradeApi {
                     // The sender goes with the server: gone, it is as good as drained
                     // (and `changed` would otherwise answer at once, forever).
                     changed = draining.changed() => if changed.is_err() {
+                        disclosure.ended(&shutting_down()).await;
                         let _ = tx.try_send(Err(shutting_down()));
                         return;
                     },

@@ -524,6 +524,7 @@ impl VettingService for VettingApi {
                 }
                 crate::catch_panic::spawn_stream(
                     tx.clone(),
+                    disclosure.clone(),
                     replay(stored, grades, disclosure, tx).in_current_span(),
                 );
                 return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
@@ -549,6 +550,7 @@ impl VettingService for VettingApi {
         // The check outlives the handler; its log lines keep the call's request id.
         crate::catch_panic::spawn_stream(
             tx.clone(),
+            disclosure.clone(),
             run(job, disclosure, parsed, tx).in_current_span(),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
