@@ -1,7 +1,7 @@
 //! Credit grades: regrading enterprises inside the transaction that changed their
 //! inputs, the grade history watchers tail, and the reads of the grade service.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use sqlx::any::AnyRow;
@@ -709,11 +709,42 @@ impl Store {
             if rows.is_empty() {
                 return Ok(processed);
             }
+            let ids: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<std::result::Result<_, _>>()?;
+            // Marked before the regrade, for two reasons on PostgreSQL: the rows are
+            // locked before the enterprises' locks, the order writers take them in (the
+            // other order could deadlock with a revision); and a record revised since
+            // it was read (its window moved on) is left for when its new window ends.
+            // Only the rows this pass marked are its to regrade: every replica runs the
+            // scheduler, and one that read the same rows finds them marked once the
+            // first commits, and moves on.
+            let sql = format!(
+                "UPDATE records SET expiry_graded = 1 WHERE {} AND expiry_graded = 0 \
+                 AND status = 'ACTIVE' AND publicity_end_date <= {} RETURNING id",
+                in_json(self.backend, "id", 1),
+                placeholders(self.backend, 2, 1)
+            );
+            let marked: HashSet<String> = bind_all(
+                sqlx::query(&sql),
+                vec![
+                    json_keys(ids.iter().map(String::as_str)),
+                    today.to_string().into(),
+                ],
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
             let mut targets = Targets::new();
             let mut persons: Vec<(String, String)> = Vec::new();
-            let mut ids = Vec::new();
             for row in &rows {
                 let id: String = row.try_get("id")?;
+                if !marked.contains(&id) {
+                    continue;
+                }
                 let kind: String = row.try_get("subject_type")?;
                 let key: String = row.try_get("subject_key")?;
                 if kind == "enterprise" {
@@ -722,29 +753,9 @@ impl Store {
                         (GradeChangeCause::PublicityEnded, Some(id.clone())),
                     );
                 } else {
-                    persons.push((key, id.clone()));
+                    persons.push((key, id));
                 }
-                ids.push(id);
             }
-            // Marked before the regrade, for two reasons on PostgreSQL: the rows are
-            // locked before the enterprises' locks, the order writers take them in (the
-            // other order could deadlock with a revision); and a record revised since
-            // it was read (its window moved on) is left for when its new window ends.
-            let sql = format!(
-                "UPDATE records SET expiry_graded = 1 WHERE {} \
-                 AND status = 'ACTIVE' AND publicity_end_date <= {}",
-                in_json(self.backend, "id", 1),
-                placeholders(self.backend, 2, 1)
-            );
-            bind_all(
-                sqlx::query(&sql),
-                vec![
-                    json_keys(ids.iter().map(String::as_str)),
-                    today.to_string().into(),
-                ],
-            )
-            .execute(&mut *tx)
-            .await?;
             // Who represents whom, read under the roles lock like every grading write.
             self.lock_roles(&mut tx, RolesLock::Shared).await?;
             let represented = self
@@ -760,7 +771,7 @@ impl Store {
             let regraded = self.regrade(&mut tx, targets, true, today).await?;
             tx.commit().await?;
             self.after_regrade(&regraded);
-            processed += rows.len();
+            processed += marked.len();
         }
     }
 

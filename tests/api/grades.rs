@@ -1130,6 +1130,17 @@ async fn a_watch_ends_when_the_server_shuts_down() {
         Some("SHUTTING_DOWN".to_string())
     );
     assert!(status.get_details_retry_info().is_some());
+    // The log says how the stream ended, not only that it opened.
+    let outcomes: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert!(outcomes.iter().any(|o| o == "UNAVAILABLE"), "{outcomes:?}");
 }
 
 /// A watcher that reads nothing, its window and the server's buffer full, still learns
@@ -1277,4 +1288,33 @@ async fn a_debtor_listed_until_performance_stays_d_past_two_years() {
         .await
         .unwrap();
     assert_eq!(app.grade_of(7).await.grade, A, "performed and withdrawn");
+}
+
+/// Every replica runs the scheduler: two passes over the same ended windows at once
+/// regrade each record once between them, not once each.
+#[tokio::test]
+async fn two_regrade_passes_at_once_share_the_ended_windows() {
+    let app = spawn_app().await;
+    let n = 30;
+    app.register((1..=n).map(|i| enterprise(i, ID_A)).collect())
+        .await;
+    let ends = app.clock.today() + chrono::Duration::days(1);
+    let records = (1..=n)
+        .map(|i| {
+            let mut r = penalty(&uscc(i), &format!("P-DUE-{i}"));
+            r.publicity_end_date = ends.to_string();
+            r
+        })
+        .collect();
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(records))
+        .await
+        .unwrap();
+    // Past the windows' end for these passes only: the server's own scheduler, on the
+    // test's clock, sees none of them due.
+    let later = ends + chrono::Duration::days(1);
+    let other = app.open_again().await;
+    let (a, b) = tokio::join!(app.store.regrade_due(later), other.regrade_due(later));
+    assert_eq!(a.unwrap() + b.unwrap(), n as usize);
+    other.close().await;
 }
