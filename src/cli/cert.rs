@@ -129,6 +129,8 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                 "credit-status" => pb::CertificateKind::CreditStatus,
                 _ => pb::CertificateKind::AnnualReportRemediation,
             };
+            let request_id =
+                request_id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
             let cert = certificates(&client)
                 .await?
                 .issue_certificate(pb::IssueCertificateRequest {
@@ -136,11 +138,29 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                     kind: kind as i32,
                     period_start_date: from.unwrap_or_default(),
                     period_end_date: to.unwrap_or_default(),
-                    request_id: request_id
-                        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string()),
+                    request_id: request_id.clone(),
                 })
                 .await
-                .map_err(explain)?
+                .map_err(|status| {
+                    // Whether it was issued is unknown: the same request id fetches it
+                    // if it was, where a new one would issue a second certificate.
+                    let unknown = matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Cancelled
+                            | tonic::Code::Internal
+                    );
+                    let e = explain(status);
+                    if unknown {
+                        e.context(format!(
+                            "the certificate may have been issued: run again with --request-id {request_id}"
+                        ))
+                    } else {
+                        e
+                    }
+                })?
                 .into_inner()
                 .certificate
                 .context("empty response")?;

@@ -191,11 +191,22 @@ impl tonic::service::Interceptor for Bearer {
 
 /// An authenticated channel to the service.
 pub async fn connect(args: &ClientArgs) -> anyhow::Result<(Channel, Bearer)> {
+    // The transport speaks TLS to https:// addresses only: over http:// these would be
+    // ignored, and the token sent in the clear to a server never checked.
+    let https = args
+        .addr
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if (args.tls_ca.is_some() || args.tls_client_cert.is_some()) && !https {
+        anyhow::bail!(
+            "--tls-ca and --tls-client-cert need an https:// --addr (given {}): over http:// the connection would not be encrypted",
+            args.addr
+        );
+    }
     let mut endpoint = Channel::from_shared(args.addr.clone())
         .context("--addr is not a URL")?
         .connect_timeout(Duration::from_secs(5));
-    if args.tls_ca.is_some() || args.tls_client_cert.is_some() || args.addr.starts_with("https://")
-    {
+    if https {
         let read = |path: &std::path::PathBuf| {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
         };

@@ -127,3 +127,27 @@ async fn client_commands_show_an_enterprise_grade_counts_and_who_looked() {
         "{err}"
     );
 }
+
+/// TLS options with an http:// address would be ignored by the transport and the token
+/// sent in the clear: the client refuses before connecting, naming https://.
+#[tokio::test]
+async fn tls_options_with_a_plain_address_are_refused_before_anything_is_sent() {
+    let app = spawn_app().await;
+    let ca = app.data_dir.join("ca.pem");
+    std::fs::write(&ca, "not read").unwrap();
+    let (ok, stdout, stderr) = client(
+        &app,
+        "unused-token",
+        &[
+            "enterprise",
+            "get",
+            &uscc(1),
+            "--tls-ca",
+            ca.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok, "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("https://"), "{stderr}");
+}

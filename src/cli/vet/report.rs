@@ -281,10 +281,12 @@ fn needs_attention(r: &pb::CandidateResult) -> bool {
     )
 }
 
-/// `s` padded to `width` terminal columns, counting CJK characters as two.
+/// `s` padded to `width` terminal columns as the terminal draws them (CJK two, `·`
+/// one), and always followed by at least one space, so that a long name cannot run
+/// into the next column.
 fn pad(s: &str, width: usize) -> String {
-    let used: usize = s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
-    format!("{s}{}", " ".repeat(width.saturating_sub(used)))
+    let used = unicode_width::UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(used).max(1)))
 }
 
 /// The summary officers read in the terminal.
@@ -632,6 +634,14 @@ mod tests {
     const ID_A: &str = "11010519491231002X";
     const ID_B: &str = "990101198001010014";
     const ID_C: &str = "990102199912310019";
+
+    #[test]
+    fn columns_are_measured_as_drawn_and_never_run_together() {
+        // `·` is drawn one column wide, each Chinese character two.
+        assert_eq!(pad("阿依古丽·买买提", 18), "阿依古丽·买买提   ");
+        assert_eq!(pad("阿依古丽·买买提", 12), "阿依古丽·买买提 ");
+        assert_eq!(pad("张三", 8), "张三    ");
+    }
 
     #[test]
     fn scrub_masks_ids_but_not_usccs() {
