@@ -23,9 +23,9 @@ use crate::domain::certificate::{
     remediation_statements, serial, Certificate, CertificateKind, CertificateStatus, Draft, Issuer,
     VerificationResult,
 };
-use crate::domain::codes::AgencyKind;
+use crate::domain::codes::{AgencyKind, EnterpriseStatus};
 use crate::domain::data_integrity::{self, public_key_multibase, ProofOptions};
-use crate::domain::{Error, Violations};
+use crate::domain::{Error, PreconditionViolation, Violations};
 use crate::proto::v1::{self as pb, certificate_service_server::CertificateService};
 use crate::store::{now_millis, CertificateFilter, Replay};
 
@@ -295,6 +295,18 @@ impl CertificateService for CertificateApi {
             .get_enterprise(&uscc)
             .await?
             .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+        // A certificate is for resuming business: one that no longer exists has none.
+        if enterprise.status == EnterpriseStatus::Deregistered {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "ENTERPRISE_DEREGISTERED".into(),
+                subject: uscc.resource_name(),
+                description: format!(
+                    "{} is deregistered (注销): no certificate is issued for it",
+                    uscc.resource_name()
+                ),
+            }])
+            .into());
+        }
         let issued: DateTime<Utc> =
             DateTime::from_timestamp_millis(now - now % 1000).unwrap_or_else(Utc::now);
         let valid_until = issued

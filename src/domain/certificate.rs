@@ -365,8 +365,9 @@ pub fn remediation_statements(
 }
 
 /// Whether a new record contradicts a credit-status certificate over `start..=end`: a
-/// serious-tier penalty or coercive measure decided inside the period, or a
-/// serious-dishonesty listing in force during it, that the certificate could not state, and still in publicity
+/// penalty or coercive measure (of any tier: the certificate counts them all) decided
+/// inside the period, or a serious-dishonesty listing in force during it, that the
+/// certificate could not state, and still in publicity
 /// `today`. One whose publicity has ended (an old record filed late, or a correction of
 /// one) is left off a certificate issued today as well, so it contradicts nothing.
 pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate, today: NaiveDate) -> bool {
@@ -374,17 +375,17 @@ pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate, today: Nai
     could_contradict(c) && is_active(record, today) && in_period(c, start, end)
 }
 
-/// Whether a record of this kind and tier is one a credit-status certificate states the
-/// absence of (see [`contradicts`]): a serious-dishonesty listing, or a serious-tier
-/// penalty or coercive measure. No other record needs the certificate register read.
+/// Whether a record of this kind is one a credit-status certificate states the absence
+/// of (see [`contradicts`]): a serious-dishonesty listing, a penalty or a coercive
+/// measure, whatever its tier (the certificate says "无行政处罚记录" only if it had
+/// none). No other record needs the certificate register read.
 pub fn could_contradict(c: &RecordContent) -> bool {
-    match c.kind {
-        RecordKind::SeriousDishonestyListing => true,
-        RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure => {
-            c.tier == super::codes::Tier::Serious
-        }
-        _ => false,
-    }
+    matches!(
+        c.kind,
+        RecordKind::SeriousDishonestyListing
+            | RecordKind::AdministrativePenalty
+            | RecordKind::AdministrativeCoerciveMeasure
+    )
 }
 
 /// The day (in China, as every date a certificate states) a certificate issued at
@@ -895,7 +896,7 @@ mod tests {
     }
 
     #[test]
-    fn only_serious_records_inside_the_period_contradict_it() {
+    fn penalties_of_any_tier_inside_the_period_contradict_it() {
         let (start, end) = (d("2025-01-01"), d("2025-12-31"));
         let mut p = record(
             "p",
@@ -911,8 +912,12 @@ mod tests {
             !contradicts(&ended, start, end, today),
             "its publicity ended"
         );
+        // The certificate counts every penalty ("无行政处罚记录" only with none).
         p.content.tier = Tier::Moderate;
-        assert!(!contradicts(&p, start, end, today));
+        assert!(contradicts(&p, start, end, today));
+        let mut honour = p.clone();
+        honour.content.kind = RecordKind::Honor;
+        assert!(!contradicts(&honour, start, end, today));
         let late = record(
             "s",
             RecordKind::SeriousDishonestyListing,

@@ -373,10 +373,29 @@ async fn a_certificate_past_valid_until_verifies_as_expired() {
 #[tokio::test]
 async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate() {
     let app = spawn_app().await;
-    app.register(vec![enterprise(5, ID_A)]).await;
+    app.register(vec![enterprise(5, ID_A), enterprise(6, ID_B)])
+        .await;
+    // A moderate penalty contradicts a certificate that counted none ("无行政处罚记录").
+    let moderate = issue(&app, status_request(6, "issue-6")).await;
+    app.submit(AgencyKind::MarketRegulation, vec![penalty(&uscc(6), "p-6")])
+        .await;
+    assert_eq!(
+        result_of(&app.verify(&moderate.document).await),
+        VerificationResult::Suspended
+    );
     let cert = issue(&app, status_request(5, "issue-5")).await;
-    // A moderate penalty does not contradict the certificate's serious-record status.
-    app.submit(AgencyKind::MarketRegulation, vec![penalty(&uscc(5), "p-5")])
+    // A record outside the certificate's reach (a spot-check result) leaves it valid.
+    let checked = pb::Record {
+        tier: pb::Tier::Minor as i32,
+        spot_check_outcome: pb::SpotCheckOutcome::Passed as i32,
+        ..market_record(
+            5,
+            pb::RecordKind::SpotCheckResult,
+            "sc-5",
+            &date_days_ago(3),
+        )
+    };
+    app.submit(AgencyKind::MarketRegulation, vec![checked])
         .await;
     assert_eq!(
         result_of(&app.verify(&cert.document).await),
@@ -400,6 +419,7 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     let suspended = app
         .certificates(AgencyKind::MarketRegulation)
         .list_certificates(pb::ListCertificatesRequest {
+            enterprise: format!("enterprises/{}", uscc(5)),
             status: pb::CertificateStatus::Suspended as i32,
             ..Default::default()
         })
@@ -1400,4 +1420,30 @@ where
         out.push(h.await.expect("a call"));
     }
     out
+}
+
+/// A certificate is for an enterprise resuming business: none is issued for one that
+/// was deregistered, and the refusal says why.
+#[tokio::test]
+async fn no_certificate_is_issued_for_a_deregistered_enterprise() {
+    let app = spawn_app().await;
+    let mut gone = enterprise(9, ID_A);
+    gone.status = pb::EnterpriseStatus::Deregistered as i32;
+    app.register(vec![gone]).await;
+    let err = CertificateServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .issue_certificate(status_request(9, "issue-deregistered"))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.get_details_error_info().map(|i| i.reason),
+        Some("ENTERPRISE_DEREGISTERED".to_string())
+    );
+    assert_eq!(
+        count_sql(&app, "SELECT COUNT(*) FROM certificates").await,
+        0
+    );
 }
