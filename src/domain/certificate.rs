@@ -418,6 +418,22 @@ pub fn contradicts_issue_day(record: &Record, issued_on: NaiveDate, document: &s
         && serde_json::from_str::<Value>(document).is_ok_and(|v| says_not_listed(&v))
 }
 
+/// Whether a certificate's signed `document` names `record` among its statements at
+/// all, however it stood then.
+pub fn mentions(document: &str, record: &Record) -> bool {
+    fn names(v: &Value, name: &str) -> bool {
+        match v {
+            Value::Object(fields) => {
+                fields.get("record").and_then(Value::as_str) == Some(name)
+                    || fields.values().any(|v| names(v, name))
+            }
+            Value::Array(items) => items.iter().any(|v| names(v, name)),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &record.resource_name()))
+}
+
 /// Whether a certificate's signed `document` states `record` as it now stands: names it
 /// among its statements, decided on the same day and repaired or not as it is now. A
 /// later revision correcting, say, its summary contradicts nothing the certificate

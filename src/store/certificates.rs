@@ -11,8 +11,9 @@ use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
-    contradicts, contradicts_issue_day, could_contradict, issue_date, remediation_statements,
-    stated_reports, stated_reports_in, states, Certificate, CertificateKind, CertificateStatus,
+    contradicts, contradicts_issue_day, could_contradict, issue_date, mentions,
+    remediation_statements, stated_reports, stated_reports_in, states, Certificate,
+    CertificateKind, CertificateStatus,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -207,7 +208,7 @@ impl Store {
     /// every record about the enterprise, read in the transaction that stores it. The
     /// read, the signing and the insert hold the enterprise's grading lock (PostgreSQL)
     /// or the write lock (SQLite), as a record submission does until it has checked
-    /// the valid certificates it contradicts: a serious record arriving meanwhile is
+    /// the valid certificates it contradicts: a record arriving meanwhile is
     /// either on the certificate or suspends it, never neither. When a concurrent
     /// identical request got there first, its certificate is returned instead, so a
     /// request id yields exactly one certificate.
@@ -432,8 +433,8 @@ impl Store {
     }
 
     /// Suspends each valid credit-status certificate whose period a just-written record
-    /// contradicts (a serious record inside the certified period that it does not
-    /// state), saying which record.
+    /// contradicts (a penalty, coercive measure or serious-dishonesty listing inside the
+    /// certified period that it does not state), saying which record.
     /// Runs in the transaction that writes the records.
     pub(super) async fn suspend_contradicted(
         &self,
@@ -443,14 +444,14 @@ impl Store {
     ) -> Result<usize> {
         // A batch of records none of which could contradict a certificate reads no
         // certificate at all.
-        let serious: Vec<(&Uscc, &Record)> = written
+        let counted: Vec<(&Uscc, &Record)> = written
             .iter()
             .filter_map(|r| match &r.content.subject {
                 Subject::Enterprise(u) if could_contradict(&r.content) => Some((u, *r)),
                 _ => None,
             })
             .collect();
-        if serious.is_empty() {
+        if counted.is_empty() {
             return Ok(0);
         }
         let now = now_millis();
@@ -464,7 +465,7 @@ impl Store {
             sqlx::query(&sql),
             vec![
                 Val::Int(now),
-                json_keys(serious.iter().map(|(u, _)| u.as_str())),
+                json_keys(counted.iter().map(|(u, _)| u.as_str())),
             ],
         )
         .fetch_all(&mut **tx)
@@ -478,11 +479,11 @@ impl Store {
             let document: String = row.try_get("document")?;
             let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
                 .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
-            let in_period = serious.iter().find(|(u, r)| {
+            let in_period = counted.iter().find(|(u, r)| {
                 u.as_str() == uscc && contradicts(r, start, end, today) && !states(&document, r)
             });
             let on_issue_day = || {
-                serious.iter().find(|(u, r)| {
+                counted.iter().find(|(u, r)| {
                     u.as_str() == uscc && contradicts_issue_day(r, issued_on, &document)
                 })
             };
@@ -490,7 +491,7 @@ impl Store {
                 (Some((_, record)), _) => {
                     let c = &record.content;
                     format!(
-                        "证明期间内有未载明的严重失信记录：a {} record decided on {} (document {}, {}), which the certificate's period covers, arrived after issue and is not stated on the certificate",
+                        "证明期间内有未载明的失信记录：a {} record decided on {} (document {}, {}), which the certificate's period covers, arrived after issue and is not stated on the certificate",
                         c.kind.code(),
                         c.decision_date,
                         c.document_number,
@@ -519,6 +520,53 @@ impl Store {
             suspended += 1;
         }
         Ok(suspended)
+    }
+
+    /// Marks superseded the valid credit-status certificates that state `record`, just
+    /// withdrawn: a withdrawn decision is taken down (SAMR Order 45 Art. 11), and a
+    /// certificate still stating it no longer describes the enterprise. Runs in the
+    /// transaction that withdraws it.
+    pub(super) async fn supersede_stating_withdrawn(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        record: &Record,
+    ) -> Result<u64> {
+        let Subject::Enterprise(uscc) = &record.content.subject else {
+            return Ok(0);
+        };
+        if !could_contradict(&record.content) {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT serial, document FROM certificates \
+             WHERE kind = 'CREDIT_STATUS' AND status = 'VALID' AND uscc = $1",
+        )
+        .bind(uscc.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+        let reason = format!(
+            "证明所载记录已撤回：{} (document {}) was withdrawn after issue, so this certificate no longer describes the enterprise",
+            record.resource_name(),
+            record.content.document_number
+        );
+        let mut superseded = 0;
+        for row in rows {
+            let serial: String = row.try_get("serial")?;
+            let document: String = row.try_get("document")?;
+            if !mentions(&document, record) {
+                continue;
+            }
+            superseded += sqlx::query(
+                "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
+                 WHERE serial = $2 AND status = 'VALID'",
+            )
+            .bind(&reason)
+            .bind(&serial)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(superseded)
     }
 
     /// Marks superseded the valid annual-report remediation certificates of `usccs` whose

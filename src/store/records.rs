@@ -675,6 +675,9 @@ impl Store {
             .await?;
         let related = self.affects_related(&[&record]);
         let regraded = self.regrade(&mut tx, targets, related, today).await?;
+        // After the regrade has taken the enterprise's grading lock: a certificate
+        // being issued meanwhile has committed by then, and is found.
+        self.supersede_stating_withdrawn(&mut tx, &record).await?;
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&record)).await?;
         }

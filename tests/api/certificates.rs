@@ -1447,3 +1447,44 @@ async fn no_certificate_is_issued_for_a_deregistered_enterprise() {
         0
     );
 }
+
+/// A withdrawn decision is taken down (Order 45 Art. 11): a certificate stating it no
+/// longer describes the enterprise and is superseded, saying which record.
+#[tokio::test]
+async fn withdrawing_a_stated_record_supersedes_the_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(7, ID_A)]).await;
+    app.submit(AgencyKind::MarketRegulation, vec![penalty(&uscc(7), "p-7")])
+        .await;
+    let cert = issue(&app, status_request(7, "issue-7")).await;
+    assert!(
+        cert.document.contains("有行政处罚记录1条"),
+        "{}",
+        cert.document
+    );
+    let mut records = app.records(AgencyKind::MarketRegulation);
+    let filed = records
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(7)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    records
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filed[0].name.clone(),
+            reason: "行政复议决定撤销原处罚决定".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Superseded);
+    assert!(
+        verified.reason.contains(&filed[0].name),
+        "{}",
+        verified.reason
+    );
+}
