@@ -414,6 +414,8 @@ impl RepairService for RepairApi {
         req: Request<pb::RecordCreditInterviewRequest>,
     ) -> Result<Response<pb::RecordCreditInterviewResponse>, Status> {
         let agency = caller(&req, Scope::RepairManage, &self.state.keyer)?;
+        // The interview is the bureau's step towards its own decision.
+        agency.require_kind(AgencyKind::MarketRegulation, "record credit interviews")?;
         let note = AuditNote::of(&req);
         let r = req.get_ref();
         let today = self.state.clock.today();

@@ -130,8 +130,11 @@ struct RolesPlan {
 }
 
 impl RolesPlan {
+    /// Whether the batch writes role rows, and so must hold the roles lock alone: a
+    /// correction too, since two at once would each match the row as it was read, and
+    /// the second would find it changed and correct nothing.
     fn changes_roles(&self) -> bool {
-        !self.ends.is_empty() || !self.inserts.is_empty()
+        !self.ends.is_empty() || !self.inserts.is_empty() || !self.corrections.is_empty()
     }
 }
 

@@ -659,8 +659,23 @@ async fn rejecting_leaves_everything_unchanged_and_only_market_regulation_decide
         AgencyKind::Court,
     )
     .await;
-    let err = RepairServiceClient::with_interceptor(app.channel.clone(), court)
+    let mut court = RepairServiceClient::with_interceptor(app.channel.clone(), court);
+    let err = court
         .decide_repair(decide(&open.name, pb::RepairDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Nor may it record the interview such a decision rests on.
+    let err = court
+        .record_credit_interview(pb::RecordCreditInterviewRequest {
+            name: open.name.clone(),
+            interview: Some(pb::CreditInterview {
+                interview_date: app.clock.today().to_string(),
+                officer: "李法官".into(),
+                outcome: "已约谈".into(),
+            }),
+            request_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
