@@ -696,6 +696,16 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
     trusted.extend(storage.audit_public_key()?);
     let store = storage.open_existing_store().await?;
     match store.verify_audit(&trusted).await? {
+        Ok(v) if trusted.is_empty() && v.checkpoints > 0 => {
+            // Anyone able to rewrite the tables could also have re-signed the checkpoints
+            // with a key of their own: without a key to trust, they prove nothing, and a
+            // script reading the exit status must not take the chain for verified.
+            bail!(
+                "audit chain unverified: its {} entries hash together, but no trusted key was given to check the {} signed checkpoints against (give the servers' --audit-key-file / CREDIT_HUB_AUDIT_KEY_FILE, or --trust-key HEX)",
+                v.entries,
+                v.checkpoints
+            )
+        }
         Ok(v) => {
             credit_hub::out!(
                 "audit chain intact: {} entries, {} signed checkpoints",
@@ -712,13 +722,7 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
                     v.entries
                 );
             }
-            if trusted.is_empty() && v.checkpoints > 0 {
-                // Anyone able to rewrite the tables could also have re-signed the
-                // checkpoints with a key of their own.
-                eprintln!(
-                    "warning: no trusted key given (--audit-key-file or --trust-key): checkpoint signatures were checked only against the keys they name"
-                );
-            } else if beside_the_data && v.checkpoints > 0 {
+            if beside_the_data && v.checkpoints > 0 {
                 eprintln!(
                     "warning: the checkpoint signing key is kept in the data directory beside the database ({}): whoever could rewrite the database could read it and re-sign the checkpoints, so they prove nothing against such a person. Keep the key outside the data directory (--audit-key-file, e.g. a mounted secret)",
                     storage.data_dir.join("audit-signing.key").display()

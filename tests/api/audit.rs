@@ -28,10 +28,22 @@ async fn raw_sql(app: &TestApp, sql: &str) {
     conn.close().await.ok();
 }
 
-/// `credit-hub audit verify` against the test's database: (success, stderr).
-fn verify_cli(app: &TestApp) -> (bool, String) {
+/// `credit-hub audit verify` against the test's database, trusting whichever keys
+/// signed its checkpoints (the test servers' keys are made up per process):
+/// (success, stderr and stdout).
+async fn verify_cli(app: &TestApp) -> (bool, String) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT public_key FROM audit_checkpoints")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"));
     cmd.args(["audit", "verify"]).args(app.storage_flags());
+    for key in keys {
+        cmd.args(["--trust-key", &key]);
+    }
     let out = cmd.output().expect("run credit-hub");
     (
         out.status.success(),
@@ -426,7 +438,7 @@ async fn look_ups_and_refusals_are_audited_and_the_chain_verifies() {
         .unwrap()
         .expect("chain intact");
     assert!(verified.entries >= 8, "{verified:?}");
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(ok, "{out}");
     // No checkpoint signed yet on this running server: every entry is the chain's alone.
     if verified.last_checkpoint.is_none() {
@@ -457,7 +469,7 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
         app.store.verify_audit(&[]).await.unwrap(),
         Err(ChainBreak::Altered { seq: 3 })
     );
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(!ok);
     assert!(out.contains("audit entry 3 was altered"), "{out}");
     raw_sql(
@@ -482,7 +494,7 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
         "{:?}",
         app.store.verify_audit(&[]).await
     );
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(!ok);
     assert!(out.contains("audit entry 3 was altered"), "{out}");
     let bearer = agency_with(
@@ -524,7 +536,7 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
             why: format!("a search for {subject} would not find it"),
         })
     );
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(!ok);
     assert!(
         out.contains(&format!("subject index of audit entry {seq} was altered")),
@@ -563,7 +575,7 @@ async fn audit_verify_names_an_altered_or_deleted_entry() {
             found: 3
         })
     );
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(!ok);
     assert!(out.contains("audit entry 2 is missing"), "{out}");
 }
@@ -1373,7 +1385,7 @@ async fn a_committed_write_is_chained_even_when_its_own_append_failed() {
         "the retry wrote nothing twice"
     );
     stop.send(()).ok();
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(ok, "{out}");
 }
 
@@ -1705,7 +1717,7 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
     }
     let _ = stop.send(());
     let public = credit_hub::audit::public_key_hex(&key);
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(ok, "{out}");
     assert!(out.contains("beside the database"), "{out}");
     assert!(out.contains("--audit-key-file"), "{out}");
@@ -1730,6 +1742,15 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
     let said = String::from_utf8_lossy(&apart.stderr);
     assert!(apart.status.success(), "{said}");
     assert!(!said.contains("warning"), "{said}");
+    // With no key to trust, signed checkpoints prove nothing: unverified, not intact.
+    let untrusted = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["audit", "verify"])
+        .args(app.storage_flags())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success(), "{said}");
+    assert!(said.contains("no trusted key"), "{said}");
 }
 
 /// The newest checkpoint's entry, or 0.
@@ -1809,7 +1830,7 @@ async fn an_entry_forged_into_the_table_is_never_signed() {
         last_checkpoint(&app).await < forged,
         "a checkpoint vouches for the forged entry"
     );
-    let (ok, out) = verify_cli(&app);
+    let (ok, out) = verify_cli(&app).await;
     assert!(!ok);
     assert!(out.contains(&format!("audit entry {forged}")), "{out}");
 }
