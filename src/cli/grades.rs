@@ -94,60 +94,112 @@ pub async fn grade(
     Ok(())
 }
 
+/// How often, in a row, a watch reconnects after the service went away before giving up.
+const WATCH_RECONNECTS: u32 = 30;
+
 /// `credit-hub grades watch`: prints changes as they happen; prints each change's cursor
-/// so a script can resume with `--cursor`.
+/// so a script can resume with `--cursor`. When the service ends the stream as a
+/// retryable UNAVAILABLE (a replica draining for a deploy, the database away), the
+/// watch waits as told and resumes from the last cursor it printed: no gap, no repeat.
 pub async fn watch(
     args: &ClientArgs,
     cursor: &str,
     model: &str,
     purpose_label: &str,
 ) -> anyhow::Result<()> {
-    let c = connect(args).await?;
-    let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
-    let mut stream = client
-        .watch_grade_changes(pb::WatchGradeChangesRequest {
-            cursor: cursor.to_string(),
-            model: model.to_string(),
-            purpose: purpose(purpose_label)?,
-        })
-        .await
-        .map_err(explain)?
-        .into_inner();
-    while let Some(item) = stream.next().await {
-        let change = item.map_err(explain)?.change.context("empty change")?;
-        let cause = pb::GradeChangeCause::try_from(change.cause)
-            .map(|c| {
-                c.as_str_name()
-                    .trim_start_matches("GRADE_CHANGE_CAUSE_")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        if args.json {
-            crate::out!(
-                "{}",
-                serde_json::json!({
-                    "cursor": change.cursor, "enterprise": change.enterprise, "model": change.model,
-                    "previous_grade": grade_letter(change.previous_grade), "grade": grade_letter(change.grade),
-                    "previous_score": change.previous_score, "score": change.score,
-                    "cause": cause, "cause_record": change.cause_record,
-                })
-            );
-        } else {
-            crate::out!(
-                "{:>8}  {}  {:<16} {} -> {}  ({} -> {})  {} {}",
-                change.cursor,
-                change.enterprise.trim_start_matches("enterprises/"),
-                change.model,
-                grade_letter(change.previous_grade),
-                grade_letter(change.grade),
-                change.previous_score,
-                change.score,
-                cause,
-                change.cause_record
-            );
+    let purpose = purpose(purpose_label)?;
+    let mut cursor = cursor.to_string();
+    let mut failures = 0;
+    loop {
+        let status = match connect(args).await {
+            Ok(c) => {
+                let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone());
+                let request = pb::WatchGradeChangesRequest {
+                    cursor: cursor.clone(),
+                    model: model.to_string(),
+                    purpose,
+                };
+                match client.watch_grade_changes(request).await {
+                    Ok(stream) => {
+                        let mut stream = stream.into_inner();
+                        loop {
+                            match stream.next().await {
+                                Some(Ok(item)) => {
+                                    let change = item.change.context("empty change")?;
+                                    print_change(args.json, &change);
+                                    cursor = change.cursor;
+                                    failures = 0;
+                                }
+                                Some(Err(status)) => break status,
+                                None => return Ok(()),
+                            }
+                        }
+                    }
+                    Err(status) => status,
+                }
+            }
+            // Reconnecting after the service went away: it may not be back yet.
+            Err(e) if failures > 0 => tonic::Status::unavailable(format!("{e:#}")),
+            Err(e) => return Err(e),
+        };
+        let resume = || {
+            if cursor.is_empty() {
+                "no change was received yet".to_string()
+            } else {
+                format!("resume with --cursor {cursor}")
+            }
+        };
+        if status.code() != tonic::Code::Unavailable || failures >= WATCH_RECONNECTS {
+            return Err(explain(status).context(resume()));
         }
+        failures += 1;
+        let wait = tonic_types::StatusExt::get_details_retry_info(&status)
+            .and_then(|r| r.retry_delay)
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .min(std::time::Duration::from_secs(30));
+        eprintln!(
+            "the stream ended ({}); reconnecting in {} s ({})",
+            status.message(),
+            wait.as_secs_f64(),
+            resume()
+        );
+        tokio::time::sleep(wait).await;
     }
-    Ok(())
+}
+
+/// One grade change, as a line of the table or of JSON.
+fn print_change(json: bool, change: &pb::GradeChange) {
+    let cause = pb::GradeChangeCause::try_from(change.cause)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("GRADE_CHANGE_CAUSE_")
+                .to_string()
+        })
+        .unwrap_or_default();
+    if json {
+        crate::out!(
+            "{}",
+            serde_json::json!({
+                "cursor": change.cursor, "enterprise": change.enterprise, "model": change.model,
+                "previous_grade": grade_letter(change.previous_grade), "grade": grade_letter(change.grade),
+                "previous_score": change.previous_score, "score": change.score,
+                "cause": cause, "cause_record": change.cause_record,
+            })
+        );
+    } else {
+        crate::out!(
+            "{:>8}  {}  {:<16} {} -> {}  ({} -> {})  {} {}",
+            change.cursor,
+            change.enterprise.trim_start_matches("enterprises/"),
+            change.model,
+            grade_letter(change.previous_grade),
+            grade_letter(change.grade),
+            change.previous_score,
+            change.score,
+            cause,
+            change.cause_record
+        );
+    }
 }
 
 /// `credit-hub grades stats`.

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use credit_hub::domain::agency::Scope;
 use credit_hub::domain::codes::AgencyKind;
+use credit_hub::proto::v1 as pb;
 use credit_hub::store::NewAgency;
+use credit_hub::Server;
 
 use crate::helpers::*;
 
@@ -150,4 +152,119 @@ async fn tls_options_with_a_plain_address_are_refused_before_anything_is_sent() 
     assert!(!ok, "{stdout}");
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("https://"), "{stderr}");
+}
+
+/// `grades watch` on a server that drains (a deploy): it waits as told, reconnects to
+/// the address (a new server there by then) and resumes after the last cursor it
+/// printed, so the changes on either side of the restart are printed once each.
+#[tokio::test]
+async fn grades_watch_resumes_after_its_server_drains_with_no_gap_and_no_repeat() {
+    use tokio::io::AsyncBufReadExt;
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A), enterprise(2, ID_B)])
+        .await;
+    let from = app.grade_history(2).await[0].cursor.clone();
+    assert!(!from.is_empty());
+    let (addr, stop) = another_server(&app, |s| s).await;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["grades", "watch", "--json", "--model", "general"])
+        .args(["--purpose", "tax-administration", "--cursor", &from])
+        .args(["--addr", &format!("http://{addr}")])
+        .args(["--token", &app.tokens[&AgencyKind::Tax]])
+        .env_remove("CREDIT_HUB_TLS_CA")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut printed: Vec<serde_json::Value> = Vec::new();
+    // Reads printed changes until one about enterprise `n` submitted a record.
+    async fn until_submitted(
+        lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+        printed: &mut Vec<serde_json::Value>,
+        n: u32,
+    ) {
+        let wanted = format!("enterprises/{}", uscc(n));
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let change: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let done = change["enterprise"] == wanted && change["cause"] == "RECORD_SUBMITTED";
+                printed.push(change);
+                if done {
+                    return;
+                }
+            }
+            panic!("the watch ended: {printed:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no change about enterprise {n}: {printed:?}"));
+    }
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![penalty(&uscc(1), "P-WATCH-1")],
+        })
+        .await
+        .unwrap();
+    until_submitted(&mut lines, &mut printed, 1).await;
+
+    // The server drains; the client says it will reconnect; another server takes the
+    // address while it waits.
+    stop.send(()).unwrap();
+    let mut said = tokio::io::BufReader::new(watch.stderr.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(line) = said.next_line().await.unwrap() {
+            if line.contains("reconnecting") {
+                assert!(line.contains("shutting down"), "{line}");
+                return;
+            }
+        }
+        panic!("the watch ended without saying it would reconnect");
+    })
+    .await
+    .expect("the watch says it reconnects");
+    let mut next = None;
+    for _ in 0..100 {
+        match Server::bind(app.open_again().await, app.keyer.clone(), &addr.to_string()).await {
+            Ok(server) => {
+                next = Some(server);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    let (_stop_next, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(next.expect("the address is free again").run(
+        async {
+            stopped.await.ok();
+        },
+        credit_hub::ShutdownPolicy::default(),
+    ));
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![penalty(&uscc(2), "P-WATCH-2")],
+        })
+        .await
+        .unwrap();
+    until_submitted(&mut lines, &mut printed, 2).await;
+    watch.kill().await.ok();
+
+    let cursors: Vec<&str> = printed
+        .iter()
+        .map(|c| c["cursor"].as_str().unwrap())
+        .collect();
+    let mut distinct = cursors.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        cursors.len(),
+        "no change printed twice: {cursors:?}"
+    );
+    assert!(
+        !cursors.contains(&from.as_str()),
+        "resumed after --cursor: {cursors:?}"
+    );
 }
