@@ -9,7 +9,7 @@ use crate::domain::codes::{
 };
 use crate::domain::enterprise::{is_industry_code, is_region_code, Enterprise, Role};
 use crate::domain::id_scan::{
-    contains_id_number, contains_id_number_loosely, contains_long_number,
+    contains_id_number, contains_id_number_loosely, contains_long_number, contains_old_id_number,
 };
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
@@ -100,6 +100,17 @@ pub fn text(
         return None;
     }
     Some(value.to_string())
+}
+
+/// Checks optional prose (a summary, a reason) as [`text`] does, and also refuses a
+/// first-generation (15-digit) ID number standing alone in it.
+pub fn prose(v: &mut Violations, field: &str, value: &str, max: usize) -> Option<String> {
+    let checked = text(v, field, value, false, max)?;
+    if contains_old_id_number(&checked) {
+        v.add(field, ID_IN_TEXT);
+        return None;
+    }
+    Some(checked)
 }
 
 /// Checks a name (a person's, an enterprise's, an officer's) as [`text`] does, and
@@ -544,13 +555,7 @@ pub fn record_in(
         false,
         200,
     );
-    let summary = text(
-        v,
-        &format!("{path}.summary"),
-        &r.summary,
-        false,
-        MAX_TEXT_CHARS,
-    );
+    let summary = prose(v, &format!("{path}.summary"), &r.summary, MAX_TEXT_CHARS);
     let publicity_end = date(
         v,
         &format!("{path}.publicity_end_date"),

@@ -16,7 +16,7 @@ use crate::audit::AuditNote;
 use crate::auth::caller;
 use crate::domain::agency::Scope;
 use crate::domain::codes::RecordKind;
-use crate::domain::id_scan::contains_id_number;
+use crate::domain::id_scan::{contains_id_number, contains_old_id_number};
 use crate::domain::record::{check_consistency, check_filer, Record};
 use crate::domain::{Error, Violations};
 use crate::proto::v1::{self as pb, record_service_server::RecordService};
@@ -135,7 +135,7 @@ impl RecordService for RecordApi {
             v.add("reason", "is required: say why the record is withdrawn");
         } else if reason.chars().count() > 1_000 || reason.chars().any(|c| c.is_control()) {
             v.add("reason", "must be at most 1,000 printable characters");
-        } else if contains_id_number(reason) {
+        } else if contains_id_number(reason) || contains_old_id_number(reason) {
             v.add("reason", ID_IN_TEXT);
         }
         let key = v.check(request_key(

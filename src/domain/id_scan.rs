@@ -296,8 +296,25 @@ fn find_in(text: &str, runs: &[(Run, bool)]) -> Vec<Range<usize>> {
 }
 
 /// Whether `text` holds a resident ID number anywhere.
+///
+/// Current (18-character) numbers only: identifiers partners choose (request ids,
+/// source record ids, document numbers) are often a region code, a date and a
+/// sequence, the shape of a first-generation number, and refusing one would refuse the
+/// retry of a write already accepted. Prose is checked for those too, with
+/// [`contains_old_id_number`].
 pub fn contains_id_number(text: &str) -> bool {
-    !id_numbers_in(text).is_empty()
+    id_numbers_in(text)
+        .into_iter()
+        .any(|r| text[r].chars().filter_map(id_char).count() == 18)
+}
+
+/// Whether `text` holds a first-generation (15-digit) ID number standing alone: the
+/// check for prose (a summary, a reason), where such a number is far likelier someone's
+/// than in an identifier.
+pub fn contains_old_id_number(text: &str) -> bool {
+    id_numbers_in(text)
+        .into_iter()
+        .any(|r| text[r].chars().filter_map(id_char).count() == 15)
 }
 
 /// Whether `text` holds a resident ID number, its groups also joined by dashes, dots,
@@ -489,7 +506,9 @@ mod tests {
             "110105 491231 001".to_string(),
             "１１０１０５４９１２３１００１".to_string(),
         ] {
-            assert!(contains_id_number(&text), "{text}");
+            assert!(contains_old_id_number(&text), "{text}");
+            // Identifiers are checked for current numbers only.
+            assert!(!contains_id_number(&text), "{text}");
         }
         assert_eq!(
             mask_id_numbers(&format!("王五 {old} 拒不履行")),
@@ -507,7 +526,7 @@ mod tests {
             "ab110105491231001",
             "110105491231001cd",
         ] {
-            assert!(!contains_id_number(text), "{text}");
+            assert!(!contains_old_id_number(text), "{text}");
         }
     }
 
