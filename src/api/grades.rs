@@ -91,6 +91,18 @@ impl GradeApi {
     }
 }
 
+/// Records that a drain ended a watch, waiting at most a second: the drain has a bound,
+/// and the client must still hear SHUTTING_DOWN (retryable) before it passes.
+async fn ended_by_drain(disclosure: &crate::audit::Disclosure) {
+    let status = shutting_down();
+    if tokio::time::timeout(std::time::Duration::from_secs(1), disclosure.ended(&status))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the end of a watch by the drain could not be audited in time");
+    }
+}
+
 /// The end of a watch when the server drains: UNAVAILABLE, to resume from the last
 /// cursor received (on another replica, or on this one once it is back).
 fn shutting_down() -> Status {
@@ -373,7 +385,7 @@ impl GradeService for GradeApi {
             loop {
                 let drained = *draining.borrow_and_update();
                 if drained {
-                    disclosure.ended(&shutting_down()).await;
+                    ended_by_drain(&disclosure).await;
                     // Not awaited: a watcher that stopped reading must not hold the
                     // drain (nor, through this task, the audit log) any longer.
                     let _ = tx.try_send(Err(shutting_down()));
@@ -453,7 +465,7 @@ impl GradeService for GradeApi {
                         None => {}
                         Some(false) => return,
                         Some(true) => {
-                            disclosure.ended(&shutting_down()).await;
+                            ended_by_drain(&disclosure).await;
                             let _ = tx.try_send(Err(shutting_down()));
                             return;
                         }
@@ -468,7 +480,7 @@ impl GradeService for GradeApi {
                     // The sender goes with the server: gone, it is as good as drained
                     // (and `changed` would otherwise answer at once, forever).
                     changed = draining.changed() => if changed.is_err() {
-                        disclosure.ended(&shutting_down()).await;
+                        ended_by_drain(&disclosure).await;
                         let _ = tx.try_send(Err(shutting_down()));
                         return;
                     },

@@ -100,7 +100,8 @@ const WATCH_RECONNECTS: u32 = 30;
 /// `credit-hub grades watch`: prints changes as they happen; prints each change's cursor
 /// so a script can resume with `--cursor`. When the service ends the stream as a
 /// retryable UNAVAILABLE (a replica draining for a deploy, the database away), the
-/// watch waits as told and resumes from the last cursor it printed: no gap, no repeat.
+/// watch waits as told and resumes from the last cursor it printed or was given: no
+/// gap, no repeat. With neither, it cannot resume without a gap, and ends.
 pub async fn watch(
     args: &ClientArgs,
     cursor: &str,
@@ -149,7 +150,12 @@ pub async fn watch(
                 format!("resume with --cursor {cursor}")
             }
         };
-        if status.code() != tonic::Code::Unavailable || failures >= WATCH_RECONNECTS {
+        // Without a cursor a new stream would start from the moment it opens: what
+        // changed in between would be lost, so the caller decides.
+        if status.code() != tonic::Code::Unavailable
+            || failures >= WATCH_RECONNECTS
+            || cursor.is_empty()
+        {
             return Err(explain(status).context(resume()));
         }
         failures += 1;

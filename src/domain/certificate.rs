@@ -418,6 +418,31 @@ pub fn contradicts_issue_day(record: &Record, issued_on: NaiveDate, document: &s
         && serde_json::from_str::<Value>(document).is_ok_and(|v| says_not_listed(&v))
 }
 
+/// Whether a certificate's signed `document` says the enterprise was on the
+/// serious-dishonesty list on its issue date.
+pub fn says_listed_on_issue_date(document: &str) -> bool {
+    fn says(v: &Value) -> bool {
+        match v {
+            Value::Object(fields) => {
+                fields.get("listedOnIssueDate") == Some(&Value::Bool(true))
+                    || fields.values().any(says)
+            }
+            Value::Array(items) => items.iter().any(says),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<Value>(document).is_ok_and(|v| says(&v))
+}
+
+/// Whether `record` is a serious-dishonesty listing in force on `day` (decided by then,
+/// its window not yet ended), as it now stands.
+pub fn listing_in_force_on(record: &Record, day: NaiveDate) -> bool {
+    let c = &record.content;
+    c.kind == RecordKind::SeriousDishonestyListing
+        && c.decision_date <= day
+        && day < c.publicity_end
+}
+
 /// Whether a certificate's signed `document` names `record` among its statements at
 /// all, however it stood then.
 pub fn mentions(document: &str, record: &Record) -> bool {

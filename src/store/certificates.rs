@@ -11,9 +11,9 @@ use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, in_json, json_keys, placeholders, Val};
 use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
-    contradicts, contradicts_issue_day, could_contradict, issue_date, mentions,
-    remediation_statements, stated_reports, stated_reports_in, states, Certificate,
-    CertificateKind, CertificateStatus,
+    contradicts, contradicts_issue_day, could_contradict, issue_date, listing_in_force_on,
+    mentions, remediation_statements, says_listed_on_issue_date, stated_reports, stated_reports_in,
+    states, Certificate, CertificateKind, CertificateStatus,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -524,8 +524,9 @@ impl Store {
 
     /// Marks superseded the valid credit-status certificates that state `record`, just
     /// withdrawn: a withdrawn decision is taken down (SAMR Order 45 Art. 11), and a
-    /// certificate still stating it no longer describes the enterprise. Runs in the
-    /// transaction that withdraws it.
+    /// certificate still stating it no longer describes the enterprise. So is one that
+    /// says the enterprise was listed on its issue date when this listing was the only
+    /// one in force that day. Runs in the transaction that withdraws it.
     pub(super) async fn supersede_stating_withdrawn(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -538,7 +539,7 @@ impl Store {
             return Ok(0);
         }
         let rows = sqlx::query(
-            "SELECT serial, document FROM certificates \
+            "SELECT serial, document, issued_at FROM certificates \
              WHERE kind = 'CREDIT_STATUS' AND status = 'VALID' AND uscc = $1",
         )
         .bind(uscc.as_str())
@@ -549,11 +550,32 @@ impl Store {
             record.resource_name(),
             record.content.document_number
         );
+        // The enterprise's records as they now stand (this one withdrawn), read once
+        // and only for a listing.
+        let mut others: Option<Vec<Record>> = None;
         let mut superseded = 0;
         for row in rows {
             let serial: String = row.try_get("serial")?;
             let document: String = row.try_get("document")?;
-            if !mentions(&document, record) {
+            let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
+                .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
+            let stated = mentions(&document, record);
+            let listed_then = !stated
+                && listing_in_force_on(record, issued_on)
+                && says_listed_on_issue_date(&document);
+            if listed_then {
+                if others.is_none() {
+                    others = Some(records_with_key(&mut **tx, uscc.as_str()).await?);
+                }
+                let still = others.iter().flatten().any(|r| {
+                    r.id != record.id
+                        && r.status == RecordStatus::Active
+                        && listing_in_force_on(r, issued_on)
+                });
+                if still {
+                    continue;
+                }
+            } else if !stated {
                 continue;
             }
             superseded += sqlx::query(

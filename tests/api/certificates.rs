@@ -1488,3 +1488,52 @@ async fn withdrawing_a_stated_record_supersedes_the_certificate() {
         verified.reason
     );
 }
+
+/// A certificate saying the enterprise was listed on its issue date, on the strength of
+/// a listing decided after its period, no longer holds once that listing, the only one
+/// in force that day, is withdrawn.
+#[tokio::test]
+async fn withdrawing_the_listing_a_certificate_says_was_in_force_supersedes_it() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A)]).await;
+    let listed = pb::Record {
+        decision_date: date_days_ago(60),
+        document_number: "威开市监严〔2026〕8号".into(),
+        ..listing(8, "listing-8", pb::SeriousListingCause::SeriousViolation)
+    };
+    let filed = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![listed],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    let period_end = credit_hub::api::today() - chrono::Duration::days(120);
+    let cert = issue(
+        &app,
+        pb::IssueCertificateRequest {
+            period_start_date: (period_end - chrono::Duration::days(200)).to_string(),
+            period_end_date: period_end.to_string(),
+            ..status_request(8, "issue-8")
+        },
+    )
+    .await;
+    assert!(
+        cert.document.contains("\"listedOnIssueDate\":true"),
+        "{}",
+        cert.document
+    );
+    app.records(AgencyKind::MarketRegulation)
+        .withdraw_record(pb::WithdrawRecordRequest {
+            name: filed[0].name.clone(),
+            reason: "列入决定被依法撤销".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Superseded);
+}
