@@ -395,43 +395,40 @@ pub fn issue_date(millis: i64) -> Option<NaiveDate> {
     DateTime::from_timestamp_millis(millis).map(|t| t.with_timezone(&cst).date_naive())
 }
 
+/// Whether any object inside the signed `document`, at any depth, satisfies `found`.
+fn any_object(document: &str, found: impl Fn(&serde_json::Map<String, Value>) -> bool) -> bool {
+    fn walk(v: &Value, found: &dyn Fn(&serde_json::Map<String, Value>) -> bool) -> bool {
+        match v {
+            Value::Object(fields) => found(fields) || fields.values().any(|v| walk(v, found)),
+            Value::Array(items) => items.iter().any(|v| walk(v, found)),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<Value>(document).is_ok_and(|v| walk(&v, &found))
+}
+
+/// Whether a certificate's signed `document` says the enterprise was (`listed`) or was
+/// not on the serious-dishonesty list on its issue date.
+fn says_listed_on_issue_date_is(document: &str, listed: bool) -> bool {
+    any_object(document, |fields| {
+        fields.get("listedOnIssueDate") == Some(&Value::Bool(listed))
+    })
+}
+
 /// Whether a new record contradicts what a credit-status certificate issued on
 /// `issued_on` says about that day: a serious-dishonesty listing in force on it (decided
 /// by then, its window not yet ended) on a certificate whose signed `document` says the
 /// enterprise was not listed. It can come from outside the certified period.
 pub fn contradicts_issue_day(record: &Record, issued_on: NaiveDate, document: &str) -> bool {
-    fn says_not_listed(v: &Value) -> bool {
-        match v {
-            Value::Object(fields) => {
-                fields.get("listedOnIssueDate") == Some(&Value::Bool(false))
-                    || fields.values().any(says_not_listed)
-            }
-            Value::Array(items) => items.iter().any(says_not_listed),
-            _ => false,
-        }
-    }
-    let c = &record.content;
-    c.kind == RecordKind::SeriousDishonestyListing
-        && record.status == RecordStatus::Active
-        && c.decision_date <= issued_on
-        && issued_on < c.publicity_end
-        && serde_json::from_str::<Value>(document).is_ok_and(|v| says_not_listed(&v))
+    record.status == RecordStatus::Active
+        && listing_in_force_on(record, issued_on)
+        && says_listed_on_issue_date_is(document, false)
 }
 
 /// Whether a certificate's signed `document` says the enterprise was on the
 /// serious-dishonesty list on its issue date.
 pub fn says_listed_on_issue_date(document: &str) -> bool {
-    fn says(v: &Value) -> bool {
-        match v {
-            Value::Object(fields) => {
-                fields.get("listedOnIssueDate") == Some(&Value::Bool(true))
-                    || fields.values().any(says)
-            }
-            Value::Array(items) => items.iter().any(says),
-            _ => false,
-        }
-    }
-    serde_json::from_str::<Value>(document).is_ok_and(|v| says(&v))
+    says_listed_on_issue_date_is(document, true)
 }
 
 /// Whether `record` is a serious-dishonesty listing in force on `day` (decided by then,
@@ -446,17 +443,10 @@ pub fn listing_in_force_on(record: &Record, day: NaiveDate) -> bool {
 /// Whether a certificate's signed `document` names `record` among its statements at
 /// all, however it stood then.
 pub fn mentions(document: &str, record: &Record) -> bool {
-    fn names(v: &Value, name: &str) -> bool {
-        match v {
-            Value::Object(fields) => {
-                fields.get("record").and_then(Value::as_str) == Some(name)
-                    || fields.values().any(|v| names(v, name))
-            }
-            Value::Array(items) => items.iter().any(|v| names(v, name)),
-            _ => false,
-        }
-    }
-    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &record.resource_name()))
+    let name = record.resource_name();
+    any_object(document, |fields| {
+        fields.get("record").and_then(Value::as_str) == Some(name.as_str())
+    })
 }
 
 /// Whether a certificate's signed `document` states `record` as it now stands: names it
@@ -465,19 +455,11 @@ pub fn mentions(document: &str, record: &Record) -> bool {
 /// says; one that undoes its repair (the certificate says 已信用修复) or moves its
 /// decision date does.
 pub fn states(document: &str, record: &Record) -> bool {
-    fn names(v: &Value, stated: &Value) -> bool {
-        match v {
-            Value::Object(fields) => {
-                let same = |key: &str| fields.get(key) == stated.get(key);
-                (same("record") && same("decisionDate") && same("repaired"))
-                    || fields.values().any(|v| names(v, stated))
-            }
-            Value::Array(items) => items.iter().any(|v| names(v, stated)),
-            _ => false,
-        }
-    }
     let stated = serde_json::to_value(Stated::of(record)).expect("serializes");
-    serde_json::from_str::<Value>(document).is_ok_and(|v| names(&v, &stated))
+    any_object(document, |fields| {
+        let same = |key: &str| fields.get(key) == stated.get(key);
+        same("record") && same("decisionDate") && same("repaired")
+    })
 }
 
 /// The missed reports a remediation certificate's statements name: (report year, the
