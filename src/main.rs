@@ -511,12 +511,12 @@ async fn main() -> anyhow::Result<()> {
             // Every code is checked before any is looked up, so a bad line is named
             // by its place (FILE:LINE) instead of as an index into some batch after
             // a thousand grades have already been printed.
+            // Kept in canonical form, as the service names them back.
             let mut bad = Vec::new();
-            for (i, u) in usccs.iter().enumerate() {
-                if let Err(e) =
-                    credit_hub::domain::ids::Uscc::parse(u.trim_start_matches("enterprises/"))
-                {
-                    bad.push(format!("argument {}: {e}", i + 1));
+            for (i, u) in usccs.iter_mut().enumerate() {
+                match credit_hub::domain::ids::Uscc::parse(u.trim_start_matches("enterprises/")) {
+                    Ok(parsed) => *u = parsed.as_str().to_string(),
+                    Err(e) => bad.push(format!("argument {}: {e}", i + 1)),
                 }
             }
             if let Some(file) = file {
@@ -531,7 +531,7 @@ async fn main() -> anyhow::Result<()> {
                     match credit_hub::domain::ids::Uscc::parse(
                         line.trim_start_matches("enterprises/"),
                     ) {
-                        Ok(_) => usccs.push(line.to_string()),
+                        Ok(parsed) => usccs.push(parsed.as_str().to_string()),
                         Err(e) => bad.push(format!("{}:{}: {e}", file.display(), n + 1)),
                     }
                 }

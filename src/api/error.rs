@@ -102,8 +102,14 @@ impl From<domain::Error> for Status {
                 }
                 status(Code::InvalidArgument, message, "INVALID_FIELD", d)
             }
-            domain::Error::NotFound(_) => {
-                status(Code::NotFound, message, "NOT_FOUND", ErrorDetails::new())
+            domain::Error::NotFound(name) => {
+                // ResourceInfo names what was missing, so a client working through a
+                // list (say, a batch of grade look-ups) can tell which item it was.
+                let name = bounded(name, MAX_DESCRIPTION_BYTES);
+                let kind = name.split('/').next().unwrap_or_default().to_string();
+                let mut d = ErrorDetails::new();
+                d.set_resource_info(kind, name, "", "not found");
+                status(Code::NotFound, message, "NOT_FOUND", d)
             }
             domain::Error::PermissionDenied(_) => status(
                 Code::PermissionDenied,

@@ -68,6 +68,21 @@ impl AuditQuery {
             start,
         )
     }
+
+    /// Says on stderr when a person filter applies: one set by a CREDIT_HUB_PERSON_ID
+    /// left in the environment would otherwise narrow a listing or an archive unseen.
+    fn say_person_filter(&self) {
+        if self
+            .person_id
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
+        {
+            eprintln!(
+                "only entries about one person (the ID number given by --person-id or \
+                 CREDIT_HUB_PERSON_ID)"
+            );
+        }
+    }
 }
 
 fn entry_json(e: &pb::AuditEntry) -> serde_json::Value {
@@ -119,6 +134,7 @@ pub async fn list(args: &ClientArgs, query: &AuditQuery, limit: usize) -> anyhow
     let c = connect(args).await?;
     let mut client = AuditServiceClient::with_interceptor(c.0.clone(), c.1.clone());
     let (agency, enterprise, person, method, start) = query.fields();
+    query.say_person_filter();
     let mut shown = 0;
     if !args.json {
         crate::out!(
@@ -187,6 +203,7 @@ pub async fn export(args: &ClientArgs, query: &AuditQuery) -> anyhow::Result<()>
     let c = connect(args).await?;
     let mut client = AuditServiceClient::with_interceptor(c.0.clone(), c.1.clone());
     let (agency, subject_enterprise, subject_person_id_number, method, start_time) = query.fields();
+    query.say_person_filter();
     let mut stream = client
         .export_audit_entries(pb::ExportAuditEntriesRequest {
             agency,

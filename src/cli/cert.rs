@@ -142,30 +142,19 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(|status| {
-                    // Whether it was issued is unknown: the same request id fetches it
-                    // if it was, where a new one would issue a second certificate.
-                    let unknown = matches!(
-                        status.code(),
-                        tonic::Code::Unavailable
-                            | tonic::Code::Unknown
-                            | tonic::Code::DeadlineExceeded
-                            | tonic::Code::Cancelled
-                            | tonic::Code::Internal
-                    );
-                    let e = explain(status);
-                    if unknown {
-                        e.context(format!(
-                            "the certificate may have been issued: run again with --request-id {request_id}"
-                        ))
-                    } else {
-                        e
-                    }
+                    super::write_failed(status, "the certificate may have been issued", &request_id)
                 })?
                 .into_inner()
                 .certificate
                 .context("empty response")?;
             show(&cert, client.json)?;
-            write_document(&cert, out)
+            // Issued: a run again without the request id would issue a second one.
+            write_document(&cert, out).with_context(|| {
+                format!(
+                    "certificate {} was issued; write its document with `credit-hub cert get {} --out FILE` (or run again with --request-id {request_id})",
+                    cert.serial_number, cert.serial_number
+                )
+            })
         }
         CertCommand::Get {
             client,
@@ -328,8 +317,14 @@ async fn public(addr: &str) -> anyhow::Result<CertificateServiceClient<Channel>>
     ))
 }
 
+/// A document's text; a byte order mark an editor saved it with is not part of it.
 fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 fn time_text(t: &prost_types::Timestamp) -> String {

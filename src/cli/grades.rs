@@ -60,7 +60,10 @@ fn print_grade(g: &pb::CreditGrade) {
     }
 }
 
-/// `credit-hub grade USCC...` / `credit-hub grade --file list.txt`.
+/// `credit-hub grade USCC...` / `credit-hub grade --file list.txt`. An enterprise that
+/// has no grade (not in the registry, or not yet graded under the model) is named on
+/// stderr and the others are still looked up and printed, in input order; the command
+/// then exits non-zero.
 pub async fn grade(
     args: &ClientArgs,
     usccs: Vec<String>,
@@ -71,18 +74,38 @@ pub async fn grade(
     let mut client = GradeServiceClient::with_interceptor(c.0.clone(), c.1.clone())
         .max_decoding_message_size(crate::MAX_MESSAGE_BYTES);
     let purpose = purpose(purpose_label)?;
+    let mut ungraded = 0;
     for chunk in usccs.chunks(1000) {
-        let grades = client
-            .batch_get_credit_grades(pb::BatchGetCreditGradesRequest {
-                names: chunk.iter().map(|u| super::enterprise_name(u)).collect(),
+        let mut names: Vec<String> = chunk.iter().map(|u| super::enterprise_name(u)).collect();
+        let grades = loop {
+            if names.is_empty() {
+                break Vec::new();
+            }
+            let request = pb::BatchGetCreditGradesRequest {
+                names: names.clone(),
                 model: model.to_string(),
                 purpose,
                 case_reference: String::new(),
-            })
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .grades;
+            };
+            match client.batch_get_credit_grades(request).await {
+                Ok(response) => break response.into_inner().grades,
+                Err(status) => {
+                    let missing = without_grade(&status);
+                    let before = names.len();
+                    names.retain(|n| !missing.iter().any(|(m, _)| m == n));
+                    // Only a refusal naming enterprises of this batch is worked
+                    // around; anything else (a bad model, a purpose not permitted, the
+                    // service away) ends the command.
+                    if usccs.len() == 1 || names.len() == before {
+                        return Err(explain(status));
+                    }
+                    for (name, why) in missing {
+                        eprintln!("{}: {why}", name.trim_start_matches("enterprises/"));
+                    }
+                    ungraded += before - names.len();
+                }
+            }
+        };
         for g in &grades {
             if args.json {
                 crate::out!("{}", grade_json(g));
@@ -91,7 +114,40 @@ pub async fn grade(
             }
         }
     }
+    if ungraded > 0 {
+        anyhow::bail!(
+            "{ungraded} of {} enterprises have no grade under model {} (named above); the \
+             others were printed",
+            usccs.len(),
+            if model.is_empty() { "general" } else { model }
+        );
+    }
     Ok(())
+}
+
+/// The enterprises a refused grade look-up names as having no grade, with why: not in
+/// the registry (NOT_FOUND names it in ResourceInfo) or not yet graded under the model
+/// (a NOT_GRADED precondition violation).
+fn without_grade(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    match status.code() {
+        tonic::Code::NotFound => status
+            .get_details_resource_info()
+            .filter(|r| r.resource_type == "enterprises")
+            .map(|r| vec![(r.resource_name, "not in the registry".to_string())])
+            .unwrap_or_default(),
+        tonic::Code::FailedPrecondition => status
+            .get_details_precondition_failure()
+            .map(|f| {
+                f.violations
+                    .into_iter()
+                    .filter(|v| v.r#type == "NOT_GRADED")
+                    .map(|v| (v.subject, v.description))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// How often, in a row, a watch reconnects after the service went away before giving up.

@@ -489,8 +489,9 @@ fn on_file_lines(status: Status, file: &std::path::Path, lines: &[usize]) -> Sta
     Status::with_error_details(status.code(), status.message(), details)
 }
 
-/// Most times a batch is sent again after RESOURCE_EXHAUSTED (the agency's quota).
-const QUOTA_RETRIES: u32 = 20;
+/// Most times a batch is sent again after RESOURCE_EXHAUSTED (the agency's quota) or
+/// UNAVAILABLE (the service away for a moment).
+const BATCH_RETRIES: u32 = 20;
 
 /// Whether a batch answered `code` certainly left nothing written: refused for what it
 /// is, not cut off (a lost connection or an unavailable database may have committed it).
@@ -508,6 +509,26 @@ fn refused_unwritten(code: tonic::Code) -> bool {
             | ResourceExhausted
             | Unimplemented
     )
+}
+
+/// A write's failure explained; when the answer was lost rather than refused (the
+/// write may have happened), with how to find out without writing twice: the same
+/// request id returns the first answer.
+pub(crate) fn write_failed(status: tonic::Status, maybe: &str, request_id: &str) -> anyhow::Error {
+    let unknown = matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Internal
+    );
+    let e = explain(status);
+    if unknown {
+        e.context(format!("{maybe}: run again with --request-id {request_id}"))
+    } else {
+        e
+    }
 }
 
 /// `credit-hub records submit FILE.jsonl`: batches of 1,000 with a progress bar; each
@@ -536,13 +557,29 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
                 Ok(response) => break response.into_inner(),
                 Err(s) => {
                     use tonic_types::StatusExt;
-                    let wait = s
-                        .get_details_retry_info()
-                        .and_then(|r| r.retry_delay)
-                        .filter(|_| s.code() == tonic::Code::ResourceExhausted);
-                    if let Some(wait) = wait.filter(|_| retries < QUOTA_RETRIES) {
+                    let told = s.get_details_retry_info().and_then(|r| r.retry_delay);
+                    // Over quota: wait as told. Unavailable (a replica draining for a
+                    // deploy, the database away, the connection lost): the batch's
+                    // request id makes sending it again safe, whether or not the first
+                    // attempt was written.
+                    let wait = match s.code() {
+                        tonic::Code::ResourceExhausted => told,
+                        tonic::Code::Unavailable => Some(
+                            told.unwrap_or(std::time::Duration::from_secs(1 << retries.min(4))),
+                        ),
+                        _ => None,
+                    };
+                    if let Some(wait) = wait.filter(|_| retries < BATCH_RETRIES) {
                         retries += 1;
-                        tokio::time::sleep(wait).await;
+                        if s.code() == tonic::Code::Unavailable {
+                            bar.println(format!(
+                                "batch {} not answered ({}); sending it again in {} s",
+                                b + 1,
+                                s.message(),
+                                wait.as_secs_f64()
+                            ));
+                        }
+                        tokio::time::sleep(wait.min(std::time::Duration::from_secs(30))).await;
                         continue;
                     }
                     bar.abandon();
@@ -562,6 +599,22 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
                 }
             }
         };
+        // Passed over, not written: say which lines, so the filer can look.
+        for (k, o) in response.outcomes.iter().enumerate() {
+            if *o == pb::SubmitOutcome::Stale as i32 {
+                let given = chunk[k]
+                    .provenance
+                    .as_ref()
+                    .map_or(1, |p| p.revision.max(1));
+                let stored = response.records.get(k).and_then(|r| r.provenance.as_ref());
+                bar.println(format!(
+                    "{}:{}: stale: revision {given} is older than the stored revision {}; ignored",
+                    file.display(),
+                    lines[b * 1000 + k],
+                    stored.map_or(0, |p| p.revision)
+                ));
+            }
+        }
         for o in response.outcomes {
             *counts
                 .entry(enum_name(

@@ -36,6 +36,10 @@ pub enum SpotCheckCommand {
         /// A check item; repeatable.
         #[arg(long = "item", required = true)]
         items: Vec<String>,
+        /// Idempotency key: run again with the same one to get the same plan (default:
+        /// a new one each run).
+        #[arg(long)]
+        request_id: Option<String>,
     },
     /// Draw a plan's targets and inspectors, revealing its seed.
     Draw {
@@ -228,7 +232,10 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
             ratios,
             inspectors_per_visit,
             items,
+            request_id,
         } => {
+            let request_id =
+                request_id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
             let domain = pb::RegulatoryDomain::from_str_name(&format!(
                 "REGULATORY_DOMAIN_{}",
                 domain.trim().to_uppercase().replace('-', "_")
@@ -247,10 +254,12 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                         check_items: items,
                         ..Default::default()
                     }),
-                    request_id: uuid::Uuid::now_v7().simple().to_string(),
+                    request_id: request_id.clone(),
                 })
                 .await
-                .map_err(explain)?
+                .map_err(|status| {
+                    super::write_failed(status, "the plan may have been created", &request_id)
+                })?
                 .into_inner()
                 .plan
                 .context("empty response")?;

@@ -94,6 +94,10 @@ async fn unknown_enterprise_is_not_found() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // Which resource was missing, for clients that work through lists.
+    let info = tonic_types::StatusExt::get_details_resource_info(&err).expect("ResourceInfo");
+    assert_eq!(info.resource_type, "enterprises");
+    assert_eq!(info.resource_name, format!("enterprises/{}", uscc(99)));
 }
 
 #[tokio::test]
