@@ -748,10 +748,16 @@ impl Store {
                 let kind: String = row.try_get("subject_type")?;
                 let key: String = row.try_get("subject_key")?;
                 if kind == "enterprise" {
-                    targets.insert(
-                        uscc_of(key)?,
-                        (GradeChangeCause::PublicityEnded, Some(id.clone())),
-                    );
+                    // The least id, as for submissions: whichever of several records
+                    // ending together is read last, the change names the same one.
+                    let uscc = uscc_of(key)?;
+                    if targets
+                        .get(&uscc)
+                        .and_then(|(_, r)| r.as_ref())
+                        .is_none_or(|r| id < *r)
+                    {
+                        targets.insert(uscc, (GradeChangeCause::PublicityEnded, Some(id.clone())));
+                    }
                 } else {
                     persons.push((key, id));
                 }

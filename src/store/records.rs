@@ -545,15 +545,28 @@ impl Store {
         self.lock_roles(tx, RolesLock::Shared).await?;
         let represented = self.represented_by(tx, persons).await?;
         let mut targets = Targets::new();
+        // Records that can change other enterprises' grades (through a shared legal
+        // representative): the cause those enterprises' changes name is their
+        // enterprise's, so one of these is named first.
+        let reaching: std::collections::HashSet<&str> = records
+            .iter()
+            .filter(|r| self.affects_related(&[**r]))
+            .map(|r| r.id.as_str())
+            .collect();
+        let rank = |id: &Option<String>| {
+            let id = id.as_deref().unwrap_or_default();
+            (!reaching.contains(id), id.to_string())
+        };
         for r in records {
             match &r.content.subject {
                 Subject::Enterprise(u) => {
                     // A record about the enterprise itself outranks a related party's;
-                    // of several, the least id, so the same change names the same
-                    // record whatever order the batch listed them in.
+                    // of several, one that reaches related parties, then the least id,
+                    // so the same change names the same record whatever order the
+                    // batch listed them in.
                     let id = Some(r.id.clone());
                     let slot = targets.entry(u.clone()).or_insert((cause, id.clone()));
-                    if slot.0 != cause || id < slot.1 {
+                    if slot.0 != cause || rank(&id) < rank(&slot.1) {
                         *slot = (cause, id);
                     }
                 }

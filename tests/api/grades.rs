@@ -283,6 +283,41 @@ async fn a_dishonest_legal_representative_marks_every_enterprise_he_represents()
     );
 }
 
+/// A batch holding a penalty and a serious-dishonesty listing on one enterprise: the
+/// enterprises sharing its legal representative change because of the listing, and
+/// their history names it, whatever the records' order.
+#[tokio::test]
+async fn a_related_partys_change_names_the_record_that_reached_it() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(3, ID_A), enterprise(4, ID_A)])
+        .await;
+    let mut listing = market_record(
+        4,
+        pb::RecordKind::SeriousDishonestyListing,
+        "L-4",
+        &date_days_ago(1),
+    );
+    listing.serious_listing_cause = pb::SeriousListingCause::SeriousViolation as i32;
+    let filed = app
+        .records(AgencyKind::MarketRegulation)
+        .batch_submit_records(submit(vec![penalty(&uscc(4), "P-4"), listing]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(has_reason(
+        &app.grade_of(3).await,
+        "LEGAL_REPRESENTATIVE_REPRESENTS_D"
+    ));
+    let change = &app.grade_history(3).await[0];
+    assert_eq!(
+        (change.cause, change.cause_record.as_str()),
+        (
+            pb::GradeChangeCause::RelatedPartyChanged as i32,
+            filed.records[1].name.as_str()
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_watcher_resumes_from_its_cursor_with_no_gap_and_no_duplicate() {
     let app = spawn_app().await;
@@ -880,7 +915,8 @@ async fn a_watch_cursor_ahead_of_the_history_is_refused() {
 }
 
 /// `credit-hub grade --file` checks every code first and names a bad one by its line,
-/// printing no grade; a good file prints one grade per code.
+/// printing no grade; a good file prints one grade per code; an unregistered one is
+/// named and passed over.
 #[tokio::test]
 async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
     let app = spawn_app().await;
@@ -919,7 +955,7 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
     );
 
     std::fs::write(&list, format!("{}\nenterprises/{}\n", uscc(1), uscc(2))).unwrap();
-    let out = run(list).await;
+    let out = run(list.clone()).await;
     assert!(
         out.status.success(),
         "{}",
@@ -932,6 +968,38 @@ async fn the_grade_cli_names_a_bad_line_before_looking_anything_up() {
         .collect();
     assert_eq!(grades.len(), 2);
     assert_eq!(grades[1]["enterprise"], format!("enterprises/{}", uscc(2)));
+
+    // A valid code nobody registered: named on stderr, the others still printed in
+    // order, and the command fails.
+    // (Written in lower case, which the service accepts and names back in upper case.)
+    std::fs::write(
+        &list,
+        format!("{}\n{}\n{}\n", uscc(1), uscc(3).to_lowercase(), uscc(2)),
+    )
+    .unwrap();
+    let out = run(list).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{}: not in the registry", uscc(3))),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 3 enterprises have no grade"),
+        "{stderr}"
+    );
+    let printed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["enterprise"].to_string())
+        .collect();
+    assert_eq!(
+        printed,
+        vec![
+            format!("\"enterprises/{}\"", uscc(1)),
+            format!("\"enterprises/{}\"", uscc(2))
+        ]
+    );
 }
 
 /// How `stream` ends (within 15 s): its error, or None when it just closes.
