@@ -10,7 +10,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use super::convert::{date, enterprise_name, filter_enum, required_enum, text, timestamp};
+use super::convert::{date, enterprise_name, filter_enum, prose, required_enum, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::public::PublicLimit;
 use super::subjects::noting_on_refusal;
@@ -431,7 +431,7 @@ impl CertificateService for CertificateApi {
         let mut v = Violations::default();
         let serial =
             v.check(super::convert::resource_id("name", "certificates", &r.name).map(String::from));
-        let reason = text(&mut v, "reason", &r.reason, true, 500);
+        let reason = prose(&mut v, "reason", &r.reason, true, 500);
         let key = v.check(request_key(
             &self.state,
             &agency.id,

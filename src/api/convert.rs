@@ -102,10 +102,16 @@ pub fn text(
     Some(value.to_string())
 }
 
-/// Checks optional prose (a summary, a reason) as [`text`] does, and also refuses a
+/// Checks prose (a summary, a reason, a finding) as [`text`] does, and also refuses a
 /// first-generation (15-digit) ID number standing alone in it.
-pub fn prose(v: &mut Violations, field: &str, value: &str, max: usize) -> Option<String> {
-    let checked = text(v, field, value, false, max)?;
+pub fn prose(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+    max: usize,
+) -> Option<String> {
+    let checked = text(v, field, value, required, max)?;
     if contains_old_id_number(&checked) {
         v.add(field, ID_IN_TEXT);
         return None;
@@ -555,7 +561,13 @@ pub fn record_in(
         false,
         200,
     );
-    let summary = prose(v, &format!("{path}.summary"), &r.summary, MAX_TEXT_CHARS);
+    let summary = prose(
+        v,
+        &format!("{path}.summary"),
+        &r.summary,
+        false,
+        MAX_TEXT_CHARS,
+    );
     let publicity_end = date(
         v,
         &format!("{path}.publicity_end_date"),

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    date, enterprise_name, filter_enum, person_name_text, required_enum, resource_id, text,
+    date, enterprise_name, filter_enum, person_name_text, prose, required_enum, resource_id, text,
     timestamp,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
@@ -190,15 +190,35 @@ impl RepairService for RepairApi {
             })
             .collect();
         items.sort_by_key(|(r, _)| (r.content.decision_date, r.id.clone()));
+        // Repairable today but already applied for: the officer is told it awaits a
+        // decision, instead of being advised to apply again (which is refused).
+        for app in store.open_repair_applications(&uscc).await? {
+            for (r, a) in items.iter_mut() {
+                if a.repairability == Repairability::RepairableNow && app.records.contains(&r.id) {
+                    a.repairability = Repairability::Applied;
+                    a.reason = format!(
+                        "Already applied for: {} (accepted {}, decision due by {}) awaits a decision (修复申请已受理，待决定).",
+                        app.resource_name(),
+                        app.accepted_date,
+                        app.deadline
+                    );
+                }
+            }
+        }
 
-        // The grade once everything repairable today is repaired.
+        // The grade once everything repairable today (or applied for) is repaired.
         let model = store
             .models()
             .get(DEFAULT_MODEL)
             .ok_or_else(|| Error::NotFound(format!("models/{DEFAULT_MODEL}")))?;
         let repairable: Vec<&str> = items
             .iter()
-            .filter(|(_, a)| a.repairability == Repairability::RepairableNow)
+            .filter(|(_, a)| {
+                matches!(
+                    a.repairability,
+                    Repairability::RepairableNow | Repairability::Applied
+                )
+            })
             .map(|(r, _)| r.id.as_str())
             .collect();
         let own: Vec<Fact> = records
@@ -436,7 +456,7 @@ impl RepairService for RepairApi {
             );
         }
         let officer = person_name_text(&mut v, "interview.officer", &given.officer, true, 100);
-        let outcome = text(&mut v, "interview.outcome", &given.outcome, true, 1_000);
+        let outcome = prose(&mut v, "interview.outcome", &given.outcome, true, 1_000);
         let key = v.check(request_key(
             &self.state,
             &agency.id,
@@ -484,7 +504,7 @@ impl RepairService for RepairApi {
         let decision = required_enum(&mut v, "decision", r.decision, |n| {
             pb::RepairDecision::try_from(n).ok()
         });
-        let reason = text(&mut v, "reason", &r.reason, true, 1_000);
+        let reason = prose(&mut v, "reason", &r.reason, true, 1_000);
         let key = v.check(request_key(
             &self.state,
             &agency.id,
@@ -582,6 +602,8 @@ impl RepairService for RepairApi {
         req: Request<pb::GetRepairApplicationRequest>,
     ) -> Result<Response<pb::GetRepairApplicationResponse>, Status> {
         caller(&req, Scope::RepairManage, &self.state.keyer)?;
+        let note = AuditNote::of(&req);
+        note.purpose(Some(Purpose::CreditRepair), "");
         let id = resource_id("name", "repairApplications", &req.get_ref().name)?;
         let app = self
             .state
@@ -589,9 +611,7 @@ impl RepairService for RepairApi {
             .repair_application(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("repairApplications/{id}")))?;
-        AuditNote::of(&req)
-            .subject(app.uscc.resource_name())
-            .count(1);
+        note.subject(app.uscc.resource_name()).count(1);
         Ok(Response::new(pb::GetRepairApplicationResponse {
             application: Some(application_out(&app, self.state.clock.today())),
         }))
@@ -653,6 +673,8 @@ impl RepairService for RepairApi {
         req: Request<pb::ListRepairCandidatesRequest>,
     ) -> Result<Response<pb::ListRepairCandidatesResponse>, Status> {
         caller(&req, Scope::RepairManage, &self.state.keyer)?;
+        let note = AuditNote::of(&req);
+        note.purpose(Some(Purpose::CreditRepair), "");
         let r = req.get_ref();
         let size = page_size(r.page_size)?;
         let region = r.region_code.trim();
@@ -690,6 +712,8 @@ impl RepairService for RepairApi {
                     .records
                     .iter()
                     .filter(|rec| domain.is_none_or(|d| rec.content.domain == d))
+                    // Already applied for: nothing to guide the enterprise to.
+                    .filter(|rec| !entry.applied_for.contains(&rec.id))
                     .filter(|rec| {
                         self.assess(
                             rec,
@@ -721,8 +745,6 @@ impl RepairService for RepairApi {
         let next_page_token = next_page(&mut candidates, size, &query, |c| {
             c.enterprise.trim_start_matches("enterprises/").to_string()
         });
-        let note = AuditNote::of(&req);
-        note.purpose(Some(Purpose::CreditRepair), "");
         note.subjects(candidates.iter().map(|c| c.enterprise.clone()));
         note.count(candidates.len());
         Ok(Response::new(pb::ListRepairCandidatesResponse {

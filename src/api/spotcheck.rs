@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    bounded_list, date, enterprise_name, person_name_text, required_enum, resource_id, text,
+    bounded_list, date, enterprise_name, person_name_text, prose, required_enum, resource_id, text,
     timestamp,
 };
 use super::paging::{decode_token, next_page, page_size, size_within_bytes};
@@ -309,15 +309,18 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
 }
 
 /// FAILED_PRECONDITION when a visit of `drawn` got fewer inspectors than the plan
-/// needs (none qualified for its domain, or all declared a conflict with the
-/// enterprise): a draw never changes, so one saved so would leave those visits
-/// unstaffed for good. Nothing is saved, and the answer names no target: a draw not
+/// needs, or a check without a visit (video, documents) got none (none qualified for
+/// its domain, or all declared a conflict with the enterprise): a draw never changes,
+/// so one saved so would leave those checks unstaffed for good. Nothing is saved, and the answer names no target: a draw not
 /// kept must not show what it drew (the seed stays secret, and the same seed draws the
 /// same targets once inspectors are added or qualified and the plan is drawn again).
 fn understaffed(plan: &Plan, drawn: &Drawn) -> Result<(), Status> {
     let need = plan.inspectors_per_visit as usize;
-    let visits = drawn.targets.iter().filter(|t| !t.non_on_site);
-    let short = visits.clone().filter(|t| t.inspectors.len() < need).count();
+    let short = drawn
+        .targets
+        .iter()
+        .filter(|t| t.inspectors.len() < if t.non_on_site { 1 } else { need })
+        .count();
     if short == 0 {
         return Ok(());
     }
@@ -325,8 +328,8 @@ fn understaffed(plan: &Plan, drawn: &Drawn) -> Result<(), Status> {
         kind: "INSPECTORS_UNAVAILABLE".into(),
         subject: plan.resource_name(),
         description: format!(
-            "{short} of the {} visits drawn would have fewer than the {need} inspectors a visit needs (qualified for {}, with no declared conflict with the enterprise); add or qualify inspectors, then draw again: the same targets are drawn",
-            visits.count(),
+            "{short} of the {} targets drawn would have fewer inspectors than a check needs ({need} for a visit, 1 for a check without one; qualified for {}, with no declared conflict with the enterprise); add or qualify inspectors, then draw again: the same targets are drawn",
+            drawn.targets.len(),
             plan.domain.code()
         ),
     }])
@@ -483,6 +486,19 @@ impl SpotCheckService for SpotCheckApi {
             if let Err((_, e)) = check_ratios(&ratios) {
                 v.add("plan.ratios", e);
             }
+            // Ratios of its own choosing per grade (say, all of D and nothing else)
+            // would tell a department that may not read grades which enterprises have
+            // which: it may give one ratio for every grade, or take the configured ones.
+            let uniform = ratios.values().all(|r| Some(r) == ratios.values().next());
+            if !uniform && !self.state.shows_grades(&agency, Purpose::SpotCheckPlanning) {
+                v.add(
+                    "plan.ratios",
+                    "must give every grade the same ratio, or be left empty for the \
+                     configured ones: ratios that differ by grade are chosen only by an \
+                     agency that may read grades for spot-check planning (the grades:read \
+                     scope and the SPOT_CHECK_PLANNING purpose)",
+                );
+            }
         }
         let per_visit = match given.inspectors_per_visit {
             0 => self.policy.inspectors_per_visit,
@@ -509,7 +525,7 @@ impl SpotCheckService for SpotCheckApi {
             .iter()
             .enumerate()
             .filter_map(|(i, item)| {
-                text(&mut v, &format!("plan.check_items[{i}]"), item, true, 200)
+                prose(&mut v, &format!("plan.check_items[{i}]"), item, true, 200)
             })
             .collect();
         let key = v.check(request_key(
@@ -873,8 +889,8 @@ impl SpotCheckService for SpotCheckApi {
         };
         let mut items = Vec::new();
         for (i, it) in given_items.iter().enumerate() {
-            let item = text(&mut v, &format!("items[{i}].item"), &it.item, true, 200);
-            let finding = text(
+            let item = prose(&mut v, &format!("items[{i}].item"), &it.item, true, 200);
+            let finding = prose(
                 &mut v,
                 &format!("items[{i}].finding"),
                 &it.finding,
@@ -958,7 +974,14 @@ impl SpotCheckService for SpotCheckApi {
                 .chars()
                 .take(crate::domain::record::MAX_TEXT_CHARS)
                 .collect(),
-            publicity_end: default_publicity_end(RecordKind::SpotCheckResult, tier, inspected, &[]),
+            // Published from the day it is recorded: a result recorded after its window
+            // would have ended from the inspection date would otherwise never be shown.
+            publicity_end: default_publicity_end(
+                RecordKind::SpotCheckResult,
+                tier,
+                inspected.max(today),
+                &[],
+            ),
             attributes: Attributes {
                 spot_check_outcome: Some(outcome),
                 ..Default::default()

@@ -23,6 +23,7 @@ code_enum! {
         RepairableLater = 2 => "REPAIRABLE_LATER",
         NeverEarly = 3 => "NEVER_EARLY",
         EndsByItself = 4 => "ENDS_BY_ITSELF",
+        Applied = 5 => "APPLIED",
     }
 }
 
@@ -114,6 +115,13 @@ pub struct Assessment {
     pub requirements: Vec<RepairRequirement>,
     pub reason: String,
 }
+
+/// What an application to remove an abnormal-operations listing needs, whatever its
+/// tier: proof that its cause was cured, and a credit commitment.
+const LISTING_REQUIREMENTS: [RepairRequirement; 2] = [
+    RepairRequirement::ProofOfPerformance,
+    RepairRequirement::CreditCommitmentLetter,
+];
 
 /// Whether a record is a negative one the bureau repairs, active on `today`.
 pub fn is_repair_subject(policy: &RepairPolicy, r: &Record, today: NaiveDate) -> bool {
@@ -263,7 +271,9 @@ pub fn assess(
             return Some(Assessment {
                 repairability: Repairability::RepairableLater,
                 from: None,
-                requirements: rule.requirements.clone(),
+                // What the application will need once the report is filed: a
+                // listing's, whatever its tier.
+                requirements: LISTING_REQUIREMENTS.to_vec(),
                 reason: format!(
                     "Listed for not filing the {year} annual report: repaired by filing the {year} annual report first (补报{year}年度报告后方可申请修复)."
                 ),
@@ -277,10 +287,7 @@ pub fn assess(
         return Some(Assessment {
             repairability: Repairability::RepairableNow,
             from: Some(c.decision_date),
-            requirements: vec![
-                RepairRequirement::ProofOfPerformance,
-                RepairRequirement::CreditCommitmentLetter,
-            ],
+            requirements: LISTING_REQUIREMENTS.to_vec(),
             reason: "An abnormal-operations listing is removed once its cause is cured (履行相关义务后申请移出): apply with proof of the cure.".into(),
         });
     }

@@ -39,6 +39,8 @@ pub struct PoolEntry {
     pub region_code: String,
     pub in_bankruptcy_restructuring: bool,
     pub records: Vec<Record>,
+    /// Ids of its records in an open (accepted or interviewed) application.
+    pub applied_for: std::collections::BTreeSet<String>,
 }
 
 fn application_from_row(row: &AnyRow) -> Result<RepairApplication> {
@@ -486,6 +488,7 @@ impl Store {
                 .map_err(|_| Error::Corrupt(format!("enterprise {uscc}: bad uscc")))?;
             pool.push(PoolEntry {
                 records: Vec::new(),
+                applied_for: Default::default(),
                 display_name: row.try_get("display_name")?,
                 region_code: row.try_get("region_code")?,
                 in_bankruptcy_restructuring: row
@@ -516,7 +519,37 @@ impl Store {
                 entry.records.push(record);
             }
         }
+        let sql = format!(
+            "SELECT * FROM repair_applications WHERE state IN ('ACCEPTED', 'INTERVIEWED') AND {}",
+            in_json(self.backend, "uscc", 1)
+        );
+        let rows = bind_all(
+            sqlx::query(&sql),
+            vec![json_keys(pool.iter().map(|p| p.uscc.as_str()))],
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for row in &rows {
+            let app = application_from_row(row)?;
+            if let Some(entry) = pool.iter_mut().find(|p| p.uscc == app.uscc) {
+                entry.applied_for.extend(app.records);
+            }
+        }
         Ok(pool)
+    }
+
+    /// An enterprise's open (accepted or interviewed) repair applications.
+    pub async fn open_repair_applications(&self, uscc: &Uscc) -> Result<Vec<RepairApplication>> {
+        sqlx::query(
+            "SELECT * FROM repair_applications WHERE uscc = $1 \
+             AND state IN ('ACCEPTED', 'INTERVIEWED') ORDER BY id",
+        )
+        .bind(uscc.as_str())
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(application_from_row)
+        .collect()
     }
 
     /// Every record about a subject key (a USCC or a person key), in any status.

@@ -306,6 +306,12 @@ async fn revoked_certificates_verify_as_revoked_and_only_market_regulation_may_r
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["reason"]);
+    let err = app
+        .certificates(AgencyKind::MarketRegulation)
+        .revoke_certificate(revoke("应王五（110105491231001）要求", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["reason"]);
 
     let mut market = app.certificates(AgencyKind::MarketRegulation);
     let revoked = market

@@ -506,12 +506,24 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
     assert_eq!(app_.state, pb::RepairState::Accepted as i32);
     assert!(app_.interview_required);
     assert!(!app_.decision_deadline_date.is_empty());
-    // The same records cannot be in two open applications.
+    // The same records cannot be in two open applications, and the check-up says the
+    // record awaits a decision instead of advising to apply.
     let err = repair
         .apply_for_repair(application(3, &[&filed[0]], "apply-3-again"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    let pending = app.checkup(3).await;
+    assert_eq!(
+        pending.items[0].repairability,
+        pb::Repairability::Applied as i32
+    );
+    assert!(
+        pending.items[0].reason.contains(&app_.name),
+        "{:?}",
+        pending.items[0]
+    );
+    assert_eq!(pending.score_after_repair, checkup.score_after_repair);
 
     let err = repair
         .decide_repair(decide(&app_.name, pb::RepairDecision::Approve, ""))
@@ -835,6 +847,25 @@ async fn screening_finds_exactly_the_planted_candidates() {
         token = page.next_page_token;
     }
     assert_eq!(seen.len(), 3);
+
+    // Once its record is applied for, an enterprise has nothing left to be guided to.
+    let ready = app
+        .file(vec![fine(&app, 10, "ready-10", pb::Tier::Moderate, 200)])
+        .await;
+    repair
+        .apply_for_repair(application(10, &[&ready[0]], ""))
+        .await
+        .unwrap();
+    let left = repair
+        .list_repair_candidates(list("", pb::RegulatoryDomain::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .candidates;
+    assert_eq!(
+        found(left),
+        [11, 13].map(|n| format!("enterprises/{}", uscc(n))).into()
+    );
 }
 
 /// On PostgreSQL decisions run side by side: an approval and a rejection of one

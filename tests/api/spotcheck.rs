@@ -505,7 +505,7 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
         [("INSPECTORS_UNAVAILABLE".to_string(), created.name.clone())]
     );
     assert!(
-        err.message().contains("1 of the 10 visits"),
+        err.message().contains("1 of the 10 targets"),
         "{}",
         err.message()
     );
@@ -551,6 +551,46 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
         .into_inner()
         .inspectors;
     assert_eq!(listed[0].conflicts, [conflicted]);
+}
+
+/// A result recorded long after the inspection (past the 3 months a pass is shown) is
+/// still published, for its whole window from the day it was recorded.
+#[tokio::test]
+async fn a_result_recorded_late_is_still_published_for_its_window() {
+    let app = spawn_app().await;
+    population(&app, 4, 0).await;
+    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+    register_inspectors(&mut market, "m", vec![]).await;
+    let plan = plan_and_draw(
+        &app,
+        &mut market,
+        pb::RegulatoryDomain::FoodProduction,
+        ratios(0.5, 0.5),
+        1,
+    )
+    .await;
+    let inspected = app.clock.today();
+    app.clock.advance_days(100);
+    market
+        .record_spot_check_result(pb::RecordSpotCheckResultRequest {
+            plan: plan.name.clone(),
+            enterprise: plan.targets[0].enterprise.clone(),
+            outcome: pb::SpotCheckOutcome::Passed as i32,
+            items: vec![pb::InspectionItem {
+                item: "经营场所".into(),
+                passed: true,
+                finding: String::new(),
+            }],
+            inspection_date: inspected.to_string(),
+        })
+        .await
+        .unwrap();
+    let published = published_results(&app, &plan.name).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    app.clock.advance_days(80);
+    assert_eq!(published_results(&app, &plan.name).await.len(), 1);
+    app.clock.advance_days(20);
+    assert!(published_results(&app, &plan.name).await.is_empty());
 }
 
 #[tokio::test]
@@ -603,6 +643,12 @@ async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspe
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["inspection_date"]);
+    // A finding naming someone by a first-generation (15-digit) ID number: refused,
+    // as a record's summary would be (findings are published).
+    let mut named = result(pb::SpotCheckOutcome::ProblemsFound, false);
+    named.items[0].finding = "负责人（身份证110105491231001）未到场".into();
+    let err = market.record_spot_check_result(named).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["items[0].finding"]);
     // Sent twice at once (a client retrying before the first answer came): one result.
     let (mut first, mut again) = (market.clone(), market.clone());
     let (recorded, twin) = tokio::join!(
@@ -708,6 +754,21 @@ async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades
     )
     .await;
     assert_eq!(plan.targets.len(), 6);
+    // Ratios that differ by grade would draw exactly the enterprises of one grade.
+    let err = c
+        .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+            plan: Some(pb::SpotCheckPlan {
+                domain: pb::RegulatoryDomain::Education as i32,
+                cycle: cycle(&app),
+                ratios: ratios(0.0, 1.0),
+                check_items: vec!["经营场所".into()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["plan.ratios"]);
     let read = get_plan(&mut c, &plan.name).await;
     for p in [&plan, &read] {
         assert!(
