@@ -322,6 +322,7 @@ fn record<R: Rng>(
     NewRecord {
         source_record_id: format!("DEMO-{}-{i:06}", kind.code()),
         revision: 1,
+        publicity_end_defaulted: false,
         content: RecordContent {
             subject,
             kind,
@@ -543,6 +544,7 @@ pub async fn remediation_case(
     let record = |source: &str, kind, tier, date: NaiveDate, attributes: Attributes| NewRecord {
         source_record_id: format!("DEMO-REMEDIATION-{source}"),
         revision: 1,
+        publicity_end_defaulted: false,
         content: RecordContent {
             subject: Subject::Enterprise(uscc.clone()),
             kind,

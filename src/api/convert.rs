@@ -665,12 +665,14 @@ pub fn record_in(
         penalty_measures,
     };
     let (kind, tier, decision_date) = (kind?, tier?, decision_date??);
-    let publicity_end = publicity_end?.unwrap_or_else(|| {
+    let given_end = publicity_end?;
+    let publicity_end = given_end.unwrap_or_else(|| {
         default_publicity_end(kind, tier, decision_date, &attributes.penalty_measures)
     });
     Some(NewRecord {
         source_record_id: source_record_id?,
         revision: revision?,
+        publicity_end_defaulted: given_end.is_none(),
         content: RecordContent {
             subject: subject?,
             kind,

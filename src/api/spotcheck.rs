@@ -11,7 +11,7 @@ use super::convert::{
     bounded_list, date, enterprise_name, person_name_text, prose, required_enum, resource_id, text,
     timestamp,
 };
-use super::paging::{decode_token, next_page, page_size, size_within_bytes};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes, PAGE_BYTES};
 use super::public::PublicLimit;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
@@ -140,6 +140,33 @@ impl SpotCheckApi {
             .into());
         }
         Ok(plan)
+    }
+
+    /// FAILED_PRECONDITION (PLAN_TOO_LARGE) when `drawn` would make a plan too large
+    /// for one answer: a draw never changes, so one saved so could never be read by a
+    /// client with gRPC's default 4 MiB limit. Nothing is saved and the seed stays
+    /// secret; with the ratios lowered or the population narrowed it draws anew.
+    async fn fits_one_answer(
+        &self,
+        plan: &Plan,
+        drawn: &Drawn,
+        today: NaiveDate,
+    ) -> Result<(), Status> {
+        let mut preview = plan.clone();
+        preview.drawn = Some(drawn.clone());
+        let bytes = prost::Message::encoded_len(&self.plan_out(&preview, today, true).await?);
+        if bytes <= PAGE_BYTES {
+            return Ok(());
+        }
+        Err(Error::FailedPrecondition(vec![PreconditionViolation {
+            kind: "PLAN_TOO_LARGE".into(),
+            subject: plan.resource_name(),
+            description: format!(
+                "its {} targets would take {bytes} bytes, more than the {PAGE_BYTES} one answer carries: a new plan with lower ratios, a narrower population (region, industry) or fewer inspectors per visit",
+                drawn.targets.len()
+            ),
+        }])
+        .into())
     }
 
     /// The proto form of `plan`, with result and overdue marks as of `today`.
@@ -630,6 +657,7 @@ impl SpotCheckService for SpotCheckApi {
             let activity = store.cycle_activity(&plan.cycle).await?;
             let drawn = self.draw(&plan, &population, &activity, &inspectors)?;
             understaffed(&plan, &drawn)?;
+            self.fits_one_answer(&plan, &drawn, today).await?;
             // Noted before the write (see `AuditNote`).
             note.replace_subjects(
                 drawn
@@ -831,7 +859,7 @@ impl SpotCheckService for SpotCheckApi {
                 .map(|v| format!("enterprises/{}", v.uscc)),
         );
         note.count(merged.visits.len());
-        Ok(Response::new(pb::MergePlansResponse {
+        let response = pb::MergePlansResponse {
             joint_share: merged.joint_share(),
             visits_before: merged.visits_before as i32,
             visits_after: merged.visits.len() as i32,
@@ -856,7 +884,19 @@ impl SpotCheckService for SpotCheckApi {
                     non_on_site: v.non_on_site,
                 })
                 .collect(),
-        }))
+        };
+        let bytes = prost::Message::encoded_len(&response);
+        if bytes > PAGE_BYTES {
+            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                kind: "ANSWER_TOO_LARGE".into(),
+                subject: "plans".into(),
+                description: format!(
+                    "the joint visits of these plans take {bytes} bytes, more than the {PAGE_BYTES} one answer carries (a default client accepts 4 MiB): merge fewer plans at a time"
+                ),
+            }])
+            .into());
+        }
+        Ok(Response::new(response))
     }
 
     async fn record_spot_check_result(
@@ -1011,6 +1051,9 @@ impl SpotCheckService for SpotCheckApi {
                 uscc.as_str()
             ),
             revision: 1,
+            // Its window runs from the day it is recorded: a retry on a later day is
+            // the same result.
+            publicity_end_defaulted: true,
             content,
         };
         let enterprise = self

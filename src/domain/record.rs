@@ -146,6 +146,10 @@ pub struct NewRecord {
     pub source_record_id: String,
     pub revision: i64,
     pub content: RecordContent,
+    /// The filer gave no publicity end: the default for its kind and tier was filled
+    /// in. Defaults change with the rules; the same record sent again unchanged is
+    /// then still the same record.
+    pub publicity_end_defaulted: bool,
 }
 
 /// A stored record, at its current revision.
@@ -338,10 +342,16 @@ pub fn check_consistency(
         _ => {}
     }
     if let Some(year) = a.report_year {
-        if year < 1980 || year > content.decision_date.year() {
+        // A year's annual report is filed from 1 January to 30 June of the next
+        // year: neither a filing nor a listing for a missed one names the year of its
+        // own decision.
+        if year < 1980 || year >= content.decision_date.year() {
             v.add(
                 format!("{path}.report_year"),
-                "must be a past year no later than the filing date's year",
+                format!(
+                    "must be 1980 to {}: a year before the decision date's (year Y's report is filed in year Y+1)",
+                    content.decision_date.year() - 1
+                ),
             );
         }
     }

@@ -395,9 +395,19 @@ impl Store {
                 }
                 Some(old) if old.revision == new.revision => {
                     // Records stored before their lists were normalised digested them
-                    // as listed: compare those as they read normalised.
-                    if old.content_digest != digest
-                        && old.clone().into_record()?.content.normalised().digest() != digest
+                    // as listed: compare those as they read normalised. A publicity end
+                    // the filer left to the service is compared as it was filled in
+                    // then: the defaults may have changed since.
+                    let as_filed = if new.publicity_end_defaulted {
+                        let mut c = new.content.clone();
+                        c.publicity_end = stored_date(&old.publicity_end_date)?;
+                        c.digest()
+                    } else {
+                        digest.clone()
+                    };
+                    let same = |d: &str| d == digest || d == as_filed;
+                    if !same(&old.content_digest)
+                        && !same(&old.clone().into_record()?.content.normalised().digest())
                     {
                         violations.add(
                             format!("records[{i}].provenance.revision"),
@@ -633,8 +643,8 @@ impl Store {
         let mut row = RecordRow::from_row(&row)?;
         if row.agency_id != agency.id {
             return Err(domain::Error::PermissionDenied(format!(
-                "records/{id} was filed by agencies/{}; only that agency may withdraw it",
-                row.agency_id
+                "records/{id} was filed by another agency; only the agency that filed a \
+                 record may withdraw it"
             ))
             .into());
         }

@@ -203,6 +203,38 @@ async fn the_same_revision_with_its_measures_listed_otherwise_is_unchanged() {
     assert_eq!(app.store.count_records().await.unwrap(), 1);
 }
 
+/// A record filed without a publicity end got the default of its day. Sent again
+/// unchanged after the default moved (here: stored with another end than today's
+/// default), it is the same record, not a reuse of its revision for new content.
+#[tokio::test]
+async fn the_same_revision_sent_again_after_its_default_window_changed_is_unchanged() {
+    let app = spawn_app().await;
+    let mut court = app.records(AgencyKind::Court);
+    let mut filed_then = debtor(person("王磊", ID_A), "C-9");
+    let decided = chrono::NaiveDate::parse_from_str(&filed_then.decision_date, "%Y-%m-%d").unwrap();
+    filed_then.publicity_end_date = (decided + chrono::Months::new(36)).to_string();
+    let created = court
+        .batch_submit_records(submit(vec![filed_then], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = court
+        .batch_submit_records(submit(vec![debtor(person("王磊", ID_A), "C-9")], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.outcomes, vec![pb::SubmitOutcome::Unchanged as i32]);
+    assert_eq!(created.records, again.records, "kept as filed");
+    // A different end given explicitly is new content for the same revision.
+    let mut other = debtor(person("王磊", ID_A), "C-9");
+    other.publicity_end_date = (decided + chrono::Months::new(30)).to_string();
+    let err = court
+        .batch_submit_records(submit(vec![other], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["records[0].provenance.revision"]);
+}
+
 #[tokio::test]
 async fn reusing_a_request_id_for_another_request_is_refused() {
     let app = spawn_app().await;

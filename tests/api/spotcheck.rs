@@ -469,6 +469,64 @@ async fn merging_two_departments_plans_reduces_visits_and_reports_the_joint_shar
     assert_eq!(violated_fields(&err), ["plans"]);
 }
 
+/// Joint visits carry every department's check items: merging plans whose answer would
+/// pass what a default client accepts is refused, saying to merge fewer.
+#[tokio::test]
+async fn a_merge_too_large_for_one_answer_is_refused() {
+    let app = spawn_app().await;
+    population(&app, 0, 60).await;
+    let mut names = Vec::new();
+    for (n, bearer) in [
+        app.bearer(AgencyKind::MarketRegulation),
+        second_department(&app).await,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = client(&app, bearer);
+        register_inspectors(&mut c, &format!("d{n}"), vec![]).await;
+        // 50 items of 200 characters (600 bytes each): 30 KB a department per visit.
+        let items = (0..50)
+            .map(|i| format!("{n}-{i:02}{}", "查".repeat(195)))
+            .collect();
+        let plan = c
+            .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+                plan: Some(pb::SpotCheckPlan {
+                    domain: [
+                        pb::RegulatoryDomain::FoodProduction,
+                        pb::RegulatoryDomain::Pricing,
+                    ][n] as i32,
+                    cycle: cycle(&app),
+                    ratios: ratios(0.0, 1.0),
+                    inspectors_per_visit: 1,
+                    check_items: items,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .plan
+            .unwrap();
+        c.draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .unwrap();
+        names.push(plan.name);
+    }
+    let err = client(&app, app.bearer(AgencyKind::MarketRegulation))
+        .merge_plans(pb::MergePlansRequest { plans: names })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.get_details_error_info().map(|i| i.reason),
+        Some("ANSWER_TOO_LARGE".to_string())
+    );
+}
+
 #[tokio::test]
 async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
     let app = spawn_app().await;
