@@ -273,11 +273,16 @@ pub fn remediation_statements(
     let since = first_listed
         .checked_sub_months(Months::new(12 * ABNORMAL_LOOKBACK_YEARS))
         .unwrap_or(NaiveDate::MIN);
+    // The listings of the years before the serious listing, and any older one still
+    // in force: a listing left uncured since then is behind it as much as a recent one.
     let mut abnormal: Vec<&Record> = records
         .iter()
         .filter(|r| r.content.kind == RecordKind::AbnormalOperationsListing)
         .filter(|r| r.status != RecordStatus::Withdrawn)
-        .filter(|r| r.content.decision_date >= since && r.content.decision_date <= today)
+        .filter(|r| {
+            r.content.decision_date <= today
+                && (r.content.decision_date >= since || r.status_on(today) == RecordStatus::Active)
+        })
         .collect();
     abnormal.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
     for a in &abnormal {
@@ -452,13 +457,13 @@ pub fn mentions(document: &str, record: &Record) -> bool {
 /// Whether a certificate's signed `document` states `record` as it now stands: names it
 /// among its statements, decided on the same day and repaired or not as it is now. A
 /// later revision correcting, say, its summary contradicts nothing the certificate
-/// says; one that undoes its repair (the certificate says 已信用修复) or moves its
-/// decision date does.
+/// says; one that undoes its repair (the certificate says 已信用修复), moves its
+/// decision date or makes it another kind of record (counted in another section) does.
 pub fn states(document: &str, record: &Record) -> bool {
     let stated = serde_json::to_value(Stated::of(record)).expect("serializes");
     any_object(document, |fields| {
         let same = |key: &str| fields.get(key) == stated.get(key);
-        same("record") && same("decisionDate") && same("repaired")
+        same("record") && same("kind") && same("decisionDate") && same("repaired")
     })
 }
 

@@ -159,7 +159,9 @@ fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate)
             r.content.kind == RecordKind::AbnormalOperationsListing
                 && r.content.attributes.abnormal_cause == Some(AbnormalCause::AnnualReportNotFiled)
                 && r.status_on(today) != RecordStatus::Withdrawn
-                && (since..=listed).contains(&r.content.decision_date)
+                && r.content.decision_date <= listed
+                // An older listing still in force was left uncured as long.
+                && (r.content.decision_date >= since || r.status_on(today) == RecordStatus::Active)
         })
         .map(|r| missed_report_year(&r.content))
         .collect();

@@ -78,6 +78,10 @@ fn certificate_from_row(row: &AnyRow) -> Result<Certificate> {
     })
 }
 
+/// Why a certificate saying the enterprise was listed on its issue date was superseded
+/// when the one listing in force that day, which it does not name, was withdrawn.
+const UNSTATED_LISTING_WITHDRAWN: &str = "证明出具日所据严重违法失信名单记录已撤回：the serious-dishonesty listing in force on the issue date was withdrawn after issue, so this certificate no longer describes the enterprise";
+
 impl Store {
     /// Makes `key_id` the signing key: registers it if new, retiring the key that signed
     /// until now (which keeps verifying what it signed). Refuses a key id or public key
@@ -557,7 +561,8 @@ impl Store {
         for row in rows {
             let serial: String = row.try_get("serial")?;
             let document: String = row.try_get("document")?;
-            let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
+            let issued_at: i64 = row.try_get("issued_at")?;
+            let issued_on = issue_date(issued_at)
                 .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
             let stated = mentions(&document, record);
             let listed_then = !stated
@@ -567,9 +572,12 @@ impl Store {
                 if others.is_none() {
                     others = Some(records_with_key(&mut **tx, uscc.as_str()).await?);
                 }
+                // Another listing in force that day keeps "listed on the issue date"
+                // true: one still active, or one repaired (removed early) since.
                 let still = others.iter().flatten().any(|r| {
                     r.id != record.id
-                        && r.status == RecordStatus::Active
+                        && (r.status == RecordStatus::Active
+                            || (r.status == RecordStatus::Repaired && r.updated_at > issued_at))
                         && listing_in_force_on(r, issued_on)
                 });
                 if still {
@@ -582,7 +590,13 @@ impl Store {
                 "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
                  WHERE serial = $2 AND status = 'VALID'",
             )
-            .bind(&reason)
+            // Shown to anyone who verifies: a withdrawn record the certificate did not
+            // state is not named (withdrawn decisions leave publicity).
+            .bind(if stated {
+                reason.as_str()
+            } else {
+                UNSTATED_LISTING_WITHDRAWN
+            })
             .bind(&serial)
             .execute(&mut **tx)
             .await?
