@@ -442,6 +442,13 @@ pub fn cross_check(
             ));
         }
     }
+    // Enterprises linked through a role registered under another name (the ID number
+    // matches, the name does not): the role may be someone else's.
+    let other_name_roles: Vec<(&str, &str)> = roles
+        .iter()
+        .filter(|r| !same_name(&r.person_name, candidate.name))
+        .map(|r| (r.uscc.as_str(), r.person_name.as_str()))
+        .collect();
     for (uscc, link) in links {
         let Some(enterprise) = evidence.enterprises.get(&uscc) else {
             if link.role.is_none() {
@@ -478,6 +485,18 @@ pub fn cross_check(
                     found.verdict = found.verdict.min(Verdict::Review);
                     found.description.push_str(&format!(
                         "（该决定作出于其任职结束（{end}）之后，请核实是否涉及其任职期间）"
+                    ));
+                }
+                // Reached only through a role registered under another name: as
+                // for a record about him under another name, put before an officer,
+                // never held against the candidate alone.
+                if let Some((_, other)) = other_name_roles
+                    .iter()
+                    .find(|(u, _)| !link.declared && *u == uscc.as_str())
+                {
+                    found.verdict = found.verdict.min(Verdict::Review);
+                    found.description.push_str(&format!(
+                        "（该企业登记的任职人姓名为{other}，与申报姓名不一致，请核实身份）"
                     ));
                 }
                 findings.push(found);

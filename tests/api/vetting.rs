@@ -812,3 +812,51 @@ async fn a_record_under_another_name_is_put_before_an_officer() {
         .iter()
         .all(|f| f.code != "IDENTITY_MISMATCH"));
 }
+
+/// The same for an enterprise reached through a role the registry holds under another
+/// name: its listing is put before an officer, not held against the candidate alone.
+#[tokio::test]
+async fn a_role_under_another_name_is_put_before_an_officer() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(40, ID_B)]).await;
+    let mut listing = market_record(
+        40,
+        pb::RecordKind::SeriousDishonestyListing,
+        "L-40",
+        &date_days_ago(10),
+    );
+    listing.serious_listing_cause = pb::SeriousListingCause::SeriousViolation as i32;
+    app.records(AgencyKind::MarketRegulation)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![listing],
+        })
+        .await
+        .unwrap();
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
+            case_reference: "2026-统战-031".into(),
+            candidates: vec![candidate("李四", ID_B, &[]), candidate("张伟", ID_B, &[])],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    use pb::Verdict::*;
+    let listed = |r: &pb::CandidateResult| {
+        r.findings
+            .iter()
+            .find(|f| f.code == "ENTERPRISE_SERIOUS_DISHONESTY")
+            .cloned()
+            .expect("the listing is shown")
+    };
+    let shown = listed(&results[0]);
+    assert_eq!(shown.verdict, Review as i32, "{results:#?}");
+    assert!(shown.description.contains("张伟"), "{}", shown.description);
+    assert_eq!(verdict(&results[0]), Review);
+    assert_eq!(listed(&results[1]).verdict, Adverse as i32);
+    assert_eq!(verdict(&results[1]), Adverse);
+}

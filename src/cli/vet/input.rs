@@ -131,10 +131,14 @@ struct Columns {
 
 impl Columns {
     fn find(headers: &csv::StringRecord) -> anyhow::Result<Self> {
+        // By the aliases' order, not the columns': with a row-number column headed
+        // "ID" before one headed 身份证号, the ID numbers are in the second.
         let find = |names: &[&str]| {
-            headers
-                .iter()
-                .position(|h| names.contains(&h.trim().to_lowercase().as_str()))
+            names.iter().find_map(|alias| {
+                headers
+                    .iter()
+                    .position(|h| h.trim().to_lowercase() == *alias)
+            })
         };
         let (name, id) = (find(NAME_HEADERS), find(ID_HEADERS));
         if let (Some(name), Some(id)) = (name, id) {
@@ -371,6 +375,13 @@ mod tests {
         assert_eq!(rows[0].name, "Zhang San");
         assert_eq!(rows[0].id_number, ID_A);
         assert!(rows[0].declared_enterprises.is_empty());
+    }
+
+    #[test]
+    fn a_row_number_column_headed_id_does_not_hide_the_id_numbers() {
+        let rows = parse_candidates(&format!("ID,姓名,身份证号\n1,张三,{ID_A}\n")).unwrap();
+        assert_eq!(rows[0].id_number, ID_A);
+        assert_eq!(rows[0].name, "张三");
     }
 
     #[test]
