@@ -11,7 +11,7 @@ use super::convert::{
     bounded_list, date, enterprise_name, person_name_text, prose, required_enum, resource_id, text,
     timestamp,
 };
-use super::paging::{decode_token, next_page, page_size, size_within_bytes, PAGE_BYTES};
+use super::paging::{decode_token, next_page, page_size, size_within_bytes};
 use super::public::PublicLimit;
 use super::{batch_size, replayed, request_key, Shared};
 use crate::audit::AuditNote;
@@ -24,8 +24,8 @@ use crate::domain::record::{
 };
 use crate::domain::repair::WorkCalendar;
 use crate::domain::spotcheck::{
-    check_ratios, commitment, draw, merge, Cycle, Drawn, DrawnPlan, InspectionItem, Inspector,
-    Plan, Qualified, SpotCheckPolicy, SpotCheckResult, Target,
+    check_ratios, commitment, draw, merge, same_for_every_grade, Cycle, Drawn, DrawnPlan,
+    InspectionItem, Inspector, Plan, Qualified, SpotCheckPolicy, SpotCheckResult, Target,
 };
 use crate::domain::{Error, PreconditionViolation, Violations};
 use crate::proto::v1::{self as pb, spot_check_service_server::SpotCheckService};
@@ -63,13 +63,17 @@ impl SpotCheckApi {
     }
 
     /// `plan` drawn from `population` less what `activity` excludes: the department's
-    /// own targets and results this cycle, and anyone's for A grades.
+    /// own targets and results this cycle, and anyone's for A grades. Checks without a
+    /// visit only for a department that may read grades (`grades`): the mark is given
+    /// to A-grade targets alone, so it would tell the others their grade; they visit
+    /// every target.
     fn draw(
         &self,
         plan: &Plan,
         population: &[(String, Grade)],
         activity: &CycleActivity,
         inspectors: &[Qualified],
+        grades: bool,
     ) -> Result<Drawn, Status> {
         let own: BTreeSet<&str> = activity
             .taken
@@ -86,21 +90,21 @@ impl SpotCheckApi {
             }
             eligible.entry(*grade).or_default().push(uscc.clone());
         }
-        plan.draw(
-            eligible,
-            inspectors,
-            &self.policy.non_on_site_domains,
-            now_millis(),
-        )
-        // The seed was stored by this service: unreadable, it is the server's fault
-        // (reported as such), not the caller's.
-        .ok_or_else(|| {
-            crate::store::Error::Corrupt(format!(
-                "the stored seed of spot-check plan {} is unreadable",
-                plan.id
-            ))
-            .into()
-        })
+        let no_visit = if grades {
+            self.policy.non_on_site_domains.clone()
+        } else {
+            BTreeSet::new()
+        };
+        plan.draw(eligible, inspectors, &no_visit, now_millis())
+            // The seed was stored by this service: unreadable, it is the server's fault
+            // (reported as such), not the caller's.
+            .ok_or_else(|| {
+                crate::store::Error::Corrupt(format!(
+                    "the stored seed of spot-check plan {} is unreadable",
+                    plan.id
+                ))
+                .into()
+            })
     }
 
     /// The answer to a draw of a plan already drawn: the plan as drawn, its targets
@@ -143,8 +147,7 @@ impl SpotCheckApi {
     }
 
     /// FAILED_PRECONDITION (PLAN_TOO_LARGE) when `drawn` would make a plan too large
-    /// for one answer: a draw never changes, so one saved so could never be read by a
-    /// client with gRPC's default 4 MiB limit. Nothing is saved and the seed stays
+    /// for one answer: a draw never changes, so one saved so could never be read. Nothing is saved and the seed stays
     /// secret; with the ratios lowered or the population narrowed it draws anew.
     async fn fits_one_answer(
         &self,
@@ -155,14 +158,14 @@ impl SpotCheckApi {
         let mut preview = plan.clone();
         preview.drawn = Some(drawn.clone());
         let bytes = prost::Message::encoded_len(&self.plan_out(&preview, today, true).await?);
-        if bytes <= PAGE_BYTES {
+        if bytes <= ANSWER_BYTES {
             return Ok(());
         }
         Err(Error::FailedPrecondition(vec![PreconditionViolation {
             kind: "PLAN_TOO_LARGE".into(),
             subject: plan.resource_name(),
             description: format!(
-                "its {} targets would take {bytes} bytes, more than the {PAGE_BYTES} one answer carries: a new plan with lower ratios, a narrower population (region, industry) or fewer inspectors per visit",
+                "its {} targets would take {bytes} bytes, more than the {ANSWER_BYTES} one answer carries: a new plan with lower ratios, a narrower population (region, industry) or fewer inspectors per visit",
                 drawn.targets.len()
             ),
         }])
@@ -334,6 +337,10 @@ fn inspector_in(v: &mut Violations, path: &str, i: &pb::Inspector) -> Option<Ins
         conflicts,
     })
 }
+
+/// Largest plan or merge answer sent: what a client set as the contract advises (a
+/// 16 MiB receive limit) accepts. Neither is paginated; a plan, once drawn, is kept.
+const ANSWER_BYTES: usize = crate::MAX_MESSAGE_BYTES - 1024;
 
 /// FAILED_PRECONDITION when a visit of `drawn` got fewer inspectors than the plan
 /// needs, or a check without a visit (video, documents) got none (none qualified for
@@ -516,8 +523,9 @@ impl SpotCheckService for SpotCheckApi {
             // Ratios of its own choosing per grade (say, all of D and nothing else)
             // would tell a department that may not read grades which enterprises have
             // which: it may give one ratio for every grade, or take the configured ones.
-            let uniform = ratios.values().all(|r| Some(r) == ratios.values().next());
-            if !uniform && !self.state.shows_grades(&agency, Purpose::SpotCheckPlanning) {
+            if !same_for_every_grade(&ratios)
+                && !self.state.shows_grades(&agency, Purpose::SpotCheckPlanning)
+            {
                 v.add(
                     "plan.ratios",
                     "must give every grade the same ratio, or be left empty for the \
@@ -655,7 +663,7 @@ impl SpotCheckService for SpotCheckApi {
         let drawn = loop {
             rounds += 1;
             let activity = store.cycle_activity(&plan.cycle).await?;
-            let drawn = self.draw(&plan, &population, &activity, &inspectors)?;
+            let drawn = self.draw(&plan, &population, &activity, &inspectors, grades)?;
             understaffed(&plan, &drawn)?;
             self.fits_one_answer(&plan, &drawn, today).await?;
             // Noted before the write (see `AuditNote`).
@@ -705,12 +713,21 @@ impl SpotCheckService for SpotCheckApi {
             .spot_check_plan(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("spotCheckPlans/{id}")))?;
-        let targets = plan.drawn.as_ref().map_or(&[][..], |d| &d.targets[..]);
-        AuditNote::of(&req)
-            .purpose(Some(Purpose::SpotCheckPlanning), "")
-            .subjects(targets.iter().map(|t| format!("enterprises/{}", t.uscc)))
-            .count(targets.len());
+        let note = AuditNote::of(&req);
+        note.purpose(Some(Purpose::SpotCheckPlanning), "");
         let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
+        // Drawn with ratios that differ by grade, another department's targets tell
+        // which enterprises have which grade: only for those who may read grades.
+        if !grades && plan.agency_id != agency.id && !same_for_every_grade(&plan.ratios) {
+            return Err(Error::PermissionDenied(format!(
+                "{} is another department's, drawn with ratios that differ by grade: its targets are shown only to an agency that may read grades for spot-check planning (the grades:read scope and the SPOT_CHECK_PLANNING purpose)",
+                plan.resource_name()
+            ))
+            .into());
+        }
+        let targets = plan.drawn.as_ref().map_or(&[][..], |d| &d.targets[..]);
+        note.subjects(targets.iter().map(|t| format!("enterprises/{}", t.uscc)))
+            .count(targets.len());
         Ok(Response::new(pb::GetSpotCheckPlanResponse {
             plan: Some(
                 self.plan_out(&plan, self.state.clock.today(), grades)
@@ -886,12 +903,12 @@ impl SpotCheckService for SpotCheckApi {
                 .collect(),
         };
         let bytes = prost::Message::encoded_len(&response);
-        if bytes > PAGE_BYTES {
+        if bytes > ANSWER_BYTES {
             return Err(Error::FailedPrecondition(vec![PreconditionViolation {
                 kind: "ANSWER_TOO_LARGE".into(),
                 subject: "plans".into(),
                 description: format!(
-                    "the joint visits of these plans take {bytes} bytes, more than the {PAGE_BYTES} one answer carries (a default client accepts 4 MiB): merge fewer plans at a time"
+                    "the joint visits of these plans take {bytes} bytes, more than the {ANSWER_BYTES} one answer carries: merge fewer plans at a time"
                 ),
             }])
             .into());

@@ -182,7 +182,7 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 c.enterprise
             );
             crate::out!(
-                "grade now {} ({}); after repairing what can be repaired today {} ({}){}",
+                "grade now {} ({}); after repairing what can be repaired today or is applied for {} ({}){}",
                 grade(c.current_grade),
                 c.current_score,
                 grade(c.grade_after_repair),

@@ -342,16 +342,14 @@ pub fn check_consistency(
         _ => {}
     }
     if let Some(year) = a.report_year {
-        // A year's annual report is filed from 1 January to 30 June of the next
-        // year: neither a filing nor a listing for a missed one names the year of its
-        // own decision.
-        if year < 1980 || year >= content.decision_date.year() {
+        // (A filing can only report on a year before its own, whose report is filed
+        // from 1 January of the next; one naming its own year was accepted once and
+        // is still taken as sent, so that resending it fails no batch, but counts
+        // for no remediation: see `certificate::remediation_statements`.)
+        if year < 1980 || year > content.decision_date.year() {
             v.add(
                 format!("{path}.report_year"),
-                format!(
-                    "must be 1980 to {}: a year before the decision date's (year Y's report is filed in year Y+1)",
-                    content.decision_date.year() - 1
-                ),
+                "must be a past year no later than the filing date's year",
             );
         }
     }

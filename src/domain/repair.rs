@@ -161,7 +161,7 @@ fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate)
                 && r.status_on(today) != RecordStatus::Withdrawn
                 && r.content.decision_date <= listed
                 // An older listing still in force was left uncured as long.
-                && (r.content.decision_date >= since || r.status_on(today) == RecordStatus::Active)
+                && (r.content.decision_date >= since || r.status == RecordStatus::Active)
         })
         .map(|r| missed_report_year(&r.content))
         .collect();

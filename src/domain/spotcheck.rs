@@ -50,6 +50,14 @@ impl SpotCheckPolicy {
     }
 }
 
+/// Whether `ratios` draw every grade alike: such a plan's targets tell nothing of
+/// their grades.
+pub fn same_for_every_grade(ratios: &BTreeMap<Grade, f64>) -> bool {
+    let mut values = ratios.values();
+    let first = values.next();
+    values.all(|r| Some(r) == first)
+}
+
 /// Refuses ratios that miss a grade, fall outside 0..=1, or sample a riskier grade
 /// less than a safer one (the draw follows credit risk: 差异化抽查, A at most B at most
 /// C at most D), naming the grade.

@@ -78,6 +78,18 @@ fn certificate_from_row(row: &AnyRow) -> Result<Certificate> {
     })
 }
 
+/// When `record` was last repaired (its history's latest REPAIRED entry).
+async fn repaired_at(tx: &mut Transaction<'static, Any>, record: &str) -> Result<Option<i64>> {
+    Ok(sqlx::query(
+        "SELECT MAX(received_at) AS at FROM record_revisions \
+         WHERE record_id = $1 AND change = 'REPAIRED'",
+    )
+    .bind(record)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get::<Option<i64>, _>("at")?)
+}
+
 /// Why a certificate saying the enterprise was listed on its issue date was superseded
 /// when the one listing in force that day, which it does not name, was withdrawn.
 const UNSTATED_LISTING_WITHDRAWN: &str = "证明出具日所据严重违法失信名单记录已撤回：the serious-dishonesty listing in force on the issue date was withdrawn after issue, so this certificate no longer describes the enterprise";
@@ -573,13 +585,24 @@ impl Store {
                     others = Some(records_with_key(&mut **tx, uscc.as_str()).await?);
                 }
                 // Another listing in force that day keeps "listed on the issue date"
-                // true: one still active, or one repaired (removed early) since.
-                let still = others.iter().flatten().any(|r| {
-                    r.id != record.id
-                        && (r.status == RecordStatus::Active
-                            || (r.status == RecordStatus::Repaired && r.updated_at > issued_at))
-                        && listing_in_force_on(r, issued_on)
-                });
+                // true: one still active, or one repaired (removed early) only after
+                // the certificate was issued.
+                let mut still = false;
+                for r in others.iter().flatten() {
+                    if r.id == record.id || !listing_in_force_on(r, issued_on) {
+                        continue;
+                    }
+                    still = match r.status {
+                        RecordStatus::Active => true,
+                        RecordStatus::Repaired => repaired_at(tx, &r.id)
+                            .await?
+                            .is_some_and(|at| at > issued_at),
+                        _ => false,
+                    };
+                    if still {
+                        break;
+                    }
+                }
                 if still {
                     continue;
                 }

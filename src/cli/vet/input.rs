@@ -10,13 +10,15 @@ use super::{BOM, MAX_CANDIDATES};
 use crate::proto::v1 as pb;
 
 /// Headers (trimmed, lower-cased) recognised for each column.
+// Each in priority order: the most specific header first, the generic last (a column
+// headed 企业 may hold names where one headed 统一社会信用代码 holds the codes).
 const NAME_HEADERS: &[&str] = &["姓名", "name"];
 const ID_HEADERS: &[&str] = &["身份证号", "身份证号码", "公民身份号码", "id_number", "id"];
 const DECLARED_HEADERS: &[&str] = &[
     "申报企业",
-    "企业",
     "统一社会信用代码",
     "declared_enterprises",
+    "企业",
 ];
 
 /// One candidate as read from the file.
