@@ -342,6 +342,65 @@ impl Step for Authenticate {
     }
 }
 
+/// A stream outlives its call's authentication: an agency revoked, stripped of the
+/// stream's scope, or whose token was rotated must stop receiving it within the time a
+/// new call would take to notice (the token cache's lifetime). Kept by the stream's
+/// task and asked before each page it sends.
+pub struct StreamAdmission {
+    store: Store,
+    /// The token the stream was opened with, if any (else a client certificate).
+    token: Option<String>,
+    agency: String,
+    scope: Scope,
+    checked: tokio::time::Instant,
+}
+
+impl StreamAdmission {
+    /// The admission of the stream `req` opens for `agency`, which needs `scope`.
+    pub fn of<T>(req: &Request<T>, store: Store, agency: &Agency, scope: Scope) -> Self {
+        StreamAdmission {
+            store,
+            token: req
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer_token)
+                .map(str::to_string),
+            agency: agency.id.clone(),
+            scope,
+            checked: tokio::time::Instant::now(),
+        }
+    }
+
+    /// None while the agency may still receive the stream (read again at most once
+    /// per [`TOKEN_CACHE_TTL`]); else the status that ends it.
+    pub async fn refused(&mut self) -> Option<Status> {
+        if self.checked.elapsed() < TOKEN_CACHE_TTL {
+            return None;
+        }
+        self.checked = tokio::time::Instant::now();
+        let now = match &self.token {
+            Some(t) => self
+                .store
+                .agency_by_token(t)
+                .await
+                .map(|a| a.filter(|a| a.id == self.agency)),
+            None => self.store.active_agency(&self.agency).await,
+        };
+        match now {
+            Ok(Some(a)) if a.scopes.contains(&self.scope) => None,
+            Ok(Some(_)) => Some(Status::from(crate::domain::Error::PermissionDenied(format!(
+                "the agency no longer holds the {} scope; the stream ends",
+                self.scope.code()
+            )))),
+            Ok(None) => Some(unauthenticated(
+                "the token or agency this stream was opened with was revoked or replaced; the stream ends",
+            )),
+            Err(e) => Some(Status::from(e)),
+        }
+    }
+}
+
 pub(crate) fn unauthenticated(message: &str) -> Status {
     status(
         tonic::Code::Unauthenticated,

@@ -693,9 +693,20 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
     let beside_the_data = storage.audit_key_file.is_none()
         && !storage.uses_postgres()
         && storage.data_dir.join("audit-signing.key").exists();
+    // A key the operator named (not merely found beside the data) says checkpoints
+    // are expected.
+    let named_key = !trusted.is_empty() || storage.audit_key_file.is_some();
     trusted.extend(storage.audit_public_key()?);
     let store = storage.open_existing_store().await?;
     match store.verify_audit(&trusted).await? {
+        Ok(v) if named_key && v.checkpoints == 0 && v.entries > 0 => {
+            // Whoever could rewrite the whole chain could also delete every checkpoint:
+            // with none left, the signatures vouch for nothing.
+            bail!(
+                "audit chain unverified: its {} entries hash together, but no signed checkpoint exists to check them against the trusted key (a running server signs one every --audit-checkpoint-secs; none at all after that long means they were deleted)",
+                v.entries
+            )
+        }
         Ok(v) if trusted.is_empty() && v.checkpoints > 0 => {
             // Anyone able to rewrite the tables could also have re-signed the checkpoints
             // with a key of their own: without a key to trust, they prove nothing, and a

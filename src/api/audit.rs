@@ -173,6 +173,12 @@ impl AuditService for AuditApi {
         let agency = caller(&req, Scope::AuditRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
+        let mut admission = crate::auth::StreamAdmission::of(
+            &req,
+            self.state.store.clone(),
+            &agency,
+            Scope::AuditRead,
+        );
         let body = req.into_inner();
         let filter = self.filter(
             &body.agency,
@@ -204,6 +210,12 @@ impl AuditService for AuditApi {
         crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
             let mut after = 0;
             loop {
+                // An export of the whole log takes a while: a revoked agency does not
+                // receive the rest.
+                if let Some(status) = admission.refused().await {
+                    disclosure.end_stream(&tx, status).await;
+                    return;
+                }
                 let page = match store.list_audit(&filter, after, EXPORT_PAGE).await {
                     Ok(page) => page,
                     Err(e) => {

@@ -319,13 +319,12 @@ impl GradeService for GradeApi {
         let agency = caller(&req, Scope::GradesRead, &self.state.keyer)?;
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
-        // The token the stream was opened with, if any: a rotated or revoked one ends it.
-        let token = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::auth::bearer_token)
-            .map(str::to_string);
+        let mut admission = crate::auth::StreamAdmission::of(
+            &req,
+            self.state.store.clone(),
+            &agency,
+            Scope::GradesRead,
+        );
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {
@@ -378,10 +377,8 @@ impl GradeService for GradeApi {
             },
         );
         let (tx, rx) = mpsc::channel(64);
-        let watcher = agency.id.clone();
         let mut draining = self.state.draining.clone();
         crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
-            let mut checked = tokio::time::Instant::now();
             loop {
                 let drained = *draining.borrow_and_update();
                 if drained {
@@ -391,33 +388,9 @@ impl GradeService for GradeApi {
                     let _ = tx.try_send(Err(shutting_down()));
                     return;
                 }
-                // A stream outlives its call's authentication: an agency revoked, or
-                // stripped of the grades scope, or whose token was rotated, stops
-                // receiving within the time a new call would take to notice (the token
-                // cache's lifetime).
-                if checked.elapsed() >= crate::auth::TOKEN_CACHE_TTL {
-                    checked = tokio::time::Instant::now();
-                    let now = match &token {
-                        Some(t) => store
-                            .agency_by_token(t)
-                            .await
-                            .map(|a| a.filter(|a| a.id == watcher)),
-                        None => store.active_agency(&watcher).await,
-                    };
-                    let refused = match now {
-                        Ok(Some(a)) if a.scopes.contains(&Scope::GradesRead) => None,
-                        Ok(Some(_)) => Some(Status::from(Error::PermissionDenied(
-                            "the agency no longer holds the grades:read scope".into(),
-                        ))),
-                        Ok(None) => Some(crate::auth::unauthenticated(
-                            "the token or agency this stream was opened with was revoked or replaced; the stream ends",
-                        )),
-                        Err(e) => Some(Status::from(e)),
-                    };
-                    if let Some(status) = refused {
-                        disclosure.end_stream(&tx, status).await;
-                        return;
-                    }
+                if let Some(status) = admission.refused().await {
+                    disclosure.end_stream(&tx, status).await;
+                    return;
                 }
                 let page = match store
                     .grade_changes_after(after, model.as_deref(), WATCH_PAGE)

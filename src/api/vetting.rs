@@ -188,6 +188,7 @@ fn summary_out(report: &VettingReport) -> pb::CrossCheckSummary {
         review_count: c.review as i32,
         adverse_count: c.adverse as i32,
         invalid_count: c.invalid as i32,
+        create_time: Some(timestamp(report.created_at)),
     }
 }
 
@@ -227,6 +228,8 @@ struct Job {
     today: chrono::NaiveDate,
     /// Whether the caller may read grades (see [`finding_out`]).
     grades: bool,
+    /// Whether the caller may still receive the results (a revoked office does not).
+    admission: crate::auth::StreamAdmission,
 }
 
 /// Checks the candidates group by group, sending each result as soon as its group is
@@ -240,6 +243,10 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
     let mut start = 0;
     let mut group = FIRST_GROUP;
     while start < candidates.len() {
+        if let Some(status) = job.admission.refused().await {
+            disclosure.end_stream(&tx, status).await;
+            return;
+        }
         let end = (start + group).min(candidates.len());
         let slice = &candidates[start..end];
         let persons: Vec<&str> = slice
@@ -434,6 +441,12 @@ impl VettingService for VettingApi {
         let grades = agency.scopes.contains(&Scope::GradesRead);
         let note = AuditNote::of(&req);
         let audit_log = req.extensions().get::<AuditLog>().cloned();
+        let admission = crate::auth::StreamAdmission::of(
+            &req,
+            self.state.store.clone(),
+            &agency,
+            Scope::VettingRun,
+        );
         let r = req.into_inner();
         let (purpose, case_reference) = noting_on_refusal(&note, &r, &self.state.keyer, || {
             agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
@@ -546,6 +559,7 @@ impl VettingService for VettingApi {
             request,
             today: self.state.clock.today(),
             grades,
+            admission,
         };
         // The check outlives the handler; its log lines keep the call's request id.
         crate::catch_panic::spawn_stream(

@@ -33,6 +33,7 @@ pub fn finding_code(kind: RecordKind, about_person: bool) -> Option<&'static str
         (SocialSecurityArrears, false) => "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
         (MajorTaxViolation, false) => "ENTERPRISE_MAJOR_TAX_VIOLATION",
         (DishonestJudgmentDebtor, false) => "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
+        (ConsumptionRestriction, false) => "ENTERPRISE_CONSUMPTION_RESTRICTION",
         _ => return None,
     })
 }
@@ -45,6 +46,7 @@ pub const ENTERPRISE_FINDING_KINDS: &[RecordKind] = &[
     RecordKind::SocialSecurityArrears,
     RecordKind::MajorTaxViolation,
     RecordKind::DishonestJudgmentDebtor,
+    RecordKind::ConsumptionRestriction,
 ];
 
 /// The registry knows the candidate's ID number under another name.
@@ -225,6 +227,7 @@ pub const FINDING_CODES: &[&str] = &[
     "ENTERPRISE_SOCIAL_SECURITY_ARREARS",
     "ENTERPRISE_MAJOR_TAX_VIOLATION",
     "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR",
+    "ENTERPRISE_CONSUMPTION_RESTRICTION",
     IDENTITY_MISMATCH,
     DECLARED_ENTERPRISE_UNKNOWN,
 ];
@@ -442,12 +445,12 @@ pub fn cross_check(
             ));
         }
     }
-    // Enterprises linked through a role registered under another name (the ID number
-    // matches, the name does not): the role may be someone else's.
-    let other_name_roles: Vec<(&str, &str)> = roles
+    // Roles registered under another name (the ID number matches, the name does
+    // not): the role may be someone else's.
+    let other_name_roles: Vec<(&str, RoleKind, &str)> = roles
         .iter()
         .filter(|r| !same_name(&r.person_name, candidate.name))
-        .map(|r| (r.uscc.as_str(), r.person_name.as_str()))
+        .map(|r| (r.uscc.as_str(), r.role, r.person_name.as_str()))
         .collect();
     for (uscc, link) in links {
         let Some(enterprise) = evidence.enterprises.get(&uscc) else {
@@ -490,10 +493,9 @@ pub fn cross_check(
                 // Reached only through a role registered under another name: as
                 // for a record about him under another name, put before an officer,
                 // never held against the candidate alone.
-                if let Some((_, other)) = other_name_roles
-                    .iter()
-                    .find(|(u, _)| !link.declared && *u == uscc.as_str())
-                {
+                if let Some((_, _, other)) = other_name_roles.iter().find(|(u, role, _)| {
+                    !link.declared && *u == uscc.as_str() && link.role == Some(*role)
+                }) {
                     found.verdict = found.verdict.min(Verdict::Review);
                     found.description.push_str(&format!(
                         "（该企业登记的任职人姓名为{other}，与申报姓名不一致，请核实身份）"
@@ -541,6 +543,7 @@ pub fn describe(
         "ENTERPRISE_SOCIAL_SECURITY_ARREARS" => "企业欠缴社会保险费",
         "ENTERPRISE_MAJOR_TAX_VIOLATION" => "企业为重大税收违法失信主体",
         "ENTERPRISE_DISHONEST_JUDGMENT_DEBTOR" => "企业为失信被执行人",
+        "ENTERPRISE_CONSUMPTION_RESTRICTION" => "企业被限制消费",
         IDENTITY_MISMATCH => "登记信息中该身份证号对应的姓名与申报姓名不一致",
         DECLARED_ENTERPRISE_UNKNOWN => "申报的企业未在登记信息中找到",
         other => other,

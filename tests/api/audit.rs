@@ -1751,6 +1751,24 @@ async fn audit_verify_says_a_key_beside_the_data_is_no_proof_against_its_reader(
     let said = String::from_utf8_lossy(&untrusted.stderr);
     assert!(!untrusted.status.success(), "{said}");
     assert!(said.contains("no trusted key"), "{said}");
+
+    // Every checkpoint deleted (as whoever rewrote the whole chain would): with a key
+    // named, the chain is unverified, not intact.
+    let mut conn = sqlx::AnyConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("DELETE FROM audit_checkpoints")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let stripped = std::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"))
+        .args(["audit", "verify", "--audit-key-file"])
+        .arg(&key_file)
+        .args(app.storage_flags())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&stripped.stderr);
+    assert!(!stripped.status.success(), "{said}");
+    assert!(said.contains("no signed checkpoint"), "{said}");
 }
 
 /// The newest checkpoint's entry, or 0.

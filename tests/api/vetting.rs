@@ -237,7 +237,11 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         ),
         (1, 3, 2, 1)
     );
-    assert_eq!(summary.policy_version, "2026.2");
+    assert_eq!(
+        summary.policy_version,
+        credit_hub::domain::vetting::VettingPolicy::builtin().version(),
+        "the shipped policy judged it"
+    );
     assert!(summary.report.starts_with("vettingReports/"));
 
     // Masked IDs only, everywhere in the answer.
@@ -258,8 +262,14 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
     );
 
     // The same request again replays the report instead of running a second check.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let (again, summary_again) = run(&mut office, request.clone()).await.unwrap();
     assert_eq!(summary_again.report, summary.report);
+    assert!(summary.create_time.is_some());
+    assert_eq!(
+        summary_again.create_time, summary.create_time,
+        "the replay states when its verdicts were made"
+    );
     assert_eq!(again, results);
     // Reusing the request_id for another request is refused.
     let err = run(
@@ -811,6 +821,45 @@ async fn a_record_under_another_name_is_put_before_an_officer() {
         .findings
         .iter()
         .all(|f| f.code != "IDENTITY_MISMATCH"));
+}
+
+/// A court's consumption restriction on an enterprise binds its legal representative:
+/// he is put before an officer; it is not passed over as it used to be.
+#[tokio::test]
+async fn an_enterprises_consumption_restriction_is_weighed_for_its_representative() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(41, ID_A)]).await;
+    let mut restriction = debtor(person("unused", ID_A), "court-41");
+    restriction.kind = pb::RecordKind::ConsumptionRestriction as i32;
+    restriction.subject = Some(pb::Subject {
+        subject: Some(pb::subject::Subject::Enterprise(format!(
+            "enterprises/{}",
+            uscc(41)
+        ))),
+    });
+    app.records(AgencyKind::Court)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![restriction],
+        })
+        .await
+        .unwrap();
+    let mut office = vetting(&app, AgencyKind::VettingOffice);
+    let (results, _) = run(
+        &mut office,
+        pb::CrossCheckRequest {
+            purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
+            case_reference: "2026-组织-041".into(),
+            candidates: vec![candidate("张伟", ID_A, &[])],
+            request_id: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict(&results[0]), pb::Verdict::Review, "{results:#?}");
+    let found = &results[0].findings[0];
+    assert_eq!(found.code, "ENTERPRISE_CONSUMPTION_RESTRICTION");
+    assert_eq!(found.role, pb::RoleKind::LegalRepresentative as i32);
 }
 
 /// The same for an enterprise reached through a role the registry holds under another

@@ -119,10 +119,18 @@ pub async fn run(args: &VetArgs) -> anyhow::Result<()> {
         rows.len()
     );
     let (results, summary) = stream_check(&mut client, request, rows.len()).await?;
+    // The report's own time: a replayed one (run again with its request id) states
+    // the verdicts as of its first run, not of today.
+    let made = summary
+        .create_time
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| t.with_timezone(&chrono::Local))
+        .unwrap_or_else(chrono::Local::now);
     let report = Report {
         purpose: args.purpose,
         case_reference: args.case_reference.trim().to_string(),
-        time: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+        time: made.format("%Y-%m-%d %H:%M:%S").to_string(),
         lines: rows.iter().map(|r| r.line).collect(),
         results: order_results(results, rows.len())?
             .into_iter()

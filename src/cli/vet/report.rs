@@ -742,6 +742,7 @@ mod tests {
                 review_count: 0,
                 adverse_count: 1,
                 invalid_count: 1,
+                create_time: None,
             },
         }
     }
