@@ -359,9 +359,11 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
 }
 
 /// The summary to end a check with whose `request_id` a concurrent attempt stored a
-/// report under first. The same check (a retry): that report, whose results this one
-/// repeated. A different check that reused the id: its results are already shown and
-/// audited, so it is kept as a report of its own, without the id, rather than lost.
+/// report under first. The same check (a retry) that came to the same results: that
+/// report. A different check that reused the id, or the same one whose evidence
+/// changed between the two attempts (a record filed meanwhile): its results are
+/// already shown and audited, and differ from the stored report's, so it is kept as a
+/// report of its own, without the id, rather than summed up as another.
 async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
     let (id, digest) = job
         .request
@@ -372,7 +374,11 @@ async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
         .vetting_report_by_request(&job.report.agency_id, id)
         .await?
     {
-        Some((stored, stored_digest)) if &stored_digest == digest => Ok(summary_out(&stored)),
+        Some((stored, stored_digest))
+            if &stored_digest == digest && stored.results == job.report.results =>
+        {
+            Ok(summary_out(&stored))
+        }
         Some(_) => {
             job.store.save_vetting_report(&job.report, None).await?;
             Ok(summary_out(&job.report))
