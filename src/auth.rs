@@ -396,7 +396,13 @@ impl StreamAdmission {
             Ok(None) => Some(unauthenticated(
                 "the token or agency this stream was opened with was revoked or replaced; the stream ends",
             )),
-            Err(e) => Some(Status::from(e)),
+            // A database that could not answer this once ends no stream (a check whose
+            // results were sent would be lost): asked again at the next page.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-check a stream's agency; trying again at the next page");
+                self.checked = tokio::time::Instant::now() - TOKEN_CACHE_TTL;
+                None
+            }
         }
     }
 }

@@ -703,7 +703,7 @@ async fn audit_verify(storage: &StorageArgs, mut trusted: Vec<String>) -> anyhow
             // Whoever could rewrite the whole chain could also delete every checkpoint:
             // with none left, the signatures vouch for nothing.
             bail!(
-                "audit chain unverified: its {} entries hash together, but no signed checkpoint exists to check them against the trusted key (a running server signs one every --audit-checkpoint-secs; none at all after that long means they were deleted)",
+                "audit chain unverified: its {} entries hash together, but no signed checkpoint exists yet to check them against the trusted key (a running server signs the first one --audit-checkpoint-secs after it starts, then one per interval; if the entries are older than that, the checkpoints were deleted)",
                 v.entries
             )
         }

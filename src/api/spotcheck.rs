@@ -207,7 +207,8 @@ impl SpotCheckApi {
                 pb::SpotCheckTarget {
                     enterprise: format!("enterprises/{}", t.uscc),
                     grade: if grades { t.grade.number() } else { 0 },
-                    non_on_site: t.non_on_site,
+                    // Only A-grade targets get the mark: it is a grade too.
+                    non_on_site: grades && t.non_on_site,
                     inspectors: t.inspectors.clone(),
                     result_recorded,
                     overdue: !result_recorded && today > deadline,
@@ -787,7 +788,8 @@ impl SpotCheckService for SpotCheckApi {
         &self,
         req: Request<pb::MergePlansRequest>,
     ) -> Result<Response<pb::MergePlansResponse>, Status> {
-        caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
+        let agency = caller(&req, Scope::SpotChecksManage, &self.state.keyer)?;
+        let grades = self.state.shows_grades(&agency, Purpose::SpotCheckPlanning);
         let r = req.get_ref();
         let mut v = Violations::default();
         if r.plans.len() < 2 || r.plans.len() > 100 {
@@ -808,6 +810,18 @@ impl SpotCheckService for SpotCheckApi {
         v.finish(())?;
         let store = &self.state.store;
         let plans = store.spot_check_plans(&ids).await?;
+        // As GetSpotCheckPlan: another department's plan drawn by grade would tell a
+        // caller that may not read grades who has which.
+        if let Some(p) = plans
+            .iter()
+            .find(|p| !grades && p.agency_id != agency.id && !same_for_every_grade(&p.ratios))
+        {
+            return Err(Error::PermissionDenied(format!(
+                "{} is another department's, drawn with ratios that differ by grade: it is merged only by an agency that may read grades for spot-check planning (the grades:read scope and the SPOT_CHECK_PLANNING purpose)",
+                p.resource_name()
+            ))
+            .into());
+        }
         let mut unmet = Vec::new();
         for p in &plans {
             if p.drawn.is_none() {
@@ -898,7 +912,7 @@ impl SpotCheckService for SpotCheckApi {
                         .collect(),
                     check_items: v.check_items,
                     inspectors: v.inspectors,
-                    non_on_site: v.non_on_site,
+                    non_on_site: grades && v.non_on_site,
                 })
                 .collect(),
         };

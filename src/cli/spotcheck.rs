@@ -211,7 +211,9 @@ fn show_plan(p: &pb::SpotCheckPlan, json: bool) {
 
 async fn authed(args: &ClientArgs) -> anyhow::Result<SpotCheckServiceClient<Authed>> {
     let (channel, bearer) = connect(args).await?;
-    Ok(SpotCheckServiceClient::with_interceptor(channel, bearer))
+    // Plans and merges are not paginated: up to 16 MiB, as the contract advises.
+    Ok(SpotCheckServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES))
 }
 
 async fn public(addr: &str) -> anyhow::Result<SpotCheckServiceClient<Channel>> {

@@ -2,7 +2,7 @@
 //! states, the W3C Verifiable Credential that carries the statements, and what a
 //! verifier concludes from a presented document. Signing is in `data_integrity`.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -325,14 +325,10 @@ pub fn remediation_statements(
         if !seen.insert(year) {
             continue;
         }
-        // A filing reporting on its own year is impossible (a year's report is filed
-        // in the next): it files nothing that was missed.
         let filing = records
             .iter()
-            .filter(|r| r.content.kind == RecordKind::AnnualReportFiling)
+            .filter(|r| super::repair::reports_on(r, year))
             .filter(|r| r.status != RecordStatus::Withdrawn)
-            .filter(|r| r.content.attributes.report_year == Some(year))
-            .filter(|r| year < r.content.decision_date.year())
             .min_by_key(|r| r.content.decision_date);
         match filing {
             Some(f) => reports.push(json!({

@@ -146,6 +146,15 @@ fn is_listing(r: &Record) -> bool {
     )
 }
 
+/// Whether `filing` is an annual-report filing that reports on `year`: one naming the
+/// year of its own decision is impossible (a year's report is filed in the next) and
+/// files nothing that was missed.
+pub fn reports_on(filing: &Record, year: i32) -> bool {
+    filing.content.kind == RecordKind::AnnualReportFiling
+        && filing.content.attributes.report_year == Some(year)
+        && year < filing.content.decision_date.year()
+}
+
 /// The years whose missed annual report led to a serious-dishonesty listing decided on
 /// `listed` (its abnormal-operations listings for missed reports in the years before)
 /// and that no filing on record reports yet.
@@ -168,11 +177,9 @@ fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate)
     years
         .into_iter()
         .filter(|year| {
-            !records.iter().any(|f| {
-                f.content.kind == RecordKind::AnnualReportFiling
-                    && f.content.attributes.report_year == Some(*year)
-                    && f.status_on(today) != RecordStatus::Withdrawn
-            })
+            !records
+                .iter()
+                .any(|f| reports_on(f, *year) && f.status_on(today) != RecordStatus::Withdrawn)
         })
         .collect()
 }
@@ -264,11 +271,9 @@ pub fn assess(
         // stored before they had to say the year are about the latest report late on
         // their decision date, as remediation certificates count it.
         let year = missed_report_year(c);
-        let filed = records.iter().any(|f| {
-            f.content.kind == RecordKind::AnnualReportFiling
-                && f.content.attributes.report_year == Some(year)
-                && f.status_on(today) != RecordStatus::Withdrawn
-        });
+        let filed = records
+            .iter()
+            .any(|f| reports_on(f, year) && f.status_on(today) != RecordStatus::Withdrawn);
         if !filed {
             return Some(Assessment {
                 repairability: Repairability::RepairableLater,

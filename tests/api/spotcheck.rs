@@ -231,7 +231,8 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
         AgencyKind::MarketRegulation,
     )
     .await;
-    let err = client(&app, planner)
+    let mut planner = client(&app, planner);
+    let err = planner
         .get_spot_check_plan(pb::GetSpotCheckPlanRequest {
             name: plan.name.clone(),
         })
@@ -263,6 +264,14 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
     };
     assert_eq!(d_of(&other).len(), 5);
     assert_ne!(d_of(&other), d_of(&plan), "two seeds gave the same draw");
+    // Nor does merging them show it the targets.
+    let err = planner
+        .merge_plans(pb::MergePlansRequest {
+            plans: vec![plan.name.clone(), other.name.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     // A plan is drawn once: drawing it again shows the same draw.
     let again = market
         .draw_spot_check_plan(pb::DrawSpotCheckPlanRequest {
