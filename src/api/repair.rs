@@ -396,6 +396,10 @@ impl RepairService for RepairApi {
         if !unmet.is_empty() {
             return Err(Error::FailedPrecondition(unmet).into());
         }
+        let applied: Vec<&Record> = records.iter().filter(|r| ids.contains(&r.id)).collect();
+        let deadline = self
+            .calendar
+            .add_working_days(today, self.policy.decision_days(&applied));
         let app = RepairApplication {
             id: uuid::Uuid::now_v7().simple().to_string(),
             uscc,
@@ -406,9 +410,7 @@ impl RepairService for RepairApi {
             agency_id: agency.id.clone(),
             accepted_at: now_millis(),
             accepted_date: today,
-            deadline: self
-                .calendar
-                .add_working_days(today, self.policy.decision_working_days),
+            deadline,
             interview_required: requirements.contains(&RepairRequirement::CreditInterview),
             interview: None,
             decision_reason: None,

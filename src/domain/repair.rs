@@ -65,6 +65,10 @@ pub struct TierRule {
 pub struct RepairPolicy {
     pub version: String,
     pub decision_working_days: u32,
+    /// Working days to decide the removal of abnormal-operations listings (SAIC Order
+    /// 68), when an application holds nothing else; default: `decision_working_days`.
+    #[serde(default)]
+    pub listing_decision_working_days: Option<u32>,
     pub kinds: BTreeSet<RecordKind>,
     pub never_early_measures: BTreeSet<PenaltyMeasure>,
     pub tiers: BTreeMap<Tier, TierRule>,
@@ -95,10 +99,25 @@ impl RepairPolicy {
                 return Err(format!("no rule for tier {}", tier.code()));
             }
         }
-        if policy.decision_working_days == 0 {
-            return Err("decision_working_days must be at least 1".into());
+        if policy.decision_working_days == 0 || policy.listing_decision_working_days == Some(0) {
+            return Err(
+                "decision_working_days and listing_decision_working_days must be at least 1".into(),
+            );
         }
         Ok(policy)
+    }
+
+    /// Working days to decide an application for `records`: the listings' own time
+    /// when it holds only abnormal-operations listings, else the general one.
+    pub fn decision_days(&self, records: &[&Record]) -> u32 {
+        let listings_only = !records.is_empty()
+            && records
+                .iter()
+                .all(|r| r.content.kind == RecordKind::AbnormalOperationsListing);
+        match self.listing_decision_working_days {
+            Some(days) if listings_only => days,
+            _ => self.decision_working_days,
+        }
     }
 
     fn tier(&self, tier: Tier) -> &TierRule {

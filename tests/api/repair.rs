@@ -939,6 +939,29 @@ async fn listings_are_repaired_by_curing_their_cause_whatever_their_tier() {
         pb::Repairability::RepairableNow as i32,
         "a minor-tier listing neither ends by itself nor waits"
     );
+    // Its removal is decided within the list's own 5 working days (SAIC Order 68),
+    // sooner than a penalty's 7 applied for the same day.
+    app.register(vec![enterprise(42, ID_B)]).await;
+    let fined = app
+        .file(vec![fine(&app, 42, "fine-42", pb::Tier::Moderate, 200)])
+        .await;
+    let mut repair = app.repair();
+    let deadline = |a: pb::ApplyForRepairResponse| a.application.unwrap().decision_deadline_date;
+    let listing_due = deadline(
+        repair
+            .apply_for_repair(application(40, &[&listed[0]], ""))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let penalty_due = deadline(
+        repair
+            .apply_for_repair(application(42, &[&fined[0]], ""))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert!(listing_due < penalty_due, "{listing_due} vs {penalty_due}");
 
     let year = app.clock.today().year() - 4;
     let abnormal_listing = abnormal(
