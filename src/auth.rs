@@ -352,7 +352,11 @@ pub struct StreamAdmission {
     token: Option<String>,
     agency: String,
     scope: Scope,
+    /// When the agency was last read (successfully or not).
     checked: tokio::time::Instant,
+    /// When it was last read successfully: a stream is never served much longer
+    /// than that without a check.
+    confirmed: tokio::time::Instant,
 }
 
 impl StreamAdmission {
@@ -369,6 +373,7 @@ impl StreamAdmission {
             agency: agency.id.clone(),
             scope,
             checked: tokio::time::Instant::now(),
+            confirmed: tokio::time::Instant::now(),
         }
     }
 
@@ -388,7 +393,10 @@ impl StreamAdmission {
             None => self.store.active_agency(&self.agency).await,
         };
         match now {
-            Ok(Some(a)) if a.scopes.contains(&self.scope) => None,
+            Ok(Some(a)) if a.scopes.contains(&self.scope) => {
+                self.confirmed = self.checked;
+                None
+            }
             Ok(Some(_)) => Some(Status::from(crate::domain::Error::PermissionDenied(format!(
                 "the agency no longer holds the {} scope; the stream ends",
                 self.scope.code()
@@ -396,13 +404,16 @@ impl StreamAdmission {
             Ok(None) => Some(unauthenticated(
                 "the token or agency this stream was opened with was revoked or replaced; the stream ends",
             )),
-            // A database that could not answer this once ends no stream (a check whose
-            // results were sent would be lost): asked again at the next page.
-            Err(e) => {
+            // A database that could not answer once ends no stream (a check whose
+            // results were sent would be lost): asked again at the next page. One
+            // that cannot answer for three cache lifetimes ends it: a revocation
+            // must not go unnoticed for long.
+            Err(e) if self.confirmed.elapsed() < 3 * TOKEN_CACHE_TTL => {
                 tracing::warn!(error = %e, "cannot re-check a stream's agency; trying again at the next page");
-                self.checked = tokio::time::Instant::now() - TOKEN_CACHE_TTL;
+                self.checked = self.confirmed;
                 None
             }
+            Err(e) => Some(Status::from(e)),
         }
     }
 }
