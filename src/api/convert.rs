@@ -112,8 +112,20 @@ pub fn prose(
     max: usize,
 ) -> Option<String> {
     let checked = text(v, field, value, required, max)?;
-    if contains_old_id_number(&checked) {
-        v.add(field, ID_IN_TEXT);
+    refusing(v, field, checked, contains_old_id_number, ID_IN_TEXT)
+}
+
+/// `checked` text, unless `refused` finds something in it: then None, with `why`
+/// recorded against `field`.
+fn refusing(
+    v: &mut Violations,
+    field: &str,
+    checked: String,
+    refused: fn(&str) -> bool,
+    why: &str,
+) -> Option<String> {
+    if refused(&checked) {
+        v.add(field, why);
         return None;
     }
     Some(checked)
@@ -130,11 +142,7 @@ pub fn name_text(
     max: usize,
 ) -> Option<String> {
     let name = text(v, field, value, required, max)?;
-    if contains_id_number_loosely(&name) {
-        v.add(field, ID_IN_TEXT);
-        return None;
-    }
-    Some(name)
+    refusing(v, field, name, contains_id_number_loosely, ID_IN_TEXT)
 }
 
 /// Checks a person's name as [`name_text`] does, and also refuses any number of 15
@@ -149,15 +157,14 @@ pub fn person_name_text(
     max: usize,
 ) -> Option<String> {
     let name = name_text(v, field, value, required, max)?;
-    if contains_long_number(&name) {
-        v.add(
-            field,
-            "must not hold a number of 15 or more digits: a name holds none, and this \
-             one may be an ID number (身份证号) typed into the wrong field",
-        );
-        return None;
-    }
-    Some(name)
+    refusing(
+        v,
+        field,
+        name,
+        contains_long_number,
+        "must not hold a number of 15 or more digits: a name holds none, and this one may \
+         be an ID number (身份证号) typed into the wrong field",
+    )
 }
 
 /// Why free text holding an ID number is refused: the service stores none.

@@ -15,6 +15,9 @@ use crate::domain::record::Record;
 use crate::domain::repair::{Interview, RepairApplication, RepairState};
 use crate::domain::{self, PreconditionViolation};
 
+/// The applications still awaiting a decision, as an SQL condition.
+const OPEN: &str = "state IN ('ACCEPTED', 'INTERVIEWED')";
+
 /// Encodes a response for the request log.
 pub type Encode<'a> = &'a (dyn Fn(&RepairApplication) -> Vec<u8> + Send + Sync);
 
@@ -143,9 +146,9 @@ impl Store {
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
         self.lock_enterprise(&mut tx, app.uscc.as_str()).await?;
-        let open = sqlx::query(
-            "SELECT * FROM repair_applications WHERE uscc = $1 AND state IN ('ACCEPTED', 'INTERVIEWED')",
-        )
+        let open = sqlx::query(&format!(
+            "SELECT * FROM repair_applications WHERE uscc = $1 AND {OPEN}"
+        ))
         .bind(app.uscc.as_str())
         .fetch_all(&mut *tx)
         .await?;
@@ -500,17 +503,20 @@ impl Store {
         if pool.is_empty() {
             return Ok(pool);
         }
-        let sql = format!(
-            "SELECT * FROM records WHERE {} ORDER BY id",
-            in_json(self.backend, "subject_key", 1)
-        );
-        let rows = bind_all(
-            sqlx::query(&sql),
-            vec![json_keys(pool.iter().map(|p| p.uscc.as_str()))],
-        )
-        .fetch_all(&self.read)
-        .await?;
-        for row in &rows {
+        let usccs = json_keys(pool.iter().map(|p| p.uscc.as_str()));
+        let about_pool = |filter: &str, column: &str, order: &str| {
+            let sql = format!(
+                "SELECT * FROM {filter} {} {order}",
+                in_json(self.backend, column, 1)
+            );
+            let usccs = usccs.clone();
+            async move {
+                bind_all(sqlx::query(&sql), vec![usccs])
+                    .fetch_all(&self.read)
+                    .await
+            }
+        };
+        for row in &about_pool("records WHERE", "subject_key", "ORDER BY id").await? {
             let record = RecordRow::from_row(row)?.into_record()?;
             if let Some(entry) = pool
                 .iter_mut()
@@ -519,17 +525,8 @@ impl Store {
                 entry.records.push(record);
             }
         }
-        let sql = format!(
-            "SELECT * FROM repair_applications WHERE state IN ('ACCEPTED', 'INTERVIEWED') AND {}",
-            in_json(self.backend, "uscc", 1)
-        );
-        let rows = bind_all(
-            sqlx::query(&sql),
-            vec![json_keys(pool.iter().map(|p| p.uscc.as_str()))],
-        )
-        .fetch_all(&self.read)
-        .await?;
-        for row in &rows {
+        let open = format!("repair_applications WHERE {OPEN} AND");
+        for row in &about_pool(&open, "uscc", "").await? {
             let app = application_from_row(row)?;
             if let Some(entry) = pool.iter_mut().find(|p| p.uscc == app.uscc) {
                 entry.applied_for.extend(app.records);
@@ -540,10 +537,9 @@ impl Store {
 
     /// An enterprise's open (accepted or interviewed) repair applications.
     pub async fn open_repair_applications(&self, uscc: &Uscc) -> Result<Vec<RepairApplication>> {
-        sqlx::query(
-            "SELECT * FROM repair_applications WHERE uscc = $1 \
-             AND state IN ('ACCEPTED', 'INTERVIEWED') ORDER BY id",
-        )
+        sqlx::query(&format!(
+            "SELECT * FROM repair_applications WHERE uscc = $1 AND {OPEN} ORDER BY id"
+        ))
         .bind(uscc.as_str())
         .fetch_all(&self.read)
         .await?

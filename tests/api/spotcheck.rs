@@ -620,22 +620,29 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
     assert_eq!(listed[0].conflicts, [conflicted]);
 }
 
-/// A result recorded long after the inspection (past the 3 months a pass is shown) is
-/// still published, for its whole window from the day it was recorded.
-#[tokio::test]
-async fn a_result_recorded_late_is_still_published_for_its_window() {
-    let app = spawn_app().await;
-    population(&app, 4, 0).await;
-    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
+/// Market regulation's drawn food-production plan over four A-grade enterprises: two
+/// targets, one inspector each.
+async fn food_plan_of_two(app: &TestApp) -> (SpotCheckServiceClient<Authed>, pb::SpotCheckPlan) {
+    population(app, 4, 0).await;
+    let mut market = client(app, app.bearer(AgencyKind::MarketRegulation));
     register_inspectors(&mut market, "m", vec![]).await;
     let plan = plan_and_draw(
-        &app,
+        app,
         &mut market,
         pb::RegulatoryDomain::FoodProduction,
         ratios(0.5, 0.5),
         1,
     )
     .await;
+    (market, plan)
+}
+
+/// A result recorded long after the inspection (past the 3 months a pass is shown) is
+/// still published, for its whole window from the day it was recorded.
+#[tokio::test]
+async fn a_result_recorded_late_is_still_published_for_its_window() {
+    let app = spawn_app().await;
+    let (mut market, plan) = food_plan_of_two(&app).await;
     let inspected = app.clock.today();
     app.clock.advance_days(100);
     market
@@ -663,17 +670,7 @@ async fn a_result_recorded_late_is_still_published_for_its_window() {
 #[tokio::test]
 async fn a_problems_found_result_lowers_the_grade_and_is_published_without_inspectors() {
     let app = spawn_app().await;
-    population(&app, 4, 0).await;
-    let mut market = client(&app, app.bearer(AgencyKind::MarketRegulation));
-    register_inspectors(&mut market, "m", vec![]).await;
-    let plan = plan_and_draw(
-        &app,
-        &mut market,
-        pb::RegulatoryDomain::FoodProduction,
-        ratios(0.5, 0.5),
-        1,
-    )
-    .await;
+    let (mut market, plan) = food_plan_of_two(&app).await;
     assert_eq!(plan.targets.len(), 2);
     let target = plan.targets[0].enterprise.clone();
     let n: u32 = (100..104)

@@ -77,6 +77,36 @@ async fn run(
     Ok((results, summary.expect("the stream ends with a summary")))
 }
 
+/// Files `records` as the test agency of `kind`.
+async fn file(app: &TestApp, kind: AgencyKind, records: Vec<pb::Record>) {
+    app.records(kind)
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records,
+        })
+        .await
+        .expect("file records");
+}
+
+/// The vetting office's results for `candidates` (a check without a request id).
+async fn check(
+    app: &TestApp,
+    purpose: pb::VettingPurpose,
+    case_reference: &str,
+    candidates: Vec<pb::Candidate>,
+) -> Vec<pb::CandidateResult> {
+    let request = pb::CrossCheckRequest {
+        purpose: purpose as i32,
+        case_reference: case_reference.into(),
+        candidates,
+        request_id: String::new(),
+    };
+    run(&mut vetting(app, AgencyKind::VettingOffice), request)
+        .await
+        .expect("cross-check")
+        .0
+}
+
 fn verdict(r: &pb::CandidateResult) -> pb::Verdict {
     pb::Verdict::try_from(r.verdict).unwrap()
 }
@@ -101,35 +131,32 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         },
     ])
     .await;
-    app.records(AgencyKind::Court)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![debtor(person("李娜", ID_B), "court-7")],
-        })
-        .await
-        .unwrap();
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![about_enterprise(
-                2,
-                pb::RecordKind::SeriousDishonestyListing,
-                "sd-2",
-            )],
-        })
-        .await
-        .unwrap();
-    app.records(AgencyKind::SocialSecurity)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![about_enterprise(
-                3,
-                pb::RecordKind::SocialSecurityArrears,
-                "ss-3",
-            )],
-        })
-        .await
-        .unwrap();
+    file(
+        &app,
+        AgencyKind::Court,
+        vec![debtor(person("李娜", ID_B), "court-7")],
+    )
+    .await;
+    file(
+        &app,
+        AgencyKind::MarketRegulation,
+        vec![about_enterprise(
+            2,
+            pb::RecordKind::SeriousDishonestyListing,
+            "sd-2",
+        )],
+    )
+    .await;
+    file(
+        &app,
+        AgencyKind::SocialSecurity,
+        vec![about_enterprise(
+            3,
+            pb::RecordKind::SocialSecurityArrears,
+            "ss-3",
+        )],
+    )
+    .await;
 
     let typo = format!(
         "{}{}",
@@ -402,19 +429,18 @@ async fn every_checked_person_is_in_the_audit_log_under_the_cross_check() {
     app.register(vec![enterprise(60, ID_A), enterprise(61, ID_B)])
         .await;
     // Enterprise 61, which ID_B represents but nobody declares, has a finding to show.
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![abnormal(
-                61,
-                "AB-61",
-                &date_days_ago(10),
-                0,
-                pb::AbnormalCause::UnreachableAddress,
-            )],
-        })
-        .await
-        .unwrap();
+    file(
+        &app,
+        AgencyKind::MarketRegulation,
+        vec![abnormal(
+            61,
+            "AB-61",
+            &date_days_ago(10),
+            0,
+            pb::AbnormalCause::UnreachableAddress,
+        )],
+    )
+    .await;
     let mut office = vetting(&app, AgencyKind::VettingOffice);
     let (results, _) = run(
         &mut office,
@@ -541,13 +567,12 @@ fn written(dir: &std::path::Path, ext: &str) -> Vec<u8> {
 async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    app.records(AgencyKind::Court)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![debtor(person("李娜", ID_B), "court-7")],
-        })
-        .await
-        .unwrap();
+    file(
+        &app,
+        AgencyKind::Court,
+        vec![debtor(person("李娜", ID_B), "court-7")],
+    )
+    .await;
     let typo = format!("{}0", &ID_B[..17]);
     let text = format!(
         "姓名,身份证号,申报企业\r\n张伟,{ID_A},\r\n李娜,{ID_B},{}\r\n王五,{typo},\r\n",
@@ -600,17 +625,16 @@ async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
 async fn an_office_with_the_grades_scope_sees_the_grade_on_the_evidence_path() {
     let app = spawn_app().await;
     app.register(vec![enterprise(2, ID_A)]).await;
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![about_enterprise(
-                2,
-                pb::RecordKind::SeriousDishonestyListing,
-                "listing-2",
-            )],
-        })
-        .await
-        .unwrap();
+    file(
+        &app,
+        AgencyKind::MarketRegulation,
+        vec![about_enterprise(
+            2,
+            pb::RecordKind::SeriousDishonestyListing,
+            "listing-2",
+        )],
+    )
+    .await;
     let bearer = agency_with(
         &app,
         std::collections::BTreeSet::from([Scope::VettingRun, Scope::GradesRead]),
@@ -783,25 +807,19 @@ async fn an_invalid_candidates_reasons_are_bounded() {
 #[tokio::test]
 async fn a_record_under_another_name_is_put_before_an_officer() {
     let app = spawn_app().await;
-    app.records(AgencyKind::Court)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![debtor(person("李娜", ID_B), "court-8")],
-        })
-        .await
-        .unwrap();
-    let mut office = vetting(&app, AgencyKind::VettingOffice);
-    let (results, _) = run(
-        &mut office,
-        pb::CrossCheckRequest {
-            purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
-            case_reference: "2026-组织-021".into(),
-            candidates: vec![candidate("李四", ID_B, &[]), candidate("李娜", ID_B, &[])],
-            request_id: String::new(),
-        },
+    file(
+        &app,
+        AgencyKind::Court,
+        vec![debtor(person("李娜", ID_B), "court-8")],
     )
-    .await
-    .unwrap();
+    .await;
+    let results = check(
+        &app,
+        pb::VettingPurpose::VillageCommitteeCandidate,
+        "2026-组织-021",
+        vec![candidate("李四", ID_B, &[]), candidate("李娜", ID_B, &[])],
+    )
+    .await;
     use pb::Verdict::*;
     assert_eq!(verdict(&results[0]), Review, "{results:#?}");
     let debt = results[0]
@@ -837,25 +855,14 @@ async fn an_enterprises_consumption_restriction_is_weighed_for_its_representativ
             uscc(41)
         ))),
     });
-    app.records(AgencyKind::Court)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![restriction],
-        })
-        .await
-        .unwrap();
-    let mut office = vetting(&app, AgencyKind::VettingOffice);
-    let (results, _) = run(
-        &mut office,
-        pb::CrossCheckRequest {
-            purpose: pb::VettingPurpose::PartyMemberDevelopment as i32,
-            case_reference: "2026-组织-041".into(),
-            candidates: vec![candidate("张伟", ID_A, &[])],
-            request_id: String::new(),
-        },
+    file(&app, AgencyKind::Court, vec![restriction]).await;
+    let results = check(
+        &app,
+        pb::VettingPurpose::PartyMemberDevelopment,
+        "2026-组织-041",
+        vec![candidate("张伟", ID_A, &[])],
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(verdict(&results[0]), pb::Verdict::Review, "{results:#?}");
     let found = &results[0].findings[0];
     assert_eq!(found.code, "ENTERPRISE_CONSUMPTION_RESTRICTION");
@@ -875,25 +882,14 @@ async fn a_role_under_another_name_is_put_before_an_officer() {
         &date_days_ago(10),
     );
     listing.serious_listing_cause = pb::SeriousListingCause::SeriousViolation as i32;
-    app.records(AgencyKind::MarketRegulation)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records: vec![listing],
-        })
-        .await
-        .unwrap();
-    let mut office = vetting(&app, AgencyKind::VettingOffice);
-    let (results, _) = run(
-        &mut office,
-        pb::CrossCheckRequest {
-            purpose: pb::VettingPurpose::NonPublicEconomyRepresentative as i32,
-            case_reference: "2026-统战-031".into(),
-            candidates: vec![candidate("李四", ID_B, &[]), candidate("张伟", ID_B, &[])],
-            request_id: String::new(),
-        },
+    file(&app, AgencyKind::MarketRegulation, vec![listing]).await;
+    let results = check(
+        &app,
+        pb::VettingPurpose::NonPublicEconomyRepresentative,
+        "2026-统战-031",
+        vec![candidate("李四", ID_B, &[]), candidate("张伟", ID_B, &[])],
     )
-    .await
-    .unwrap();
+    .await;
     use pb::Verdict::*;
     let listed = |r: &pb::CandidateResult| {
         r.findings
