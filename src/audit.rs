@@ -731,6 +731,35 @@ pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// When a call's caller stops waiting (from its `grpc-timeout`), for the handlers of
+/// streams, which outlive the step that keeps unary calls' deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct CallDeadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl CallDeadline {
+    /// When the answer must end: just before the caller gives up, so it still hears why.
+    pub fn end(&self) -> Instant {
+        self.at.checked_sub(DEADLINE_MARGIN).unwrap_or(self.at)
+    }
+
+    /// The status that ends a stream whose deadline passed.
+    pub fn exceeded(&self) -> Status {
+        crate::api::error::status(
+            tonic::Code::DeadlineExceeded,
+            format!(
+                "the caller's deadline ({} ms) passed and the stream ends there; a stream \
+                 meant to run longer needs a later deadline or none",
+                self.budget.as_millis()
+            ),
+            "DEADLINE_EXCEEDED",
+            tonic_types::ErrorDetails::new(),
+        )
+    }
+}
+
 fn deadline_exceeded(budget: Duration) -> Status {
     crate::api::error::status(
         tonic::Code::DeadlineExceeded,
@@ -881,6 +910,12 @@ impl Step for Audit {
             // Streaming handlers record what each part of their answer discloses.
             req.extensions_mut().insert(log.clone());
             let budget = grpc_timeout(req.headers());
+            if let Some(budget) = budget {
+                req.extensions_mut().insert(CallDeadline {
+                    at: Instant::now() + budget,
+                    budget,
+                });
+            }
             let time = now_millis();
             let call = CallAudit::new({
                 let (note, method) = (note.clone(), method.clone());

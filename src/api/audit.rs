@@ -1,7 +1,5 @@
 //! `AuditService`: the audit log for supervisors holding the `audit:read` scope.
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
@@ -179,6 +177,7 @@ impl AuditService for AuditApi {
             &agency,
             Scope::AuditRead,
         );
+        let deadline = super::streaming::deadline_of(&req);
         let body = req.into_inner();
         let filter = self.filter(
             &body.agency,
@@ -206,44 +205,48 @@ impl AuditService for AuditApi {
             },
         );
         let store = self.state.store.clone();
-        let (tx, rx) = mpsc::channel(EXPORT_PAGE);
-        crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
-            let mut after = 0;
-            loop {
-                // An export of the whole log takes a while: a revoked agency does not
-                // receive the rest.
-                if let Some(status) = admission.refused().await {
-                    disclosure.end_stream(&tx, status).await;
-                    return;
-                }
-                let page = match store.list_audit(&filter, after, EXPORT_PAGE).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        disclosure.end_stream(&tx, Status::from(e)).await;
+        let answer = disclosure.clone();
+        Ok(super::streaming::answer(
+            EXPORT_PAGE,
+            deadline,
+            answer,
+            move |tx| async move {
+                let mut after = 0;
+                loop {
+                    // An export of the whole log takes a while: a revoked agency does not
+                    // receive the rest.
+                    if let Some(status) = admission.refused().await {
+                        disclosure.end_stream(&tx, status).await;
                         return;
                     }
-                };
-                if !page.is_empty() {
-                    let subjects = filter.subject.iter().cloned().collect();
-                    if let Err(refused) = disclosure.record(subjects, page.len()).await {
-                        disclosure.end_stream(&tx, refused).await;
-                        return;
-                    }
-                }
-                for entry in &page {
-                    after = entry.seq;
-                    let msg = pb::ExportAuditEntriesResponse {
-                        entry: Some(entry_out(entry)),
+                    let page = match store.list_audit(&filter, after, EXPORT_PAGE).await {
+                        Ok(page) => page,
+                        Err(e) => {
+                            disclosure.end_stream(&tx, Status::from(e)).await;
+                            return;
+                        }
                     };
-                    if tx.send(Ok(msg)).await.is_err() {
-                        return; // the reader went away
+                    if !page.is_empty() {
+                        let subjects = filter.subject.iter().cloned().collect();
+                        if let Err(refused) = disclosure.record(subjects, page.len()).await {
+                            disclosure.end_stream(&tx, refused).await;
+                            return;
+                        }
+                    }
+                    for entry in &page {
+                        after = entry.seq;
+                        let msg = pb::ExportAuditEntriesResponse {
+                            entry: Some(entry_out(entry)),
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return; // the reader went away
+                        }
+                    }
+                    if page.len() < EXPORT_PAGE {
+                        return;
                     }
                 }
-                if page.len() < EXPORT_PAGE {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            },
+        ))
     }
 }

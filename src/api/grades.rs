@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
@@ -325,6 +323,7 @@ impl GradeService for GradeApi {
             &agency,
             Scope::GradesRead,
         );
+        let deadline = super::streaming::deadline_of(&req);
         let body = req.into_inner();
         let mut v = Violations::default();
         let model = if body.model.is_empty() {
@@ -376,92 +375,96 @@ impl GradeService for GradeApi {
                 result_count: 0,
             },
         );
-        let (tx, rx) = mpsc::channel(64);
         let mut draining = self.state.draining.clone();
-        crate::catch_panic::spawn_stream(tx.clone(), disclosure.clone(), async move {
-            loop {
-                let drained = *draining.borrow_and_update();
-                if drained {
-                    ended_by_drain(&disclosure).await;
-                    // Not awaited: a watcher that stopped reading must not hold the
-                    // drain (nor, through this task, the audit log) any longer.
-                    let _ = tx.try_send(Err(shutting_down()));
-                    return;
-                }
-                if let Some(status) = admission.refused().await {
-                    disclosure.end_stream(&tx, status).await;
-                    return;
-                }
-                let page = match store
-                    .grade_changes_after(after, model.as_deref(), WATCH_PAGE)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(e) => {
-                        disclosure.end_stream(&tx, Status::from(e)).await;
+        let answer = disclosure.clone();
+        Ok(super::streaming::answer(
+            64,
+            deadline,
+            answer,
+            move |tx| async move {
+                loop {
+                    let drained = *draining.borrow_and_update();
+                    if drained {
+                        ended_by_drain(&disclosure).await;
+                        // Not awaited: a watcher that stopped reading must not hold the
+                        // drain (nor, through this task, the audit log) any longer.
+                        let _ = tx.try_send(Err(shutting_down()));
                         return;
                     }
-                };
-                if !page.is_empty() {
-                    let subjects: BTreeSet<String> =
-                        page.iter().map(|c| c.uscc.resource_name()).collect();
-                    if let Err(status) = disclosure
-                        .record(subjects.into_iter().collect(), page.len())
-                        .await
-                    {
+                    if let Some(status) = admission.refused().await {
                         disclosure.end_stream(&tx, status).await;
                         return;
                     }
-                }
-                for change in &page {
-                    after = change.seq;
-                    let msg = pb::WatchGradeChangesResponse {
-                        change: Some(change_out(change)),
+                    let page = match store
+                        .grade_changes_after(after, model.as_deref(), WATCH_PAGE)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => {
+                            disclosure.end_stream(&tx, Status::from(e)).await;
+                            return;
+                        }
                     };
-                    // A change goes out only while two places are free, so one always
-                    // stays for the status that ends the stream: a watcher that stopped
-                    // reading still learns why it ended. Its full buffer blocks this
-                    // wait; the drain ends it.
-                    // Some(drained) when the stream must end: the watcher went away,
-                    // or the server drains.
-                    let ended = tokio::select! {
-                        permits = tx.reserve_many(2) => match permits {
-                            Ok(mut permits) => {
-                                permits.next().expect("two reserved").send(Ok(msg));
-                                None
-                            }
-                            Err(_) => Some(false),
-                        },
-                        _ = draining.wait_for(|d| *d) => Some(true),
-                    };
-                    match ended {
-                        None => {}
-                        Some(false) => return,
-                        Some(true) => {
-                            ended_by_drain(&disclosure).await;
-                            let _ = tx.try_send(Err(shutting_down()));
+                    if !page.is_empty() {
+                        let subjects: BTreeSet<String> =
+                            page.iter().map(|c| c.uscc.resource_name()).collect();
+                        if let Err(status) = disclosure
+                            .record(subjects.into_iter().collect(), page.len())
+                            .await
+                        {
+                            disclosure.end_stream(&tx, status).await;
                             return;
                         }
                     }
+                    for change in &page {
+                        after = change.seq;
+                        let msg = pb::WatchGradeChangesResponse {
+                            change: Some(change_out(change)),
+                        };
+                        // A change goes out only while two places are free, so one always
+                        // stays for the status that ends the stream: a watcher that stopped
+                        // reading still learns why it ended. Its full buffer blocks this
+                        // wait; the drain ends it.
+                        // Some(drained) when the stream must end: the watcher went away,
+                        // or the server drains.
+                        let ended = tokio::select! {
+                            permits = tx.reserve_many(2) => match permits {
+                                Ok(mut permits) => {
+                                    permits.next().expect("two reserved").send(Ok(msg));
+                                    None
+                                }
+                                Err(_) => Some(false),
+                            },
+                            _ = draining.wait_for(|d| *d) => Some(true),
+                        };
+                        match ended {
+                            None => {}
+                            Some(false) => return,
+                            Some(true) => {
+                                ended_by_drain(&disclosure).await;
+                                let _ = tx.try_send(Err(shutting_down()));
+                                return;
+                            }
+                        }
+                    }
+                    if page.len() == WATCH_PAGE {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = events.changed() => {}
+                        _ = tokio::time::sleep(WATCH_POLL) => {}
+                        // The sender goes with the server: gone, it is as good as drained
+                        // (and `changed` would otherwise answer at once, forever).
+                        changed = draining.changed() => if changed.is_err() {
+                            ended_by_drain(&disclosure).await;
+                            let _ = tx.try_send(Err(shutting_down()));
+                            return;
+                        },
+                        _ = tx.closed() => return,
+                    }
                 }
-                if page.len() == WATCH_PAGE {
-                    continue;
-                }
-                tokio::select! {
-                    _ = events.changed() => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
-                    // The sender goes with the server: gone, it is as good as drained
-                    // (and `changed` would otherwise answer at once, forever).
-                    changed = draining.changed() => if changed.is_err() {
-                        ended_by_drain(&disclosure).await;
-                        let _ = tx.try_send(Err(shutting_down()));
-                        return;
-                    },
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            },
+        ))
     }
 
     async fn get_grade_distribution(

@@ -13,6 +13,7 @@ mod records;
 mod registry;
 mod repair;
 mod spotcheck;
+mod streaming;
 pub mod subjects;
 mod vetting;
 

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -453,6 +452,7 @@ impl VettingService for VettingApi {
             &agency,
             Scope::VettingRun,
         );
+        let deadline = super::streaming::deadline_of(&req);
         let r = req.into_inner();
         let (purpose, case_reference) = noting_on_refusal(&note, &r, &self.state.keyer, || {
             agency.require_kind(AgencyKind::VettingOffice, "run cross-checks")?;
@@ -518,7 +518,6 @@ impl VettingService for VettingApi {
             },
         );
 
-        let (tx, rx) = mpsc::channel(64);
         let request = (!r.request_id.is_empty()).then(|| {
             let digest = self.state.keyer.digest(&prost::Message::encode_to_vec(&r));
             (r.request_id.clone(), digest)
@@ -541,12 +540,10 @@ impl VettingService for VettingApi {
                     )
                     .into());
                 }
-                crate::catch_panic::spawn_stream(
-                    tx.clone(),
-                    disclosure.clone(),
-                    replay(stored, grades, disclosure, tx).in_current_span(),
-                );
-                return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+                let answer = disclosure.clone();
+                return Ok(super::streaming::answer(64, deadline, answer, move |tx| {
+                    replay(stored, grades, disclosure, tx).in_current_span()
+                }));
             }
         }
         let job = Job {
@@ -568,12 +565,10 @@ impl VettingService for VettingApi {
             admission,
         };
         // The check outlives the handler; its log lines keep the call's request id.
-        crate::catch_panic::spawn_stream(
-            tx.clone(),
-            disclosure.clone(),
-            run(job, disclosure, parsed, tx).in_current_span(),
-        );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let answer = disclosure.clone();
+        Ok(super::streaming::answer(64, deadline, answer, move |tx| {
+            run(job, disclosure, parsed, tx).in_current_span()
+        }))
     }
 
     async fn get_vetting_report(

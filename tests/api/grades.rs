@@ -1076,6 +1076,39 @@ async fn a_revoked_agencys_watch_ends() {
     assert_eq!(ended.expect("with an error").code(), Code::Unauthenticated);
 }
 
+/// A watch's deadline covers the whole stream: changes arrive until it passes, then the
+/// server ends the stream DEADLINE_EXCEEDED and audits that end (a tonic client does not
+/// cut a stream's body itself, so only the server can).
+#[tokio::test]
+async fn a_watch_ends_at_its_callers_deadline() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    let mut request = tonic::Request::new(watch_request(""));
+    request.set_timeout(Duration::from_secs(3));
+    let opened = std::time::Instant::now();
+    let mut stream = app
+        .grades(AgencyKind::Tax)
+        .watch_grade_changes(request)
+        .await
+        .unwrap()
+        .into_inner();
+    penalize_and_see_it_streamed(&app, &mut stream).await;
+    let status = stream_end(&mut stream).await.expect("with an error");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("3000 ms"), "{status:?}");
+    assert!(opened.elapsed() >= Duration::from_millis(2900));
+    let outcomes = app
+        .audit_outcomes(pb::ListAuditEntriesRequest {
+            method: "/credithub.v1.GradeService/WatchGradeChanges".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        outcomes.iter().any(|o| o == "OK") && outcomes.iter().any(|o| o == "DEADLINE_EXCEEDED"),
+        "{outcomes:?}"
+    );
+}
+
 /// An enterprise with no grade under a model (one added since the last reclassify) is
 /// told apart from one that does not exist: FAILED_PRECONDITION naming it, not
 /// NOT_FOUND, alone or in a batch.
