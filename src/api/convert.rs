@@ -115,6 +115,20 @@ pub fn prose(
     refusing(v, field, checked, contains_old_id_number, ID_IN_TEXT)
 }
 
+/// Checks a case reference, which an officer types about the person or enterprise it
+/// concerns and which goes into the audit chain for good: as [`prose`], and an ID number
+/// written with separators (`110105-19491231-002X`) is refused too, as in a name.
+pub fn case_reference_text(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+    max: usize,
+) -> Option<String> {
+    let checked = prose(v, field, value, required, max)?;
+    refusing(v, field, checked, contains_id_number_loosely, ID_IN_TEXT)
+}
+
 /// `checked` text, unless `refused` finds something in it: then None, with `why`
 /// recorded against `field`.
 fn refusing(
@@ -561,7 +575,7 @@ pub fn record_in(
         false,
         200,
     );
-    let deciding_authority = text(
+    let deciding_authority = name_text(
         v,
         &format!("{path}.deciding_authority"),
         &r.deciding_authority,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{enterprise_name, text, timestamp};
+use super::convert::{case_reference_text, enterprise_name, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::subjects::noting_on_refusal;
 use super::{batch_size, Shared};
@@ -115,7 +115,7 @@ fn shutting_down() -> Status {
 /// Checks a look-up's case reference: optional, at most 128 printable characters. The
 /// checked (trimmed) value is what goes into the audit log, never the raw one.
 fn check_case_reference(v: &mut Violations, value: &str) -> String {
-    text(v, "case_reference", value, false, 128).unwrap_or_default()
+    case_reference_text(v, "case_reference", value, false, 128).unwrap_or_default()
 }
 
 /// Checks the declared purpose of a look-up: required and known.

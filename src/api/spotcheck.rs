@@ -246,11 +246,17 @@ impl SpotCheckApi {
             },
             create_time: Some(timestamp(plan.created_at)),
             draw_time: plan.drawn.as_ref().map(|d| timestamp(d.drawn_at)),
+            // Per grade only for callers shown grades: a narrow population's counts
+            // would tell the others who has which grade.
             eligible: plan
                 .drawn
                 .as_ref()
+                .filter(|_| grades)
                 .map(|d| grade_counts(d.eligible.iter().map(|(g, v)| (*g, v.len()))))
                 .unwrap_or_default(),
+            eligible_total: plan.drawn.as_ref().map_or(0, |d| {
+                d.eligible.values().map(Vec::len).sum::<usize>() as i32
+            }),
             overdue_count: targets.iter().filter(|t| t.overdue).count() as i32,
             targets,
         })
@@ -767,20 +773,13 @@ impl SpotCheckService for SpotCheckApi {
             .iter()
             .map(|t| (t.uscc.clone(), t.grade))
             .collect();
-        let per_grade = |list: &[(String, Grade)]| {
-            grade_counts(
-                Grade::ALL
-                    .iter()
-                    .map(|g| (*g, list.iter().filter(|(_, x)| x == g).count())),
-            )
-        };
         Ok(Response::new(pb::VerifyDrawResponse {
             seed_matches_commitment: commitment(&plan.seed) == plan.seed_commitment,
             targets_match: redrawn == stored,
             seed: plan.seed.clone(),
             seed_commitment: plan.seed_commitment.clone(),
-            eligible: grade_counts(drawn.eligible.iter().map(|(g, v)| (*g, v.len()))),
-            drawn: per_grade(&redrawn),
+            eligible_total: drawn.eligible.values().map(Vec::len).sum::<usize>() as i32,
+            drawn_total: redrawn.len() as i32,
         }))
     }
 

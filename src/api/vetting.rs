@@ -9,7 +9,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::convert::{id_number, person_name_text, resource_id, text, timestamp};
+use super::convert::{case_reference_text, id_number, person_name_text, resource_id, timestamp};
 use super::paging::{decode_token, next_page, page_size};
 use super::subjects::noting_on_refusal;
 use super::Shared;
@@ -468,7 +468,8 @@ impl VettingService for VettingApi {
                     format!("is required: one of {}", codes.join(", ")),
                 );
             }
-            let case_reference = text(&mut v, "case_reference", &r.case_reference, true, 128);
+            let case_reference =
+                case_reference_text(&mut v, "case_reference", &r.case_reference, true, 128);
             match r.candidates.len() {
                 0 => v.add("candidates", "must hold at least one candidate"),
                 n if n > MAX_CANDIDATES => v.add(

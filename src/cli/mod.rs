@@ -54,7 +54,9 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
 /// flushed to disk, then renamed over it (keeping an existing file's permissions), so a
 /// failure half-way (a full disk, a crash) never leaves a truncated certificate or
 /// report where a complete one is expected. A path that is not a plain file (a device
-/// such as /dev/stdout, a pipe, a symbolic link) is written through as it is.
+/// such as /dev/stdout, a pipe, a symbolic link) is written through as it is. A new file
+/// is readable by its owner alone: a vetting report names candidates and what was found
+/// about them; `chmod` shares one on purpose.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     match std::fs::symlink_metadata(path) {
@@ -71,10 +73,14 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     ));
     let written = (|| {
         // Never through whatever already stands at that name.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&partial)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&partial)?;
         if let Ok(existing) = std::fs::metadata(path) {
             file.set_permissions(existing.permissions())?;
         }
@@ -659,11 +665,12 @@ mod tests {
         let report = dir.path().join("report.json");
         write_file(&report, b"first").unwrap();
         assert_eq!(std::fs::read(&report).unwrap(), b"first");
-        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&report), 0o600, "a new file is its owner's alone");
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
         write_file(&report, b"second, longer").unwrap();
         assert_eq!(std::fs::read(&report).unwrap(), b"second, longer");
-        let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode(&report), 0o640);
         assert_eq!(names(dir.path()), ["report.json"], "no partial file left");
 
         let link = dir.path().join("latest.json");

@@ -296,19 +296,7 @@ pub async fn run(command: SpotCheckCommand) -> anyhow::Result<()> {
                 v.seed_matches_commitment,
                 v.targets_match
             );
-            // Paired by grade: a grade with nobody eligible is not listed as eligible.
-            for d in &v.drawn {
-                let eligible = v
-                    .eligible
-                    .iter()
-                    .find(|e| e.grade == d.grade)
-                    .map_or(0, |e| e.count);
-                crate::out!(
-                    "  grade {}: {} drawn of {eligible} eligible",
-                    grade_label(d.grade),
-                    d.count
-                );
-            }
+            crate::out!("  {} drawn of {} eligible", v.drawn_total, v.eligible_total);
             if !(v.seed_matches_commitment && v.targets_match) {
                 bail!("the draw does not verify");
             }

@@ -166,6 +166,44 @@ async fn an_id_number_in_free_text_or_a_path_is_refused_or_masked_never_stored()
     assert_eq!(names[0], "张三 110105********002X");
     assert!(!names[1].contains("1231002"), "{names:?}");
 
+    // A case reference goes into the audit chain for good: one naming the candidate by
+    // a first-generation number, or by a number written in groups, is refused.
+    let dashed = format!("{}-{}-{}", &ID_A[..6], &ID_A[6..14], &ID_A[14..]);
+    for case_reference in [
+        "张三政审 110105491231001".to_string(),
+        format!("政审{dashed}"),
+    ] {
+        let err = office
+            .cross_check(pb::CrossCheckRequest {
+                purpose: pb::VettingPurpose::VillageCommitteeCandidate as i32,
+                case_reference: case_reference.clone(),
+                candidates: vec![pb::Candidate {
+                    name: "张三".into(),
+                    id_number: ID_A.into(),
+                    declared_enterprises: vec![],
+                }],
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&err),
+            ["case_reference"],
+            "{case_reference}"
+        );
+        let err = app
+            .grades(AgencyKind::Tax)
+            .get_credit_grade(pb::GetCreditGradeRequest {
+                name: format!("enterprises/{}", uscc(1)),
+                purpose: pb::Purpose::TaxAdministration as i32,
+                case_reference,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), ["case_reference"]);
+    }
+
     // A call to a path the service does not have, naming an ID number, without a token.
     let answer = crate::raw::call(
         app.channel.clone(),

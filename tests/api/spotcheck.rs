@@ -221,6 +221,11 @@ async fn a_draw_follows_the_ratios_and_anyone_can_verify_it_from_the_published_i
         "{verified:?}"
     );
     assert_eq!(verified.seed, plan.seed);
+    // Anyone may verify, so the answer counts all grades together.
+    assert_eq!(verified.drawn_total as usize, plan.targets.len());
+    let eligible: i32 = plan.eligible.iter().map(|e| e.count).sum();
+    assert_eq!(verified.eligible_total, eligible);
+    assert_eq!(plan.eligible_total, eligible);
 
     // A department that may plan spot checks but not read grades does not see this
     // plan's targets: drawn with ratios that differ by grade, they would tell it who
@@ -818,6 +823,10 @@ async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades
     )
     .await;
     assert_eq!(plan.targets.len(), 6);
+    // How many were eligible, but not per grade: in a narrow population that would
+    // tell who has which grade.
+    assert_eq!(plan.eligible_total, 6);
+    assert!(plan.eligible.is_empty(), "{:?}", plan.eligible);
     // Ratios that differ by grade would draw exactly the enterprises of one grade.
     let err = c
         .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
