@@ -21,7 +21,9 @@ use crate::domain::codes::{
 };
 use crate::domain::enterprise::{Enterprise, Role};
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
-use crate::domain::record::{default_publicity_end, Attributes, NewRecord, RecordContent, Subject};
+use crate::domain::record::{
+    default_publicity_end, latest_late_report_year, Attributes, NewRecord, RecordContent, Subject,
+};
 use crate::domain::spotcheck::Inspector;
 use crate::store::{NewAgency, Store};
 
@@ -501,8 +503,8 @@ pub fn remediation_case_uscc() -> Uscc {
 }
 
 /// Adds the case the bureau meets most (see the certificates issue): an enterprise put
-/// on the serious-dishonesty list only because it missed two annual reports for three
-/// years, which has since filed both, so it qualifies for an annual-report remediation
+/// on the serious-dishonesty list only because it missed annual reports for three years
+/// (two years' listings), which has since filed every report owed, so it qualifies for an annual-report remediation
 /// certificate. Filed by `market`, a market-regulation agency. Returns its USCC.
 pub async fn remediation_case(
     store: &Store,
@@ -559,9 +561,11 @@ pub async fn remediation_case(
         },
     };
     let mut records = Vec::new();
+    let mut first_missed = None;
     for (n, days_before) in [(1, 3 * 365 + 60), (2, 2 * 365 + 60)] {
         let date = listed - Duration::days(days_before);
-        let year = date.year() - 1;
+        let year = latest_late_report_year(date);
+        first_missed.get_or_insert(year);
         records.push(record(
             &format!("ABN{n}"),
             RecordKind::AbnormalOperationsListing,
@@ -573,11 +577,16 @@ pub async fn remediation_case(
                 ..Attributes::default()
             },
         ));
+    }
+    // Every report owed since the first one missed is filed since the listing, those
+    // that fell due while the enterprise stood listed too.
+    let first_missed = first_missed.expect("two listings");
+    for (n, year) in (first_missed..=latest_late_report_year(today)).enumerate() {
         records.push(record(
-            &format!("AR{n}"),
+            &format!("AR{year}"),
             RecordKind::AnnualReportFiling,
             Tier::Minor,
-            listed + Duration::days(30 * n),
+            listed + Duration::days(30 * (n as i64 + 1)),
             Attributes {
                 report_year: Some(year),
                 ..Attributes::default()

@@ -546,7 +546,11 @@ pub fn render_html(doc: &Value) -> anyhow::Result<String> {
             body.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 e(&m["reportYear"].to_string()),
-                e(&s(&m["abnormalListing"]["documentNumber"])),
+                // A year that fell due while listed has no listing of its own.
+                e(&match s(&m["abnormalListing"]["documentNumber"]) {
+                    n if n.is_empty() => "（在列期间到期）".to_string(),
+                    n => n,
+                }),
                 e(&s(&m["filing"]["filedDate"]))
             ));
         }

@@ -233,8 +233,9 @@ fn missed_year(listing: &Record) -> i32 {
 
 /// The statements of an annual-report remediation certificate, or every unmet
 /// condition: every active serious-dishonesty listing has the annual-report cause, the
-/// abnormal-operations listings behind it were for missed annual reports, and each
-/// missed report has since been filed.
+/// abnormal-operations listings behind it were for missed annual reports, and every
+/// report owed since the first one missed (see [`super::repair::reports_owed`]) has
+/// since been filed.
 pub fn remediation_statements(
     uscc: &Uscc,
     records: &[Record],
@@ -319,12 +320,11 @@ pub fn remediation_statements(
         });
     }
     let mut reports = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for a in &missed {
-        let year = missed_year(a);
-        if !seen.insert(year) {
-            continue;
-        }
+    // Every year from the first one missed, those that fell due while listed included.
+    let owed = super::repair::reports_owed(missed.iter().copied(), today);
+    for &year in &owed {
+        // The listing for that year, when the bureau recorded one.
+        let listed = missed.iter().find(|a| missed_year(a) == year);
         let filing = records
             .iter()
             .filter(|r| super::repair::reports_on(r, year))
@@ -333,7 +333,7 @@ pub fn remediation_statements(
         match filing {
             Some(f) => reports.push(json!({
                 "reportYear": year,
-                "abnormalListing": Stated::of(a),
+                "abnormalListing": listed.map(|a| Stated::of(a)),
                 "filing": {
                     "record": f.resource_name(),
                     "documentNumber": f.content.document_number,
@@ -352,7 +352,7 @@ pub fn remediation_statements(
     if !unmet.is_empty() {
         return Err(unmet);
     }
-    let years: Vec<String> = seen.iter().map(|y| y.to_string()).collect();
+    let years: Vec<String> = owed.iter().map(|y| y.to_string()).collect();
     let summary = format!(
         "该企业因被列入经营异常名录届满3年仍未履行相关义务被列入严重违法失信名单，列入原因仅为未按时报送年度报告；所缺{}年度年报均已补报公示。该企业尚未移出严重违法失信名单，本证明据实说明上述情况。",
         years.join("、")
@@ -803,16 +803,34 @@ mod tests {
             abnormal("a2", "2024-07-01", 2023),
             filing("f1", 2022),
         ];
-        let unmet = remediation_statements(&uscc(), &records, today).unwrap_err();
-        assert_eq!(unmet.len(), 1);
-        assert_eq!(unmet[0].kind, "ANNUAL_REPORT_NOT_FILED");
-        assert!(unmet[0].description.contains("2023"));
+        // 2024 and 2025 fell due while the enterprise stood listed: owed too, though
+        // no listing of their own names them.
+        let unfiled = |records: &[Record]| -> Vec<bool> {
+            let unmet = remediation_statements(&uscc(), records, today).unwrap_err();
+            assert!(unmet.iter().all(|u| u.kind == "ANNUAL_REPORT_NOT_FILED"));
+            [2023, 2024, 2025]
+                .iter()
+                .map(|y| unmet.iter().any(|u| u.description.contains(&y.to_string())))
+                .collect()
+        };
+        assert_eq!(unfiled(&records), [true, true, true]);
         records.push(filing("f2", 2023));
+        assert_eq!(unfiled(&records), [false, true, true]);
+        records.push(filing("f3", 2024));
+        records.push(filing("f4", 2025));
         let statements = remediation_statements(&uscc(), &records, today).unwrap();
-        assert_eq!(
-            statements["missedAnnualReports"].as_array().unwrap().len(),
-            2
-        );
+        let reports = statements["missedAnnualReports"].as_array().unwrap();
+        let years: Vec<i64> = reports
+            .iter()
+            .map(|r| r["reportYear"].as_i64().unwrap())
+            .collect();
+        assert_eq!(years, [2022, 2023, 2024, 2025]);
+        assert_eq!(reports[1]["abnormalListing"]["documentNumber"], "doc-a2");
+        assert!(reports[2]["abnormalListing"].is_null());
+        assert!(statements["summary"]
+            .as_str()
+            .unwrap()
+            .contains("2022、2023、2024、2025"));
         assert_eq!(
             statements["seriousDishonestyListings"][0]["cause"],
             "ABNORMAL_LIST_THREE_YEARS"
@@ -838,6 +856,9 @@ mod tests {
             listing("s2", SeriousListingCause::SeriousViolation),
             abnormal("a1", "2023-07-01", 2022),
             unreachable,
+            filing("f3", 2023),
+            filing("f4", 2024),
+            filing("f5", 2025),
         ];
         let kinds = unmet_kinds(&records, today);
         assert_eq!(

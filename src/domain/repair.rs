@@ -13,7 +13,8 @@ use super::codes::{
 };
 use super::ids::Uscc;
 use super::record::{
-    missed_report_year, until_removed, Record, RecordContent, ABNORMAL_LOOKBACK_YEARS,
+    latest_late_report_year, missed_report_year, until_removed, Record, RecordContent,
+    ABNORMAL_LOOKBACK_YEARS,
 };
 
 code_enum! {
@@ -174,14 +175,39 @@ pub fn reports_on(filing: &Record, year: i32) -> bool {
         && year < filing.content.decision_date.year()
 }
 
-/// The years whose missed annual report led to a serious-dishonesty listing decided on
-/// `listed` (its abnormal-operations listings for missed reports in the years before)
-/// and that no filing on record reports yet.
-fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate) -> Vec<i32> {
+/// The annual reports owed by an enterprise whose abnormal-operations listings for
+/// missed reports are `behind`: every year from the earliest one missed through the
+/// latest report already late `today`. A year that fell due while the enterprise stood
+/// listed is owed as much as the one that listed it: a listing is removed only once
+/// every unreported year is filed (企业经营异常名录管理暂行办法: 补报未报年份的年度报告).
+/// Empty when `behind` is.
+pub fn reports_owed<'a>(
+    behind: impl IntoIterator<Item = &'a Record>,
+    today: NaiveDate,
+) -> BTreeSet<i32> {
+    let mut years: BTreeSet<i32> = behind
+        .into_iter()
+        .map(|a| missed_report_year(&a.content))
+        .collect();
+    if let Some(&first) = years.first() {
+        years.extend(first..=latest_late_report_year(today));
+    }
+    years
+}
+
+/// The reports a serious-dishonesty listing decided on `listed` for three years on the
+/// abnormal list still waits for ([`reports_owed`] by the abnormal-operations listings
+/// for missed reports in the years before it, less those a filing on record reports);
+/// None when no such listing is on record, so nothing says which years were missed.
+fn unfiled_report_years(
+    listed: NaiveDate,
+    records: &[Record],
+    today: NaiveDate,
+) -> Option<Vec<i32>> {
     let since = listed
         .checked_sub_months(Months::new(12 * ABNORMAL_LOOKBACK_YEARS))
         .unwrap_or(NaiveDate::MIN);
-    let years: BTreeSet<i32> = records
+    let behind: Vec<&Record> = records
         .iter()
         .filter(|r| {
             r.content.kind == RecordKind::AbnormalOperationsListing
@@ -191,16 +217,20 @@ fn unfiled_report_years(listed: NaiveDate, records: &[Record], today: NaiveDate)
                 // An older listing still in force was left uncured as long.
                 && (r.content.decision_date >= since || r.status == RecordStatus::Active)
         })
-        .map(|r| missed_report_year(&r.content))
         .collect();
-    years
-        .into_iter()
-        .filter(|year| {
-            !records
-                .iter()
-                .any(|f| reports_on(f, *year) && f.status_on(today) != RecordStatus::Withdrawn)
-        })
-        .collect()
+    if behind.is_empty() {
+        return None;
+    }
+    Some(
+        reports_owed(behind, today)
+            .into_iter()
+            .filter(|year| {
+                !records
+                    .iter()
+                    .any(|f| reports_on(f, *year) && f.status_on(today) != RecordStatus::Withdrawn)
+            })
+            .collect(),
+    )
 }
 
 /// Assesses `record` among the enterprise's `records` (to see whether it is on the
@@ -285,23 +315,32 @@ pub fn assess(
     if let (RecordKind::AbnormalOperationsListing, Some(AbnormalCause::AnnualReportNotFiled)) =
         (c.kind, c.attributes.abnormal_cause)
     {
-        // Listed for a missed annual report: the cure is filing it (补报), and until the
-        // report is on record no waiting period makes the listing repairable. Listings
-        // stored before they had to say the year are about the latest report late on
-        // their decision date, as remediation certificates count it.
+        // Listed for a missed annual report: the cure is filing it (补报), and every
+        // report that fell due since, and until they are on record no waiting period
+        // makes the listing repairable. Listings stored before they had to say the
+        // year are about the latest report late on their decision date, as
+        // remediation certificates count it.
         let year = missed_report_year(c);
-        let filed = records
-            .iter()
-            .any(|f| reports_on(f, year) && f.status_on(today) != RecordStatus::Withdrawn);
-        if !filed {
+        let unfiled: Vec<String> = reports_owed([record], today)
+            .into_iter()
+            .filter(|y| {
+                !records
+                    .iter()
+                    .any(|f| reports_on(f, *y) && f.status_on(today) != RecordStatus::Withdrawn)
+            })
+            .map(|y| y.to_string())
+            .collect();
+        if !unfiled.is_empty() {
             return Some(Assessment {
                 repairability: Repairability::RepairableLater,
                 from: None,
-                // What the application will need once the report is filed: a
+                // What the application will need once the reports are filed: a
                 // listing's, whatever its tier.
                 requirements: LISTING_REQUIREMENTS.to_vec(),
                 reason: format!(
-                    "Listed for not filing the {year} annual report: repaired by filing the {year} annual report first (补报{year}年度报告后方可申请修复)."
+                    "Listed for not filing the {year} annual report: repaired once every report owed since is filed, now the {} annual report(s) (补报{}年度报告后方可申请修复).",
+                    unfiled.join(", "),
+                    unfiled.join("、")
                 ),
             });
         }
@@ -322,7 +361,14 @@ pub fn assess(
     {
         // Listed after three years on the abnormal list over missed annual reports: the
         // obligations must be met first, every missed report filed.
-        let unfiled = unfiled_report_years(c.decision_date, records, today);
+        let Some(unfiled) = unfiled_report_years(c.decision_date, records, today) else {
+            return Some(Assessment {
+                repairability: Repairability::RepairableLater,
+                from: None,
+                requirements: rule.requirements.clone(),
+                reason: "Listed after three years on the abnormal-operations list over missed annual reports, but no abnormal-operations listing for a missed report is on record, so nothing says which reports are owed (无未报年报的经营异常记录): the market-regulation bureau must record those listings first.".into(),
+            });
+        };
         if !unfiled.is_empty() {
             let years: Vec<String> = unfiled.iter().map(i32::to_string).collect();
             return Some(Assessment {
@@ -639,6 +685,30 @@ mod tests {
                 .unwrap()
                 .repairability,
             Repairability::RepairableNow
+        );
+    }
+
+    /// A listing for three years on the abnormal list with no listing for a missed
+    /// report on record waits: nothing says which reports are owed, so nothing filed
+    /// can be shown to cure it.
+    #[test]
+    fn a_three_year_listing_with_nothing_behind_it_waits() {
+        let p = RepairPolicy::builtin();
+        let today = d("2026-12-01");
+        let mut listing = record(
+            RecordKind::SeriousDishonestyListing,
+            Tier::Serious,
+            "2024-07-10",
+            "2027-07-10",
+        );
+        listing.content.attributes.serious_listing_cause =
+            Some(SeriousListingCause::AbnormalListThreeYears);
+        let assessed = assess(&p, &listing, std::slice::from_ref(&listing), false, today).unwrap();
+        assert_eq!(assessed.repairability, Repairability::RepairableLater);
+        assert!(
+            assessed.reason.contains("无未报年报的经营异常记录"),
+            "{}",
+            assessed.reason
         );
     }
 

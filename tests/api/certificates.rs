@@ -626,7 +626,16 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
                 second,
                 A::UnreachableAddress,
             ),
-        ],
+        ]
+        .into_iter()
+        // Every other year owed from the first missed through the latest late is
+        // filed, those that fell due while listed too; the second missed year is not.
+        .chain(filings(
+            6,
+            years_owed_after(first, app.clock.today()).filter(|y| *y != second),
+            &date_days_ago(100),
+        ))
+        .collect(),
     )
     .await;
     let mut market = app.certificates(AgencyKind::MarketRegulation);
@@ -683,9 +692,13 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
         .iter()
         .map(|m| m["reportYear"].as_i64().unwrap())
         .collect();
-    assert_eq!(years, [i64::from(first), i64::from(second)]);
+    let owed: Vec<i64> = (first..=*years_owed_after(first, app.clock.today()).end())
+        .map(i64::from)
+        .collect();
+    assert_eq!(years, owed);
+    let second_at = years.iter().position(|y| *y == i64::from(second)).unwrap();
     assert_eq!(
-        subject["missedAnnualReports"][1]["filing"]["filedDate"],
+        subject["missedAnnualReports"][second_at]["filing"]["filedDate"],
         date_days_ago(50)
     );
     assert_eq!(
@@ -752,7 +765,14 @@ async fn a_remediation_certificate_is_superseded_when_a_filing_it_cites_is_withd
                 A::AnnualReportNotFiled,
             ),
             filing(16, "f-16", year, &date_days_ago(100)),
-        ],
+        ]
+        .into_iter()
+        .chain(filings(
+            16,
+            years_owed_after(year, app.clock.today()),
+            &date_days_ago(100),
+        ))
+        .collect(),
     )
     .await;
     let cert = issue(&app, remediation(16, "r-16")).await;
@@ -1179,13 +1199,25 @@ async fn the_demo_remediation_case_gets_its_certificate() {
     )
     .await;
     let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
-    assert_eq!(
-        doc["credentialSubject"]["missedAnnualReports"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    // Two years' listings (the first 200 + 3 × 365 + 60 days ago), and every report owed
+    // from the first missed year through the latest already late.
+    let late = credit_hub::domain::record::latest_late_report_year;
+    let today = credit_hub::api::today();
+    let first = late(today - chrono::Duration::days(200 + 3 * 365 + 60));
+    let reports = doc["credentialSubject"]["missedAnnualReports"]
+        .as_array()
+        .unwrap();
+    let years: Vec<i64> = reports
+        .iter()
+        .map(|r| r["reportYear"].as_i64().unwrap())
+        .collect();
+    let owed: Vec<i64> = (first..=late(today)).map(i64::from).collect();
+    assert_eq!(years, owed);
+    let listed = reports
+        .iter()
+        .filter(|r| !r["abnormalListing"].is_null())
+        .count();
+    assert_eq!(listed, 2);
     assert!(doc["credentialSubject"]["summary"]
         .as_str()
         .unwrap()

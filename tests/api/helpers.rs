@@ -555,6 +555,22 @@ pub fn filing(n: u32, source: &str, year: i32, date: &str) -> pb::Record {
     }
 }
 
+/// Filings of enterprise `n`, dated `date`, for each of `years` (source ids
+/// `f-{n}-{year}`).
+pub fn filings(n: u32, years: impl IntoIterator<Item = i32>, date: &str) -> Vec<pb::Record> {
+    years
+        .into_iter()
+        .map(|y| filing(n, &format!("f-{n}-{y}"), y, date))
+        .collect()
+}
+
+/// The years after `year` through the latest annual report already late `today`: those
+/// that fell due while an enterprise listed for missing `year`'s stood listed, which
+/// its cure needs filed as well.
+pub fn years_owed_after(year: i32, today: chrono::NaiveDate) -> std::ops::RangeInclusive<i32> {
+    year + 1..=credit_hub::domain::record::latest_late_report_year(today)
+}
+
 /// The number one SQL query answers, read straight from the test's database.
 pub async fn count_sql(app: &TestApp, sql: &str) -> i64 {
     sqlx::any::install_default_drivers();

@@ -282,6 +282,20 @@ async fn a_missed_annual_report_listing_waits_for_the_report() {
         &days_ago(&app, 5).to_string(),
     )])
     .await;
+    // The reports that fell due while it stood listed are owed too.
+    let later = years_owed_after(year, app.clock.today());
+    if !later.is_empty() {
+        let still = app.checkup(30).await;
+        let it = item(&still, &listed[0]);
+        assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
+        assert!(
+            it.reason.contains(&later.start().to_string()),
+            "{}",
+            it.reason
+        );
+        app.file(filings(30, later, &days_ago(&app, 5).to_string()))
+            .await;
+    }
     let cured = app.checkup(30).await;
     assert_eq!(
         item(&cured, &listed[0]).repairability,
@@ -985,12 +999,21 @@ async fn listings_are_repaired_by_curing_their_cause_whatever_their_tier() {
     let it = item(&waiting, &listed[1]);
     assert_eq!(it.repairability, pb::Repairability::RepairableLater as i32);
     assert!(it.reason.contains(&year.to_string()), "{}", it.reason);
-    app.file(vec![filing(
-        41,
-        "filing-41",
-        year,
-        &days_ago(&app, 5).to_string(),
-    )])
+    app.file(
+        [filing(
+            41,
+            "filing-41",
+            year,
+            &days_ago(&app, 5).to_string(),
+        )]
+        .into_iter()
+        .chain(filings(
+            41,
+            years_owed_after(year, app.clock.today()),
+            &days_ago(&app, 5).to_string(),
+        ))
+        .collect(),
+    )
     .await;
     assert_eq!(
         item(&app.checkup(41).await, &listed[1]).repairability,
