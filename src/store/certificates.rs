@@ -94,6 +94,20 @@ async fn repaired_at(tx: &mut Transaction<'static, Any>, record: &str) -> Result
 /// when the one listing in force that day, which it does not name, was withdrawn.
 const UNSTATED_LISTING_WITHDRAWN: &str = "证明出具日所据严重违法失信名单记录已撤回：the serious-dishonesty listing in force on the issue date was withdrawn after issue, so this certificate no longer describes the enterprise";
 
+/// The same for a listing revised (moved to another enterprise, redated, made another
+/// kind of record) after issue.
+const UNSTATED_LISTING_REVISED: &str = "证明出具日所据严重违法失信名单记录已更正：the serious-dishonesty listing in force on the issue date was corrected after issue, so this certificate no longer describes the enterprise";
+
+/// How a record a certificate may rest on was undone after issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Undone {
+    /// Withdrawn by its agency.
+    Withdrawn,
+    /// Replaced by a revision that moved it to another enterprise, or changed its kind,
+    /// decision date or repair: what a certificate said of it no longer holds.
+    Revised,
+}
+
 impl Store {
     /// Makes `key_id` the signing key: registers it if new, retiring the key that signed
     /// until now (which keeps verifying what it signed). Refuses a key id or public key
@@ -547,6 +561,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'static, Any>,
         record: &Record,
+        undone: Undone,
     ) -> Result<u64> {
         let Subject::Enterprise(uscc) = &record.content.subject else {
             return Ok(0);
@@ -561,11 +576,18 @@ impl Store {
         .bind(uscc.as_str())
         .fetch_all(&mut **tx)
         .await?;
-        let reason = format!(
-            "证明所载记录已撤回：{} (document {}) was withdrawn after issue, so this certificate no longer describes the enterprise",
-            record.resource_name(),
-            record.content.document_number
-        );
+        let reason = match undone {
+            Undone::Withdrawn => format!(
+                "证明所载记录已撤回：{} (document {}) was withdrawn after issue, so this certificate no longer describes the enterprise",
+                record.resource_name(),
+                record.content.document_number
+            ),
+            Undone::Revised => format!(
+                "证明所载记录已更正：{} (document {}) was corrected after issue (its enterprise, kind or decision date changed), so this certificate no longer describes the enterprise",
+                record.resource_name(),
+                record.content.document_number
+            ),
+        };
         // The enterprise's records as they now stand (this one withdrawn), read once
         // and only for a listing.
         let mut others: Option<Vec<Record>> = None;
@@ -615,10 +637,10 @@ impl Store {
             )
             // Shown to anyone who verifies: a withdrawn record the certificate did not
             // state is not named (withdrawn decisions leave publicity).
-            .bind(if stated {
-                reason.as_str()
-            } else {
-                UNSTATED_LISTING_WITHDRAWN
+            .bind(match (stated, undone) {
+                (true, _) => reason.as_str(),
+                (false, Undone::Withdrawn) => UNSTATED_LISTING_WITHDRAWN,
+                (false, Undone::Revised) => UNSTATED_LISTING_REVISED,
             })
             .bind(&serial)
             .execute(&mut **tx)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::certificates::Undone;
 use super::grades::{uscc_of, RolesLock, Targets};
 use super::request_log::{self, Replay, RequestKey};
 use super::sql::{bind_all, for_update, multi_insert, placeholders, Val};
@@ -526,6 +527,24 @@ impl Store {
             || self.affects_related(&replaced.iter().collect::<Vec<_>>());
         let regraded = self.regrade(tx, targets, related, today).await?;
         self.suspend_contradicted(tx, &written, today).await?;
+        // A revision that moves a record to another enterprise, or changes what a
+        // certificate says of it, leaves that statement untrue as a withdrawal would.
+        // (A change still inside a certificate's period suspended it just above: that
+        // stands, as only valid certificates are superseded.)
+        for before in &replaced {
+            let Some(after) = written.iter().find(|w| w.id == before.id) else {
+                continue;
+            };
+            let (b, a) = (&before.content, &after.content);
+            if b.subject != a.subject
+                || b.kind != a.kind
+                || b.decision_date != a.decision_date
+                || before.status != after.status
+            {
+                self.supersede_stating_withdrawn(tx, before, Undone::Revised)
+                    .await?;
+            }
+        }
         Ok((SubmitResult { records, outcomes }, regraded))
     }
 
@@ -705,7 +724,8 @@ impl Store {
         let regraded = self.regrade(&mut tx, targets, related, today).await?;
         // After the regrade has taken the enterprise's grading lock: a certificate
         // being issued meanwhile has committed by then, and is found.
-        self.supersede_stating_withdrawn(&mut tx, &record).await?;
+        self.supersede_stating_withdrawn(&mut tx, &record, Undone::Withdrawn)
+            .await?;
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&record)).await?;
         }

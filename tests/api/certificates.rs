@@ -585,6 +585,59 @@ async fn a_revision_changing_what_the_certificate_states_suspends_it() {
     );
 }
 
+/// A revision that moves a stated record to another enterprise, or its decision date out
+/// of the period, leaves the certificate untrue without contradicting it from inside
+/// the period: it is superseded, naming the corrected record.
+#[tokio::test]
+async fn a_revision_moving_a_stated_record_away_supersedes_the_certificate() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A), enterprise(9, ID_B)])
+        .await;
+    let penalty_of = |n: u32, source: &str| pb::Record {
+        tier: pb::Tier::Serious as i32,
+        document_number: format!("威开市监罚〔2026〕{n}号"),
+        ..penalty(&uscc(n), source)
+    };
+    let first = penalty_of(8, "p-8");
+    let second = penalty_of(8, "p-8-b");
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![first.clone(), second.clone()],
+    )
+    .await;
+    let cert = issue(&app, status_request(8, "issue-8")).await;
+
+    // Filed against the wrong enterprise: corrected to enterprise 9.
+    let mut moved = pb::Record {
+        subject: penalty(&uscc(9), "p-8").subject,
+        ..first
+    };
+    moved.provenance.as_mut().unwrap().revision = 2;
+    app.submit(AgencyKind::MarketRegulation, vec![moved]).await;
+    let verified = app.verify(&cert.document).await;
+    assert_eq!(
+        result_of(&verified),
+        VerificationResult::Superseded,
+        "{verified:?}"
+    );
+    assert!(
+        verified.reason.contains("corrected after issue"),
+        "{verified:?}"
+    );
+
+    // Redated to before the period.
+    let cert = issue(&app, status_request(8, "issue-8-again")).await;
+    let mut redated = second;
+    redated.decision_date = date_days_ago(400);
+    redated.provenance.as_mut().unwrap().revision = 2;
+    app.submit(AgencyKind::MarketRegulation, vec![redated])
+        .await;
+    assert_eq!(
+        result_of(&app.verify(&cert.document).await),
+        VerificationResult::Superseded
+    );
+}
+
 #[tokio::test]
 async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_the_listing_ends() {
     let app = spawn_app().await;
