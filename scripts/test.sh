@@ -15,8 +15,15 @@ if ! python_ready; then
   # Python marked externally managed (PEP 668, Debian 12, Ubuntu 24.04) refuses
   # packages installed beside its own. Without the venv module, pip as before.
   venv="${XDG_CACHE_HOME:-$HOME/.cache}/credit-hub/python"
-  if [ -x "$venv/bin/python3" ] || python3 -m venv "$venv" 2>/dev/null; then
+  # A venv left half-made (no pip: python3-venv was missing then) is made again.
+  if [ -x "$venv/bin/python3" ] && ! "$venv/bin/python3" -m pip --version >/dev/null 2>&1; then
+    rm -rf "$venv"
+  fi
+  if [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"; then
     export PATH="$venv/bin:$PATH"
+  else
+    rm -rf "$venv"
+    echo "scripts/test.sh: no Python venv (install python3-venv); trying the system pip" >&2
   fi
   python_ready || python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi

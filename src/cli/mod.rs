@@ -551,6 +551,15 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
             .expect("valid template"),
     );
+    // Notices go to stderr above the bar; without a terminal (a script, cron, `2>log`)
+    // the bar draws nothing and would swallow them, so they are printed plainly.
+    let notice = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for (b, chunk) in all.chunks(1000).enumerate() {
         let request = pb::BatchSubmitRecordsRequest {
@@ -578,7 +587,7 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
                     if let Some(wait) = wait.filter(|_| retries < BATCH_RETRIES) {
                         retries += 1;
                         if s.code() == tonic::Code::Unavailable {
-                            bar.println(format!(
+                            notice(format!(
                                 "batch {} not answered ({}); sending it again in {} s",
                                 b + 1,
                                 s.message(),
@@ -613,7 +622,7 @@ pub async fn records_submit(args: &ClientArgs, file: &std::path::Path) -> anyhow
                     .as_ref()
                     .map_or(1, |p| p.revision.max(1));
                 let stored = response.records.get(k).and_then(|r| r.provenance.as_ref());
-                bar.println(format!(
+                notice(format!(
                     "{}:{}: stale: revision {given} is older than the stored revision {}; ignored",
                     file.display(),
                     lines[b * 1000 + k],

@@ -147,18 +147,26 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
+            // An agency not shown grades gets none (GRADE_UNSPECIFIED, score 0): said
+            // so, not printed as a score of 0.
+            let graded = c.current_grade != pb::Grade::Unspecified as i32;
             if args.json {
                 let grade = |g: i32| enum_name(g, pb::Grade::as_str_name, "GRADE_");
+                let grades = graded.then(|| {
+                    serde_json::json!({
+                        "current_grade": grade(c.current_grade),
+                        "current_score": c.current_score,
+                        "grade_after_repair": grade(c.grade_after_repair),
+                        "score_after_repair": c.score_after_repair,
+                    })
+                });
                 crate::out!(
                     "{}",
                     serde_json::json!({
                         "enterprise": c.enterprise,
                         "name": c.enterprise_display_name,
                         "in_bankruptcy_restructuring": c.in_bankruptcy_restructuring,
-                        "current_grade": grade(c.current_grade),
-                        "current_score": c.current_score,
-                        "grade_after_repair": grade(c.grade_after_repair),
-                        "score_after_repair": c.score_after_repair,
+                        "grades": grades,
                         "items": c.items.iter().map(|i| serde_json::json!({
                             "record": i.record,
                             "document_number": i.document_number,
@@ -181,18 +189,24 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 c.enterprise_display_name,
                 c.enterprise
             );
-            crate::out!(
-                "grade now {} ({}); after repairing what can be repaired today or is applied for {} ({}){}",
-                grade(c.current_grade),
-                c.current_score,
-                grade(c.grade_after_repair),
-                c.score_after_repair,
-                if c.in_bankruptcy_restructuring {
-                    "; in bankruptcy restructuring"
-                } else {
-                    ""
-                }
-            );
+            let restructuring = if c.in_bankruptcy_restructuring {
+                "; in bankruptcy restructuring"
+            } else {
+                ""
+            };
+            if graded {
+                crate::out!(
+                    "grade now {} ({}); after repairing what can be repaired today or is applied for {} ({}){restructuring}",
+                    grade(c.current_grade),
+                    c.current_score,
+                    grade(c.grade_after_repair),
+                    c.score_after_repair,
+                );
+            } else {
+                crate::out!(
+                    "grades are not shown to this agency (they need grades:read and the CREDIT_REPAIR purpose){restructuring}"
+                );
+            }
             if c.items.is_empty() {
                 crate::out!("no active negative records");
             }

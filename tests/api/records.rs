@@ -1009,13 +1009,28 @@ async fn the_cli_names_a_refused_record_by_its_file_line() {
     assert_eq!(app.store.count_records().await.unwrap(), 0);
 
     std::fs::write(&file, format!("{good}\n\n{}\n", line("2", "2026-10-02"))).unwrap();
-    let out = run(file).await;
+    let out = run(file.clone()).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(app.store.count_records().await.unwrap(), 2);
+
+    // A line older than what is stored is passed over and named on stderr, also when
+    // stderr is not a terminal (here a pipe), where no progress bar is drawn.
+    let revised = good.replacen('{', r#"{"revision":2,"#, 1);
+    std::fs::write(&file, format!("{revised}\n")).unwrap();
+    assert!(run(file.clone()).await.status.success());
+    std::fs::write(&file, format!("\n{good}\n")).unwrap();
+    let out = run(file.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected = format!(
+        "{}:2: stale: revision 1 is older than the stored revision 2",
+        file.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
 }
 
 /// Penalty measures belong to administrative penalties: on a dishonest-debtor record a

@@ -374,6 +374,41 @@ async fn the_checkup_shows_grades_only_to_callers_that_may_read_them() {
         );
         assert_eq!(without.items, with_grades.items);
     }
+
+    // The CLI says so rather than printing the empty grade as a score of 0.
+    let (_, token) = app
+        .store
+        .create_agency(credit_hub::store::NewAgency {
+            display_name: "修复窗口".into(),
+            kind: AgencyKind::MarketRegulation,
+            scopes: BTreeSet::from([Scope::RepairManage]),
+            cert_subject: None,
+        })
+        .await
+        .unwrap();
+    for json in [false, true] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_credit-hub"));
+        command
+            .args(["repair", "checkup", &uscc(32)])
+            .args(["--addr", &app.addr, "--token", &token]);
+        if json {
+            command.arg("--json");
+        }
+        let out = command.output().await.expect("run credit-hub");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert!(v["grades"].is_null(), "{stdout}");
+        } else {
+            assert!(stdout.contains("grades are not shown"), "{stdout}");
+            assert!(!stdout.contains("UNSPECIFIED"), "{stdout}");
+        }
+    }
 }
 
 #[tokio::test]
