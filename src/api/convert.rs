@@ -518,15 +518,18 @@ fn minor_never_listed(v: &mut Violations, path: &str, r: &pb::Record, decided: N
     let Ok(id) = IdNumber::parse(&p.id_number) else {
         return; // refused as such already
     };
-    let adult = id
+    // Full years (周岁) count from the day after the birthday (SPC, 法释〔2006〕1号 Art.
+    // 2): on the 18th birthday itself the person is still treated as a minor.
+    let eighteenth_birthday = id
         .birth_date()
         .checked_add_months(chrono::Months::new(18 * 12))
         .unwrap_or(NaiveDate::MAX);
-    if decided < adult {
+    if decided <= eighteenth_birthday {
         v.add(
             format!("{path}.subject.person"),
             "a minor is never listed as a dishonest judgment debtor (SPC 2017): the person \
-             was under 18 on the decision date",
+             was under 18 on the decision date (18 full years count from the day after the \
+             18th birthday)",
         );
     }
 }

@@ -305,7 +305,8 @@ async fn a_court_lists_a_person_who_is_found_by_id_number_and_shown_masked() {
 }
 
 /// A minor is never listed as a dishonest judgment debtor (SPC 2017): a listing decided
-/// before the person's 18th birthday is refused, one on that day accepted.
+/// on or before the person's 18th birthday is refused (full years count from the day
+/// after it), one the day after accepted.
 #[tokio::test]
 async fn a_minor_is_never_listed_as_a_dishonest_judgment_debtor() {
     let app = spawn_app().await;
@@ -324,7 +325,7 @@ async fn a_minor_is_never_listed_as_a_dishonest_judgment_debtor() {
     let mut court = app.records(AgencyKind::Court);
     let err = court
         .batch_submit_records(submit(
-            vec![listing(eighteen - chrono::Duration::days(1), "C-minor")],
+            vec![listing(eighteen, "C-minor")],
             "",
         ))
         .await
@@ -333,9 +334,12 @@ async fn a_minor_is_never_listed_as_a_dishonest_judgment_debtor() {
     assert!(err.message().contains("under 18"), "{err:?}");
     assert!(!err.message().contains(&digits[6..14]), "{err:?}");
     court
-        .batch_submit_records(submit(vec![listing(eighteen, "C-adult")], ""))
+        .batch_submit_records(submit(
+            vec![listing(eighteen + chrono::Duration::days(1), "C-adult")],
+            "",
+        ))
         .await
-        .expect("listed on the day the person turned 18");
+        .expect("listed the day after the person's 18th birthday");
 }
 
 #[tokio::test]
