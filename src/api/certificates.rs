@@ -289,24 +289,6 @@ impl CertificateService for CertificateApi {
                 certificate: Some(certificate_out(&existing, now)),
             }));
         }
-        let enterprise = self
-            .state
-            .store
-            .get_enterprise(&uscc)
-            .await?
-            .ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
-        // A certificate is for resuming business: one that no longer exists has none.
-        if enterprise.status == EnterpriseStatus::Deregistered {
-            return Err(Error::FailedPrecondition(vec![PreconditionViolation {
-                kind: "ENTERPRISE_DEREGISTERED".into(),
-                subject: uscc.resource_name(),
-                description: format!(
-                    "{} is deregistered (注销): no certificate is issued for it",
-                    uscc.resource_name()
-                ),
-            }])
-            .into());
-        }
         let issued: DateTime<Utc> =
             DateTime::from_timestamp_millis(now - now % 1000).unwrap_or_else(Utc::now);
         let valid_until = issued
@@ -316,7 +298,22 @@ impl CertificateService for CertificateApi {
         let stored = self
             .state
             .store
-            .issue_certificate(&uscc, &key, |records| {
+            .issue_certificate(&uscc, &key, |enterprise, records| {
+                // Read with the records, under the lock a registry update takes too:
+                // a deregistration or new name is seen, or comes after.
+                let enterprise = enterprise.ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
+                // A certificate is for resuming business: one that no longer exists
+                // has none.
+                if enterprise.status == EnterpriseStatus::Deregistered {
+                    return Err(Error::FailedPrecondition(vec![PreconditionViolation {
+                        kind: "ENTERPRISE_DEREGISTERED".into(),
+                        subject: uscc.resource_name(),
+                        description: format!(
+                            "{} is deregistered (注销): no certificate is issued for it",
+                            uscc.resource_name()
+                        ),
+                    }]));
+                }
                 let statements = match (kind, period) {
                     (CertificateKind::CreditStatus, Some((s, e))) => {
                         credit_status_statements(records, s, e, today)

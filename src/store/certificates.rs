@@ -17,6 +17,7 @@ use crate::domain::certificate::{
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
+use crate::domain::enterprise::Enterprise;
 use crate::domain::ids::Uscc;
 use crate::domain::record::{Attributes, Record, Subject};
 use crate::domain::{self, PreconditionViolation};
@@ -38,6 +39,33 @@ pub struct CertificateFilter {
     pub uscc: Option<String>,
     /// `Valid` and `Expired` are told apart by `valid_until` at `now`.
     pub status: Option<CertificateStatus>,
+}
+
+/// The certificate an earlier request with `key` produced, read on `conn`; refuses a
+/// request id reused for a different request.
+async fn certificate_by_request_on(
+    conn: &mut sqlx::AnyConnection,
+    key: &RequestKey,
+) -> Result<Option<Certificate>> {
+    let row = sqlx::query("SELECT * FROM certificates WHERE agency_id = $1 AND request_id = $2")
+        .bind(&key.agency_id)
+        .bind(&key.request_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let digest: String = row.try_get("request_digest")?;
+    if digest != key.request_digest {
+        return Err(domain::Error::invalid(
+            "request_id",
+            format!(
+                "{} was already used to issue certificates/{} for a different request; use a new request_id",
+                key.request_id,
+                row.try_get::<String, _>("serial")?
+            ),
+        )
+        .into());
+    }
+    Ok(Some(certificate_from_row(&row)?))
 }
 
 fn certificate_from_row(row: &AnyRow) -> Result<Certificate> {
@@ -212,46 +240,39 @@ impl Store {
     /// The certificate an earlier request with `key` produced, if any. Refuses a
     /// request id reused for a different request.
     pub async fn certificate_by_request(&self, key: &RequestKey) -> Result<Option<Certificate>> {
-        let row =
-            sqlx::query("SELECT * FROM certificates WHERE agency_id = $1 AND request_id = $2")
-                .bind(&key.agency_id)
-                .bind(&key.request_id)
-                .fetch_optional(&self.write)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        let digest: String = row.try_get("request_digest")?;
-        if digest != key.request_digest {
-            return Err(domain::Error::invalid(
-                "request_id",
-                format!(
-                    "{} was already used to issue certificates/{} for a different request; use a new request_id",
-                    key.request_id,
-                    row.try_get::<String, _>("serial")?
-                ),
-            )
-            .into());
-        }
-        Ok(Some(certificate_from_row(&row)?))
+        let mut conn = self.write.acquire().await?;
+        certificate_by_request_on(&mut conn, key).await
     }
 
     /// Issues a certificate about `uscc` under `key`: `issue` builds and signs it from
-    /// every record about the enterprise, read in the transaction that stores it. The
-    /// read, the signing and the insert hold the enterprise's grading lock (PostgreSQL)
-    /// or the write lock (SQLite), as a record submission does until it has checked
-    /// the valid certificates it contradicts: a record arriving meanwhile is
-    /// either on the certificate or suspends it, never neither. When a concurrent
-    /// identical request got there first, its certificate is returned instead, so a
-    /// request id yields exactly one certificate.
+    /// the enterprise and every record about it, read in the transaction that stores
+    /// it (the enterprise None when it is not registered). The reads, the signing and
+    /// the insert hold the enterprise's grading lock (PostgreSQL) or the write lock
+    /// (SQLite), as a record submission or registry update does until it has checked
+    /// the valid certificates it contradicts: a record arriving meanwhile is either on
+    /// the certificate or suspends it, never neither, and a deregistration or new name
+    /// is either seen or comes after. When an identical request got there first (a
+    /// retry racing the original), its certificate is returned, before anything is
+    /// judged again, so a request id yields exactly one certificate.
     pub async fn issue_certificate(
         &self,
         uscc: &Uscc,
         key: &RequestKey,
-        issue: impl FnOnce(&[Record]) -> std::result::Result<Certificate, domain::Error>,
+        issue: impl FnOnce(
+            Option<&Enterprise>,
+            &[Record],
+        ) -> std::result::Result<Certificate, domain::Error>,
     ) -> Result<Certificate> {
         let mut tx = self.begin_write().await?;
         self.lock_grading(&mut tx, [uscc.as_str()]).await?;
+        if let Some(existing) = certificate_by_request_on(&mut tx, key).await? {
+            return Ok(existing);
+        }
+        let enterprise = super::enterprises::enterprises_in(self.backend, &mut tx, &[uscc])
+            .await?
+            .pop();
         let records = records_with_key(&mut *tx, uscc.as_str()).await?;
-        let cert = issue(&records)?;
+        let cert = issue(enterprise.as_ref(), &records)?;
         // A key a newer one replaced signs nothing more: what it signed after its
         // retirement would not verify offline against the published key list, and a
         // server still holding it (a replica the rotation has not reached) must not

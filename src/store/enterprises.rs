@@ -530,7 +530,7 @@ impl Store {
 }
 
 /// Loads enterprises with their roles, in the order of `usccs`; unknown ones are skipped.
-async fn enterprises_in(
+pub(super) async fn enterprises_in(
     backend: super::Backend,
     conn: &mut AnyConnection,
     usccs: &[&Uscc],

@@ -324,10 +324,7 @@ async fn a_minor_is_never_listed_as_a_dishonest_judgment_debtor() {
     };
     let mut court = app.records(AgencyKind::Court);
     let err = court
-        .batch_submit_records(submit(
-            vec![listing(eighteen, "C-minor")],
-            "",
-        ))
+        .batch_submit_records(submit(vec![listing(eighteen, "C-minor")], ""))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["records[0].subject.person"]);
