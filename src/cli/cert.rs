@@ -531,6 +531,21 @@ pub fn render_html(doc: &Value) -> anyhow::Result<String> {
             subject.pointer("/seriousDishonesty/listingsInPeriod"),
             &mut body,
         );
+        if let Some(path) = subject
+            .pointer("/seriousDishonesty/repairPath")
+            .and_then(Value::as_str)
+        {
+            body.push_str(&format!(
+                "<p>列入原因仅为未按时报送年度报告。{}</p>",
+                e(path)
+            ));
+        }
+        if let Some(note) = subject
+            .pointer("/criminalRecords/note")
+            .and_then(Value::as_str)
+        {
+            body.push_str(&format!("<h2>四、刑事犯罪记录</h2><p>{}</p>", e(note)));
+        }
     } else {
         items(
             "一、严重违法失信名单列入情况",

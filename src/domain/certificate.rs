@@ -2,6 +2,8 @@
 //! states, the W3C Verifiable Credential that carries the statements, and what a
 //! verifier concludes from a presented document. Signing is in `data_integrity`.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -130,6 +132,9 @@ struct Stated {
     summary: String,
     /// Repaired (信用修复) items are stated, and marked as such.
     repaired: bool,
+    /// A serious-dishonesty listing's cause (its code), so that a reader sees why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'static str>,
 }
 
 impl Stated {
@@ -143,6 +148,7 @@ impl Stated {
             publicity_end_date: r.content.publicity_end.to_string(),
             summary: r.content.summary.clone(),
             repaired: r.status == RecordStatus::Repaired,
+            cause: r.content.attributes.serious_listing_cause.map(|c| c.code()),
         }
     }
 }
@@ -207,20 +213,45 @@ pub fn credit_status_statements(
             (n, o) => format!("有{what}记录{n}条（其中{}条已信用修复）", n - o),
         }
     };
+    // Listed today only for three years on the abnormal list over missed annual
+    // reports: that reason is said outright, with its way off the list.
+    let listed_causes: BTreeSet<Option<SeriousListingCause>> = records
+        .iter()
+        .filter(|r| r.content.kind == RecordKind::SeriousDishonestyListing && is_active(r, today))
+        .map(|r| r.content.attributes.serious_listing_cause)
+        .collect();
+    let annual_report_only = listed_now
+        && listed_causes == BTreeSet::from([Some(SeriousListingCause::AbnormalListThreeYears)]);
     let summary = format!(
-        "{start}至{end}期间，{}；{}；{}。截至出具日{}严重违法失信名单。",
+        "{start}至{end}期间，{}；{}；{}。截至出具日{}严重违法失信名单{}。本证明不含刑事犯罪记录。",
         part(&penalties, "行政处罚"),
         part(&coercive, "行政强制"),
         part(&listings, "列入严重违法失信名单"),
-        if listed_now { "仍在" } else { "不在" }
+        if listed_now { "仍在" } else { "不在" },
+        if annual_report_only {
+            "，列入原因仅为未按时报送年度报告"
+        } else {
+            ""
+        }
     );
+    let mut serious = json!({
+        "listedOnIssueDate": listed_now,
+        "listingsInPeriod": listings,
+    });
+    if annual_report_only {
+        serious["onlyForMissedAnnualReports"] = true.into();
+        serious["repairPath"] = "补报所缺年度报告并公示后，可申请移出严重违法失信名单（信用修复）；补报后亦可申请年报补报情况证明。".into();
+    }
     json!({
         "period": { "startDate": start.to_string(), "endDate": end.to_string() },
         "administrativePenalties": penalties,
         "administrativeCoerciveMeasures": coercive,
-        "seriousDishonesty": {
-            "listedOnIssueDate": listed_now,
-            "listingsInPeriod": listings,
+        "seriousDishonesty": serious,
+        // This service gathers no criminal records (courts and procuratorates keep
+        // them): the certificate says so rather than seeming to cover them.
+        "criminalRecords": {
+            "covered": false,
+            "note": "本平台不归集刑事犯罪记录，本证明不作证明；如需请向有关机关查询。",
         },
         "summary": summary,
     })

@@ -699,6 +699,33 @@ async fn remediation_is_refused_with_every_unmet_condition_and_superseded_when_t
     assert_eq!(err.code(), Code::FailedPrecondition);
     let unmet = err.get_details_precondition_failure().unwrap().violations;
     assert_eq!(unmet.len(), 1, "{unmet:?}");
+
+    // Its credit-status certificate says outright that missed reports are the only
+    // reason it is listed, and how it gets off the list; another cause gets neither.
+    // Both say they cover no criminal records.
+    for (n, only_reports) in [(6, true), (7, false)] {
+        let cert = issue(&app, status_request(n, &format!("status-{n}"))).await;
+        let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+        let serious = &doc["credentialSubject"]["seriousDishonesty"];
+        assert_eq!(serious["listedOnIssueDate"], true);
+        assert_eq!(serious["repairPath"].is_string(), only_reports, "{serious}");
+        let cause = if only_reports {
+            "ABNORMAL_LIST_THREE_YEARS"
+        } else {
+            "SERIOUS_VIOLATION"
+        };
+        assert_eq!(serious["listingsInPeriod"][0]["cause"], cause);
+        assert_eq!(
+            doc["credentialSubject"]["criminalRecords"]["covered"],
+            false
+        );
+        let summary = doc["credentialSubject"]["summary"].as_str().unwrap();
+        assert_eq!(
+            summary.contains("仅为未按时报送年度报告"),
+            only_reports,
+            "{summary}"
+        );
+    }
     assert_eq!(unmet[0].r#type, "ANNUAL_REPORT_NOT_FILED");
     assert!(
         unmet[0].description.contains(&second.to_string()),
