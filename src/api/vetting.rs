@@ -595,11 +595,11 @@ impl VettingService for VettingApi {
             .collect();
         subjects.extend(disclosed_enterprises(&report.results));
         note.subjects(subjects);
+        // Another office's report is answered as one that does not exist: a different
+        // answer would confirm to anyone holding the scope that someone was vetted
+        // under that id. (The attempt is still logged with the persons in it.)
         if report.agency_id != agency.id {
-            return Err(Error::PermissionDenied(format!(
-                "vettingReports/{id} belongs to another agency; only the office that ran a cross-check may read it"
-            ))
-            .into());
+            return Err(Error::NotFound(format!("vettingReports/{id}")).into());
         }
         // Reading a report again discloses what the cross-check did, for the same
         // purpose and case: bound and audited as that purpose.

@@ -374,13 +374,26 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         app.channel.clone(),
         credit_hub::cli::Bearer::new(&other_token).unwrap(),
     );
+    // Another office's report is answered as a missing one would be: nothing says it
+    // exists.
     let err = other
         .get_vetting_report(pb::GetVettingReportRequest {
             name: summary.report.clone(),
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let missing_name = format!("vettingReports/{}", "0".repeat(32));
+    let missing = other
+        .get_vetting_report(pb::GetVettingReportRequest {
+            name: missing_name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message().replace(&summary.report, "X"),
+        missing.message().replace(&missing_name, "X")
+    );
     let none = other
         .list_vetting_reports(pb::ListVettingReportsRequest::default())
         .await
