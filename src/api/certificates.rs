@@ -319,7 +319,7 @@ impl CertificateService for CertificateApi {
                         credit_status_statements(records, s, e, today)
                     }
                     (CertificateKind::AnnualReportRemediation, _) => {
-                        remediation_statements(&uscc, records, today)
+                        remediation_statements(&uscc, records, today, today)
                             .map_err(Error::FailedPrecondition)?
                     }
                     (CertificateKind::CreditStatus, None) => {

@@ -40,10 +40,18 @@ where
     crate::catch_panic::spawn_stream(tx, disclosure, async move {
         match deadline {
             None => work.await,
-            Some(d) => tokio::select! {
-                _ = work => {}
-                _ = tokio::time::sleep_until(d.end().into()) => ended.ended(&d.exceeded()).await,
-            },
+            Some(d) => {
+                let cut = tokio::select! {
+                    // The deadline first when both are ready: the answer's side ends
+                    // the stream then, which can wake the work too (its reader gone).
+                    biased;
+                    _ = tokio::time::sleep_until(d.end().into()) => true,
+                    _ = work => tokio::time::Instant::now() >= d.end().into(),
+                };
+                if cut {
+                    ended.ended(&d.exceeded()).await;
+                }
+            }
         }
     });
     Response::new(Box::pin(UntilDeadline {
@@ -54,7 +62,9 @@ where
 }
 
 /// The answer's side of the deadline: it ends with DEADLINE_EXCEEDED at once, even when
-/// messages the caller has not read yet fill the channel (the task could not say so).
+/// messages the caller has not read yet fill the channel (the task could not say so),
+/// unless the task had already finished: then what it sent is the whole answer, and is
+/// delivered.
 struct UntilDeadline<T> {
     inner: tokio_stream::wrappers::ReceiverStream<Result<T, Status>>,
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, CallDeadline)>,
@@ -68,8 +78,9 @@ impl<T> Stream for UntilDeadline<T> {
         if self.done {
             return Poll::Ready(None);
         }
+        let finished = self.inner.as_ref().is_closed();
         if let Some((sleep, d)) = &mut self.deadline {
-            if sleep.as_mut().poll(cx).is_ready() {
+            if !finished && sleep.as_mut().poll(cx).is_ready() {
                 let status = d.exceeded();
                 self.done = true;
                 return Poll::Ready(Some(Err(status)));

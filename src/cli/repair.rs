@@ -149,7 +149,9 @@ pub async fn run(command: RepairCommand) -> anyhow::Result<()> {
                 .into_inner();
             // An agency not shown grades gets none (GRADE_UNSPECIFIED, score 0): said
             // so, not printed as a score of 0.
-            let graded = c.current_grade != pb::Grade::Unspecified as i32;
+            // (The grade after repair is always set when grades are shown; the
+            // current one is not for an enterprise not yet graded.)
+            let graded = c.grade_after_repair != pb::Grade::Unspecified as i32;
             if args.json {
                 let grade = |g: i32| enum_name(g, pb::Grade::as_str_name, "GRADE_");
                 let grades = graded.then(|| {

@@ -165,6 +165,19 @@ fn stated_on(r: &Record, today: NaiveDate) -> bool {
     }
 }
 
+/// Whether revising `before` into `after` can leave what a certificate said of it
+/// untrue: it moved to another enterprise, or changed kind, decision date, publicity
+/// end (a listing's time in force), listing cause or repair.
+pub fn revision_undoes(before: &Record, after: &Record) -> bool {
+    let (b, a) = (&before.content, &after.content);
+    b.subject != a.subject
+        || b.kind != a.kind
+        || b.decision_date != a.decision_date
+        || b.publicity_end != a.publicity_end
+        || b.attributes.serious_listing_cause != a.attributes.serious_listing_cause
+        || before.status != after.status
+}
+
 /// Whether a credit-status certificate over `start..=end` states the record: penalties
 /// and coercive measures decided in the period; serious-dishonesty listings in force at
 /// any time in it, however long before it they were decided (an enterprise listed the
@@ -267,10 +280,14 @@ fn missed_year(listing: &Record) -> i32 {
 /// abnormal-operations listings behind it were for missed annual reports, and every
 /// report owed since the first one missed (see [`super::repair::reports_owed`]) has
 /// since been filed.
+/// The reports owed are those already late on `reports_due_by`: today when issuing,
+/// the issue date when checking an issued certificate (a report falling due since
+/// makes it no less true).
 pub fn remediation_statements(
     uscc: &Uscc,
     records: &[Record],
     today: NaiveDate,
+    reports_due_by: NaiveDate,
 ) -> Result<Value, Vec<PreconditionViolation>> {
     let subject = uscc.resource_name();
     let mut unmet = Vec::new();
@@ -352,7 +369,7 @@ pub fn remediation_statements(
     }
     let mut reports = Vec::new();
     // Every year from the first one missed, those that fell due while listed included.
-    let owed = super::repair::reports_owed(missed.iter().copied(), today);
+    let owed = super::repair::reports_owed(missed.iter().copied(), reports_due_by);
     for &year in &owed {
         // The listing for that year, when the bureau recorded one.
         let listed = missed.iter().find(|a| missed_year(a) == year);
@@ -362,6 +379,8 @@ pub fn remediation_statements(
             .filter(|r| r.status != RecordStatus::Withdrawn)
             .min_by_key(|r| r.content.decision_date);
         match filing {
+            // Filed on time while listed: owed, and not missed.
+            Some(f) if listed.is_none() && super::repair::filed_on_time(f, year) => {}
             Some(f) => reports.push(json!({
                 "reportYear": year,
                 "abnormalListing": listed.map(|a| Stated::of(a)),
@@ -383,7 +402,11 @@ pub fn remediation_statements(
     if !unmet.is_empty() {
         return Err(unmet);
     }
-    let years: Vec<String> = owed.iter().map(|y| y.to_string()).collect();
+    let years: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r["reportYear"].as_i64())
+        .map(|y| y.to_string())
+        .collect();
     let summary = format!(
         "该企业因被列入经营异常名录届满3年仍未履行相关义务被列入严重违法失信名单，列入原因仅为未按时报送年度报告；所缺{}年度年报均已补报公示。该企业尚未移出严重违法失信名单，本证明据实说明上述情况。",
         years.join("、")
@@ -837,7 +860,7 @@ mod tests {
         // 2024 and 2025 fell due while the enterprise stood listed: owed too, though
         // no listing of their own names them.
         let unfiled = |records: &[Record]| -> Vec<bool> {
-            let unmet = remediation_statements(&uscc(), records, today).unwrap_err();
+            let unmet = remediation_statements(&uscc(), records, today, today).unwrap_err();
             assert!(unmet.iter().all(|u| u.kind == "ANNUAL_REPORT_NOT_FILED"));
             [2023, 2024, 2025]
                 .iter()
@@ -849,7 +872,7 @@ mod tests {
         assert_eq!(unfiled(&records), [false, true, true]);
         records.push(filing("f3", 2024));
         records.push(filing("f4", 2025));
-        let statements = remediation_statements(&uscc(), &records, today).unwrap();
+        let statements = remediation_statements(&uscc(), &records, today, today).unwrap();
         let reports = statements["missedAnnualReports"].as_array().unwrap();
         let years: Vec<i64> = reports
             .iter()
@@ -868,9 +891,75 @@ mod tests {
         );
     }
 
+    /// A certificate issued before 1 July is checked against the reports owed on its
+    /// issue date: the next year's report falling due does not make it untrue.
+    #[test]
+    fn remediation_is_judged_by_the_reports_due_on_its_issue_date() {
+        let records = vec![
+            listing("s1", SeriousListingCause::AbnormalListThreeYears),
+            abnormal("a1", "2023-07-01", 2022),
+            filing("f1", 2022),
+            filing("f2", 2023),
+            filing("f3", 2024),
+            filing("f4", 2025),
+        ];
+        let issued = d("2027-05-10");
+        let at_issue = remediation_statements(&uscc(), &records, issued, issued).unwrap();
+        let later = d("2027-07-02");
+        let checked = remediation_statements(&uscc(), &records, later, issued).unwrap();
+        assert_eq!(stated_reports(&at_issue), stated_reports(&checked));
+        // Issued today, the 2026 report is owed too.
+        assert!(remediation_statements(&uscc(), &records, later, later).is_err());
+    }
+
+    /// A listing repaired long ago does not make every year since "missed"; a year
+    /// filed on time while listed is owed but was not missed, and is not stated so.
+    #[test]
+    fn only_missed_years_are_stated_as_missed() {
+        let today = d("2026-12-01");
+        // Cured: 2021 (no filing on record) is not owed because of it.
+        let mut cured = abnormal("a0", "2022-08-01", 2020);
+        cured.status = RecordStatus::Repaired;
+        let mut on_time = filing("f4", 2024);
+        on_time.content.decision_date = d("2025-05-01");
+        let records = vec![
+            listing("s1", SeriousListingCause::AbnormalListThreeYears),
+            cured,
+            filing("f0", 2020),
+            abnormal("a1", "2023-07-01", 2022),
+            filing("f1", 2022),
+            filing("f2", 2023),
+            on_time,
+            filing("f5", 2025),
+        ];
+        let statements = remediation_statements(&uscc(), &records, today, today).unwrap();
+        let years: Vec<i64> = stated_reports(&statements)
+            .iter()
+            .map(|(y, _)| *y)
+            .collect();
+        assert_eq!(years, [2020, 2022, 2023, 2025]);
+    }
+
+    /// A revision undoes what a certificate said of a record when it changes what the
+    /// certificate states, not when it corrects a summary.
+    #[test]
+    fn revisions_that_change_a_statement_undo_it() {
+        let before = listing("s1", SeriousListingCause::AbnormalListThreeYears);
+        let mut summary = before.clone();
+        summary.content.summary = "更正摘要".into();
+        assert!(!revision_undoes(&before, &summary));
+        let mut cause = before.clone();
+        cause.content.attributes.serious_listing_cause =
+            Some(SeriousListingCause::SeriousViolation);
+        assert!(revision_undoes(&before, &cause));
+        let mut ended = before.clone();
+        ended.content.publicity_end = d("2026-08-01");
+        assert!(revision_undoes(&before, &ended));
+    }
+
     /// The kinds of unmet condition a remediation certificate for `records` meets.
     fn unmet_kinds(records: &[Record], today: NaiveDate) -> Vec<String> {
-        remediation_statements(&uscc(), records, today)
+        remediation_statements(&uscc(), records, today, today)
             .unwrap_err()
             .into_iter()
             .map(|v| v.kind)
@@ -900,7 +989,7 @@ mod tests {
                 "ANNUAL_REPORT_NOT_FILED"
             ]
         );
-        let none = remediation_statements(&uscc(), &[], today).unwrap_err();
+        let none = remediation_statements(&uscc(), &[], today, today).unwrap_err();
         assert_eq!(none[0].kind, "NOT_ON_SERIOUS_DISHONESTY_LIST");
 
         // Once the other cause is cured it no longer stands in the way.

@@ -176,23 +176,37 @@ pub fn reports_on(filing: &Record, year: i32) -> bool {
 }
 
 /// The annual reports owed by an enterprise whose abnormal-operations listings for
-/// missed reports are `behind`: every year from the earliest one missed through the
-/// latest report already late `today`. A year that fell due while the enterprise stood
-/// listed is owed as much as the one that listed it: a listing is removed only once
-/// every unreported year is filed (企业经营异常名录管理暂行办法: 补报未报年份的年度报告).
-/// Empty when `behind` is.
+/// missed reports are `behind`: each listing's year, and every year from the earliest
+/// one still uncured (not repaired) through the latest report already late on
+/// `due_by`. A year that fell due while the enterprise stood listed is owed as much as
+/// the one that listed it: a listing is removed only once every unreported year is
+/// filed (企业经营异常名录管理暂行办法: 补报未报年份的年度报告). Empty when `behind` is.
 pub fn reports_owed<'a>(
     behind: impl IntoIterator<Item = &'a Record>,
-    today: NaiveDate,
+    due_by: NaiveDate,
 ) -> BTreeSet<i32> {
+    let behind: Vec<&Record> = behind.into_iter().collect();
     let mut years: BTreeSet<i32> = behind
-        .into_iter()
+        .iter()
         .map(|a| missed_report_year(&a.content))
         .collect();
-    if let Some(&first) = years.first() {
-        years.extend(first..=latest_late_report_year(today));
+    let uncured = behind
+        .iter()
+        .filter(|a| a.status != RecordStatus::Repaired)
+        .map(|a| missed_report_year(&a.content))
+        .min();
+    if let Some(first) = uncured {
+        years.extend(first..=latest_late_report_year(due_by));
     }
     years
+}
+
+/// Whether `filing` reported on `year` on time (by 30 June of the next year): that year
+/// was not missed.
+pub fn filed_on_time(filing: &Record, year: i32) -> bool {
+    reports_on(filing, year)
+        && NaiveDate::from_ymd_opt(year + 1, 6, 30)
+            .is_some_and(|d| filing.content.decision_date <= d)
 }
 
 /// The reports a serious-dishonesty listing decided on `listed` for three years on the

@@ -632,7 +632,11 @@ impl Store {
                 // the certificate was issued.
                 let mut still = false;
                 for r in others.iter().flatten() {
-                    if r.id == record.id || !listing_in_force_on(r, issued_on) {
+                    // The record as it now stands counts too when it was revised: a
+                    // listing redated but still in force that day keeps it true.
+                    if (r.id == record.id && undone == Undone::Withdrawn)
+                        || !listing_in_force_on(r, issued_on)
+                    {
                         continue;
                     }
                     still = match r.status {
@@ -684,7 +688,7 @@ impl Store {
         let usccs: Vec<&str> = usccs.into_iter().collect();
         // Few enterprises hold one: one read finds them, and the checks run only then.
         let sql = format!(
-            "SELECT serial, uscc, document FROM certificates \
+            "SELECT serial, uscc, document, issued_at FROM certificates \
              WHERE kind = 'ANNUAL_REPORT_REMEDIATION' AND status = 'VALID' AND {}",
             in_json(self.backend, "uscc", 1)
         );
@@ -692,12 +696,19 @@ impl Store {
             .fetch_all(&mut **tx)
             .await?
             .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-            .collect::<Result<Vec<(String, String, String)>>>()?;
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            })
+            .collect::<Result<Vec<(String, String, String, i64)>>>()?;
         if valid.is_empty() {
             return Ok(0);
         }
-        let mut holders: Vec<&str> = valid.iter().map(|(_, u, _)| u.as_str()).collect();
+        let mut holders: Vec<&str> = valid.iter().map(|(_, u, _, _)| u.as_str()).collect();
         holders.sort_unstable();
         holders.dedup();
         let left = self.supersede_delisted(tx, &holders, today).await?;
@@ -747,14 +758,18 @@ impl Store {
     async fn supersede_unfounded(
         &self,
         tx: &mut Transaction<'static, Any>,
-        valid: &[(String, String, String)],
+        valid: &[(String, String, String, i64)],
         today: NaiveDate,
     ) -> Result<u64> {
         let mut superseded = 0;
-        for (serial, uscc, document) in valid {
+        for (serial, uscc, document, issued_at) in valid {
             let records = records_with_key(&mut **tx, uscc).await?;
             let enterprise = Uscc::parse(uscc).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let reason = match remediation_statements(&enterprise, &records, today) {
+            let issued_on = issue_date(*issued_at)
+                .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
+            // The reports owed on its issue date: one falling due since makes it no
+            // less true (a remediation certificate is not a promise about next year).
+            let reason = match remediation_statements(&enterprise, &records, today, issued_on) {
                 Err(unmet) => unmet.into_iter().next().map(|u| {
                     format!("证明所据情况已变化：{}", u.description)
                 }),

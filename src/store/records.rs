@@ -535,12 +535,7 @@ impl Store {
             let Some(after) = written.iter().find(|w| w.id == before.id) else {
                 continue;
             };
-            let (b, a) = (&before.content, &after.content);
-            if b.subject != a.subject
-                || b.kind != a.kind
-                || b.decision_date != a.decision_date
-                || before.status != after.status
-            {
+            if crate::domain::certificate::revision_undoes(before, after) {
                 self.supersede_stating_withdrawn(tx, before, Undone::Revised)
                     .await?;
             }
