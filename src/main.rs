@@ -64,6 +64,11 @@ struct ServeArgs {
     /// RetryInfo at once (health and reflection are never refused).
     #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
+    /// Most writes of one agency waiting for the database at once (each holds one of
+    /// --max-concurrent-calls); more get RESOURCE_EXHAUSTED with RetryInfo at once, so
+    /// one partner's burst cannot crowd the others out.
+    #[arg(long, env = "CREDIT_HUB_MAX_QUEUED_WRITES_PER_AGENCY", default_value_t = credit_hub::overload::DEFAULT_MAX_QUEUED_WRITES_PER_AGENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_queued_writes_per_agency: usize,
     /// Seconds any request body has to arrive, whatever its size; past it, a call whose
     /// body is still arriving gets DEADLINE_EXCEEDED (REQUEST_TOO_SLOW), so a slow
     /// sender cannot hold a call slot. See --request-body-min-rate.
@@ -854,6 +859,7 @@ async fn serve(args: ServeArgs, demo_seed: Option<u64>) -> anyhow::Result<()> {
         .purposes(purposes)
         .default_rate_limit(Some(args.default_rate_limit).filter(|r| *r > 0))
         .max_concurrent_calls(args.max_concurrent_calls)
+        .max_queued_writes_per_agency(args.max_queued_writes_per_agency)
         .request_body_pace(credit_hub::pace::BodyPace {
             grace: positive_seconds("--request-body-grace-secs", args.request_body_grace_secs)?,
             min_rate: args.request_body_min_rate,

@@ -176,21 +176,75 @@ pub const WRITE_METHODS: &[&str] = &[
 /// ends the wait sooner, as DEADLINE_EXCEEDED).
 pub const MAX_WRITE_WAIT: Duration = Duration::from_secs(30);
 
+/// Default most writes of one agency waiting for a slot at once.
+pub const DEFAULT_MAX_QUEUED_WRITES_PER_AGENCY: usize = 64;
+
 /// The step (wrap it in a `StepLayer`) that queues writes for the store's write slots;
 /// inside authentication (refused callers never queue) and inside the audit layer
-/// (whose deadline ends the wait).
+/// (whose deadline ends the wait). Each waiting write holds one of the calls the load
+/// shedder admits, so one agency may have only so many waiting: beyond that its writes
+/// are refused at once, and a burst of one partner's batches cannot crowd the others'
+/// calls out.
 #[derive(Clone)]
 pub struct WriteQueue {
     slots: Arc<Semaphore>,
+    per_agency: usize,
+    waiting: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
 impl WriteQueue {
-    /// At most `slots` writes at once.
-    pub fn new(slots: usize) -> Self {
+    /// At most `slots` writes at once, and `per_agency` of one agency waiting.
+    pub fn new(slots: usize, per_agency: usize) -> Self {
         WriteQueue {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            per_agency: per_agency.max(1),
+            waiting: Arc::default(),
         }
     }
+
+    /// Counts a write of `agency` as waiting, unless `per_agency` already are: then
+    /// None. The count drops with the returned place.
+    fn wait_place(&self, agency: &str) -> Option<WaitPlace> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let n = waiting.entry(agency.to_string()).or_default();
+        if *n >= self.per_agency {
+            return None;
+        }
+        *n += 1;
+        Some(WaitPlace {
+            waiting: self.waiting.clone(),
+            agency: agency.to_string(),
+        })
+    }
+}
+
+/// A write's place among its agency's waiting writes.
+struct WaitPlace {
+    waiting: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    agency: String,
+}
+
+impl Drop for WaitPlace {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = waiting.get_mut(&self.agency) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.agency);
+            }
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED (OVERLOADED) for a write that cannot wait for a slot.
+fn writes_overloaded(message: &str) -> HttpResponse {
+    status(
+        tonic::Code::ResourceExhausted,
+        message,
+        "OVERLOADED",
+        tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+    )
+    .into_http()
 }
 
 impl Step for WriteQueue {
@@ -209,18 +263,27 @@ impl Step for WriteQueue {
         {
             return Box::pin(inner.call(req));
         }
+        let agency = req
+            .extensions()
+            .get::<crate::domain::agency::Agency>()
+            .map_or_else(String::new, |a| a.id.clone());
+        let Some(place) = self.wait_place(&agency) else {
+            let refusal = writes_overloaded(&format!(
+                "{} of this agency's writes are already waiting for the database; retry \
+                 shortly with the same request_id",
+                self.per_agency
+            ));
+            return Box::pin(async move { Ok(refusal) });
+        };
         let slots = self.slots.clone();
         Box::pin(async move {
             let Ok(Ok(slot)) = tokio::time::timeout(MAX_WRITE_WAIT, slots.acquire_owned()).await
             else {
-                return Ok(status(
-                    tonic::Code::ResourceExhausted,
+                return Ok(writes_overloaded(
                     "too many writes are waiting; retry shortly with the same request_id",
-                    "OVERLOADED",
-                    tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                )
-                .into_http());
+                ));
             };
+            drop(place);
             let response = inner.call(req).await;
             drop(slot);
             response

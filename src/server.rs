@@ -114,6 +114,7 @@ pub struct Server {
     audit: AuditSettings,
     default_rate: Option<u32>,
     max_concurrent_calls: usize,
+    max_queued_writes_per_agency: usize,
     shed_summary_every: Duration,
     body_pace: BodyPace,
     tls: Option<TlsFiles>,
@@ -150,6 +151,7 @@ impl Server {
             audit: AuditSettings::default(),
             default_rate: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_queued_writes_per_agency: crate::overload::DEFAULT_MAX_QUEUED_WRITES_PER_AGENCY,
             shed_summary_every: crate::overload::SHED_SUMMARY_EVERY,
             body_pace: BodyPace::default(),
             tls: None,
@@ -203,6 +205,13 @@ impl Server {
     /// and reflection are never refused).
     pub fn max_concurrent_calls(mut self, max: usize) -> Self {
         self.max_concurrent_calls = max;
+        self
+    }
+
+    /// Most writes of one agency waiting for a database write slot at once; more are
+    /// refused with RESOURCE_EXHAUSTED (OVERLOADED).
+    pub fn max_queued_writes_per_agency(mut self, max: usize) -> Self {
+        self.max_queued_writes_per_agency = max;
         self
     }
 
@@ -386,7 +395,10 @@ impl Server {
             .layer(StepLayer::new(
                 Authenticate::new(store.clone(), self.default_rate).with_peers(self.peers),
             ))
-            .layer(StepLayer::new(WriteQueue::new(store.write_slots())))
+            .layer(StepLayer::new(WriteQueue::new(
+                store.write_slots(),
+                self.max_queued_writes_per_agency,
+            )))
             .layer(tower::util::MapResponseLayer::new(
                 crate::api::codec::framing_errors as fn(HttpResponse) -> HttpResponse,
             ))

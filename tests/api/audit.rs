@@ -740,6 +740,65 @@ async fn an_agency_over_its_quota_is_refused_while_others_are_served() {
         .expect("served after the delay");
 }
 
+/// Writes waiting for the database each hold a call place: one agency may have only so
+/// many waiting, beyond which its writes are refused at once (and write nothing),
+/// while another agency's write is still taken.
+#[tokio::test]
+async fn one_agencys_burst_of_writes_cannot_fill_the_queue() {
+    let app = spawn_app().await;
+    app.register((1..=10).map(|n| enterprise(n, ID_A)).collect())
+        .await;
+    let (channel, stop) = second_server(&app, |s| s.max_queued_writes_per_agency(1)).await;
+    let mut burst = tokio::task::JoinSet::new();
+    for b in 0..12 {
+        let (channel, bearer) = (channel.clone(), app.bearer(AgencyKind::MarketRegulation));
+        burst.spawn(async move {
+            pb::record_service_client::RecordServiceClient::with_interceptor(channel, bearer)
+                .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                    request_id: format!("burst-{b}"),
+                    records: (0..1000)
+                        .map(|i| penalty(&uscc(i % 10 + 1), &format!("B-{b}-{i}")))
+                        .collect(),
+                })
+                .await
+        });
+    }
+    // Another agency's write during the burst is queued, not refused.
+    pb::record_service_client::RecordServiceClient::with_interceptor(
+        channel.clone(),
+        app.bearer(AgencyKind::Court),
+    )
+    .batch_submit_records(pb::BatchSubmitRecordsRequest {
+        request_id: "court-during-burst".into(),
+        records: vec![debtor(person("李四", ID_B), "D-burst")],
+    })
+    .await
+    .expect("another agency's write is taken");
+    let (mut written, mut refused) = (0, 0);
+    while let Some(r) = burst.join_next().await {
+        match r.unwrap() {
+            Ok(_) => written += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                assert!(e.get_details_retry_info().is_some());
+                assert_eq!(e.get_details_error_info().unwrap().reason, "OVERLOADED");
+                assert!(e.message().contains("already waiting"), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        written > 0 && refused > 0,
+        "written {written}, refused {refused}"
+    );
+    assert_eq!(
+        app.store.count_records().await.unwrap(),
+        written * 1000 + 1,
+        "a refused batch wrote nothing"
+    );
+    let _ = stop.send(());
+}
+
 #[tokio::test]
 async fn beyond_its_capacity_the_server_sheds_calls_but_never_health() {
     let app = spawn_app().await;
