@@ -99,7 +99,7 @@ async fn run(label: &str, store: Store) {
                     check_items: vec!["证照公示".into(), "经营场所".into()],
                     ..Default::default()
                 }),
-                request_id: String::new(),
+                request_id: uuid::Uuid::now_v7().simple().to_string(),
             })
             .await
             .expect("plan")

@@ -570,6 +570,15 @@ impl SpotCheckService for SpotCheckApi {
                 prose(&mut v, &format!("plan.check_items[{i}]"), item, true, 200)
             })
             .collect();
+        // Required: a plan created again after a lost answer would be a second plan,
+        // drawn apart from the first, and its targets inspected twice as often.
+        if r.request_id.is_empty() {
+            v.add(
+                "request_id",
+                "is required: a retry with the same id returns the first plan, where one \
+                 without would create a second",
+            );
+        }
         let key = v.check(request_key(
             &self.state,
             &agency.id,

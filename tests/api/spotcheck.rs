@@ -139,7 +139,7 @@ async fn create_plan(
             check_items: vec!["营业执照公示".into(), "经营场所".into()],
             ..Default::default()
         }),
-        request_id: String::new(),
+        request_id: uuid::Uuid::now_v7().simple().to_string(),
     })
     .await
     .expect("create plan")
@@ -516,7 +516,7 @@ async fn a_merge_too_large_for_one_answer_is_refused() {
                     check_items: items,
                     ..Default::default()
                 }),
-                request_id: String::new(),
+                request_id: uuid::Uuid::now_v7().simple().to_string(),
             })
             .await
             .unwrap()
@@ -837,7 +837,7 @@ async fn a_department_that_may_not_plan_by_grade_sees_its_targets_without_grades
                 check_items: vec!["经营场所".into()],
                 ..Default::default()
             }),
-            request_id: String::new(),
+            request_id: uuid::Uuid::now_v7().simple().to_string(),
         })
         .await
         .unwrap_err();
@@ -1041,13 +1041,27 @@ async fn a_plan_is_for_a_current_cycle_and_is_not_drawn_once_it_ended() {
                     check_items: vec!["经营场所".into()],
                     ..Default::default()
                 }),
-                request_id: String::new(),
+                request_id: uuid::Uuid::now_v7().simple().to_string(),
             })
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{cycle}: {err:?}");
         assert_eq!(violated_fields(&err), ["plan.cycle"], "{cycle}");
     }
+    // A plan needs a request id: a retry without one would create a second plan.
+    let err = market
+        .create_spot_check_plan(pb::CreateSpotCheckPlanRequest {
+            plan: Some(pb::SpotCheckPlan {
+                domain: pb::RegulatoryDomain::Pricing as i32,
+                cycle: year.to_string(),
+                check_items: vec!["经营场所".into()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["request_id"]);
     let plan = create_plan(
         &mut market,
         pb::RegulatoryDomain::Pricing,
