@@ -462,8 +462,40 @@ fn init_logging(format: &str) {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The secret flags on this command line, by name: a flag's value is visible to every
+/// local user (`ps`, /proc), an environment variable or a `*_FILE` is not.
+fn secrets_on_command_line(args: &[String]) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (arg.as_str(), None),
+        };
+        let value = || inline.or(args.get(i + 1).map(String::as_str)).unwrap_or("");
+        match flag {
+            "--hmac-key" => found.push("--hmac-key (use CREDIT_HUB_HMAC_KEY_FILE)"),
+            "--token" => found.push("--token (use CREDIT_HUB_TOKEN)"),
+            // A URL holding a password (user:password@host).
+            "--database-url"
+                if value()
+                    .split_once("://")
+                    .and_then(|(_, rest)| rest.split_once('@'))
+                    .is_some_and(|(user, _)| user.contains(':')) =>
+            {
+                found.push("--database-url with a password (use CREDIT_HUB_DATABASE_URL_FILE)")
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    for flag in secrets_on_command_line(&args) {
+        eprintln!("warning: a secret given as {flag}: other local users can read a command line");
+    }
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     match cli.command {
@@ -1064,5 +1096,40 @@ async fn agency(command: AgencyCommand) -> anyhow::Result<()> {
             credit_hub::out!("{token}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secrets_on_command_line;
+
+    fn found(args: &[&str]) -> usize {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        secrets_on_command_line(&args).len()
+    }
+
+    /// Secret values given as flags are named; a database URL without a password and
+    /// the `*_FILE` forms are not.
+    #[test]
+    fn secret_flags_are_named() {
+        assert_eq!(
+            found(&["credit-hub", "serve", "--hmac-key", "0123456789abcdef"]),
+            1
+        );
+        assert_eq!(found(&["credit-hub", "grade", "--token=abc"]), 1);
+        assert_eq!(
+            found(&[
+                "credit-hub",
+                "migrate",
+                "--database-url",
+                "postgres://u:pw@db/ch"
+            ]),
+            1
+        );
+        assert_eq!(
+            found(&["credit-hub", "migrate", "--database-url=postgres://u@db/ch"]),
+            0
+        );
+        assert_eq!(found(&["credit-hub", "serve", "--hmac-key-file", "/k"]), 0);
     }
 }
