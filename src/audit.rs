@@ -316,13 +316,31 @@ impl Disclosure {
 
     /// Records a part about `subjects` holding `count` items; UNAVAILABLE when the
     /// entry cannot be written, and then the part must not be sent.
-    pub async fn record(&self, subjects: Vec<String>, count: usize) -> Result<(), Status> {
+    async fn record(&self, subjects: Vec<String>, count: usize) -> Result<(), Status> {
         let Some(log) = &self.log else { return Ok(()) };
         let mut event = self.template.clone();
         event.time = crate::store::now_millis();
         event.subjects = subjects;
         event.result_count = count as i64;
         log.record(event).await
+    }
+
+    /// Records a part about `subjects` holding `count` items before it is sent on `tx`:
+    /// true when it may be sent; false when its entry cannot be written, and then the
+    /// stream has been ended with that status.
+    pub async fn admit<T>(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<T, Status>>,
+        subjects: impl IntoIterator<Item = String>,
+        count: usize,
+    ) -> bool {
+        match self.record(subjects.into_iter().collect(), count).await {
+            Ok(()) => true,
+            Err(status) => {
+                self.end_stream(tx, status).await;
+                false
+            }
+        }
     }
 
     /// Ends the stream that `tx` feeds with `status`, recorded as [`Self::ended`] says.

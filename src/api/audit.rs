@@ -227,9 +227,8 @@ impl AuditService for AuditApi {
                         }
                     };
                     if !page.is_empty() {
-                        let subjects = filter.subject.iter().cloned().collect();
-                        if let Err(refused) = disclosure.record(subjects, page.len()).await {
-                            disclosure.end_stream(&tx, refused).await;
+                        let subjects = filter.subject.iter().cloned();
+                        if !disclosure.admit(&tx, subjects, page.len()).await {
                             return;
                         }
                     }

@@ -408,11 +408,7 @@ impl GradeService for GradeApi {
                     if !page.is_empty() {
                         let subjects: BTreeSet<String> =
                             page.iter().map(|c| c.uscc.resource_name()).collect();
-                        if let Err(status) = disclosure
-                            .record(subjects.into_iter().collect(), page.len())
-                            .await
-                        {
-                            disclosure.end_stream(&tx, status).await;
+                        if !disclosure.admit(&tx, subjects, page.len()).await {
                             return;
                         }
                     }

@@ -320,11 +320,7 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
             persons.iter().map(|k| format!("persons/{k}")).collect();
         subjects.extend(declared.iter().map(|u| format!("enterprises/{u}")));
         subjects.extend(disclosed_enterprises(&results));
-        if let Err(status) = disclosure
-            .record(subjects.into_iter().collect(), slice.len())
-            .await
-        {
-            disclosure.end_stream(&tx, status).await;
+        if !disclosure.admit(&tx, subjects, slice.len()).await {
             return;
         }
         for result in results {
@@ -409,11 +405,7 @@ async fn replay(report: VettingReport, grades: bool, disclosure: Disclosure, tx:
             .flat_map(|r| r.person_key.iter().map(|k| format!("persons/{k}")))
             .collect();
         subjects.extend(disclosed_enterprises(group));
-        if let Err(status) = disclosure
-            .record(subjects.into_iter().collect(), group.len())
-            .await
-        {
-            disclosure.end_stream(&tx, status).await;
+        if !disclosure.admit(&tx, subjects, group.len()).await {
             return;
         }
         for r in group {

@@ -531,8 +531,14 @@ impl Store {
         // certificate says of it, leaves that statement untrue as a withdrawal would.
         // (A change still inside a certificate's period suspended it just above: that
         // stands, as only valid certificates are superseded.)
+        // By id: a batch may revise a thousand records.
+        let after_by_id: HashMap<&str, &Record> = if replaced.is_empty() {
+            HashMap::new()
+        } else {
+            written.iter().map(|w| (w.id.as_str(), *w)).collect()
+        };
         for before in &replaced {
-            let Some(after) = written.iter().find(|w| w.id == before.id) else {
+            let Some(&after) = after_by_id.get(before.id.as_str()) else {
                 continue;
             };
             if crate::domain::certificate::revision_undoes(before, after) {

@@ -28,16 +28,6 @@ impl TestApp {
         CertificateServiceClient::new(self.channel.clone())
     }
 
-    async fn submit(&self, kind: AgencyKind, records: Vec<pb::Record>) {
-        self.records(kind)
-            .batch_submit_records(pb::BatchSubmitRecordsRequest {
-                request_id: String::new(),
-                records,
-            })
-            .await
-            .expect("submit records");
-    }
-
     async fn verify(&self, document: &str) -> pb::VerifyCertificateResponse {
         self.verifier()
             .verify_certificate(pb::VerifyCertificateRequest {

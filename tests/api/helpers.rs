@@ -394,6 +394,17 @@ impl TestApp {
             .await
             .expect("register enterprises");
     }
+
+    /// Files `records` as the test agency of `kind` (no request id).
+    pub async fn submit(&self, kind: AgencyKind, records: Vec<pb::Record>) {
+        self.records(kind)
+            .batch_submit_records(pb::BatchSubmitRecordsRequest {
+                request_id: String::new(),
+                records,
+            })
+            .await
+            .expect("submit records");
+    }
 }
 
 // ---- fixtures -------------------------------------------------------------------

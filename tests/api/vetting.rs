@@ -77,17 +77,6 @@ async fn run(
     Ok((results, summary.expect("the stream ends with a summary")))
 }
 
-/// Files `records` as the test agency of `kind`.
-async fn file(app: &TestApp, kind: AgencyKind, records: Vec<pb::Record>) {
-    app.records(kind)
-        .batch_submit_records(pb::BatchSubmitRecordsRequest {
-            request_id: String::new(),
-            records,
-        })
-        .await
-        .expect("file records");
-}
-
 /// The vetting office's results for `candidates` (a check without a request id).
 async fn check(
     app: &TestApp,
@@ -131,14 +120,12 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         },
     ])
     .await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::Court,
         vec![debtor(person("李娜", ID_B), "court-7")],
     )
     .await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::MarketRegulation,
         vec![about_enterprise(
             2,
@@ -147,8 +134,7 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
         )],
     )
     .await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::SocialSecurity,
         vec![about_enterprise(
             3,
@@ -442,8 +428,7 @@ async fn every_checked_person_is_in_the_audit_log_under_the_cross_check() {
     app.register(vec![enterprise(60, ID_A), enterprise(61, ID_B)])
         .await;
     // Enterprise 61, which ID_B represents but nobody declares, has a finding to show.
-    file(
-        &app,
+    app.submit(
         AgencyKind::MarketRegulation,
         vec![abnormal(
             61,
@@ -580,8 +565,7 @@ fn written(dir: &std::path::Path, ext: &str) -> Vec<u8> {
 async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
     let app = spawn_app().await;
     app.register(vec![enterprise(1, ID_A)]).await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::Court,
         vec![debtor(person("李娜", ID_B), "court-7")],
     )
@@ -638,8 +622,7 @@ async fn the_officers_cli_reads_gbk_and_utf8_bom_files_to_the_same_report() {
 async fn an_office_with_the_grades_scope_sees_the_grade_on_the_evidence_path() {
     let app = spawn_app().await;
     app.register(vec![enterprise(2, ID_A)]).await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::MarketRegulation,
         vec![about_enterprise(
             2,
@@ -820,8 +803,7 @@ async fn an_invalid_candidates_reasons_are_bounded() {
 #[tokio::test]
 async fn a_record_under_another_name_is_put_before_an_officer() {
     let app = spawn_app().await;
-    file(
-        &app,
+    app.submit(
         AgencyKind::Court,
         vec![debtor(person("李娜", ID_B), "court-8")],
     )
@@ -868,7 +850,7 @@ async fn an_enterprises_consumption_restriction_is_weighed_for_its_representativ
             uscc(41)
         ))),
     });
-    file(&app, AgencyKind::Court, vec![restriction]).await;
+    app.submit(AgencyKind::Court, vec![restriction]).await;
     let results = check(
         &app,
         pb::VettingPurpose::PartyMemberDevelopment,
@@ -895,7 +877,8 @@ async fn a_role_under_another_name_is_put_before_an_officer() {
         &date_days_ago(10),
     );
     listing.serious_listing_cause = pb::SeriousListingCause::SeriousViolation as i32;
-    file(&app, AgencyKind::MarketRegulation, vec![listing]).await;
+    app.submit(AgencyKind::MarketRegulation, vec![listing])
+        .await;
     let results = check(
         &app,
         pb::VettingPurpose::NonPublicEconomyRepresentative,
