@@ -13,8 +13,8 @@ use crate::domain::id_scan::{
 };
 use crate::domain::ids::{IdNumber, PersonKeyer, PersonRef, Uscc};
 use crate::domain::record::{
-    default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject, MAX_REVISION,
-    MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS,
+    day_after_period, default_publicity_end, Attributes, NewRecord, Record, RecordContent, Subject,
+    MAX_REVISION, MAX_SOURCE_ID_CHARS, MAX_TEXT_CHARS,
 };
 use crate::domain::{Error, Violations};
 use crate::proto::v1 as pb;
@@ -520,11 +520,7 @@ fn minor_never_listed(v: &mut Violations, path: &str, r: &pb::Record, decided: N
     };
     // Full years (周岁) count from the day after the birthday (SPC, 法释〔2006〕1号 Art.
     // 2): on the 18th birthday itself the person is still treated as a minor.
-    let eighteenth_birthday = id
-        .birth_date()
-        .checked_add_months(chrono::Months::new(18 * 12))
-        .unwrap_or(NaiveDate::MAX);
-    if decided <= eighteenth_birthday {
+    if decided < day_after_period(id.birth_date(), 18 * 12) {
         v.add(
             format!("{path}.subject.person"),
             "a minor is never listed as a dishonest judgment debtor (SPC 2017): the person \

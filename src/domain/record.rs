@@ -231,6 +231,17 @@ pub fn until_removed() -> NaiveDate {
     NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date")
 }
 
+/// The first day after a period of `months` that begins with an event on `from`,
+/// counted as the Civil Code counts periods (Art. 201–202): the event's own day is not
+/// counted, and the period's last day is the corresponding day of its last month (that
+/// month's last day when it has none). A penalty decided on 2026-05-20 and published for
+/// a year is published through 2027-05-20: its window ends, exclusive, on 2027-05-21.
+pub fn day_after_period(from: NaiveDate, months: u32) -> NaiveDate {
+    from.checked_add_months(Months::new(months))
+        .and_then(|last| last.succ_opt())
+        .unwrap_or(NaiveDate::MAX)
+}
+
 /// The end of the publicity window when the agency gives none: warnings are never
 /// published; otherwise minor items 3 months, moderate 1 year, serious 3 years
 /// (SAMR Order 107 tiers). An abnormal-operations listing is not an Order 107 item:
@@ -256,9 +267,7 @@ pub fn default_publicity_end(
         (_, Tier::Moderate) => 12,
         (_, Tier::Serious) => 36,
     };
-    decision_date
-        .checked_add_months(Months::new(months))
-        .unwrap_or(NaiveDate::MAX)
+    day_after_period(decision_date, months)
 }
 
 /// Checks the rules that tie a record's fields together, appending violations under
@@ -462,7 +471,7 @@ pub fn check_consistency(
         RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure
             if !a.penalty_measures.contains(&PenaltyMeasure::PracticeBan) =>
         {
-            content.decision_date.checked_add_months(Months::new(36))
+            Some(day_after_period(content.decision_date, 36))
         }
         _ => None,
     };
@@ -475,7 +484,8 @@ pub fn check_consistency(
                 } else {
                     if content.decision_date >= order_107 {
                         format!(
-                            "must not be after {longest}: a {} item is published at most {} (SAMR Order 107)",
+                            "must not be after {longest} (published through {}): a {} item is published at most {} (SAMR Order 107)",
+                            longest.pred_opt().unwrap_or(longest),
                             content.tier.code().to_lowercase(),
                             match content.tier {
                                 Tier::Minor => "3 months",
@@ -487,6 +497,40 @@ pub fn check_consistency(
                         format!("must not be after {longest}: a penalty decided before 2025-12-25 was published at most 3 years (SAMR Order 45)")
                     }
                 },
+            );
+        }
+    }
+    // Order 107 publishes a moderate item at least 3 months and a serious one at least a
+    // year, a serious-dishonesty listing too: what ends sooner ends by repair or
+    // withdrawal, which leave their trace, never by a date that skips the wait.
+    let shortest = match (content.kind, content.tier) {
+        (RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure, _)
+            if content.decision_date < order_107 || warnings_only =>
+        {
+            None
+        }
+        (RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure, tier) => {
+            match tier {
+                Tier::Minor => None,
+                Tier::Moderate => Some((3, "a moderate item is published at least 3 months")),
+                Tier::Serious => Some((12, "a serious item is published at least 1 year")),
+            }
+        }
+        (RecordKind::SeriousDishonestyListing, _) => Some((
+            12,
+            "a serious-dishonesty listing is published at least 1 year",
+        )),
+        _ => None,
+    };
+    if let Some((months, rule)) = shortest {
+        let shortest = day_after_period(content.decision_date, months);
+        if content.publicity_end < shortest && content.publicity_end >= content.decision_date {
+            v.add(
+                format!("{path}.publicity_end_date"),
+                format!(
+                    "must not be before {shortest} (published through {}): {rule} (SAMR Order 107); an earlier end is a repair or a withdrawal",
+                    shortest.pred_opt().unwrap_or(shortest)
+                ),
             );
         }
     }
@@ -519,15 +563,15 @@ mod tests {
         let day = d("2026-01-31");
         assert_eq!(
             default_publicity_end(RecordKind::AdministrativePenalty, Tier::Minor, day, &[]),
-            d("2026-04-30")
+            d("2026-05-01")
         );
         assert_eq!(
             default_publicity_end(RecordKind::AdministrativePenalty, Tier::Moderate, day, &[]),
-            d("2027-01-31")
+            d("2027-02-01")
         );
         assert_eq!(
             default_publicity_end(RecordKind::AdministrativePenalty, Tier::Serious, day, &[]),
-            d("2029-01-31")
+            d("2029-02-01")
         );
     }
 
@@ -600,7 +644,7 @@ mod tests {
                 d("2026-01-31"),
                 &[]
             ),
-            d("2028-01-31")
+            d("2028-02-01")
         );
     }
 
@@ -663,12 +707,13 @@ mod tests {
         let warning = vec![PenaltyMeasure::Warning];
         let confiscation = vec![PenaltyMeasure::Confiscation];
         // Order 45: up to 3 years, whatever the tier; a ban as long as it lasts.
+        // Three years after 2025-06-01 run through 2028-06-01: the end is the day after.
         assert_eq!(
-            refused("2025-06-01", "2028-06-01", confiscation.clone()),
+            refused("2025-06-01", "2028-06-02", confiscation.clone()),
             None
         );
         assert_eq!(
-            refused("2025-06-01", "2028-06-02", confiscation.clone()),
+            refused("2025-06-01", "2028-06-03", confiscation.clone()),
             Some("r.publicity_end_date".into())
         );
         assert_eq!(refused("2025-06-01", "2035-06-01", ban), None);

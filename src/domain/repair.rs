@@ -13,8 +13,8 @@ use super::codes::{
 };
 use super::ids::Uscc;
 use super::record::{
-    latest_late_report_year, missed_report_year, until_removed, Record, RecordContent,
-    ABNORMAL_LOOKBACK_YEARS,
+    day_after_period, latest_late_report_year, missed_report_year, until_removed, Record,
+    RecordContent, ABNORMAL_LOOKBACK_YEARS,
 };
 
 code_enum! {
@@ -410,9 +410,9 @@ pub fn assess(
     let waiting = if restructuring {
         c.decision_date
     } else {
-        c.decision_date
-            .checked_add_months(Months::new(rule.repairable_after_months))
-            .unwrap_or(NaiveDate::MAX)
+        // "After N months" is once the N months have run their course, counted as the
+        // Civil Code counts periods: from the day after the period's last day.
+        day_after_period(c.decision_date, rule.repairable_after_months)
     };
     let mut from = waiting;
     let mut reason = if restructuring {
@@ -680,9 +680,11 @@ mod tests {
         );
         let a = |r: &Record| assess(&p, r, &[], false, today).unwrap();
         assert_eq!(a(&minor).repairability, Repairability::EndsByItself);
-        assert_eq!(a(&moderate).from, Some(d("2027-01-01")));
+        // Three months after 2026-10-01 run through 2027-01-01 (Civil Code Art. 201):
+        // an application may be made from the day after.
+        assert_eq!(a(&moderate).from, Some(d("2027-01-02")));
         assert_eq!(a(&moderate).repairability, Repairability::RepairableLater);
-        assert_eq!(a(&serious).from, Some(d("2027-10-01")));
+        assert_eq!(a(&serious).from, Some(d("2027-10-02")));
         assert!(a(&serious)
             .requirements
             .contains(&RepairRequirement::CreditInterview));
@@ -793,15 +795,22 @@ mod tests {
     #[test]
     fn a_heavier_penalty_after_a_listing_keeps_it_listed() {
         let p = RepairPolicy::builtin();
-        let today = d("2027-01-05");
+        let today = d("2027-01-06");
         let listing = record(
             RecordKind::SeriousDishonestyListing,
             Tier::Serious,
             "2026-01-05",
-            "2029-01-05",
+            "2029-01-06",
         );
         let a = |records: &[Record]| assess(&p, &listing, records, false, today).unwrap();
         assert_eq!(a(&[]).repairability, Repairability::RepairableNow);
+        // Its year runs through 2027-01-05: on that day it still waits.
+        assert_eq!(
+            assess(&p, &listing, &[], false, d("2027-01-05"))
+                .unwrap()
+                .repairability,
+            Repairability::RepairableLater
+        );
         let mut revoked = record(
             RecordKind::AdministrativePenalty,
             Tier::Serious,

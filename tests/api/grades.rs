@@ -159,6 +159,8 @@ async fn a_regrade_dated_before_a_windows_end_leaves_that_end_to_be_graded_again
     app.register(vec![enterprise(3, ID_A)]).await;
     let before_end = app.clock.today();
     let mut r = penalty(&uscc(3), "P-STALE");
+    // Decided long enough ago that an end tomorrow keeps Order 107's 3 months.
+    r.decision_date = date_days_ago(200);
     r.publicity_end_date = (before_end + chrono::Duration::days(1)).to_string();
     app.records(AgencyKind::MarketRegulation)
         .batch_submit_records(submit(vec![r]))
@@ -188,6 +190,7 @@ async fn a_record_whose_publicity_ends_regrades_its_subject_without_a_new_submis
     let app = spawn_app().await;
     app.register(vec![enterprise(2, ID_A)]).await;
     let mut r = penalty(&uscc(2), "P-END");
+    r.decision_date = date_days_ago(200);
     r.publicity_end_date = (app.clock.today() + chrono::Duration::days(1)).to_string();
     app.records(AgencyKind::MarketRegulation)
         .batch_submit_records(submit(vec![r]))
@@ -1403,6 +1406,7 @@ async fn two_regrade_passes_at_once_share_the_ended_windows() {
     let records = (1..=n)
         .map(|i| {
             let mut r = penalty(&uscc(i), &format!("P-DUE-{i}"));
+            r.decision_date = date_days_ago(200);
             r.publicity_end_date = ends.to_string();
             r
         })

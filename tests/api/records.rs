@@ -539,7 +539,9 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(out.records[0].publicity_end_date, "2027-05-20");
+    // Published through 2027-05-20, a year counted from the day after the decision
+    // (Civil Code Art. 201-202); the date is the first day it no longer counts.
+    assert_eq!(out.records[0].publicity_end_date, "2027-05-21");
     assert_eq!(out.records[1].publicity_end_date, "2026-05-20");
     assert_eq!(out.records[1].status, pb::RecordStatus::Expired as i32);
 
@@ -549,7 +551,7 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     shorter.publicity_end_date = "2026-11-20".into();
     let mut longer = shorter.clone();
     longer.provenance.as_mut().unwrap().source_record_id = "P-3".into();
-    longer.publicity_end_date = "2027-05-21".into();
+    longer.publicity_end_date = "2027-05-22".into();
     let mut published_warning = longer.clone();
     published_warning
         .provenance
@@ -573,7 +575,7 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
     );
     let details = format!("{:?}", err.get_details_bad_request().unwrap());
     assert!(
-        details.contains("must not be after 2027-05-20"),
+        details.contains("must not be after 2027-05-21 (published through 2027-05-20)"),
         "{details}"
     );
     assert!(
@@ -592,6 +594,54 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
         .into_inner();
     assert_eq!(out.records[0].publicity_end_date, "2026-11-20");
     assert_eq!(out.records[1].publicity_end_date, "2028-06-20");
+
+    // Nor sooner than Order 107's shortest: 3 months for a moderate item, a year for a
+    // serious-dishonesty listing; the last day of those is still allowed.
+    let mut brief = penalty(&uscc(1), "P-5");
+    brief.decision_date = "2026-05-20".into();
+    brief.publicity_end_date = "2026-08-20".into();
+    let mut three_months = brief.clone();
+    three_months.provenance.as_mut().unwrap().source_record_id = "P-6".into();
+    three_months.publicity_end_date = "2026-08-21".into();
+    let listing = |source: &str, end: &str| pb::Record {
+        serious_listing_cause: pb::SeriousListingCause::SeriousViolation as i32,
+        publicity_end_date: end.into(),
+        ..market_record(
+            1,
+            pb::RecordKind::SeriousDishonestyListing,
+            source,
+            "2026-05-20",
+        )
+    };
+    let err = market
+        .batch_submit_records(submit(
+            vec![
+                brief,
+                three_months.clone(),
+                listing("L-1", "2026-05-21"),
+                listing("L-2", "2027-05-21"),
+            ],
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        [
+            "records[0].publicity_end_date",
+            "records[2].publicity_end_date"
+        ]
+    );
+    let details = format!("{:?}", err.get_details_bad_request().unwrap());
+    assert!(
+        details.contains("must not be before 2026-08-21 (published through 2026-08-20)"),
+        "{details}"
+    );
+    assert!(details.contains("at least 1 year"), "{details}");
+    market
+        .batch_submit_records(submit(vec![three_months, listing("L-2", "2027-05-21")], ""))
+        .await
+        .unwrap();
 }
 
 /// `credit-hub records list` as a script uses it: `--json`, one record per line; and

@@ -94,8 +94,13 @@ fn item<'a>(c: &'a pb::CreditCheckupResponse, record: &pb::Record) -> &'a pb::Ch
         .unwrap_or_else(|| panic!("{} is in the check-up: {c:?}", record.name))
 }
 
+/// The first day once `months` have run their course after a decision on `d`: the
+/// Civil Code does not count the decision's own day (Art. 201), so the period's last
+/// day is the corresponding day and the day after it is the first one past it.
 fn after_months(d: NaiveDate, months: u32) -> String {
     d.checked_add_months(Months::new(months))
+        .unwrap()
+        .succ_opt()
         .unwrap()
         .to_string()
 }
