@@ -298,7 +298,7 @@ impl CertificateService for CertificateApi {
         let stored = self
             .state
             .store
-            .issue_certificate(&uscc, &key, |enterprise, records| {
+            .issue_certificate(&uscc, &key, |enterprise, records, repaired_on| {
                 // Read with the records, under the lock a registry update takes too:
                 // a deregistration or new name is seen, or comes after.
                 let enterprise = enterprise.ok_or_else(|| Error::NotFound(uscc.resource_name()))?;
@@ -316,7 +316,7 @@ impl CertificateService for CertificateApi {
                 }
                 let statements = match (kind, period) {
                     (CertificateKind::CreditStatus, Some((s, e))) => {
-                        credit_status_statements(records, s, e, today)
+                        credit_status_statements(records, repaired_on, s, e, today)
                     }
                     (CertificateKind::AnnualReportRemediation, _) => {
                         remediation_statements(&uscc, records, today, today)

@@ -2,7 +2,7 @@
 //! states, the W3C Verifiable Credential that carries the statements, and what a
 //! verifier concludes from a presented document. Signing is in `data_integrity`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
@@ -135,6 +135,10 @@ struct Stated {
     /// A serious-dishonesty listing's cause (its code), so that a reader sees why.
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<&'static str>,
+    /// A repaired serious-dishonesty listing: the day it was removed from the list,
+    /// which ends its time in force sooner than its publicity end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_on: Option<String>,
 }
 
 impl Stated {
@@ -149,7 +153,22 @@ impl Stated {
             summary: r.content.summary.clone(),
             repaired: r.status == RecordStatus::Repaired,
             cause: r.content.attributes.serious_listing_cause.map(|c| c.code()),
+            removed_on: None,
         }
+    }
+}
+
+/// The day each repaired record was repaired (China time), by record id: a repaired
+/// serious-dishonesty listing was in force only until then.
+pub type RepairDays = HashMap<String, NaiveDate>;
+
+/// The first day a serious-dishonesty listing was no longer in force: its publicity end,
+/// or the day it was removed on repair when that came first.
+fn in_force_until(r: &Record, repaired_on: &RepairDays) -> NaiveDate {
+    let end = r.content.publicity_end;
+    match (r.status, repaired_on.get(&r.id)) {
+        (RecordStatus::Repaired, Some(day)) => end.min(*day),
+        _ => end,
     }
 }
 
@@ -180,11 +199,11 @@ pub fn revision_undoes(before: &Record, after: &Record) -> bool {
 
 /// Whether a credit-status certificate over `start..=end` states the record: penalties
 /// and coercive measures decided in the period; serious-dishonesty listings in force at
-/// any time in it, however long before it they were decided (an enterprise listed the
-/// whole period was not clean in it).
-fn in_period(c: &RecordContent, start: NaiveDate, end: NaiveDate) -> bool {
+/// any time in it (in force until `listed_until`), however long before it they were
+/// decided (an enterprise listed the whole period was not clean in it).
+fn in_period(c: &RecordContent, listed_until: NaiveDate, start: NaiveDate, end: NaiveDate) -> bool {
     match c.kind {
-        RecordKind::SeriousDishonestyListing => c.decision_date <= end && c.publicity_end > start,
+        RecordKind::SeriousDishonestyListing => c.decision_date <= end && listed_until > start,
         _ => (start..=end).contains(&c.decision_date),
     }
 }
@@ -195,26 +214,36 @@ fn is_active(r: &Record, today: NaiveDate) -> bool {
 
 /// The statements of a credit-status certificate (专项信用报告 style) over
 /// `start..=end`: administrative penalties and coercive measures decided in it,
-/// serious-dishonesty listings in force during it, repaired items marked. `records` are
-/// the enterprise's own.
+/// serious-dishonesty listings in force during it (a repaired one until the day it was
+/// removed, `repaired_on`), repaired items marked. `records` are the enterprise's own.
 pub fn credit_status_statements(
     records: &[Record],
+    repaired_on: &RepairDays,
     start: NaiveDate,
     end: NaiveDate,
     today: NaiveDate,
 ) -> Value {
-    let in_period = |kind: RecordKind| -> Vec<Stated> {
+    let stated_in_period = |kind: RecordKind| -> Vec<Stated> {
         let mut found: Vec<&Record> = records
             .iter()
             .filter(|r| r.content.kind == kind && stated_on(r, today))
-            .filter(|r| r.content.kind == kind && in_period(&r.content, start, end))
+            .filter(|r| in_period(&r.content, in_force_until(r, repaired_on), start, end))
             .collect();
         found.sort_by_key(|r| (r.content.decision_date, r.id.clone()));
-        found.into_iter().map(Stated::of).collect()
+        found
+            .into_iter()
+            .map(|r| Stated {
+                removed_on: (kind == RecordKind::SeriousDishonestyListing
+                    && r.status == RecordStatus::Repaired)
+                    .then(|| repaired_on.get(&r.id).map(NaiveDate::to_string))
+                    .flatten(),
+                ..Stated::of(r)
+            })
+            .collect()
     };
-    let penalties = in_period(RecordKind::AdministrativePenalty);
-    let coercive = in_period(RecordKind::AdministrativeCoerciveMeasure);
-    let listings = in_period(RecordKind::SeriousDishonestyListing);
+    let penalties = stated_in_period(RecordKind::AdministrativePenalty);
+    let coercive = stated_in_period(RecordKind::AdministrativeCoerciveMeasure);
+    let listings = stated_in_period(RecordKind::SeriousDishonestyListing);
     let listed_now = records
         .iter()
         .any(|r| r.content.kind == RecordKind::SeriousDishonestyListing && is_active(r, today));
@@ -430,7 +459,7 @@ pub fn remediation_statements(
 /// one) is left off a certificate issued today as well, so it contradicts nothing.
 pub fn contradicts(record: &Record, start: NaiveDate, end: NaiveDate, today: NaiveDate) -> bool {
     let c = &record.content;
-    could_contradict(c) && is_active(record, today) && in_period(c, start, end)
+    could_contradict(c) && is_active(record, today) && in_period(c, c.publicity_end, start, end)
 }
 
 /// Whether a record of this kind is one a credit-status certificate states the absence
@@ -1050,6 +1079,7 @@ mod tests {
                 before,
                 repaired_and_ended,
             ],
+            &RepairDays::new(),
             d("2022-01-01"),
             today,
             today,
@@ -1098,7 +1128,7 @@ mod tests {
         early.content.decision_date = d("2024-01-10");
         early.content.publicity_end = d("2027-01-10");
         assert!(contradicts(&early, start, end, today));
-        let s = credit_status_statements(&[early.clone()], start, end, today);
+        let s = credit_status_statements(&[early.clone()], &RepairDays::new(), start, end, today);
         assert_eq!(
             s["seriousDishonesty"]["listingsInPeriod"]
                 .as_array()
@@ -1110,6 +1140,27 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("有列入严重违法失信名单记录1条"));
+        // Removed from the list on repair before the period began, it was not in force
+        // in it; removed inside it, it was, and the day it left is stated.
+        let mut repaired = early.clone();
+        repaired.status = RecordStatus::Repaired;
+        let stated = |removed: &str| {
+            let days = RepairDays::from([(repaired.id.clone(), d(removed))]);
+            credit_status_statements(&[repaired.clone()], &days, start, end, today)
+        };
+        let before = stated("2025-01-01");
+        assert_eq!(before["seriousDishonesty"]["listingsInPeriod"], json!([]));
+        assert!(before["summary"]
+            .as_str()
+            .unwrap()
+            .contains("无列入严重违法失信名单记录"));
+        let inside = stated("2025-01-02");
+        let listings = inside["seriousDishonesty"]["listingsInPeriod"]
+            .as_array()
+            .unwrap();
+        assert_eq!(listings.len(), 1);
+        assert_eq!(listings[0]["removedOn"], "2025-01-02");
+        assert_eq!(listings[0]["repaired"], true);
     }
 
     #[test]

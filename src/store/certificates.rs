@@ -13,7 +13,7 @@ use super::{now_millis, stored_code, stored_date, Error, Result, Store};
 use crate::domain::certificate::{
     contradicts, contradicts_issue_day, could_contradict, issue_date, listing_in_force_on,
     mentions, remediation_statements, says_listed_on_issue_date, stated_reports, stated_reports_in,
-    states, Certificate, CertificateKind, CertificateStatus,
+    states, Certificate, CertificateKind, CertificateStatus, RepairDays,
 };
 use crate::domain::codes::SeriousListingCause;
 use crate::domain::codes::{RecordKind, RecordStatus};
@@ -121,6 +121,11 @@ async fn repaired_at(tx: &mut Transaction<'static, Any>, record: &str) -> Result
 /// Why a certificate saying the enterprise was listed on its issue date was superseded
 /// when the one listing in force that day, which it does not name, was withdrawn.
 const UNSTATED_LISTING_WITHDRAWN: &str = "证明出具日所据严重违法失信名单记录已撤回：the serious-dishonesty listing in force on the issue date was withdrawn after issue, so this certificate no longer describes the enterprise";
+
+/// Why a certificate suspended over a record filed after issue was superseded when that
+/// record was withdrawn or corrected: its suspension named a decision no longer
+/// published about this enterprise, which this reason does not repeat.
+const SUSPENDING_RECORD_UNDONE: &str = "证明暂停所据记录已撤回或更正：the record filed after issue that suspended this certificate was withdrawn or corrected, so the suspension no longer says why; ask for a new certificate";
 
 /// The same for a listing revised (moved to another enterprise, redated, made another
 /// kind of record) after issue.
@@ -261,6 +266,7 @@ impl Store {
         issue: impl FnOnce(
             Option<&Enterprise>,
             &[Record],
+            &RepairDays,
         ) -> std::result::Result<Certificate, domain::Error>,
     ) -> Result<Certificate> {
         let mut tx = self.begin_write().await?;
@@ -272,7 +278,18 @@ impl Store {
             .await?
             .pop();
         let records = records_with_key(&mut *tx, uscc.as_str()).await?;
-        let cert = issue(enterprise.as_ref(), &records)?;
+        // A repaired listing was in force only until its repair; the records keep no
+        // such date, their history does.
+        let mut repaired_on = RepairDays::new();
+        for r in records.iter().filter(|r| {
+            r.status == RecordStatus::Repaired
+                && r.content.kind == RecordKind::SeriousDishonestyListing
+        }) {
+            if let Some(day) = repaired_at(&mut tx, &r.id).await?.and_then(issue_date) {
+                repaired_on.insert(r.id.clone(), day);
+            }
+        }
+        let cert = issue(enterprise.as_ref(), &records, &repaired_on)?;
         // A key a newer one replaced signs nothing more: what it signed after its
         // retirement would not verify offline against the published key list, and a
         // server still holding it (a replica the rotation has not reached) must not
@@ -667,6 +684,69 @@ impl Store {
                 (false, Undone::Withdrawn) => UNSTATED_LISTING_WITHDRAWN,
                 (false, Undone::Revised) => UNSTATED_LISTING_REVISED,
             })
+            .bind(&serial)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(superseded)
+    }
+
+    /// Marks superseded the credit-status certificates suspended over `before`, now
+    /// withdrawn (`after` None) or revised into `after` so that it no longer
+    /// contradicts them: the suspension's reason names that record to whoever
+    /// verifies, a decision no longer published about this enterprise, and no longer
+    /// says why. Runs in the transaction that withdraws or revises it, after
+    /// [`Store::suspend_contradicted`].
+    pub(super) async fn lift_suspensions(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        before: &Record,
+        after: Option<&Record>,
+        today: NaiveDate,
+    ) -> Result<u64> {
+        let Subject::Enterprise(uscc) = &before.content.subject else {
+            return Ok(0);
+        };
+        if !could_contradict(&before.content) {
+            return Ok(0);
+        }
+        // A suspension's reason ends with the record it cites (see `suspend_contradicted`).
+        let cited = format!("{})", before.resource_name());
+        let suspended = sqlx::query(
+            "SELECT serial, status_reason, period_start_date, period_end_date, issued_at, \
+             document FROM certificates \
+             WHERE kind = 'CREDIT_STATUS' AND status = 'SUSPENDED' AND uscc = $1",
+        )
+        .bind(uscc.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut superseded = 0;
+        for row in suspended {
+            if !row.try_get::<String, _>("status_reason")?.contains(&cited) {
+                continue;
+            }
+            let serial: String = row.try_get("serial")?;
+            let start = stored_date(&row.try_get::<String, _>("period_start_date")?)?;
+            let end = stored_date(&row.try_get::<String, _>("period_end_date")?)?;
+            let document: String = row.try_get("document")?;
+            let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
+                .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
+            // Revised but still about this enterprise and still contradicting it, the
+            // record still suspends it.
+            let still = after.is_some_and(|a| {
+                a.content.subject == before.content.subject
+                    && ((contradicts(a, start, end, today) && !states(&document, a))
+                        || contradicts_issue_day(a, issued_on, &document))
+            });
+            if still {
+                continue;
+            }
+            superseded += sqlx::query(
+                "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
+                 WHERE serial = $2 AND status = 'SUSPENDED'",
+            )
+            .bind(SUSPENDING_RECORD_UNDONE)
             .bind(&serial)
             .execute(&mut **tx)
             .await?

@@ -544,6 +544,8 @@ impl Store {
             if crate::domain::certificate::revision_undoes(before, after) {
                 self.supersede_stating_withdrawn(tx, before, Undone::Revised)
                     .await?;
+                self.lift_suspensions(tx, before, Some(after), today)
+                    .await?;
             }
         }
         Ok((SubmitResult { records, outcomes }, regraded))
@@ -727,6 +729,7 @@ impl Store {
         // being issued meanwhile has committed by then, and is found.
         self.supersede_stating_withdrawn(&mut tx, &record, Undone::Withdrawn)
             .await?;
+        self.lift_suspensions(&mut tx, &record, None, today).await?;
         if let Some(key) = request {
             request_log::remember(&mut tx, key, encode(&record)).await?;
         }

@@ -406,7 +406,7 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
         ],
         ..penalty(&uscc(5), "p-5-serious")
     };
-    app.submit(AgencyKind::MarketRegulation, vec![serious])
+    app.submit(AgencyKind::MarketRegulation, vec![serious.clone()])
         .await;
 
     let verified = app.verify(&cert.document).await;
@@ -427,6 +427,32 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     assert_eq!(suspended[0].serial_number, cert.serial_number);
     // The statements stay as issued.
     assert_eq!(suspended[0].document, cert.document);
+
+    // Withdrawn, the penalty leaves publicity: the suspension no longer names it to
+    // whoever verifies, and the certificate is superseded (a new one is asked for).
+    withdraw_only(&app, 6, pb::RecordKind::AdministrativePenalty, "立案错误").await;
+    let after = app.verify(&moderate.document).await;
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Superseded,
+        "{after:?}"
+    );
+    assert!(!after.reason.contains("records/"), "{}", after.reason);
+    assert!(!after.reason.contains("〔2026〕12号"), "{}", after.reason);
+    // Corrected to another enterprise, the same.
+    let mut moved = pb::Record {
+        subject: penalty(&uscc(6), "p-5-serious").subject,
+        ..serious
+    };
+    moved.provenance.as_mut().unwrap().revision = 2;
+    app.submit(AgencyKind::MarketRegulation, vec![moved]).await;
+    let after = app.verify(&cert.document).await;
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Superseded,
+        "{after:?}"
+    );
+    assert!(!after.reason.contains("99号"), "{}", after.reason);
 }
 
 /// A certificate says whether the enterprise was on the serious-dishonesty list on its

@@ -478,6 +478,19 @@ fn application(n: u32, records: &[&pb::Record], request_id: &str) -> pb::ApplyFo
     }
 }
 
+/// The credit interview of application `name`, held today by `officer`.
+fn interview(app: &TestApp, name: &str, officer: &str) -> pb::RecordCreditInterviewRequest {
+    pb::RecordCreditInterviewRequest {
+        name: name.into(),
+        interview: Some(pb::CreditInterview {
+            interview_date: app.clock.today().to_string(),
+            officer: officer.into(),
+            outcome: "企业已整改并承诺守信经营".into(),
+        }),
+        request_id: String::new(),
+    }
+}
+
 fn decide(name: &str, decision: pb::RepairDecision, request_id: &str) -> pb::DecideRepairRequest {
     pb::DecideRepairRequest {
         name: name.into(),
@@ -589,15 +602,7 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
         "INTERVIEW_NOT_RECORDED"
     );
     let interviewed = repair
-        .record_credit_interview(pb::RecordCreditInterviewRequest {
-            name: app_.name.clone(),
-            interview: Some(pb::CreditInterview {
-                interview_date: app.clock.today().to_string(),
-                officer: "王科长".into(),
-                outcome: "企业已整改并承诺守信经营".into(),
-            }),
-            request_id: String::new(),
-        })
+        .record_credit_interview(interview(&app, &app_.name, "王科长"))
         .await
         .unwrap()
         .into_inner()
@@ -605,15 +610,7 @@ async fn apply_interview_approve_repairs_the_records_changes_the_grade_and_a_wat
         .unwrap();
     assert_eq!(interviewed.state, pb::RepairState::Interviewed as i32);
     // The interview on record is never replaced; the same one again changes nothing.
-    let interview = |officer: &str| pb::RecordCreditInterviewRequest {
-        name: app_.name.clone(),
-        interview: Some(pb::CreditInterview {
-            interview_date: app.clock.today().to_string(),
-            officer: officer.into(),
-            outcome: "企业已整改并承诺守信经营".into(),
-        }),
-        request_id: String::new(),
-    };
+    let interview = |officer: &str| interview(&app, &app_.name, officer);
     let err = repair
         .record_credit_interview(interview("李科长"))
         .await
@@ -733,15 +730,7 @@ async fn rejecting_leaves_everything_unchanged_and_only_market_regulation_decide
     assert_eq!(err.code(), Code::PermissionDenied);
     // Nor may it record the interview such a decision rests on.
     let err = court
-        .record_credit_interview(pb::RecordCreditInterviewRequest {
-            name: open.name.clone(),
-            interview: Some(pb::CreditInterview {
-                interview_date: app.clock.today().to_string(),
-                officer: "李法官".into(),
-                outcome: "已约谈".into(),
-            }),
-            request_id: String::new(),
-        })
+        .record_credit_interview(interview(&app, &open.name, "李法官"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -1080,13 +1069,8 @@ async fn copies_of_one_repair_request_at_once_all_get_its_answer() {
     .await;
     let name = applied.application.unwrap().name;
     let interview = pb::RecordCreditInterviewRequest {
-        name: name.clone(),
-        interview: Some(pb::CreditInterview {
-            interview_date: app.clock.today().to_string(),
-            officer: "王科长".into(),
-            outcome: "企业已整改并承诺守信经营".into(),
-        }),
         request_id: "interview-once".into(),
+        ..interview(&app, &name, "王科长")
     };
     at_once(|| {
         let (mut c, r) = (repair.clone(), interview.clone());
@@ -1103,4 +1087,77 @@ async fn copies_of_one_repair_request_at_once_all_get_its_answer() {
         decided.application.unwrap().state,
         pb::RepairState::Approved as i32
     );
+}
+
+/// A serious-dishonesty listing removed on repair was in force only until then: a
+/// credit-status certificate over a period after the removal does not state it, one
+/// over a period that includes it states it as repaired, with the day it was removed.
+#[tokio::test]
+async fn a_listing_removed_on_repair_is_stated_only_for_periods_it_was_in_force() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(50, ID_A)]).await;
+    let listed = app
+        .file(vec![serious_listing(&app, 50, "listing-50", 400)])
+        .await;
+    let mut repair = app.repair();
+    let applied = repair
+        .apply_for_repair(application(50, &[&listed[0]], "apply-50"))
+        .await
+        .unwrap()
+        .into_inner()
+        .application
+        .unwrap();
+    if applied.interview_required {
+        repair
+            .record_credit_interview(interview(&app, &applied.name, "王科长"))
+            .await
+            .unwrap();
+    }
+    repair
+        .decide_repair(decide(
+            &applied.name,
+            pb::RepairDecision::Approve,
+            "decide-50",
+        ))
+        .await
+        .unwrap();
+    let removed = app.clock.today();
+    app.clock.advance_days(30);
+
+    let after = serious_dishonesty_since(&app, removed + chrono::Duration::days(1), "after").await;
+    assert_eq!(after["listingsInPeriod"], serde_json::json!([]), "{after}");
+    assert_eq!(after["listedOnIssueDate"], false);
+    let across =
+        serious_dishonesty_since(&app, removed - chrono::Duration::days(10), "across").await;
+    let stated = &across["listingsInPeriod"][0];
+    assert_eq!(stated["record"], listed[0].name.as_str(), "{across}");
+    assert_eq!(stated["repaired"], true);
+    assert_eq!(stated["removedOn"], removed.to_string());
+}
+
+/// The serious-dishonesty part of a credit-status certificate for enterprise 50 over
+/// `start` to today.
+async fn serious_dishonesty_since(
+    app: &TestApp,
+    start: NaiveDate,
+    request_id: &str,
+) -> serde_json::Value {
+    let cert = pb::certificate_service_client::CertificateServiceClient::with_interceptor(
+        app.channel.clone(),
+        app.bearer(AgencyKind::MarketRegulation),
+    )
+    .issue_certificate(pb::IssueCertificateRequest {
+        enterprise: format!("enterprises/{}", uscc(50)),
+        kind: pb::CertificateKind::CreditStatus as i32,
+        period_start_date: start.to_string(),
+        period_end_date: app.clock.today().to_string(),
+        request_id: request_id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .certificate
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&cert.document).unwrap();
+    doc["credentialSubject"]["seriousDishonesty"].clone()
 }
