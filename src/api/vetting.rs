@@ -309,17 +309,15 @@ async fn run(mut job: Job, disclosure: Disclosure, candidates: Vec<Parsed>, tx: 
                         verdict: Verdict::Invalid,
                         findings: Vec::new(),
                         invalid_reasons: reasons.clone(),
+                        declared: Vec::new(),
                     },
                 }
             })
             .collect();
         // Everyone checked, every declared enterprise, and every enterprise the results
         // reveal (found through a person's roles): a search for any of them finds this
-        // check, as it finds a replay of it.
-        let mut subjects: BTreeSet<String> =
-            persons.iter().map(|k| format!("persons/{k}")).collect();
-        subjects.extend(declared.iter().map(|u| format!("enterprises/{u}")));
-        subjects.extend(disclosed_enterprises(&results));
+        // check, as it finds a replay of it and a reading of its report.
+        let subjects = disclosed_subjects(&results);
         if !disclosure.admit(&tx, subjects, slice.len()).await {
             return;
         }
@@ -385,26 +383,28 @@ async fn first_attempt(job: &Job) -> Result<pb::CrossCheckSummary, Status> {
     }
 }
 
-/// The enterprises `results` show findings about, as audit subjects.
-fn disclosed_enterprises(results: &[CandidateResult]) -> impl Iterator<Item = String> + '_ {
-    results.iter().flat_map(|r| {
-        r.findings.iter().filter_map(|f| {
-            f.enterprise
-                .as_ref()
-                .map(|e| format!("enterprises/{}", e.uscc))
-        })
-    })
+/// What `results` disclose, as audit subjects: the persons checked, the enterprises
+/// they declared, and those the findings name (found through a person's roles).
+fn disclosed_subjects(results: &[CandidateResult]) -> BTreeSet<String> {
+    let mut subjects = BTreeSet::new();
+    for r in results {
+        subjects.extend(r.person_key.iter().map(|k| format!("persons/{k}")));
+        subjects.extend(r.declared.iter().map(|u| format!("enterprises/{u}")));
+        subjects.extend(
+            r.findings
+                .iter()
+                .filter_map(|f| f.enterprise.as_ref())
+                .map(|e| format!("enterprises/{}", e.uscc)),
+        );
+    }
+    subjects
 }
 
 /// Streams a stored report again, for a retried request, recording each group's
 /// subjects before sending it as a fresh check does.
 async fn replay(report: VettingReport, grades: bool, disclosure: Disclosure, tx: Sender) {
     for group in report.results.chunks(GROUP) {
-        let mut subjects: BTreeSet<String> = group
-            .iter()
-            .flat_map(|r| r.person_key.iter().map(|k| format!("persons/{k}")))
-            .collect();
-        subjects.extend(disclosed_enterprises(group));
+        let subjects = disclosed_subjects(group);
         if !disclosure.admit(&tx, subjects, group.len()).await {
             return;
         }
@@ -579,14 +579,7 @@ impl VettingService for VettingApi {
             .ok_or_else(|| Error::NotFound(format!("vettingReports/{id}")))?;
         // Noted before the checks: a refused attempt at a report is an attempt at the
         // persons in it.
-        let mut subjects: BTreeSet<String> = report
-            .results
-            .iter()
-            .filter_map(|r| r.person_key.as_ref())
-            .map(|k| format!("persons/{k}"))
-            .collect();
-        subjects.extend(disclosed_enterprises(&report.results));
-        note.subjects(subjects);
+        note.subjects(disclosed_subjects(&report.results));
         // Another office's report is answered as one that does not exist: a different
         // answer would confirm to anyone holding the scope that someone was vetted
         // under that id. (The attempt is still logged with the persons in it.)

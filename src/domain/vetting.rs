@@ -114,6 +114,11 @@ pub struct CandidateResult {
     pub findings: Vec<Finding>,
     /// Why an INVALID candidate could not be checked.
     pub invalid_reasons: Vec<String>,
+    /// The USCCs the candidate declared, so that replaying or reading the report is
+    /// audited against them as the check was (a clear result says something about
+    /// them too); never sent to callers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<String>,
 }
 
 /// Counts per verdict.
@@ -513,6 +518,7 @@ pub fn cross_check(
         verdict: overall(&findings),
         findings,
         invalid_reasons: Vec::new(),
+        declared: candidate.declared.to_vec(),
     }
 }
 

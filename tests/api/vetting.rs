@@ -333,6 +333,24 @@ async fn cross_checks_give_verdicts_with_evidence_paths_and_private_reports() {
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].purpose, pb::Purpose::CandidateVetting as i32);
     assert_eq!(reads[0].case_reference, "2026-统战-009");
+    // A declared enterprise that came back clean was disclosed all the same: the
+    // check, its replay and the report's reading are each found under it.
+    let declared_clean: Vec<String> = app
+        .audit_entries(pb::ListAuditEntriesRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == "OK")
+        .map(|e| e.method)
+        .collect();
+    let count = |m: &str| declared_clean.iter().filter(|x| x.ends_with(m)).count();
+    assert_eq!(
+        (count("/CrossCheck"), count("/GetVettingReport")),
+        (2, 1),
+        "{declared_clean:?}"
+    );
     assert_eq!(
         report.agency,
         format!("agencies/{}", app.agency_ids[&AgencyKind::VettingOffice])
