@@ -131,7 +131,10 @@ for name, ok, data in (("hello", hok, hdata), ("credit-hub", cok, cdata), ("cred
         sys.exit(f"{name}: {data} body bytes for {n} responses: some responses carried no message (gRPC errors)")
 PY
 grep -q "grpc-status" "$work/serve.log" "$work/serve-noaudit.log" && { echo "unexpected errors in the server log" >&2; exit 1; }
-# Every credit-hub call of the audited run is in the chain, which still verifies.
+# Every credit-hub call of the audited run is in the chain, which still verifies. The
+# audited server is stopped first: on SIGTERM its writer signs a last checkpoint over
+# the run's entries, which `audit verify` with a signing key expects to find.
+kill "${pids[0]}"; wait "${pids[0]}" || true
 $bin audit verify >&2
 
 ratio=$(python3 -c "print(f'{$hub_rps/$hello_rps:.2f}')")
