@@ -161,6 +161,7 @@ impl SpotCheckApi {
         if bytes <= ANSWER_BYTES {
             return Ok(());
         }
+        self.state.store.mark_plan_too_large(&plan.id).await?;
         Err(Error::FailedPrecondition(vec![PreconditionViolation {
             kind: "PLAN_TOO_LARGE".into(),
             subject: plan.resource_name(),

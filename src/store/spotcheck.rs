@@ -180,7 +180,11 @@ impl Store {
             .await
     }
 
-    /// Stores a new plan (its seed stays secret until the draw).
+    /// Stores a new plan (its seed stays secret until the draw). Refused while the
+    /// department has a plan of the same domain and cycle not yet drawn: a plan is
+    /// never dropped undrawn, so that a draw whose targets a department did not like
+    /// (it learns how many a refused draw left without inspectors) cannot be replaced
+    /// by another plan with a fresh seed.
     pub async fn insert_spot_check_plan(
         &self,
         plan: &Plan,
@@ -191,6 +195,40 @@ impl Store {
             Ok(tx) => tx,
             Err(bytes) => return Ok(Replay::Replayed(bytes)),
         };
+        if self.backend == Backend::Postgres {
+            // With the draws (see `save_draw`): two plans created at once both see the
+            // other, or the draw that settled it.
+            sqlx::query("SELECT pg_advisory_xact_lock(728306)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let pending: Option<String> = sqlx::query(
+            "SELECT id FROM spot_check_plans WHERE agency_id = $1 AND domain = $2 \
+             AND cycle = $3 AND state = 'CREATED' ORDER BY created_at LIMIT 1",
+        )
+        .bind(&plan.agency_id)
+        .bind(plan.domain.code())
+        .bind(&plan.cycle.label)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()?;
+        if let Some(id) = pending {
+            return Err(
+                domain::Error::FailedPrecondition(vec![PreconditionViolation {
+                    kind: "PLAN_NOT_DRAWN".into(),
+                    subject: format!("spotCheckPlans/{id}"),
+                    description: format!(
+                        "spotCheckPlans/{id}, this department's plan for {} in cycle {}, is not \
+                     drawn yet: draw it before planning that domain and cycle again (a plan \
+                     is never dropped undrawn, so no draw is retried for other targets)",
+                        plan.domain.code(),
+                        plan.cycle.label
+                    ),
+                }])
+                .into(),
+            );
+        }
         sqlx::query(
             "INSERT INTO spot_check_plans (id, agency_id, domain, cycle, region_code, industry_code, \
              ratios, inspectors_per_visit, check_items, seed_commitment, seed, state, created_at) \
@@ -337,7 +375,7 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE spot_check_plans SET state = 'DRAWN', drawn_at = $1, inputs = $2, targets = $3 \
-             WHERE id = $4 AND state = 'CREATED'",
+             WHERE id = $4 AND state IN ('CREATED', 'TOO_LARGE')",
         )
         .bind(drawn.drawn_at)
         .bind(serde_json::to_string(&drawn.eligible).expect("inputs serialize"))
@@ -350,6 +388,23 @@ impl Store {
         }
         self.commit(tx).await?;
         Ok(DrawSaved::Saved)
+    }
+
+    /// Notes that drawing `plan_id` was refused as too large for one answer. Such a plan
+    /// no longer holds back a new plan of its domain and cycle (see
+    /// [`Store::insert_spot_check_plan`]): its size follows from its population and
+    /// ratios, not from which targets its seed picked. It may still be drawn, should
+    /// other plans' draws leave it small enough.
+    pub async fn mark_plan_too_large(&self, plan_id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE spot_check_plans SET state = 'TOO_LARGE' WHERE id = $1 AND state = 'CREATED'",
+        )
+        .bind(plan_id)
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx).await?;
+        Ok(())
     }
 
     /// Writes a result and the record it becomes in one transaction (the record regrades

@@ -586,6 +586,33 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
         get_plan(&mut market, &created.name).await.state,
         pb::SpotCheckPlanState::Created as i32
     );
+    // Nor can the department trade that draw for a fresh seed: another plan of the
+    // domain and cycle waits until this one is drawn; another domain does not.
+    let again = |domain: pb::RegulatoryDomain| pb::CreateSpotCheckPlanRequest {
+        plan: Some(pb::SpotCheckPlan {
+            domain: domain as i32,
+            cycle: cycle(&app),
+            ratios: ratios(0.0, 1.0),
+            inspectors_per_visit: 1,
+            check_items: vec!["经营场所".into()],
+            ..Default::default()
+        }),
+        request_id: uuid::Uuid::now_v7().simple().to_string(),
+    };
+    let err = market
+        .create_spot_check_plan(again(pb::RegulatoryDomain::FoodProduction))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let pending = &err.get_details_precondition_failure().unwrap().violations[0];
+    assert_eq!(
+        (pending.r#type.as_str(), pending.subject.as_str()),
+        ("PLAN_NOT_DRAWN", created.name.as_str())
+    );
+    market
+        .create_spot_check_plan(again(pb::RegulatoryDomain::Pricing))
+        .await
+        .unwrap();
 
     // A third inspector joins: the draw goes through, the conflicted one stays away.
     market
@@ -616,6 +643,11 @@ async fn no_inspector_is_drawn_for_an_enterprise_he_declared_a_conflict_with() {
             );
         }
     }
+    // Drawn, it holds nothing back.
+    market
+        .create_spot_check_plan(again(pb::RegulatoryDomain::FoodProduction))
+        .await
+        .unwrap();
     let listed = market
         .list_inspectors(pb::ListInspectorsRequest::default())
         .await
