@@ -3,7 +3,7 @@
 //! a writer that group-commits waiting entries into the hash chain in one transaction;
 //! and signed checkpoints of the chain head. The chain rules are in `domain::audit`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -305,13 +305,20 @@ pub struct Disclosure {
     /// None when the call did not pass through the audit layer.
     log: Option<AuditLog>,
     template: AuditEvent,
+    /// Set once the stream's end is recorded: a task that ends the stream itself just
+    /// as the deadline passes would otherwise have it recorded twice.
+    end_recorded: Arc<AtomicBool>,
 }
 
 impl Disclosure {
     /// Entries like `template` (its time, subjects and count are set per part) in
     /// `log`.
     pub fn new(log: Option<AuditLog>, template: AuditEvent) -> Self {
-        Disclosure { log, template }
+        Disclosure {
+            log,
+            template,
+            end_recorded: Arc::default(),
+        }
     }
 
     /// Records a part about `subjects` holding `count` items; UNAVAILABLE when the
@@ -358,6 +365,9 @@ impl Disclosure {
     /// OK.
     pub async fn ended(&self, status: &Status) {
         let Some(log) = &self.log else { return };
+        if self.end_recorded.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let mut event = self.template.clone();
         event.time = crate::store::now_millis();
         event.outcome = code_name(status.code()).to_string();
