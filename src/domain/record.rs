@@ -99,6 +99,23 @@ impl RecordContent {
             )
     }
 
+    /// Whether `revised`, sent without a publicity end, should keep this revision's
+    /// defaulted one: everything the default depends on (kind, tier, decision date,
+    /// measures) is unchanged, and this revision's end is the default under the
+    /// counting before the Civil Code's (one day short of today's default). A
+    /// correction of a summary then moves no window, and undoes no certificate that
+    /// states the record.
+    pub fn keeps_earlier_default(&self, revised: &RecordContent) -> bool {
+        self.kind == revised.kind
+            && self.tier == revised.tier
+            && self.decision_date == revised.decision_date
+            && same_set(
+                &self.attributes.penalty_measures,
+                &revised.attributes.penalty_measures,
+            )
+            && self.publicity_end.succ_opt() == Some(revised.publicity_end)
+    }
+
     /// The content with its set-valued lists (penalty measures) in one order: the
     /// same record listed otherwise is the same record, and digests alike.
     pub fn normalised(mut self) -> Self {
@@ -500,12 +517,25 @@ pub fn check_consistency(
             );
         }
     }
-    // Order 107 publishes a moderate item at least 3 months and a serious one at least a
-    // year, a serious-dishonesty listing too: what ends sooner ends by repair or
-    // withdrawal, which leave their trace, never by a date that skips the wait.
+}
+
+/// Order 107's shortest publicity, checked when a record is created or revised (a
+/// resend of what was accepted before is never refused for it): a moderate item is
+/// published at least 3 months and a serious one, a serious-dishonesty listing too, at
+/// least a year; what ends sooner ends by repair or withdrawal, which leave their
+/// trace, never by a date that skips the wait. Records decided before Order 107 came
+/// into force (2025-12-25) keep the ends their own rules gave.
+pub fn check_shortest_publicity(path: &str, content: &RecordContent, v: &mut Violations) {
+    let order_107 = NaiveDate::from_ymd_opt(2025, 12, 25).expect("a valid date");
+    let measures = &content.attributes.penalty_measures;
+    let warnings_only =
+        !measures.is_empty() && measures.iter().all(|m| *m == PenaltyMeasure::Warning);
+    if content.decision_date < order_107 {
+        return;
+    }
     let shortest = match (content.kind, content.tier) {
         (RecordKind::AdministrativePenalty | RecordKind::AdministrativeCoerciveMeasure, _)
-            if content.decision_date < order_107 || warnings_only =>
+            if warnings_only =>
         {
             None
         }

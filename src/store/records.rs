@@ -17,7 +17,9 @@ use crate::domain::codes::{
     GradeChangeCause, RecordKind, RecordStatus, RegulatoryDomain, SubmitOutcome, Tier,
 };
 use crate::domain::ids::Uscc;
-use crate::domain::record::{stored_person, Attributes, NewRecord, Record, RecordContent, Subject};
+use crate::domain::record::{
+    check_shortest_publicity, stored_person, Attributes, NewRecord, Record, RecordContent, Subject,
+};
 use crate::domain::{self, Violations};
 
 /// What a batch submission did, record by record, in input order.
@@ -389,6 +391,11 @@ impl Store {
                         created_at: now,
                         updated_at: now,
                     };
+                    check_shortest_publicity(
+                        &format!("records[{i}]"),
+                        &record.content,
+                        &mut violations,
+                    );
                     let row = RecordRow::from_record(&record);
                     snapshots.push(row.snapshot("CREATED", now));
                     inserts.push(row.vals());
@@ -445,13 +452,19 @@ impl Store {
                     if old.subject_key != new.content.subject.key() {
                         moved_from.push(before.clone());
                     }
+                    let mut content = new.content.clone();
+                    if new.publicity_end_defaulted && before.content.keeps_earlier_default(&content)
+                    {
+                        content.publicity_end = before.content.publicity_end;
+                    }
+                    check_shortest_publicity(&format!("records[{i}]"), &content, &mut violations);
                     replaced.push(before);
                     let record = Record {
                         id: old.id.clone(),
                         agency_id: agency.id.clone(),
                         source_record_id: new.source_record_id.clone(),
                         revision: new.revision,
-                        content: new.content.clone(),
+                        content,
                         status,
                         withdrawal_reason: None,
                         created_at: old.created_at,

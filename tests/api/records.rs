@@ -642,6 +642,36 @@ async fn publicity_end_defaults_by_tier_and_warnings_are_never_published() {
         .batch_submit_records(submit(vec![three_months, listing("L-2", "2027-05-21")], ""))
         .await
         .unwrap();
+
+    // A record whose end was defaulted under the earlier counting (here given as that
+    // day, 2027-05-20) keeps it when corrected without an end: a new summary moves no
+    // window. A correction that changes what the default depends on gets today's.
+    let mut filed_then = penalty(&uscc(1), "P-7");
+    filed_then.decision_date = "2026-05-20".into();
+    filed_then.publicity_end_date = "2027-05-20".into();
+    market
+        .batch_submit_records(submit(vec![filed_then.clone()], ""))
+        .await
+        .unwrap();
+    let mut corrected = pb::Record {
+        summary: "更正：生产经营不符合食品安全标准的食品".into(),
+        publicity_end_date: String::new(),
+        ..filed_then
+    };
+    corrected.provenance.as_mut().unwrap().revision = 2;
+    let mut raised = pb::Record {
+        tier: pb::Tier::Serious as i32,
+        ..corrected.clone()
+    };
+    raised.provenance.as_mut().unwrap().revision = 3;
+    for (revision, end) in [(corrected, "2027-05-20"), (raised, "2029-05-21")] {
+        let out = market
+            .batch_submit_records(submit(vec![revision], ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(out.records[0].publicity_end_date, end);
+    }
 }
 
 /// `credit-hub records list` as a script uses it: `--json`, one record per line; and
