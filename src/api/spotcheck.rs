@@ -626,7 +626,7 @@ impl SpotCheckService for SpotCheckApi {
         let response = match self
             .state
             .store
-            .insert_spot_check_plan(&plan, key.as_ref(), &encode)
+            .insert_spot_check_plan(&plan, today, key.as_ref(), &encode)
             .await?
         {
             Replay::Fresh(p) => pb::CreateSpotCheckPlanResponse {

@@ -163,11 +163,12 @@ impl Stated {
 pub type RepairDays = HashMap<String, NaiveDate>;
 
 /// The first day a serious-dishonesty listing was no longer in force: its publicity end,
-/// or the day it was removed on repair when that came first.
+/// or the day after it was removed on repair when that came first (the enterprise was
+/// listed for part of the removal day).
 fn in_force_until(r: &Record, repaired_on: &RepairDays) -> NaiveDate {
     let end = r.content.publicity_end;
     match (r.status, repaired_on.get(&r.id)) {
-        (RecordStatus::Repaired, Some(day)) => end.min(*day),
+        (RecordStatus::Repaired, Some(day)) => end.min(day.succ_opt().unwrap_or(*day)),
         _ => end,
     }
 }
@@ -1141,25 +1142,26 @@ mod tests {
             .unwrap()
             .contains("有列入严重违法失信名单记录1条"));
         // Removed from the list on repair before the period began, it was not in force
-        // in it; removed inside it, it was, and the day it left is stated.
+        // in it; removed on its first day or later, it was, and the day it left is
+        // stated.
         let mut repaired = early.clone();
         repaired.status = RecordStatus::Repaired;
         let stated = |removed: &str| {
             let days = RepairDays::from([(repaired.id.clone(), d(removed))]);
             credit_status_statements(&[repaired.clone()], &days, start, end, today)
         };
-        let before = stated("2025-01-01");
+        let before = stated("2024-12-31");
         assert_eq!(before["seriousDishonesty"]["listingsInPeriod"], json!([]));
         assert!(before["summary"]
             .as_str()
             .unwrap()
             .contains("无列入严重违法失信名单记录"));
-        let inside = stated("2025-01-02");
+        let inside = stated("2025-01-01");
         let listings = inside["seriousDishonesty"]["listingsInPeriod"]
             .as_array()
             .unwrap();
         assert_eq!(listings.len(), 1);
-        assert_eq!(listings[0]["removedOn"], "2025-01-02");
+        assert_eq!(listings[0]["removedOn"], "2025-01-01");
         assert_eq!(listings[0]["repaired"], true);
     }
 

@@ -122,6 +122,29 @@ async fn repaired_at(tx: &mut Transaction<'static, Any>, record: &str) -> Result
 /// when the one listing in force that day, which it does not name, was withdrawn.
 const UNSTATED_LISTING_WITHDRAWN: &str = "证明出具日所据严重违法失信名单记录已撤回：the serious-dishonesty listing in force on the issue date was withdrawn after issue, so this certificate no longer describes the enterprise";
 
+/// Why a certificate is suspended: `record`, filed after issue, falls inside its period
+/// unstated, or (`listed_on`, its issue date) is a listing in force that day, which the
+/// certificate says was not listed. The record's name comes last, followed by `)`:
+/// [`Store::lift_suspensions`] finds the certificates a record suspended by it.
+fn suspension_reason(record: &Record, listed_on: Option<NaiveDate>) -> String {
+    let c = &record.content;
+    match listed_on {
+        None => format!(
+            "证明期间内有未载明的失信记录：a {} record decided on {} (document {}, {}), which the certificate's period covers, arrived after issue and is not stated on the certificate",
+            c.kind.code(),
+            c.decision_date,
+            c.document_number,
+            record.resource_name()
+        ),
+        Some(issued_on) => format!(
+            "出具日已在严重违法失信名单：a listing decided on {} (document {}, {}) was in force on the issue date {issued_on}, which the certificate says was not listed",
+            c.decision_date,
+            c.document_number,
+            record.resource_name()
+        ),
+    }
+}
+
 /// Why a certificate suspended over a record filed after issue was superseded when that
 /// record was withdrawn or corrected: its suspension named a decision no longer
 /// published about this enterprise, which this reason does not repeat.
@@ -556,25 +579,8 @@ impl Store {
                 })
             };
             let reason = match (in_period, in_period.is_none().then(on_issue_day).flatten()) {
-                (Some((_, record)), _) => {
-                    let c = &record.content;
-                    format!(
-                        "证明期间内有未载明的失信记录：a {} record decided on {} (document {}, {}), which the certificate's period covers, arrived after issue and is not stated on the certificate",
-                        c.kind.code(),
-                        c.decision_date,
-                        c.document_number,
-                        record.resource_name()
-                    )
-                }
-                (None, Some((_, record))) => {
-                    let c = &record.content;
-                    format!(
-                        "出具日已在严重违法失信名单：a listing decided on {} (document {}, {}) was in force on the issue date {issued_on}, which the certificate says was not listed",
-                        c.decision_date,
-                        c.document_number,
-                        record.resource_name()
-                    )
-                }
+                (Some((_, record)), _) => suspension_reason(record, None),
+                (None, Some((_, record))) => suspension_reason(record, Some(issued_on)),
                 (None, None) => continue,
             };
             sqlx::query(
@@ -696,8 +702,9 @@ impl Store {
     /// withdrawn (`after` None) or revised into `after` so that it no longer
     /// contradicts them: the suspension's reason names that record to whoever
     /// verifies, a decision no longer published about this enterprise, and no longer
-    /// says why. Runs in the transaction that withdraws or revises it, after
-    /// [`Store::suspend_contradicted`].
+    /// says why. One that another record of the enterprise still contradicts stays
+    /// suspended, its reason naming that record instead. Runs in the transaction that
+    /// withdraws or revises it, after [`Store::suspend_contradicted`].
     pub(super) async fn lift_suspensions(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -722,6 +729,7 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         let mut superseded = 0;
+        let mut others: Option<Vec<Record>> = None;
         for row in suspended {
             if !row.try_get::<String, _>("status_reason")?.contains(&cited) {
                 continue;
@@ -732,21 +740,34 @@ impl Store {
             let document: String = row.try_get("document")?;
             let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
                 .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
-            // Revised but still about this enterprise and still contradicting it, the
-            // record still suspends it.
-            let still = after.is_some_and(|a| {
-                a.content.subject == before.content.subject
-                    && ((contradicts(a, start, end, today) && !states(&document, a))
-                        || contradicts_issue_day(a, issued_on, &document))
-            });
-            if still {
-                continue;
+            // The enterprise's records as they now stand (the revision included, a
+            // withdrawn one left out): one still contradicting the certificate keeps it
+            // suspended, its reason then naming that one.
+            if others.is_none() {
+                others = Some(records_with_key(&mut **tx, uscc.as_str()).await?);
             }
+            let still = others.iter().flatten().find_map(|r| {
+                if r.id == before.id && after.is_none() {
+                    return None;
+                }
+                if contradicts(r, start, end, today) && !states(&document, r) {
+                    Some(suspension_reason(r, None))
+                } else if contradicts_issue_day(r, issued_on, &document) {
+                    Some(suspension_reason(r, Some(issued_on)))
+                } else {
+                    None
+                }
+            });
+            let (status, reason) = match &still {
+                Some(reason) => ("SUSPENDED", reason.as_str()),
+                None => ("SUPERSEDED", SUSPENDING_RECORD_UNDONE),
+            };
             superseded += sqlx::query(
-                "UPDATE certificates SET status = 'SUPERSEDED', status_reason = $1 \
-                 WHERE serial = $2 AND status = 'SUSPENDED'",
+                "UPDATE certificates SET status = $1, status_reason = $2 \
+                 WHERE serial = $3 AND status = 'SUSPENDED'",
             )
-            .bind(SUSPENDING_RECORD_UNDONE)
+            .bind(status)
+            .bind(reason)
             .bind(&serial)
             .execute(&mut **tx)
             .await?

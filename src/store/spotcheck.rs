@@ -181,13 +181,15 @@ impl Store {
     }
 
     /// Stores a new plan (its seed stays secret until the draw). Refused while the
-    /// department has a plan of the same domain and cycle not yet drawn: a plan is
-    /// never dropped undrawn, so that a draw whose targets a department did not like
-    /// (it learns how many a refused draw left without inspectors) cannot be replaced
-    /// by another plan with a fresh seed.
+    /// department has a plan of the same domain not yet drawn in a cycle sharing days
+    /// with this one (a year and its quarters) that has not ended: a plan is never
+    /// dropped undrawn, so that a draw whose targets a department did not like (it
+    /// learns how many a refused draw left without inspectors) cannot be replaced by
+    /// another plan with a fresh seed.
     pub async fn insert_spot_check_plan(
         &self,
         plan: &Plan,
+        today: NaiveDate,
         request: Option<&RequestKey>,
         encode: &(dyn Fn(&Plan) -> Vec<u8> + Send + Sync),
     ) -> Result<Replay<Plan>> {
@@ -202,26 +204,41 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let pending: Option<String> = sqlx::query(
-            "SELECT id FROM spot_check_plans WHERE agency_id = $1 AND domain = $2 \
-             AND cycle = $3 AND state = 'CREATED' ORDER BY created_at LIMIT 1",
-        )
-        .bind(&plan.agency_id)
-        .bind(plan.domain.code())
-        .bind(&plan.cycle.label)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get("id"))
-        .transpose()?;
+        let labels = plan.cycle.overlapping_labels();
+        let sql = format!(
+            "SELECT id, cycle FROM spot_check_plans WHERE agency_id = {} AND domain = {} \
+             AND state = 'CREATED' AND cycle IN ({}) ORDER BY created_at",
+            placeholders(self.backend, 1, 1),
+            placeholders(self.backend, 2, 1),
+            placeholders(self.backend, 3, labels.len())
+        );
+        let mut vals = vec![
+            Val::from(plan.agency_id.as_str()),
+            Val::from(plan.domain.code()),
+        ];
+        vals.extend(labels.iter().map(|l| Val::from(l.as_str())));
+        let mut pending = None;
+        for row in bind_all(sqlx::query(&sql), vals)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            // One whose cycle has ended can no longer be drawn (CYCLE_ENDED).
+            let cycle: String = row.try_get("cycle")?;
+            if Cycle::parse(&cycle).is_ok_and(|c| c.end >= today) {
+                pending = Some(row.try_get::<String, _>("id")?);
+                break;
+            }
+        }
         if let Some(id) = pending {
             return Err(
                 domain::Error::FailedPrecondition(vec![PreconditionViolation {
                     kind: "PLAN_NOT_DRAWN".into(),
                     subject: format!("spotCheckPlans/{id}"),
                     description: format!(
-                        "spotCheckPlans/{id}, this department's plan for {} in cycle {}, is not \
-                     drawn yet: draw it before planning that domain and cycle again (a plan \
-                     is never dropped undrawn, so no draw is retried for other targets)",
+                        "spotCheckPlans/{id}, this department's plan for {} in a cycle sharing days \
+                     with {}, is not drawn yet: draw it before planning that domain and \
+                     cycle again (a plan is never dropped undrawn, so no draw is retried \
+                     for other targets)",
                         plan.domain.code(),
                         plan.cycle.label
                     ),
@@ -392,9 +409,10 @@ impl Store {
 
     /// Notes that drawing `plan_id` was refused as too large for one answer. Such a plan
     /// no longer holds back a new plan of its domain and cycle (see
-    /// [`Store::insert_spot_check_plan`]): its size follows from its population and
-    /// ratios, not from which targets its seed picked. It may still be drawn, should
-    /// other plans' draws leave it small enough.
+    /// [`Store::insert_spot_check_plan`]): its size follows from its population, ratios
+    /// and inspectors per visit; its seed picks only which targets and inspector codes
+    /// fill it, which could tip the balance only at the very edge. It may still be
+    /// drawn, should other plans' draws leave it small enough.
     pub async fn mark_plan_too_large(&self, plan_id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(

@@ -439,13 +439,32 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     );
     assert!(!after.reason.contains("records/"), "{}", after.reason);
     assert!(!after.reason.contains("〔2026〕12号"), "{}", after.reason);
-    // Corrected to another enterprise, the same.
+    // Corrected to another enterprise while a second unstated penalty stands, the
+    // certificate stays suspended, now naming that one; once it is withdrawn too,
+    // superseded.
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![pb::Record {
+            document_number: "威开市监罚〔2026〕77号".into(),
+            ..penalty(&uscc(5), "p-5-second")
+        }],
+    )
+    .await;
     let mut moved = pb::Record {
         subject: penalty(&uscc(6), "p-5-serious").subject,
         ..serious
     };
     moved.provenance.as_mut().unwrap().revision = 2;
     app.submit(AgencyKind::MarketRegulation, vec![moved]).await;
+    let after = app.verify(&cert.document).await;
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Suspended,
+        "{after:?}"
+    );
+    assert!(after.reason.contains("77号"), "{}", after.reason);
+    assert!(!after.reason.contains("99号"), "{}", after.reason);
+    withdraw_only(&app, 5, pb::RecordKind::AdministrativePenalty, "立案错误").await;
     let after = app.verify(&cert.document).await;
     assert_eq!(
         result_of(&after),
