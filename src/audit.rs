@@ -913,7 +913,9 @@ impl Step for Audit {
         let log = self.log.clone();
         Box::pin(async move {
             let path = req.uri().path();
-            if is_public(path) || !path.starts_with("/credithub.") {
+            // Every other path is audited, one outside this service's package too
+            // (`/grpc.health.x/y`): its refusal is an attempt like any other.
+            if is_public(path) {
                 return inner.call(req).await;
             }
             // The path comes from the caller before authentication: one the service

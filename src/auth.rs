@@ -21,6 +21,16 @@ use crate::peer::PeerPolicy;
 use crate::quota::TokenBuckets;
 use crate::store::Store;
 
+/// The health and reflection methods this server serves: never shed nor paced, and
+/// callable without a token. Matched whole: another path under `/grpc.health.` is
+/// served nothing, and gets no such favour.
+pub(crate) const HEALTH_AND_REFLECTION: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
 /// gRPC methods callable without a token.
 const PUBLIC_METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",

@@ -26,9 +26,9 @@ use crate::middleware::{BoxFuture, HttpResponse, Step};
 /// Default limit of calls handled at once.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1_024;
 
-/// Paths never shed.
+/// Paths never shed: the served health and reflection methods, matched whole.
 pub(crate) fn exempt(path: &str) -> bool {
-    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+    crate::auth::HEALTH_AND_REFLECTION.contains(&path)
 }
 
 /// The step (wrap it in a `StepLayer`); wraps every service.
