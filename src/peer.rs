@@ -183,13 +183,17 @@ impl PeerPolicy {
         let direct = direct?;
         let names = direct.as_deref().unwrap_or_default();
         if self.is_gateway(names, remote) {
-            return match headers.get(&self.header) {
-                Some(value) => {
-                    let bad = || PeerError::BadForwarded(self.header.as_str().to_owned());
+            let bad = || PeerError::BadForwarded(self.header.as_str().to_owned());
+            let mut values = headers.get_all(&self.header).iter();
+            return match (values.next(), values.next()) {
+                // Two lines: one may be the client's own, passed on by a gateway that
+                // appended its line rather than replacing it. Neither is trusted.
+                (Some(_), Some(_)) => Err(bad()),
+                (Some(value), None) => {
                     let text = value.to_str().map_err(|_| bad())?;
                     forwarded_names(text).map(Some).ok_or_else(bad)
                 }
-                None => Ok(None),
+                (None, _) => Ok(None),
             };
         }
         Ok(direct)

@@ -31,9 +31,13 @@ impl PublicLimit {
     /// forwards it (see [`PeerPolicy::client_address`]); an IPv6 address counts by its
     /// /64, which one host can fill with addresses.
     pub fn admit<T>(&self, req: &Request<T>, peers: &PeerPolicy) -> Result<(), Status> {
+        // The last line: a gateway that appends its own line after the client's (rather
+        // than extending one) puts what it saw last; an earlier line is the client's.
         let forwarded = req
             .metadata()
-            .get(FORWARDED_FOR)
+            .get_all(FORWARDED_FOR)
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok());
         let Some(ip) = peers.client_address(req.extensions(), forwarded) else {
             return Ok(());

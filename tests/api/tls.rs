@@ -126,22 +126,23 @@ async fn add_court_with_certificate(app: &TestApp, name: &str) -> String {
 }
 
 /// A grade look-up of enterprise 1 for judicial enforcement over `channel`, with
-/// `bearer` and, if given, a forwarded-certificate header.
+/// `bearer` and a forwarded-certificate header line for each of `forwarded`.
 async fn look_up(
     channel: &Channel,
     bearer: Bearer,
-    forwarded: Option<&str>,
+    forwarded: &[&str],
 ) -> Result<pb::GetCreditGradeResponse, tonic::Status> {
     use tonic::service::Interceptor;
-    let forwarded = forwarded.map(|f| f.parse::<tonic::metadata::AsciiMetadataValue>().unwrap());
+    let forwarded: Vec<tonic::metadata::AsciiMetadataValue> =
+        forwarded.iter().map(|f| f.parse().unwrap()).collect();
     let mut bearer = bearer;
     pb::grade_service_client::GradeServiceClient::with_interceptor(
         channel.clone(),
         move |req: tonic::Request<()>| {
             let mut req = bearer.call(req)?;
-            if let Some(f) = &forwarded {
+            for f in &forwarded {
                 req.metadata_mut()
-                    .insert(DEFAULT_FORWARDED_CERT_HEADER, f.clone());
+                    .append(DEFAULT_FORWARDED_CERT_HEADER, f.clone());
             }
             Ok(req)
         },
@@ -185,7 +186,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
     // The court's certificate alone identifies it, and the look-up is audited as its.
     let court_cert = ca.client("court.example", &[]);
     let court = tls_channel(addr, &ca, Some(&court_cert)).await.unwrap();
-    let grade = look_up(&court, Bearer::none(), None).await.unwrap();
+    let grade = look_up(&court, Bearer::none(), &[]).await.unwrap();
     assert_eq!(
         grade.grade.unwrap().enterprise,
         format!("enterprises/{}", uscc(1))
@@ -193,7 +194,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
     assert_eq!(audited_look_ups(&app, &court_id).await, 1);
 
     // Its certificate together with its own token is fine, with another agency's not.
-    let err = look_up(&court, app.bearer(AgencyKind::Tax), None)
+    let err = look_up(&court, app.bearer(AgencyKind::Tax), &[])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
@@ -205,10 +206,10 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
 
     // Bearer tokens keep working over TLS without a client certificate.
     let anonymous = tls_channel(addr, &ca, None).await.unwrap();
-    look_up(&anonymous, app.bearer(AgencyKind::Court), None)
+    look_up(&anonymous, app.bearer(AgencyKind::Court), &[])
         .await
         .unwrap();
-    let err = look_up(&anonymous, Bearer::none(), None).await.unwrap_err();
+    let err = look_up(&anonymous, Bearer::none(), &[]).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // A certificate from the right CA that names no agency is refused, even with a
@@ -216,7 +217,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
     let stranger = ca.client("stranger.example", &[uri("spiffe://elsewhere/x")]);
     let stranger = tls_channel(addr, &ca, Some(&stranger)).await.unwrap();
     for bearer in [Bearer::none(), app.bearer(AgencyKind::Court)] {
-        let err = look_up(&stranger, bearer, None).await.unwrap_err();
+        let err = look_up(&stranger, bearer, &[]).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
         assert!(
             err.message().contains("stranger.example") && err.message().contains("not registered"),
@@ -232,7 +233,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
         ],
     );
     let by_san = tls_channel(addr, &ca, Some(&by_san)).await.unwrap();
-    look_up(&by_san, Bearer::none(), None).await.unwrap();
+    look_up(&by_san, Bearer::none(), &[]).await.unwrap();
     assert_eq!(audited_look_ups(&app, &court_id).await, 2);
 
     // A certificate from another CA never gets a call through.
@@ -240,7 +241,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
     let rogue = rogue_ca.client("court.example", &[]);
     let refused = match tls_channel(addr, &ca, Some(&rogue)).await {
         Err(_) => true,
-        Ok(channel) => look_up(&channel, app.bearer(AgencyKind::Court), None)
+        Ok(channel) => look_up(&channel, app.bearer(AgencyKind::Court), &[])
             .await
             .is_err(),
     };
@@ -250,7 +251,7 @@ async fn a_registered_client_certificate_identifies_its_agency_and_others_are_re
     // A revoked agency's certificate stops working like its token.
     app.store.revoke_agency(&court_id).await.unwrap();
     tokio::time::sleep(credit_hub::auth::TOKEN_CACHE_TTL).await;
-    let err = look_up(&court, Bearer::none(), None).await.unwrap_err();
+    let err = look_up(&court, Bearer::none(), &[]).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 }
 
@@ -271,41 +272,43 @@ async fn forwarded_certificates_are_believed_only_from_a_trusted_gateway() {
     // Through the gateway the forwarded certificate is the caller.
     let gateway_cert = ca.client("gateway.example", &[]);
     let gateway = tls_channel(addr, &ca, Some(&gateway_cert)).await.unwrap();
-    look_up(&gateway, Bearer::none(), Some(court_header))
+    look_up(&gateway, Bearer::none(), &[court_header])
         .await
         .unwrap();
     assert_eq!(audited_look_ups(&app, &court_id).await, 1);
 
     // The gateway itself is nobody; a forwarded certificate naming no agency is refused.
-    let err = look_up(&gateway, Bearer::none(), None).await.unwrap_err();
+    let err = look_up(&gateway, Bearer::none(), &[]).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    let err = look_up(&gateway, Bearer::none(), &["URI=spiffe://agencies/nobody"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = look_up(&gateway, Bearer::none(), &["Hash=00"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Two header lines, the first perhaps the client's own passed on by a gateway that
+    // appends: neither is believed.
     let err = look_up(
         &gateway,
         Bearer::none(),
-        Some("URI=spiffe://agencies/nobody"),
+        &[court_header, "URI=spiffe://agencies/nobody"],
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-    let err = look_up(&gateway, Bearer::none(), Some("Hash=00"))
-        .await
-        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // Anyone else sending the header is not believed: without a token they are
     // nobody, and with one they are the token's agency, never the court.
     let anonymous = tls_channel(addr, &ca, None).await.unwrap();
-    let err = look_up(&anonymous, Bearer::none(), Some(court_header))
+    let err = look_up(&anonymous, Bearer::none(), &[court_header])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    look_up(
-        &anonymous,
-        app.bearer(AgencyKind::Court),
-        Some(court_header),
-    )
-    .await
-    .unwrap();
+    look_up(&anonymous, app.bearer(AgencyKind::Court), &[court_header])
+        .await
+        .unwrap();
     assert_eq!(audited_look_ups(&app, &court_id).await, 1);
     assert_eq!(
         audited_look_ups(&app, &app.agency_ids[&AgencyKind::Court]).await,
@@ -325,11 +328,11 @@ async fn forwarded_certificates_are_believed_only_from_a_trusted_gateway() {
         .connect()
         .await
         .unwrap();
-    look_up(&plain, Bearer::none(), Some(court_header))
+    look_up(&plain, Bearer::none(), &[court_header])
         .await
         .unwrap();
     assert_eq!(audited_look_ups(&app, &court_id).await, 2);
-    let err = look_up(&app.channel, Bearer::none(), Some(court_header))
+    let err = look_up(&app.channel, Bearer::none(), &[court_header])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -350,7 +353,7 @@ async fn forwarded_certificates_are_believed_only_from_a_trusted_gateway() {
     let stranger = tls_channel(tls_addr, &ca, Some(&stranger_cert))
         .await
         .unwrap();
-    let err = look_up(&stranger, Bearer::none(), Some(court_header))
+    let err = look_up(&stranger, Bearer::none(), &[court_header])
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
