@@ -543,10 +543,12 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
+    // A random name: a process id repeats (1 in every container), and a partial file
+    // left by a crash must not stop the next run.
     let partial = path.with_file_name(format!(
-        ".{}.partial-{}",
+        ".{}.partial-{:016x}",
         name.to_string_lossy(),
-        std::process::id()
+        rand::random::<u64>()
     ));
     let written = (|| {
         let mut options = std::fs::OpenOptions::new();

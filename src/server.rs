@@ -336,13 +336,23 @@ impl Server {
         let store = self.state.store.clone();
         // New certificates are signed with the configured key from now on; keys it
         // replaces stay listed so what they signed keeps verifying.
-        let signs = store
-            .register_issuer_key(
-                &self.certificates.key_id,
-                &crate::api::certificates::signing_public_key(&self.certificates),
-            )
-            .await
-            .context("cannot register the certificate signing key")?;
+        // Replicas rolled out together all register at once: one that finds the
+        // database busy past its lock timeout waits and tries again rather than exit.
+        let public_key = crate::api::certificates::signing_public_key(&self.certificates);
+        let mut attempt = 0;
+        let signs = loop {
+            attempt += 1;
+            match store
+                .register_issuer_key(&self.certificates.key_id, &public_key)
+                .await
+            {
+                Err(crate::store::Error::Unavailable(e)) if attempt < 10 => {
+                    tracing::warn!(error = %e, attempt, "the database is busy; registering the signing key again shortly");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                other => break other.context("cannot register the certificate signing key")?,
+            }
+        };
         if !signs {
             tracing::warn!(
                 key_id = %self.certificates.key_id,

@@ -704,7 +704,8 @@ impl Store {
     /// verifies, a decision no longer published about this enterprise, and no longer
     /// says why. One that another record of the enterprise still contradicts stays
     /// suspended, its reason naming that record instead. Runs in the transaction that
-    /// withdraws or revises it, after [`Store::suspend_contradicted`].
+    /// withdraws or revises it, after [`Store::suspend_contradicted`]; returns how many
+    /// certificates it changed.
     pub(super) async fn lift_suspensions(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -728,7 +729,7 @@ impl Store {
         .bind(uscc.as_str())
         .fetch_all(&mut **tx)
         .await?;
-        let mut superseded = 0;
+        let mut changed = 0;
         let mut others: Option<Vec<Record>> = None;
         for row in suspended {
             if !row.try_get::<String, _>("status_reason")?.contains(&cited) {
@@ -738,7 +739,8 @@ impl Store {
             let start = stored_date(&row.try_get::<String, _>("period_start_date")?)?;
             let end = stored_date(&row.try_get::<String, _>("period_end_date")?)?;
             let document: String = row.try_get("document")?;
-            let issued_on = issue_date(row.try_get::<i64, _>("issued_at")?)
+            let issued_at: i64 = row.try_get("issued_at")?;
+            let issued_on = issue_date(issued_at)
                 .ok_or_else(|| Error::Corrupt(format!("certificate {serial}: issue time")))?;
             // The enterprise's records as they now stand (the revision included, a
             // withdrawn one left out): one still contradicting the certificate keeps it
@@ -746,23 +748,34 @@ impl Store {
             if others.is_none() {
                 others = Some(records_with_key(&mut **tx, uscc.as_str()).await?);
             }
-            let still = others.iter().flatten().find_map(|r| {
+            let mut still = None;
+            for r in others.iter().flatten() {
                 if r.id == before.id && after.is_none() {
-                    return None;
+                    continue;
                 }
                 if contradicts(r, start, end, today) && !states(&document, r) {
-                    Some(suspension_reason(r, None))
-                } else if contradicts_issue_day(r, issued_on, &document) {
-                    Some(suspension_reason(r, Some(issued_on)))
-                } else {
-                    None
+                    still = Some(suspension_reason(r, None));
+                } else if contradicts_issue_day(r, issued_on, &document)
+                    // A listing in force on the issue date and repaired (removed early)
+                    // only after it still makes "not listed that day" untrue.
+                    || (r.status == RecordStatus::Repaired
+                        && listing_in_force_on(r, issued_on)
+                        && !says_listed_on_issue_date(&document)
+                        && repaired_at(tx, &r.id)
+                            .await?
+                            .is_some_and(|at| at > issued_at))
+                {
+                    still = Some(suspension_reason(r, Some(issued_on)));
                 }
-            });
+                if still.is_some() {
+                    break;
+                }
+            }
             let (status, reason) = match &still {
                 Some(reason) => ("SUSPENDED", reason.as_str()),
                 None => ("SUPERSEDED", SUSPENDING_RECORD_UNDONE),
             };
-            superseded += sqlx::query(
+            changed += sqlx::query(
                 "UPDATE certificates SET status = $1, status_reason = $2 \
                  WHERE serial = $3 AND status = 'SUSPENDED'",
             )
@@ -773,7 +786,7 @@ impl Store {
             .await?
             .rows_affected();
         }
-        Ok(superseded)
+        Ok(changed)
     }
 
     /// Marks superseded the valid annual-report remediation certificates of `usccs` whose
