@@ -1091,6 +1091,28 @@ async fn behind_a_trusted_gateway_the_public_limit_counts_each_client() {
     keys(&channel, "203.0.113.6")
         .await
         .expect("another client behind the gateway is served");
+    // A gateway that appends its own line after the client's: the last line counts,
+    // whatever address the client's own line claims each time.
+    let mut appended = None;
+    for i in 0..10 {
+        let mut request = tonic::Request::new(pb::ListIssuerKeysRequest {});
+        let forwarded = request.metadata_mut();
+        forwarded.append("x-forwarded-for", format!("198.18.0.{i}").parse().unwrap());
+        forwarded.append("x-forwarded-for", "203.0.113.20".parse().unwrap());
+        if let Err(e) = CertificateServiceClient::new(channel.clone())
+            .list_issuer_keys(request)
+            .await
+        {
+            appended = Some(e);
+            break;
+        }
+    }
+    assert_eq!(
+        appended
+            .expect("the client behind the appended line is limited")
+            .code(),
+        Code::ResourceExhausted
+    );
 
     // Without a trusted gateway, the header is anybody's claim and counts for nothing.
     let (channel, _stop) = replica(&app, settings()).await;
