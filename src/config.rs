@@ -539,10 +539,22 @@ fn write_new_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// it: a file already there keeps none of its permissions, and a symbolic link planted
 /// at that name is replaced, never written through.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    replace_file(path, contents.as_bytes(), false)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `bytes` to a new file beside `path` (its owner's alone, or with the
+/// permissions of the file it replaces when `keep_permissions`), synced, then renamed
+/// over `path`: a failure half-way never leaves a truncated file, and whatever stood at
+/// that name (a symbolic link too) is replaced, never written through.
+pub fn replace_file(path: &Path, bytes: &[u8], keep_permissions: bool) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path
-        .file_name()
-        .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
+    let Some(name) = path.file_name() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name",
+        ));
+    };
     // A random name: a process id repeats (1 in every container), and a partial file
     // left by a crash must not stop the next run.
     let partial = path.with_file_name(format!(
@@ -559,14 +571,19 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
             options.mode(0o600);
         }
         let mut file = options.open(&partial)?;
-        file.write_all(contents.as_bytes())?;
+        if keep_permissions {
+            if let Ok(existing) = std::fs::metadata(path) {
+                file.set_permissions(existing.permissions())?;
+            }
+        }
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&partial, path)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    written.with_context(|| format!("cannot write {}", path.display()))
+    written
 }
 
 #[cfg(test)]

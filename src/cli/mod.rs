@@ -58,40 +58,14 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
 /// is readable by its owner alone: a vetting report names candidates and what was found
 /// about them; `chmod` shares one on purpose.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_file() => return std::fs::write(path, bytes),
         _ => {}
     }
-    let Some(name) = path.file_name() else {
+    if path.file_name().is_none() {
         return std::fs::write(path, bytes);
-    };
-    let partial = path.with_file_name(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        // Never through whatever already stands at that name.
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&partial)?;
-        if let Ok(existing) = std::fs::metadata(path) {
-            file.set_permissions(existing.permissions())?;
-        }
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&partial, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
     }
-    written
+    crate::config::replace_file(path, bytes, true)
 }
 
 /// Where the service is and who is calling.
