@@ -17,7 +17,7 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::codes::Purpose;
 use crate::domain::request_id::request_id_problem;
 use crate::metrics::{CallId, REQUEST_ID};
-use crate::middleware::{BoxFuture, HttpResponse, Step};
+use crate::middleware::{BoxFuture, HttpRequest, HttpResponse, Step};
 use crate::store::{now_millis, CallAudit, Store};
 
 mod checkpoints;
@@ -900,15 +900,10 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 impl Step for Audit {
-    fn call<S, B>(
-        &self,
-        mut inner: S,
-        mut req: http::Request<B>,
-    ) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, mut req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         let log = self.log.clone();
         Box::pin(async move {

@@ -16,7 +16,7 @@ use crate::api::subjects::Subjects;
 use crate::audit::AuditNote;
 use crate::domain::agency::{Agency, Scope};
 use crate::domain::ids::PersonKeyer;
-use crate::middleware::{BoxFuture, HttpResponse, Step};
+use crate::middleware::{BoxFuture, HttpRequest, HttpResponse, Step};
 use crate::peer::PeerPolicy;
 use crate::quota::TokenBuckets;
 use crate::store::Store;
@@ -268,15 +268,10 @@ impl Authenticate {
 }
 
 impl Step for Authenticate {
-    fn call<S, B>(
-        &self,
-        mut inner: S,
-        mut req: http::Request<B>,
-    ) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, mut req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         let store = self.store.clone();
         let cache = self.cache.clone();

@@ -13,7 +13,7 @@ use tower::Service;
 
 use crate::api::error::status;
 use crate::domain::id_scan::mask_long_numbers;
-use crate::middleware::{BoxFuture, HttpResponse, Step};
+use crate::middleware::{BoxFuture, HttpRequest, HttpResponse, Step};
 
 /// Turns a panic in the services inside it into an INTERNAL answer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,11 +78,10 @@ pub fn spawn_stream<T: Send + 'static>(
 }
 
 impl Step for CatchPanic {
-    fn call<S, B>(&self, mut inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         // The path is the caller's text unless the service serves it.
         let path = req.uri().path();
@@ -118,7 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_in_a_handler_is_answered_internal() {
-        let panicking = tower::service_fn(|req: http::Request<()>| async move {
+        let panicking = tower::service_fn(|req: HttpRequest| async move {
             if req.uri().path() == "/sync" {
                 panic!("failed on 11010519491231002X");
             }
@@ -129,13 +128,23 @@ mod tests {
         let service = StepLayer::new(CatchPanic).layer(panicking);
         let answered = service
             .clone()
-            .oneshot(http::Request::builder().uri("/sync").body(()).unwrap())
+            .oneshot(
+                http::Request::builder()
+                    .uri("/sync")
+                    .body(tonic::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = tonic::Status::from_header_map(answered.headers()).expect("a status");
         assert_eq!(status.code(), tonic::Code::Internal);
         let fine = service
-            .oneshot(http::Request::builder().uri("/fine").body(()).unwrap())
+            .oneshot(
+                http::Request::builder()
+                    .uri("/fine")
+                    .body(tonic::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert!(fine.headers().get("grpc-status").is_none());

@@ -64,8 +64,8 @@ struct ServeArgs {
     /// RetryInfo at once (health and reflection are never refused).
     #[arg(long, env = "CREDIT_HUB_MAX_CONCURRENT_CALLS", default_value_t = credit_hub::overload::DEFAULT_MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
-    /// Most writes of one agency waiting for the database at once (each holds one of
-    /// --max-concurrent-calls); more get RESOURCE_EXHAUSTED with RetryInfo at once, so
+    /// Most writes of one agency arriving or waiting for the database at once (each
+    /// holds one of --max-concurrent-calls, and its request body in memory); more get RESOURCE_EXHAUSTED with RetryInfo at once, so
     /// one partner's burst cannot crowd the others out.
     #[arg(long, env = "CREDIT_HUB_MAX_QUEUED_WRITES_PER_AGENCY", default_value_t = credit_hub::overload::DEFAULT_MAX_QUEUED_WRITES_PER_AGENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_queued_writes_per_agency: usize,

@@ -15,7 +15,7 @@ use tower::Service;
 use tracing::Instrument;
 
 use crate::audit::{grpc_code_name, AuditLog, UNKNOWN_METHOD};
-use crate::middleware::{BoxFuture, HttpResponse, Step};
+use crate::middleware::{BoxFuture, HttpRequest, HttpResponse, Step};
 use crate::store::Store;
 
 /// A request's path as the access log shows it: a path this service does not serve is
@@ -322,15 +322,10 @@ fn request_id(headers: &http::HeaderMap) -> String {
 }
 
 impl Step for Observe {
-    fn call<S, B>(
-        &self,
-        mut inner: S,
-        mut req: http::Request<B>,
-    ) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, mut req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         let metrics = self.metrics.clone();
         Box::pin(async move {

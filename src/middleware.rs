@@ -11,17 +11,19 @@ use tower::{Layer, Service};
 /// A boxed, sendable future.
 pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
+/// What every service of the server is asked.
+pub type HttpRequest = http::Request<tonic::body::Body>;
+
 /// What every service of the server answers.
 pub type HttpResponse = http::Response<tonic::body::Body>;
 
 /// What a middleware does with one call: usually something before, `inner.call(req)`,
 /// and something after.
 pub trait Step: Clone + Send + Sync + 'static {
-    fn call<S, B>(&self, inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, inner: S, req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
-        S::Future: Send + 'static,
-        B: Send + 'static;
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static;
 }
 
 /// The layer of a step.
@@ -52,11 +54,10 @@ pub struct Stepped<S, M> {
     step: M,
 }
 
-impl<S, B, M> Service<http::Request<B>> for Stepped<S, M>
+impl<S, M> Service<HttpRequest> for Stepped<S, M>
 where
-    S: Service<http::Request<B>, Response = HttpResponse> + Clone + Send + 'static,
+    S: Service<HttpRequest, Response = HttpResponse> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
     M: Step,
 {
     type Response = HttpResponse;
@@ -67,7 +68,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: HttpRequest) -> Self::Future {
         // The ready inner service is the one we were polled for; leave a clone behind.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);

@@ -21,7 +21,7 @@ use tower::Service;
 use crate::api::error::status;
 use crate::audit::UNKNOWN_METHOD;
 use crate::domain::audit::AuditEvent;
-use crate::middleware::{BoxFuture, HttpResponse, Step};
+use crate::middleware::{BoxFuture, HttpRequest, HttpResponse, Step};
 
 /// Default limit of calls handled at once.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1_024;
@@ -128,11 +128,10 @@ pub async fn write_shed_summary(tally: &ShedTally, audit: &crate::audit::AuditLo
 }
 
 impl Step for LoadShed {
-    fn call<S, B>(&self, mut inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         if exempt(req.uri().path()) {
             return Box::pin(inner.call(req));
@@ -176,15 +175,18 @@ pub const WRITE_METHODS: &[&str] = &[
 /// ends the wait sooner, as DEADLINE_EXCEEDED).
 pub const MAX_WRITE_WAIT: Duration = Duration::from_secs(30);
 
-/// Default most writes of one agency waiting for a slot at once.
+/// Default most writes of one agency arriving or waiting for a slot at once.
 pub const DEFAULT_MAX_QUEUED_WRITES_PER_AGENCY: usize = 64;
 
 /// The step (wrap it in a `StepLayer`) that queues writes for the store's write slots;
 /// inside authentication (refused callers never queue) and inside the audit layer
-/// (whose deadline ends the wait). Each waiting write holds one of the calls the load
-/// shedder admits, so one agency may have only so many waiting: beyond that its writes
-/// are refused at once, and a burst of one partner's batches cannot crowd the others'
-/// calls out.
+/// (whose deadline ends the wait). A write's request body is read whole before it
+/// waits for a slot: SQLite has one, and a partner uploading a large batch slowly (as
+/// slowly as the body pace allows, minutes for the largest) must not hold every other
+/// partner's writes back meanwhile. Each arriving or waiting write holds one of the
+/// calls the load shedder admits, and its body in memory, so one agency may have only
+/// so many at once: beyond that its writes are refused at once, and a burst of one
+/// partner's batches cannot crowd the others' calls out.
 #[derive(Clone)]
 pub struct WriteQueue {
     slots: Arc<Semaphore>,
@@ -193,7 +195,8 @@ pub struct WriteQueue {
 }
 
 impl WriteQueue {
-    /// At most `slots` writes at once, and `per_agency` of one agency waiting.
+    /// At most `slots` writes at once, and `per_agency` of one agency arriving or
+    /// waiting.
     pub fn new(slots: usize, per_agency: usize) -> Self {
         WriteQueue {
             slots: Arc::new(Semaphore::new(slots.max(1))),
@@ -247,12 +250,23 @@ fn writes_overloaded(message: &str) -> HttpResponse {
     .into_http()
 }
 
+/// The request with its body read to the end and held in memory, or the status the
+/// body was refused with on the way (the body pace's, or the peer's reset).
+async fn read_whole(req: HttpRequest) -> Result<HttpRequest, tonic::Status> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    Ok(http::Request::from_parts(
+        parts,
+        tonic::body::Body::new(http_body_util::Full::new(bytes)),
+    ))
+}
+
 impl Step for WriteQueue {
-    fn call<S, B>(&self, mut inner: S, req: http::Request<B>) -> BoxFuture<HttpResponse, S::Error>
+    fn call<S>(&self, mut inner: S, req: HttpRequest) -> BoxFuture<HttpResponse, S::Error>
     where
-        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
         S::Future: Send + 'static,
-        B: Send + 'static,
     {
         // A call refused for its scope writes nothing: it takes no slot.
         if !WRITE_METHODS.contains(&req.uri().path())
@@ -269,14 +283,18 @@ impl Step for WriteQueue {
             .map_or_else(String::new, |a| a.id.clone());
         let Some(place) = self.wait_place(&agency) else {
             let refusal = writes_overloaded(&format!(
-                "{} of this agency's writes are already waiting for the database; retry \
-                 shortly with the same request_id",
+                "{} of this agency's writes are already arriving or waiting for the \
+                 database; retry shortly with the same request_id",
                 self.per_agency
             ));
             return Box::pin(async move { Ok(refusal) });
         };
         let slots = self.slots.clone();
         Box::pin(async move {
+            let req = match read_whole(req).await {
+                Ok(req) => req,
+                Err(refusal) => return Ok(refusal.into_http()),
+            };
             let Ok(Ok(slot)) = tokio::time::timeout(MAX_WRITE_WAIT, slots.acquire_owned()).await
             else {
                 return Ok(writes_overloaded(

@@ -135,8 +135,7 @@ fn too_large(length: u64, max: u64) -> Status {
 }
 
 /// A request body held to a [`BodyPace`]. Its clock starts when the server first reads
-/// it (a call waiting for a write slot has not begun to read, and HTTP/2 flow control
-/// holds its sender meanwhile); its timer is made only when the body first waits for
+/// it (until then HTTP/2 flow control holds its sender); its timer is made only when the body first waits for
 /// the network: most bodies arrive with their headers and never need one.
 struct Paced {
     inner: Body,

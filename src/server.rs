@@ -208,8 +208,9 @@ impl Server {
         self
     }
 
-    /// Most writes of one agency waiting for a database write slot at once; more are
-    /// refused with RESOURCE_EXHAUSTED (OVERLOADED).
+    /// Most writes of one agency arriving (their request bodies are read before they
+    /// wait) or waiting for a database write slot at once; more are refused with
+    /// RESOURCE_EXHAUSTED (OVERLOADED).
     pub fn max_queued_writes_per_agency(mut self, max: usize) -> Self {
         self.max_queued_writes_per_agency = max;
         self

@@ -782,7 +782,7 @@ async fn one_agencys_burst_of_writes_cannot_fill_the_queue() {
                 assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
                 assert!(e.get_details_retry_info().is_some());
                 assert_eq!(e.get_details_error_info().unwrap().reason, "OVERLOADED");
-                assert!(e.message().contains("already waiting"), "{e:?}");
+                assert!(e.message().contains("already arriving or waiting"), "{e:?}");
                 refused += 1;
             }
         }

@@ -552,6 +552,71 @@ async fn a_slow_or_endless_request_body_gives_up_its_call_slot() {
     let _ = stop.send(());
 }
 
+/// A write's body is read whole before the write waits for the database: SQLite has
+/// one write slot, and a partner uploading a batch slowly (the body pace allows the
+/// largest minutes) must not hold the other partners' writes back meanwhile. The slow
+/// write lands once its body is complete.
+#[tokio::test]
+async fn a_slow_upload_holds_no_other_partners_writes_back() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(1, ID_A)]).await;
+    // A body may take ten minutes here: the court's write must not wait for it.
+    let pace = credit_hub::pace::BodyPace {
+        grace: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let (addr, stop) = another_server(&app, |s| s.request_body_pace(pace)).await;
+    let channel = channel_to(addr).await;
+    let path = "/credithub.v1.RecordService/BatchSubmitRecords";
+    let slow_batch = pb::BatchSubmitRecordsRequest {
+        request_id: String::new(),
+        records: vec![penalty(&uscc(1), "slow-upload-1")],
+    };
+    let frame = grpc_frame(&slow_batch);
+    let token = app.tokens[&AgencyKind::MarketRegulation].clone();
+    let (tx, slow) = trickled(&channel, path, Some(&token));
+    tx.send(frame.slice(..frame.len() / 2)).await.unwrap();
+    // Let the slow write pass authentication and reach the write queue first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut court = pb::record_service_client::RecordServiceClient::with_interceptor(
+        channel.clone(),
+        app.bearer(AgencyKind::Court),
+    );
+    let filed = court
+        .batch_submit_records(pb::BatchSubmitRecordsRequest {
+            request_id: String::new(),
+            records: vec![debtor(person("张三", ID_B), "court-during-upload")],
+        })
+        .await
+        .expect("the court's write goes through while the upload is under way");
+    assert_eq!(filed.into_inner().records.len(), 1);
+    assert!(!slow.is_finished(), "the slow upload is still arriving");
+
+    tx.send(frame.slice(frame.len() / 2..)).await.unwrap();
+    drop(tx);
+    let landed = slow.await.unwrap();
+    assert_eq!(landed.code(), Code::Ok, "{landed:?}");
+    let listed = app
+        .records(AgencyKind::MarketRegulation)
+        .list_records(pb::ListRecordsRequest {
+            subject_enterprise: format!("enterprises/{}", uscc(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(
+        listed.iter().any(|r| r
+            .provenance
+            .as_ref()
+            .is_some_and(|p| p.source_record_id == "slow-upload-1")),
+        "{listed:?}"
+    );
+    let _ = stop.send(());
+}
+
 /// Empty list items cost two bytes each on the wire and hundreds once decoded: a body of
 /// them is refused from its wire format, before decoding, for any agency and any list.
 #[tokio::test]
