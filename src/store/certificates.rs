@@ -150,6 +150,11 @@ fn suspension_reason(record: &Record, listed_on: Option<NaiveDate>) -> String {
 /// published about this enterprise, which this reason does not repeat.
 const SUSPENDING_RECORD_UNDONE: &str = "证明暂停所据记录已撤回或更正：the record filed after issue that suspended this certificate was withdrawn or corrected, so the suspension no longer says why; ask for a new certificate";
 
+/// The same when that record's publicity window ended: it is no longer published, so
+/// the reason shown to whoever verifies stops naming it, and a certificate issued now
+/// would not state it.
+const SUSPENDING_RECORD_ENDED: &str = "证明暂停所据记录公示期已满：the publicity of the record filed after issue that suspended this certificate has ended, so the suspension no longer says why; ask for a new certificate";
+
 /// The same for a listing revised (moved to another enterprise, redated, made another
 /// kind of record) after issue.
 const UNSTATED_LISTING_REVISED: &str = "证明出具日所据严重违法失信名单记录已更正：the serious-dishonesty listing in force on the issue date was corrected after issue, so this certificate no longer describes the enterprise";
@@ -705,13 +710,74 @@ impl Store {
     /// says why. One that another record of the enterprise still contradicts stays
     /// suspended, its reason naming that record instead. Runs in the transaction that
     /// withdraws or revises it, after [`Store::suspend_contradicted`]; returns how many
-    /// certificates it changed.
+    /// certificates it changed. `lifted` is the reason a superseded one then gives.
     pub(super) async fn lift_suspensions(
         &self,
         tx: &mut Transaction<'static, Any>,
         before: &Record,
         after: Option<&Record>,
         today: NaiveDate,
+    ) -> Result<u64> {
+        self.lift_suspensions_as(tx, before, after, today, SUSPENDING_RECORD_UNDONE)
+            .await
+    }
+
+    /// Lifts the suspensions that cite a record of `ended` (enterprise and record id)
+    /// whose publicity window has ended by `today`, as [`Store::lift_suspensions`] does
+    /// for a withdrawn one: a decision no longer published is no longer named to
+    /// whoever verifies. Runs in the transaction that regrades the window's end.
+    pub(super) async fn lift_ended_suspensions(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ended: &[(Uscc, String)],
+        today: NaiveDate,
+    ) -> Result<u64> {
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        // Suspended certificates are few: one read tells whether any cites these.
+        let sql = format!(
+            "SELECT uscc, status_reason FROM certificates \
+             WHERE kind = 'CREDIT_STATUS' AND status = 'SUSPENDED' AND {}",
+            in_json(self.backend, "uscc", 1)
+        );
+        let suspended: Vec<(String, String)> = bind_all(
+            sqlx::query(&sql),
+            vec![json_keys(ended.iter().map(|(u, _)| u.as_str()))],
+        )
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_>>()?;
+        let mut changed = 0;
+        for (uscc, id) in ended {
+            let cited = format!("records/{id})");
+            if !suspended
+                .iter()
+                .any(|(u, reason)| u == uscc.as_str() && reason.contains(&cited))
+            {
+                continue;
+            }
+            let records = records_with_key(&mut **tx, uscc.as_str()).await?;
+            let Some(record) = records.iter().find(|r| r.id == *id) else {
+                continue;
+            };
+            // The record as it stands: past its window it contradicts no period.
+            changed += self
+                .lift_suspensions_as(tx, record, Some(record), today, SUSPENDING_RECORD_ENDED)
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    async fn lift_suspensions_as(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        before: &Record,
+        after: Option<&Record>,
+        today: NaiveDate,
+        lifted: &str,
     ) -> Result<u64> {
         let Subject::Enterprise(uscc) = &before.content.subject else {
             return Ok(0);
@@ -773,7 +839,7 @@ impl Store {
             }
             let (status, reason) = match &still {
                 Some(reason) => ("SUSPENDED", reason.as_str()),
-                None => ("SUPERSEDED", SUSPENDING_RECORD_UNDONE),
+                None => ("SUPERSEDED", lifted),
             };
             changed += sqlx::query(
                 "UPDATE certificates SET status = $1, status_reason = $2 \

@@ -740,6 +740,7 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?;
             let mut targets = Targets::new();
             let mut persons: Vec<(String, String)> = Vec::new();
+            let mut ended: Vec<(Uscc, String)> = Vec::new();
             for row in &rows {
                 let id: String = row.try_get("id")?;
                 if !marked.contains(&id) {
@@ -756,8 +757,12 @@ impl Store {
                         .and_then(|(_, r)| r.as_ref())
                         .is_none_or(|r| id < *r)
                     {
-                        targets.insert(uscc, (GradeChangeCause::PublicityEnded, Some(id.clone())));
+                        targets.insert(
+                            uscc.clone(),
+                            (GradeChangeCause::PublicityEnded, Some(id.clone())),
+                        );
                     }
+                    ended.push((uscc, id));
                 } else {
                     persons.push((key, id));
                 }
@@ -775,6 +780,7 @@ impl Store {
                 }
             }
             let regraded = self.regrade(&mut tx, targets, true, today).await?;
+            self.lift_ended_suspensions(&mut tx, &ended, today).await?;
             tx.commit().await?;
             self.after_regrade(&regraded);
             processed += marked.len();

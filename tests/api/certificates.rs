@@ -474,6 +474,74 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
     assert!(!after.reason.contains("99号"), "{}", after.reason);
 }
 
+/// A record that suspended a certificate is no longer named once its publicity window
+/// ends: the pass that regrades the window's end supersedes the certificate with a
+/// reason naming no record, as a withdrawal would. Another record still contradicting
+/// it keeps it suspended, its reason naming that one.
+#[tokio::test]
+async fn a_suspension_stops_naming_a_record_whose_publicity_ended() {
+    let app = spawn_app().await;
+    app.register(vec![enterprise(8, ID_A), enterprise(9, ID_B)])
+        .await;
+    let alone = issue(&app, status_request(8, "issue-8")).await;
+    let with_another = issue(&app, status_request(9, "issue-9")).await;
+    let ending = |n: u32, source: &str| pb::Record {
+        // Decided long enough ago that an end tomorrow keeps Order 107's 3 months.
+        decision_date: date_days_ago(200),
+        publicity_end_date: (app.clock.today() + chrono::Duration::days(1)).to_string(),
+        ..penalty(&uscc(n), source)
+    };
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![ending(8, "p-8-ending"), ending(9, "p-9-ending")],
+    )
+    .await;
+    // Filed after the suspension, which keeps naming the first record.
+    app.submit(
+        AgencyKind::MarketRegulation,
+        vec![pb::Record {
+            document_number: "威开市监罚〔2026〕55号".into(),
+            ..penalty(&uscc(9), "p-9-standing")
+        }],
+    )
+    .await;
+    for cert in [&alone, &with_another] {
+        let verified = app.verify(&cert.document).await;
+        assert_eq!(result_of(&verified), VerificationResult::Suspended);
+        assert!(
+            verified.reason.contains("〔2026〕12号"),
+            "{}",
+            verified.reason
+        );
+    }
+
+    app.clock.advance_days(2);
+    let mut after = app.verify(&alone.document).await;
+    for _ in 0..100 {
+        if result_of(&after) != VerificationResult::Suspended {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = app.verify(&alone.document).await;
+    }
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Superseded,
+        "{after:?}"
+    );
+    assert!(!after.reason.contains("records/"), "{}", after.reason);
+    assert!(!after.reason.contains("〔2026〕12号"), "{}", after.reason);
+    // The same pass regraded enterprise 9's window end (one transaction for both).
+    let after = app.verify(&with_another.document).await;
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Suspended,
+        "{after:?}"
+    );
+    assert!(after.reason.contains("55号"), "{}", after.reason);
+    assert!(!after.reason.contains("〔2026〕12号"), "{}", after.reason);
+}
+
 /// A certificate says whether the enterprise was on the serious-dishonesty list on its
 /// issue date. A listing filed later that was in force on that day (decided before it,
 /// outside the certified period) contradicts it and suspends it.
