@@ -816,7 +816,10 @@ impl Store {
             }
             let mut still = None;
             for r in others.iter().flatten() {
-                if r.id == before.id && after.is_none() {
+                // A record past its publicity window is no longer published: it names
+                // no suspension, though a listing in force on the issue date stays
+                // stored as ACTIVE.
+                if (r.id == before.id && after.is_none()) || r.content.publicity_end <= today {
                     continue;
                 }
                 if contradicts(r, start, end, today) && !states(&document, r) {

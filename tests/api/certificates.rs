@@ -481,9 +481,14 @@ async fn a_serious_record_inside_the_period_suspends_a_credit_status_certificate
 #[tokio::test]
 async fn a_suspension_stops_naming_a_record_whose_publicity_ended() {
     let app = spawn_app().await;
-    app.register(vec![enterprise(8, ID_A), enterprise(9, ID_B)])
-        .await;
+    app.register(vec![
+        enterprise(8, ID_A),
+        enterprise(9, ID_B),
+        enterprise(10, ID_A),
+    ])
+    .await;
     let alone = issue(&app, status_request(8, "issue-8")).await;
+    let listed = issue(&app, status_request(10, "issue-10")).await;
     let with_another = issue(&app, status_request(9, "issue-9")).await;
     let ending = |n: u32, source: &str| pb::Record {
         // Decided long enough ago that an end tomorrow keeps Order 107's 3 months.
@@ -493,9 +498,26 @@ async fn a_suspension_stops_naming_a_record_whose_publicity_ended() {
     };
     app.submit(
         AgencyKind::MarketRegulation,
-        vec![ending(8, "p-8-ending"), ending(9, "p-9-ending")],
+        vec![
+            ending(8, "p-8-ending"),
+            ending(9, "p-9-ending"),
+            // In force on the issue date, which the certificate says was not listed.
+            pb::Record {
+                decision_date: date_days_ago(400),
+                publicity_end_date: (app.clock.today() + chrono::Duration::days(1)).to_string(),
+                document_number: "威开市监严〔2025〕7号".into(),
+                ..listing(
+                    10,
+                    "listing-10-ending",
+                    pb::SeriousListingCause::SeriousViolation,
+                )
+            },
+        ],
     )
     .await;
+    let verified = app.verify(&listed.document).await;
+    assert_eq!(result_of(&verified), VerificationResult::Suspended);
+    assert!(verified.reason.contains("7号"), "{}", verified.reason);
     // Filed after the suspension, which keeps naming the first record.
     app.submit(
         AgencyKind::MarketRegulation,
@@ -540,6 +562,15 @@ async fn a_suspension_stops_naming_a_record_whose_publicity_ended() {
     );
     assert!(after.reason.contains("55号"), "{}", after.reason);
     assert!(!after.reason.contains("〔2026〕12号"), "{}", after.reason);
+    // A listing that was in force on the issue date is not named once it has ended.
+    let after = app.verify(&listed.document).await;
+    assert_eq!(
+        result_of(&after),
+        VerificationResult::Superseded,
+        "{after:?}"
+    );
+    assert!(!after.reason.contains("7号"), "{}", after.reason);
+    assert!(!after.reason.contains("records/"), "{}", after.reason);
 }
 
 /// A certificate says whether the enterprise was on the serious-dishonesty list on its
