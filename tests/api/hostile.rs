@@ -565,7 +565,16 @@ async fn a_slow_upload_holds_no_other_partners_writes_back() {
         grace: Duration::from_secs(600),
         ..Default::default()
     };
-    let (addr, stop) = another_server(&app, |s| s.request_body_pace(pace)).await;
+    // One write slot on either backend (PostgreSQL's pool gives half its connections).
+    let store = if backend() == "postgres" {
+        credit_hub::store::Store::open_postgres(&app.db_url, 2)
+            .await
+            .unwrap()
+    } else {
+        app.open_again().await
+    };
+    assert_eq!(store.write_slots(), 1);
+    let (addr, stop) = serve_store(store, app.keyer.clone(), |s| s.request_body_pace(pace)).await;
     let channel = channel_to(addr).await;
     let path = "/credithub.v1.RecordService/BatchSubmitRecords";
     let slow_batch = pb::BatchSubmitRecordsRequest {
