@@ -718,7 +718,7 @@ impl Store {
         after: Option<&Record>,
         today: NaiveDate,
     ) -> Result<u64> {
-        self.lift_suspensions_as(tx, before, after, today, SUSPENDING_RECORD_UNDONE)
+        self.lift_suspensions_as(tx, before, after, today, SUSPENDING_RECORD_UNDONE, None)
             .await
     }
 
@@ -760,17 +760,26 @@ impl Store {
                 continue;
             }
             let records = records_with_key(&mut **tx, uscc.as_str()).await?;
-            let Some(record) = records.iter().find(|r| r.id == *id) else {
+            let Some(record) = records.iter().find(|r| r.id == *id).cloned() else {
                 continue;
             };
-            // The record as it stands: past its window it contradicts no period.
+            // The record as it stands: past its window it names no suspension.
             changed += self
-                .lift_suspensions_as(tx, record, Some(record), today, SUSPENDING_RECORD_ENDED)
+                .lift_suspensions_as(
+                    tx,
+                    &record,
+                    Some(&record),
+                    today,
+                    SUSPENDING_RECORD_ENDED,
+                    Some(records),
+                )
                 .await?;
         }
         Ok(changed)
     }
 
+    /// [`Store::lift_suspensions`], giving `lifted` as a superseded certificate's
+    /// reason; `others` are the enterprise's records when the caller has read them.
     async fn lift_suspensions_as(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -778,6 +787,7 @@ impl Store {
         after: Option<&Record>,
         today: NaiveDate,
         lifted: &str,
+        mut others: Option<Vec<Record>>,
     ) -> Result<u64> {
         let Subject::Enterprise(uscc) = &before.content.subject else {
             return Ok(0);
@@ -796,7 +806,6 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         let mut changed = 0;
-        let mut others: Option<Vec<Record>> = None;
         for row in suspended {
             if !row.try_get::<String, _>("status_reason")?.contains(&cited) {
                 continue;
